@@ -1,0 +1,5 @@
+import sys
+
+from archstat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,2 @@
+"""Imports every family file so that its builders register (order = `archstat list` order)."""
+from archstat.models import alexnet  # noqa: F401

@@ -1,0 +1,111 @@
+"""The model registry: one builder per name, with the metadata reports and tests need.
+
+A family file registers each builder with ``@register_model(...)``; ``list_models()`` and
+``get_model()`` are what the CLI, the reports and the tests use.  Tests parametrize over
+``list_models()`` so a newly registered model is tested for free.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from archstat.errors import ArchstatError
+
+
+@dataclass(frozen=True)
+class Published:
+    """A number the literature prints, with where it comes from.
+
+    ``value`` is ``None`` when no source gives one; ``note`` then says why.  ``convention``
+    names what was counted (``"params"``, ``"macs"`` ...) so comparisons use the same one.
+    """
+
+    value: float | None
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Metadata of one registered architecture."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str
+    paper: str
+    year: int
+    url: str
+    default_input: tuple[int, ...]
+    # smallest C x H x W input the model accepts in both eval and train mode
+    min_input: tuple[int, ...]
+    # published figures, keyed by what is counted: "params", "macs", "top1_err", "top5_err", ...
+    published: dict[str, Published] = field(default_factory=dict)
+    # torchvision builds the same architecture with the same state_dict layout
+    torchvision_name: str | None = None
+    notes: str = ""
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    paper: str,
+    year: int,
+    url: str,
+    default_input: tuple[int, ...] = (3, 224, 224),
+    min_input: tuple[int, ...] = (3, 32, 32),
+    published: dict[str, Published] | None = None,
+    torchvision_name: str | None = None,
+    notes: str = "",
+    name: str | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder function under its own name (or ``name``)."""
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} registered twice")
+        _REGISTRY[key] = ModelInfo(
+            name=key, builder=fn, family=family, paper=paper, year=year, url=url,
+            default_input=tuple(default_input), min_input=tuple(min_input),
+            published=dict(published or {}), torchvision_name=torchvision_name, notes=notes,
+        )
+        return fn
+
+    return decorator
+
+
+def _load_families() -> None:
+    # Importing the family modules runs their @register_model decorators.
+    from archstat.models import _families  # noqa: F401
+
+
+def list_models() -> list[str]:
+    """Registered model names, in registration order (the lecture's order)."""
+    _load_families()
+    return list(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    """Metadata of ``name``; an unknown name raises ArchstatError with close matches."""
+    _load_families()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `archstat list`"
+        raise ArchstatError(f"unknown model {name!r}{hint}")
+    return _REGISTRY[name]
+
+
+def get_model(name: str, *, device: str | torch.device | None = None, **kwargs: Any) -> nn.Module:
+    """Build a registered model.  ``device="meta"`` builds it without allocating weights."""
+    info = model_info(name)
+    if device is None:
+        return info.builder(**kwargs)
+    with torch.device(device):
+        return info.builder(**kwargs)

@@ -1,0 +1,92 @@
+"""AlexNet (Krizhevsky, Sutskever, Hinton, NIPS 2012), in the lecture's / torchvision's layout.
+
+``alexnet`` is the network of the lecture's per-layer table: 64-192-384-256-256 filters, 227x227
+input, laid out as torchvision's ``AlexNet`` (``features`` / ``avgpool`` / ``classifier``) so that
+its state_dicts load with ``strict=True``.
+
+Lecture table, reproduced exactly by ``archstat table alexnet`` (lecture convention, fp32):
+conv1 64x56x56, 784 KB, 23,296 params, 72,855,552 flop; pool1 64x27x27, 182.25 KB, 419,904 flop;
+fc6 37,752,832 params (the seed's 37,725,832 is a typo of 9216*4096 + 4096).  The slide's conv4
+"145 M" is a typo too: 256*13*13 * 384*3*3 = 149,520,384.
+
+Smallest input: 63x63.  The three 3x3/2 max pools and the 11x11/4 conv need
+floor((H + 4 - 11)/4) + 1 >= 15 so that pool5 still sees a 3x3 window.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from archstat.models._init import init_weights
+from archstat.models._registry import Published, register_model
+
+LECTURE = "EECS 498-007 Lecture 8 (AlexNet table)"
+
+
+class AlexNet(nn.Module):
+    """torchvision-compatible AlexNet with the zoo's common options."""
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        act_layer: Callable[[], nn.Module] | None = None,
+        init: str = "kaiming",
+    ) -> None:
+        super().__init__()
+        act = act_layer or (lambda: nn.ReLU(inplace=True))
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2),  # N x 64 x 56 x 56
+            act(),
+            nn.MaxPool2d(kernel_size=3, stride=2),  # N x 64 x 27 x 27
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),  # N x 192 x 27 x 27
+            act(),
+            nn.MaxPool2d(kernel_size=3, stride=2),  # N x 192 x 13 x 13
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),  # N x 384 x 13 x 13
+            act(),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),  # N x 256 x 13 x 13
+            act(),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),  # N x 256 x 13 x 13
+            act(),
+            nn.MaxPool2d(kernel_size=3, stride=2),  # N x 256 x 6 x 6
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout),  # PyTorch's p is the drop probability (inverted dropout)
+            nn.Linear(256 * 6 * 6, 4096),
+            act(),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 4096),
+            act(),
+            nn.Linear(4096, num_classes),
+        )
+        init_weights(self, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)  # N x 9216
+        return self.classifier(x)
+
+
+@register_model(
+    family="alexnet",
+    paper="ImageNet Classification with Deep Convolutional Neural Networks (lecture/torchvision layout)",
+    year=2012,
+    url="https://papers.nips.cc/paper/4824",
+    default_input=(3, 227, 227),
+    min_input=(3, 63, 63),
+    published={
+        "params": Published(61_100_840, "torchvision AlexNet_Weights.IMAGENET1K_V1 num_params"),
+        "macs": Published(0.7e9, LECTURE, "slide prints 0.7 GFLOP (multiply-adds) at 227x227"),
+        "top5_err": Published(16.4, "lecture (ILSVRC 2012 winner)"),
+        "top1_err": Published(43.478, "torchvision AlexNet_Weights.IMAGENET1K_V1 (acc@1 56.522)"),
+    },
+    torchvision_name="alexnet",
+)
+def alexnet(**kwargs) -> AlexNet:
+    """The lecture's AlexNet: torchvision layout, 227x227 input."""
+    return AlexNet(**kwargs)
