@@ -11,6 +11,21 @@ fc6 37,752,832 params (the seed's 37,725,832 is a typo of 9216*4096 + 4096).  Th
 
 Smallest input: 63x63.  The three 3x3/2 max pools and the 11x11/4 conv need
 floor((H + 4 - 11)/4) + 1 >= 15 so that pool5 still sees a 3x3 window.
+
+``alexnet_2012`` is the paper's own network (Sec. 3.5, Fig. 2) as one model: 96-256-384-384-256
+filters, the two-GPU split as ``groups=2`` on conv2, conv4 and conv5 (conv3 and the FC layers see
+both halves), local response normalisation after the ReLUs of conv1 and conv2, overlapping 3x3/2
+max pools after both LRNs and after conv5, 227x227 input (no padding on conv1: the paper's
+"224x224" gives a non-integer (224 - 11)/4 + 1).  60,965,224 parameters for 1000 classes (the
+abstract rounds to "60 million"); 724,406,816 MACs at 227x227.
+
+LRN, paper: b_c = a_c / (k + alpha * sum_{c' in window of n} a_{c'}^2)^beta, with k=2, n=5,
+alpha=1e-4, beta=0.75.  PyTorch's ``LocalResponseNorm`` divides its ``alpha`` by ``size``, so the
+paper's alpha is passed as ``alpha * n = 5e-4`` (Caffe's ``bvlc_alexnet`` passes 1e-4 to a formula
+that also divides by n, i.e. an LRN five times weaker than the paper's).
+
+Smallest input for ``alexnet_2012``: 67x67.  With no conv1 padding, floor((H - 11)/4) + 1 >= 15
+is needed so that pool5 still sees a 3x3 window.
 """
 from __future__ import annotations
 
@@ -90,3 +105,88 @@ class AlexNet(nn.Module):
 def alexnet(**kwargs) -> AlexNet:
     """The lecture's AlexNet: torchvision layout, 227x227 input."""
     return AlexNet(**kwargs)
+
+
+# Paper's LRN hyper-parameters (Sec. 3.3): k=2, n=5, alpha=1e-4, beta=0.75.
+LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
+PAPER = "Krizhevsky et al. 2012, Sec. 3.5"
+
+
+def paper_lrn() -> nn.LocalResponseNorm:
+    """The paper's LRN; PyTorch divides alpha by size, so pass alpha * size (see module docstring)."""
+    return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K)
+
+
+class AlexNet2012(nn.Module):
+    """The 2012 paper's AlexNet: two-GPU split as ``groups=2``, LRN, overlapping pooling."""
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        act_layer: Callable[[], nn.Module] | None = None,
+        init: str = "kaiming",
+    ) -> None:
+        super().__init__()
+        act = act_layer or (lambda: nn.ReLU(inplace=True))
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 96, kernel_size=11, stride=4),  # N x 96 x 55 x 55
+            act(),
+            paper_lrn(),
+            nn.MaxPool2d(kernel_size=3, stride=2),  # N x 96 x 27 x 27
+            nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2),  # N x 256 x 27 x 27
+            act(),
+            paper_lrn(),
+            nn.MaxPool2d(kernel_size=3, stride=2),  # N x 256 x 13 x 13
+            nn.Conv2d(256, 384, kernel_size=3, padding=1),  # N x 384 x 13 x 13 (crosses GPUs)
+            act(),
+            nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=2),  # N x 384 x 13 x 13
+            act(),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2),  # N x 256 x 13 x 13
+            act(),
+            nn.MaxPool2d(kernel_size=3, stride=2),  # N x 256 x 6 x 6
+        )
+        # Identity at 227x227; lets smaller inputs reach the fixed-size fc6.
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout),  # the paper's dropout on fc6 and fc7 (inverted in PyTorch)
+            nn.Linear(256 * 6 * 6, 4096),
+            act(),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 4096),
+            act(),
+            nn.Linear(4096, num_classes),
+        )
+        init_weights(self, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)  # N x 9216
+        return self.classifier(x)
+
+
+@register_model(
+    family="alexnet",
+    paper="ImageNet Classification with Deep Convolutional Neural Networks",
+    year=2012,
+    url="https://papers.nips.cc/paper/4824",
+    default_input=(3, 227, 227),
+    min_input=(3, 67, 67),
+    published={
+        "params": Published(
+            60_965_224, f"{PAPER} layer shapes (reference_numbers.md 7.2)",
+            "exact count for the paper's layers with groups=2; the abstract rounds to '60 million'",
+        ),
+        "macs": Published(
+            None, PAPER, "the paper prints no operation count; recomputed: 724,406,816 MACs at 227x227",
+        ),
+        "top5_err": Published(16.4, "lecture (ILSVRC 2012 winner)", "the entry averaged several such CNNs"),
+        "top1_err": Published(None, "", "reference_numbers.md carries no single-model top-1 for this network"),
+    },
+    notes="groups=2 stands for the paper's two-GPU split; LRN alpha follows the paper's formula",
+)
+def alexnet_2012(**kwargs) -> AlexNet2012:
+    """The paper's AlexNet (96-256-384-384-256, groups=2, LRN), 227x227 input."""
+    return AlexNet2012(**kwargs)
