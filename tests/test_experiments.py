@@ -1,0 +1,147 @@
+"""The lecture's experiments: each claim, checked on the numbers the experiment returns.
+
+Default runs use ``quick=True`` (reduced sizes, no figures); the full-size runs that produce
+``reports/experiments/`` are ``@pytest.mark.slow``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+
+import pytest
+import torch
+
+from archstat.experiments import EXPERIMENTS, run_experiment
+
+
+# ---------------------------------------------------------------- init
+
+@pytest.fixture(scope="module")
+def init_result():
+    return run_experiment("init", None, quick=True)
+
+
+def test_init_relu_small_weights_collapse(init_result):
+    # lecture: 0.01 * randn -> activations tend to zero with depth
+    assert init_result.summary["relu_0.01_std_ratio_l6_over_l1"] < 0.1
+
+
+def test_init_relu_large_weights_blow_up(init_result):
+    assert init_result.summary["relu_0.05_std_ratio_l6_over_l1"] > 10
+
+
+def test_init_relu_kaiming_keeps_scale(init_result):
+    assert 1 / 1.5 < init_result.summary["relu_kaiming_std_ratio_l6_over_l1"] < 1.5
+
+
+def test_init_per_layer_factor_matches_theory(init_result):
+    # each ReLU layer multiplies E[a^2] by Din * s^2 / 2, so the std by sqrt(Din/2) * s
+    df = init_result.tables["mlp"]
+    for scale in ("0.01", "0.05"):
+        std = df[(df.activation == "relu") & (df.init == scale)]["std"].to_numpy()
+        per_layer = (std[-1] / std[0]) ** (1 / 5)
+        assert per_layer == pytest.approx(math.sqrt(4096 / 2) * float(scale), rel=0.05)
+
+
+def test_init_tanh_saturates_with_large_weights(init_result):
+    assert init_result.summary["tanh_0.05_share_saturated_l6"] > 0.2
+    assert init_result.summary["tanh_0.01_std_ratio_l6_over_l1"] < 0.2
+
+
+def test_init_residual_variance(init_result):
+    s = init_result.summary
+    assert s["residual_kaiming_both_var_growth_per_block"] > 1.5  # grows at every block
+    assert s["residual_kaiming_both_var_final_over_input"] > 100
+    res = init_result.tables["residual"]
+    zero = res[res.init == "zero_init_conv2"]
+    assert (zero.var_F == 0).all()  # F(x) = 0 at init, so Var(F(x) + x) = Var(x) exactly
+    assert (zero.var_out == zero.var_in).all()
+
+
+# ---------------------------------------------------------------- dropout
+
+@pytest.fixture(scope="module")
+def dropout_result():
+    return run_experiment("dropout", None, quick=True)
+
+
+def test_dropout_test_output_is_expected_train_output(dropout_result):
+    df = dropout_result.tables["convergence"]
+    for case in ("inverted, 1 mask (before last layer)", "vanilla, 1 mask (same masks: on the inverted curve)"):
+        d = df[df.case == case].set_index("masks").rel_error
+        m = d.index.max()
+        assert d[m] < 0.08  # M = 1000 masks: within a few 1/sqrt(M)
+        assert d[m] < d[1] / 10  # and it keeps falling with M
+
+
+def test_dropout_unscaled_vanilla_is_wrong(dropout_result):
+    s = dropout_result.summary
+    assert s["rel_error[vanilla, 2 masks, test NOT scaled]"] > 0.5
+    assert s["rel_error[inverted, 2 masks (lecture's net)]"] < s["rel_error[vanilla, 2 masks, test NOT scaled]"]
+
+
+def test_dropout_torch_is_inverted(dropout_result):
+    s = dropout_result.summary
+    assert s["pytorch_dropout_p"] == 1 - s["keep_probability_lecture_p"]
+    assert s["torch_kept_value"] == pytest.approx(1 / (1 - s["pytorch_dropout_p"]))
+    assert s["torch_mean_output"] == pytest.approx(1.0, abs=0.01)
+    assert round(s["log10_masks_4096_units"]) == 1233
+
+
+def test_dropout_ensemble_approaches_scaled_net(dropout_result):
+    ens = dropout_result.tables["ensemble"]
+    assert ens.logit_rel_error.iloc[-1] < ens.logit_rel_error.iloc[0] / 3
+    assert ens.agreement_with_scaled.iloc[-1] >= 0.97
+    assert dropout_result.summary["digits_scaled_net_test_accuracy"] > 0.85
+
+
+# ---------------------------------------------------------------- CLI and files
+
+def _parser() -> argparse.ArgumentParser:
+    from archstat.commands import experiment
+
+    parser = argparse.ArgumentParser()
+    experiment.register(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_cli_names_match_registry():
+    from archstat.commands.experiment import NAMES
+
+    assert set(NAMES) == set(EXPERIMENTS)
+
+
+def test_cli_writes_reproducible_figures_and_numbers(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = _parser().parse_args(["experiment", "dropout", "--out", str(a), "--quick"])
+    assert args.func(args) == 0
+    assert "torch_kept_value" in capsys.readouterr().out
+    payload = json.loads((a / "dropout.json").read_text())
+    assert payload["summary"]["pytorch_dropout_p"] == 0.5
+    assert (a / "dropout_convergence.csv").read_text().startswith("case,masks,rel_error")
+    assert (a / "dropout_convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second run, through the API, gives byte-identical files (seeded; PNG without Software tag)
+    rb = run_experiment("dropout", b, quick=True)
+    names = sorted(p.name for p in rb.files)
+    assert sorted(p.name for p in a.iterdir()) == names
+    assert any(n.endswith(".png") for n in names) and any(n.endswith(".csv") for n in names)
+    for name in names:
+        assert hashlib.sha256((a / name).read_bytes()).digest() == hashlib.sha256((b / name).read_bytes()).digest()
+
+
+def test_cli_rejects_unknown_name(capsys):
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["experiment", "nope"])
+
+
+# ---------------------------------------------------------------- full size (reports/experiments)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_full_size_runs(name, tmp_path):
+    torch.manual_seed(0)
+    result = run_experiment(name, tmp_path)
+    assert any(p.suffix == ".png" for p in result.files)
+    assert (tmp_path / f"{name}.json").exists()
