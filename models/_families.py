@@ -1,2 +1,3 @@
 """Imports every family file so that its builders register (order = `archstat list` order)."""
 from archstat.models import alexnet  # noqa: F401
+from archstat.models import zfnet  # noqa: F401
