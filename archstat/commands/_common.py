@@ -20,11 +20,19 @@ def parse_input(text: str) -> tuple[int, ...]:
         dims = tuple(int(p) for p in parts)
     except ValueError:
         raise ArchstatError(f"malformed --input {text!r}: expected CxHxW such as 3x224x224") from None
-    if len(dims) not in (2, 3):
-        raise ArchstatError(f"malformed --input {text!r}: expected CxHxW (or CxL), got {len(dims)} numbers")
+    if len(dims) not in (1, 2, 3):
+        raise ArchstatError(f"malformed --input {text!r}: expected CxHxW (or CxL, or F), got {len(dims)} numbers")
     if any(d <= 0 for d in dims):
         raise ArchstatError(f"--input {text!r} has a zero or negative size; every size must be >= 1")
     return dims
+
+
+def input_arg(text: str) -> tuple[int, ...]:
+    """argparse type for --input: a malformed shape is a usage error (one line, exit 2)."""
+    try:
+        return parse_input(text)
+    except ArchstatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:
@@ -44,7 +52,7 @@ def add_model_args(parser: argparse.ArgumentParser, *, many: bool = False) -> No
         parser.add_argument("models", nargs="+", metavar="MODEL", help="zoo names or package.module:callable")
     else:
         parser.add_argument("model", metavar="MODEL", help="zoo name (see `archstat list`) or package.module:callable")
-    parser.add_argument("--input", type=parse_input, default=None, metavar="CxHxW",
+    parser.add_argument("--input", type=input_arg, default=None, metavar="CxHxW",
                         help="input shape per sample (default: the model's default input)")
     parser.add_argument("--batch", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
 

@@ -1,0 +1,10 @@
+"""archstat: architecture analysis and profiling for convolutional networks.
+
+``analyze(model, input_shape)`` returns the lecture's per-layer table (output size, memory,
+params, FLOPs) for any ``nn.Module``, computed from formulas without running the model.
+"""
+from archstat.analyze import analyze
+from archstat.errors import ArchstatError
+
+__all__ = ["analyze", "ArchstatError"]
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""Model + input shape -> one tidy DataFrame, one row per op call (DESIGN.md's JSON contract).
+
+Columns: ``name, op, call`` (the row key), ``in_shapes``, ``out_shape`` (per sample), ``kernel``,
+``stride``, ``padding``, ``params``, ``macs``, ``flops`` (in the chosen convention), ``act_bytes``,
+``alloc``, ``supported``, ``oracle_supported``, plus ``kind``, ``sources`` (row indices feeding
+this row, -1 = model input), ``hparams`` and ``work`` for the derived analyses.  Raw integers (or
+sympy expressions in symbolic mode), no units.  ``df.attrs`` carries the totals and the context.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Optional, Sequence
+
+import pandas as pd
+import sympy
+import torch
+from torch import nn
+
+from archstat.conventions import CONVENTIONS, counter
+from archstat.errors import ArchstatError
+from archstat.interpret import Interpreter, OpRecord
+from archstat.spec import TensorSpec, simplify
+from archstat.trace import trace_graph, training_mode
+
+SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("N", "H", "W", "L", "D")}
+COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
+           "flops", "act_bytes", "alloc", "supported", "oracle_supported", "kind", "sources", "hparams", "work",
+           *(f"flops_{c}" for c in CONVENTIONS)]
+
+
+def input_spec(input_shape: Sequence[int], batch: int, dtype: torch.dtype, symbolic: bool) -> TensorSpec:
+    """(C, H, W) or (C, L) -> a batch-first TensorSpec; symbolic mode puts N, H, W (or L) there."""
+    shape = tuple(input_shape)
+    if len(shape) not in (1, 2, 3, 4) or any(not isinstance(s, int) or s < 1 for s in shape):
+        raise ArchstatError(f"input shape {list(shape)} is not CxHxW (or CxL, or F) with sizes >= 1")
+    if not isinstance(batch, int) or batch < 1:
+        raise ArchstatError(f"batch must be >= 1, got {batch}")
+    if not symbolic:
+        return TensorSpec((batch, *shape), dtype)
+    spatial = {0: (), 1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}[len(shape) - 1]
+    return TensorSpec((SYMBOLS["N"], shape[0], *(SYMBOLS[s] for s in spatial)), dtype)
+
+
+def _per_sample(spec) -> list:
+    return [simplify(s) for s in spec.shape[1:]]
+
+
+def _rows(records: list[OpRecord], convention: str) -> list[dict]:
+    count = counter(convention)
+    others = {c: counter(c) for c in CONVENTIONS}
+    calls: dict[tuple[str, str], int] = {}
+    rows = []
+    for rec in records:
+        cost = rec.cost
+        key = (rec.name, rec.op)
+        calls[key] = calls.get(key, -1) + 1
+        outs = cost.out if isinstance(cost.out, tuple) else (cost.out,)
+        flops, oracle_ok = count(cost, rec.inputs)
+        rows.append({
+            "name": rec.name, "op": rec.op, "call": calls[key],
+            "in_shapes": [_per_sample(t) for t in rec.inputs], "out_shape": _per_sample(outs[0]),
+            "kernel": cost.kernel, "stride": cost.stride, "padding": cost.padding,
+            "params": rec.params, "macs": simplify(cost.macs) if rec.supported else 0,
+            "flops": simplify(flops) if rec.supported else 0,
+            "act_bytes": simplify(sum(o.nbytes for o in outs)) if cost.new_bytes else 0,
+            "alloc": cost.alloc, "supported": rec.supported, "oracle_supported": oracle_ok and rec.supported,
+            "kind": cost.kind, "sources": rec.sources, "hparams": cost.hparams, "work": cost.work,
+            # every convention's count, so that reconciliations are a groupby, not a re-trace
+            **{f"flops_{c}": simplify(fn(cost, rec.inputs)[0]) if rec.supported else 0 for c, fn in others.items()},
+        })
+    return rows
+
+
+def _cut(rows: list[dict], upto: str) -> list[dict]:
+    """Rows up to and including the last call owned by ``upto`` or one of its submodules."""
+    owned = [i for i, r in enumerate(rows) if r["name"] == upto or r["name"].startswith(upto + ".")]
+    if not owned:
+        names = sorted({r["name"] for r in rows if r["name"]})
+        close = difflib.get_close_matches(upto, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ArchstatError(f"--upto {upto!r} names no layer of this model{hint}")
+    return rows[: owned[-1] + 1]
+
+
+def analyze(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    batch: int = 1,
+    dtype: torch.dtype = torch.float32,
+    mode: str = "eval",
+    convention: str = "lecture",
+    symbolic: bool = False,
+    upto: Optional[str] = None,
+) -> pd.DataFrame:
+    """Per-op-call table of ``model`` on inputs of ``input_shape`` (per sample, e.g. ``(3, 224, 224)``).
+
+    Nothing is run and nothing is allocated: the model is traced with torch.fx and every op is
+    costed by its formula.  With ``symbolic=True`` the batch and spatial sizes are sympy symbols
+    ``N, H, W`` and every number is a closed form.  ``upto`` keeps the rows up to a named layer.
+    """
+    counter(convention)  # reject an unknown convention before any work
+    spec = input_spec(input_shape, batch, dtype, symbolic)
+    if mode not in ("eval", "train"):
+        raise ArchstatError(f"unknown mode {mode!r}: use eval or train")
+    with training_mode(model, mode == "train"):  # formulas read flags such as BatchNorm's `training`
+        records = Interpreter(model, trace_graph(model)).run([spec])
+    rows = _rows(records, convention)
+    if upto is not None:
+        rows = _cut(rows, upto)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    unsupported = sorted({f"{r['op']} ({r['name'] or '<root>'})" for r in rows if not r["supported"]})
+    df.attrs.update({
+        "model": type(model).__name__, "input": list(input_shape), "batch": "N" if symbolic else batch,
+        "dtype": str(dtype).replace("torch.", ""), "mode": mode, "convention": convention,
+        "symbolic": symbolic, "upto": upto,
+        "total": {c: simplify(sum(r[c] for r in rows)) for c in ("params", "macs", "flops", "act_bytes")},
+        "params_all": sum(p.numel() for p in model.parameters()),
+        "partial": bool(unsupported), "unsupported": unsupported,
+        "oracle_unsupported": sorted({r["op"] for r in rows if r["supported"] and not r["oracle_supported"]}),
+    })
+    return df

@@ -1,0 +1,55 @@
+"""`archstat table MODEL`: the lecture's per-layer table for any model."""
+from __future__ import annotations
+
+import argparse
+
+from archstat.commands._common import add_convention_arg, add_model_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("table", help="per-layer output size, memory, params and FLOPs")
+    add_model_args(p)
+    p.add_argument("--dtype", default="float32", help="activation dtype (float32, float16, bfloat16, ...)")
+    p.add_argument("--mode", choices=("eval", "train"), default="eval", help="trace the eval or training graph")
+    add_convention_arg(p)
+    p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    p.add_argument("--symbolic", action="store_true", help="closed forms in N, H, W (sympy)")
+    p.add_argument("--reconcile", action="store_true", help="break FLOPs down by op kind in every convention")
+    p.add_argument("--upto", metavar="LAYER", help="stop after this layer (e.g. features.5, layer1)")
+    p.add_argument("--all-rows", action="store_true", help="do not fold activations/dropout into the row before")
+    p.set_defaults(func=run)
+
+
+def parse_dtype(name: str):
+    import torch
+
+    from archstat.errors import ArchstatError
+
+    value = getattr(torch, name.replace("torch.", ""), None)
+    if not isinstance(value, torch.dtype):
+        raise ArchstatError(f"unknown --dtype {name!r}: use float32, float16, bfloat16 or float64")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from archstat.analyze import analyze
+    from archstat.commands._common import resolve_model
+    from archstat.format import FORMATTERS, to_markdown, to_text
+
+    model, default_input = resolve_model(args.model)
+    shape = args.input or default_input
+    if args.reconcile:
+        from archstat.reconcile import reconcile, reconcile_text
+
+        table = reconcile(model, shape, batch=args.batch, mode=args.mode)
+        print(table.to_csv(index=False) if args.format == "csv" else
+              table.to_json(orient="records") if args.format == "json" else reconcile_text(table))
+        return 0
+    df = analyze(model, shape, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
+                 convention=args.convention, symbolic=args.symbolic, upto=args.upto)
+    if args.format in ("text", "markdown"):
+        fmt = to_text if args.format == "text" else to_markdown
+        print(fmt(df, folded=not args.all_rows))
+    else:
+        print(FORMATTERS[args.format](df))
+    return 0

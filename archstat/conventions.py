@@ -1,0 +1,111 @@
+"""The counting conventions, in one place: what a "flop" is for each tool archstat reproduces.
+
+Every formula reports convention-free facts (``macs``, ``kind``, ``work``, shapes).  A convention
+turns them into a FLOP count, and says whether its reference tool handles the op at all:
+
+* ``lecture`` (default): the EECS 498 slides.  flop = MACs for conv / linear / matmul, plus
+  ``K*K`` per output element for pooling (``pool1 = 64*27*27 * 3*3 = 419,904``).  Activations,
+  normalisation, adds and reshapes cost 0.
+* ``fvcore``: ``fvcore.nn.FlopCountAnalysis``.  One fused multiply-add is one flop; batch norm costs
+  1 (2 with affine) per element in eval and 4 (5) in training; group/layer norm 4 (5); instance norm
+  likewise; adaptive average pooling 1 per input element; upsampling 1 (nearest) or 4 (bilinear)
+  per output element.  ReLU, dropout, cat and reshapes are deliberately 0; max/avg pooling, adds,
+  other activations are ops fvcore does not handle ("oracle unsupported": it warns and counts 0).
+* ``flopcounter``: ``torch.utils.flop_counter.FlopCounterMode``: 2 per MAC for conv and matrix
+  products, nothing else.
+* ``hardware``: the work a device really does, for achieved FLOP/s and rooflines (not a table
+  convention): 2 per MAC, plus elementwise work (1 per output element for activations and
+  binary ops, ``window`` per output for pooling, 2 per element for eval BN).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from archstat.errors import ArchstatError
+from archstat.formulas import Cost
+from archstat.spec import Size, prod
+
+CONVENTIONS = ("lecture", "fvcore", "flopcounter")
+MATRIX_KINDS = ("conv", "conv_transpose", "linear", "matmul")
+
+def _numel(spec) -> Size:
+    return prod(spec.shape)
+
+
+def _out(cost: Cost):
+    return cost.out[0] if isinstance(cost.out, tuple) else cost.out
+
+
+def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
+    if cost.kind in MATRIX_KINDS:
+        return cost.macs, True
+    if cost.kind in ("pool", "adaptive_pool"):
+        return _numel(_out(cost)) * cost.work["window"], True
+    return 0, cost.kind != "unsupported"
+
+
+def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
+    kind, affine = cost.kind, bool(cost.work.get("affine", False))
+    if kind in MATRIX_KINDS:
+        return cost.macs, True
+    if kind == "batch_norm":
+        if cost.hparams.get("training"):
+            return _numel(inputs[0]) * (5 if affine else 4), True
+        return _numel(inputs[0]) * (2 if affine else 1), True
+    if kind in ("group_norm", "layer_norm"):
+        return _numel(inputs[0]) * (5 if affine else 4), True
+    if kind == "instance_norm":
+        return _numel(inputs[0]) * (5 if affine else 4), True
+    if kind == "adaptive_pool":
+        return (_numel(inputs[0]), True) if cost.hparams["mode"] == "avg" else (0, False)
+    if kind == "upsample":
+        scale = {"nearest": 1, "bilinear": 4}.get(cost.hparams.get("mode"))
+        return (_numel(_out(cost)) * scale, True) if scale else (0, False)
+    if kind in ("identity", "dropout", "view", "concat"):
+        return 0, True
+    if kind == "activation":
+        return 0, cost.hparams.get("fn") == "relu"
+    return 0, False  # pooling, elementwise, reductions, LRN, unsupported: fvcore skips them
+
+
+def flopcounter(cost: Cost, inputs: list) -> tuple[Size, bool]:
+    if cost.kind in MATRIX_KINDS:
+        return 2 * cost.macs, True
+    return 0, cost.kind != "unsupported"
+
+
+def hardware(cost: Cost, inputs: list) -> tuple[Size, bool]:
+    """Arithmetic a device performs: 2 per MAC plus the elementwise work."""
+    kind = cost.kind
+    if kind in MATRIX_KINDS:
+        return 2 * cost.macs, True
+    if kind in ("pool", "adaptive_pool"):
+        return _numel(_out(cost)) * cost.work["window"], True
+    if kind == "batch_norm":
+        return _numel(inputs[0]) * (2 if not cost.hparams.get("training") else 5), True
+    if kind in ("activation", "elementwise", "dropout", "group_norm", "layer_norm", "instance_norm"):
+        return _numel(_out(cost)), True
+    if kind == "lrn":
+        return _numel(_out(cost)) * (cost.work["window"] + 3), True
+    if kind == "reduce":
+        return cost.work["elements"], True
+    return 0, kind != "unsupported"
+
+
+COUNTERS: dict[str, Callable[[Cost, list], tuple[Size, bool]]] = {
+    "lecture": lecture, "fvcore": fvcore, "flopcounter": flopcounter, "hardware": hardware,
+}
+
+
+def counter(convention: str) -> Callable[[Cost, list], tuple[Size, bool]]:
+    if convention not in COUNTERS:
+        raise ArchstatError(f"unknown convention {convention!r}: choose one of {', '.join(CONVENTIONS)}")
+    return COUNTERS[convention]
+
+
+DESCRIPTIONS = {
+    "lecture": "flops = MACs of conv/linear/matmul + K*K per pooled output element (EECS 498 slides)",
+    "fvcore": "flops = fvcore FlopCountAnalysis (1 per multiply-add; norms priced; relu/pool/add free)",
+    "flopcounter": "flops = torch.utils.flop_counter (2 per multiply-add, conv and matmul only)",
+    "hardware": "flops = 2 per multiply-add + elementwise work (for achieved FLOP/s)",
+}

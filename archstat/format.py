@@ -1,0 +1,175 @@
+"""Formatting at the edge: the analysis DataFrame -> text, Markdown, CSV or JSON.
+
+The data never folds rows; the text and Markdown tables fold zero-cost activations, dropout and
+identities into the row before them (``Conv2d+ReLU``), for the lecture's look.  Units appear only
+here: memory in KB (bytes / 1024, as the lecture prints it), params in thousands, flop in millions,
+each with as many decimals as it takes to stay exact.
+"""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from archstat.conventions import DESCRIPTIONS
+from archstat.spec import is_symbolic
+
+FOLDABLE_KINDS = ("activation", "dropout", "identity")
+JSON_FIELDS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
+               "flops", "act_bytes", "alloc", "supported"]
+
+
+def scaled(value: Any, divisor: int) -> str:
+    """Exact decimal of value/divisor (23296/1000 -> '23.296'); expressions print as they are."""
+    if is_symbolic(value):
+        return str(value) if divisor == 1 else f"({value})/{divisor}"
+    text = format(Decimal(int(value)) / Decimal(divisor), "f")
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    whole, _, frac = text.partition(".")
+    whole = f"{int(whole):,}"
+    return f"{whole}.{frac}" if frac else whole
+
+
+def _hw(shape: list) -> str:
+    spatial = shape[1:]
+    if not spatial:
+        return ""
+    if all(s == spatial[0] for s in spatial):
+        return str(spatial[0])
+    return "x".join(str(s) for s in spatial)
+
+
+def _triple(values: Any) -> str:
+    if values is None:
+        return ""
+    if isinstance(values, str):
+        return values
+    return str(values[0]) if all(v == values[0] for v in values) else "x".join(map(str, values))
+
+
+def fold(df: pd.DataFrame) -> list[dict]:
+    """Display rows: zero-FLOP activations/dropout/identities merge into the preceding row."""
+    shown: list[dict] = []
+    for row in df.to_dict("records"):
+        if shown and row["kind"] in FOLDABLE_KINDS and row["supported"] and row["flops"] == 0:
+            prev = shown[-1]
+            prev["op"] += f"+{row['op']}"
+            for col in ("params", "act_bytes"):
+                prev[col] = prev[col] + row[col]
+            continue
+        shown.append(dict(row))
+    return shown
+
+
+def display_rows(df: pd.DataFrame, folded: bool = True) -> list[dict[str, str]]:
+    rows = fold(df) if folded else df.to_dict("records")
+    out = []
+    for r in rows:
+        ins = r["in_shapes"][0] if r["in_shapes"] else []
+        mark = "" if r["supported"] else " (unsupported)"
+        out.append({
+            "layer": r["name"] or "<root>", "op": r["op"] + mark,
+            "C_in": str(ins[0]) if ins else "", "H/W in": _hw(ins),
+            "filters": str(r["hparams"].get("c_out", r["hparams"].get("out_features", ""))),
+            "kernel": _triple(r["kernel"]), "stride": _triple(r["stride"]), "pad": _triple(r["padding"]),
+            "C_out": str(r["out_shape"][0]) if r["out_shape"] else "", "H/W out": _hw(r["out_shape"]),
+            "memory (KB)": scaled(r["act_bytes"], 1024) if r["supported"] else "?",
+            "params (k)": scaled(r["params"], 1000),
+            "flop (M)": scaled(r["flops"], 10**6) if r["supported"] else "?",
+        })
+    return out
+
+
+def _totals_row(df: pd.DataFrame) -> dict[str, str]:
+    t = df.attrs["total"]
+    partial = " (partial)" if df.attrs.get("partial") else ""
+    return {"layer": "total" + partial, "memory (KB)": scaled(t["act_bytes"], 1024),
+            "params (k)": scaled(t["params"], 1000), "flop (M)": scaled(t["flops"], 10**6)}
+
+
+def _header(df: pd.DataFrame) -> str:
+    a = df.attrs
+    shape = "x".join(map(str, a["input"]))
+    return (f"{a['model']}  input {shape}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
+            f"convention: {DESCRIPTIONS[a['convention']]}")
+
+
+def _footer(df: pd.DataFrame) -> list[str]:
+    a = df.attrs
+    lines = [f"memory = bytes of each op's output / 1024 (views listed, in-place ops and identities add 0); "
+             f"params counted once per tensor; MACs {scaled(a['total']['macs'], 1)}"]
+    if a.get("params_all") != a["total"]["params"]:
+        lines.append(f"params of the whole model (every module, run or not): {a['params_all']:,}")
+    if a.get("unsupported"):
+        lines.append("UNSUPPORTED ops (no formula; their cost is unknown, totals are partial): "
+                     + ", ".join(a["unsupported"]))
+    if a.get("oracle_unsupported") and a["convention"] != "lecture":
+        lines.append(f"ops the {a['convention']} tool itself does not count (oracle unsupported): "
+                     + ", ".join(a["oracle_unsupported"]))
+    return lines
+
+
+def to_text(df: pd.DataFrame, folded: bool = True) -> str:
+    rows = display_rows(df, folded) + [_totals_row(df)]
+    cols = list(rows[0].keys())
+    widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in cols}
+    right = {c for c in cols if c not in ("layer", "op")}
+
+    def line(r: dict) -> str:
+        return "  ".join(r.get(c, "").rjust(widths[c]) if c in right else r.get(c, "").ljust(widths[c])
+                         for c in cols).rstrip()
+
+    body = [line({c: c for c in cols}), "  ".join("-" * widths[c] for c in cols)]
+    body += [line(r) for r in rows[:-1]] + ["  ".join("-" * widths[c] for c in cols), line(rows[-1])]
+    return "\n".join([_header(df), *body, *_footer(df)])
+
+
+def to_markdown(df: pd.DataFrame, folded: bool = True) -> str:
+    rows = display_rows(df, folded) + [_totals_row(df)]
+    cols = list(rows[0].keys())
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(r.get(c, "") for c in cols) + " |" for r in rows]
+    return "\n".join([f"_{_header(df)}_", "", *lines, "", *(f"- {x}" for x in _footer(df))])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if is_symbolic(value):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "is_Integer"):
+        return int(value)
+    return value
+
+
+def to_dict(df: pd.DataFrame) -> dict:
+    a = df.attrs
+    return _jsonable({
+        "model": a["model"], "input": a["input"], "batch": a["batch"], "dtype": a["dtype"], "mode": a["mode"],
+        "convention": a["convention"], "symbolic": a["symbolic"],
+        "layers": [{k: r[k] for k in JSON_FIELDS} for r in df.to_dict("records")],
+        "total": a["total"], "params_all": a["params_all"], "partial": a["partial"],
+        "unsupported": a["unsupported"], "oracle_unsupported": a["oracle_unsupported"],
+    })
+
+
+def to_json(df: pd.DataFrame) -> str:
+    return json.dumps(to_dict(df), indent=1)
+
+
+def to_csv(df: pd.DataFrame) -> str:
+    flat = df[JSON_FIELDS].copy()
+    for col in ("in_shapes", "out_shape", "kernel", "stride", "padding"):
+        flat[col] = flat[col].map(lambda v: "" if v is None else json.dumps(_jsonable(v)))
+    for col in ("params", "macs", "flops", "act_bytes"):
+        flat[col] = flat[col].map(lambda v: str(v))
+    return flat.to_csv(index=False, lineterminator="\n")
+
+
+FORMATTERS = {"text": to_text, "markdown": to_markdown, "json": to_json, "csv": to_csv}

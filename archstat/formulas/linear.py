@@ -1,0 +1,61 @@
+"""Linear layers and matrix products.
+
+Linear on an input (..., in):   out (..., out), MACs = prod(...) * in * out   (bias is not a MAC).
+matmul of (..., n, k) @ (..., k, m): out (broadcast(...), n, m), MACs = prod(broadcast(...)) * n * k * m;
+a 1-d operand is a vector (its n or m dimension drops out), as ``torch.matmul`` defines it.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from archstat.formulas import Cost, ShapeError, register_function, register_module
+from archstat.formulas._checks import require_channels
+from archstat.spec import TensorSpec, is_symbolic, prod
+
+
+def _linear_cost(x: TensorSpec, in_features: int, out_features: int, bias: bool) -> Cost:
+    if len(x.shape) < 2:
+        raise ShapeError(f"expects at least a 1-d input per sample, got shape {list(x.sample_shape)}")
+    require_channels(x.shape[-1], in_features, "input features")
+    rows = prod(x.shape[:-1])
+    return Cost(out=x.with_shape((*x.shape[:-1], out_features)), kind="linear",
+                macs=rows * in_features * out_features,
+                hparams={"in_features": in_features, "out_features": out_features, "bias": bias})
+
+
+@register_module(nn.Linear)
+def linear_module(m: nn.Linear, inputs: list) -> Cost:
+    return _linear_cost(inputs[0], m.in_features, m.out_features, m.bias is not None)
+
+
+@register_function("linear")
+def linear_function(args: tuple, kwargs: dict) -> Cost:
+    a = {**dict(zip(("input", "weight", "bias"), args)), **kwargs}
+    w = a["weight"]
+    return _linear_cost(a["input"], w.shape[1], w.shape[0], a.get("bias") is not None)
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple:
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if not is_symbolic(x) and not is_symbolic(y) and x != y and 1 not in (x, y):
+            raise ShapeError(f"batch dimensions {list(a)} and {list(b)} do not broadcast")
+        out.append(y if x == 1 else x)
+    return tuple(reversed(out))
+
+
+@register_function("matmul", "mm", "bmm")
+def matmul_function(args: tuple, kwargs: dict) -> Cost:
+    a, b = args[0], args[1]
+    sa, sb = a.shape, b.shape
+    if sa[-1] != sb[-2 if len(sb) > 1 else -1] and not (is_symbolic(sa[-1]) or is_symbolic(sb[0])):
+        raise ShapeError(f"cannot multiply shapes {list(sa)} and {list(sb)}")
+    k = sa[-1]
+    n = (sa[-2],) if len(sa) > 1 else ()
+    m = (sb[-1],) if len(sb) > 1 else ()
+    batch = _broadcast(sa[:-2], sb[:-2])
+    out_shape = (*batch, *n, *m)
+    return Cost(out=a.with_shape(out_shape), kind="matmul", macs=prod(batch) * prod(n) * k * prod(m),
+                hparams={"shapes": [list(sa), list(sb)]})

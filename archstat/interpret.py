@@ -1,0 +1,187 @@
+"""Walk an fx graph with :class:`TensorSpec` values instead of tensors, costing each op call.
+
+Every node gets a value: a TensorSpec for tensors, a plain Python (or sympy) value for shape
+arithmetic (``x.size(0)``, ``getitem`` on a size tuple, ``*`` on ints), which we evaluate
+ourselves.  Tensor ops are costed by their registered formula.  An op without a formula is run
+once on meta tensors so that the shapes downstream stay right, and its record says
+``supported=False``: it is flagged, never a silent zero.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from archstat.errors import ArchstatError
+from archstat.formulas import FUNCTION_FORMULAS, Cost, ShapeError, module_formula, tensors_in
+from archstat.spec import TensorSpec, is_symbolic
+from archstat.trace import op_name, owner_name
+
+
+@dataclass(frozen=True)
+class ParamSpec(TensorSpec):
+    """A parameter or buffer read with ``get_attr``; ``tensor`` lets us count it once."""
+
+    tensor: Optional[torch.Tensor] = field(default=None, compare=False)
+
+
+@dataclass
+class OpRecord:
+    """One op call: who owns it, what went in, and what it cost."""
+
+    name: str
+    op: str
+    inputs: list  # TensorSpecs fed in, in argument order
+    sources: list  # record index of each tensor input's producer (-1: the model input)
+    cost: Cost
+    params: int
+    supported: bool
+    module: Optional[nn.Module] = None
+
+
+_TENSOR_ATTRS = {"shape": lambda t: t.shape, "dtype": lambda t: t.dtype, "ndim": lambda t: len(t.shape),
+                 "device": lambda t: torch.device("meta")}
+_SHAPE_METHODS = ("size", "dim", "numel")
+
+
+def _as_meta(value: Any) -> Any:
+    if isinstance(value, TensorSpec):
+        if any(is_symbolic(s) for s in value.shape):
+            raise ArchstatError("symbolic")
+        return torch.empty(tuple(int(s) for s in value.shape), dtype=value.dtype, device="meta")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_meta(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _as_meta(v) for k, v in value.items()}
+    return value
+
+
+def _as_spec(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return TensorSpec(tuple(value.shape), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_spec(v) for v in value)
+    return value
+
+
+class Interpreter:
+    """Costs the nodes of ``graph`` (traced from ``root``) for one input spec."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph) -> None:
+        self.root, self.graph = root, graph
+        self.records: list[OpRecord] = []
+        self._seen_params: set[int] = set()
+        self._source: dict[fx.Node, int] = {}  # node -> index of the record that produced its value
+
+    def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
+        env: dict[fx.Node, Any] = {}
+        self._env = env
+        placeholders = iter(inputs)
+        for node in self.graph.nodes:
+            if node.op == "placeholder":
+                value = next(placeholders, None)
+                if value is None:
+                    if not node.args:
+                        raise ArchstatError(f"forward() needs an argument {node.target!r} that archstat cannot supply")
+                    value = node.args[0]
+                env[node] = value
+            elif node.op == "get_attr":
+                env[node] = self._get_attr(str(node.target))
+            elif node.op == "output":
+                break
+            else:
+                args = fx.node.map_arg(node.args, lambda n: env[n])
+                kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+                count = len(self.records)
+                env[node] = self._call(node, args, kwargs)
+                if len(self.records) > count:
+                    self._source[node] = count
+                elif node.all_input_nodes and node.all_input_nodes[0] in self._source:
+                    # getitem of a split's output, etc.: the value comes from the same record
+                    self._source[node] = self._source[node.all_input_nodes[0]]
+        return self.records
+
+    def _get_attr(self, target: str) -> Any:
+        value: Any = self.root
+        for part in target.split("."):
+            value = getattr(value, part)
+        if isinstance(value, torch.Tensor):
+            return ParamSpec(tuple(value.shape), value.dtype, tensor=value)
+        return value
+
+    def _call(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+        if node.op == "call_module":
+            module = self.root.get_submodule(str(node.target))
+            return self._record(node, type(module).__name__, args, kwargs, module)
+        name, inplace = op_name(node)
+        tensors = tensors_in((args, kwargs))
+        if not tensors:  # shape arithmetic: ints, sympy expressions, tuples of them
+            if node.op == "call_method":
+                return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+            return node.target(*args, **kwargs)
+        subject = args[0] if args else None
+        if isinstance(subject, TensorSpec):
+            if name == "getattr" and args[1] in _TENSOR_ATTRS:
+                return _TENSOR_ATTRS[args[1]](subject)
+            if name in _SHAPE_METHODS:
+                dim = args[1] if len(args) > 1 else kwargs.get("dim")
+                if name == "size":
+                    return subject.shape if dim is None else subject.shape[dim]
+                return len(subject.shape) if name == "dim" else subject.numel
+        if name == "getitem" and not isinstance(subject, TensorSpec):
+            return subject[args[1]]  # picking one output of split/chunk/max(return_indices)
+        kwargs = dict(kwargs, _fn=name, **({"inplace": True} if inplace else {}))
+        return self._record(node, name, args, kwargs, None)
+
+    def _record(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Any:
+        inputs = [t for t in tensors_in((args, kwargs)) if not isinstance(t, ParamSpec)]
+        formula = module_formula(module) if module is not None else FUNCTION_FORMULAS.get(op)
+        try:
+            if formula is None:
+                cost, supported = self._unsupported(node, op, args, kwargs, module), False
+            else:
+                cost = formula(module, inputs) if module is not None else formula(args, kwargs)
+                supported = True
+        except ShapeError as exc:
+            shown = "x".join(str(s) for s in inputs[0].sample_shape) if inputs else "?"
+            raise ArchstatError(f"layer {owner_name(node) or '<root>'} ({op}): {exc} [its input per sample: {shown}]") from None
+        params = self._new_params(module, args, kwargs)
+        sources = [self._source.get(n, -1) for n in node.all_input_nodes
+                   if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
+        self.records.append(OpRecord(owner_name(node), op, inputs, sources, cost, params, supported, module))
+        return cost.out
+
+    def _new_params(self, module: Optional[nn.Module], args: tuple, kwargs: dict) -> int:
+        """Parameters first used by this call: a shared module or tied weight counts once."""
+        tensors = list(module.parameters()) if module is not None else [
+            t.tensor for t in tensors_in((args, kwargs)) if isinstance(t, ParamSpec) and isinstance(t.tensor, nn.Parameter)]
+        count = 0
+        for p in tensors:
+            if id(p) not in self._seen_params:
+                self._seen_params.add(id(p))
+                count += p.numel()
+        return count
+
+    def _unsupported(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Cost:
+        """No formula: get the output shape from a meta-device run, and cost nothing we cannot know."""
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("_fn", "inplace")}
+        try:
+            meta_args, meta_kwargs = _as_meta(args), _as_meta(kwargs)
+            if module is not None:
+                runner = module if all(p.is_meta for p in module.parameters()) else copy.deepcopy(module).to("meta")
+                out = runner(*meta_args, **meta_kwargs)
+            elif node.op == "call_method":
+                out = getattr(meta_args[0], str(node.target))(*meta_args[1:], **meta_kwargs)
+            else:
+                out = node.target(*meta_args, **meta_kwargs)
+        except ArchstatError:
+            raise ArchstatError(f"op {op} at layer {owner_name(node) or '<root>'} has no formula, "
+                                f"and symbolic mode needs one") from None
+        except Exception as exc:
+            raise ArchstatError(f"op {op} at layer {owner_name(node) or '<root>'} has no formula and fails "
+                                f"on meta tensors: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        return Cost(out=_as_spec(out), kind="unsupported")

@@ -1,0 +1,86 @@
+"""Model -> torch.fx graph of op calls, without running the model.
+
+The tracer stops at every module that has a formula (``Conv2d``, ``BatchNorm2d`` ...), and at any
+other ``torch.nn`` module (which then shows up as an unsupported row rather than vanishing); it
+traces through everything else, so functional ops (``torch.flatten``, ``+``, ``F.relu``) become
+nodes of their own.  Tracing needs no tensors at all: this is why analysing VGG-16 allocates
+nothing, and why shape arithmetic (``x.size(0)``) can be evaluated on sympy symbols.
+
+The user's module is not changed: ``training`` flags are set for the requested mode and restored
+afterwards, and fx's temporary patches are undone by fx itself.
+"""
+from __future__ import annotations
+
+import contextlib
+import operator
+from typing import Iterator
+
+import torch.fx as fx
+from torch import nn
+
+from archstat.errors import ArchstatError
+from archstat.formulas import module_formula
+
+# Python operators fx records for `+`, `+=`, `*`, `@` ...: their normalised op names.
+OPERATOR_NAMES = {
+    operator.add: "add", operator.iadd: "add", operator.sub: "sub", operator.isub: "sub",
+    operator.mul: "mul", operator.imul: "mul", operator.truediv: "div", operator.itruediv: "div",
+    operator.floordiv: "floordiv", operator.matmul: "matmul", operator.neg: "neg", operator.pow: "pow",
+    operator.getitem: "getitem",
+}
+INPLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv}
+ALIASES = {"concat": "cat", "concatenate": "cat", "true_divide": "div", "divide": "div", "multiply": "mul",
+           "subtract": "sub"}
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            return False
+        return module_formula(m) is not None or super().is_leaf_module(m, qualname)
+
+
+@contextlib.contextmanager
+def training_mode(model: nn.Module, training: bool) -> Iterator[None]:
+    """Set every submodule's ``training`` flag for the duration, then restore each one as it was."""
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        for m, _ in saved:
+            m.training = training
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
+def trace_graph(model: nn.Module) -> fx.Graph:
+    """The fx graph of ``model.forward`` in the model's current mode (see :func:`training_mode`)."""
+    try:
+        return _Tracer().trace(model)
+    except Exception as exc:  # fx raises many types; all mean "this forward is not traceable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchstatError(f"cannot trace {type(model).__name__} with torch.fx: {first}") from None
+
+
+def op_name(node: fx.Node) -> tuple[str, bool]:
+    """Normalised op name of a call_function / call_method node, and whether it is in place.
+
+    ``+``, ``+=``, ``torch.add`` and ``Tensor.add_`` are all ``add``; ``relu_`` is ``relu`` in place.
+    """
+    target = node.target
+    if node.op == "call_function" and target in OPERATOR_NAMES:
+        return OPERATOR_NAMES[target], target in INPLACE_OPERATORS
+    raw = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+    inplace = raw.endswith("_") and not raw.endswith("__")
+    name = raw.rstrip("_") if inplace else raw.strip("_")
+    return ALIASES.get(name, name), inplace
+
+
+def owner_name(node: fx.Node) -> str:
+    """Qualified name of the module that owns this call ('' for the root's own code)."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        return list(stack.values())[-1][0]
+    return ""

@@ -1,0 +1,101 @@
+"""The command line: formats, and every bad input as one line on stderr with exit code 2."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from archstat.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_table_text_has_lecture_columns(capsys):
+    code, out, _ = run_cli(capsys, "table", "alexnet")
+    assert code == 0
+    for col in ("C_in", "H/W in", "filters", "kernel", "stride", "pad", "C_out", "H/W out", "memory (KB)",
+                "params (k)", "flop (M)"):
+        assert col in out
+    assert "72.855552" in out and "37,752.832" in out and out.splitlines()[-2].startswith("total")
+
+
+def test_table_json_contract(capsys):
+    code, out, _ = run_cli(capsys, "table", "alexnet", "--format", "json", "--batch", "2")
+    doc = json.loads(out)
+    assert code == 0 and doc["input"] == [3, 227, 227] and doc["batch"] == 2
+    first = doc["layers"][0]
+    assert set(first) >= {"name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params",
+                          "macs", "flops", "act_bytes", "alloc", "supported"}
+    assert first["macs"] == 2 * 72_855_552 and first["params"] == 23_296
+    assert doc["total"]["params"] == 61_100_840
+
+
+def test_table_csv_and_markdown(capsys):
+    code, out, _ = run_cli(capsys, "table", "alexnet", "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("name,op,call,in_shapes")
+    code, out, _ = run_cli(capsys, "table", "alexnet", "--format", "markdown", "--upto", "features.5")
+    assert code == 0 and "| features.5 |" in out and "features.6" not in out
+
+
+def test_symbolic_table(capsys):
+    code, out, _ = run_cli(capsys, "table", "alexnet", "--symbolic", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["layers"][0]["out_shape"][1] == "floor(H/4 - 7/4) + 1"
+
+
+def test_reconcile(capsys):
+    code, out, _ = run_cli(capsys, "table", "alexnet", "--reconcile")
+    assert code == 0 and "flopcounter" in out and "conv" in out
+
+
+def test_any_importable_model(tmp_path):
+    (tmp_path / "mynet.py").write_text(
+        "import torch\ndef build():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())\n")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "archstat", "table", "mynet:build", "--input", "3x8x8", "--format",
+                           "json"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["total"]["macs"] == 4 * 6 * 6 * 27
+    proc = subprocess.run([sys.executable, "-m", "archstat", "table", "mynet:nothing"], capture_output=True,
+                          text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and "has no attribute" in proc.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["table", "alexnett"], "did you mean alexnet"),
+    (["table", "alexnet", "--input", "3x224"], "expects a 3-d input"),
+    (["table", "alexnet", "--input", "3x8x8"], "below 1"),
+    (["table", "alexnet", "--input", "3x32x32"], "features.12"),
+    (["table", "alexnet", "--input", "3by224"], "malformed --input"),
+    (["table", "alexnet", "--input", "3x0x224"], "zero or negative"),
+    (["table", "alexnet", "--input", "1x227x227"], "expects 3 input channels, got 1"),
+    (["table", "alexnet", "--batch", "0"], "--batch"),
+    (["table", "alexnet", "--convention", "thop"], "--convention"),
+    (["table", "alexnet", "--upto", "nothere"], "names no layer"),
+    (["table", "alexnet", "--dtype", "float33"], "unknown --dtype"),
+    (["table", "no.such.module:fn"], "cannot import"),
+])
+def test_bad_input_is_one_line_exit_2(argv, message):
+    proc = subprocess.run([sys.executable, "-m", "archstat", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archstat: error:") and message in lines[0], proc.stderr
+
+
+def test_untraceable_model_exit_2(tmp_path):
+    (tmp_path / "badmodel.py").write_text(
+        "import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
+        "        return x if x.sum() > 0 else -x\n")
+    proc = subprocess.run([sys.executable, "-m", "archstat", "table", "badmodel:M"], capture_output=True, text=True,
+                          cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "cannot trace M" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_list(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0 and "alexnet" in out and "3x227x227" in out
