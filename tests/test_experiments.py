@@ -97,6 +97,44 @@ def test_dropout_ensemble_approaches_scaled_net(dropout_result):
     assert dropout_result.summary["digits_scaled_net_test_accuracy"] > 0.85
 
 
+# ---------------------------------------------------------------- augment gallery
+
+@pytest.fixture(scope="module")
+def augment_result():
+    return run_experiment("augment", None, quick=True)
+
+
+def _rows(result, prefix):
+    df = result.tables["gallery"]
+    return df[df.augmentation.str.startswith(prefix)]
+
+
+def test_augment_every_transform_changes_pixels_except_original(augment_result):
+    df = augment_result.tables["gallery"]
+    assert (df[df.augmentation == "original"].mean_abs_change == 0).all()
+    changed = df[df.augmentation != "original"].groupby("augmentation").mean_abs_change.mean()
+    assert len(changed) == 10 and (changed > 0).all()
+
+
+def test_augment_cutout_and_cutmix_areas(augment_result):
+    # Cutout zeroes at most a 32x32 square of the 96x96 image
+    assert (_rows(augment_result, "Cutout").share_pixels_changed <= (32 / 96) ** 2 + 1e-9).all()
+    # CutMix: the label weight of the image's own class is exactly the share of pixels it keeps
+    cm = _rows(augment_result, "CutMix")
+    assert (cm.share_pixels_changed <= 1 - cm.label_weight_own + 1e-6).all()
+    photos = cm[cm.image.str.endswith(".jpg")]  # photos differ everywhere from what is pasted
+    assert photos.share_pixels_changed.to_numpy() == pytest.approx(1 - photos.label_weight_own.to_numpy(), abs=1e-6)
+
+
+def test_augment_labels_stay_distributions(augment_result):
+    df = augment_result.tables["gallery"]
+    assert df.label_weight_sum.to_numpy() == pytest.approx(1.0)
+    mix = _rows(augment_result, "Mixup")
+    assert ((mix.label_weight_own > 0) & (mix.label_weight_own < 1)).all()
+    others = df[~df.augmentation.str.startswith(("Mixup", "CutMix"))]
+    assert (others.label_weight_own == 1).all()
+
+
 # ---------------------------------------------------------------- CLI and files
 
 def _parser() -> argparse.ArgumentParser:
