@@ -1,15 +1,12 @@
 """`archstat table alexnet` reproduces the lecture's AlexNet table, checked against the published
 numbers in shared/published (the slide's exact values; its typos are tested as typos)."""
 import json
-from pathlib import Path
 
 import pytest
 
 import archstat
+from archstat import published
 from archstat.models import get_model
-
-# a copy of the published numbers (lecture, papers, torchvision metadata) with their sources
-PUBLISHED = Path(__file__).parent / "data" / "published_numbers.json"
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +46,7 @@ def test_lecture_rows(table, layer, shape, memory, params, flop):
 
 def test_against_published_slide_rounding(table):
     """Each slide cell equals our exact value rounded as the slide rounds it, except known typos."""
-    ref = json.loads(PUBLISHED.read_text())
-    text = json.dumps(ref)
+    text = json.dumps(published.load())  # the packaged record (archstat/data/published.json)
     assert "37,725,832" in text  # the typo exists in the published record...
     rows = table[0]
     assert rows["fc6"]["params"] != 37_725_832  # ...and we do not reproduce it
