@@ -3,3 +3,4 @@ from archstat.models import alexnet  # noqa: F401
 from archstat.models import zfnet  # noqa: F401
 from archstat.models import vgg  # noqa: F401
 from archstat.models import googlenet  # noqa: F401
+from archstat.models import inception  # noqa: F401
