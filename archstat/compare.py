@@ -1,0 +1,124 @@
+"""Side by side: one row per model, raw numbers (units are added by ``compare_format``).
+
+Columns: ``model, input, params, macs, flops`` (chosen convention, batch 1), ``act_bytes``
+(inference outputs, batch 1, the lecture's memory), ``train_bytes_1`` / ``train_bytes_n``
+(training memory at batch 1 and ``batch``, from ``archstat.memory`` when it exists), ``depth``
+(weight layers on the longest input-to-output path: the lecture's "22 layers" for GoogLeNet),
+``weight_layers`` (all conv/linear calls), ``rf`` (receptive field of the last conv), the published
+``top1_err`` / ``top5_err`` / ``ilsvrc_top5_err`` with their sources, and the measured GPU
+``latency_ms`` where ``reports/gpu/`` holds results.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pandas as pd
+from torch import nn
+
+from archstat.analyze import analyze
+from archstat.errors import ArchstatError
+from archstat.optional import gpu_latencies, last_conv_receptive_field, training_memory
+
+WEIGHT_KINDS = ("conv", "conv_transpose", "linear")
+ERROR_KEYS = ("top1_err", "top5_err", "ilsvrc_top5_err")
+COLUMNS = ["model", "input", "params", "macs", "flops", "convention", "act_bytes", "train_bytes_1",
+           "train_bytes_n", "batch", "depth", "weight_layers", "rf", "top1_err", "top5_err", "ilsvrc_top5_err",
+           "top1_err_source", "top5_err_source", "ilsvrc_top5_err_source", "latency_ms", "latency_setting", "notes"]
+SORTABLE = ("model", "params", "macs", "flops", "act_bytes", "train_bytes_1", "train_bytes_n", "depth",
+            "weight_layers", "top1_err", "top5_err", "ilsvrc_top5_err", "latency_ms")
+
+
+def is_weight_layer(kind: str, params) -> bool:
+    return kind in WEIGHT_KINDS and params != 0
+
+
+def depth_per_row(df: pd.DataFrame) -> list[int]:
+    """Weight layers on the longest path from the input to each row (a DAG longest path).
+
+    depth(row) = max(depth(source) for its sources) + 1 if the row is a conv/linear with weights;
+    the model input (source -1) has depth 0.  Rows come in execution order, so one pass suffices.
+    """
+    depth: list[int] = []
+    for kind, params, sources in zip(df["kind"], df["params"], df["sources"]):
+        before = max((depth[s] for s in sources if 0 <= s < len(depth)), default=0)
+        depth.append(before + (1 if is_weight_layer(kind, params) else 0))
+    return depth
+
+
+def weight_depth(df: pd.DataFrame) -> int:
+    """The lecture's layer count: AlexNet 8, VGG-16 16, GoogLeNet 22, ResNet-50 50."""
+    return max(depth_per_row(df), default=0)
+
+
+def weight_layers(df: pd.DataFrame) -> int:
+    return int(sum(is_weight_layer(k, p) for k, p in zip(df["kind"], df["params"])))
+
+
+def _published(name: str) -> dict:
+    from archstat.models import model_info
+
+    try:
+        pub = model_info(name).published
+    except ArchstatError:
+        return {}
+    out: dict = {}
+    for key in ERROR_KEYS:
+        p = pub.get(key)
+        out[key] = p.value if p is not None else None
+        out[f"{key}_source"] = p.source if p is not None and p.value is not None else ""
+    return out
+
+
+def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch: int = 1,
+              convention: str = "lecture", latency: Optional[dict] = None,
+              df: Optional[pd.DataFrame] = None) -> dict:
+    """One comparison row for ``model`` (``df``: a batch-1 ``analyze`` result to reuse)."""
+    df = df if df is not None else analyze(model, input_shape, convention=convention)
+    total = df.attrs["total"]
+    notes = []
+    train_1, why_1 = training_memory(model, input_shape, 1)
+    train_n, why_n = training_memory(model, input_shape, batch) if batch != 1 else (train_1, why_1)
+    rf, why_rf = last_conv_receptive_field(model, input_shape)
+    for what, why in (("training memory", why_1 or why_n), ("receptive field", why_rf)):
+        if why:
+            notes.append(f"{what}: {why}")
+    if df.attrs.get("partial"):
+        notes.append("partial: unsupported " + ", ".join(df.attrs["unsupported"]))
+    row = {
+        "model": name, "input": "x".join(map(str, input_shape)), "params": int(total["params"]),
+        "macs": int(total["macs"]), "flops": int(total["flops"]), "convention": convention,
+        "act_bytes": int(total["act_bytes"]), "train_bytes_1": train_1, "train_bytes_n": train_n, "batch": batch,
+        "depth": weight_depth(df), "weight_layers": weight_layers(df),
+        "rf": f"{rf[0]}x{rf[1]}" if rf else None,
+        **{k: None for k in COLUMNS if k.endswith("_err") or k.endswith("_source")},
+        **_published(name),
+        "latency_ms": latency["latency_ms"] if latency else None,
+        "latency_setting": (f"{latency['card']} {latency['precision']} batch {latency['batch']}".strip()
+                            if latency else ""),
+        "notes": "; ".join(notes),
+    }
+    return row
+
+
+def compare(names: Sequence[str], input_shape: Optional[Sequence[int]] = None, *, batch: int = 1,
+            convention: str = "lecture", sort: Optional[str] = None, descending: bool = False,
+            gpu_dir: Path = Path("reports/gpu")) -> pd.DataFrame:
+    """One row per model (zoo names or ``package.module:callable``), in the given order or sorted."""
+    from archstat.commands._common import resolve_model
+
+    if sort is not None and sort not in SORTABLE:
+        raise ArchstatError(f"cannot sort by {sort!r}: choose one of {', '.join(SORTABLE)}")
+    latencies = gpu_latencies(Path(gpu_dir))
+    rows = []
+    for name in names:
+        model, default_input = resolve_model(name)
+        rows.append(model_row(name, model, tuple(input_shape or default_input), batch=batch,
+                              convention=convention, latency=latencies.get(name)))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if sort is not None:
+        # stable sort, missing values last whatever the direction
+        table = table.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
+        table = table.reset_index(drop=True)
+    table.attrs = {"convention": convention, "batch": batch}
+    return table

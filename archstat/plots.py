@@ -1,0 +1,177 @@
+"""Matplotlib figures for `compare` and `report`: last in the pipeline, data in, PNG out.
+
+Every figure has a title, axis units and, where needed, a legend.  Files are deterministic on one
+machine and matplotlib version: Agg backend, fixed size and dpi, and no Software / date metadata in
+the PNG, so regenerating gives byte-identical files.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; also what makes the output independent of the environment
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+DPI = 110
+MB = 1024 ** 2
+COLORS = {"memory": "#4C72B0", "params": "#DD8452", "flops": "#55A868", "depth": "#8172B3"}
+FAMILY_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
+                 "#CCB974", "#64B5CD"]
+
+
+def save(fig, path: Path) -> Path:
+    """Write a PNG without timestamps or version strings (byte-identical on rerun)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def _hbars(ax, labels: Sequence[str], values: Sequence[float], color: str, fmt: str) -> None:
+    # bar i at y = -i: the first model on top, as in the table (no invert_yaxis, which shared
+    # axes would apply once per panel)
+    y = [-i for i in range(len(labels))]
+    ax.barh(y, values, color=color)
+    ax.set_yticks(y, labels)
+    top = max(values, default=0) or 1
+    for yi, v in zip(y, values):
+        ax.text(v + top * 0.01, yi, format(v, fmt), va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.22)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def compare_bars(table: pd.DataFrame, path: Path) -> Path:
+    """Four panels, one bar per model: params (M), GFLOPs, activation memory (MB), depth."""
+    labels = list(table["model"])
+    conv = table.attrs.get("convention", "lecture")
+    panels = [("params", "parameters", "millions", table["params"] / 1e6, ".1f"),
+              ("flops", f"FLOPs ({conv} convention)", "GFLOPs per image", table["flops"] / 1e9, ".2f"),
+              ("memory", "activation memory", "MB per image", table["act_bytes"] / MB, ".1f"),
+              ("depth", "depth", "weight layers on the longest path", table["depth"], "d")]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 1.2 + 0.38 * len(labels)), sharey=True, layout="constrained")
+    for ax, (key, title, unit, values, fmt) in zip(axes, panels):
+        _hbars(ax, labels, [float(v) if fmt != "d" else int(v) for v in values], COLORS[key], fmt)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(unit, fontsize=9)
+    fig.suptitle("Model comparison (per image, batch 1)")
+    return save(fig, path)
+
+
+def layer_bars(units: pd.DataFrame, title: str, path: Path, unit_label: str = "layer") -> Path:
+    """The lecture's AlexNet figure for any model: memory (KB), params (k) and MFLOP per layer.
+
+    ``units`` has columns ``label, act_bytes, params, flops``.  Shows where the memory sits (early
+    convs), where the params sit (FC layers) and where the FLOPs sit (convs).
+    """
+    n = len(units)
+    width = max(8.0, min(22.0, 0.32 * n + 3))
+    fig, axes = plt.subplots(3, 1, figsize=(width, 8.5), sharex=True, layout="constrained")
+    x = list(range(n))
+    panels = [("memory", "memory (KB)", units["act_bytes"] / 1024),
+              ("params", "params (thousands)", units["params"] / 1e3),
+              ("flops", "MFLOP (lecture: multiply-adds)", units["flops"] / 1e6)]
+    for ax, (key, label, values) in zip(axes, panels):
+        values = [float(v) for v in values]
+        ax.bar(x, values, color=COLORS[key])
+        total = sum(values)
+        ax.set_ylabel(label, fontsize=9)
+        ax.set_title(f"{label.split(' (')[0]}: total {total:,.0f} {label.split('(')[-1].rstrip(')')}",
+                     fontsize=10, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+        if n <= 16:  # few bars: print each value on its bar, as the slide does
+            for xi, v in zip(x, values):
+                ax.text(xi, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=7)
+            ax.set_ylim(0, max(values, default=1) * 1.15 or 1)
+    axes[-1].set_xticks(x, list(units["label"]), rotation=60 if n > 8 else 0, ha="right" if n > 8 else "center",
+                        fontsize=8 if n <= 30 else 6)
+    axes[-1].set_xlabel(unit_label)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def bubble_chart(points: pd.DataFrame, path: Path) -> Path:
+    """Canziani-style: top-1 accuracy (%) against GFLOPs, bubble area proportional to params.
+
+    ``points``: ``label, gflops, top1_acc, params, family``.  Labels sit beside each bubble with
+    a small alternating offset so that neighbours (VGG-16 / VGG-19) do not overlap.
+    """
+    fig, ax = plt.subplots(figsize=(10, 6.5), layout="constrained")
+    families = list(dict.fromkeys(points["family"]))
+    scale = 1200 / 150e6  # points^2 per parameter: a 150M-param model gets a 1200 pt^2 bubble
+    for i, fam in enumerate(families):
+        sub = points[points["family"] == fam]
+        ax.scatter(sub["gflops"], sub["top1_acc"], s=sub["params"] * scale, alpha=0.55,
+                   color=FAMILY_COLORS[i % len(FAMILY_COLORS)], edgecolors="black", linewidths=0.5, label=fam)
+    placed: list[tuple[float, float]] = []
+    for r in points.sort_values(["gflops", "top1_acc"]).to_dict("records"):
+        dy = 0.0
+        while any(abs(r["gflops"] - px) < 1.6 and abs(r["top1_acc"] + dy - py) < 0.6 for px, py in placed):
+            dy -= 0.65
+        placed.append((r["gflops"], r["top1_acc"] + dy))
+        ax.annotate(r["label"], (r["gflops"], r["top1_acc"]), xytext=(9, dy * 14), textcoords="offset points",
+                    fontsize=8, va="center")
+    for p in (5e6, 50e6, 150e6):  # bubble-size key
+        ax.scatter([], [], s=p * scale, color="white", edgecolors="black", label=f"{p / 1e6:.0f} M params")
+    ax.set_xlabel("GFLOPs per image (multiply-adds, lecture convention)")
+    ax.set_ylabel("ImageNet top-1 accuracy (%)")
+    ax.set_title("Accuracy vs. operations (bubble area ~ parameters), after Canziani et al. 2016")
+    ax.grid(alpha=0.3)
+    ax.set_xlim(0, max(points["gflops"]) * 1.18)
+    lo, hi = min(points["top1_acc"]), max(points["top1_acc"])
+    ax.set_ylim(math.floor(lo - 3), math.ceil(hi + 2))
+    ax.legend(loc="lower right", fontsize=8, labelspacing=1.3, borderpad=1.0, framealpha=0.9)
+    return save(fig, path)
+
+
+def ilsvrc_chart(rows: pd.DataFrame, path: Path) -> Path:
+    """ILSVRC winners by year: top-5 error as bars, depth (layers) as a line, as on the slide.
+
+    ``rows``: ``label, year, top5_err, depth`` (depth may be missing for the shallow entries).
+    """
+    fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")
+    x = list(range(len(rows)))
+    bars = ax.bar(x, rows["top5_err"], color="#4C72B0", label="top-5 error (%)")
+    for b, v in zip(bars, rows["top5_err"]):
+        ax.text(b.get_x() + b.get_width() / 2, v + 0.4, f"{v:g}", ha="center", fontsize=9)
+    ax.set_xticks(x, [f"{y}\n{lab}" for y, lab in zip(rows["year"], rows["label"])], fontsize=8)
+    ax.set_ylabel("ImageNet top-5 error (%)")
+    ax.set_ylim(0, max(rows["top5_err"]) * 1.2)
+    ax2 = ax.twinx()
+    depth = [(xi, d) for xi, d in zip(x, rows["depth"]) if d == d and d is not None]
+    ax2.plot([d[0] for d in depth], [d[1] for d in depth], "o-", color="#C44E52", label="depth (layers)")
+    for xi, d in depth:
+        ax2.annotate(f"{int(d)} layers", (xi, d), xytext=(0, 8), textcoords="offset points", ha="center",
+                     fontsize=8, color="#C44E52")
+    ax2.set_ylabel("depth (weight layers on the longest path)")
+    ax2.set_ylim(0, max(d[1] for d in depth) * 1.3 if depth else 1)
+    handles = [bars, *ax2.get_lines()]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=9)
+    ax.set_title("ImageNet (ILSVRC) winners: error falls as depth grows")
+    return save(fig, path)
+
+
+def resolution_chart(curves: dict[str, pd.DataFrame], path: Path) -> Path:
+    """GMACs and activation memory (MB) against input side length, one line per model.
+
+    ``curves[model]``: ``side, macs, act_bytes`` evaluated from the model's closed forms.
+    """
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 5.5), layout="constrained")
+    for i, (name, c) in enumerate(curves.items()):
+        color = FAMILY_COLORS[i % len(FAMILY_COLORS)]
+        style = "-" if i < len(FAMILY_COLORS) else "--"
+        a1.plot(c["side"], c["macs"] / 1e9, style, color=color, label=name)
+        a2.plot(c["side"], c["act_bytes"] / MB, style, color=color, label=name)
+    a1.set_title("Multiply-adds grow with H x W")
+    a1.set_ylabel("GMACs per image")
+    a2.set_title("Activation memory grows with H x W")
+    a2.set_ylabel("activation memory per image (MB)")
+    for ax in (a1, a2):
+        ax.set_xlabel("input side H = W (pixels)")
+        ax.grid(alpha=0.3)
+    a2.legend(fontsize=8, loc="upper left", ncol=2)
+    fig.suptitle("Cost against input resolution, from the closed forms in H and W")
+    return save(fig, path)
