@@ -135,6 +135,49 @@ def test_augment_labels_stay_distributions(augment_result):
     assert (others.label_weight_own == 1).all()
 
 
+# ---------------------------------------------------------------- degradation
+
+@pytest.fixture(scope="module")
+def degradation_result():
+    return run_experiment("degradation", None, quick=True)
+
+
+def test_degradation_deeper_plain_net_underfits(degradation_result):
+    s = degradation_result.summary
+    shallow, deep = s["final_train_loss[plain shallow]"], s["final_train_loss[plain deep]"]
+    assert s["depth[plain deep]"] > 3 * s["depth[plain shallow]"]
+    # higher TRAINING loss: underfitting, not overfitting
+    assert deep > 5 * shallow and deep - shallow > 0.5
+
+
+def test_degradation_residual_deep_net_does_not(degradation_result):
+    s = degradation_result.summary
+    for kind in ("residual", "preact"):
+        loss = s[f"final_train_loss[{kind} deep]"]
+        assert loss < s["final_train_loss[plain deep]"] / 3
+        assert loss - s["final_train_loss[plain shallow]"] < 0.3
+
+
+def test_degradation_bias_pair_trains(degradation_result):
+    df = degradation_result.tables["final"]
+    pair = df[df.variant.str.contains("bias")]
+    assert len(pair) == 2 and (pair.final_train_loss < 2.0).all()  # both learn (ln 10 = 2.30)
+
+
+def test_dead_relu_share_measures_dead_units():
+    from archstat.experiments.degradation import DepthNet, dead_relu_share
+
+    x = torch.randn(16, 1, 8, 8)
+    for bias, dead in ((-1.0, 1.0), (1.0, 0.0)):  # zero weights: every pre-activation is the bias
+        net = DepthNet("plain", 1, 4, norm=False, bias_init=bias)
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.zeros_(m.weight)
+        assert dead_relu_share(net, x) == dead
+    half = DepthNet("plain", 1, 4, norm=False)
+    assert 0.0 <= dead_relu_share(half, x) < 0.5
+
+
 # ---------------------------------------------------------------- CLI and files
 
 def _parser() -> argparse.ArgumentParser:

@@ -31,8 +31,20 @@ def get_experiment(name: str) -> Callable[..., ExperimentResult]:
 
 def run_experiment(name: str, out: str | Path | None = DEFAULT_OUT, *, quick: bool = False,
                    seed: int = 0) -> ExperimentResult:
-    """Run one experiment by its CLI name."""
-    return get_experiment(name)(None if out is None else Path(out), quick=quick, seed=seed)
+    """Run one experiment by its CLI name, on one CPU thread.
+
+    One thread makes the numbers independent of the machine's core count (float reductions
+    are ordered differently with more threads), and the experiments' small ops gain little
+    from more.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return get_experiment(name)(None if out is None else Path(out), quick=quick, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
 
 
 __all__ = ["EXPERIMENTS", "ExperimentResult", "get_experiment", "run_experiment", "DEFAULT_OUT"]
