@@ -1,0 +1,90 @@
+"""The pieces every training routine shares: outputs -> loss, accuracy, evaluation, batching.
+
+Loss is the cross-entropy ``-sum_k y_k log softmax(z)_k``; ``y`` is a class index or, after Mixup /
+CutMix, a probability vector (``F.cross_entropy`` accepts both).  Models with auxiliary heads
+(GoogLeNet, Inception v3 in training mode) return ``(logits, aux, ...)``; their auxiliary losses
+are added with weight 0.3, as in Szegedy et al. 2015.  Training accuracy under soft labels is the
+label mass on the predicted class, ``mean_n y_n[argmax z_n]``, which is the usual accuracy for
+one-hot labels.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import BatchSampler, DistributedSampler, TensorDataset
+
+AUX_WEIGHT = 0.3
+
+
+def split_outputs(out) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``logits`` or ``(logits, aux1, ...)`` (namedtuples included) -> (logits, [aux ...])."""
+    if isinstance(out, torch.Tensor):
+        return out, []
+    if hasattr(out, "logits"):
+        aux = [getattr(out, f) for f in getattr(out, "_fields", ()) if f != "logits"]
+        return out.logits, [a for a in aux if isinstance(a, torch.Tensor)]
+    if isinstance(out, (tuple, list)):
+        return out[0], [a for a in out[1:] if isinstance(a, torch.Tensor)]
+    raise TypeError(f"model returned {type(out).__name__}; expected logits or (logits, aux ...)")
+
+
+def loss_of(out, y: torch.Tensor, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(total loss incl. weighted aux losses, main logits)."""
+    logits, aux = split_outputs(out)
+    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    for a in aux:
+        loss = loss + AUX_WEIGHT * F.cross_entropy(a, y, label_smoothing=label_smoothing)
+    return loss, logits
+
+
+def correct(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Number correct (label mass on the predicted class for soft labels)."""
+    pred = logits.argmax(dim=1)
+    if y.dtype.is_floating_point:
+        return float(y.gather(1, pred.view(-1, 1)).sum())
+    return float((pred == y).sum())
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch: int = 256, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Eval-mode logits for all of ``x`` (on CPU); the model's mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    out = [split_outputs(model(x[i:i + batch].to(device)))[0].float().cpu() for i in range(0, len(x), batch)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def evaluate(model: nn.Module, ds: TensorDataset, batch: int = 256, device: torch.device | str = "cpu") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on a dataset, in eval mode."""
+    x, y = ds.tensors
+    logits = predict_logits(model, x, batch, device)
+    return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def accuracy_of_probs(probs: torch.Tensor, y: torch.Tensor) -> float:
+    return float((probs.argmax(1) == y).float().mean())
+
+
+def epoch_batches(n: int, batch: int, epoch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[list[int]]:
+    """This rank's shuffled minibatch indices for one epoch.
+
+    A ``DistributedSampler`` shards a permutation seeded by ``seed + epoch`` (one replica when not
+    distributed), so every epoch's order is reproducible and a resumed run sees the same batches.
+    The last partial batch is dropped when there is more than one batch (BatchNorm needs > 1 sample).
+    """
+    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    return iter(BatchSampler(sampler, batch, drop_last=len(sampler) > batch))
+
+
+def take(ds: TensorDataset, idx: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = torch.as_tensor(idx)
+    return ds.tensors[0][idx], ds.tensors[1][idx]
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
