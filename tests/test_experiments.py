@@ -178,6 +178,40 @@ def test_dead_relu_share_measures_dead_units():
     assert 0.0 <= dead_relu_share(half, x) < 0.5
 
 
+# ---------------------------------------------------------------- preprocess
+
+@pytest.fixture(scope="module")
+def preprocess_result():
+    return run_experiment("preprocess", None, quick=True)
+
+
+def test_preprocess_pca_decorrelates_and_whitens(preprocess_result):
+    s = preprocess_result.summary
+    assert s["pixel_pair_corr_original"] > 0.3
+    assert abs(s["pixel_pair_corr_decorrelated"]) < 1e-9
+    assert s["whitened_cov_max_offdiag"] < 1e-6
+    pair = preprocess_result.tables["pair_stats"].set_index("view")
+    assert pair.loc["whitened data", ["var_0", "var_1"]].to_numpy() == pytest.approx([1.0, 1.0])
+    assert pair.loc["normalised data (channel mean, std)", ["var_0", "var_1"]].to_numpy() == pytest.approx(
+        [1.0, 1.0], abs=0.15)  # one channel std for all pixels: near, not exactly, 1 for a given pixel
+
+
+def test_preprocess_raw_loss_is_sensitive_to_weights(preprocess_result):
+    # the lecture: before normalisation the loss is very sensitive to small changes in the weights
+    s = preprocess_result.summary
+    raw = s["loss_change_under_weight_noise[raw (0..16)]"]
+    assert raw > 10 * s["loss_change_under_weight_noise[normalised (per channel)]"]
+    assert raw > 10 * s["loss_change_under_weight_noise[PCA-whitened]"]
+
+
+def test_preprocess_normalised_trains_where_raw_does_not(preprocess_result):
+    # same linear model, same lr 0.1, same batches: raw inputs overshoot, normalised ones learn
+    s = preprocess_result.summary
+    raw = s["first_epoch_loss[linear|raw (0..16)|lr=0.1]"]
+    norm = s["first_epoch_loss[linear|normalised (per channel)|lr=0.1]"]
+    assert norm < math.log(10) < raw
+
+
 # ---------------------------------------------------------------- CLI and files
 
 def _parser() -> argparse.ArgumentParser:
