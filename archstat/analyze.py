@@ -20,7 +20,8 @@ from archstat.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
 from archstat.interpret import Interpreter, OpRecord
 from archstat.spec import TensorSpec, simplify
-from archstat.trace import trace_graph, training_mode
+from archstat.meta_run import meta_records
+from archstat.trace import TraceError, trace_graph, training_mode
 
 SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("N", "H", "W", "L", "D")}
 COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
@@ -102,8 +103,12 @@ def analyze(
     spec = input_spec(input_shape, batch, dtype, symbolic)
     if mode not in ("eval", "train"):
         raise ArchstatError(f"unknown mode {mode!r}: use eval or train")
+    engine = "fx"
     with training_mode(model, mode == "train"):  # formulas read flags such as BatchNorm's `training`
-        records = Interpreter(model, trace_graph(model)).run([spec])
+        try:
+            records = Interpreter(model, trace_graph(model)).run([spec])
+        except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
+            records, engine = meta_records(model, spec, why=str(exc).split(": ", 1)[-1]), "meta"
     rows = _rows(records, convention)
     if upto is not None:
         rows = _cut(rows, upto)
@@ -112,7 +117,7 @@ def analyze(
     df.attrs.update({
         "model": type(model).__name__, "input": list(input_shape), "batch": "N" if symbolic else batch,
         "dtype": str(dtype).replace("torch.", ""), "mode": mode, "convention": convention,
-        "symbolic": symbolic, "upto": upto,
+        "symbolic": symbolic, "upto": upto, "engine": engine,
         "total": {c: simplify(sum(r[c] for r in rows)) for c in ("params", "macs", "flops", "act_bytes")},
         "params_all": sum(p.numel() for p in model.parameters()),
         "partial": bool(unsupported), "unsupported": unsupported,

@@ -68,13 +68,41 @@ def _as_spec(value: Any) -> Any:
     return value
 
 
+def apply_formula(formula: Any, module: Optional[nn.Module], inputs: list, args: tuple, kwargs: dict,
+                  owner: str, op: str) -> Cost:
+    """Run a formula; a ShapeError becomes a one-line error that names the layer and its input."""
+    try:
+        return formula(module, inputs) if module is not None else formula(args, kwargs)
+    except ShapeError as exc:
+        shown = "x".join(str(s) for s in inputs[0].sample_shape) if inputs else "?"
+        raise ArchstatError(f"layer {owner or '<root>'} ({op}): {exc} [its input per sample: {shown}]") from None
+
+
+class ParamCounter:
+    """Parameters first used by each call: a shared module or a tied weight counts once."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+
+    def count(self, module: Optional[nn.Module], args: tuple = (), kwargs: Optional[dict] = None) -> int:
+        tensors = list(module.parameters()) if module is not None else [
+            t.tensor for t in tensors_in((args, kwargs or {}))
+            if isinstance(t, ParamSpec) and isinstance(t.tensor, nn.Parameter)]
+        total = 0
+        for p in tensors:
+            if id(p) not in self._seen:
+                self._seen.add(id(p))
+                total += p.numel()
+        return total
+
+
 class Interpreter:
     """Costs the nodes of ``graph`` (traced from ``root``) for one input spec."""
 
     def __init__(self, root: nn.Module, graph: fx.Graph) -> None:
         self.root, self.graph = root, graph
         self.records: list[OpRecord] = []
-        self._seen_params: set[int] = set()
+        self.params = ParamCounter()
         self._source: dict[fx.Node, int] = {}  # node -> index of the record that produced its value
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
@@ -140,31 +168,18 @@ class Interpreter:
     def _record(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Any:
         inputs = [t for t in tensors_in((args, kwargs)) if not isinstance(t, ParamSpec)]
         formula = module_formula(module) if module is not None else FUNCTION_FORMULAS.get(op)
+        owner = owner_name(node)
         try:
             if formula is None:
-                cost, supported = self._unsupported(node, op, args, kwargs, module), False
-            else:
-                cost = formula(module, inputs) if module is not None else formula(args, kwargs)
-                supported = True
-        except ShapeError as exc:
-            shown = "x".join(str(s) for s in inputs[0].sample_shape) if inputs else "?"
-            raise ArchstatError(f"layer {owner_name(node) or '<root>'} ({op}): {exc} [its input per sample: {shown}]") from None
-        params = self._new_params(module, args, kwargs)
+                raise NotImplementedError(op)
+            cost, supported = apply_formula(formula, module, inputs, args, kwargs, owner, op), True
+        except NotImplementedError:  # no formula, or none for these arguments (tensor indexing)
+            cost, supported = self._unsupported(node, op, args, kwargs, module), False
+        params = self.params.count(module, args, kwargs)
         sources = [self._source.get(n, -1) for n in node.all_input_nodes
                    if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
-        self.records.append(OpRecord(owner_name(node), op, inputs, sources, cost, params, supported, module))
+        self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module))
         return cost.out
-
-    def _new_params(self, module: Optional[nn.Module], args: tuple, kwargs: dict) -> int:
-        """Parameters first used by this call: a shared module or tied weight counts once."""
-        tensors = list(module.parameters()) if module is not None else [
-            t.tensor for t in tensors_in((args, kwargs)) if isinstance(t, ParamSpec) and isinstance(t.tensor, nn.Parameter)]
-        count = 0
-        for p in tensors:
-            if id(p) not in self._seen_params:
-                self._seen_params.add(id(p))
-                count += p.numel()
-        return count
 
     def _unsupported(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Cost:
         """No formula: get the output shape from a meta-device run, and cost nothing we cannot know."""

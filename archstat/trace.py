@@ -33,6 +33,10 @@ ALIASES = {"concat": "cat", "concatenate": "cat", "true_divide": "div", "divide"
            "subtract": "sub"}
 
 
+class TraceError(ArchstatError):
+    """torch.fx cannot trace this forward (data-dependent control flow, unsupported Python)."""
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
@@ -59,7 +63,7 @@ def trace_graph(model: nn.Module) -> fx.Graph:
         return _Tracer().trace(model)
     except Exception as exc:  # fx raises many types; all mean "this forward is not traceable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArchstatError(f"cannot trace {type(model).__name__} with torch.fx: {first}") from None
+        raise TraceError(f"cannot trace {type(model).__name__} with torch.fx: {first}") from None
 
 
 def op_name(node: fx.Node) -> tuple[str, bool]:

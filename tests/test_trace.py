@@ -113,11 +113,52 @@ class DataDependent(nn.Module):
         return -x
 
 
-def test_untraceable_model_is_a_clear_error():
-    with pytest.raises(archstat.ArchstatError, match="cannot trace DataDependent"):
+def test_value_dependent_model_is_a_clear_error():
+    with pytest.raises(archstat.ArchstatError, match="cannot trace DataDependent.*meta-device"):
         archstat.analyze(DataDependent(), (3, 4, 4))
 
 
 def test_upto_cuts_after_a_subtree():
     df = archstat.analyze(Net(), (3, 8, 8), upto="block")
     assert df.iloc[-1]["name"] == "block" and df.iloc[-1].op == "relu" and df.iloc[-1].call == 1
+
+
+class ShapeBranch(nn.Module):
+    """fx cannot trace `if x.shape[-1] > 4` (a Proxy has no truth value); a meta-device run can."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if y.shape[-1] > 4:
+            y = F.max_pool2d(y, 2)
+        y = torch.flatten(F.adaptive_avg_pool2d(y, 1), 1) + 1
+        return self.fc(y[:, :8])
+
+
+def test_meta_fallback_matches_pytorch_and_leaves_model_alone():
+    model = ShapeBranch()
+    df = archstat.analyze(model, (3, 12, 12))
+    assert df.attrs["engine"] == "meta"
+    assert list(df.op) == ["Conv2d", "max_pool2d", "adaptive_avg_pool2d", "flatten", "add", "getitem", "Linear"]
+    assert df.attrs["total"]["params"] == sum(p.numel() for p in model.parameters())
+    assert df.macs[0] == 8 * 10 * 10 * 27 and df.out_shape[1] == [8, 5, 5]
+    assert list(df.sources) == [[-1], [0], [1], [2], [3], [4], [5]]
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    with pytest.raises(archstat.ArchstatError, match="symbolic mode needs fx"):
+        archstat.analyze(model, (3, 12, 12), symbolic=True)
+
+
+def test_tensor_slicing_is_a_view_with_the_right_shape():
+    class Slice(nn.Module):
+        def forward(self, x):
+            return x[:, :2, 1:, None][..., 0]
+
+    df = archstat.analyze(Slice(), (3, 8, 8))
+    assert list(df.out_shape) == [[2, 7, 1, 8], [2, 7, 1]]
+    assert list(df.out_shape) == [list(t.shape[1:]) for t in (torch.zeros(1, 3, 8, 8)[:, :2, 1:, None],
+                                                               torch.zeros(1, 3, 8, 8)[:, :2, 1:, None][..., 0])]

@@ -179,3 +179,39 @@ def split_function(args: tuple, kwargs: dict) -> Cost:
         shape[dim] = p
         outs.append(x.with_shape(shape))
     return Cost(out=tuple(outs), kind="view", alloc=False, hparams={"fn": fn})
+
+
+def _slice_len(size, s: slice):
+    if not is_symbolic(size):
+        return len(range(*s.indices(int(size))))
+    if s == slice(None):
+        return size
+    if (s.step or 1) == 1 and (s.start or 0) >= 0 and (s.stop is None or s.stop >= 0):
+        import sympy
+
+        stop = size if s.stop is None else sympy.Min(size, s.stop)
+        return sympy.Max(stop - (s.start or 0), 0)
+    raise NotImplementedError("symbolic slice with negative bounds or a step")
+
+
+@register_function("getitem")
+def getitem_function(args: tuple, kwargs: dict) -> Cost:
+    """Basic indexing (ints, slices, None, ...): a view.  Advanced (tensor) indexing has no formula."""
+    x, index = args[0], args[1]
+    index = index if isinstance(index, tuple) else (index,)
+    if any(not isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in index):
+        raise NotImplementedError("advanced indexing")
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        fill = len(x.shape) - sum(1 for i in index if i is not None and i is not Ellipsis)
+        index = index[:at] + (slice(None),) * fill + index[at + 1:]
+    shape, dim = [], 0
+    for i in index:
+        if i is None:
+            shape.append(1)
+            continue
+        if isinstance(i, slice):
+            shape.append(_slice_len(x.shape[dim], i))
+        dim += 1
+    shape += list(x.shape[dim:])
+    return Cost(out=x.with_shape(shape), kind="view", alloc=False, hparams={"fn": "getitem"})

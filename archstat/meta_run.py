@@ -1,0 +1,149 @@
+"""Fallback engine for models torch.fx cannot trace (data-dependent Python control flow).
+
+A deep copy of the model moves to the meta device (the user's module is never touched) and runs
+once on a meta tensor: shapes are real, storage is not.  Module hooks name each call and cost
+the modules that have a formula; a TorchFunctionMode sees every functional op in between
+(``torch.cat``, ``+``, ``F.relu`` ...).  The records are the same as the fx engine's, so
+``analyze`` treats both alike.  Only numeric shapes are possible here: symbolic mode is fx-only.
+Control flow that depends on tensor *values* sees meta tensors, which have none; such a model
+gets a clear error.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from archstat.errors import ArchstatError
+from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
+from archstat.interpret import OpRecord, ParamCounter, ParamSpec, apply_formula
+from archstat.spec import TensorSpec
+from archstat.trace import ALIASES
+
+# Tensor methods that read metadata: not ops, never rows.
+_NOT_OPS = {"size", "dim", "numel", "shape", "dtype", "device", "is_contiguous", "stride", "data_ptr",
+            "element_size", "requires_grad", "is_floating_point", "__get__", "__set__", "__len__", "__bool__",
+            "__format__", "__repr__", "item", "tolist", "__getstate__", "__reduce_ex__", "grad_fn", "_is_view"}
+
+
+def _spec(value: Any) -> Any:
+    if isinstance(value, nn.Parameter):
+        return ParamSpec(tuple(value.shape), value.dtype, tensor=value)
+    if isinstance(value, torch.Tensor):
+        return TensorSpec(tuple(value.shape), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_spec(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _spec(v) for k, v in value.items()}
+    return value
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def function_name(func: Any) -> tuple[str, bool]:
+    raw = getattr(func, "__name__", str(func))
+    if raw.startswith("__i") and raw.endswith("__"):  # __iadd__: in place
+        return ALIASES.get(raw[3:-2], raw[3:-2]), True
+    if raw.startswith("__r") and raw.endswith("__") and raw not in ("__repr__",):  # __radd__
+        raw = raw[3:-2]
+    raw = raw.strip("_") if raw.startswith("__") else raw
+    inplace = raw.endswith("_")
+    name = raw.rstrip("_")
+    return ALIASES.get(name, name), inplace
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = [""]
+        self.inside_leaf = 0
+        self.records: list[OpRecord] = []
+        self.params = ParamCounter()
+        self.producer: dict[int, int] = {}
+
+    def sources(self, tensors: list[torch.Tensor]) -> list[int]:
+        return [self.producer.get(id(t), -1) for t in tensors if not isinstance(t, nn.Parameter)]
+
+    def add(self, rec: OpRecord, outputs: Any) -> None:
+        self.records.append(rec)
+        for t in _tensors(outputs):
+            self.producer[id(t)] = len(self.records) - 1
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name, inplace = function_name(func)
+        if self.inside_leaf or name in _NOT_OPS or not _tensors(out):
+            return out
+        spec_args, spec_kwargs = _spec(args), _spec(kwargs)
+        inputs = [t for t in tensors_in((spec_args, spec_kwargs)) if not isinstance(t, ParamSpec)]
+        formula = FUNCTION_FORMULAS.get(name)
+        extra = {"_fn": name, **({"inplace": True} if inplace else {})}
+        try:
+            if formula is None:
+                raise NotImplementedError(name)
+            cost, ok = apply_formula(formula, None, inputs, spec_args, {**spec_kwargs, **extra}, self.stack[-1], name), True
+        except NotImplementedError:  # no formula (for these arguments): the real output gives the shape
+            cost, ok = Cost(out=_spec(out), kind="unsupported"), False
+        params = self.params.count(None, spec_args, spec_kwargs)
+        self.add(OpRecord(self.stack[-1], name, inputs, self.sources(_tensors((args, kwargs))), cost, params, ok), out)
+        return out
+
+
+def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRecord]:
+    """Records of one meta-device forward pass of a copy of ``model`` (in its current mode).
+
+    ``why`` is fx's reason, quoted in the error when this engine cannot help either."""
+    if any(not isinstance(s, int) for s in spec.shape):
+        raise ArchstatError(f"{type(model).__name__} cannot be traced with torch.fx ({why}), and symbolic mode needs fx")
+    clone = copy.deepcopy(model).to("meta")
+    names = {id(m): n for n, m in clone.named_modules()}
+    rec = _Recorder()
+    handles = []
+
+    def pre(module: nn.Module, args: tuple) -> None:
+        rec.stack.append(names[id(module)])
+        formula = module_formula(module)
+        if formula is not None and not rec.inside_leaf and module is not clone:
+            inputs = [t for t in tensors_in(_spec(args)) if not isinstance(t, ParamSpec)]
+            module._archstat_pending = (apply_formula(formula, module, inputs, args, {}, names[id(module)],
+                                                      type(module).__name__), inputs, rec.sources(_tensors(args)))
+            rec.inside_leaf += 1
+
+    def post(module: nn.Module, args: tuple, output: Any) -> None:
+        rec.stack.pop()
+        pending = getattr(module, "_archstat_pending", None)
+        if pending is not None:
+            rec.inside_leaf -= 1
+            del module._archstat_pending
+            cost, inputs, sources = pending
+            rec.add(OpRecord(names[id(module)], type(module).__name__, inputs, sources, cost,
+                             rec.params.count(module), True, module), output)
+
+    for m in clone.modules():  # hooks on our copy only; the user's model never sees them
+        handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    x = torch.empty(spec.shape, dtype=spec.dtype, device="meta")
+    try:
+        with rec, torch.no_grad():
+            clone(x)
+    except ArchstatError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchstatError(f"cannot trace {type(model).__name__}: torch.fx fails ({why}) and so does a meta-device "
+                            f"run ({first})") from None
+    finally:
+        for h in handles:
+            h.remove()
+    return rec.records
