@@ -61,6 +61,7 @@ class TrainConfig:
     train_per_class: int | None = None
     model_kw: dict[str, Any] = field(default_factory=dict)
     quiet: bool = False
+    freeze_bn: bool = False  # BatchNorm in eval mode while training (transfer learning)
     threads: int | None = None  # torch intra-op threads; 1 is fastest for small models on a busy CPU
 
 
@@ -109,7 +110,7 @@ def _train(cfg: TrainConfig, splits: Splits | None, model: nn.Module | None, env
     model = model.to(env.device)
     pipeline = parse_augment(cfg.augment, splits.num_classes, splits.denormalise(splits.train.tensors[0])) if cfg.augment else None
     augmenter = Augmenter(pipeline, splits.mean, splits.std, seed=cfg.seed + 1000 * env.rank) if pipeline else None
-    opt = build_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+    opt = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     n_train = len(splits.train)
     per_epoch = sum(1 for _ in epoch_batches(n_train, cfg.batch, 0, cfg.seed, env.rank, env.world))
     total = per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, per_epoch * cfg.epochs)
@@ -151,6 +152,10 @@ def _train(cfg: TrainConfig, splits: Splits | None, model: nn.Module | None, env
         if step >= total or (cfg.stop_after is not None and epoch >= cfg.stop_after):
             break
         net.train()
+        if cfg.freeze_bn:
+            from archstat.train.transfer import freeze_batchnorm
+
+            freeze_batchnorm(net)
         t_epoch, seen, loss_sum, corr_sum = time.perf_counter(), 0, 0.0, 0.0
         for i, idx in enumerate(epoch_batches(n_train, cfg.batch, epoch, cfg.seed, env.rank, env.world)):
             if step >= total:
@@ -231,5 +236,6 @@ def _summarise(cfg, model, ema, splits, env, step, total, step_times, wall, best
     if ema is not None:
         summary["test_acc_ema"] = evaluate(ema.module, splits.test, device=env.device)[1]
     if env.distributed:
+        summary["rank"] = env.rank
         summary["rank_param_max_diff"] = D.max_param_diff(net, env)
     return summary
