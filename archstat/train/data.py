@@ -36,6 +36,8 @@ class Splits:
     std: torch.Tensor  # (C,)
     input_shape: tuple[int, int, int]
     class_names: list[str] = field(default_factory=list)
+    # row indices of each split into the source (load_digits order, or the sorted file list)
+    indices: tuple[np.ndarray, ...] = ()
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         """Back to raw [0, 1] pixel values (what colour/geometry ops reason about)."""
@@ -106,7 +108,7 @@ def _make_splits(images: torch.Tensor, labels: np.ndarray, parts: Sequence[np.nd
     mean, std = channel_stats(xs[0])
     sets = [TensorDataset((x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1), torch.as_tensor(labels[p]))
             for x, p in zip(xs, parts)]
-    return Splits(sets[0], sets[1], sets[2], len(names), mean, std, tuple(shape), list(names))
+    return Splits(sets[0], sets[1], sets[2], len(names), mean, std, tuple(shape), list(names), tuple(parts))
 
 
 def digits_splits(input_shape: tuple[int, int, int] = (1, 32, 32), seed: int = 0,
