@@ -12,8 +12,8 @@ Impact of Residual Connections on Learning" (arXiv:1602.07261, 2016; AAAI 2017),
 3 x Inception-C, global average pool, dropout 0.2 (the paper's "keep 0.8"), fc.  The paper prints
 no parameter count; this model has 42,679,816 parameters (1000 classes, BN with affine scale and
 shift), which rounds to the "42.7M" of the timm model card for ``inception_v4.tf_in1k`` (Cadene's
-port of the TF-slim checkpoint; 12.3 GMACs at 299).  OpenVINO's figure for the TF-slim graph,
-42.648M, is lower because TF-slim's BatchNorm has no scale (gamma) parameter and 1001 classes.
+port of the TF-slim checkpoint; 12.3 GMACs at 299).  OpenVINO's "42.648 MParams" for the TF-slim
+graph is this count without BatchNorm scales (TF-slim's BN has no gamma): 42,679,816 - 31,584.
 
 Outputs: eval mode (or ``aux_logits=False``) returns the logits tensor; training mode with the
 aux head returns ``InceptionOutputs(logits, aux_logits)``.  No ``torch.jit.is_scripting()`` /
