@@ -16,8 +16,13 @@ conv1 is 9,408 weights (9.19K) and 118.0M multiply-adds, the table prints 2.7K a
 1018K / 51.1M, printed 1072K / 54M; 4a 366.75K vs 364K, 4c 497.5K vs 463K, 4d 590.5K vs 580K,
 4e 847K vs 840K, 5b 1409K vs 1388K (params; their ops agree).  Totals: 6,990,272 weights =
 6,826.4K against the printed column's 6,797.7K ("6.8M"); 6,998,552 parameters with biases
-(no aux heads); 1,582.7M multiply-adds for conv+fc against "1.5 billion" (the printed column sums to
-1,502M; the difference is conv1's 84M plus 5a's 3M).
+(no aux heads); 1,582.7M multiply-adds for conv+fc against "1.5 billion" (the printed column sums
+to 1,502M; the +80.7M is conv1's +84.0M, less 5a's -2.9M, plus the other rows' rounding).
+
+Two choices the paper does not force: each aux head has an ``AdaptiveAvgPool2d(4)`` after its
+5x5/3 pool (the identity at 224, where the pool already gives 4x4; at other sizes it keeps fc1's
+2048 inputs), and the default Kaiming init uses fan_in for this BN-free network (forward variance
+kept per conv; with fan_out the untrained logits are ~25x too large, see ``_inception_common``).
 
 ``googlenet_bn``: torchvision's GoogLeNet, state_dict-compatible (same keys and shapes):
 conv(bias=False) + BatchNorm(eps=0.001) + ReLU units, a 3x3 (not 5x5) conv in the "5x5" branch
