@@ -11,7 +11,8 @@ and conv3/4/5 widen from 384/384/256 to 512/1024/512.  The paper's Fig. 3 networ
 Choices the paper leaves open (it states sizes, not paddings):
 
 - conv1 7x7/2 with padding 1: floor((224 + 2 - 7)/2) + 1 = 110, the figure's 110x110.
-- The 3x3/2 max pools round up (``ceil_mode=True``, as Caffe and cuda-convnet did):
+- The 3x3/2 max pools round up (``ceil_mode=True``, as cuda-convnet, on which the paper's
+  implementation was based (Sec. 3), and Caffe size pooled maps):
   ceil((110 - 3)/2) + 1 = 55 and ceil((26 - 3)/2) + 1 = 13, the figure's 55 and 13 (rounding down
   would give 54 and 12).  pool5: 13 -> 6 either way.
 - conv2 5x5/2 without padding: floor((55 - 5)/2) + 1 = 26; conv3-5 3x3/1 padding 1 keep 13x13.

@@ -1,8 +1,8 @@
 """Small helpers shared by the tests/test_zoo_*.py files.
 
-``count_macs`` is a stand-in for ``archstat.analyze(...)["macs"].sum()`` until that exists: it counts
-conv and linear multiply-accumulates with forward hooks on a meta-device model (no weights are
-allocated), under the project's MAC convention:
+``analyze_macs`` is archstat's own count (fx trace + formulas).  ``count_macs`` is an independent
+cross-check that runs the model: it counts conv and linear multiply-accumulates with forward hooks
+on a meta-device model (no weights are allocated), under the project's MAC convention:
 Conv2d: C_out * H_out * W_out * (C_in / groups) * kh * kw;  Linear: in * out;  bias is not a MAC.
 """
 from __future__ import annotations
@@ -39,6 +39,15 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     for h in handles:
         h.remove()
     return total
+
+
+def analyze_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Total MACs of one sample by ``archstat.analyze`` (nothing is run or allocated)."""
+    import archstat
+
+    df = archstat.analyze(model, input_shape)
+    assert not df.attrs["unsupported"], df.attrs["unsupported"]  # no op silently counted as 0
+    return int(df["macs"].sum())
 
 
 def meta_macs(name: str, input_shape: tuple[int, ...] | None = None, **kwargs) -> int:

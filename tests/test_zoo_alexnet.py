@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from _zoo_utils import count_macs, fails_at, forward_backward, layout, n_params
+from _zoo_utils import analyze_macs, count_macs, fails_at, forward_backward, layout, n_params, one_thread
 from torchvision_layout import alexnet_layout, read_layout
 
 from archstat.models import get_model, model_info
@@ -31,7 +31,7 @@ def test_alexnet_2012_shapes_and_macs() -> None:
     shapes: list[tuple[int, ...]] = []
     for c in (x for x in m.features if isinstance(x, nn.Conv2d)):
         c.register_forward_hook(lambda mod, i, o: shapes.append(tuple(o.shape[1:])))
-    assert count_macs(m, (3, 227, 227)) == PAPER_MACS
+    assert count_macs(m, (3, 227, 227)) == PAPER_MACS == analyze_macs(m, (3, 227, 227))
     assert shapes == PAPER_SHAPES
 
 
@@ -73,7 +73,7 @@ def test_initial_loss_near_log_classes(name: str) -> None:
     """The small final layer makes the untrained loss ~ ln(num_classes) (the lecture's sanity check)."""
     torch.manual_seed(0)
     m = get_model(name, num_classes=10).eval()
-    with torch.no_grad():
+    with torch.no_grad(), one_thread():
         loss = nn.functional.cross_entropy(m(torch.randn(4, *model_info(name).min_input)),
                                            torch.arange(4))
     assert abs(loss.item() - torch.log(torch.tensor(10.0)).item()) < 0.1

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from _zoo_utils import count_macs, fails_at, forward_backward, n_params, one_thread
+from _zoo_utils import analyze_macs, fails_at, forward_backward, n_params, one_thread
 from torchvision_layout import RESNET_CFGS, resnet_layout
 
 from archstat.models import get_model, model_info
@@ -39,9 +39,9 @@ def test_params_and_macs(depth: str) -> None:
     assert model_info(f"preact_resnet{depth}").published["params"].value is None
     # conv/fc shapes equal resnetN's, so the MACs do too, for both stride placements
     for variant in ("v1.5", "v1"):
-        ours = count_macs(get_model(f"preact_resnet{depth}", device="meta", variant=variant),
+        ours = analyze_macs(get_model(f"preact_resnet{depth}", device="meta", variant=variant),
                           (3, 224, 224))
-        ref = count_macs(get_model(f"resnet{depth}", device="meta", variant=variant), (3, 224, 224))
+        ref = analyze_macs(get_model(f"resnet{depth}", device="meta", variant=variant), (3, 224, 224))
         assert ours == ref
 
 

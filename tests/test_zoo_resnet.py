@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from _zoo_utils import count_macs, fails_at, forward_backward, layout, n_params, one_thread
+from _zoo_utils import analyze_macs, count_macs, fails_at, forward_backward, layout, n_params, one_thread
 from torchvision_layout import read_layout, resnet_layout
 
 from archstat.models import get_model, model_info
@@ -21,8 +21,11 @@ V1_G = dict(zip(NAMES, [1.814, 3.664, 3.858, 7.570, 11.282]))
 
 
 def _macs(name: str, **kw) -> int:
-    """Stand-in for archstat.analyze(model, (3, 224, 224))['macs'].sum() (not built yet)."""
-    return count_macs(get_model(name, device="meta", **kw), (3, 224, 224))
+    """archstat.analyze's total, cross-checked against forward hooks on the meta model."""
+    model = get_model(name, device="meta", **kw)
+    macs = analyze_macs(model, (3, 224, 224))
+    assert macs == count_macs(model, (3, 224, 224))
+    return macs
 
 
 @pytest.mark.parametrize("name", NAMES)

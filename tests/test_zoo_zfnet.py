@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from _zoo_utils import count_macs, fails_at, forward_backward, n_params
+from _zoo_utils import analyze_macs, count_macs, fails_at, forward_backward, n_params
 
 from archstat.models import get_model, model_info
 
@@ -32,7 +32,7 @@ def test_fig3_layers_shapes_and_macs() -> None:
     for mod in m.features:
         if type(mod).__name__ in sizes:
             mod.register_forward_hook(lambda mo, i, o: sizes[type(mo).__name__].append(o.shape[-1]))
-    assert count_macs(m, (3, 224, 224)) == FIG3_MACS
+    assert count_macs(m, (3, 224, 224)) == FIG3_MACS == analyze_macs(m, (3, 224, 224))
     assert sizes == FIG3_SIZES
 
 
