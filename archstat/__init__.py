@@ -5,6 +5,7 @@ params, FLOPs) for any ``nn.Module``, computed from formulas without running the
 """
 from archstat.analyze import analyze
 from archstat.errors import ArchstatError
+from archstat.profile import profile
 
-__all__ = ["analyze", "ArchstatError"]
+__all__ = ["analyze", "profile", "ArchstatError"]
 __version__ = "0.1.0"

@@ -1,0 +1,136 @@
+"""Per-op-call timing: run the model's fx graph node by node, with a clock between nodes.
+
+Method, and why.  The model is traced with the same tracer ``analyze()`` uses, so the graph's op
+calls are exactly the table's rows and carry its ``(name, op, call)`` key.  A
+``torch.fx.Interpreter`` runs that graph on real tensors and reads the clock at every boundary
+between costed nodes: CUDA events recorded on the stream (GPU), ``perf_counter`` (CPU).  Row ``i``'s
+time is ``t_i - t_{i-1}``; boundaries are shared, so the per-layer times add up exactly to the span
+of the pass, and whatever the per-node dispatch adds (Python overhead that starves the GPU of work)
+shows up in the comparison of that sum with the whole-model time rather than vanishing.
+
+We chose this over ``torch.profiler`` kernel times attributed to modules because (1) functional ops
+(``+``, ``torch.flatten``, ``cat``) get their own rows here, whereas module attribution folds them
+into the enclosing block; (2) the key is analyze()'s by construction, not re-derived from profiler
+names; (3) it needs no CUPTI, so the identical code runs on CPU in CI; (4) the kernel-sum from the
+profiler hides the launch gaps that the whole-model time contains, so it cannot show the overhead.
+The cost is that a node too small to keep the GPU busy is charged its launch latency (batch 1).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from archstat.interpret import Interpreter, OpRecord, ParamSpec
+from archstat.spec import TensorSpec
+from archstat.trace import trace_graph
+
+
+class _NodeRecorder(Interpreter):
+    """archstat's costing interpreter, also remembering which fx node made each record."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph) -> None:
+        super().__init__(root, graph)
+        self.nodes: list[fx.Node] = []
+        self.param_bytes: list[int] = []
+
+    def _record(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Any:
+        out = super()._record(node, op, args, kwargs, module)
+        self.nodes.append(node)
+        # weights read by a functional call (get_attr tensors), counted per call, not once per model
+        self.param_bytes.append(_param_like_bytes(args, kwargs))
+        return out
+
+
+def _param_like_bytes(args: tuple, kwargs: dict) -> int:
+    found: list[ParamSpec] = []
+    fx.node.map_aggregate((args, kwargs), lambda v: found.append(v) if isinstance(v, ParamSpec) else v)
+    return sum(int(p.nbytes) for p in found)
+
+
+def weight_bytes(module: Optional[nn.Module], dtype: torch.dtype) -> int:
+    """Bytes of the floating-point parameters and buffers a module call reads, in the run dtype."""
+    if module is None:
+        return 0
+    tensors = list(module.parameters()) + [b for b in module.buffers() if b.is_floating_point()]
+    return sum(t.numel() for t in tensors) * dtype.itemsize
+
+
+def _spec_bytes(value: Any) -> int:
+    if isinstance(value, TensorSpec):
+        return int(value.nbytes)
+    if isinstance(value, (tuple, list)):
+        return sum(_spec_bytes(v) for v in value)
+    return 0
+
+
+def trace_records(model: nn.Module, input_shape: tuple, batch: int, dtype: torch.dtype
+                  ) -> tuple[fx.Graph, list[OpRecord], list[fx.Node], list[int]]:
+    """The eval-mode graph, its costed records, the node of each record, and each call's weight bytes.
+
+    Records are produced in the same order as ``analyze()``'s rows (same tracer, same interpreter).
+    """
+    graph = trace_graph(model)
+    rec = _NodeRecorder(model, graph)
+    records = rec.run([TensorSpec((batch, *input_shape), dtype)])
+    wbytes = [weight_bytes(r.module, dtype) + pb for r, pb in zip(records, rec.param_bytes)]
+    return graph, records, rec.nodes, wbytes
+
+
+def bytes_moved(record: OpRecord, wbytes: int) -> int:
+    """Fewest bytes an op call must move: each input read once, weights once, each output written once.
+
+    Views and identities (eval-mode dropout is one) launch no kernel and move nothing.
+    """
+    if record.cost.kind in ("view", "identity"):
+        return 0
+    return sum(_spec_bytes(t) for t in record.inputs) + wbytes + _spec_bytes(record.cost.out)
+
+
+class _ClockInterpreter(fx.Interpreter):
+    """Runs a GraphModule and reads the clock after every timed node (shared boundaries)."""
+
+    def __init__(self, gm: fx.GraphModule, timed: set[fx.Node], device: torch.device) -> None:
+        super().__init__(gm)
+        self.timed, self.device = timed, device
+        self.marks: list[Any] = []
+
+    def _mark(self) -> Any:
+        if self.device.type == "cuda":
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        if n in self.timed:
+            self.marks.append(self._mark())
+        return out
+
+    def timed_pass(self, x: torch.Tensor) -> list[float]:
+        self.marks = [self._mark()]
+        self.run(x)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return [a.elapsed_time(b) / 1e3 for a, b in zip(self.marks, self.marks[1:])]
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
+def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: torch.Tensor,
+                device: torch.device, warmup: int, repeat: int) -> list[list[float]]:
+    """``repeat`` passes of per-node seconds, one list per pass, in the order of ``nodes``."""
+    gm = fx.GraphModule(model, graph)
+    gm.training = model.training
+    interp = _ClockInterpreter(gm, set(nodes), device)
+    order = {n: i for i, n in enumerate(n for n in graph.nodes if n in interp.timed)}
+    # graph order == record order (the recorder walks the graph in order); keep the mapping explicit
+    index = [order[n] for n in nodes]
+    with torch.inference_mode():
+        for _ in range(max(warmup, 1)):
+            interp.timed_pass(x)
+        passes = [interp.timed_pass(x) for _ in range(repeat)]
+    return [[p[i] for i in index] for p in passes]

@@ -1,0 +1,198 @@
+"""Measured timings and memory, joined to the symbolic table by its ``(name, op, call)`` key.
+
+``profile(model, input_shape, batch=, device=, precision=, channels_last=, train=)`` returns a
+:class:`Profile` of DataFrames:
+
+* ``runs``: one row per phase (``forward``, and ``train`` with ``train=True``): median, min, max,
+  IQR and CV of the latency over ``repeat`` calls after ``warmup`` (CUDA events on GPU, perf_counter
+  on CPU, ``cudnn.benchmark`` on), images/s, the allocator's peak memory, achieved FLOP/s
+  (hardware FLOPs / median) and its share of the measured matmul peak of the precision.
+* ``layers``: analyze()'s rows plus each op call's measured time (see ``layer_timing``), its share,
+  hardware FLOPs, bytes moved and the roofline columns (see ``roofline``).
+* ``summary``: per-layer sum against whole-model time, roofline error statistics, training memory
+  against the symbolic estimate.  ``context``: device, card, versions, date, the TF32 flags.
+
+The caller's model is never changed: conversion (device, dtype, memory format) and the training
+step work on copies.  An out-of-memory batch is a one-line ArchstatError naming the batch.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from archstat.analyze import analyze
+from archstat.ceilings import Ceilings, get_ceilings
+from archstat.conventions import counter
+from archstat.errors import ArchstatError
+from archstat.layer_timing import bytes_moved, time_layers, trace_records
+from archstat.roofline import roofline, roofline_summary
+from archstat.timing import (check_precision, environment, oom_guard, peak_bytes, precision_flags, reset_peak,
+                             resolve_device, stats, time_calls)
+from archstat.trace import training_mode
+from archstat.profile_train import train_memory_estimate, train_step_fn
+
+DEFAULTS = {"cuda": {"warmup": 10, "repeat": 50, "layer_repeat": 10},
+            "cpu": {"warmup": 2, "repeat": 5, "layer_repeat": 3}}
+TIMING_METHOD = {"cuda": "CUDA events per call on the stream, one synchronize at the end",
+                 "cpu": "time.perf_counter per call (synchronous)"}
+
+
+@dataclass
+class Profile:
+    runs: pd.DataFrame
+    layers: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+    context: dict = field(default_factory=dict)
+
+
+def prepare(model: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool) -> nn.Module:
+    """The model on ``device`` in ``dtype`` (and channels-last), copied if anything must change."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    if any(t.is_meta for t in tensors):
+        raise ArchstatError("the model is on the meta device: profile needs real weights (build it on cpu or cuda)")
+    fp = [t for t in tensors if t.is_floating_point()]
+    same = all(t.device.type == device.type and t.dtype == dtype for t in fp) and not channels_last
+    if same:
+        return model
+    out = copy.deepcopy(model).to(device=device, dtype=dtype)
+    return out.to(memory_format=torch.channels_last) if channels_last else out
+
+
+def make_input(shape: Sequence[int], batch: int, device: torch.device, dtype: torch.dtype,
+               channels_last: bool) -> torch.Tensor:
+    x = torch.randn(batch, *shape, device=device, dtype=dtype)
+    return x.to(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def _run_row(phase: str, times: list[float], batch: int, flops: float, peak: Optional[int],
+             baseline: Optional[int], ceil: Optional[Ceilings], precision: str) -> dict[str, Any]:
+    s = stats(times)
+    achieved = flops / s["median"] if s["median"] > 0 else math.nan
+    top = ceil.peak(precision) if ceil else math.nan
+    return {"phase": phase, "batch": batch, "repeats": s["n"], "median_s": s["median"], "min_s": s["min"],
+            "max_s": s["max"], "iqr_s": s["iqr"], "cv": s["cv"], "images_per_s": batch / s["median"],
+            "peak_mem_bytes": peak, "baseline_mem_bytes": baseline, "flops_hardware": flops,
+            "achieved_flops_per_s": achieved, "peak_flops_per_s": top,
+            "peak_share": achieved / top if top and math.isfinite(top) else math.nan}
+
+
+def _layer_frame(df: pd.DataFrame, records: list, wbytes: list[int], passes: Optional[list[list[float]]]) -> pd.DataFrame:
+    hw = counter("hardware")
+    out = df.copy()
+    out["flops_hardware"] = [int(hw(r.cost, r.inputs)[0]) if r.supported else 0 for r in records]
+    out["bytes_moved"] = [bytes_moved(r, wb) for r, wb in zip(records, wbytes)]
+    if passes:
+        per_row = list(zip(*passes))
+        st = [stats(list(ts)) for ts in per_row]
+        out["time_s"] = [s["median"] for s in st]
+        out["time_min_s"] = [s["min"] for s in st]
+        out["time_iqr_s"] = [s["iqr"] for s in st]
+        total = float(out["time_s"].sum())
+        out["time_share"] = out["time_s"] / total if total > 0 else math.nan
+        out["achieved_flops_per_s"] = [f / t if t > 0 else math.nan for f, t in zip(out["flops_hardware"], out["time_s"])]
+    return out
+
+
+def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, batch: int = 1,
+            device: str | torch.device = "cpu", precision: str = "fp32", channels_last: bool = False,
+            warmup: Optional[int] = None, repeat: Optional[int] = None, layer_repeat: Optional[int] = None,
+            train: bool = False, layers: bool = True, ceilings: Ceilings | bool = True, quick: bool = False,
+            time_budget_s: Optional[float] = None) -> Profile:
+    """Time ``model`` on ``batch`` random inputs of ``input_shape`` (per sample) and join the results
+    to ``analyze()``'s rows.
+
+    ``ceilings``: True measures (or loads from cache) the device ceilings and adds the roofline;
+    a :class:`Ceilings` is used as given; False skips both.  ``quick`` shrinks the calibration
+    (tests, dry runs).  ``time_budget_s`` caps each timed loop (the repeat count is cut to fit).
+    """
+    dev = resolve_device(device)
+    dtype = check_precision(precision)
+    shape = tuple(input_shape or getattr(model, "default_input", ()) or ())
+    if not shape:
+        raise ArchstatError("profile needs an input shape (e.g. (3, 224, 224)): the model has no default_input")
+    if not isinstance(batch, int) or batch < 1:
+        raise ArchstatError(f"batch must be >= 1, got {batch}")
+    d = DEFAULTS[dev.type]
+    warmup = d["warmup"] if warmup is None else warmup
+    repeat = d["repeat"] if repeat is None else repeat
+    layer_repeat = d["layer_repeat"] if layer_repeat is None else layer_repeat
+    net = prepare(model, dev, dtype, channels_last)
+    with training_mode(net, False):
+        df = analyze(net, shape, batch=batch, dtype=dtype)
+        graph, records, nodes, wbytes = trace_records(net, shape, batch, dtype)
+    if [(r.name, r.op) for r in records] != list(zip(df["name"], df["op"])):
+        raise ArchstatError("internal: profile's trace disagrees with analyze()'s rows")  # same tracer: never
+    ceil: Optional[Ceilings] = None
+    if ceilings is True:
+        ceil = get_ceilings(dev, ((precision, channels_last, batch),), quick=quick)
+    elif isinstance(ceilings, Ceilings):
+        ceil = ceilings
+    flops = float(sum(int(counter("hardware")(r.cost, r.inputs)[0]) for r in records if r.supported))
+    context = {**environment(dev), "precision": precision, "dtype": str(dtype).replace("torch.", ""),
+               "channels_last": channels_last, "batch": batch, "input": list(shape), "warmup": warmup,
+               "repeat": repeat, "layer_repeat": layer_repeat if layers else 0, "timing": TIMING_METHOD[dev.type],
+               "model": type(model).__name__}
+    runs, passes = [], None
+    with precision_flags(precision) as flags:
+        context.update(flags)
+        x = make_input(shape, batch, dev, dtype, channels_last)
+        with oom_guard(batch, dev, "forward"), training_mode(net, False), torch.inference_mode():
+            reset_peak(dev)
+            base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else None
+            times = time_calls(lambda: net(x), dev, warmup, repeat, time_budget_s)
+            runs.append(_run_row("forward", times, batch, flops, peak_bytes(dev), base, ceil, precision))
+        if layers:
+            with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
+                passes = time_layers(net, graph, nodes, x, dev, warmup=1, repeat=layer_repeat)
+        del x
+        summary: dict[str, Any] = {}
+        if train:
+            runs.append(_train(net, shape, batch, dev, dtype, channels_last, warmup, repeat, time_budget_s,
+                               flops, ceil, precision, summary))
+    frame = _layer_frame(df, records, wbytes, passes)
+    if passes:
+        whole = runs[0]["median_s"]
+        totals = [sum(p) for p in passes]
+        summary.update({"layer_sum_s": float(frame["time_s"].sum()), "layer_pass_median_s": stats(totals)["median"],
+                        "whole_model_s": whole, "layer_sum_ratio": float(frame["time_s"].sum()) / whole})
+    if ceil is not None and passes:
+        frame = roofline(frame, ceil, precision, channels_last, batch)
+        summary["roofline"] = roofline_summary(frame)
+    if ceil is not None:
+        context["ceilings"] = {"device_name": ceil.device_name, "matmul_flops_per_s": ceil.matmul,
+                               "copy_bytes_per_s": ceil.copy_bw, "conv_grid": f"{precision}/{batch}"}
+    frame.attrs.update(df.attrs)
+    return Profile(runs=pd.DataFrame(runs), layers=frame, summary=summary, context=context)
+
+
+def _train(net: nn.Module, shape: tuple, batch: int, dev: torch.device, dtype: torch.dtype, channels_last: bool,
+           warmup: int, repeat: int, budget: Optional[float], fwd_flops: float, ceil: Optional[Ceilings],
+           precision: str, summary: dict) -> dict:
+    """Time a full training step (forward, loss, backward, SGD-momentum step) on a copy of the model."""
+    with oom_guard(batch, dev, "training step"):
+        model = copy.deepcopy(net).train()
+        x = make_input(shape, batch, dev, dtype, channels_last)
+        step = train_step_fn(model, x, batch)
+        for _ in range(max(warmup, 1)):  # the first step allocates the momentum buffers
+            step()
+        reset_peak(dev)
+        base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else None
+        times = time_calls(step, dev, 0, repeat, budget)
+        peak = peak_bytes(dev)
+    # backward ~ 2x forward for conv/linear (grad-input + grad-weight): an estimate, labelled as one
+    row = _run_row("train", times, batch, 3 * fwd_flops, peak, base, ceil, precision)
+    estimate, note = train_memory_estimate(net, shape, batch, dtype)
+    row.update({"flops_note": "3 x forward hardware FLOPs (backward ~ 2 x forward)",
+                "memory_estimate_bytes": estimate, "memory_estimate_note": note,
+                "memory_error": (peak - estimate) / estimate if peak and estimate else math.nan})
+    summary["train_memory"] = {"measured_peak_bytes": peak, "estimate_bytes": estimate, "note": note}
+    del model, x
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return row

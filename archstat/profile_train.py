@@ -1,0 +1,100 @@
+"""The training step that ``profile(train=True)`` times, and the hook to the symbolic memory estimate.
+
+One step = forward, cross-entropy on random labels, backward, SGD with momentum 0.9, gradients
+freed (``zero_grad(set_to_none=True)``).  The step runs in the profiled dtype throughout (a pure
+bf16/fp16 step, not autocast), so that its memory is comparable with a symbolic estimate taken in
+that dtype.  Models with auxiliary heads in training (GoogLeNet, Inception-v3) add each head's
+loss with weight 0.3, as the GoogLeNet paper does; a non-2-d output falls back to its mean.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archstat.errors import ArchstatError
+
+
+def _outputs(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (tuple, list)):  # namedtuples (GoogLeNetOutputs, InceptionOutputs) included
+        return [t for t in out if isinstance(t, torch.Tensor)]
+    if isinstance(out, dict):
+        return [t for t in out.values() if isinstance(t, torch.Tensor)]
+    raise ArchstatError(f"training step: cannot take a loss of a {type(out).__name__} output")
+
+
+def _loss(outs: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    total = None
+    for i, out in enumerate(outs):
+        term = F.cross_entropy(out, labels) if out.dim() == 2 else out.float().mean()
+        term = term if i == 0 else 0.3 * term
+        total = term if total is None else total + term
+    assert total is not None
+    return total
+
+
+def train_step_fn(model: nn.Module, x: torch.Tensor, batch: int) -> Callable[[], None]:
+    """A closure doing one full training step of ``model`` (already in train mode) on ``x``."""
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    try:
+        outs = _outputs(model(x))
+    except (ValueError, RuntimeError) as exc:
+        if "out of memory" in str(exc).lower():
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchstatError(f"training step fails at batch {batch}: {first}") from None
+    classes = outs[0].shape[-1] if outs[0].dim() == 2 else 1
+    labels = torch.randint(0, classes, (batch,), device=x.device)
+    opt.zero_grad(set_to_none=True)
+
+    def step() -> None:
+        loss = _loss(_outputs(model(x)), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def train_memory_estimate(model: nn.Module, shape: Sequence[int], batch: int, dtype: torch.dtype
+                          ) -> tuple[Optional[int], str]:
+    """Hook to the symbolic training-memory estimate (``archstat.memory``, issue 4), for SGD-momentum.
+
+    Returns ``(bytes, note)``; ``(None, why)`` while the estimator is absent or its API is not one
+    this hook knows.  Expected: ``training_memory(model, input_shape, batch=, dtype=, optimizer="sgd")``
+    returning an int, a dict with ``"total"``, or a DataFrame whose ``attrs`` hold ``"total"``.
+    """
+    try:
+        from archstat import memory  # type: ignore[attr-defined]
+    except ImportError:
+        return None, "archstat.memory (training-memory estimator) not available in this build"
+    fn = getattr(memory, "training_memory", None) or getattr(memory, "estimate_training_memory", None)
+    if fn is None:
+        return None, "archstat.memory has no training_memory() to compare with"
+    kwargs: dict[str, Any] = {"batch": batch, "dtype": dtype}
+    try:
+        if "optimizer" in inspect.signature(fn).parameters:
+            kwargs["optimizer"] = "sgd"
+        result = fn(model, tuple(shape), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the estimate is a comparison, never a reason to fail
+        return None, f"archstat.memory.training_memory failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    total = _total(result)
+    return (int(total), "archstat.memory.training_memory (sgd)") if total is not None else (
+        None, f"archstat.memory.training_memory returned {type(result).__name__} without a total")
+
+
+def _total(result: Any) -> Optional[float]:
+    if isinstance(result, (int, float)):
+        return result
+    if isinstance(result, dict):
+        value = result.get("total", result.get("total_bytes"))
+        return _total(value) if value is not None else None
+    attrs = getattr(result, "attrs", None)
+    if isinstance(attrs, dict):
+        return _total(attrs.get("total", attrs.get("total_bytes")))
+    return None

@@ -1,0 +1,172 @@
+"""Sound timing primitives shared by profile, ceilings and the GPU script.
+
+One code path for both devices: on CUDA every call is bracketed by CUDA events recorded on the
+stream (no host synchronisation between repeats, one ``synchronize`` at the end, so the queue stays
+full and the numbers are GPU time); on CPU the same loop reads ``time.perf_counter`` (CPU work is
+synchronous, so wall time is the op's time).  Spread is reported, never hidden:
+
+    median, min, max, IQR = q75 - q25, CV = std / mean (population std)
+
+Precision (DESIGN.md): ``fp32`` is strict (TF32 off for cuDNN convs and for matmul), ``tf32`` turns
+both on.  ``bf16``/``fp16`` cast the model and input, so nothing runs in fp32 and the TF32 flags are
+left off.  Every result records the two flags it ran with.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import math
+import platform
+import statistics
+import time
+from typing import Callable, Iterator, Optional
+
+import torch
+
+from archstat.errors import ArchstatError
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "tf32": torch.float32,
+                                      "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ArchstatError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cuda"``/``"cpu"`` -> torch.device; CUDA asked for but absent is a one-line error."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ArchstatError(f"unknown device {device!r}: use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ArchstatError(f"--device cuda requested but CUDA is not available (torch {torch.__version__})")
+    if dev.type not in ("cpu", "cuda"):
+        raise ArchstatError(f"unsupported device {device!r}: use cpu or cuda")
+    return dev
+
+
+def tf32_flags() -> dict[str, bool]:
+    return {"cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
+
+
+@contextlib.contextmanager
+def precision_flags(precision: str, benchmark: bool = True) -> Iterator[dict[str, bool]]:
+    """Set the TF32 flags (and cudnn.benchmark) for ``precision``; restore them afterwards."""
+    check_precision(precision)
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
+    tf32 = precision == "tf32"
+    try:
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = benchmark
+        yield {**tf32_flags(), "cudnn_benchmark": benchmark}
+    finally:
+        (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.benchmark) = saved
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def stats(times: list[float]) -> dict[str, float]:
+    """Median, min, max, IQR, CV (std / mean) of ``times`` (seconds)."""
+    xs = sorted(times)
+    n = len(xs)
+    if n == 0:
+        return {"n": 0, "median": math.nan, "min": math.nan, "max": math.nan, "iqr": math.nan, "cv": math.nan,
+                "mean": math.nan}
+    q = statistics.quantiles(xs, n=4, method="inclusive") if n > 1 else [xs[0]] * 3
+    mean = statistics.fmean(xs)
+    return {"n": n, "median": statistics.median(xs), "min": xs[0], "max": xs[-1], "iqr": q[2] - q[0],
+            "mean": mean, "cv": statistics.pstdev(xs) / mean if mean > 0 else math.nan}
+
+
+def time_calls(fn: Callable[[], object], device: torch.device, warmup: int, repeat: int,
+               budget_s: Optional[float] = None) -> list[float]:
+    """Seconds per call of ``fn`` after ``warmup`` calls; at most ``repeat`` timed calls.
+
+    ``budget_s`` caps the timed loop: from the last warm-up call's duration we cut the repeat count
+    so the loop takes about that long (at least 3 calls), so a slow model never stalls a sweep.
+    """
+    last = 0.0
+    for _ in range(max(warmup, 1)):  # at least one: cudnn.benchmark picks its algorithms here
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        last = time.perf_counter() - t0
+    if budget_s is not None and last > 0:
+        repeat = max(3, min(repeat, int(budget_s / last)))
+    if device.type == "cuda":
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeat)]
+        for start, end in events:
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize(device)
+        return [start.elapsed_time(end) / 1e3 for start, end in events]
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+@contextlib.contextmanager
+def oom_guard(batch: int, device: torch.device, what: str) -> Iterator[None]:
+    """Turn an out-of-memory error into a one-line ArchstatError naming the batch that failed."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - only OOM is translated, the rest re-raised
+        if not is_oom(exc):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        smaller = f"; try --batch {batch // 2}" if batch > 1 else "; batch 1 does not fit either, try a smaller --input"
+        raise ArchstatError(f"out of memory at batch {batch} on {device.type} ({what}){smaller}") from None
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_bytes(device: torch.device) -> Optional[int]:
+    """The caching allocator's peak since :func:`reset_peak`; None on CPU (no allocator statistics)."""
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu} ({torch.get_num_threads()} threads)"
+
+
+def environment(device: torch.device) -> dict[str, object]:
+    """What every result records next to its numbers: card, versions, date."""
+    env: dict[str, object] = {"device": device.type, "device_name": device_name(device), "torch": torch.__version__,
+                              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if device.type == "cuda":
+        env.update({"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+                    "capability": ".".join(map(str, torch.cuda.get_device_capability(device)))})
+    return env
