@@ -212,6 +212,62 @@ def test_preprocess_normalised_trains_where_raw_does_not(preprocess_result):
     assert norm < math.log(10) < raw
 
 
+# ---------------------------------------------------------------- activations
+
+@pytest.fixture(scope="module")
+def activations_result():
+    return run_experiment("activations", None, quick=True)
+
+
+def test_activation_gradients_match_closed_forms(activations_result):
+    df = activations_result.tables["curves"]
+    x = torch.tensor(df[df.activation == "ReLU"].x.to_numpy())
+    mask = x.abs() > 1e-6  # the kink itself has a convention-dependent derivative
+
+    def grad(name):
+        return torch.tensor(df[df.activation == name].df.to_numpy())[mask]
+
+    s, t = torch.sigmoid(x), torch.tanh(x)
+    phi = torch.exp(-x ** 2 / 2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+    alpha, lam = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    expected = {
+        "Sigmoid": s * (1 - s), "Tanh": 1 - t ** 2, "ReLU": (x > 0).double(),
+        "LeakyReLU(0.01)": torch.where(x > 0, 1.0, 0.01), "PReLU(0.25)": torch.where(x > 0, 1.0, 0.25),
+        "ELU": torch.where(x > 0, 1.0, torch.exp(x)), "SELU": lam * torch.where(x > 0, 1.0, alpha * torch.exp(x)),
+        "GELU": cdf + x * phi,
+    }
+    for name, want in expected.items():
+        assert grad(name).numpy() == pytest.approx(want[mask].numpy(), abs=1e-5), name
+
+
+def test_activation_relu_zeroes_half_the_gradients(activations_result):
+    mlp = activations_result.tables["mlp_zero_grad"]
+    relu = mlp[(mlp.init == "kaiming") & (mlp.activation == "ReLU")]
+    assert relu.zero_grad_share.to_numpy() == pytest.approx(0.5, abs=0.03)
+    leaky = mlp[mlp.activation == "LeakyReLU(0.01)"]
+    assert (leaky.zero_grad_share == 0).all()  # Leaky ReLU never "dies"
+    s = activations_result.summary
+    assert 0.2 < s["cnn_zero_grad_share[ReLU]"] < 0.7
+    assert s["cnn_zero_grad_share[LeakyReLU(0.01)]"] == 0
+
+
+def test_activation_saturation_and_vanishing_gradient(activations_result):
+    s = activations_result.summary
+    assert s["mlp_zero_grad_share[0.05|Tanh]"] > 0.15  # large weights saturate tanh
+    assert s["mlp_zero_grad_share[kaiming|Tanh]"] < 0.01
+    # sigmoid: f' <= 1/4, so the gradient reaching layer 1 is tiny; ReLU with Kaiming keeps it
+    assert s["mlp_grad_norm_layer1_over_layer6[kaiming|Sigmoid]"] < 0.1
+    assert 0.5 < s["mlp_grad_norm_layer1_over_layer6[kaiming|ReLU]"] < 2
+
+
+def test_activation_training_table(activations_result):
+    s = activations_result.summary
+    assert s["model"] == "resnet18"
+    assert s["test_accuracy[ReLU]"] > 0.5 and s["test_accuracy[LeakyReLU(0.01)]"] > 0.5
+    assert s["test_accuracy[Sigmoid]"] < s["test_accuracy[ReLU]"]  # the lecture: do not use sigmoid
+
+
 # ---------------------------------------------------------------- CLI and files
 
 def _parser() -> argparse.ArgumentParser:
