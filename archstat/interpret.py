@@ -147,6 +147,8 @@ class Interpreter:
             return self._record(node, type(module).__name__, args, kwargs, module)
         name, inplace = op_name(node)
         tensors = tensors_in((args, kwargs))
+        if isinstance(node.target, type) and issubclass(node.target, (tuple, list, dict)):
+            return node.target(*args, **kwargs)  # packing outputs (a namedtuple of logits): no op
         if not tensors:  # shape arithmetic: ints, sympy expressions, tuples of them
             if node.op == "call_method":
                 return getattr(args[0], str(node.target))(*args[1:], **kwargs)

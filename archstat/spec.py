@@ -7,7 +7,6 @@ already ``floor(a/b)``, and ``ceil_div`` is ``-(-a // b)``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
@@ -60,13 +59,10 @@ def simplify(value: Size) -> Size:
 
 
 def ceil_div(a: Size, b: Size) -> Size:
-    return -((-a) // b)
-
-
-def smax(a: Size, b: Size) -> Size:
+    """ceil(a / b) for ints and expressions (sympy prints ``ceiling``, not ``-floor(-x)``)."""
     if is_symbolic(a) or is_symbolic(b):
-        return sympy.Max(a, b)
-    return max(a, b)
+        return sympy.ceiling(sympy.Rational(1, 1) * a / b)
+    return -((-a) // b)
 
 
 def pair(value: Any, n: int = 2) -> tuple:
@@ -74,20 +70,3 @@ def pair(value: Any, n: int = 2) -> tuple:
     if isinstance(value, (tuple, list)):
         return tuple(value) if len(value) == n else tuple(value) * n if len(value) == 1 else tuple(value)
     return (value,) * n
-
-
-def as_int_if_possible(value: Size) -> Size:
-    value = simplify(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def fmt_size(value: Size) -> str:
-    return str(value) if not isinstance(value, float) else f"{value:g}"
-
-
-def isclose_int(a: Size, b: Size) -> bool:
-    if is_symbolic(a) or is_symbolic(b):
-        return sympy.simplify(a - b) == 0
-    return math.isclose(float(a), float(b))
