@@ -100,7 +100,7 @@ class _ClockInterpreter(fx.Interpreter):
 
     def _mark(self) -> Any:
         if self.device.type == "cuda":
-            ev = torch.cuda.Event(enable_timing=True)
+            ev = self._pool.pop()  # created before the pass: only the record is on the timed path
             ev.record()
             return ev
         return time.perf_counter()
@@ -112,6 +112,8 @@ class _ClockInterpreter(fx.Interpreter):
         return out
 
     def timed_pass(self, x: torch.Tensor) -> list[float]:
+        if self.device.type == "cuda":
+            self._pool = [torch.cuda.Event(enable_timing=True) for _ in range(len(self.timed) + 1)]
         self.marks = [self._mark()]
         self.run(x)
         if self.device.type == "cuda":

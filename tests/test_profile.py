@@ -1,0 +1,221 @@
+"""archstat.profile on CPU: timing statistics, per-layer join with analyze(), bytes, roofline, OOM, cache.
+
+Every path of the GPU code runs here with perf_counter in place of CUDA events.  Tiny models, few
+repeats, one thread (a busy 2-core CI box otherwise stalls torch's thread pool).
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from archstat import analyze, profile
+from archstat.ceilings import Ceilings, conv_ceiling, conv_key, get_ceilings
+from archstat.errors import ArchstatError
+from archstat.roofline import roofline, roofline_summary
+from archstat.timing import precision_flags, stats, tf32_flags
+
+
+class Tiny(nn.Module):
+    """conv-bn-relu, a residual add, a pool, flatten, linear: every kind of row the roofline prices."""
+
+    default_input = (3, 16, 16)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.bn(self.conv1(x)))
+        y = y + self.conv2(y)
+        return self.fc(torch.flatten(self.pool(y), 1))
+
+
+def fake_ceilings(batch: int = 2) -> Ceilings:
+    grid = [{"kh": 3, "kw": 3, "c_in": 8, "c_out": 8, "stride": 1, "in_size": 16, "out_h": 16, "out_w": 16,
+             "flops": 1, "time_s": 1.0, "flops_per_s": 2e8}]
+    return Ceilings("test device", matmul={"fp32": 1e9, "tf32": 2e9, "bf16": 4e9, "fp16": 4e9}, copy_bw=1e9,
+                    conv={conv_key("fp32", False, batch): grid})
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARCHSTAT_CACHE_DIR", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_stats_match_numpy():
+    xs = [3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0]
+    s = stats(xs)
+    q75, q25 = np.percentile(xs, [75, 25])
+    assert s["median"] == pytest.approx(np.median(xs))
+    assert s["iqr"] == pytest.approx(q75 - q25)
+    assert s["cv"] == pytest.approx(np.std(xs) / np.mean(xs))
+    assert (s["min"], s["max"], s["n"]) == (1.0, 9.0, 8)
+
+
+def test_precision_flags_strict_tf32_and_restored():
+    before = tf32_flags()
+    with precision_flags("fp32") as f:
+        assert f["cudnn_allow_tf32"] is False and f["matmul_allow_tf32"] is False
+        assert tf32_flags() == {"cudnn_allow_tf32": False, "matmul_allow_tf32": False}
+    with precision_flags("tf32") as f:
+        assert f["cudnn_allow_tf32"] is True and f["matmul_allow_tf32"] is True
+    assert tf32_flags() == before
+    with pytest.raises(ArchstatError):
+        with precision_flags("fp64"):
+            pass
+
+
+def test_profile_rows_are_analyze_rows_with_times():
+    model = Tiny()
+    p = profile(model, batch=2, warmup=1, repeat=3, layer_repeat=2, ceilings=fake_ceilings())
+    ref = analyze(model, (3, 16, 16), batch=2)
+    key = ["name", "op", "call"]
+    assert p.layers[key].values.tolist() == ref[key].values.tolist()
+    assert (p.layers["macs"] == ref["macs"]).all() and (p.layers["flops"] == ref["flops"]).all()
+    assert (p.layers["time_s"] > 0).all()
+    assert p.layers["time_share"].sum() == pytest.approx(1.0)
+    fwd = p.runs.set_index("phase").loc["forward"]
+    assert fwd["repeats"] == 3 and fwd["images_per_s"] == pytest.approx(2 / fwd["median_s"])
+    assert fwd["flops_hardware"] == p.layers["flops_hardware"].sum()
+    assert p.summary["layer_sum_s"] == pytest.approx(p.layers["time_s"].sum())
+    assert p.summary["layer_sum_ratio"] == pytest.approx(p.summary["layer_sum_s"] / fwd["median_s"])
+    assert p.context["cudnn_allow_tf32"] is False and p.context["precision"] == "fp32"
+    assert p.context["device"] == "cpu" and "torch" in p.context and "date" in p.context
+
+
+def test_bytes_moved_and_hardware_flops_per_row():
+    p = profile(Tiny(), batch=2, warmup=1, repeat=2, layers=False, ceilings=False)
+    rows = {(r["name"], r["op"]): r for r in p.layers.to_dict("records")}
+    n, f32 = 2, 4
+    conv1 = rows[("conv1", "Conv2d")]
+    assert conv1["bytes_moved"] == (n * 3 * 16 * 16 + (8 * 3 * 9 + 8) + n * 8 * 16 * 16) * f32
+    assert conv1["flops_hardware"] == 2 * n * 8 * 16 * 16 * 3 * 9
+    bn = rows[("bn", "BatchNorm2d")]  # weight, bias, running mean and var; not num_batches_tracked
+    assert bn["bytes_moved"] == (2 * n * 8 * 16 * 16 + 4 * 8) * f32
+    assert rows[("", "add")]["bytes_moved"] == 3 * n * 8 * 16 * 16 * f32
+    assert rows[("", "flatten")]["bytes_moved"] == 0  # a view launches no kernel
+    fc = rows[("fc", "Linear")]
+    assert fc["bytes_moved"] == (n * 512 + 512 * 10 + 10 + n * 10) * f32
+
+
+def test_roofline_uses_conv_grid_and_bandwidth():
+    p = profile(Tiny(), batch=2, warmup=1, repeat=2, layer_repeat=2, ceilings=fake_ceilings())
+    rows = {(r["name"], r["op"]): r for r in p.layers.to_dict("records")}
+    conv2 = rows[("conv2", "Conv2d")]
+    assert conv2["ceiling_flops_per_s"] == 2e8 and conv2["ceiling"].startswith("conv 3x3")
+    t_c, t_m = conv2["flops_hardware"] / 2e8, conv2["bytes_moved"] / 1e9
+    assert conv2["predicted_s"] == pytest.approx(max(t_c, t_m))
+    assert conv2["bound"] == ("compute" if t_c >= t_m else "memory")
+    assert conv2["error"] == pytest.approx((conv2["predicted_s"] - conv2["time_s"]) / conv2["time_s"])
+    fc = rows[("fc", "Linear")]
+    assert fc["ceiling"] == "matmul fp32" and fc["ceiling_flops_per_s"] == 1e9
+    relu = rows[("relu", "ReLU")]
+    assert relu["bound"] == "memory" and relu["intensity"] == pytest.approx(relu["flops_hardware"] / relu["bytes_moved"])
+    assert rows[("", "flatten")]["bound"] == "none" and rows[("", "flatten")]["predicted_s"] == 0
+    assert "roofline" in p.summary and p.summary["roofline"]["layers"] >= 0
+
+
+def test_roofline_summary_statistics():
+    import pandas as pd
+
+    df = pd.DataFrame({"flops_hardware": [0] * 5, "bytes_moved": [0] * 5, "kind": ["x"] * 5, "kernel": [None] * 5,
+                       "hparams": [{}] * 5, "out_shape": [[1]] * 5, "time_s": [1e-3, 2e-3, 3e-3, 4e-3, 1e-6]})
+    df = roofline(df, fake_ceilings(), "fp32", False, 2)
+    df["predicted_s"] = [1.1e-3, 1.6e-3, 3.3e-3, 5e-3, 1e-6]
+    df["error"] = (df["predicted_s"] - df["time_s"]) / df["time_s"]
+    s = roofline_summary(df, min_time=20e-6)
+    assert s["layers"] == 4  # the 1 us row is under min_time
+    assert s["median_abs_error"] == pytest.approx(statistics.median([0.1, 0.2, 0.1, 0.25]))
+    assert s["spearman"] == pytest.approx(1.0)
+
+
+def test_conv_ceiling_prefers_kernel_then_nearest_width():
+    pts = [{"kh": k, "kw": k, "c_in": c, "c_out": c, "out_h": 14, "out_w": 14, "flops_per_s": float(k * 1000 + c)}
+           for k in (1, 3) for c in (64, 256)]
+    assert conv_ceiling(pts, 3, 3, 200, 256, 196)[0] == 3256.0
+    assert conv_ceiling(pts, 1, 1, 64, 80, 196)[0] == 1064.0
+    assert conv_ceiling(pts, 5, 5, 64, 64, 196)[1]["kh"] == 3  # no 5x5: nearest kernel area
+    assert math.isnan(conv_ceiling([], 3, 3, 1, 1, 1)[0])
+
+
+def test_train_step_and_callers_model_unchanged():
+    model = Tiny().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    p = profile(model, batch=2, warmup=1, repeat=2, layers=False, train=True, ceilings=False)
+    assert list(p.runs["phase"]) == ["forward", "train"]
+    tr = p.runs.set_index("phase").loc["train"]
+    assert tr["median_s"] > 0 and tr["flops_hardware"] == 3 * p.runs.iloc[0]["flops_hardware"]
+    assert "memory_estimate_note" in p.runs.columns and p.summary["train_memory"]["note"]
+    assert model.training  # mode restored
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # no SGD step on the caller's weights
+
+
+def test_bf16_channels_last_copy_and_flags():
+    model = Tiny()
+    p = profile(model, batch=2, precision="bf16", channels_last=True, warmup=1, repeat=2, layer_repeat=1,
+                ceilings=False)
+    assert p.context["dtype"] == "bfloat16" and p.context["channels_last"] is True
+    assert next(model.parameters()).dtype == torch.float32  # the caller's model is not cast
+    rows = {(r["name"], r["op"]): r for r in p.layers.to_dict("records")}
+    assert rows[("conv1", "Conv2d")]["bytes_moved"] == (2 * 3 * 256 + 8 * 27 + 8 + 2 * 8 * 256) * 2
+
+
+def test_out_of_memory_names_the_batch(monkeypatch):
+    prof_mod = sys.modules["archstat.profile"]  # the attribute archstat.profile is the function
+
+    def boom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(prof_mod, "time_calls", boom)
+    with pytest.raises(ArchstatError, match=r"out of memory at batch 4 .*--batch 2"):
+        profile(Tiny(), batch=4, ceilings=False, layers=False)
+
+
+def test_bad_inputs_are_one_line_errors():
+    with torch.device("meta"):
+        meta = Tiny()
+    with pytest.raises(ArchstatError, match="meta device"):
+        profile(meta, ceilings=False)
+    with pytest.raises(ArchstatError, match="precision"):
+        profile(Tiny(), precision="int8", ceilings=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ArchstatError, match="CUDA is not available"):
+            profile(Tiny(), device="cuda")
+
+
+def test_ceilings_measured_once_then_cached(monkeypatch, tmp_path):
+    import archstat.ceilings as cmod
+
+    dev = torch.device("cpu")
+    first = get_ceilings(dev, (("fp32", False, 2),), quick=True)
+    assert set(first.matmul) == {"fp32", "tf32", "bf16", "fp16"} and all(v > 0 for v in first.matmul.values())
+    assert first.copy_bw > 0
+    grid = first.conv[conv_key("fp32", False, 2)]
+    assert len(grid) == len(cmod.CONV_GRID) and all(p["flops_per_s"] > 0 for p in grid)
+    data = json.loads((tmp_path / "cache" / "ceilings.json").read_text())
+    assert len(data) == 1 and "quick" in next(iter(data))
+
+    def no_measure(*a, **k):
+        raise AssertionError("measured again despite the cache")
+
+    monkeypatch.setattr(cmod, "measure_matmul", no_measure)
+    monkeypatch.setattr(cmod, "measure_copy", no_measure)
+    monkeypatch.setattr(cmod, "measure_conv_grid", no_measure)
+    again = get_ceilings(dev, (("fp32", False, 2),), quick=True)
+    assert again.matmul == first.matmul and again.conv == first.conv
