@@ -23,6 +23,10 @@ def pool_out_size(size, k: int, s: int, p: int, d: int, ceil_mode: bool):
         return span // s + 1
     out = ceil_div(span, s) + 1
     if is_symbolic(out):
+        # (out-1)*s < span + s, so the last window always starts inside when p + s - 1 <= d*(k-1)
+        # (no padding to start in): then no Piecewise is needed, and sympy stays fast and exact.
+        if p + s - 1 <= d * (k - 1):
+            return out
         return sympy.Piecewise((out - 1, sympy.Ge((out - 1) * s, size + p)), (out, True))
     return out - 1 if (out - 1) * s >= size + p else out
 
