@@ -19,13 +19,18 @@ H, W, N = SYMBOLS["H"], SYMBOLS["W"], SYMBOLS["N"]
 QUANTITIES = ("params", "macs", "flops", "act_bytes")
 
 
-def symbolic_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
-    """``analyze(symbolic=True)`` per image: N is set to 1 in every numeric column."""
+def symbolic_table(model: nn.Module, input_shape: Sequence[int]) -> tuple[dict[str, list], dict]:
+    """``analyze(symbolic=True)`` per image (N = 1): (column -> list of expressions, totals).
+
+    Plain lists, not the DataFrame: pandas deep-copies ``attrs`` on every column access, and
+    deep-copying sympy expressions re-evaluates them (seconds per model).
+    """
     df = analyze(model, input_shape, symbolic=True)
-    for col in ("macs", "flops", "act_bytes"):
-        df[col] = [sympy.sympify(v).subs(N, 1) for v in df[col]]
-    df.attrs["total"] = {k: sympy.sympify(v).subs(N, 1) for k, v in df.attrs["total"].items()}
-    return df
+    totals = {k: sympy.sympify(v).subs(N, 1) for k, v in df.attrs["total"].items()}
+    df.attrs = {}
+    columns = {col: [sympy.sympify(v).subs(N, 1) for v in df[col]] for col in ("macs", "flops", "act_bytes")}
+    columns["params"] = list(df["params"])
+    return columns, totals
 
 
 def smooth(expr) -> sympy.Expr:

@@ -175,3 +175,17 @@ def resolution_chart(curves: dict[str, pd.DataFrame], path: Path) -> Path:
     a2.legend(fontsize=8, loc="upper left", ncol=2)
     fig.suptitle("Cost against input resolution, from the closed forms in H and W")
     return save(fig, path)
+
+
+def latency_chart(points: pd.DataFrame, path: Path) -> Path:
+    """Measured GPU forward latency (ms) against GMACs, one labelled point per model."""
+    fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
+    ax.scatter(points["gmacs"], points["latency_ms"], color="#4C72B0")
+    for r in points.to_dict("records"):
+        ax.annotate(r["model"], (r["gmacs"], r["latency_ms"]), xytext=(5, 4), textcoords="offset points", fontsize=8)
+    ax.set_xlabel("GMACs per image")
+    ax.set_ylabel("forward latency (ms)")
+    settings = sorted(set(points["setting"]))
+    ax.set_title("Measured GPU latency vs. multiply-adds" + (f" ({settings[0]})" if len(settings) == 1 else ""))
+    ax.grid(alpha=0.3)
+    return save(fig, path)

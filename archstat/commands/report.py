@@ -1,0 +1,34 @@
+"""`archstat report [--out reports/]`: regenerate the reports (Markdown, CSV, JSON, PNG) for the zoo."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="regenerate reports/: zoo comparison, one page per model, figures, "
+                                      "published vs computed")
+    p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports/)")
+    p.add_argument("--models", nargs="+", metavar="MODEL", help="only these models' pages (the index covers the zoo)")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNGs (CSV, JSON and Markdown only)")
+    p.add_argument("--quiet", action="store_true", help="do not list the models as they are done")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import time
+    from pathlib import Path
+
+    from archstat.errors import ArchstatError
+    from archstat.models import list_models
+    from archstat.report import generate
+
+    unknown = sorted(set(args.models or ()) - set(list_models()))
+    if unknown:
+        raise ArchstatError(f"unknown model(s) {', '.join(unknown)}; see `archstat list`")
+    start = time.perf_counter()
+    progress = None if args.quiet else (lambda name: print(f"  {name}", file=sys.stderr, flush=True))
+    written = generate(Path(args.out), args.models, figures=not args.no_figures, progress=progress)
+    size = sum(p.stat().st_size for p in written)
+    print(f"wrote {len(written)} files ({size / 1024:,.0f} KB) under {args.out}/ in {time.perf_counter() - start:.1f} s")
+    return 0
