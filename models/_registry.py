@@ -42,7 +42,8 @@ class ModelInfo:
     default_input: tuple[int, ...]
     # smallest C x H x W input the model accepts in both eval and train mode
     min_input: tuple[int, ...]
-    # published figures, keyed by what is counted: "params", "macs", "top1_err", "top5_err", ...
+    # published figures, keyed by what is counted: "params", "macs", "top1_err", "top5_err" (one
+    # network, one crop), "ilsvrc_top5_err" (the challenge entry the lecture quotes, often an ensemble)
     published: dict[str, Published] = field(default_factory=dict)
     # torchvision builds the same architecture with the same state_dict layout
     torchvision_name: str | None = None
