@@ -9,18 +9,33 @@ import argparse
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from archstat.experiments import EXPERIMENTS, run_experiment
 
+REPORTS = Path(__file__).resolve().parents[1] / "reports" / "experiments"
+# reduced sizes in the default run; the full sizes (what reports/experiments holds) under -m slow
+SIZES = [pytest.param("quick", id="quick"), pytest.param("full", id="full", marks=pytest.mark.slow)]
+_FULL: dict[str, object] = {}
+
+
+def _result(name: str, size: str, tmp_path_factory):
+    """Quick runs write nothing; a full run writes its files once, for the freshness test too."""
+    if size == "quick":
+        return run_experiment(name, None, quick=True)
+    if name not in _FULL:
+        _FULL[name] = run_experiment(name, tmp_path_factory.mktemp(f"full_{name}"))
+    return _FULL[name]
+
 
 # ---------------------------------------------------------------- init
 
-@pytest.fixture(scope="module")
-def init_result():
-    return run_experiment("init", None, quick=True)
+@pytest.fixture(scope="module", params=SIZES)
+def init_result(request, tmp_path_factory):
+    return _result("init", request.param, tmp_path_factory)
 
 
 def test_init_relu_small_weights_collapse(init_result):
@@ -62,9 +77,9 @@ def test_init_residual_variance(init_result):
 
 # ---------------------------------------------------------------- dropout
 
-@pytest.fixture(scope="module")
-def dropout_result():
-    return run_experiment("dropout", None, quick=True)
+@pytest.fixture(scope="module", params=SIZES)
+def dropout_result(request, tmp_path_factory):
+    return _result("dropout", request.param, tmp_path_factory)
 
 
 def test_dropout_test_output_is_expected_train_output(dropout_result):
@@ -72,8 +87,8 @@ def test_dropout_test_output_is_expected_train_output(dropout_result):
     for case in ("inverted, 1 mask (before last layer)", "vanilla, 1 mask (same masks: on the inverted curve)"):
         d = df[df.case == case].set_index("masks").rel_error
         m = d.index.max()
-        assert d[m] < 0.08  # M = 1000 masks: within a few 1/sqrt(M)
-        assert d[m] < d[1] / 10  # and it keeps falling with M
+        assert d[m] < 3 * d[1] / math.sqrt(m)  # the Monte Carlo error falls like 1/sqrt(M)
+        assert d[m] < 0.15
 
 
 def test_dropout_unscaled_vanilla_is_wrong(dropout_result):
@@ -99,9 +114,9 @@ def test_dropout_ensemble_approaches_scaled_net(dropout_result):
 
 # ---------------------------------------------------------------- augment gallery
 
-@pytest.fixture(scope="module")
-def augment_result():
-    return run_experiment("augment", None, quick=True)
+@pytest.fixture(scope="module", params=SIZES)
+def augment_result(request, tmp_path_factory):
+    return _result("augment", request.param, tmp_path_factory)
 
 
 def _rows(result, prefix):
@@ -137,9 +152,9 @@ def test_augment_labels_stay_distributions(augment_result):
 
 # ---------------------------------------------------------------- degradation
 
-@pytest.fixture(scope="module")
-def degradation_result():
-    return run_experiment("degradation", None, quick=True)
+@pytest.fixture(scope="module", params=SIZES)
+def degradation_result(request, tmp_path_factory):
+    return _result("degradation", request.param, tmp_path_factory)
 
 
 def test_degradation_deeper_plain_net_underfits(degradation_result):
@@ -180,9 +195,9 @@ def test_dead_relu_share_measures_dead_units():
 
 # ---------------------------------------------------------------- preprocess
 
-@pytest.fixture(scope="module")
-def preprocess_result():
-    return run_experiment("preprocess", None, quick=True)
+@pytest.fixture(scope="module", params=SIZES)
+def preprocess_result(request, tmp_path_factory):
+    return _result("preprocess", request.param, tmp_path_factory)
 
 
 def test_preprocess_pca_decorrelates_and_whitens(preprocess_result):
@@ -214,9 +229,9 @@ def test_preprocess_normalised_trains_where_raw_does_not(preprocess_result):
 
 # ---------------------------------------------------------------- activations
 
-@pytest.fixture(scope="module")
-def activations_result():
-    return run_experiment("activations", None, quick=True)
+@pytest.fixture(scope="module", params=SIZES)
+def activations_result(request, tmp_path_factory):
+    return _result("activations", request.param, tmp_path_factory)
 
 
 def test_activation_gradients_match_closed_forms(activations_result):
@@ -311,8 +326,12 @@ def test_cli_rejects_unknown_name(capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_full_size_runs(name, tmp_path):
-    torch.manual_seed(0)
-    result = run_experiment(name, tmp_path)
+def test_committed_reports_are_fresh(name, tmp_path_factory):
+    """Rerunning an experiment at full size rewrites reports/experiments byte for byte (CSV/JSON)."""
+    result = _result(name, "full", tmp_path_factory)
     assert any(p.suffix == ".png" for p in result.files)
-    assert (tmp_path / f"{name}.json").exists()
+    for path in result.files:
+        committed = REPORTS / path.name
+        assert committed.exists(), f"{committed} missing: run `archstat experiment {name}`"
+        if path.suffix in (".csv", ".json"):
+            assert path.read_bytes() == committed.read_bytes(), f"{committed} is stale"

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 DEFAULT_OUT = Path("reports/experiments")
 FLOAT_FORMAT = "%.6g"
+MAX_PRINTED_ROWS = 60
 
 
 @dataclass
@@ -46,6 +47,9 @@ class ExperimentResult:
         for key, value in self.summary.items():
             lines.append(f"{key}: {_fmt(value)}")
         for key, df in self.tables.items():
+            if len(df) > MAX_PRINTED_ROWS:  # curves: too long for a terminal, the CSV has them
+                lines.append(f"\n-- {key}: {len(df)} rows, in {self.name}_{key}.csv --")
+                continue
             lines.append(f"\n-- {key} --")
             lines.append(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if self.files:
