@@ -155,7 +155,9 @@ def get_ceilings(device: torch.device, conv_configs: tuple = (), *, quick: bool 
     """
     path, key = cache_path(), _entry_key(device, quick)
     cached = _load(path).get(key) if use_cache and not refresh else None
-    ceil = Ceilings(**cached) if cached else Ceilings(device_name(device), env=environment(device))
+    known = Ceilings.__dataclass_fields__
+    ceil = (Ceilings(**{k: v for k, v in cached.items() if k in known}) if cached
+            else Ceilings(device_name(device), env=environment(device)))
     changed = False
     n = (256 if quick else 8192) if device.type == "cuda" else (128 if quick else 512)
     for precision in PRECISIONS:

@@ -1,9 +1,11 @@
-"""Per-op-call timing: run the model's fx graph node by node, with a clock between nodes.
+"""Per-op-call timing: the model's fx graph, with a clock read between every two op calls.
 
 Method, and why.  The model is traced with the same tracer ``analyze()`` uses, so the graph's op
-calls are exactly the table's rows and carry its ``(name, op, call)`` key.  A
-``torch.fx.Interpreter`` runs that graph on real tensors and reads the clock at every boundary
-between costed nodes: CUDA events recorded on the stream (GPU), ``perf_counter`` (CPU).  Row ``i``'s
+calls are exactly the table's rows and carry its ``(name, op, call)`` key.  A ``_mark()`` call is
+inserted after every costed node and the graph runs as fx's generated Python code on real tensors,
+reading the clock at every boundary between costed nodes: CUDA events recorded on the stream (GPU),
+``perf_counter`` (CPU).  (Generated code, not ``fx.Interpreter``, whose per-node Python dispatch
+would starve the GPU on small layers.)  Row ``i``'s
 time is ``t_i - t_{i-1}``; boundaries are shared, so the per-layer times add up exactly to the span
 of the pass, and whatever the per-node dispatch adds (Python overhead that starves the GPU of work)
 shows up in the comparison of that sum with the whole-model time rather than vanishing.
@@ -90,49 +92,77 @@ def bytes_moved(record: OpRecord, wbytes: int) -> int:
     return sum(_spec_bytes(t) for t in record.inputs) + wbytes + _spec_bytes(record.cost.out)
 
 
-class _ClockInterpreter(fx.Interpreter):
-    """Runs a GraphModule and reads the clock after every timed node (shared boundaries)."""
+class _Clock:
+    """Clock readings of one pass: CUDA events (created up front, only ``record`` on the timed path)
+    or perf_counter values."""
 
-    def __init__(self, gm: fx.GraphModule, timed: set[fx.Node], device: torch.device) -> None:
-        super().__init__(gm)
-        self.timed, self.device = timed, device
+    def __init__(self, device: torch.device, n: int) -> None:
+        self.device = device
         self.marks: list[Any] = []
+        self.pool = [torch.cuda.Event(enable_timing=True) for _ in range(n)] if device.type == "cuda" else []
 
-    def _mark(self) -> Any:
+    def mark(self) -> None:
         if self.device.type == "cuda":
-            ev = self._pool.pop()  # created before the pass: only the record is on the timed path
+            ev = self.pool[len(self.marks)]
             ev.record()
-            return ev
-        return time.perf_counter()
+            self.marks.append(ev)
+        else:
+            self.marks.append(time.perf_counter())
 
-    def run_node(self, n: fx.Node) -> Any:
-        out = super().run_node(n)
-        if n in self.timed:
-            self.marks.append(self._mark())
-        return out
-
-    def timed_pass(self, x: torch.Tensor) -> list[float]:
-        if self.device.type == "cuda":
-            self._pool = [torch.cuda.Event(enable_timing=True) for _ in range(len(self.timed) + 1)]
-        self.marks = [self._mark()]
-        self.run(x)
+    def intervals(self) -> list[float]:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             return [a.elapsed_time(b) / 1e3 for a, b in zip(self.marks, self.marks[1:])]
         return [b - a for a, b in zip(self.marks, self.marks[1:])]
 
 
-def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: torch.Tensor,
-                device: torch.device, warmup: int, repeat: int) -> list[list[float]]:
-    """``repeat`` passes of per-node seconds, one list per pass, in the order of ``nodes``."""
+_ACTIVE: list[_Clock] = []  # the clock of the pass in progress (read by the inserted _mark nodes)
+
+
+def _mark() -> None:
+    _ACTIVE[-1].mark()
+
+
+def instrument(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node]) -> tuple[fx.GraphModule, list[fx.Node]]:
+    """A GraphModule of ``graph`` with a ``_mark()`` call after every node in ``nodes``.
+
+    Changes ``graph`` in place (give it a fresh trace).  Returns the module and the timed nodes
+    in graph order, which is the order of the clock readings.
+    """
+    timed, order = set(nodes), []
+    for n in list(graph.nodes):
+        if n in timed:
+            with graph.inserting_after(n):
+                graph.call_function(_mark, ())
+            order.append(n)
     gm = fx.GraphModule(model, graph)
     gm.training = model.training
-    interp = _ClockInterpreter(gm, set(nodes), device)
-    order = {n: i for i, n in enumerate(n for n in graph.nodes if n in interp.timed)}
-    # graph order == record order (the recorder walks the graph in order); keep the mapping explicit
-    index = [order[n] for n in nodes]
+    return gm, order
+
+
+def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: torch.Tensor,
+                device: torch.device, warmup: int, repeat: int) -> list[list[float]]:
+    """``repeat`` passes of per-node seconds, one list per pass, in the order of ``nodes``.
+
+    The instrumented graph runs as generated Python code, not node by node through
+    ``fx.Interpreter``: what the timing adds per op call is one function call and one event record.
+    """
+    gm, order = instrument(model, graph, nodes)
+    position = {n: i for i, n in enumerate(order)}
+    index = [position[n] for n in nodes]
+
+    def one_pass() -> list[float]:
+        clock = _Clock(device, len(order) + 1)
+        _ACTIVE.append(clock)
+        try:
+            clock.mark()
+            gm(x)
+        finally:
+            _ACTIVE.pop()
+        return clock.intervals()
+
     with torch.inference_mode():
         for _ in range(max(warmup, 1)):
-            interp.timed_pass(x)
-        passes = [interp.timed_pass(x) for _ in range(repeat)]
+            one_pass()
+        passes = [one_pass() for _ in range(repeat)]
     return [[p[i] for i in index] for p in passes]

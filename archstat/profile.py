@@ -159,8 +159,11 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     if passes:
         whole = runs[0]["median_s"]
         totals = [sum(p) for p in passes]
+        # sum of the per-row medians (what the table shows) and the median of whole passes (less
+        # sensitive to one-off stalls): both against the whole-model median
         summary.update({"layer_sum_s": float(frame["time_s"].sum()), "layer_pass_median_s": stats(totals)["median"],
-                        "whole_model_s": whole, "layer_sum_ratio": float(frame["time_s"].sum()) / whole})
+                        "whole_model_s": whole, "layer_sum_ratio": float(frame["time_s"].sum()) / whole,
+                        "layer_pass_ratio": stats(totals)["median"] / whole})
     if ceil is not None and passes:
         frame = roofline(frame, ceil, precision, channels_last, batch)
         summary["roofline"] = roofline_summary(frame)

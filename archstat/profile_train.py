@@ -82,7 +82,8 @@ def train_memory_estimate(model: nn.Module, shape: Sequence[int], batch: int, dt
             kwargs["optimizer"] = "sgd"
         result = fn(model, tuple(shape), **kwargs)
     except Exception as exc:  # noqa: BLE001 - the estimate is a comparison, never a reason to fail
-        return None, f"archstat.memory.training_memory failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, f"archstat.memory.training_memory failed: {first}"
     total = _total(result)
     return (int(total), "archstat.memory.training_memory (sgd)") if total is not None else (
         None, f"archstat.memory.training_memory returned {type(result).__name__} without a total")

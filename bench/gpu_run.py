@@ -98,7 +98,8 @@ def run_model(name: str, p: dict, clock: Clock, w: Writer, ceil: Any, reserve_s:
     def prof(precision: str, cl: bool, batch: int, layers: bool, train: bool = False) -> Any:
         return profile(model, shape, batch=batch, device=dev, precision=precision, channels_last=cl,
                        warmup=p["warmup"], repeat=p["repeat"], layer_repeat=p["layer_repeat"], layers=layers,
-                       train=train, ceilings=ceil if ceil is not None else False, quick=p["quick"], time_budget_s=p["loop_s"])
+                       train=train, ceilings=ceil if ceil is not None else False, quick=p["quick"],
+                       time_budget_s=p["loop_s"])
 
     for precision, cl in CONFIGS:
         step(f"profile {precision}{' cl' if cl else ''} b{large}", lambda: prof(precision, cl, large, True))

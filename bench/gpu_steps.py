@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from archstat.timing import environment, precision_flags, stats, time_calls
+from archstat.timing import PRECISIONS, environment, precision_flags, stats, time_calls
 
 
 def machine(device: torch.device) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def torchvision_step(name: str, tv_name: str, build_ours: Callable[[], torch.nn.
     for precision, channels_last, batch in configs:
         row: dict[str, Any] = {"precision": precision, "channels_last": channels_last, "batch": batch}
         try:
-            dtype = torch.float32 if precision in ("fp32", "tf32") else getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[precision])
+            dtype = PRECISIONS[precision]
             m_o, m_t = prepare(ours, device, dtype, channels_last), prepare(theirs, device, dtype, channels_last)
             with precision_flags(precision) as flags, torch.inference_mode():
                 row.update(flags)

@@ -72,7 +72,7 @@ def targets(res: dict) -> list[list[str]]:
     counts = {s: sum(v.get("status") == s for v in val) for s in ("pass", "fail", "skipped", "error")}
     rows.append(["validate on the device (shapes, params, FLOPs)", "all pass",
                  ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no data", "-",
-                 "PASS" if counts["pass"] and not (counts["fail"] or counts["error"]) else "-" if not counts["fail"] else "FAIL"])
+                 "FAIL" if counts["fail"] or counts["error"] else "PASS" if counts["pass"] else "-"])
     return rows
 
 
@@ -94,12 +94,13 @@ def render_summary(res: dict) -> str:
     rows = []
     for model, label, e in profiles(res):
         s, roof = e.get("summary", {}), e.get("summary", {}).get("roofline") or {}
+        lsum = _pct(s["layer_sum_ratio"] - 1, True) if s.get("layer_sum_ratio") else "-"
         for r in e.get("runs", []):
             rows.append([model, label.replace("profile ", ""), r.get("phase"), _f(r.get("median_s"), 1e3, 3),
                          _pct(r.get("cv")), _f(r.get("iqr_s"), 1e3, 3), _f(r.get("images_per_s"), 1, 0),
                          _f(r.get("peak_mem_bytes"), 2 ** -20, 0), _f(r.get("achieved_flops_per_s"), 1e-12, 1),
                          _pct(r.get("peak_share")),
-                         _pct(s.get("layer_sum_ratio") - 1, True) if r.get("phase") == "forward" and s.get("layer_sum_ratio") else "-",
+                         lsum if r.get("phase") == "forward" else "-",
                          _pct(roof.get("median_abs_error")) if r.get("phase") == "forward" else "-",
                          _f(roof.get("spearman"), 1, 3) if r.get("phase") == "forward" else "-"])
     lines += _table(["model", "config", "phase", "median ms", "CV", "IQR ms", "img/s", "peak MiB", "TFLOP/s",
@@ -119,11 +120,23 @@ def render_summary(res: dict) -> str:
                          _pct(r["ratio"] - 1, True) if r.get("ratio") else r.get("error", "-")])
     lines += _table(["model", "torchvision", "strict load", "max abs diff", "bitwise", "config", "ours ms",
                      "torchvision ms", "ours vs tv"], rows)
-    lines += ["", "## Other steps (validate, training, skipped, errors)", ""]
+    lines += ["", "## Training step (forward, cross-entropy, backward, SGD momentum; peak allocator memory)", ""]
     rows = []
     for model, m_ in res.get("models", {}).items():
         for label, e in m_.get("steps", {}).items():
-            if label.startswith("profile") and e.get("status") == "ok" or label == "torchvision" and e.get("status") == "ok":
+            tr = next((r for r in e.get("runs", []) if r.get("phase") == "train"), None)
+            if label.startswith("train") and tr:
+                rows.append([model, label, _f(tr.get("median_s"), 1e3, 3), _pct(tr.get("cv")),
+                             _f(tr.get("images_per_s"), 1, 0), _f(tr.get("peak_mem_bytes"), 2 ** -20, 0),
+                             _f(tr.get("memory_estimate_bytes"), 2 ** -20, 0),
+                             _pct(tr.get("memory_error"), True), str(tr.get("memory_estimate_note", "-"))[:80]])
+    lines += _table(["model", "step", "median ms", "CV", "img/s", "peak MiB", "estimate MiB", "peak vs estimate",
+                     "estimate source"], rows)
+    lines += ["", "## Other steps (validate, skipped, errors)", ""]
+    rows = []
+    for model, m_ in res.get("models", {}).items():
+        for label, e in m_.get("steps", {}).items():
+            if e.get("status") == "ok" and label.split(" ")[0] in ("profile", "torchvision", "train"):
                 continue
             rows.append([model, label, e.get("status", "-"), _other(e)])
     lines += _table(["model", "step", "status", "detail"], rows)

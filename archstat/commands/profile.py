@@ -25,8 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fp32 = strict (TF32 off for convs and matmul); tf32 = TF32 on for both; bf16/fp16 cast "
                         "the model and input (default fp32)")
     p.add_argument("--channels-last", action="store_true", help="model and input in channels-last memory format")
-    p.add_argument("--warmup", type=_nonneg_int, default=None, metavar="N", help="untimed calls first (default 10 on cuda, 2 on cpu)")
-    p.add_argument("--repeat", type=positive_int, default=None, metavar="N", help="timed calls (default 50 on cuda, 5 on cpu)")
+    p.add_argument("--warmup", type=_nonneg_int, default=None, metavar="N",
+                   help="untimed calls first (default 10 on cuda, 2 on cpu)")
+    p.add_argument("--repeat", type=positive_int, default=None, metavar="N",
+                   help="timed calls (default 50 on cuda, 5 on cpu)")
     p.add_argument("--layer-repeat", type=positive_int, default=None, metavar="N",
                    help="per-layer passes (default 10 on cuda, 3 on cpu)")
     p.add_argument("--train", action="store_true", help="also time a full training step (forward, backward, SGD)")
