@@ -43,7 +43,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     names = list_models()
     order = args.models or [m for m in PRIORITY if m in names] + [m for m in names if m not in PRIORITY]
     return {"device": "cuda", "quick": False, "models": order, "batches": (1, 64), "warmup": 5, "repeat": 50,
-            "layer_repeat": 10, "loop_s": 1.5, "budget_priority": 20.0, "budget_other": 8.0, "small_input": False,
+            "layer_repeat": 10, "loop_s": 1.5, "budget_priority": 24.0, "budget_other": 8.0, "small_input": False,
             "train_models": TRAIN_MODELS, "validate_batch": 2}
 
 
