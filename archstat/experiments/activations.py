@@ -24,7 +24,6 @@ Three measurements:
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -145,9 +144,7 @@ def train_table(*, size: int, epochs: int, seed: int, names: list[str]) -> tuple
     for name in names:
         torch.manual_seed(seed)
         model = get_model("resnet18", num_classes=splits.num_classes, in_channels=1, act_layer=ACTIVATIONS[name])
-        t0 = time.perf_counter()
         losses = train(model, x, y, budget, seed=seed)
-        seconds = time.perf_counter() - t0
         recalibrate_bn(model, x)
         train_loss, train_acc = evaluate(model, x, y)
         test_loss, test_acc = evaluate(model, xte, yte)
@@ -157,8 +154,7 @@ def train_table(*, size: int, epochs: int, seed: int, names: list[str]) -> tuple
                      "train_accuracy": train_acc, "final_train_loss": train_loss,
                      "first_epoch_mean_loss": float(np.mean(losses[: -(-len(x) // budget.batch)])),
                      "zero_grad_share_mean": float(np.mean([r["zero_grad_share"] for r in zg])),
-                     "dead_channel_share_mean": float(np.mean([r["dead_channel_share"] for r in zg])),
-                     "train_seconds": seconds})
+                     "dead_channel_share_mean": float(np.mean([r["dead_channel_share"] for r in zg]))})
     return pd.DataFrame(rows), pd.DataFrame(grads)
 
 

@@ -104,7 +104,10 @@ class DepthNet(nn.Module):
 
 @torch.no_grad()
 def dead_relu_share(model: nn.Module, x: torch.Tensor) -> float:
-    """Share of ReLU channels (over all blocks) whose output is 0 for every image and position."""
+    """Share of ReLU channels whose output is 0 for every image and position ("dead").
+
+    Counted over the stem's ReLU and each block's inner ReLU (the input of its second conv).
+    """
     fired: list[torch.Tensor] = []
 
     def hook(_m, _i, out):

@@ -23,6 +23,7 @@ for normalised data makes the raw-data loss jump around or diverge.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ def raw_digits(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
     return to_raw(xtr), ytr, to_raw(xte), yte
 
 
-def fit_transforms(x: torch.Tensor, eps: float = EPS) -> dict[str, callable]:
+def fit_transforms(x: torch.Tensor, eps: float = EPS) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """Name -> function, every statistic computed from ``x`` (the training split) only."""
     mean_c, std_c = x.mean(), x.std(unbiased=False)  # one channel: over all pixels and images
     mu = x.mean(0)
@@ -191,7 +192,7 @@ def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> Exper
                                                     "final": finals, "curves": curves})
     whitened = fit_transforms(xtr)["PCA-whitened"](xtr)
     cov_w = torch.cov(whitened.T)
-    lam = torch.linalg.eigvalsh(torch.cov((xtr / 1.0).T))
+    lam = torch.linalg.eigvalsh(torch.cov(xtr.T))
     result.summary = {
         "raw_mean": float(xtr.mean()), "raw_std": float(xtr.std(unbiased=False)),
         "pixel_pair_corr_original": float(pair_stats["corr"].iloc[0]),
