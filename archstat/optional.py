@@ -78,36 +78,34 @@ def last_conv_receptive_field(model: nn.Module, input_shape: Sequence[int]) -> t
     return None, "n/a (unrecognised result)"
 
 
-LATENCY_KEYS = ("latency_ms", "median_ms", "latency_median_ms", "time_ms")
 PRECISION_ORDER = ("tf32", "fp32", "bf16", "fp16")
 
 
 def gpu_latencies(gpu_dir: Path) -> dict[str, dict]:
-    """Whole-model forward latency per model from ``reports/gpu/<card>/*.json``, if any.
+    """Whole-model forward latency per model from the GPU script's ``reports/gpu/<card>/runs.csv``.
 
-    Accepts any JSON holding records with ``model`` and a latency in ms (``latency_ms`` or
-    ``median_ms``), optionally ``batch``, ``precision``, ``card`` and ``train``.  Per model it keeps
-    the smallest batch, then the first precision of tf32, fp32, bf16, fp16: the setting closest to
-    the table's batch-1 fp32 counts.
+    ``runs.csv`` (bench/gpu_report.py) has one row per measured run: ``model, step, precision,
+    phase, batch, median_s, ...``.  Per model this keeps the forward run with the smallest batch,
+    then the first precision of tf32, fp32, bf16, fp16: the setting closest to the table's batch-1
+    fp32 counts.  Cards are read in name order; the first card that has a model wins.
     """
     found: dict[str, dict] = {}
     if not gpu_dir.is_dir():
         return found
-    for path in sorted(gpu_dir.rglob("*.json")):
+    for path in sorted(gpu_dir.glob("*/runs.csv")):
         try:
-            data = json.loads(path.read_text())
+            runs = pd.read_csv(path)
         except (OSError, ValueError):
             continue
-        card = path.parent.name if path.parent != gpu_dir else ""
-        for rec in _records(data):
-            ms = next((rec[k] for k in LATENCY_KEYS if isinstance(rec.get(k), (int, float))), None)
-            if ms is None or rec.get("train") or not isinstance(rec.get("model"), str):
-                continue
-            entry = {"model": rec["model"], "latency_ms": float(ms), "batch": int(rec.get("batch", 1)),
-                     "precision": str(rec.get("precision", "")), "card": str(rec.get("card", card)),
+        if not {"model", "phase", "batch", "median_s"} <= set(runs.columns):
+            continue
+        runs = runs[(runs["phase"] == "forward") & runs["median_s"].notna()]
+        for rec in runs.to_dict("records"):
+            entry = {"model": rec["model"], "latency_ms": float(rec["median_s"]) * 1e3, "batch": int(rec["batch"]),
+                     "precision": str(rec.get("precision", "")), "card": path.parent.name,
                      "file": path.relative_to(gpu_dir).as_posix()}
             best = found.get(rec["model"])
-            if best is None or _rank(entry) < _rank(best):
+            if best is None or (best["card"] == entry["card"] and _rank(entry) < _rank(best)):
                 found[rec["model"]] = entry
     return found
 
@@ -117,14 +115,21 @@ def _rank(entry: dict) -> tuple:
     return entry["batch"], PRECISION_ORDER.index(prec) if prec in PRECISION_ORDER else len(PRECISION_ORDER)
 
 
-def _records(data: Any):
-    """Every dict in a JSON tree that names a model (depth-first, in file order)."""
-    if isinstance(data, dict):
-        if "model" in data:
-            yield data
-        for value in data.values():
-            if isinstance(value, (dict, list)):
-                yield from _records(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _records(value)
+def gpu_layers(gpu_dir: Path) -> tuple[Optional[pd.DataFrame], dict]:
+    """Per-layer GPU measurements (``layers.csv``) and the card's measured ceilings (``results.json``)
+    of the first card folder that has both; ``(None, {})`` when there are none."""
+    if not gpu_dir.is_dir():
+        return None, {}
+    for folder in sorted(p for p in gpu_dir.iterdir() if p.is_dir()):
+        layers, results = folder / "layers.csv", folder / "results.json"
+        if not (layers.is_file() and results.is_file()):
+            continue
+        try:
+            table = pd.read_csv(layers)
+            ceilings = json.loads(results.read_text()).get("ceilings") or {}
+        except (OSError, ValueError):
+            continue
+        needed = {"model", "step", "intensity", "achieved_flops_per_s", "time_s"}
+        if needed <= set(table.columns) and ceilings:
+            return table.assign(card=folder.name), ceilings
+    return None, {}

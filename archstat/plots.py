@@ -71,23 +71,23 @@ def layer_bars(units: pd.DataFrame, title: str, path: Path, unit_label: str = "l
     width = max(8.0, min(22.0, 0.32 * n + 3))
     fig, axes = plt.subplots(3, 1, figsize=(width, 8.5), sharex=True, layout="constrained")
     x = list(range(n))
-    panels = [("memory", "memory (KB)", units["act_bytes"] / 1024),
-              ("params", "params (thousands)", units["params"] / 1e3),
-              ("flops", "MFLOP (lecture: multiply-adds)", units["flops"] / 1e6)]
-    for ax, (key, label, values) in zip(axes, panels):
+    panels = [("memory", "memory (KB)", units["act_bytes"] / 1024, "memory: {:,.0f} KB of outputs in total"),
+              ("params", "params (thousands)", units["params"] / 1e3, "params: {:,.0f} thousand in total"),
+              ("flops", "MFLOP", units["flops"] / 1e6,
+               "FLOPs: {:,.0f} M in total (lecture convention: multiply-adds + pooling windows)")]
+    for ax, (key, label, values, head) in zip(axes, panels):
         values = [float(v) for v in values]
         ax.bar(x, values, color=COLORS[key])
-        total = sum(values)
         ax.set_ylabel(label, fontsize=9)
-        ax.set_title(f"{label.split(' (')[0]}: total {total:,.0f} {label.split('(')[-1].rstrip(')')}",
-                     fontsize=10, loc="left")
+        ax.set_title(head.format(sum(values)), fontsize=10, loc="left")
         ax.grid(axis="y", alpha=0.3)
         if n <= 16:  # few bars: print each value on its bar, as the slide does
             for xi, v in zip(x, values):
                 ax.text(xi, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=7)
             ax.set_ylim(0, max(values, default=1) * 1.15 or 1)
+    # rotation_mode="anchor": a rotated label ends at its own tick instead of drifting left by a bar
     axes[-1].set_xticks(x, list(units["label"]), rotation=60 if n > 8 else 0, ha="right" if n > 8 else "center",
-                        fontsize=8 if n <= 30 else 6)
+                        rotation_mode="anchor", fontsize=8 if n <= 30 else 6)
     axes[-1].set_xlabel(unit_label)
     fig.suptitle(title)
     return save(fig, path)
@@ -99,32 +99,70 @@ def bubble_chart(points: pd.DataFrame, path: Path) -> Path:
     ``points``: ``label, gflops, top1_acc, params, family``.  Labels sit beside each bubble with
     a small alternating offset so that neighbours (VGG-16 / VGG-19) do not overlap.
     """
-    fig, ax = plt.subplots(figsize=(10, 6.5), layout="constrained")
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(11, 7), layout="constrained")
     families = list(dict.fromkeys(points["family"]))
     scale = 1200 / 150e6  # points^2 per parameter: a 150M-param model gets a 1200 pt^2 bubble
+    handles = []
     for i, fam in enumerate(families):
         sub = points[points["family"] == fam]
-        ax.scatter(sub["gflops"], sub["top1_acc"], s=sub["params"] * scale, alpha=0.55,
-                   color=FAMILY_COLORS[i % len(FAMILY_COLORS)], edgecolors="black", linewidths=0.5, label=fam)
-    placed: list[tuple[float, float]] = []
-    for r in points.sort_values(["gflops", "top1_acc"]).to_dict("records"):
-        dy = 0.0
-        while any(abs(r["gflops"] - px) < 1.6 and abs(r["top1_acc"] + dy - py) < 0.6 for px, py in placed):
-            dy -= 0.65
-        placed.append((r["gflops"], r["top1_acc"] + dy))
-        ax.annotate(r["label"], (r["gflops"], r["top1_acc"]), xytext=(9, dy * 14), textcoords="offset points",
-                    fontsize=8, va="center")
-    for p in (5e6, 50e6, 150e6):  # bubble-size key
-        ax.scatter([], [], s=p * scale, color="white", edgecolors="black", label=f"{p / 1e6:.0f} M params")
-    ax.set_xlabel("GFLOPs per image (multiply-adds, lecture convention)")
+        color = FAMILY_COLORS[i % len(FAMILY_COLORS)]
+        ax.scatter(sub["gflops"], sub["top1_acc"], s=sub["params"] * scale, alpha=0.55, color=color,
+                   edgecolors="black", linewidths=0.5)
+        handles.append(Line2D([], [], marker="o", ls="", color=color, alpha=0.7, markersize=8, label=fam))
+    ax.set_xlabel("GMACs per image (multiply-adds: the lecture's GFLOP)")
     ax.set_ylabel("ImageNet top-1 accuracy (%)")
     ax.set_title("Accuracy vs. operations (bubble area ~ parameters), after Canziani et al. 2016")
     ax.grid(alpha=0.3)
-    ax.set_xlim(0, max(points["gflops"]) * 1.18)
+    ax.set_xlim(0, max(points["gflops"]) * 1.2)
     lo, hi = min(points["top1_acc"]), max(points["top1_acc"])
     ax.set_ylim(math.floor(lo - 3), math.ceil(hi + 2))
-    ax.legend(loc="lower right", fontsize=8, labelspacing=1.3, borderpad=1.0, framealpha=0.9)
+    _place_labels(fig, ax, points, scale)
+    sizes = [ax.scatter([], [], s=p * scale, color="white", edgecolors="black", label=f"{p / 1e6:.0f} M params")
+             for p in (5e6, 50e6, 150e6)]
+    first = ax.legend(handles=handles, title="family", loc="lower right", fontsize=8, framealpha=0.9)
+    ax.add_artist(first)
+    ax.legend(handles=sizes, loc="lower center", fontsize=8, labelspacing=2.2, borderpad=1.3, handletextpad=2.0,
+              framealpha=0.9, title="bubble area")
     return save(fig, path)
+
+
+def _place_labels(fig, ax, points: pd.DataFrame, scale: float) -> None:
+    """Put each label at the first of 16 offsets that overlaps no placed label and no bubble (else the least bad)."""
+    renderer = fig.canvas.get_renderer()
+    fig.draw_without_rendering()
+    to_px = ax.transData.transform
+    bubbles = [(*to_px((r["gflops"], r["top1_acc"])), math.sqrt(r["params"] * scale) / 2 * fig.dpi / 72)
+               for r in points.to_dict("records")]
+    placed = []
+    base = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1)]
+    offsets = base + [(2.5 * dx, 2.5 * dy) for dx, dy in base]  # further out where it is crowded
+    for r, (bx, by, rad) in zip(points.to_dict("records"), bubbles):
+        pad = rad / fig.dpi * 72 + 3  # points
+        best = None
+        for dx, dy in offsets:
+            kw = {"xytext": (dx * pad, dy * pad), "ha": "left" if dx > 0 else "right" if dx < 0 else "center"}
+            text = ax.annotate(r["label"], (r["gflops"], r["top1_acc"]), textcoords="offset points", fontsize=8,
+                               va="center", **kw)
+            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+            text.remove()
+            inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
+            # a label on a label is unreadable; a label touching a bubble is only untidy
+            cost = (0 if inside else 100) + 10 * sum(box.overlaps(b) for b in placed) + sum(
+                _circle_hits(box, cx, cy, cr) for cx, cy, cr in bubbles if (cx, cy, cr) != (bx, by, rad))
+            if best is None or cost < best[0]:
+                best = (cost, kw, box)
+            if cost == 0:
+                break
+        ax.annotate(r["label"], (r["gflops"], r["top1_acc"]), textcoords="offset points", fontsize=8, va="center",
+                    **best[1])
+        placed.append(best[2])
+
+
+def _circle_hits(box, cx: float, cy: float, r: float) -> bool:
+    nx, ny = min(max(cx, box.x0), box.x1), min(max(cy, box.y0), box.y1)
+    return (nx - cx) ** 2 + (ny - cy) ** 2 < (r + 3) ** 2
 
 
 def ilsvrc_chart(rows: pd.DataFrame, path: Path) -> Path:
@@ -144,12 +182,12 @@ def ilsvrc_chart(rows: pd.DataFrame, path: Path) -> Path:
     depth = [(xi, d) for xi, d in zip(x, rows["depth"]) if d == d and d is not None]
     ax2.plot([d[0] for d in depth], [d[1] for d in depth], "o-", color="#C44E52", label="depth (layers)")
     for xi, d in depth:
-        ax2.annotate(f"{int(d)} layers", (xi, d), xytext=(0, 8), textcoords="offset points", ha="center",
-                     fontsize=8, color="#C44E52")
+        ax2.annotate(f"{int(d)} layers", (xi, d), xytext=(0, 9), textcoords="offset points", ha="center",
+                     fontsize=8, color="#C44E52", bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"})
     ax2.set_ylabel("depth (weight layers on the longest path)")
     ax2.set_ylim(0, max(d[1] for d in depth) * 1.3 if depth else 1)
     handles = [bars, *ax2.get_lines()]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=9)
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", fontsize=9)
     ax.set_title("ImageNet (ILSVRC) winners: error falls as depth grows")
     return save(fig, path)
 
@@ -188,4 +226,34 @@ def latency_chart(points: pd.DataFrame, path: Path) -> Path:
     settings = sorted(set(points["setting"]))
     ax.set_title("Measured GPU latency vs. multiply-adds" + (f" ({settings[0]})" if len(settings) == 1 else ""))
     ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def roofline_chart(layers: pd.DataFrame, ceilings: dict, path: Path) -> Path:
+    """Each measured layer at (arithmetic intensity, achieved FLOP/s) under the card's measured roofs.
+
+    ``layers``: ``model, intensity`` (hardware FLOPs per byte moved), ``achieved_flops_per_s``;
+    ``ceilings``: ``matmul`` {dtype: FLOP/s} and ``copy_bw`` (bytes/s), measured on the card.
+    """
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(10, 6.5), layout="constrained")
+    for i, (name, sub) in enumerate(layers.groupby("model", sort=True)):
+        ax.scatter(sub["intensity"], sub["achieved_flops_per_s"] / 1e12, s=14, alpha=0.7,
+                   color=FAMILY_COLORS[i % len(FAMILY_COLORS)], label=name)
+    lo, hi = max(layers["intensity"].min() / 2, 1e-2), layers["intensity"].max() * 2
+    xs = np.logspace(np.log10(lo), np.log10(hi), 200)
+    bw = float(ceilings.get("copy_bw") or 0)
+    for j, (dtype, peak) in enumerate(sorted((ceilings.get("matmul") or {}).items())):
+        ys = np.minimum(float(peak), bw * xs) if bw else np.full_like(xs, float(peak))
+        ax.plot(xs, ys / 1e12, "--", color="black", alpha=0.4 + 0.2 * (j % 3), lw=1)
+        ax.annotate(f"matmul {dtype}: {float(peak) / 1e12:.0f} TFLOP/s", (xs[-1], float(peak) / 1e12),
+                    ha="right", va="bottom", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (hardware FLOPs per byte moved)")
+    ax.set_ylabel("achieved TFLOP/s")
+    ax.set_title(f"Roofline with each layer placed (measured ceilings; copy bandwidth {bw / 1e12:.2f} TB/s)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right", title="model")
     return save(fig, path)

@@ -24,7 +24,7 @@ from archstat import compare_format, report_figures, report_published
 from archstat.compare import COLUMNS, model_row
 from archstat.format import to_csv as layers_csv
 from archstat.format import to_json as layers_json
-from archstat.optional import gpu_latencies
+from archstat.optional import gpu_latencies, gpu_layers
 from archstat.pubcheck import Analyses
 from archstat.report_pages import ModelReport, build, forms_json, page_markdown, stages_frame
 
@@ -74,6 +74,7 @@ def _index(zoo: pd.DataFrame, families: dict[str, list[str]], figures: list[str]
         "ilsvrc": "ImageNet winners by year: top-5 error (bars) and depth (line), as on the lecture's slide.",
         "resolution": "MACs and activation memory against input resolution, evaluated from the closed forms.",
         "latency": "Measured GPU latency against MACs (reports/gpu/).",
+        "roofline": "Measured GPU roofline with every profiled layer placed on it (reports/gpu/).",
     }
     for fig in figures:
         lines += [f"**{captions[fig]}**", "", f"![{fig}](figures/{fig}.png)", ""]
@@ -139,6 +140,11 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
     if latency is not None:
         w.table("data/latency", latency)
         fig_names.append("latency")
+    roof, ceilings = gpu_layers(gpu_dir)
+    if roof is not None:
+        roof = report_figures.roofline_points(roof)
+        w.table("data/roofline", roof)
+        fig_names.append("roofline")
     if figures:
         plots.bubble_chart(bubble, out / "figures" / "bubble.png")
         plots.ilsvrc_chart(ilsvrc, out / "figures" / "ilsvrc.png")
@@ -146,6 +152,8 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
             plots.resolution_chart(curves, out / "figures" / "resolution.png")
         if latency is not None:
             plots.latency_chart(latency, out / "figures" / "latency.png")
+        if roof is not None:
+            plots.roofline_chart(roof, ceilings, out / "figures" / "roofline.png")
     if published:
         sections = report_published.run_checks(analyses)
         w.text("published.md", report_published.to_markdown(sections))

@@ -93,3 +93,14 @@ def latency_points(zoo: pd.DataFrame) -> Optional[pd.DataFrame]:
         return None
     return pd.DataFrame({"model": pts["model"], "gmacs": pts["macs"] / 1e9, "latency_ms": pts["latency_ms"],
                          "setting": pts["latency_setting"]}).reset_index(drop=True)
+
+
+def roofline_points(layers: pd.DataFrame) -> pd.DataFrame:
+    """The layers of the most common measured configuration (step), timed ones only, sorted."""
+    timed = layers[layers["time_s"].notna() & (layers["time_s"] > 0) & layers["intensity"].notna()]
+    step = timed["step"].value_counts().sort_index().idxmax() if not timed.empty else None
+    cols = [c for c in ("card", "model", "step", "batch", "name", "op", "call", "intensity", "achieved_flops_per_s",
+                        "time_s", "bound") if c in timed.columns]
+    pts = timed[timed["step"] == step][cols]
+    return pts.sort_values(["model", "name", "call"] if "call" in pts else ["model"], kind="stable").reset_index(
+        drop=True)
