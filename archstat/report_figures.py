@@ -16,8 +16,7 @@ from archstat.published import section
 # the zoo model that stands for each ILSVRC entry on the lecture's winners slide
 ILSVRC_MODELS = {"Krizhevsky": "alexnet", "Zeiler": "zfnet", "Simonyan": "vgg19", "Szegedy": "googlenet"}
 # one line per family in the resolution figure, in the lecture's order
-RESOLUTION_MODELS = ("alexnet", "zfnet", "vgg16", "googlenet", "inception_v3", "resnet50", "resnet152",
-                     "preact_resnet50")
+RESOLUTION_MODELS = ("alexnet", "zfnet", "vgg16", "googlenet", "inception_v3", "resnet50", "resnet152")
 SIDES = tuple(range(64, 513, 32))
 
 
@@ -72,7 +71,7 @@ def resolution_curves(reports: dict, sides=SIDES) -> tuple[dict[str, pd.DataFram
         else:
             c = pd.DataFrame([_numeric(rep.model, info.default_input[0], s) for s in usable])
             method = "numeric (no closed form)"
-        curves[name] = c
+        curves[name if method == "closed form" else f"{name} (numeric)"] = c
         flat += [{"model": name, "method": method, **r} for r in c.to_dict("records")]
     return curves, pd.DataFrame(flat)
 
