@@ -44,8 +44,21 @@ def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
     return 0, cost.kind != "unsupported"
 
 
+# Elementwise ops on fvcore's ignore list (counted 0 on purpose, not "unsupported").
+FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv")
+
+
 def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
+    """fvcore's handles, op by op (fvcore/nn/flop_count.py and its ignore list in jit_analysis.py)."""
     kind, affine = cost.kind, bool(cost.work.get("affine", False))
+    if kind in ("conv", "conv_transpose"):
+        # padding="same"/"valid" runs aten::_convolution_mode, which fvcore has no handle for
+        return (0, False) if isinstance(cost.padding, str) else (cost.macs, True)
+    if kind == "matmul":
+        a, b = cost.hparams["shapes"]
+        if len(b) < 2:  # matrix-vector: fvcore's matmul handle asserts a 2-d right operand
+            return 0, False
+        return prod(a) * b[-1], True  # fvcore: prod(left shape) * columns (no broadcast of the left side)
     if kind in MATRIX_KINDS:
         return cost.macs, True
     if kind == "batch_norm":
@@ -56,19 +69,32 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
         return _numel(inputs[0]) * (5 if affine else 4), True
     if kind == "instance_norm":
         return _numel(inputs[0]) * (5 if affine else 4), True
-    if kind == "adaptive_pool":
-        return (_numel(inputs[0]), True) if cost.hparams["mode"] == "avg" else (0, False)
-    if kind == "upsample":
+    if kind == "adaptive_pool":  # a handle for aten::adaptive_avg_pool2d only (not 1d/3d, not max)
+        two_d = len(cost.hparams["output_size"]) == 2
+        return (_numel(inputs[0]), True) if cost.hparams["mode"] == "avg" and two_d else (0, False)
+    if kind == "upsample":  # upsample_nearest2d and upsample_bilinear2d only
         scale = {"nearest": 1, "bilinear": 4}.get(cost.hparams.get("mode"))
-        return (_numel(_out(cost)) * scale, True) if scale else (0, False)
-    if kind in ("identity", "dropout", "view", "concat"):
+        two_d = len(_out(cost).shape) == 4
+        return (_numel(_out(cost)) * scale, True) if scale and two_d else (0, False)
+    if kind in ("identity", "dropout") and "p" in cost.hparams:  # a dropout call, active or not:
+        return 0, cost.hparams.get("fn", "dropout") == "dropout"  # aten::dropout is on the ignore list
+    if kind in ("identity", "view", "concat"):
         return 0, True
     if kind == "activation":
         return 0, cost.hparams.get("fn") == "relu"
-    return 0, False  # pooling, elementwise, reductions, LRN, unsupported: fvcore skips them
+    if kind == "elementwise":
+        return 0, cost.hparams.get("fn") in FVCORE_IGNORED_ELEMENTWISE
+    return 0, False  # pooling, reductions, LRN, unsupported: fvcore skips them
+
+
+def _matrix_vector(cost: Cost) -> bool:
+    return cost.kind == "matmul" and len(cost.hparams["shapes"][1]) < 2
 
 
 def flopcounter(cost: Cost, inputs: list) -> tuple[Size, bool]:
+    """FlopCounterMode: 2 per multiply-add of mm/addmm/bmm/baddbmm and convolutions (aten level)."""
+    if _matrix_vector(cost):  # runs aten::mv / aten::dot, which FlopCounterMode has no formula for
+        return 0, False
     if cost.kind in MATRIX_KINDS:
         return 2 * cost.macs, True
     return 0, cost.kind != "unsupported"

@@ -60,10 +60,18 @@ def _flatten_shape(shape: tuple, start: int, end: int) -> tuple:
     return (*shape[:start], prod(shape[start:end + 1]), *shape[end + 1:])
 
 
+def _view_cost(x: TensorSpec, shape, **hparams) -> Cost:
+    """A view of ``x``.  One that keeps the shape of a contiguous input is the same memory view
+    (``flatten`` of a single dim returns its input, ``view(x.shape)`` aliases it): no new bytes."""
+    same = list(shape) == list(x.shape)
+    return Cost(out=x.with_shape(shape), kind="identity" if same else "view", alloc=False, new_bytes=not same,
+                hparams=hparams)
+
+
 @register_module(nn.Flatten)
 def flatten_module(m: nn.Flatten, inputs: list) -> Cost:
     x = inputs[0]
-    return Cost(out=x.with_shape(_flatten_shape(x.shape, m.start_dim, m.end_dim)), kind="view", alloc=False)
+    return _view_cost(x, _flatten_shape(x.shape, m.start_dim, m.end_dim))
 
 
 @register_function("flatten")
@@ -71,7 +79,7 @@ def flatten_function(args: tuple, kwargs: dict) -> Cost:
     x = args[0]
     start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
     end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
-    return Cost(out=x.with_shape(_flatten_shape(x.shape, start, end)), kind="view", alloc=False)
+    return _view_cost(x, _flatten_shape(x.shape, start, end))
 
 
 @register_function("view", "reshape")
@@ -85,7 +93,7 @@ def view_function(args: tuple, kwargs: dict) -> Cost:
     shape = tuple(simplify(x.numel / known) if isinstance(s, int) and s == -1 else s for s in sizes)
     if not is_symbolic(x.numel) and not any(is_symbolic(s) for s in shape) and prod(shape) != x.numel:
         raise ShapeError(f"cannot view shape {list(x.shape)} as {list(sizes)}")
-    return Cost(out=x.with_shape(shape), kind="view", alloc=False, hparams={"fn": kwargs.get("_fn", "view")})
+    return _view_cost(x, shape, fn=kwargs.get("_fn", "view"))
 
 
 @register_function("permute", "transpose", "t", "squeeze", "unsqueeze", "contiguous", "expand", "detach")
@@ -108,9 +116,11 @@ def view_like_function(args: tuple, kwargs: dict) -> Cost:
     elif fn == "expand":
         sizes = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
         shape = [s if n == -1 else n for s, n in zip([1] * (len(sizes) - len(shape)) + shape, sizes)]
-    same = fn in ("contiguous", "detach")
-    return Cost(out=x.with_shape(shape), kind="identity" if same else "view", alloc=False, new_bytes=not same,
-                hparams={"fn": fn})
+    if fn in ("contiguous", "detach"):
+        return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn})
+    if fn in ("squeeze", "expand") or (fn == "permute" and [_dim(d, len(shape)) for d in dims] == list(range(len(shape)))):
+        return _view_cost(x, shape, fn=fn)  # nothing squeezed / expanded / permuted: the same view
+    return Cost(out=x.with_shape(shape), kind="view", alloc=False, hparams={"fn": fn})
 
 
 @register_function("mean", "sum", "amax", "amin")
@@ -131,23 +141,31 @@ def identity_module(m: nn.Module, inputs: list) -> Cost:
     return Cost(out=inputs[0], kind="identity", alloc=False, new_bytes=False)
 
 
+# The aten op each variant runs (what fvcore sees, and what decides the saved mask's shape):
+# element-wise masks for dropout/alpha_dropout, one mask value per channel for the 1d/2d/3d forms.
+DROPOUT_ATEN = {"dropout": "dropout", "dropout1d": "feature_dropout", "dropout2d": "feature_dropout",
+                "dropout3d": "feature_dropout", "alpha_dropout": "alpha_dropout"}
+
+
 @register_module(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 def dropout_module(m: nn.Module, inputs: list) -> Cost:
-    return _dropout_cost(inputs[0], m.p, m.training, m.inplace)
+    fn = DROPOUT_ATEN[type(m).__name__.lower().replace("alphadropout", "alpha_dropout")]
+    return _dropout_cost(inputs[0], m.p, m.training, m.inplace, fn)
 
 
 @register_function("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout")
 def dropout_function(args: tuple, kwargs: dict) -> Cost:
     a = {**dict(zip(("input", "p", "training", "inplace"), args)), **kwargs}
-    return _dropout_cost(a["input"], a.get("p", 0.5), bool(a.get("training", True)), bool(a.get("inplace", False)))
+    return _dropout_cost(a["input"], a.get("p", 0.5), bool(a.get("training", True)), bool(a.get("inplace", False)),
+                         DROPOUT_ATEN.get(kwargs.get("_fn", "dropout"), "dropout"))
 
 
-def _dropout_cost(x: TensorSpec, p: float, training: bool, inplace: bool) -> Cost:
+def _dropout_cost(x: TensorSpec, p: float, training: bool, inplace: bool, fn: str = "dropout") -> Cost:
     """In eval, dropout returns its input.  In training it writes a new (or, in place, the same)
-    tensor and keeps a bool mask for backward (counted by the training-memory estimate)."""
+    tensor and keeps a mask for backward (counted by the training-memory estimate)."""
     active = training and p > 0
     return Cost(out=x, kind="dropout" if active else "identity", alloc=active and not inplace,
-                new_bytes=active and not inplace, hparams={"p": p, "training": training, "inplace": inplace})
+                new_bytes=active and not inplace, hparams={"p": p, "training": training, "inplace": inplace, "fn": fn})
 
 
 @register_module(nn.Upsample)

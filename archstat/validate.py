@@ -1,0 +1,237 @@
+"""Prove the symbolic table against the real model: one real forward pass, two FLOP oracles.
+
+``validate(model, input_shape)`` returns analyze()'s rows, keyed by ``(name, op, call)``, each next
+to what really happened, with one boolean per check:
+
+* ``shape_ok``: the real output's shape (per sample) equals the formula's ``out_shape``;
+* ``params_ok``: parameter elements the real call reads for the first time (shared storage once);
+* ``bytes_ok``: the real outputs' ``nbytes`` (0 when the output is the very same memory view as
+  an input: in-place ops, identities), and whether the output got its own storage (``alloc``);
+* ``macs_ok``: per module, the MACs equal fvcore's matrix-op counts (conv, linear, matmul ...);
+* ``fvcore_ok`` / ``flopcounter_ok``: per module, the ``fvcore`` / ``flopcounter`` convention
+  equals ``FlopCountAnalysis.by_module_and_operator()`` / ``FlopCounterMode``'s per-module count.
+  A row shows its module's own count (``self``: the module minus its submodules), so a functional
+  ``+`` in ``layer1.0`` is checked together with anything else ``layer1.0`` does itself;
+* ``unsupported_ok``: the module has ops fvcore does not handle exactly when archstat marks a row
+  "oracle unsupported" (BatchNorm's ``num_batches_tracked += 1`` in training, which costs nothing
+  in every convention, is not such an op).
+
+Rows whose op archstat has no formula for cannot be checked for FLOPs (``None``): the result is
+then partial, and says so.  The real run is the same fx graph executed by ``torch.fx.Interpreter``
+(or, for models fx cannot trace, the meta engine's hooks on the real model), so every row meets
+exactly one real call; the model's own ``forward`` output must equal the graph's (``fidelity``).
+The code is the same on every device: only where ``x`` and the weights live differs.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections import Counter
+from typing import Any, Optional, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from archstat.conventions import counter
+from archstat.errors import ArchstatError
+from archstat.graphrun import RealRun, graph_rows, tensors
+from archstat.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts, fvcore_counts,
+                              self_counts)
+from archstat.trace import training_mode
+
+CHECKS = ("shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ArchstatError("--device cuda asked for, but CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise ArchstatError(f"unknown device {device!r}: use cpu or cuda")
+    return dev
+
+
+def real_copy(model: nn.Module, device: torch.device, dtype: torch.dtype, mode: str) -> nn.Module:
+    """The model with real weights on ``device``; a copy when anything would change the caller's."""
+    tensors_ = list(model.parameters()) + list(model.buffers())
+    if any(t.is_meta for t in tensors_):
+        raise ArchstatError("the model is on the meta device: validate needs real weights (build it on cpu or cuda)")
+    same = all(t.device.type == device.type for t in tensors_) and all(
+        t.dtype == dtype for t in tensors_ if t.is_floating_point())
+    if same and mode == "eval":
+        return model
+    return copy.deepcopy(model).to(device=device, dtype=dtype)  # training updates BN statistics: never the caller's
+
+
+def _same_outputs(a: Any, b: Any) -> bool:
+    ta, tb = tensors(a), tensors(b)
+    return len(ta) == len(tb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(ta, tb))
+
+
+def _module_checks(df: pd.DataFrame, ours_col: str, oracle_cum: dict[str, int], names: list[str],
+                   checkable: dict[str, bool]) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Per row: our own count for the row's module, the oracle's, and whether they agree."""
+    ours = self_counts(cumulative(list(zip(df["name"], (int(v) for v in df[ours_col]))), names), names)
+    theirs = self_counts(oracle_cum, names)
+    mine = df["name"].map(ours)
+    other = df["name"].map(lambda n: theirs.get(n, 0))
+    ok = [None if not checkable.get(n, True) else bool(a == b) for n, a, b in zip(df["name"], mine, other)]
+    return mine, other, pd.Series(ok, index=df.index, dtype=object)
+
+
+def _unsupported_presence(df: pd.DataFrame, fv: dict, names: list[str], modules: dict[str, nn.Module],
+                          train: bool) -> pd.Series:
+    """Does each row's module have fvcore-unsupported ops exactly when archstat says so?"""
+    cum = {n: fv.get(n, {}).get("unsupported", Counter()) for n in names}
+    own: dict[str, Counter] = {}
+    for n in names:
+        mine = Counter(cum[n])
+        for c in names:
+            if c != n and c.startswith(n + "." if n else "") and "." not in c[len(n) + 1 if n else 0:]:
+                mine.subtract(cum[c])
+        if train and isinstance(modules.get(n), nn.modules.batchnorm._BatchNorm):
+            for op in FVCORE_BOOKKEEPING:
+                mine.pop(op, None)
+        own[n] = mine
+    theirs = {n: any(v > 0 for v in c.values()) for n, c in own.items()}
+    ours = df.assign(u=~df["oracle_supported"] & df["supported"]).groupby("name")["u"].any().to_dict()
+    return pd.Series([bool(ours.get(n, False)) == theirs.get(n, False) for n in df["name"]], index=df.index,
+                     dtype=object)
+
+
+def validate(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    batch: int = 1,
+    device: str | torch.device = "cpu",
+    mode: str = "eval",
+    convention: str = "lecture",
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per-row agreement of ``analyze()`` with one real run of ``model`` and with fvcore / FlopCounterMode.
+
+    ``df.attrs`` holds ``agree`` (every check passed), ``partial`` (some op has no formula),
+    ``mismatches`` (one line each, naming the layer and both values), ``totals`` and ``timing``.
+    """
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    work = real_copy(model, dev, dtype, mode)
+    counter(convention)  # reject an unknown convention before any work
+    # traced in the fvcore convention, so that ``oracle_supported`` is fvcore's verdict whatever is shown
+    rows = graph_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore")
+    df = rows.df.copy()
+    df["flops"] = df[f"flops_{convention}"]
+    t_analyze = time.perf_counter() - t0
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    x = torch.randn(batch, *input_shape, device=dev, dtype=dtype, generator=gen)
+    train = mode == "train"
+    with training_mode(work, train), torch.no_grad():
+        t = time.perf_counter()
+        torch.manual_seed(seed)
+        real = RealRun(work, rows)
+        graph_out = real.run(x)
+        t_run = time.perf_counter() - t
+
+        def forward() -> Any:
+            torch.manual_seed(seed)
+            return work(x)
+
+        t = time.perf_counter()
+        fc, model_out = flopcounter_counts(work, forward)
+        t_fc = time.perf_counter() - t
+        t = time.perf_counter()
+        fv = fvcore_counts(work, x)
+        t_fv = time.perf_counter() - t
+
+    calls = real.calls
+    df["real_out_shape"] = [c.out_shapes[0] if c.out_shapes else None for c in calls]
+    df["shape_ok"] = [list(map(int, a)) == b for a, b in zip(df["out_shape"], df["real_out_shape"])]
+    df["real_params"] = [c.params for c in calls]
+    df["params_ok"] = df["params"] == df["real_params"]
+    df["real_act_bytes"] = [c.out_nbytes if c.new_bytes else 0 for c in calls]
+    df["real_alloc"] = [c.alloc for c in calls]
+    df["bytes_ok"] = (df["act_bytes"] == df["real_act_bytes"]) & (df["alloc"] == df["real_alloc"])
+
+    canon = canonical_names(work)
+    modules = {n: m for n, m in work.named_modules()}
+    names = sorted(set(canon.values()) | set(df["name"]))
+    checkable = (df.groupby("name")["supported"].all()).to_dict()
+    # MACs against fvcore's matrix ops, over the ops fvcore handles (a conv with padding="same" runs
+    # aten::_convolution_mode, which fvcore skips; FlopCounterMode still checks its MACs, times 2)
+    df["fvcore_handled_macs"] = df["macs"].where(df["oracle_supported"], 0)
+    df["module_macs"], df["fvcore_macs"], df["macs_ok"] = _module_checks(
+        df, "fvcore_handled_macs", {n: c["macs"] for n, c in fv.items()}, names, checkable)
+    df["module_fvcore"], df["fvcore_flops"], df["fvcore_ok"] = _module_checks(
+        df, "flops_fvcore", {n: c["flops"] for n, c in fv.items()}, names, checkable)
+    df["module_flopcounter"], df["flopcounter_flops"], df["flopcounter_ok"] = _module_checks(
+        df, "flops_flopcounter", fc, names, checkable)
+    df["unsupported_ok"] = _unsupported_presence(df, fv, names, modules, train)
+
+    mismatches = _mismatches(df)
+    fidelity = _same_outputs(graph_out, model_out)
+    if not fidelity:
+        mismatches.append("the fx graph's output differs from the model's own forward()")
+    totals = {
+        "params": (int(df["params"].sum()), int(df["real_params"].sum())),
+        "act_bytes": (int(df["act_bytes"].sum()), int(df["real_act_bytes"].sum())),
+        "macs": (int(df["fvcore_handled_macs"].sum()), fv.get("", {}).get("macs", 0)),
+        "flops_fvcore": (int(df["flops_fvcore"].sum()), fv.get("", {}).get("flops", 0)),
+        "flops_flopcounter": (int(df["flops_flopcounter"].sum()), fc.get("", 0)),
+    }
+    for key, (ours, theirs) in totals.items():
+        if ours != theirs and not rows.df.attrs["partial"]:
+            mismatches.append(f"total {key}: archstat {ours:,} vs {'real' if key in ('params', 'act_bytes') else 'oracle'} "
+                              f"{theirs:,}")
+    df.attrs = dict(rows.df.attrs)
+    df.attrs.update({
+        "convention": convention, "oracle_unsupported": sorted(set(df.loc[~df["oracle_supported"], "op"])),
+        "device": str(dev), "fidelity": fidelity, "totals": totals, "mismatches": mismatches,
+        "agree": not mismatches,
+        "checks": {c: {"ok": int((df[c] == True).sum()), "failed": int((df[c] == False).sum()),  # noqa: E712
+                       "skipped": int(df[c].isna().sum())} for c in CHECKS},
+        "fvcore_unsupported": dict(fv.get("", {}).get("unsupported", Counter())),
+        "timing": {"analyze_s": t_analyze, "real_run_s": t_run, "flopcounter_s": t_fc, "fvcore_s": t_fv,
+                   "total_s": time.perf_counter() - t0},
+    })
+    return df
+
+
+def _fmt(value: Any) -> str:
+    return f"{int(value):,}" if isinstance(value, (int,)) or hasattr(value, "__int__") else str(value)
+
+
+def _mismatches(df: pd.DataFrame) -> list[str]:
+    """One line per failed check: the layer (name, op, call) and both values."""
+    out: list[str] = []
+    pairs = {"shape_ok": ("out_shape", "real_out_shape", "output shape", "real"),
+             "params_ok": ("params", "real_params", "params", "real"),
+             "bytes_ok": ("act_bytes", "real_act_bytes", "activation bytes", "real"),
+             "macs_ok": ("module_macs", "fvcore_macs", "MACs of module", "fvcore"),
+             "fvcore_ok": ("module_fvcore", "fvcore_flops", "fvcore FLOPs of module", "fvcore"),
+             "flopcounter_ok": ("module_flopcounter", "flopcounter_flops", "FlopCounterMode FLOPs of module",
+                                "FlopCounterMode")}
+    seen: set = set()
+    for r in df.to_dict("records"):
+        layer = f"{r['name'] or '<root>'} ({r['op']}, call {r['call']})"
+        for check, (a, b, what, who) in pairs.items():
+            if r[check] is False or r[check] == False:  # noqa: E712 - numpy bools
+                key = (check, r["name"]) if check in ("macs_ok", "fvcore_ok", "flopcounter_ok") else (check, layer)
+                if key in seen:
+                    continue
+                seen.add(key)
+                extra = f", alloc {r['alloc']} vs real {r['real_alloc']}" if check == "bytes_ok" else ""
+                ours, theirs = r[a], r[b]
+                shown = (_fmt(ours), _fmt(theirs)) if check not in ("shape_ok",) else (ours, theirs)
+                out.append(f"layer {layer}: {what}: archstat {shown[0]} vs {who} {shown[1]}{extra}")
+        if r["unsupported_ok"] is False or r["unsupported_ok"] == False:  # noqa: E712
+            key = ("unsupported", r["name"])
+            if key not in seen:
+                seen.add(key)
+                out.append(f"layer {layer}: archstat's 'oracle unsupported' marks disagree with fvcore's unsupported ops")
+    return out
+
+
+def exit_code(df: pd.DataFrame) -> int:
+    return 0 if df.attrs["agree"] else 1
