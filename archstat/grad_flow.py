@@ -1,0 +1,48 @@
+"""Which tensors need a gradient, row by row, without running autograd.
+
+The model input needs none.  A row's output needs one when any of its tensor inputs does or when
+it reads a parameter that requires grad (``detach`` cuts the flow).  Autograd records (saves
+tensors for, and later differentiates) exactly the rows whose output needs a gradient: this is why
+the first conv computes no grad-input, and why a max-pool on the raw input saves nothing.
+
+Inputs are tied to their producers through ``sources``.  fx lists each producer once, so an op
+that reads the same tensor twice (``x * x``) has fewer sources than inputs: every input then comes
+from that one producer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archstat.graphrun import GraphRows
+
+NO_GRAD_FNS = ("detach", "floordiv")
+
+
+@dataclass
+class GradFlow:
+    out: list  # per row: does the output require grad
+    inputs: list  # per row: per tensor input (in_shapes order), does it require grad
+    params: list  # per row: does it read a parameter that requires grad
+    input_source: list  # per row: per tensor input, the producing row (-1 = the model input)
+
+
+def input_sources(sources: list, n_inputs: int) -> list[int]:
+    if len(sources) == n_inputs:
+        return list(sources)
+    if len(sources) == 1:
+        return sources * n_inputs
+    return (list(sources) + [sources[-1] if sources else -1] * n_inputs)[:n_inputs]
+
+
+def grad_flow(rows: GraphRows, input_requires_grad: bool = False) -> GradFlow:
+    out, ins, params, srcs = [], [], [], []
+    for i, r in enumerate(rows.df.to_dict("records")):
+        src = input_sources(list(r["sources"]), len(r["in_shapes"]))
+        need = [out[s] if s >= 0 else input_requires_grad for s in src]
+        p = any(t.requires_grad for t in rows.params[i])
+        fn = r["hparams"].get("fn") if isinstance(r["hparams"], dict) else None
+        out.append((any(need) or p) and fn not in NO_GRAD_FNS)
+        ins.append(need)
+        params.append(p)
+        srcs.append(src)
+    return GradFlow(out, ins, params, srcs)

@@ -1,0 +1,219 @@
+"""Training memory per layer, without autograd: what backward keeps alive, plus the model state.
+
+For every row whose output needs a gradient (see ``grad_flow``), the op's autograd node saves
+tensors for backward.  What it saves is a property of the op (PyTorch's ``derivatives.yaml``),
+listed in :func:`saved_items` and checked against ``saved_tensors_hooks`` in the tests:
+
+=====================  ===============================================================
+conv                   its input (weight is a parameter); "same" padding with an odd
+                       total pad saves the padded copy instead
+linear                 its input, if the weight needs a gradient
+batch norm             input + mean and invstd (C each in training, empty in eval)
+group / layer norm     input + mean and rstd (one per normalised group)
+max pool               input + int64 indices of the output's size; avg pool: input;
+                       adaptive avg pool: the input, nothing when the output is 1x1 (mean)
+ReLU, sigmoid, tanh,   the output (in place: the same storage as the input)
+softmax
+other activations      the input (PReLU: and its weight)
+dropout (training)     the mask: on CPU a float tensor of the input's size (per channel
+                       for Dropout1d/2d/3d), on CUDA a bool tensor (fused kernel)
+LRN                    input, the channel-padded square (N, C+n-1, ...) and two
+                       tensors of the output's size
++, -, cat, views       nothing
+=====================  ===============================================================
+
+Tensors are counted once per *storage*: a ReLU's output is also the next conv's saved input, a
+view saves its base.  A row is charged for the storages it is the first to save.  Parameters and
+buffers are saved too (conv weight, BN running stats) but are the model's state, counted apart
+with the gradients and the optimizer state: SGD with momentum keeps one buffer per parameter,
+Adam two (and a scalar ``step`` per tensor, on the host unless ``capturable``).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from archstat.grad_flow import GradFlow, grad_flow
+from archstat.graphrun import GraphRows, graph_rows
+from archstat.spec import prod
+
+OUTPUT_SAVERS = ("relu", "sigmoid", "tanh", "softmax", "logsoftmax", "log_softmax", "exp", "sqrt", "rsqrt")
+INPUT_SAVERS_ELEMENTWISE = ("pow", "log", "abs", "clamp")
+OPTIMIZER_STATES = {"sgd": 1, "sgd_plain": 0, "adam": 2, "adamw": 2}
+
+Item = tuple  # ("in", j) | ("out",) | ("new", numel, dtype)
+
+
+def _acc(dtype: torch.dtype) -> torch.dtype:
+    """Statistics (BN mean/invstd, norm mean/rstd) are kept in the accumulation type."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn.Module], batch: int,
+                dtype: torch.dtype, device: str) -> Optional[list[Item]]:
+    """What the op of row ``r`` saves for backward (given that autograd records it); None: not known."""
+    kind, hp = r["kind"], r["hparams"] if isinstance(r["hparams"], dict) else {}
+    x = [batch, *r["in_shapes"][0]] if r["in_shapes"] else []
+    out = [batch, *r["out_shape"]]
+    if kind in ("conv", "conv_transpose"):
+        if r["padding"] == "same":
+            extra = [hp["dilation"][i] * (k - 1) % 2 for i, k in enumerate(r["kernel"])]
+            if any(extra):  # asymmetric "same": PyTorch pads a copy by the odd remainder first
+                return [("new", prod(x[:2]) * prod(s + e for s, e in zip(x[2:], extra)), dtype)]
+        return [("in", 0)]
+    if kind == "linear":
+        return [("in", 0)] if param_grad else []
+    if kind == "matmul":
+        if len(need) == 2:
+            return [("in", 1)] * need[0] + [("in", 0)] * need[1]
+        return [("in", 0)] if param_grad else []
+    if kind == "batch_norm":
+        c = x[1] if hp.get("training") else 0
+        return [("in", 0), ("new", c, _acc(dtype)), ("new", c, _acc(dtype))]
+    if kind == "group_norm":
+        return [("in", 0), ("new", batch * hp["groups"], _acc(dtype)), ("new", batch * hp["groups"], _acc(dtype))]
+    if kind == "layer_norm":
+        lead = prod(x[: len(x) - len(hp["normalized_shape"])])
+        return [("in", 0), ("new", lead, _acc(dtype)), ("new", lead, _acc(dtype))]
+    if kind == "instance_norm" and module is not None:
+        # runs batch norm on an (1, N*C, ...) view; weight and running stats are repeat()ed copies
+        nc = batch * x[1]
+        copies = 2 + bool(module.affine) + 2 * bool(module.track_running_stats)
+        return [("in", 0)] + [("new", nc, _acc(dtype))] * copies
+    if kind == "lrn":
+        spatial = prod(x[2:])
+        return [("in", 0), ("new", batch * (x[1] + hp["size"] - 1) * spatial, dtype),
+                ("new", prod(out), dtype), ("new", prod(out), dtype)]
+    if kind in ("pool", "adaptive_pool"):
+        if hp["mode"] == "avg":  # adaptive to 1x1 runs mean(), which saves nothing
+            return [] if kind == "adaptive_pool" and all(o == 1 for o in hp["output_size"]) else [("in", 0)]
+        return [("in", 0), ("new", prod(out), torch.int64)]
+    if kind == "activation":
+        return [("out",)] if hp.get("fn") in OUTPUT_SAVERS else [("in", 0)]
+    if kind == "dropout":
+        if hp["p"] >= 1:
+            return [("new", 1, dtype)]  # input * zeros({})
+        if hp.get("fn") == "feature_dropout":
+            return [("new", prod(x[:2]), dtype)]
+        fused = device == "cuda" and hp.get("fn") == "dropout"
+        return [("new", prod(x), torch.bool if fused else dtype)]
+    if kind == "elementwise":
+        return _elementwise(hp.get("fn"), need, param_grad)
+    if kind == "reduce":
+        return [("in", 0), ("out",)] if hp.get("fn") in ("amax", "amin") else []
+    if kind in ("view", "identity", "concat", "upsample"):
+        return []
+    return None
+
+
+def _elementwise(fn: Optional[str], need: list[bool], param_grad: bool) -> Optional[list[Item]]:
+    if fn in ("add", "sub", "neg", "floordiv"):
+        return []
+    if fn in ("mul", "div", "truediv"):
+        if len(need) == 2:  # d(a*b) needs the other factor; d(a/b)/db needs both
+            if fn == "mul":
+                return [("in", 1)] * need[0] + [("in", 0)] * need[1]
+            return [("in", 1), ("in", 0)] if need[1] else [("in", 1)]
+        return [("in", 0)] if param_grad else []  # times a scalar: nothing; times a parameter: the input
+    if fn in ("maximum", "minimum"):
+        return [("in", 1), ("in", 0)]
+    if fn in OUTPUT_SAVERS:
+        return [("out",)]
+    if fn in INPUT_SAVERS_ELEMENTWISE:
+        return [("in", 0)]
+    return None
+
+
+def _storages(df: pd.DataFrame, flow: GradFlow) -> list:
+    """Storage id of each row's output: its own, or (views, in-place ops, identities) its input's."""
+    own: list = []
+    for i, r in enumerate(df.to_dict("records")):
+        src = flow.input_source[i]
+        own.append(("row", i) if r["alloc"] or not src else (own[src[0]] if src[0] >= 0 else ("input",)))
+    return own
+
+
+def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow] = None) -> pd.DataFrame:
+    """Per row: ``requires_grad``, ``saved`` (what autograd keeps), ``saved_bytes`` (storages first
+    saved by this row) and ``saved_all_bytes`` (every saved tensor, no dedup)."""
+    df = rows.df
+    flow = flow or grad_flow(rows)
+    batch, dtype = int(df.attrs["batch"]), getattr(torch, df.attrs["dtype"])
+    input_bytes = batch * prod(df.attrs["input"]) * dtype.itemsize
+    own = _storages(df, flow)
+    size = {("input",): input_bytes, **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])}}
+    seen: set = set()
+    saved, first, every, known = [], [], [], []
+    for i, r in enumerate(df.to_dict("records")):
+        items = saved_items(r, flow.inputs[i], flow.params[i], rows.modules[i], batch, dtype, device) \
+            if flow.out[i] else []
+        known.append(items is not None)
+        keys = []
+        for k, item in enumerate(items or []):
+            if item[0] == "in":
+                src = flow.input_source[i][item[1]]
+                keys.append((own[src] if src >= 0 else ("input",), item))
+            elif item[0] == "out":
+                keys.append((own[i], item))
+            else:
+                key = ("new", i, k)
+                size[key] = int(item[1]) * item[2].itemsize
+                keys.append((key, item))
+        saved.append([_describe(item) for _, item in keys])
+        every.append(sum(size[key] for key, _ in keys))
+        new = {key for key, _ in keys if key not in seen}
+        seen |= new
+        first.append(sum(size[key] for key in new))
+    return pd.DataFrame({"requires_grad": flow.out, "saved": saved, "saved_bytes": first, "saved_all_bytes": every,
+                         "saved_known": known}, index=df.index)
+
+
+def _describe(item: Item) -> str:
+    if item[0] == "in":
+        return f"input{item[1]}"
+    if item[0] == "out":
+        return "output"
+    return f"{item[1]}x{str(item[2]).replace('torch.', '')}"
+
+
+def state_bytes(model: nn.Module, rows: GraphRows, dtype: torch.dtype, optimizer: str) -> dict[str, int]:
+    """Parameters, buffers, gradients (of the parameters the graph uses) and optimizer state."""
+    if optimizer not in OPTIMIZER_STATES:
+        raise ValueError(f"unknown optimizer {optimizer!r}: use {', '.join(OPTIMIZER_STATES)}")
+
+    def nbytes(t: torch.Tensor) -> int:
+        return t.numel() * (dtype.itemsize if t.is_floating_point() else t.element_size())
+
+    params = {id(p): p for p in model.parameters()}
+    used = {id(p): p for ps in rows.params for p in ps if p.requires_grad}
+    grads = sum(nbytes(p) for p in used.values())
+    host = len(used) * 4 if optimizer in ("adam", "adamw") else 0  # float32 `step` per tensor, on the host
+    return {"params": sum(nbytes(p) for p in params.values()), "buffers": sum(nbytes(b) for b in model.buffers()),
+            "grads": grads, "optimizer": OPTIMIZER_STATES[optimizer] * grads, "optimizer_host": host}
+
+
+def training_memory(model: nn.Module, input_shape: Sequence[int], batch: int = 1, dtype: torch.dtype = torch.float32,
+                    optimizer: str = "sgd", device: str = "cpu", mode: str = "train") -> pd.DataFrame:
+    """analyze()'s rows (in ``mode``, training by default) with the bytes backward keeps per row.
+
+    ``attrs["total"]``: ``saved`` (activations kept for backward, each storage once), ``params``,
+    ``buffers``, ``grads``, ``optimizer`` (device state), ``optimizer_host`` and ``total`` (all
+    device bytes a training step holds after backward: saved + params + buffers + grads + optimizer).
+    """
+    rows = graph_rows(model, input_shape, batch=batch, dtype=dtype, mode=mode)
+    per_row = saved_per_row(rows, device=torch.device(device).type)
+    df = pd.concat([rows.df, per_row], axis=1)
+    state = state_bytes(model, rows, dtype, optimizer)
+    saved = int(per_row["saved_bytes"].sum())
+    total = saved + state["params"] + state["buffers"] + state["grads"] + state["optimizer"]
+    df.attrs = dict(rows.df.attrs)
+    unknown = sorted({f"{r['op']} ({r['name'] or '<root>'})" for r, ok in zip(df.to_dict("records"), per_row["saved_known"])
+                      if not ok})
+    df.attrs["analysis_total"] = df.attrs.get("total")
+    df.attrs.update({"optimizer": optimizer, "device": str(device), "memory_partial": bool(unknown),
+                     "memory_unknown": unknown,
+                     "total": {"saved": saved, **state, "total": total, "total_bytes": total}})
+    return df
