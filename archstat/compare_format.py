@@ -59,6 +59,8 @@ def display(table: pd.DataFrame) -> tuple[list[dict[str, str]], list[str]]:
                  "memory = sum of layer outputs (bytes / 1024^2, as the lecture counts).")
     notes.append("depth = conv/linear layers on the longest input-to-output path (the lecture's "
                  "'22 layers' for GoogLeNet); weight layers = all conv/linear layers.")
+    notes.append("train mem = bytes a training step holds after backward (archstat.memory): activations saved "
+                 "for backward + params + buffers + grads + SGD momentum, fp32.")
     latency = [f"{r['model']}: {r['latency_setting']}" for r in table.to_dict("records") if r["latency_setting"]]
     if latency:
         notes.append("GPU latency (forward, from reports/gpu/): " + "; ".join(latency))

@@ -36,7 +36,10 @@ def training_memory(model: nn.Module, input_shape: Sequence[int], batch: int) ->
     except Exception as exc:  # the estimate is optional: report why it is missing, keep the row
         return None, f"n/a ({type(exc).__name__})"
     total = _total_bytes(result)
-    return (total, "") if total is not None else (None, "n/a (unrecognised result)")
+    if total is None:
+        return None, "n/a (unrecognised result)"
+    partial = isinstance(result, pd.DataFrame) and result.attrs.get("memory_partial")
+    return total, "partial (ops with unknown saved tensors)" if partial else ""
 
 
 def _total_bytes(result: Any) -> Optional[int]:

@@ -10,7 +10,7 @@ from archstat.published import section
 from archstat.pubcheck import (DIFFERS, MATCH, OTHER_MODEL, TYPO, WEIGHTS_ONLY, Analyses, Section,
                                check_rounding, first_row_at, kind_sum, rounded, weights_only)
 
-SRC = "EECS 498 Lecture 8 (L8_IMG_HQ / L8_IMG_VN / L8_IMG_ST slide images)"
+SRC = "EECS 498 Lecture 8 (slide images L8_IMG_HQ, L8_IMG_VN, L8_IMG_ST)"
 KB, MB = 1024, 1024 ** 2
 TABLE_KINDS = ("conv", "pool", "view", "linear")
 

@@ -44,12 +44,7 @@ def build(name: str, symbolic: bool = True, *, df: Optional[pd.DataFrame] = None
     df = df if df is not None else analyze(model, info.default_input)
     units, kind = bar_units(df, model)
     rep = ModelReport(name, model, df, stages(df), units, kind)
-    ceil = [n for n, m in model.named_modules() if getattr(m, "ceil_mode", False)]
-    if symbolic and ceil:
-        # analyze(symbolic=True) spends 20-90 s on ceil-mode pools and then fails (PrecisionExhausted,
-        # sympy cannot decide the sign of the nested floors); skip it rather than stall the report
-        rep.symbolic_error = f"ceil_mode pooling ({', '.join(ceil[:3])}) is not supported by the symbolic engine yet"
-    elif symbolic:
+    if symbolic:
         try:
             columns, totals = cf.symbolic_table(model, info.default_input)
         except Exception as exc:  # the closed forms are an extra: say why they are missing
@@ -117,14 +112,18 @@ def _forms_md(rep: ModelReport) -> list[str]:
     info = model_info(rep.name)
     h, w = info.default_input[1], info.default_input[2]
     lines = ["Per image, H x W input. *Smooth* drops PyTorch's floors: it is exact when H and W are multiples of "
-             "the network's total stride and otherwise off by boundary terms; the exact forms are in the JSON.", "",
-             f"| quantity | smooth closed form | smooth at {h}x{w} | exact at {h}x{w} |", "|---|---|---:|---:|"]
+             "the network's total stride and otherwise off by boundary terms; the exact forms are in the JSON. "
+             "The last two columns check the exact closed form against the numeric analysis.", "",
+             f"| quantity | smooth closed form | smooth at {h}x{w} | closed form at {h}x{w} | analyze() at {h}x{w} |",
+             "|---|---|---:|---:|---:|"]
     names = {"params": "params", "macs": "MACs", "flops": "FLOPs (lecture)", "act_bytes": "activation bytes"}
+    numeric = {**rep.df.attrs["total"], "flops": rep.df["flops_lecture"].sum()}
     for q in ("params", "macs", "flops", "act_bytes"):
         expr = rep.forms[q]
         smooth = cf.smooth(expr)
+        exact, num = cf.evaluator(expr)(h, w), int(numeric[q])
         lines.append(_row_md([names[q], f"`{cf.pretty(smooth)}`", f"{float(smooth.subs({cf.H: h, cf.W: w})):,.0f}",
-                              f"{cf.evaluator(expr)(h, w):,}"]))
+                              f"{exact:,}", f"{num:,}" + ("" if exact == num else " (differs)")]))
     if rep.stage_forms:
         lines += ["", "Per stage (smooth):", "", "| stage | MACs | activation bytes |", "|---|---|---|"]
         lines += [_row_md([s["label"], f"`{cf.pretty(s['macs'])}`", f"`{cf.pretty(s['act_bytes'])}`"])
