@@ -136,6 +136,7 @@ class RealRun:
                 self._seen.add(key)
                 call.params += p.numel()
         self.calls.append(call)
+        self.last_output = output  # listeners may look at it (autograd nodes of the row)
         for listener in self.listeners:
             listener.row_done(index)
 

@@ -129,7 +129,9 @@ def block(draw, shape: tuple) -> tuple[nn.Module, tuple]:
         proj = None
         if out[0] != c or draw(st.booleans()):
             proj = nn.Conv2d(c, out[0], 1, bias=False)
-        res = Residual(nn.Sequential(*body), proj, inplace_add=draw(st.booleans()), relu_after=draw(st.booleans()))
+        # `y += s` may only overwrite an output nobody saved for backward (a conv's, a BN's)
+        inplace = isinstance(body[-1], FRESH) and draw(st.booleans())
+        res = Residual(nn.Sequential(*body), proj, inplace_add=inplace, relu_after=draw(st.booleans()))
         return res, out
     if kind == "concat":
         branches = []
