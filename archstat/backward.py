@@ -24,7 +24,6 @@ from torch import nn
 
 from archstat.grad_flow import GradFlow, grad_flow
 from archstat.graphrun import GraphRows, graph_rows
-from archstat.oracles import flopcounter_counts, self_counts, cumulative, canonical_names
 from archstat.trace import training_mode
 
 MATRIX = ("conv", "conv_transpose", "linear", "matmul")
