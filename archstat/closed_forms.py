@@ -7,10 +7,13 @@ leading behaviour, off by boundary terms.  Everything is per image (N = 1).
 """
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Callable, Sequence
 
 import pandas as pd
 import sympy
+from sympy.printing.pycode import PythonCodePrinter
 from torch import nn
 
 from archstat.analyze import SYMBOLS, analyze
@@ -75,11 +78,26 @@ def _number(value) -> str:
     return f"{p:,}/{q:,}"
 
 
+class _ExactPrinter(PythonCodePrinter):
+    """Prints rationals as ``Fraction(p, q)``: ``5/2`` would be a float, and ``floor`` of a float
+    sum near an integer can land one below (ZFNet's ceil-mode pools were off by 55,296 FLOPs)."""
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        return f"Fraction({expr.p}, {expr.q})"
+
+    def _print_floor(self, expr: sympy.Expr) -> str:
+        return f"floor({self._print(expr.args[0])})"
+
+    def _print_ceiling(self, expr: sympy.Expr) -> str:
+        return f"ceiling({self._print(expr.args[0])})"
+
+
 def evaluator(expr) -> Callable[[int, int], int]:
-    """A fast exact-enough function (H, W) -> value of the closed form (math.floor semantics)."""
+    """A fast, exact function (H, W) -> value of the closed form (rational arithmetic throughout)."""
     e = sympy.sympify(expr)
-    fn = sympy.lambdify((H, W), e, modules="math")
-    return lambda h, w: int(round(fn(h, w)))
+    fn = sympy.lambdify((H, W), e, modules=[{"Fraction": Fraction, "floor": math.floor, "ceiling": math.ceil,
+                                            "Max": max, "Min": min}, "math"], printer=_ExactPrinter)
+    return lambda h, w: int(fn(Fraction(h), Fraction(w)))
 
 
 def exact_text(expr, limit: int = 600) -> str:
