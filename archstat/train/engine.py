@@ -48,9 +48,19 @@ def correct(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).sum())
 
 
+def model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch: int = 256, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Eval-mode logits for all of ``x`` (on CPU); the model's mode is restored afterwards."""
+def predict_logits(model: nn.Module, x: torch.Tensor, batch: int = 256,
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """Eval-mode logits for all of ``x`` (returned on CPU), computed where the model lives.
+
+    ``device`` defaults to the model's own; the model's train/eval mode is restored afterwards.
+    """
+    device = model_device(model) if device is None else device
     was_training = model.training
     model.eval()
     out = [split_outputs(model(x[i:i + batch].to(device)))[0].float().cpu() for i in range(0, len(x), batch)]
@@ -58,7 +68,8 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch: int = 256, device: 
     return torch.cat(out) if out else torch.empty(0)
 
 
-def evaluate(model: nn.Module, ds: TensorDataset, batch: int = 256, device: torch.device | str = "cpu") -> tuple[float, float]:
+def evaluate(model: nn.Module, ds: TensorDataset, batch: int = 256,
+             device: torch.device | str | None = None) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` on a dataset, in eval mode."""
     x, y = ds.tensors
     logits = predict_logits(model, x, batch, device)

@@ -21,7 +21,7 @@ from archstat.train.engine import accuracy_of_probs, predict_logits
 from archstat.train.loop import TrainConfig, train
 
 
-def ensemble_probs(models: Sequence[nn.Module], x: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+def ensemble_probs(models: Sequence[nn.Module], x: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
     """Mean of the members' softmax outputs (eval mode)."""
     return torch.stack([predict_logits(m, x, device=device).softmax(1) for m in models]).mean(0)
 
@@ -29,16 +29,18 @@ def ensemble_probs(models: Sequence[nn.Module], x: torch.Tensor, device: torch.d
 def independent_ensemble(base: TrainConfig, splits: Splits, k: int, log=print) -> dict[str, Any]:
     """Train ``k`` models with seeds ``seed .. seed + k - 1``; member 0 is the single-model baseline."""
     x, y = splits.test.tensors
-    models, singles = [], []
+    models, singles, emas = [], [], []
     for i in range(k):
         out = f"{base.out}/member_{i}" if base.out else None
         run = train(dataclasses.replace(base, seed=base.seed + i, out=out, resume=False), splits=splits)
         models.append(run.model)
         singles.append(run.summary["test_acc"])
+        emas.append(run.summary.get("test_acc_ema"))
         log(f"  member {i} (seed {base.seed + i}): test acc {100 * singles[-1]:.2f}%")
     acc = accuracy_of_probs(ensemble_probs(models, x), y)
     return {"kind": "independent", "members": k, "single_test_acc": singles[0], "member_test_accs": singles,
-            "mean_member_test_acc": sum(singles) / k, "ensemble_test_acc": acc}
+            "mean_member_test_acc": sum(singles) / k, "ensemble_test_acc": acc,
+            "member_test_accs_ema": emas if base.ema is not None else None}
 
 
 def snapshot_ensemble(base: TrainConfig, splits: Splits, k: int, log=print) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from archstat.train.optim import build_optimizer, build_scheduler, cycle_ends
 from archstat.train.setup import build_model, check_input_fits, load_data
 
 WARMUP_STEPS = 3
+PLOT_EVERY_S = 30.0  # redraw curves.png at epoch ends at most this often (always at the end)
 
 
 @dataclass
@@ -137,15 +138,15 @@ def _train(cfg: TrainConfig, splits: Splits | None, model: nn.Module | None, env
         if ema is not None and ck.get("ema") is not None:
             ema.load_state_dict(ck["ema"])
         if augmenter is not None and ck.get("aug_rng") is not None:
-            augmenter.g.set_state(ck["aug_rng"])
-        torch.set_rng_state(ck["torch_rng"])
+            augmenter.g.set_state(ck["aug_rng"].cpu())
+        torch.set_rng_state(ck["torch_rng"].cpu())  # map_location may have moved it
         start_epoch, step, best_val = ck["epoch"], ck["step"], ck["best_val_acc"]
         snapshots = [torch.load(out / f"snapshot_{k}.pt", weights_only=True) for k in range(ck.get("n_snapshots", 0))]
     net = D.wrap(model, env)
     log = MetricsCSV(out / "metrics.csv", resume_step=step if cfg.resume else None) if out and env.main else None
     step_times: list[float] = []
     bar = _progress(total, step, cfg.quiet or not env.main)
-    t_run = time.perf_counter()
+    t_run = last_plot = time.perf_counter()
     sync = torch.cuda.synchronize if env.device.type == "cuda" else (lambda: None)
     val_loss = val_acc = float("nan")
     for epoch in range(start_epoch, cfg.epochs):
@@ -209,12 +210,15 @@ def _train(cfg: TrainConfig, splits: Splits | None, model: nn.Module | None, env
                         "best_val_acc": best_val, "torch_rng": torch.get_rng_state(),
                         "aug_rng": augmenter.g.get_state() if augmenter else None,
                         "n_snapshots": len(snapshots), "config": asdict(cfg)}, out / "last.pt")
-            plot_curves(out / "metrics.csv", out / "curves.png", title=f"{cfg.model} on {cfg.data}")
+            if time.perf_counter() - last_plot > PLOT_EVERY_S:  # matplotlib is slow next to tiny epochs
+                plot_curves(out / "metrics.csv", out / "curves.png", title=f"{cfg.model} on {cfg.data}")
+                last_plot = time.perf_counter()
         best_val = max(best_val, val_acc)
     bar.close()
     wall = time.perf_counter() - t_run
     if log:
         log.close()
+        plot_curves(out / "metrics.csv", out / "curves.png", title=f"{cfg.model} on {cfg.data}")
     summary = _summarise(cfg, model, ema, splits, env, step, total, step_times, wall, best_val, net)
     if out and env.main:
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

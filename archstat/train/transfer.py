@@ -42,7 +42,12 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
 
 
 def transfer(base: TrainConfig, source: Sequence[int] = (0, 1, 2, 3, 4), target: Sequence[int] = (5, 6, 7, 8, 9),
-             train_per_class: int = 20, log=print) -> dict[str, Any]:
+             train_per_class: int = 20, target_iters: int = 200, log=print) -> dict[str, Any]:
+    """Pre-train on ``source`` with ``base``; then scratch / feature extraction / fine-tuning on ``target``.
+
+    The small target split has few minibatches per epoch, so each target phase gets the same
+    budget of about ``target_iters`` iterations (batch <= 25) instead of ``base.epochs`` epochs.
+    """
     if base.data != "digits":
         raise ArchstatError("--transfer splits digits into 0-4 and 5-9; use --data digits")
     out = base.out
@@ -54,7 +59,10 @@ def transfer(base: TrainConfig, source: Sequence[int] = (0, 1, 2, 3, 4), target:
     pre = train(dataclasses.replace(cfg, classes=list(source), out=sub("pretrain")))
     log(f"  pre-train on {list(source)}: test acc {100 * pre.summary['test_acc']:.2f}%")
     tgt = load_data(base.data, pre.splits.input_shape, base.model, base.seed, list(target), train_per_class)
-    tcfg = dataclasses.replace(cfg, classes=list(target), train_per_class=train_per_class)
+    batch = min(base.batch, 25)
+    per_epoch = max(1, len(tgt.train) // batch)
+    tcfg = dataclasses.replace(cfg, classes=list(target), train_per_class=train_per_class, batch=batch,
+                               epochs=max(1, -(-target_iters // per_epoch)))
     scratch = train(dataclasses.replace(tcfg, out=sub("scratch")), splits=tgt)
     log(f"  from scratch on {len(tgt.train)} images: test acc {100 * scratch.summary['test_acc']:.2f}%")
 

@@ -38,7 +38,7 @@ def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-def tta_probs(model: nn.Module, x: torch.Tensor, scales: Sequence[float], device="cpu") -> torch.Tensor:
+def tta_probs(model: nn.Module, x: torch.Tensor, scales: Sequence[float], device=None) -> torch.Tensor:
     """Mean softmax over 10 crops at each scale (1 x 1 scale: the crops coincide, flips still differ)."""
     size = tuple(x.shape[-2:])
     probs = [predict_logits(model, crop.contiguous(), device=device).softmax(1)
@@ -46,7 +46,7 @@ def tta_probs(model: nn.Module, x: torch.Tensor, scales: Sequence[float], device
     return torch.stack(probs).mean(0)
 
 
-def tta_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device="cpu") -> dict[str, float]:
+def tta_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device=None) -> dict[str, float]:
     """Single (centre) crop vs 10-crop at 256/224 vs multi-scale 10-crop, test accuracy."""
     single = accuracy_of_probs(predict_logits(model, x, device=device), y)
     return {"single_crop_test_acc": single,
