@@ -15,8 +15,11 @@ from pathlib import Path
 # model -> archstat train arguments (input, schedule, LR ... chosen with the lecture's steps 3-5)
 RUNS: dict[str, list[str]] = {
     "resnet18": ["--input", "1x32x32", "--epochs", "8", "--batch", "64", "--lr", "0.05", "--weight-decay", "5e-4"],
-    "vgg11": ["--input", "1x32x32", "--epochs", "5", "--batch", "64", "--lr", "0.01", "--weight-decay", "5e-4"],
-    "googlenet": ["--input", "1x32x32", "--epochs", "8", "--batch", "64", "--lr", "0.05", "--weight-decay", "5e-4",
+    # no BatchNorm: a smaller LR and more iterations (batch 32); lr 0.02 gave 94.4%, 0.01 94.7%
+    "vgg11": ["--input", "1x32x32", "--epochs", "8", "--batch", "32", "--lr", "0.01", "--weight-decay", "5e-4"],
+    # Table-1 GoogLeNet (LRN, no BN); aux heads need >= 65x65, so they are off at 32x32.
+    # lr 0.05 / batch 64 / 8 epochs gave 67%, lr 0.02 / batch 32 / 10 epochs 89%, lr 0.01 96.7%
+    "googlenet": ["--input", "1x32x32", "--epochs", "10", "--batch", "32", "--lr", "0.01", "--weight-decay", "5e-4",
                   "--model-kw", "aux_logits=False"],
 }
 

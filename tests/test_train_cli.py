@@ -88,3 +88,35 @@ def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     assert main(argv + ["--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("archstat: error:") and message in err and "\n" not in err
+
+
+def test_train_on_an_image_folder(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("dark", "light")):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray((rng.random((9, 9, 3)) * 80 + 170 * k).astype(np.uint8)).save(tmp_path / "data" / name / f"{i}.png")
+    assert main(["train", TINY, "--data", str(tmp_path / "data"), "--input", "3x8x8", "--batch", "4", "--epochs", "3",
+                 "--lr", "0.1", "--quiet", "--threads", "1", "--out", str(tmp_path / "run")]) == 0
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["train/val/test"] == [12, 4, 4] and s["input"] == [3, 8, 8] and s["test_acc"] == 1.0
+
+
+def test_sanity_check_flags(tmp_path, capsys):
+    assert main(["train", *FAST[:-2], "--threads", "1", "--check-init-loss", "--overfit-small", "5", "--lr-range",
+                 "--optimizer", "sgd", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS init-loss" in out and "PASS overfit-small" in out and "LR range test" in out
+    assert (tmp_path / "lr_range.png").exists() and (tmp_path / "lr_range.json").exists()
+
+
+@pytest.mark.slow
+def test_recipe_flag(tmp_path, capsys):
+    assert main(["train", *FAST, "--epochs", "2", "--recipe", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for step in ("step 3", "step 4", "step 5", "step 6"):
+        assert step in out
+    assert (tmp_path / "recipe" / "step4_grid.png").exists() and (tmp_path / "recipe" / "step5" / "curves.png").exists()
