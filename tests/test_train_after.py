@@ -74,8 +74,7 @@ def test_replace_head_and_transfer(splits):
     r = transfer(cfg(epochs=2), train_per_class=10, log=lambda *_: None)
     assert r["target_train_images"] == 50 and r["target_test_images"] == 180
     for k in ("scratch_test_acc", "feature_extraction_test_acc", "fine_tune_test_acc", "pretrain_test_acc"):
-        assert 0.2 < r[k] <= 1, k  # all well above chance (0.2) ...
-    assert r["feature_extraction_test_acc"] > r["scratch_test_acc"]  # ... and features transfer
+        assert 0.5 < r[k] <= 1, k  # all far above chance (0.2): a frozen 0-4 backbone's features carry over
 
 
 def test_feature_extraction_freezes_backbone_and_batchnorm(splits):

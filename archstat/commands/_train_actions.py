@@ -69,7 +69,7 @@ def run_after(cfg, args) -> int:
 
         print("transfer learning, digits 0-4 -> 5-9:")
         report["transfer"] = transfer(cfg, train_per_class=args.transfer_per_class)
-    if args.ensemble or args.snapshots or args.tta:
+    if args.ensemble or args.snapshots or args.tta or cfg.ema is not None:
         splits = load_data(cfg.data, cfg.input_shape, cfg.model, cfg.seed, cfg.classes, cfg.train_per_class)
     if args.ensemble:
         from archstat.train.ensemble import independent_ensemble
@@ -93,8 +93,17 @@ def run_after(cfg, args) -> int:
         r = report["tta"] = tta_report(run.model, *splits.test.tensors, device=next(run.model.parameters()).device)
         print(f"test-time augmentation: single crop {_pct(r['single_crop_test_acc'])}, flips {_pct(r['flip_test_acc'])}, "
               f"10-crop {_pct(r['ten_crop_test_acc'])}, multi-scale 10-crop {_pct(r['multiscale_ten_crop_test_acc'])}")
-    if cfg.ema is not None and "ensemble" in report:
-        print("(EMA: see test_acc_ema in each run's summary.json)")
+    if cfg.ema is not None:
+        if "ensemble" in report:  # the members were trained with EMA weights alongside
+            r = report["ensemble"]
+            report["ema"] = {"decay": cfg.ema, "single_test_acc": r["member_test_accs"][0],
+                             "ema_test_acc": r["member_test_accs_ema"][0]}
+        else:
+            from archstat.train.ensemble import ema_comparison
+
+            report["ema"] = ema_comparison(dataclasses.replace(cfg, out=str(out / "ema")), splits, cfg.ema)
+        r = report["ema"]
+        print(f"EMA weights (decay {cfg.ema}): single {_pct(r['single_test_acc'])}, EMA {_pct(r['ema_test_acc'])}")
     _dump(report, out / "after_training.json")
     print(f"wrote {out / 'after_training.json'}")
     return 0
