@@ -128,8 +128,11 @@ class RealRun:
     def __post_init__(self) -> None:
         self._seen: set[int] = set()
 
-    def _finish(self, index: int, inputs: list[torch.Tensor], output: Any) -> None:
+    def _finish(self, index: int, inputs: list[torch.Tensor], output: Any,
+                params: Optional[list[torch.Tensor]] = None) -> None:
         call = describe_call(inputs, output)
+        if params is not None and not self.rows.params[index]:
+            self.rows.params[index] = params  # the meta engine's functional rows: the weights seen now
         for p in self.rows.params[index]:
             key = storage_key(p)
             if key not in self._seen:
@@ -184,9 +187,10 @@ def _hooked_run(owner: RealRun, x: torch.Tensor) -> Any:
             name, _ = function_name(func)
             if state["inside"] or name in _NOT_OPS or not tensors(out):
                 return out
-            inputs = [t for t in tensors((args, kwargs)) if not isinstance(t, nn.Parameter)]
+            found = tensors((args, kwargs))
+            inputs = [t for t in found if not isinstance(t, nn.Parameter)]
             state["row"] += 1
-            owner._finish(state["row"] - 1, inputs, out)
+            owner._finish(state["row"] - 1, inputs, out, [t for t in found if isinstance(t, nn.Parameter)])
             return out
 
     def pre(module: nn.Module, args: tuple) -> None:

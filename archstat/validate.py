@@ -81,23 +81,24 @@ def _module_checks(df: pd.DataFrame, ours_col: str, oracle_cum: dict[str, int], 
 
 
 def _unsupported_presence(df: pd.DataFrame, fv: dict, names: list[str], modules: dict[str, nn.Module],
-                          train: bool) -> pd.Series:
+                          train: bool, checkable: dict[str, bool]) -> pd.Series:
     """Does each row's module have fvcore-unsupported ops exactly when archstat says so?"""
     cum = {n: fv.get(n, {}).get("unsupported", Counter()) for n in names}
+    ours = df.assign(u=~df["oracle_supported"] & df["supported"]).groupby("name")["u"].any().to_dict()
     own: dict[str, Counter] = {}
     for n in names:
         mine = Counter(cum[n])
         for c in names:
             if c != n and c.startswith(n + "." if n else "") and "." not in c[len(n) + 1 if n else 0:]:
                 mine.subtract(cum[c])
-        if train and isinstance(modules.get(n), nn.modules.batchnorm._BatchNorm):
+        # BatchNorm's num_batches_tracked += 1: not a row when BN is a leaf (fx), a row when not (meta)
+        if train and isinstance(modules.get(n), nn.modules.batchnorm._BatchNorm) and not ours.get(n, False):
             for op in FVCORE_BOOKKEEPING:
                 mine.pop(op, None)
         own[n] = mine
     theirs = {n: any(v > 0 for v in c.values()) for n, c in own.items()}
-    ours = df.assign(u=~df["oracle_supported"] & df["supported"]).groupby("name")["u"].any().to_dict()
-    return pd.Series([bool(ours.get(n, False)) == theirs.get(n, False) for n in df["name"]], index=df.index,
-                     dtype=object)
+    return pd.Series([None if not checkable.get(n, True) else bool(ours.get(n, False)) == theirs.get(n, False)
+                      for n in df["name"]], index=df.index, dtype=object)
 
 
 def validate(
@@ -167,7 +168,7 @@ def validate(
         df, "flops_fvcore", {n: c["flops"] for n, c in fv.items()}, names, checkable)
     df["module_flopcounter"], df["flopcounter_flops"], df["flopcounter_ok"] = _module_checks(
         df, "flops_flopcounter", fc, names, checkable)
-    df["unsupported_ok"] = _unsupported_presence(df, fv, names, modules, train)
+    df["unsupported_ok"] = _unsupported_presence(df, fv, names, modules, train, checkable)
 
     mismatches = _mismatches(df)
     fidelity = _same_outputs(graph_out, model_out)
