@@ -40,7 +40,7 @@ def backward_rows(rows: GraphRows, flow: GradFlow | None = None) -> pd.DataFrame
             a, b = macs * need[0], macs * need[1]  # d/da needs b, d/db needs a: one product each
         else:
             a = macs if need and need[0] else 0
-            b = macs if flow.params[i] else 0
+            b = macs if flow.weights[i] else 0
         groups = r["hparams"].get("groups", 1) if r["kind"] in ("conv", "conv_transpose") else 1
         gin.append(a)
         gw.append(b)

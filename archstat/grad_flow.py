@@ -23,6 +23,7 @@ class GradFlow:
     out: list  # per row: does the output require grad
     inputs: list  # per row: per tensor input (in_shapes order), does it require grad
     params: list  # per row: does it read a parameter that requires grad
+    weights: list  # per row: does its weight (a parameter of rank >= 2; else any parameter) require grad
     input_source: list  # per row: per tensor input, the producing row (-1 = the model input)
 
 
@@ -35,14 +36,16 @@ def input_sources(sources: list, n_inputs: int) -> list[int]:
 
 
 def grad_flow(rows: GraphRows, input_requires_grad: bool = False) -> GradFlow:
-    out, ins, params, srcs = [], [], [], []
+    out, ins, params, weights, srcs = [], [], [], [], []
     for i, r in enumerate(rows.df.to_dict("records")):
         src = input_sources(list(r["sources"]), len(r["in_shapes"]))
         need = [out[s] if s >= 0 else input_requires_grad for s in src]
         p = any(t.requires_grad for t in rows.params[i])
+        matrices = [t for t in rows.params[i] if t.dim() >= 2]
+        weights.append(any(t.requires_grad for t in matrices) if matrices else p)
         fn = r["hparams"].get("fn") if isinstance(r["hparams"], dict) else None
         out.append((any(need) or p) and fn not in NO_GRAD_FNS)
         ins.append(need)
         params.append(p)
         srcs.append(src)
-    return GradFlow(out, ins, params, srcs)
+    return GradFlow(out, ins, params, weights, srcs)

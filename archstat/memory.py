@@ -148,7 +148,7 @@ def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow]
     seen: set = set()
     saved, first, every, known = [], [], [], []
     for i, r in enumerate(df.to_dict("records")):
-        items = saved_items(r, flow.inputs[i], flow.params[i], rows.modules[i], batch, dtype, device) \
+        items = saved_items(r, flow.inputs[i], flow.weights[i], rows.modules[i], batch, dtype, device) \
             if flow.out[i] else []
         known.append(items is not None)
         keys = []

@@ -1,0 +1,84 @@
+"""Training memory without autograd equals what autograd saves (saved_tensors_hooks, CPU, exact)."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from _random_nets import random_cnn
+from archstat.memory import training_memory
+from archstat.memory_check import measured_saved
+from archstat.models import get_model
+
+
+def assert_exact(model, shape, batch=2, mode="train"):
+    est = training_memory(model, shape, batch=batch, mode=mode)
+    real = measured_saved(model, shape, batch=batch, mode=mode)
+    rows = est.to_dict("records")
+    bad = [(r["name"], r["op"], r["call"], r["saved"], r["saved_bytes"], m)
+           for r, m in zip(rows, real["per_row"]) if r["saved_bytes"] != m]
+    assert not bad, bad[:5]
+    assert est.attrs["total"]["saved"] == real["saved"] and not est.attrs["memory_partial"]
+    return est, real
+
+
+@settings(max_examples=30)
+@given(random_cnn(), st.sampled_from(["eval", "train"]))
+def test_random_cnn_saved_bytes_per_row(case, mode):
+    net, shape = case
+    assert_exact(net, shape, mode=mode)
+
+
+def test_what_each_op_keeps():
+    """Storage dedup and dtypes: the ReLU's output is the next conv's input (counted once), max pool
+    keeps int64 indices, dropout (CPU) a float mask, BN its C means and inverse stds."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 1),
+                        nn.MaxPool2d(2), nn.Dropout(0.5), nn.Flatten(), nn.Linear(64, 3))
+    est, real = assert_exact(net, (3, 8, 8), batch=2)
+    by_op = {r["op"]: r for r in reversed(est.to_dict("records"))}  # the first row of each op
+    act = 2 * 4 * 8 * 8 * 4
+    assert by_op["Conv2d"]["saved_bytes"] == 2 * 3 * 8 * 8 * 4  # the model input, saved by the first conv
+    assert by_op["BatchNorm2d"]["saved_bytes"] == act + 2 * 4 * 4  # conv output + mean + invstd
+    assert by_op["ReLU"]["saved_bytes"] == act  # its output ...
+    second = est[(est.op == "Conv2d") & (est.name == "3")].iloc[0]
+    assert second.saved == ["input0"] and second.saved_bytes == 0  # ... is the next conv's input: once
+    assert by_op["MaxPool2d"]["saved"] == ["input0", "128xint64"] and by_op["MaxPool2d"]["saved_bytes"] == act + 128 * 8
+    assert by_op["Dropout"]["saved"] == ["128xfloat32"]
+    assert by_op["Linear"]["saved_bytes"] == 128 * 4  # dropout's output, flattened (a view)
+    cuda = training_memory(net, (3, 8, 8), batch=2, device="cuda")  # the fused CUDA kernel keeps a bool mask
+    assert cuda[cuda.op == "Dropout"].iloc[0].saved == ["128xbool"]
+
+
+def test_state_params_grads_and_optimizers():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 36, 2))
+    params = sum(p.numel() for p in net.parameters()) * 4
+    buffers = (4 + 4) * 4 + 8  # running mean/var (float32), num_batches_tracked (int64)
+    sgd = training_memory(net, (3, 8, 8), optimizer="sgd").attrs["total"]
+    adam = training_memory(net, (3, 8, 8), optimizer="adam").attrs["total"]
+    assert sgd["params"] == params and sgd["grads"] == params and sgd["buffers"] == buffers
+    assert sgd["optimizer"] == params and adam["optimizer"] == 2 * params
+    assert adam["optimizer_host"] == 4 * len(list(net.parameters()))
+    assert sgd["total"] == sgd["saved"] + 2 * params + buffers + params
+
+
+def test_first_layer_on_the_data_saves_nothing_without_parameters():
+    """Autograd records nothing until a tensor needs a gradient: a pool on the raw input saves nothing."""
+    net = nn.Sequential(nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(3, 4, 1))
+    est, _ = assert_exact(net, (3, 8, 8))
+    assert list(est.saved_bytes) == [0, 0, 2 * 3 * 4 * 4 * 4]
+
+
+@pytest.mark.parametrize("name,shape,mode", [("resnet18", (3, 64, 64), "train"), ("alexnet_2012", (3, 227, 227), "train"),
+                                             ("googlenet", (3, 96, 96), "train"), ("vgg11_bn", (3, 32, 32), "eval")])
+def test_zoo_saved_bytes_exact(name, shape, mode):
+    torch.manual_seed(0)
+    assert_exact(get_model(name, device=None), shape, mode=mode)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "resnet152", "preact_resnet50", "zfnet", "vgg16"])
+def test_zoo_saved_bytes_exact_slow(name):
+    from archstat.models import model_info
+
+    torch.manual_seed(0)
+    assert_exact(get_model(name, device=None), model_info(name).default_input, batch=1)
