@@ -138,7 +138,8 @@ def _storages(df: pd.DataFrame, flow: GradFlow) -> list:
 
 def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow] = None) -> pd.DataFrame:
     """Per row: ``requires_grad``, ``saved`` (what autograd keeps), ``saved_bytes`` (storages first
-    saved by this row) and ``saved_all_bytes`` (every saved tensor, no dedup)."""
+    saved by this row), ``saved_all_bytes`` (every saved tensor, no dedup) and ``saved_storages``
+    (those storages: id -> bytes; ``("input",)`` is the model input)."""
     df = rows.df
     flow = flow or grad_flow(rows)
     batch, dtype = int(df.attrs["batch"]), getattr(torch, df.attrs["dtype"])
@@ -146,7 +147,7 @@ def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow]
     own = _storages(df, flow)
     size = {("input",): input_bytes, **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])}}
     seen: set = set()
-    saved, first, every, known = [], [], [], []
+    saved, first, every, known, storages = [], [], [], [], []
     for i, r in enumerate(df.to_dict("records")):
         items = saved_items(r, flow.inputs[i], flow.weights[i], rows.modules[i], batch, dtype, device) \
             if flow.out[i] else []
@@ -167,8 +168,9 @@ def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow]
         new = {key for key, _ in keys if key not in seen}
         seen |= new
         first.append(sum(size[key] for key in new))
+        storages.append({key: size[key] for key in new})
     return pd.DataFrame({"requires_grad": flow.out, "saved": saved, "saved_bytes": first, "saved_all_bytes": every,
-                         "saved_known": known}, index=df.index)
+                         "saved_known": known, "saved_storages": storages}, index=df.index)
 
 
 def _describe(item: Item) -> str:

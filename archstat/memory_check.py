@@ -86,7 +86,7 @@ def gpu_memory_check(model: nn.Module, input_shape: Sequence[int], batch: int = 
     ``max_memory_allocated()`` over forward, backward and the optimizer step, minus the weights;
     ``peak_estimate``: forward_estimate + gradients + optimizer state.
     """
-    from archstat.memory import saved_items, saved_per_row, state_bytes  # noqa: F401 - one estimator
+    from archstat.memory import saved_per_row, state_bytes
 
     dev = torch.device(device)
     work = copy.deepcopy(model).to(dev)
@@ -121,29 +121,6 @@ def gpu_memory_check(model: nn.Module, input_shape: Sequence[int], batch: int = 
 
 def _estimate_blocks(rows, per_row) -> dict[str, Any]:
     """The estimate's saved storages, each rounded to the allocator's 512-byte blocks."""
-    from archstat.grad_flow import grad_flow
-    from archstat.memory import _storages
-
-    df, flow = rows.df, grad_flow(rows)
-    own = _storages(df, flow)
-    batch, dtype = int(df.attrs["batch"]), getattr(torch, df.attrs["dtype"])
-    total, input_saved, seen = 0, False, set()
-    for i, items in enumerate(per_row["saved"]):
-        for k, desc in enumerate(items):
-            if desc.startswith("input"):
-                src = flow.input_source[i][int(desc[5:])]
-                key = own[src] if src >= 0 else ("input",)
-                nbytes = int(df["act_bytes"].iloc[key[1]]) if key[0] == "row" else 0
-                input_saved |= key == ("input",)
-            elif desc == "output":
-                key = own[i]
-                nbytes = int(df["act_bytes"].iloc[key[1]]) if key[0] == "row" else 0
-                input_saved |= key == ("input",)
-            else:
-                key = ("new", i, k)
-                n, dt = desc.split("x", 1)
-                nbytes = int(n) * getattr(torch, dt).itemsize
-            if key not in seen:
-                seen.add(key)
-                total += _rounded(nbytes) if nbytes else 0
-    return {"saved_blocks": total, "input_saved": input_saved, "batch": batch, "dtype": dtype}
+    blocks = [(key, nbytes) for storages in per_row["saved_storages"] for key, nbytes in storages.items()]
+    return {"saved_blocks": sum(_rounded(b) for _, b in blocks if b),
+            "input_saved": any(key == ("input",) for key, _ in blocks)}
