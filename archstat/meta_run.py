@@ -20,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 from archstat.errors import ArchstatError
 from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
 from archstat.interpret import OpRecord, ParamCounter, ParamSpec, apply_formula
-from archstat.spec import TensorSpec
+from archstat.spec import TensorSpec, leaves
 from archstat.trace import ALIASES
 
 # Tensor methods that read metadata: not ops, never rows.
@@ -42,13 +42,7 @@ def _spec(value: Any) -> Any:
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
+    return leaves(value, torch.Tensor)
 
 
 def function_name(func: Any) -> tuple[str, bool]:

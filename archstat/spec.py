@@ -40,6 +40,17 @@ class TensorSpec:
         return self.shape[1:]
 
 
+def leaves(value: Any, kind: type | tuple) -> list:
+    """The ``kind`` instances inside nested lists, tuples and dicts, in order (a pytree flatten)."""
+    if isinstance(value, kind):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in leaves(v, kind)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in leaves(v, kind)]
+    return []
+
+
 def prod(values: Iterable[Size]) -> Size:
     out: Size = 1
     for v in values:

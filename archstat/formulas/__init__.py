@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 from torch import nn
 
 from archstat.errors import ArchstatError
-from archstat.spec import Size, TensorSpec
+from archstat.spec import Size, TensorSpec, leaves
 
 
 class ShapeError(ArchstatError):
@@ -87,13 +87,7 @@ def module_formula(module: nn.Module) -> Optional[ModuleFormula]:
 
 def tensors_in(values: Any) -> list[TensorSpec]:
     """The TensorSpecs inside (possibly nested) args, in order."""
-    if isinstance(values, TensorSpec):
-        return [values]
-    if isinstance(values, (list, tuple)):
-        return [t for v in values for t in tensors_in(v)]
-    if isinstance(values, dict):
-        return [t for v in values.values() for t in tensors_in(v)]
-    return []
+    return leaves(values, TensorSpec)
 
 
 # Importing the op families fills the registries.
