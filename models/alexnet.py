@@ -31,16 +31,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import nn
 
+from archstat.models._heads import PlainCNN, fc_head
 from archstat.models._init import init_weights
 from archstat.models._registry import Published, register_model
 
 LECTURE = "EECS 498-007 Lecture 8 (AlexNet table)"
 
 
-class AlexNet(nn.Module):
+class AlexNet(PlainCNN):
     """torchvision-compatible AlexNet with the zoo's common options."""
 
     def __init__(
@@ -69,22 +69,9 @@ class AlexNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),  # N x 256 x 6 x 6
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),  # PyTorch's p is the drop probability (inverted dropout)
-            nn.Linear(256 * 6 * 6, 4096),
-            act(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            act(),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(256 * 6 * 6, num_classes, dropout, act, dropout_first=True)
         init_weights(self, init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = self.avgpool(x)
-        x = torch.flatten(x, 1)  # N x 9216
-        return self.classifier(x)
 
 
 @register_model(
@@ -120,7 +107,7 @@ def paper_lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K)
 
 
-class AlexNet2012(nn.Module):
+class AlexNet2012(PlainCNN):
     """The 2012 paper's AlexNet: two-GPU split as ``groups=2``, LRN, overlapping pooling."""
 
     def __init__(
@@ -152,22 +139,9 @@ class AlexNet2012(nn.Module):
         )
         # Identity at 227x227; lets smaller inputs reach the fixed-size fc6.
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),  # the paper's dropout on fc6 and fc7 (inverted in PyTorch)
-            nn.Linear(256 * 6 * 6, 4096),
-            act(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            act(),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(256 * 6 * 6, num_classes, dropout, act, dropout_first=True)
         init_weights(self, init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = self.avgpool(x)
-        x = torch.flatten(x, 1)  # N x 9216
-        return self.classifier(x)
 
 
 @register_model(

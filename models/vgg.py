@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from typing import Callable, Sequence, Union
 
-import torch
 from torch import nn
 
+from archstat.models._heads import PlainCNN, fc_head
 from archstat.models._init import init_weights
 from archstat.models._registry import Published, register_model
 
@@ -68,7 +68,7 @@ def make_layers(
     return nn.Sequential(*layers)
 
 
-class VGG(nn.Module):
+class VGG(PlainCNN):
     """VGG built from a configuration list (or a key of ``CFGS``)."""
 
     def __init__(
@@ -87,22 +87,9 @@ class VGG(nn.Module):
         last = [int(v) for v in cfg if v != "M"][-1]
         self.features = make_layers(cfg, batch_norm, in_channels, act)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))  # identity at 224x224
-        self.classifier = nn.Sequential(
-            nn.Linear(last * 7 * 7, 4096),  # fc6: 102,764,544 params at 512 channels
-            act(),
-            nn.Dropout(p=dropout),  # inverted dropout
-            nn.Linear(4096, 4096),
-            act(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(last * 7 * 7, num_classes, dropout, act, dropout_first=False)
         init_weights(self, init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = self.avgpool(x)
-        x = torch.flatten(x, 1)  # N x 25088
-        return self.classifier(x)
 
 
 TABLE2 = "Simonyan & Zisserman 2015, Table 2"

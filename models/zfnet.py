@@ -33,9 +33,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import nn
 
+from archstat.models._heads import PlainCNN, fc_head
 from archstat.models._init import init_weights
 from archstat.models._registry import Published, register_model
 from archstat.models.alexnet import paper_lrn
@@ -50,7 +50,7 @@ CFGS: dict[str, tuple[int, int, int, int, int]] = {
 }
 
 
-class ZFNet(nn.Module):
+class ZFNet(PlainCNN):
     """ZFNet with the zoo's common options; ``widths`` are the five conv layers' filter counts."""
 
     def __init__(
@@ -83,22 +83,9 @@ class ZFNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),  # N x c5 x 6 x 6
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),
-            nn.Linear(c5 * 6 * 6, 4096),
-            act(),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            act(),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(c5 * 6 * 6, num_classes, dropout, act, dropout_first=True)
         init_weights(self, init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = self.avgpool(x)
-        x = torch.flatten(x, 1)  # N x (c5 * 36)
-        return self.classifier(x)
 
 
 _COMMON = dict(
