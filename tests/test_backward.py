@@ -1,7 +1,7 @@
 """Backward FLOPs without autograd equal FlopCounterMode over a real backward pass, per row."""
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -20,7 +20,6 @@ def assert_exact(model, shape, batch=2, mode="train"):
     return df
 
 
-@settings(max_examples=40)
 @given(random_cnn(), st.sampled_from(["eval", "train"]))
 def test_random_cnn_backward_per_row(case, mode):
     net, shape = case
@@ -62,4 +61,4 @@ def test_zoo_backward_exact_slow(name):
     from archstat.models import model_info
 
     torch.manual_seed(0)
-    assert_exact(get_model(name, device=None), model_info(name).default_input, batch=1)
+    assert_exact(get_model(name, device=None), model_info(name).default_input, batch=2)  # BN in training needs 2 samples at 1x1

@@ -1,7 +1,7 @@
 """Training memory without autograd equals what autograd saves (saved_tensors_hooks, CPU, exact)."""
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -22,7 +22,6 @@ def assert_exact(model, shape, batch=2, mode="train"):
     return est, real
 
 
-@settings(max_examples=30)
 @given(random_cnn(), st.sampled_from(["eval", "train"]))
 def test_random_cnn_saved_bytes_per_row(case, mode):
     net, shape = case
@@ -81,4 +80,4 @@ def test_zoo_saved_bytes_exact_slow(name):
     from archstat.models import model_info
 
     torch.manual_seed(0)
-    assert_exact(get_model(name, device=None), model_info(name).default_input, batch=1)
+    assert_exact(get_model(name, device=None), model_info(name).default_input, batch=2)  # BN in training needs 2 samples at 1x1

@@ -2,7 +2,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import given
 from torch import nn
 
 from _random_nets import Concat, Residual, random_cnn
@@ -75,7 +75,6 @@ def test_dilation_can_step_over_the_input():
     assert res.iloc[-1].measured == [None, None]
 
 
-@settings(max_examples=40)
 @given(random_cnn())
 def test_random_cnn_fields_match_the_gradient(case):
     net, shape = case

@@ -2,7 +2,7 @@
 oracles, per row and per module, in eval and in training mode."""
 import logging
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from _random_nets import random_cnn
@@ -11,7 +11,6 @@ from archstat.validate import validate
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
 
-@settings(max_examples=40)
 @given(random_cnn(), st.sampled_from(["eval", "train"]), st.sampled_from(["lecture", "fvcore", "flopcounter"]))
 def test_random_cnn_validates(case, mode, convention):
     net, shape = case
