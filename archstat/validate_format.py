@@ -59,7 +59,8 @@ def agreement_rows(df: pd.DataFrame) -> list[dict[str, str]]:
 def to_text(df: pd.DataFrame) -> str:
     a = df.attrs
     head = (f"{a['model']}  input {'x'.join(map(str, a['input']))}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
-            f"device {a['device']}  engine {a['engine']}")
+            f"device {a['device']}  engine {a['engine']}  convention {a['convention']} (flops total "
+            f"{_n(sum(int(v) for v in df['flops']))}; every convention with an oracle is checked below)")
     rows = agreement_rows(df)
     cols = list(rows[0].keys()) if rows else ["layer"]
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
