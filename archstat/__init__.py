@@ -6,6 +6,7 @@ params, FLOPs) for any ``nn.Module``, computed from formulas without running the
 from archstat.analyze import analyze
 from archstat.errors import ArchstatError
 from archstat.profile import profile
+from archstat.validate import validate
 
-__all__ = ["analyze", "profile", "ArchstatError"]
+__all__ = ["analyze", "profile", "validate", "ArchstatError"]
 __version__ = "0.1.0"
