@@ -20,8 +20,9 @@ from torch import nn
 
 from archstat.analyze import analyze, input_spec
 from archstat.errors import ArchstatError
-from archstat.interpret import Interpreter, ParamSpec
 from archstat.formulas import module_formula, tensors_in
+from archstat.interpret import Interpreter, ParamSpec
+from archstat.spec import leaves
 from archstat.trace import trace_graph, training_mode
 
 
@@ -82,13 +83,8 @@ def _named_module(model: nn.Module, name: str, op: str) -> Optional[nn.Module]:
 
 
 def tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in tensors(v)]
-    return []
+    """The real tensors inside nested args and outputs, in order."""
+    return leaves(value, torch.Tensor)
 
 
 def storage_key(t: torch.Tensor) -> int:
