@@ -47,8 +47,7 @@ def _per_sample(spec) -> list:
 
 
 def _rows(records: list[OpRecord], convention: str) -> list[dict]:
-    count = counter(convention)
-    others = {c: counter(c) for c in CONVENTIONS}
+    counters = {c: counter(c) for c in dict.fromkeys((*CONVENTIONS, convention))}
     calls: dict[tuple[str, str], int] = {}
     rows = []
     for rec in records:
@@ -56,7 +55,9 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
         key = (rec.name, rec.op)
         calls[key] = calls.get(key, -1) + 1
         outs = cost.out if isinstance(cost.out, tuple) else (cost.out,)
-        flops, oracle_ok = count(cost, rec.inputs)
+        # every convention's count, so that reconciliations are a groupby, not a re-trace
+        counts = {c: fn(cost, rec.inputs) for c, fn in counters.items()}
+        flops, oracle_ok = counts[convention]
         rows.append({
             "name": rec.name, "op": rec.op, "call": calls[key],
             "in_shapes": [_per_sample(t) for t in rec.inputs], "out_shape": _per_sample(outs[0]),
@@ -66,8 +67,7 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
             "act_bytes": simplify(sum(o.nbytes for o in outs)) if cost.new_bytes else 0,
             "alloc": cost.alloc, "supported": rec.supported, "oracle_supported": oracle_ok and rec.supported,
             "kind": cost.kind, "sources": rec.sources, "hparams": cost.hparams, "work": cost.work,
-            # every convention's count, so that reconciliations are a groupby, not a re-trace
-            **{f"flops_{c}": simplify(fn(cost, rec.inputs)[0]) if rec.supported else 0 for c, fn in others.items()},
+            **{f"flops_{c}": simplify(n) if rec.supported else 0 for c, (n, _) in counts.items()},
         })
     return rows
 
