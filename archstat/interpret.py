@@ -104,10 +104,10 @@ class Interpreter:
         self.records: list[OpRecord] = []
         self.params = ParamCounter()
         self._source: dict[fx.Node, int] = {}  # node -> index of the record that produced its value
+        self._env: dict[fx.Node, Any] = {}  # node -> its value (TensorSpec, int, sympy expression ...)
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
-        env: dict[fx.Node, Any] = {}
-        self._env = env
+        env = self._env
         placeholders = iter(inputs)
         for node in self.graph.nodes:
             if node.op == "placeholder":
