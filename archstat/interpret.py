@@ -107,7 +107,7 @@ class Interpreter:
         self._env: dict[fx.Node, Any] = {}  # node -> its value (TensorSpec, int, sympy expression ...)
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
-        env = self._env
+        env = self._env = {}  # fresh for each run
         placeholders = iter(inputs)
         for node in self.graph.nodes:
             if node.op == "placeholder":
