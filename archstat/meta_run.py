@@ -65,6 +65,7 @@ class _Recorder(TorchFunctionMode):
         self.records: list[OpRecord] = []
         self.params = ParamCounter()
         self.producer: dict[int, int] = {}
+        self.failed_at = ""
 
     def sources(self, tensors: list[torch.Tensor]) -> list[int]:
         return [self.producer.get(id(t), -1) for t in tensors if not isinstance(t, nn.Parameter)]
@@ -76,8 +77,14 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         name, inplace = function_name(func)
+        try:
+            out = func(*args, **kwargs)
+        except Exception:
+            # for the error message: `if x.sum() > 0` fails in Tensor.__bool__ on a meta tensor
+            what = "Tensor.__bool__ (a Python branch on a tensor's value)" if name == "bool" else name
+            self.failed_at = f"{what} in layer {self.stack[-1] or '<root>'}"
+            raise
         if self.inside_leaf or name in _NOT_OPS or not _tensors(out):
             return out
         spec_args, spec_kwargs = _spec(args), _spec(kwargs)
@@ -135,8 +142,9 @@ def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRe
         raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f" at op {rec.failed_at}" if rec.failed_at else ""
         raise ArchstatError(f"cannot trace {type(model).__name__}: torch.fx fails ({why}) and so does a meta-device "
-                            f"run ({first})") from None
+                            f"run{where} ({first})") from None
     finally:
         for h in handles:
             h.remove()
