@@ -73,7 +73,6 @@ class AlexNet(PlainCNN):
         init_weights(self, init)
 
 
-
 @register_model(
     family="alexnet",
     paper="ImageNet Classification with Deep Convolutional Neural Networks (lecture/torchvision layout)",
@@ -141,7 +140,6 @@ class AlexNet2012(PlainCNN):
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = fc_head(256 * 6 * 6, num_classes, dropout, act, dropout_first=True)
         init_weights(self, init)
-
 
 
 @register_model(

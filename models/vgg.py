@@ -91,7 +91,6 @@ class VGG(PlainCNN):
         init_weights(self, init)
 
 
-
 TABLE2 = "Simonyan & Zisserman 2015, Table 2"
 OLD_DOCS = "torchvision docs (pre-0.13), 1-crop 224x224"
 _TV_OPS = "torchvision {}_Weights.IMAGENET1K_V1 _ops (GMAC at 224x224)"

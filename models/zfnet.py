@@ -87,7 +87,6 @@ class ZFNet(PlainCNN):
         init_weights(self, init)
 
 
-
 _COMMON = dict(
     family="zfnet",
     paper="Visualizing and Understanding Convolutional Networks",
