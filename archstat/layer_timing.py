@@ -19,7 +19,6 @@ The cost is that a node too small to keep the GPU busy is charged its launch lat
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Optional
 
 import torch
@@ -28,6 +27,7 @@ from torch import nn
 
 from archstat.interpret import Interpreter, OpRecord, ParamSpec
 from archstat.spec import TensorSpec
+from archstat.timing import elapsed_s, new_event, sync
 from archstat.trace import trace_graph
 
 
@@ -93,27 +93,21 @@ def bytes_moved(record: OpRecord, wbytes: int) -> int:
 
 
 class _Clock:
-    """Clock readings of one pass: CUDA events (created up front, only ``record`` on the timed path)
-    or perf_counter values."""
+    """The clock readings of one pass: events created up front, only ``record`` on the timed path."""
 
     def __init__(self, device: torch.device, n: int) -> None:
         self.device = device
-        self.marks: list[Any] = []
-        self.pool = [torch.cuda.Event(enable_timing=True) for _ in range(n)] if device.type == "cuda" else []
+        self.pool = [new_event(device) for _ in range(n)]
+        self.used = 0
 
     def mark(self) -> None:
-        if self.device.type == "cuda":
-            ev = self.pool[len(self.marks)]
-            ev.record()
-            self.marks.append(ev)
-        else:
-            self.marks.append(time.perf_counter())
+        self.pool[self.used].record()
+        self.used += 1
 
     def intervals(self) -> list[float]:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            return [a.elapsed_time(b) / 1e3 for a, b in zip(self.marks, self.marks[1:])]
-        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+        sync(self.device)  # once per pass, after the last op call
+        marks = self.pool[:self.used]
+        return [elapsed_s(a, b) for a, b in zip(marks, marks[1:])]
 
 
 _ACTIVE: list[_Clock] = []  # the clock of the pass in progress (read by the inserted _mark nodes)

@@ -1,9 +1,12 @@
 """Sound timing primitives shared by profile, ceilings and the GPU script.
 
-One code path for both devices: on CUDA every call is bracketed by CUDA events recorded on the
-stream (no host synchronisation between repeats, one ``synchronize`` at the end, so the queue stays
-full and the numbers are GPU time); on CPU the same loop reads ``time.perf_counter`` (CPU work is
-synchronous, so wall time is the op's time).  Spread is reported, never hidden:
+One code path for both devices: every timed call is bracketed by two events from
+:func:`new_event`, with no host synchronisation between repeats and one :func:`sync` at the end.  On
+CUDA the events are ``torch.cuda.Event``s recorded on the stream, so the queue stays full and the
+numbers are GPU time; on CPU they are :class:`HostEvent`s reading ``time.perf_counter`` (CPU work is
+synchronous, so wall time is the op's time).  Because the loop is the same, the CPU tests exercise
+the GPU loop too, and a fake asynchronous device in the tests checks that it never synchronises
+inside the timed region.  Spread is reported, never hidden:
 
     median, min, max, IQR = q75 - q25, CV = std / mean (population std)
 
@@ -70,8 +73,37 @@ def precision_flags(precision: str, benchmark: bool = True) -> Iterator[dict[str
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on CPU, whose work is synchronous)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class HostEvent:
+    """The CPU stand-in for ``torch.cuda.Event(enable_timing=True)``: same two methods, same units.
+
+    ``record()`` reads ``time.perf_counter``; ``start.elapsed_time(end)`` is in milliseconds, as CUDA's.
+    """
+
+    def __init__(self) -> None:
+        self.t: Optional[float] = None
+
+    def record(self) -> None:
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, end: "HostEvent") -> float:
+        if self.t is None or end.t is None:
+            raise RuntimeError("elapsed_time on an event that was never recorded")
+        return (end.t - self.t) * 1e3
+
+
+def new_event(device: torch.device) -> object:
+    """A timing event for ``device``: a CUDA event on the current stream, or a :class:`HostEvent`."""
+    return torch.cuda.Event(enable_timing=True) if device.type == "cuda" else HostEvent()
+
+
+def elapsed_s(start: object, end: object) -> float:
+    """Seconds between two recorded events (both kinds report milliseconds)."""
+    return start.elapsed_time(end) / 1e3  # type: ignore[attr-defined]
 
 
 def stats(times: list[float]) -> dict[str, float]:
@@ -102,20 +134,13 @@ def time_calls(fn: Callable[[], object], device: torch.device, warmup: int, repe
         last = time.perf_counter() - t0
     if budget_s is not None and last > 0:
         repeat = max(3, min(repeat, int(budget_s / last)))
-    if device.type == "cuda":
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeat)]
-        for start, end in events:
-            start.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize(device)
-        return [start.elapsed_time(end) / 1e3 for start, end in events]
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+    events = [(new_event(device), new_event(device)) for _ in range(repeat)]  # created before timing
+    for start, end in events:
+        start.record()
         fn()
-        out.append(time.perf_counter() - t0)
-    return out
+        end.record()
+    sync(device)  # once, after the last call: the device queue never drains inside the timed loop
+    return [elapsed_s(start, end) for start, end in events]
 
 
 def is_oom(exc: BaseException) -> bool:
