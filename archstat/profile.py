@@ -6,7 +6,8 @@
 * ``runs``: one row per phase (``forward``, and ``train`` with ``train=True``): median, min, max,
   IQR and CV of the latency over ``repeat`` calls after ``warmup`` (CUDA events on GPU, perf_counter
   on CPU, ``cudnn.benchmark`` on), images/s, the allocator's peak memory, achieved FLOP/s
-  (hardware FLOPs / median) and its share of the measured matmul peak of the precision.
+  (hardware FLOPs / median) and its share of the measured matmul peak of the precision.  The share
+  can pass 100%: FLOPs are counted as 2 per MAC, and Winograd or FFT convolutions multiply less.
 * ``layers``: analyze()'s rows plus each op call's measured time (see ``layer_timing``), its share,
   hardware FLOPs, bytes moved and the roofline columns (see ``roofline``).
 * ``summary``: per-layer sum against whole-model time, roofline error statistics, training memory

@@ -10,7 +10,7 @@ import pandas as pd
 LAYER_FIELDS = ["name", "op", "call", "kind", "in_shapes", "out_shape", "params", "macs", "flops", "flops_hardware",
                 "bytes_moved", "time_s", "time_min_s", "time_iqr_s", "time_share", "achieved_flops_per_s",
                 "intensity", "ceiling", "ceiling_flops_per_s", "t_compute_s", "t_memory_s", "predicted_s", "bound",
-                "achieved_fraction", "error"]
+                "roof", "achieved_fraction", "error", "naive_predicted_s", "naive_error"]
 
 
 def _clean(value: Any) -> Any:
@@ -78,6 +78,9 @@ def to_text(p: Any, top: int = 0) -> str:
              _num(r["peak_mem_bytes"], 1 / 2 ** 20, 1), _num(r["achieved_flops_per_s"], 1e-12, 3), _pct(r["peak_share"])]
             for r in p.runs.to_dict("records")]
     lines += _grid(head, rows)
+    if (p.runs["peak_share"] > 1).any():
+        lines.append("% peak over 100: the FLOPs are counted as 2 per MAC, but convolution algorithms such as "
+                     "Winograd and FFT do fewer multiplications than that, so they can outrun the matmul peak")
     if "time_s" in p.layers.columns:
         lines += ["", "per op call (median of the per-layer passes; FLOPs are hardware FLOPs: 2 per MAC + elementwise)"]
         lines += _layer_table(p.layers, top)
@@ -88,7 +91,8 @@ def to_text(p: Any, top: int = 0) -> str:
     if "roofline" in p.summary:
         r = p.summary["roofline"]
         lines.append(f"roofline: {r['layers']} layers >= {r['min_time_s'] * 1e6:g} us, median |error| "
-                     f"{_pct(r['median_abs_error'])}%, Spearman {_num(r['spearman'], 1, 3)} "
+                     f"{_pct(r['median_abs_error'])}% (naive, matmul peak for every conv: "
+                     f"{_pct(r.get('naive_median_abs_error'))}%), Spearman {_num(r['spearman'], 1, 3)} "
                      f"({r['compute_bound']} compute-bound, {r['memory_bound']} memory-bound)")
     if "ceilings" in c:
         lines.append(ceilings_line(c["ceilings"]))
@@ -104,14 +108,14 @@ def _layer_table(layers: pd.DataFrame, top: int) -> list[str]:
     df = layers.sort_values("time_s", ascending=False).head(top) if top else layers
     roof = "predicted_s" in df.columns
     head = ["name", "op", "call", "time us", "share %", "GFLOP", "MB moved", "FLOP/B"]
-    head += ["pred us", "bound", "at roof %", "ceiling"] if roof else []
+    head += ["pred us", "bound", "at roof %", "roof"] if roof else []
     rows = []
     for r in df.to_dict("records"):
         row = [r["name"] or "<root>", r["op"], str(r["call"]), _num(r["time_s"], 1e6, 1), _pct(r["time_share"]),
                _num(r["flops_hardware"], 1e-9, 3), _num(r["bytes_moved"], 1e-6, 2),
                _num(r["flops_hardware"] / r["bytes_moved"] if r["bytes_moved"] else math.nan, 1, 1)]
         if roof:
-            row += [_num(r["predicted_s"], 1e6, 1), r["bound"], _pct(r["achieved_fraction"]), r["ceiling"]]
+            row += [_num(r["predicted_s"], 1e6, 1), r["bound"], _pct(r["achieved_fraction"]), r["roof"]]
         rows.append(row)
     return _grid(head, rows, left=3)
 

@@ -14,6 +14,11 @@ convolution the FLOP/s that the calibration grid point fitting it reached (``cei
 the matmul peak alone overstates what small-channel convolutions can reach.  Ops that launch no
 kernel (views, identities) predict 0 and are left out of the error statistics, as are layers under
 ``min_time`` (20 us by default), where launch latency, not the roofline, sets the time.
+
+Next to it, the **naive roofline** (``naive_predicted_s``, ``naive_error``): the same formula with the
+matmul peak for every op, convolutions included.  The summary reports both errors, so what the conv
+calibration grid buys is measured on each run, not asserted.  ``roof`` names the roof a row sits
+under: the compute ceiling when compute-bound, ``copy bandwidth`` when memory-bound.
 """
 from __future__ import annotations
 
@@ -25,7 +30,11 @@ import pandas as pd
 from archstat.ceilings import Ceilings, conv_ceiling, conv_key
 
 ROOFLINE_COLUMNS = ["intensity", "ceiling_flops_per_s", "ceiling", "t_compute_s", "t_memory_s", "predicted_s",
-                    "bound", "achieved_fraction", "error"]
+                    "bound", "roof", "achieved_fraction", "error", "naive_predicted_s", "naive_error"]
+
+
+def _relative_error(predicted: float, measured: float) -> float:
+    return (predicted - measured) / measured if predicted and measured and measured > 0 else math.nan
 
 
 def _ceiling(row: dict, ceil: Ceilings, precision: str, grid: Optional[list]) -> tuple[float, str]:
@@ -50,7 +59,7 @@ def roofline(layers: pd.DataFrame, ceil: Ceilings, precision: str, channels_last
     for the error columns, ``time_s`` (the measured median, seconds).
     """
     grid = ceil.conv.get(conv_key(precision, channels_last, batch))
-    bw = ceil.copy_bw
+    bw, peak = ceil.copy_bw, ceil.peak(precision)
     rows = []
     for row in layers.to_dict("records"):
         flops, nbytes = float(row["flops_hardware"]), float(row["bytes_moved"])
@@ -58,13 +67,16 @@ def roofline(layers: pd.DataFrame, ceil: Ceilings, precision: str, channels_last
         t_c = flops / rate if flops else 0.0
         t_m = nbytes / bw if nbytes else 0.0
         pred = max(t_c, t_m)
+        naive = max(flops / peak if flops else 0.0, t_m)
         meas = row.get("time_s", math.nan)
+        bound = "none" if pred == 0 else ("compute" if t_c >= t_m else "memory")
         rows.append({
             "intensity": flops / nbytes if nbytes else math.nan, "ceiling_flops_per_s": rate, "ceiling": source,
-            "t_compute_s": t_c, "t_memory_s": t_m, "predicted_s": pred,
-            "bound": "none" if pred == 0 else ("compute" if t_c >= t_m else "memory"),
+            "t_compute_s": t_c, "t_memory_s": t_m, "predicted_s": pred, "bound": bound,
+            "roof": {"compute": source, "memory": "copy bandwidth", "none": "-"}[bound],
             "achieved_fraction": pred / meas if pred and meas and meas > 0 else math.nan,
-            "error": (pred - meas) / meas if pred and meas and meas > 0 else math.nan,
+            "error": _relative_error(pred, meas),
+            "naive_predicted_s": naive, "naive_error": _relative_error(naive, meas),
         })
     out = layers.copy()
     for col in ROOFLINE_COLUMNS:
@@ -73,7 +85,8 @@ def roofline(layers: pd.DataFrame, ceil: Ceilings, precision: str, channels_last
 
 
 def roofline_summary(layers: pd.DataFrame, min_time: float = 20e-6) -> dict[str, float]:
-    """Median absolute error and Spearman rank correlation of predicted vs measured time.
+    """Median absolute error and Spearman rank correlation of predicted vs measured time, and the
+    naive roofline's median absolute error over the same rows.
 
     Over the rows that launch a kernel (predicted > 0) and take at least ``min_time`` seconds.
     """
@@ -81,6 +94,8 @@ def roofline_summary(layers: pd.DataFrame, min_time: float = 20e-6) -> dict[str,
     all_k = layers[layers["predicted_s"] > 0]
     out: dict[str, float] = {"layers": int(len(sel)), "min_time_s": min_time,
                              "median_abs_error": float(sel["error"].abs().median()) if len(sel) else math.nan,
+                             "naive_median_abs_error": (float(sel["naive_error"].abs().median()) if len(sel)
+                                                        and "naive_error" in sel else math.nan),
                              "spearman": _spearman(sel["predicted_s"], sel["time_s"]),
                              "spearman_all": _spearman(all_k["predicted_s"], all_k["time_s"]),
                              "compute_bound": int((sel["bound"] == "compute").sum()),

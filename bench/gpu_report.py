@@ -22,7 +22,7 @@ from gpu_summary import render_summary, short_table
 RUN_FIELDS = ["model", "step", "precision", "channels_last", "cudnn_allow_tf32", "matmul_allow_tf32", "phase",
               "batch", "repeats", "median_s", "min_s", "max_s", "iqr_s", "cv", "images_per_s", "peak_mem_bytes",
               "baseline_mem_bytes", "flops_hardware", "achieved_flops_per_s", "peak_share", "memory_estimate_bytes",
-              "layer_sum_ratio", "roofline_median_abs_error", "roofline_spearman"]
+              "layer_sum_ratio", "roofline_median_abs_error", "roofline_naive_median_abs_error", "roofline_spearman"]
 
 
 class Writer:
@@ -31,7 +31,7 @@ class Writer:
         os.makedirs(out, exist_ok=True)
         self.results: dict[str, Any] = {"machine": machine, "plan": plan, "budget_s": budget_s, "ceilings": None,
                                         "models": {}, "errors": [], "finished": False}
-        self.layer_rows: list[dict] = []  # (config, time, error) for the pooled roofline statistics
+        self.layer_rows: list[dict] = []  # (config, time, errors) for the pooled roofline statistics
         for name, fields in (("runs.csv", RUN_FIELDS), ("layers.csv", ["model", "step", "batch", *LAYER_FIELDS])):
             with open(os.path.join(out, name), "w", newline="") as fh:
                 csv.writer(fh).writerow(fields)
@@ -101,6 +101,7 @@ class Writer:
                                     "matmul_allow_tf32": c["matmul_allow_tf32"],
                                     "layer_sum_ratio": s.get("layer_sum_ratio") if r["phase"] == "forward" else None,
                                     "roofline_median_abs_error": roof.get("median_abs_error"),
+                                    "roofline_naive_median_abs_error": roof.get("naive_median_abs_error"),
                                     "roofline_spearman": roof.get("spearman")}))
         if "time_s" not in prof.layers.columns:
             return
@@ -112,14 +113,17 @@ class Writer:
                 wr.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
                 if row.get("predicted_s"):
                     self.layer_rows.append({"config": label.split(" ", 1)[1], "time_s": row["time_s"],
-                                            "error": row.get("error")})
+                                            "error": row.get("error"), "naive_error": row.get("naive_error")})
 
     def pooled_roofline(self, min_time: float = 20e-6) -> dict[str, dict]:
         out: dict[str, dict] = {}
         for cfg in sorted({r["config"] for r in self.layer_rows}):
-            errs = [abs(r["error"]) for r in self.layer_rows
+            rows = [r for r in self.layer_rows
                     if r["config"] == cfg and r["time_s"] >= min_time and r["error"] is not None]
-            out[cfg] = {"layers": len(errs), "median_abs_error": statistics.median(errs) if errs else None}
+            errs = [abs(r["error"]) for r in rows]
+            naive = [abs(r["naive_error"]) for r in rows if r.get("naive_error") is not None]
+            out[cfg] = {"layers": len(errs), "median_abs_error": statistics.median(errs) if errs else None,
+                        "naive_median_abs_error": statistics.median(naive) if naive else None}
         return out
 
     def flush(self) -> None:

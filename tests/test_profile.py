@@ -123,8 +123,13 @@ def test_roofline_uses_conv_grid_and_bandwidth():
     assert conv2["predicted_s"] == pytest.approx(max(t_c, t_m))
     assert conv2["bound"] == ("compute" if t_c >= t_m else "memory")
     assert conv2["error"] == pytest.approx((conv2["predicted_s"] - conv2["time_s"]) / conv2["time_s"])
+    naive = max(conv2["flops_hardware"] / 1e9, t_m)  # the matmul peak for the conv too
+    assert conv2["naive_predicted_s"] == pytest.approx(naive)
+    assert conv2["naive_error"] == pytest.approx((naive - conv2["time_s"]) / conv2["time_s"])
+    assert conv2["roof"] == (conv2["ceiling"] if conv2["bound"] == "compute" else "copy bandwidth")
     fc = rows[("fc", "Linear")]
     assert fc["ceiling"] == "matmul fp32" and fc["ceiling_flops_per_s"] == 1e9
+    assert fc["naive_predicted_s"] == pytest.approx(fc["predicted_s"])  # matmul rows: both rooflines agree
     relu = rows[("relu", "ReLU")]
     assert relu["bound"] == "memory" and relu["intensity"] == pytest.approx(relu["flops_hardware"] / relu["bytes_moved"])
     assert rows[("", "flatten")]["bound"] == "none" and rows[("", "flatten")]["predicted_s"] == 0
@@ -139,9 +144,11 @@ def test_roofline_summary_statistics():
     df = roofline(df, fake_ceilings(), "fp32", False, 2)
     df["predicted_s"] = [1.1e-3, 1.6e-3, 3.3e-3, 5e-3, 1e-6]
     df["error"] = (df["predicted_s"] - df["time_s"]) / df["time_s"]
+    df["naive_error"] = [0.5, -0.5, 0.2, 0.1, 9.0]
     s = roofline_summary(df, min_time=20e-6)
     assert s["layers"] == 4  # the 1 us row is under min_time
     assert s["median_abs_error"] == pytest.approx(statistics.median([0.1, 0.2, 0.1, 0.25]))
+    assert s["naive_median_abs_error"] == pytest.approx(statistics.median([0.5, 0.5, 0.2, 0.1]))
     assert s["spearman"] == pytest.approx(1.0)
 
 
