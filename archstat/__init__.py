@@ -5,8 +5,8 @@ params, FLOPs) for any ``nn.Module``, computed from formulas without running the
 """
 from archstat.analyze import analyze
 from archstat.errors import ArchstatError
-from archstat.profile import profile
-from archstat.validate import validate
+from archstat.profiling.profile import profile
+from archstat.validation.validate import validate
 
 __all__ = ["analyze", "profile", "validate", "ArchstatError"]
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ Adam two (and a scalar ``step`` per tensor, on the host unless ``capturable``).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import pandas as pd
 import torch

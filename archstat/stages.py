@@ -15,6 +15,8 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
+from archstat.depth import is_weight_layer
+
 POOL_KINDS = ("pool", "adaptive_pool")
 COST_COLUMNS = ["params", "macs", "flops", "act_bytes"]
 
@@ -53,8 +55,6 @@ def _span(names: list[str]) -> str:
 
 
 def _group(df: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    from archstat.compare import is_weight_layer
-
     work = df.assign(_label=labels, _run=(pd.Series(labels) != pd.Series(labels).shift()).cumsum().values)
     out = []
     for _, g in work.groupby("_run", sort=True):

@@ -19,7 +19,7 @@ TARGET_S = 60.0
 def main(argv: list[str]) -> int:
     figures = "--no-figures" not in argv
     wall, cpu = time.perf_counter(), time.process_time()
-    from archstat.report import generate  # the imports (torch, sympy, matplotlib) count too
+    from archstat.reporting.report import generate  # the imports (torch, sympy, matplotlib) count too
 
     with tempfile.TemporaryDirectory() as tmp:
         written = generate(Path(tmp), figures=figures)

@@ -15,8 +15,8 @@ import statistics
 from dataclasses import asdict
 from typing import Any, Optional
 
-from archstat.profile import Profile
-from archstat.profile_format import LAYER_FIELDS, _clean
+from archstat.profiling.profile import Profile
+from archstat.profiling.profile_format import LAYER_FIELDS, _clean
 from gpu_summary import render_summary, short_table
 
 RUN_FIELDS = ["model", "step", "precision", "channels_last", "cudnn_allow_tf32", "matmul_allow_tf32", "phase",

@@ -70,7 +70,7 @@ class Clock:
 
 def run_model(name: str, p: dict, clock: Clock, w: Writer, ceil: Any, reserve_s: float) -> None:
     from archstat.models import get_model, model_info
-    from archstat.profile import profile
+    from archstat.profiling.profile import profile
 
     dev = torch.device(p["device"])
     shape = input_for(name, p["small_input"])
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     reserve_s = min(15.0, args.budget / 10)
     ceil = None
     try:
-        from archstat.ceilings import get_ceilings
+        from archstat.profiling.ceilings import get_ceilings
 
         t = time.monotonic()
         ceil = get_ceilings(dev, tuple((pr, cl, p["batches"][1]) for pr, cl in CONFIGS), quick=p["quick"],

@@ -1,4 +1,4 @@
-"""Steps of the GPU script that are not `archstat.profile` itself: environment, validate, torchvision.
+"""Steps of the GPU script that are not `archstat.profiling.profile` itself: environment, validate, torchvision.
 
 Each step returns a plain dict for results.json and never raises for a model-level problem: the
 script records the reason and goes on to the next step.
@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from archstat.timing import PRECISIONS, environment, precision_flags, stats, time_calls
+from archstat.profiling.timing import PRECISIONS, environment, precision_flags, stats, time_calls
 
 
 def machine(device: torch.device) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def validate_step(name: str, device: str, batch: int, shape: tuple) -> dict[str,
     """
     from archstat.commands import COMMAND_MODULES
 
-    if "validate" not in COMMAND_MODULES or importlib.util.find_spec("archstat.validate") is None:
+    if "validate" not in COMMAND_MODULES or importlib.util.find_spec("archstat.validation.validate") is None:
         return {"status": "skipped", "reason": "archstat validate is not in this build (issue 4)"}
     from archstat.cli import main
 
@@ -86,7 +86,7 @@ def torchvision_step(name: str, tv_name: str, build_ours: Callable[[], torch.nn.
         tvm_mod = importlib.import_module("torchvision.models")
     except ImportError:
         return {"status": "skipped", "reason": "torchvision not installed on this machine"}
-    from archstat.profile import make_input, prepare
+    from archstat.profiling.profile import make_input, prepare
 
     res: dict[str, Any] = {"status": "ok", "torchvision_name": tv_name}
     torch.manual_seed(0)

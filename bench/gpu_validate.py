@@ -29,9 +29,9 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from archstat.memory_check import gpu_memory_check
+    from archstat.validation.memory_check import gpu_memory_check
     from archstat.models import get_model
-    from archstat.validate import validate
+    from archstat.validation.validate import validate
 
     results = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "validate": [], "memory": []}
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import archstat
-from archstat import published
+from archstat.reporting import published
 from archstat.models import get_model
 
 

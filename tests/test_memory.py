@@ -7,7 +7,7 @@ from torch import nn
 
 from _random_nets import random_cnn
 from archstat.memory import training_memory
-from archstat.memory_check import measured_saved
+from archstat.validation.memory_check import measured_saved
 from archstat.models import get_model
 
 

@@ -1,4 +1,4 @@
-"""archstat.profile on CPU: timing statistics, per-layer join with analyze(), bytes, roofline, OOM, cache.
+"""archstat.profiling.profile on CPU: timing statistics, per-layer join with analyze(), bytes, roofline, OOM, cache.
 
 Every path of the GPU code runs here with perf_counter in place of CUDA events.  Tiny models, few
 repeats, one thread (a busy 2-core CI box otherwise stalls torch's thread pool).
@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from archstat import analyze, profile
-from archstat.ceilings import Ceilings, conv_ceiling, conv_key, get_ceilings
+from archstat.profiling.ceilings import Ceilings, conv_ceiling, conv_key, get_ceilings
 from archstat.errors import ArchstatError
-from archstat.roofline import roofline, roofline_summary
-from archstat.timing import precision_flags, stats, tf32_flags
+from archstat.profiling.roofline import roofline, roofline_summary
+from archstat.profiling.timing import precision_flags, stats, tf32_flags
 
 
 class Tiny(nn.Module):
@@ -184,7 +184,7 @@ def test_bf16_channels_last_copy_and_flags():
 
 
 def test_out_of_memory_names_the_batch(monkeypatch):
-    prof_mod = sys.modules["archstat.profile"]  # the attribute archstat.profile is the function
+    prof_mod = sys.modules["archstat.profiling.profile"]  # the module, not archstat.profile (the function)
 
     def boom(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -207,7 +207,7 @@ def test_bad_inputs_are_one_line_errors():
 
 
 def test_ceilings_measured_once_then_cached(monkeypatch, tmp_path):
-    import archstat.ceilings as cmod
+    import archstat.profiling.ceilings as cmod
 
     dev = torch.device("cpu")
     first = get_ceilings(dev, (("fp32", False, 2),), quick=True)

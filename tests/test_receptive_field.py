@@ -8,7 +8,7 @@ from torch import nn
 from _random_nets import Concat, Residual, random_cnn
 from archstat.models import get_model
 from archstat.receptive_field import receptive_field
-from archstat.receptive_field_check import measure
+from archstat.validation.receptive_field_check import measure
 
 
 def assert_measured(model, shape, formula_too=False):

@@ -4,10 +4,11 @@ import json
 import pandas as pd
 import pytest
 
-from archstat import published
+from archstat.reporting import published
 from archstat.cli import main
-from archstat.compare import compare, depth_per_row, weight_depth
-from archstat.compare_format import to_csv, to_json, to_text
+from archstat.reporting.compare import compare
+from archstat.depth import depth_per_row, weight_depth
+from archstat.reporting.compare_format import to_csv, to_json, to_text
 from archstat.errors import ArchstatError
 
 

@@ -4,9 +4,9 @@ import sympy
 
 import archstat
 from archstat import closed_forms as cf
-from archstat import plots
+from archstat.reporting import plots
 from archstat.models import get_model
-from archstat.optional import gpu_latencies, gpu_layers
+from archstat.reporting.gpu_results import gpu_latencies, gpu_layers
 from archstat.stages import bar_units, stage_labels, stages
 
 

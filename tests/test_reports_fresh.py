@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from archstat import report_published
+from archstat.reporting import report_published
 from archstat.models import list_models
-from archstat.pubcheck import Analyses
-from archstat.report import Writer, generate
+from archstat.reporting.pubcheck import Analyses
+from archstat.reporting.report import Writer, generate
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 # one per family of layouts: sequential, grouped + LRN, short VGG, branching, residual

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-import archstat.layer_timing as layer_timing
-import archstat.timing as timing
-from archstat.layer_timing import time_layers, trace_records
-from archstat.timing import HostEvent, time_calls
+import archstat.profiling.layer_timing as layer_timing
+import archstat.profiling.timing as timing
+from archstat.profiling.layer_timing import time_layers, trace_records
+from archstat.profiling.timing import HostEvent, time_calls
 
 
 class FakeDevice:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import archstat
-from archstat.validate import validate
+from archstat.validation.validate import validate
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from _random_nets import random_cnn
-from archstat.validate import validate
+from archstat.validation.validate import validate
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 

@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from archstat.compare import compare
-    from archstat.compare_format import FORMATTERS
+    from archstat.reporting.compare import compare
+    from archstat.reporting.compare_format import FORMATTERS
     from archstat.errors import ArchstatError
 
     if args.plot and not args.plot.lower().endswith(".png"):
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
                     descending=args.descending, gpu_dir=Path(args.gpu_results))
     print(FORMATTERS[args.format](table))
     if args.plot:
-        from archstat.plots import compare_bars
+        from archstat.reporting.plots import compare_bars
 
         compare_bars(table, Path(args.plot))
     return 0

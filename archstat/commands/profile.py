@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from archstat.commands._common import resolve_model
-    from archstat.profile import profile
-    from archstat.profile_format import to_csv, to_json, to_text
-    from archstat.timing import resolve_device
+    from archstat.profiling.profile import profile
+    from archstat.profiling.profile_format import to_csv, to_json, to_text
+    from archstat.profiling.timing import resolve_device
 
     device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))  # before any build
     model, default_input = resolve_model(args.model, device=device)

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     from archstat.errors import ArchstatError
     from archstat.models import list_models
-    from archstat.report import generate
+    from archstat.reporting.report import generate
 
     unknown = sorted(set(args.models or ()) - set(list_models()))
     if unknown:

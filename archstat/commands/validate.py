@@ -22,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from archstat.commands._common import resolve_model
-    from archstat.validate import exit_code, resolve_device, validate
-    from archstat.validate_format import to_json, to_text
+    from archstat.validation.validate import exit_code, resolve_device, validate
+    from archstat.validation.validate_format import to_json, to_text
 
     device = resolve_device(args.device)  # before building anything: CUDA asked for but absent is one line
     torch.manual_seed(args.seed)

@@ -15,7 +15,7 @@ from torch import nn
 
 from archstat import closed_forms as cf
 from archstat.analyze import analyze
-from archstat.compare import weight_depth, weight_layers
+from archstat.depth import weight_depth, weight_layers
 from archstat.format import scaled, to_markdown
 from archstat.models import get_model, model_info
 from archstat.stages import bar_units, stage_labels, stages

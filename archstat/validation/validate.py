@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 import torch
@@ -36,7 +36,7 @@ from torch import nn
 from archstat.conventions import counter
 from archstat.errors import ArchstatError
 from archstat.graphrun import RealRun, graph_rows, tensors
-from archstat.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts, fvcore_counts,
+from archstat.validation.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts, fvcore_counts,
                               self_counts)
 from archstat.trace import training_mode
 

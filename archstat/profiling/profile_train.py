@@ -8,7 +8,6 @@ loss with weight 0.3, as the GoogLeNet paper does; a non-2-d output falls back t
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archstat.errors import ArchstatError
+from archstat.memory import training_memory
 
 
 def _outputs(out: Any) -> list[torch.Tensor]:
@@ -63,39 +63,17 @@ def train_step_fn(model: nn.Module, x: torch.Tensor, batch: int) -> Callable[[],
 
 def train_memory_estimate(model: nn.Module, shape: Sequence[int], batch: int, dtype: torch.dtype
                           ) -> tuple[Optional[int], str]:
-    """Hook to the symbolic training-memory estimate (``archstat.memory``, issue 4), for SGD-momentum.
+    """The symbolic training-memory estimate (``archstat.memory``, SGD with momentum) for the step
+    that ``profile(train=True)`` times, and a note saying what it covers.
 
-    Returns ``(bytes, note)``; ``(None, why)`` while the estimator is absent or its API is not one
-    this hook knows.  Expected: ``training_memory(model, input_shape, batch=, dtype=, optimizer="sgd")``
-    returning an int, a dict with ``"total"``, or a DataFrame whose ``attrs`` hold ``"total"``.
+    ``(None, why)`` when the estimator cannot analyse the model: the comparison is then left out,
+    it never fails the profile.
     """
     try:
-        from archstat import memory  # type: ignore[attr-defined]
-    except ImportError:
-        return None, "archstat.memory (training-memory estimator) not available in this build"
-    fn = getattr(memory, "training_memory", None) or getattr(memory, "estimate_training_memory", None)
-    if fn is None:
-        return None, "archstat.memory has no training_memory() to compare with"
-    kwargs: dict[str, Any] = {"batch": batch, "dtype": dtype}
-    try:
-        if "optimizer" in inspect.signature(fn).parameters:
-            kwargs["optimizer"] = "sgd"
-        result = fn(model, tuple(shape), **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the estimate is a comparison, never a reason to fail
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, f"archstat.memory.training_memory failed: {first}"
-    total = _total(result)
-    return (int(total), "archstat.memory.training_memory (sgd)") if total is not None else (
-        None, f"archstat.memory.training_memory returned {type(result).__name__} without a total")
-
-
-def _total(result: Any) -> Optional[float]:
-    if isinstance(result, (int, float)):
-        return result
-    if isinstance(result, dict):
-        value = result.get("total", result.get("total_bytes"))
-        return _total(value) if value is not None else None
-    attrs = getattr(result, "attrs", None)
-    if isinstance(attrs, dict):
-        return _total(attrs.get("total", attrs.get("total_bytes")))
-    return None
+        df = training_memory(model, tuple(shape), batch=batch, dtype=dtype, optimizer="sgd")
+    except ArchstatError as exc:
+        return None, f"no estimate: {exc}"
+    note = "archstat.memory.training_memory (sgd)"
+    if df.attrs["memory_partial"]:
+        note += "; partial: unknown saved tensors of " + ", ".join(df.attrs["memory_unknown"])
+    return int(df.attrs["total"]["total"]), note

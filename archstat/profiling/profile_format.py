@@ -1,4 +1,4 @@
-"""A :class:`~archstat.profile.Profile` -> text, JSON or CSV (units only here, at the edge)."""
+"""A :class:`~archstat.profiling.profile.Profile` -> text, JSON or CSV (units only here, at the edge)."""
 from __future__ import annotations
 
 import json

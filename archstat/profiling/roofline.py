@@ -27,7 +27,7 @@ from typing import Optional
 
 import pandas as pd
 
-from archstat.ceilings import Ceilings, conv_ceiling, conv_key
+from archstat.profiling.ceilings import Ceilings, conv_ceiling, conv_key
 
 ROOFLINE_COLUMNS = ["intensity", "ceiling_flops_per_s", "ceiling", "t_compute_s", "t_memory_s", "predicted_s",
                     "bound", "roof", "achieved_fraction", "error", "naive_predicted_s", "naive_error"]

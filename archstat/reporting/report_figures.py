@@ -10,8 +10,8 @@ from typing import Optional
 import pandas as pd
 
 from archstat.analyze import analyze
-from archstat.compare import weight_depth
-from archstat.published import section
+from archstat.depth import weight_depth
+from archstat.reporting.published import section
 
 # the zoo model that stands for each ILSVRC entry on the lecture's winners slide
 ILSVRC_MODELS = {"Krizhevsky": "alexnet", "Zeiler": "zfnet", "Simonyan": "vgg19", "Szegedy": "googlenet"}

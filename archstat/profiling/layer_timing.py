@@ -27,7 +27,7 @@ from torch import nn
 
 from archstat.interpret import Interpreter, OpRecord, ParamSpec
 from archstat.spec import TensorSpec
-from archstat.timing import elapsed_s, new_event, sync
+from archstat.profiling.timing import elapsed_s, new_event, sync
 from archstat.trace import trace_graph
 
 

@@ -6,8 +6,8 @@ K*K per pooled output (our ``lecture`` convention).  Every explanation below is 
 """
 from __future__ import annotations
 
-from archstat.published import section
-from archstat.pubcheck import (DIFFERS, MATCH, OTHER_MODEL, TYPO, WEIGHTS_ONLY, Analyses, Section,
+from archstat.reporting.published import section
+from archstat.reporting.pubcheck import (DIFFERS, MATCH, OTHER_MODEL, TYPO, WEIGHTS_ONLY, Analyses, Section,
                                check_rounding, first_row_at, kind_sum, rounded, weights_only)
 
 SRC = "EECS 498 Lecture 8 (slide images L8_IMG_HQ, L8_IMG_VN, L8_IMG_ST)"

@@ -20,13 +20,13 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from archstat import compare_format, report_figures, report_published
-from archstat.compare import COLUMNS, model_row
+from archstat.reporting import compare_format, report_figures, report_published
+from archstat.reporting.compare import COLUMNS, model_row
 from archstat.format import to_csv as layers_csv
 from archstat.format import to_json as layers_json
-from archstat.optional import gpu_latencies, gpu_layers
-from archstat.pubcheck import Analyses
-from archstat.report_pages import ModelReport, build, forms_json, page_markdown, stages_frame
+from archstat.reporting.gpu_results import gpu_latencies, gpu_layers
+from archstat.reporting.pubcheck import Analyses
+from archstat.reporting.report_pages import ModelReport, build, forms_json, page_markdown, stages_frame
 
 
 class Writer:
@@ -96,7 +96,7 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
     zoo table and zoo figures always cover the whole zoo).  Returns the files written."""
     from archstat.models import list_models, model_info
 
-    from archstat import plots
+    from archstat.reporting import plots
 
     out = Path(out)
     gpu_dir = Path(gpu_dir) if gpu_dir is not None else out / "gpu"

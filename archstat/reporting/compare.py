@@ -2,7 +2,7 @@
 
 Columns: ``model, input, params, macs, flops`` (chosen convention, batch 1), ``act_bytes``
 (inference outputs, batch 1, the lecture's memory), ``train_bytes_1`` / ``train_bytes_n``
-(training memory at batch 1 and ``batch``, from ``archstat.memory`` when it exists), ``depth``
+(training memory at batch 1 and ``batch``, from ``archstat.memory``, SGD), ``depth``
 (weight layers on the longest input-to-output path: the lecture's "22 layers" for GoogLeNet),
 ``weight_layers`` (all conv/linear calls), ``rf`` (receptive field of the last conv), the published
 ``top1_err`` / ``top5_err`` / ``ilsvrc_top5_err`` with their sources, and the measured GPU
@@ -17,42 +17,18 @@ import pandas as pd
 from torch import nn
 
 from archstat.analyze import analyze
+from archstat.depth import weight_depth, weight_layers
 from archstat.errors import ArchstatError
-from archstat.optional import gpu_latencies, last_conv_receptive_field, training_memory
+from archstat.memory import training_memory
+from archstat.receptive_field import receptive_field
+from archstat.reporting.gpu_results import gpu_latencies
 
-WEIGHT_KINDS = ("conv", "conv_transpose", "linear")
 ERROR_KEYS = ("top1_err", "top5_err", "ilsvrc_top5_err")
 COLUMNS = ["model", "input", "params", "macs", "flops", "convention", "act_bytes", "train_bytes_1",
            "train_bytes_n", "batch", "depth", "weight_layers", "rf", "top1_err", "top5_err", "ilsvrc_top5_err",
            "top1_err_source", "top5_err_source", "ilsvrc_top5_err_source", "latency_ms", "latency_setting", "notes"]
 SORTABLE = ("model", "params", "macs", "flops", "act_bytes", "train_bytes_1", "train_bytes_n", "depth",
             "weight_layers", "top1_err", "top5_err", "ilsvrc_top5_err", "latency_ms")
-
-
-def is_weight_layer(kind: str, params) -> bool:
-    return kind in WEIGHT_KINDS and params != 0
-
-
-def depth_per_row(df: pd.DataFrame) -> list[int]:
-    """Weight layers on the longest path from the input to each row (a DAG longest path).
-
-    depth(row) = max(depth(source) for its sources) + 1 if the row is a conv/linear with weights;
-    the model input (source -1) has depth 0.  Rows come in execution order, so one pass suffices.
-    """
-    depth: list[int] = []
-    for kind, params, sources in zip(df["kind"], df["params"], df["sources"]):
-        before = max((depth[s] for s in sources if 0 <= s < len(depth)), default=0)
-        depth.append(before + (1 if is_weight_layer(kind, params) else 0))
-    return depth
-
-
-def weight_depth(df: pd.DataFrame) -> int:
-    """The lecture's layer count: AlexNet 8, VGG-16 16, GoogLeNet 22, ResNet-50 50."""
-    return max(depth_per_row(df), default=0)
-
-
-def weight_layers(df: pd.DataFrame) -> int:
-    return int(sum(is_weight_layer(k, p) for k, p in zip(df["kind"], df["params"])))
 
 
 def _published(name: str) -> dict:
@@ -70,6 +46,33 @@ def _published(name: str) -> dict:
     return out
 
 
+def _training_bytes(model: nn.Module, input_shape: Sequence[int], batch: int) -> tuple[Optional[int], str]:
+    """Device bytes a training step holds (``archstat.memory``, SGD with momentum), and a note.
+
+    A model the estimator cannot analyse gives ``(None, reason)``: the table says why the cell is
+    empty instead of showing a zero.
+    """
+    try:
+        df = training_memory(model, tuple(input_shape), batch=batch)
+    except ArchstatError as exc:
+        return None, f"n/a ({exc})"
+    note = "partial (ops with unknown saved tensors)" if df.attrs["memory_partial"] else ""
+    return int(df.attrs["total"]["total"]), note
+
+
+def _last_conv_receptive_field(model: nn.Module, input_shape: Sequence[int]) -> tuple[Optional[tuple[int, int]], str]:
+    """(height, width) of the receptive field of the last conv call, and a note when there is none."""
+    try:
+        table = receptive_field(model, tuple(input_shape))
+    except ArchstatError as exc:
+        return None, f"n/a ({exc})"
+    convs = table[table["kind"] == "conv"]
+    if convs.empty:
+        return None, "n/a (no conv)"
+    last = convs.iloc[-1]
+    return (int(last["rf_h"]), int(last["rf_w"])), ""
+
+
 def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch: int = 1,
               convention: str = "lecture", latency: Optional[dict] = None,
               df: Optional[pd.DataFrame] = None) -> dict:
@@ -77,9 +80,9 @@ def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch:
     df = df if df is not None else analyze(model, input_shape, convention=convention)
     total = df.attrs["total"]
     notes = []
-    train_1, why_1 = training_memory(model, input_shape, 1)
-    train_n, why_n = training_memory(model, input_shape, batch) if batch != 1 else (train_1, why_1)
-    rf, why_rf = last_conv_receptive_field(model, input_shape)
+    train_1, why_1 = _training_bytes(model, input_shape, 1)
+    train_n, why_n = _training_bytes(model, input_shape, batch) if batch != 1 else (train_1, why_1)
+    rf, why_rf = _last_conv_receptive_field(model, input_shape)
     for what, why in (("training memory", why_1 or why_n), ("receptive field", why_rf)):
         if why:
             notes.append(f"{what}: {why}")

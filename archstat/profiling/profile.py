@@ -28,15 +28,15 @@ import torch
 from torch import nn
 
 from archstat.analyze import analyze
-from archstat.ceilings import Ceilings, get_ceilings
+from archstat.profiling.ceilings import Ceilings, get_ceilings
 from archstat.conventions import counter
 from archstat.errors import ArchstatError
-from archstat.layer_timing import bytes_moved, time_layers, trace_records
-from archstat.roofline import roofline, roofline_summary
-from archstat.timing import (check_precision, environment, oom_guard, peak_bytes, precision_flags, reset_peak,
+from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
+from archstat.profiling.roofline import roofline, roofline_summary
+from archstat.profiling.timing import (check_precision, environment, oom_guard, peak_bytes, precision_flags, reset_peak,
                              resolve_device, stats, time_calls)
 from archstat.trace import training_mode
-from archstat.profile_train import train_memory_estimate, train_step_fn
+from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
 
 DEFAULTS = {"cuda": {"warmup": 10, "repeat": 50, "layer_repeat": 10},
             "cpu": {"warmup": 2, "repeat": 5, "layer_repeat": 3}}
@@ -151,7 +151,7 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
         if layers:
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes = time_layers(net, graph, nodes, x, dev, warmup=1, repeat=layer_repeat)
-        del x
+        x = None  # free the input before the training step allocates its own
         summary: dict[str, Any] = {}
         if train:
             runs.append(_train(net, shape, batch, dev, dtype, channels_last, warmup, repeat, time_budget_s,

@@ -7,9 +7,9 @@ import re
 import torch
 from torch import nn
 
-from archstat.compare import depth_per_row, weight_depth
-from archstat.published import old_docs_errors, section
-from archstat.pubcheck import (DIFFERS, MATCH, OTHER_MODEL, QUOTED, TYPO, WEIGHTS_ONLY, Analyses, Section,
+from archstat.depth import depth_per_row, weight_depth
+from archstat.reporting.published import old_docs_errors, section
+from archstat.reporting.pubcheck import (DIFFERS, MATCH, QUOTED, TYPO, WEIGHTS_ONLY, Analyses, Section,
                                check_rounding, kind_sum, weights_only)
 
 G1 = ["conv1", "maxpool1", ("conv2", "conv3"), "maxpool2", "inception3a", "inception3b", "maxpool3",
