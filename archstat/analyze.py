@@ -19,8 +19,8 @@ from torch import nn
 from archstat.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
 from archstat.interpret import Interpreter, OpRecord
-from archstat.spec import TensorSpec, simplify
 from archstat.meta_run import meta_records
+from archstat.spec import TensorSpec, simplify
 from archstat.trace import TraceError, trace_graph, training_mode
 
 SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("N", "H", "W", "L", "D")}

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import torch
 
-from archstat.profiling.timing import PRECISIONS, environment, precision_flags, stats, time_calls
+from archstat.profiling.precision import PRECISIONS, precision_flags
+from archstat.profiling.timing import environment, stats, time_calls
 
 
 def machine(device: torch.device) -> dict[str, Any]:

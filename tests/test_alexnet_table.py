@@ -5,8 +5,8 @@ import json
 import pytest
 
 import archstat
-from archstat.reporting import published
 from archstat.models import get_model
+from archstat.reporting import published
 
 
 @pytest.fixture(scope="module")

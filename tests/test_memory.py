@@ -7,8 +7,8 @@ from torch import nn
 
 from _random_nets import random_cnn
 from archstat.memory import training_memory
-from archstat.validation.memory_check import measured_saved
 from archstat.models import get_model
+from archstat.validation.memory_check import measured_saved
 
 
 def assert_exact(model, shape, batch=2, mode="train"):

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from archstat import analyze, profile
-from archstat.profiling.ceilings import Ceilings, conv_ceiling, conv_key, get_ceilings
 from archstat.errors import ArchstatError
+from archstat.profiling.ceilings import Ceilings, conv_ceiling, conv_key, get_ceilings
 from archstat.profiling.roofline import roofline, roofline_summary
-from archstat.profiling.timing import precision_flags, stats, tf32_flags
+from archstat.profiling.timing import stats
 
 
 class Tiny(nn.Module):
@@ -66,19 +66,6 @@ def test_stats_match_numpy():
     assert s["iqr"] == pytest.approx(q75 - q25)
     assert s["cv"] == pytest.approx(np.std(xs) / np.mean(xs))
     assert (s["min"], s["max"], s["n"]) == (1.0, 9.0, 8)
-
-
-def test_precision_flags_strict_tf32_and_restored():
-    before = tf32_flags()
-    with precision_flags("fp32") as f:
-        assert f["cudnn_allow_tf32"] is False and f["matmul_allow_tf32"] is False
-        assert tf32_flags() == {"cudnn_allow_tf32": False, "matmul_allow_tf32": False}
-    with precision_flags("tf32") as f:
-        assert f["cudnn_allow_tf32"] is True and f["matmul_allow_tf32"] is True
-    assert tf32_flags() == before
-    with pytest.raises(ArchstatError):
-        with precision_flags("fp64"):
-            pass
 
 
 def test_profile_rows_are_analyze_rows_with_times():

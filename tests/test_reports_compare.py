@@ -4,12 +4,12 @@ import json
 import pandas as pd
 import pytest
 
-from archstat.reporting import published
 from archstat.cli import main
-from archstat.reporting.compare import compare
 from archstat.depth import depth_per_row, weight_depth
-from archstat.reporting.compare_format import to_csv, to_json, to_text
 from archstat.errors import ArchstatError
+from archstat.reporting import published
+from archstat.reporting.compare import compare
+from archstat.reporting.compare_format import to_csv, to_json, to_text
 
 
 @pytest.fixture(scope="module")

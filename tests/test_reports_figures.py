@@ -4,8 +4,8 @@ import sympy
 
 import archstat
 from archstat import closed_forms as cf
-from archstat.reporting import plots
 from archstat.models import get_model
+from archstat.reporting import plots
 from archstat.reporting.gpu_results import gpu_latencies, gpu_layers
 from archstat.stages import bar_units, stage_labels, stages
 

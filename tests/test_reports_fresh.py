@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from archstat.reporting import report_published
 from archstat.models import list_models
+from archstat.reporting import report_published
 from archstat.reporting.pubcheck import Analyses
 from archstat.reporting.report import Writer, generate
 

@@ -2,8 +2,8 @@
 ResNet v1 reproduce the slides, and nothing is left unexplained."""
 import pytest
 
-from archstat.reporting import published
 from archstat.errors import ArchstatError
+from archstat.reporting import published
 from archstat.reporting.pubcheck import DIFFERS, MATCH, OTHER_MODEL, TYPO, WEIGHTS_ONLY, Analyses, check_rounding
 from archstat.reporting.report_published import run_checks
 

@@ -26,8 +26,8 @@ import torch.fx as fx
 from torch import nn
 
 from archstat.interpret import Interpreter, OpRecord, ParamSpec
-from archstat.spec import TensorSpec
 from archstat.profiling.timing import elapsed_s, new_event, sync
+from archstat.spec import TensorSpec
 from archstat.trace import trace_graph
 
 

@@ -28,15 +28,15 @@ import torch
 from torch import nn
 
 from archstat.analyze import analyze
-from archstat.profiling.ceilings import Ceilings, get_ceilings
 from archstat.conventions import counter
 from archstat.errors import ArchstatError
+from archstat.profiling.ceilings import Ceilings, get_ceilings
 from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
-from archstat.profiling.roofline import roofline, roofline_summary
-from archstat.profiling.timing import (check_precision, environment, oom_guard, peak_bytes, precision_flags, reset_peak,
-                             resolve_device, stats, time_calls)
-from archstat.trace import training_mode
+from archstat.profiling.precision import check_precision, precision_flags
 from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
+from archstat.profiling.roofline import roofline, roofline_summary
+from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, resolve_device, stats, time_calls
+from archstat.trace import training_mode
 
 DEFAULTS = {"cuda": {"warmup": 10, "repeat": 50, "layer_repeat": 10},
             "cpu": {"warmup": 2, "repeat": 5, "layer_repeat": 3}}

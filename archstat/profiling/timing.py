@@ -10,9 +10,7 @@ inside the timed region.  Spread is reported, never hidden:
 
     median, min, max, IQR = q75 - q25, CV = std / mean (population std)
 
-Precision (DESIGN.md): ``fp32`` is strict (TF32 off for cuDNN convs and for matmul), ``tf32`` turns
-both on.  ``bf16``/``fp16`` cast the model and input, so nothing runs in fp32 and the TF32 flags are
-left off.  Every result records the two flags it ran with.
+The precisions and their TF32 switches live in ``archstat.profiling.precision``.
 """
 from __future__ import annotations
 
@@ -28,16 +26,6 @@ import torch
 
 from archstat.errors import ArchstatError
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "tf32": torch.float32,
-                                      "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def check_precision(precision: str) -> torch.dtype:
-    if precision not in PRECISIONS:
-        raise ArchstatError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    return PRECISIONS[precision]
-
-
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"cuda"``/``"cpu"`` -> torch.device; CUDA asked for but absent is a one-line error."""
     try:
@@ -49,27 +37,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise ArchstatError(f"unsupported device {device!r}: use cpu or cuda")
     return dev
-
-
-def tf32_flags() -> dict[str, bool]:
-    return {"cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
-            "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
-
-
-@contextlib.contextmanager
-def precision_flags(precision: str, benchmark: bool = True) -> Iterator[dict[str, bool]]:
-    """Set the TF32 flags (and cudnn.benchmark) for ``precision``; restore them afterwards."""
-    check_precision(precision)
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
-    tf32 = precision == "tf32"
-    try:
-        torch.backends.cudnn.allow_tf32 = tf32
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.benchmark = benchmark
-        yield {**tf32_flags(), "cudnn_benchmark": benchmark}
-    finally:
-        (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-         torch.backends.cudnn.benchmark) = saved
 
 
 def sync(device: torch.device) -> None:

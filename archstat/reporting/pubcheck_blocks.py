@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sympy
 
-from archstat.reporting import lecture_blocks as lb
 from archstat.analyze import SYMBOLS
-from archstat.reporting.published import section
+from archstat.reporting import lecture_blocks as lb
 from archstat.reporting.pubcheck import DIFFERS, MATCH, TYPO, Analyses, Section
+from archstat.reporting.published import section
 
 H, W, N = SYMBOLS["H"], SYMBOLS["W"], SYMBOLS["N"]
 WIDTHS = (64, 128)

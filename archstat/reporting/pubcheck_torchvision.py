@@ -13,8 +13,8 @@ import copy
 import torch
 from torch import nn
 
-from archstat.reporting.published import old_docs_errors, section
 from archstat.reporting.pubcheck import APPROX, DIFFERS, MATCH, QUOTED, Analyses, Section, kind_sum
+from archstat.reporting.published import old_docs_errors, section
 
 CROP = {"inception_v3": 299}
 FILE_TOLERANCE = 0.005  # a saved file is the state_dict's bytes plus a little zip/pickle overhead

@@ -20,10 +20,10 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from archstat.reporting import compare_format, report_figures, report_published
-from archstat.reporting.compare import COLUMNS, model_row
 from archstat.format import to_csv as layers_csv
 from archstat.format import to_json as layers_json
+from archstat.reporting import compare_format, report_figures, report_published
+from archstat.reporting.compare import COLUMNS, model_row
 from archstat.reporting.gpu_results import gpu_latencies, gpu_layers
 from archstat.reporting.pubcheck import Analyses
 from archstat.reporting.report_pages import ModelReport, build, forms_json, page_markdown, stages_frame

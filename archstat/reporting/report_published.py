@@ -11,8 +11,8 @@ from collections import Counter
 import pandas as pd
 
 from archstat.reporting import pubcheck_blocks, pubcheck_lecture, pubcheck_papers, pubcheck_torchvision
-from archstat.reporting.published import load
 from archstat.reporting.pubcheck import Analyses, Section
+from archstat.reporting.published import load
 
 ALL_SECTIONS = (*pubcheck_lecture.SECTIONS, *pubcheck_blocks.SECTIONS, *pubcheck_papers.SECTIONS,
                 *pubcheck_torchvision.SECTIONS)
