@@ -78,7 +78,7 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
         return (_numel(_out(cost)) * scale, True) if scale and two_d else (0, False)
     if kind in ("identity", "dropout") and "p" in cost.hparams:  # a dropout call, active or not:
         return 0, cost.hparams.get("fn", "dropout") == "dropout"  # aten::dropout is on the ignore list
-    if kind in ("identity", "view", "concat"):
+    if kind in ("identity", "view", "copy", "concat"):  # aten::contiguous / reshape are on the ignore list
         return 0, True
     if kind == "activation":
         return 0, cost.hparams.get("fn") == "relu"

@@ -62,7 +62,7 @@ def _as_meta(value: Any) -> Any:
 
 def _as_spec(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
-        return TensorSpec(tuple(value.shape), value.dtype)
+        return TensorSpec.of(value)
     if isinstance(value, (list, tuple)):
         return tuple(_as_spec(v) for v in value)
     return value

@@ -104,7 +104,7 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
         return _elementwise(hp.get("fn"), need, param_grad)
     if kind == "reduce":
         return [("in", 0), ("out",)] if hp.get("fn") in ("amax", "amin") else []
-    if kind in ("view", "identity", "concat", "upsample"):
+    if kind in ("view", "identity", "copy", "concat", "upsample"):
         return []
     return None
 

@@ -33,7 +33,7 @@ def _spec(value: Any) -> Any:
     if isinstance(value, nn.Parameter):
         return ParamSpec(tuple(value.shape), value.dtype, tensor=value)
     if isinstance(value, torch.Tensor):
-        return TensorSpec(tuple(value.shape), value.dtype)
+        return TensorSpec.of(value)
     if isinstance(value, (list, tuple)):
         return type(value)(_spec(v) for v in value)
     if isinstance(value, dict):

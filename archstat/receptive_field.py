@@ -17,6 +17,14 @@ upsampling and adaptive pools whose bins are uneven are not (``regular = False``
 are the largest window, an upper bound).  Rows after a flatten or a linear layer see all the
 positions of the layer they collapse (``global``: ``R + (L - 1) * J``, which need not be the
 whole input: AlexNet's strides never reach the last two columns of a 227x227 image).
+
+The spatial dims of a row are the trailing ``k`` dims of its per-sample shape, ``k`` being the
+input's (2 for images).  So a tensor with extra leading dims, such as the ``(groups, C/groups, H, W)``
+view inside a channel shuffle, keeps its field: views and copies that leave the trailing dims in
+place (same sizes; a permute or transpose that does not move them; slicing that keeps the rank)
+pass the field through, and the shuffle's convolutions see what they really see.  An op that moves
+spatial dims (a transpose of H and W) is marked irregular: past it, a field's dims no longer line
+up with the input's axes, so its numbers are not checked against the gradient.
 """
 from __future__ import annotations
 
@@ -45,14 +53,34 @@ class Field:
     whole: bool = False
 
 
-def _spatial(shape: Sequence) -> list:
-    return list(shape[1:])  # per-sample (C, *spatial)
+def _spatial(shape: Sequence, k: int) -> list:
+    """The spatial dims of a per-sample shape ``(C, ..., *spatial)``: its trailing ``k`` dims; a
+    shape with no more than ``k`` dims (flattened, token-major) has ``shape[1:]``."""
+    return list(shape[len(shape) - k:]) if len(shape) > k else list(shape[1:])
+
+
+# view functions that may move or drop dims while the trailing sizes happen to match
+_RANK_CHANGING = ("getitem", "squeeze", "unsqueeze")
+
+
+def _keeps_spatial(r: dict, k: int) -> bool:
+    """A view or copy whose output's trailing ``k`` dims are its input's, in the same order."""
+    ins, out = r["in_shapes"][0], r["out_shape"]
+    if _spatial(ins, k) != _spatial(out, k) or len(ins) <= k or len(out) <= k:
+        return False
+    hp, full = r["hparams"], len(ins) + 1  # hparams' dims count the batch dim
+    fn = hp.get("fn")
+    if fn in ("permute", "transpose", "t"):
+        dims = [d % full for d in hp.get("dims", ())]
+        moved = [d for i, d in enumerate(dims) if d != i] if fn == "permute" else dims
+        return bool(dims) and all(d < full - k for d in moved)
+    return fn not in _RANK_CHANGING or len(ins) == len(out)
 
 
 def _window(r: dict, field: Field) -> Optional[Field]:
     """Field after a conv/pool row, or None when its windows are not one kernel/stride."""
     kind, hp = r["kind"], r["hparams"]
-    ins = _spatial(r["in_shapes"][0])
+    ins = _spatial(r["in_shapes"][0], len(field.r))
     if kind == "adaptive_pool":
         k, s, regular = [], [], True
         for L, o in zip(ins, hp["output_size"]):
@@ -93,31 +121,35 @@ def _union(fields: list[Field]) -> Field:
 
 def fields(df: pd.DataFrame) -> list[Field]:
     """The receptive field of every row of an analyze() table (numeric mode)."""
-    inp = _spatial(df.attrs["input"])
+    k = len(df.attrs["input"]) - 1
+    inp = _spatial(df.attrs["input"], k)
     start = Field((1,) * len(inp), (1,) * len(inp), (0,) * len(inp))
     out: list[Field] = []
     for r in df.to_dict("records"):
         src = input_sources(list(r["sources"]), len(r["in_shapes"])) or [-1]
         ins = [out[s] if s >= 0 else start for s in src]
-        spatial_out = _spatial(r["out_shape"])
+        spatial_out = _spatial(r["out_shape"], k)
+        spatial_in = _spatial(r["in_shapes"][0], k)
         kind = r["kind"]
         wholes = [f for f in ins if f.whole]
         if wholes:  # already mixed over all positions: stays so
             out.append(max(wholes, key=lambda f: f.r))
-        elif len(spatial_out) == 0 or (kind == "reduce" and not _same_spatial(r)):
-            out.append(_collapse(ins[0], _spatial(r["in_shapes"][0])))  # flatten, linear, global mean
+        elif len(spatial_out) == 0 or (kind == "reduce" and not _same_spatial(r, k)):
+            out.append(_collapse(ins[0], spatial_in))  # flatten, linear, global mean
         elif kind in WINDOWED and r["supported"]:
             out.append(_window(r, ins[0]))
-        elif kind in TRANSPARENT or (kind in ("view", "reduce", "upsample") and _same_spatial(r)):
+        elif kind in ("view", "copy") and _keeps_spatial(r, k):
+            out.append(ins[0])
+        elif kind in TRANSPARENT or (kind in ("reduce", "upsample") and _same_spatial(r, k)):
             f = _union(ins) if len(ins) > 1 else ins[0]
-            out.append(f if len(f.r) == len(spatial_out) else _collapse(f, _spatial(r["in_shapes"][0])))
+            out.append(f if len(f.r) == len(spatial_out) else _collapse(f, spatial_in))
         elif kind == "linear" and len(spatial_out) == len(ins[0].r):  # a linear on the last dim mixes it
             f = ins[0]
             out.append(Field(f.r, f.j, f.p, False, False))
         else:  # transposed conv, upsampling, reshapes that move spatial dims, unsupported ops
             f = _union(ins) if len(ins) > 1 else ins[0]
             out.append(Field(f.r, f.j, f.p, False, f.whole) if len(f.r) == len(spatial_out)
-                       else _collapse(f, _spatial(r["in_shapes"][0])))
+                       else _collapse(f, spatial_in))
     return out
 
 
@@ -129,8 +161,8 @@ def _collapse(f: Field, sizes: list) -> Field:
     return Field(tuple(r + (n - 1) * j for r, n, j in zip(f.r, sizes, f.j)), f.j, f.p, f.regular, True)
 
 
-def _same_spatial(r: dict) -> bool:
-    return all(_spatial(s) == _spatial(r["out_shape"]) for s in r["in_shapes"])
+def _same_spatial(r: dict, k: int) -> bool:
+    return all(_spatial(s, k) == _spatial(r["out_shape"], k) for s in r["in_shapes"])
 
 
 def receptive_field(model: nn.Module, input_shape: Sequence[int], mode: str = "eval") -> pd.DataFrame:
@@ -191,12 +223,14 @@ def _window_image(spans: list, k: int, s: int, p: int, d: int, n: int) -> list:
     return _merge(out)
 
 
-def _back(r: dict, need: list, in_shape: list) -> Optional[list]:
+def _back(r: dict, need: list, in_shape: list, k: int) -> Optional[list]:
     """Positions of the row's input (per dim) that the output positions ``need`` read; None when
-    the row is not a regular op."""
+    the row is not a regular op.  ``k``: spatial dims of the model input."""
     kind, hp = r["kind"], r["hparams"]
-    sizes = _spatial(in_shape)
-    if len(_spatial(r["out_shape"])) == 0 or (kind == "reduce" and not _same_spatial(r)):
+    sizes = _spatial(in_shape, k)
+    if kind in ("view", "copy") and _keeps_spatial(r, k):
+        return need
+    if len(_spatial(r["out_shape"], k)) == 0 or (kind == "reduce" and not _same_spatial(r, k)):
         return [[(0, n - 1)] for n in sizes]  # every position feeds every output
     if kind == "adaptive_pool" and r["supported"]:  # bin i covers [floor(i*L/O), ceil((i+1)*L/O))
         return [_merge([(a * n // o, -(-(b + 1) * n // o) - 1) for a, b in spans])
@@ -207,7 +241,7 @@ def _back(r: dict, need: list, in_shape: list) -> Optional[list]:
         if isinstance(pad, str):
             pad = [d * (kk - 1) // 2 if pad == "same" else 0 for kk, d in zip(k, dil)]
         return [_window_image(spans, kk, ss, pp, d, n) for spans, kk, ss, pp, d, n in zip(need, k, s, pad, dil, sizes)]
-    if kind in TRANSPARENT or (kind in ("view", "reduce", "upsample") and _same_spatial(r)):
+    if kind in TRANSPARENT or (kind in ("reduce", "upsample") and _same_spatial(r, k)):
         if len(sizes) != len(need):
             return None
         return [spans if n > 1 else [(0, 0)] for spans, n in zip(need, sizes)]  # a size-1 dim broadcasts
@@ -224,7 +258,7 @@ def exact_interval(df: pd.DataFrame | list, row: int, unit: Sequence[int], input
     Returns None if a path goes through an irregular op (transposed conv, upsampling).
     """
     records = df if isinstance(df, list) else df.to_dict("records")  # records: pass them when calling often
-    dims = input_dims if isinstance(df, list) else len(_spatial(df.attrs["input"]))
+    dims = input_dims if isinstance(df, list) else len(df.attrs["input"]) - 1
     need: dict[int, list] = {row: [[(u, u)] for u in unit]}
     result: Optional[list] = None
     for i in range(row, -1, -1):
@@ -234,7 +268,7 @@ def exact_interval(df: pd.DataFrame | list, row: int, unit: Sequence[int], input
         src = input_sources(list(r["sources"]), len(r["in_shapes"])) or [-1]
         for k, s in enumerate(src):
             in_shape = r["in_shapes"][k] if k < len(r["in_shapes"]) else r["in_shapes"][0]
-            back = _back(r, need[i], in_shape)
+            back = _back(r, need[i], in_shape, dims)
             if back is None:
                 return None
             if any(not spans for spans in back):

@@ -8,7 +8,7 @@ already ``floor(a/b)``, and ``ceil_div`` is ``-(-a // b)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import sympy
 import torch
@@ -18,10 +18,21 @@ Size = Union[int, sympy.Expr]
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """Shape (batch first) and dtype of a tensor that is never allocated."""
+    """Shape (batch first), dtype and, for a view, strides of a tensor that is never allocated.
+
+    ``strides`` (in elements) is None for a contiguous row-major tensor, which is what every op
+    that computes a result returns.  Only views (permute, transpose, slicing, expand, split...)
+    carry strides, because whether ``contiguous()`` or ``reshape`` must copy depends on them.
+    """
 
     shape: tuple[Size, ...]
     dtype: torch.dtype = torch.float32
+    strides: Optional[tuple[Size, ...]] = None
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor) -> "TensorSpec":
+        """The spec of a real (or meta) tensor, strides kept when it is a non-contiguous view."""
+        return cls(tuple(tensor.shape), tensor.dtype, None if tensor.is_contiguous() else tuple(tensor.stride()))
 
     @property
     def numel(self) -> Size:
@@ -31,13 +42,97 @@ class TensorSpec:
     def nbytes(self) -> Size:
         return self.numel * self.dtype.itemsize
 
+    @property
+    def stride(self) -> tuple[Size, ...]:
+        return self.strides if self.strides is not None else contiguous_strides(self.shape)
+
+    @property
+    def is_contiguous(self) -> bool:
+        return self.strides is None or strides_are_contiguous(self.shape, self.strides)
+
     def with_shape(self, shape: Iterable[Size]) -> "TensorSpec":
+        """A new (contiguous) tensor of this dtype."""
         return TensorSpec(tuple(shape), self.dtype)
+
+    def as_view(self, shape: Iterable[Size], strides: Iterable[Size]) -> "TensorSpec":
+        """A view of this tensor; ``strides`` is dropped when it is the contiguous layout anyway."""
+        shape, strides = tuple(shape), tuple(strides)
+        return TensorSpec(shape, self.dtype, None if strides_are_contiguous(shape, strides) else strides)
 
     @property
     def sample_shape(self) -> tuple[Size, ...]:
         """Shape without the batch dimension, as tables print it."""
         return self.shape[1:]
+
+
+def contiguous_strides(shape: Sequence[Size]) -> tuple[Size, ...]:
+    """Row-major strides: ``stride[d] = prod(shape[d+1:])``."""
+    out, step = [], 1
+    for size in reversed(shape):
+        out.append(step)
+        step = step * size
+    return tuple(reversed(out))
+
+
+def same_size(a: Size, b: Size) -> bool:
+    """``a == b`` for ints, and for sympy expressions once expanded (``N*C*H`` vs ``C*N*H``)."""
+    if not (is_symbolic(a) or is_symbolic(b)):
+        return a == b
+    return sympy.expand(a - b) == 0
+
+
+def strides_are_contiguous(shape: Sequence[Size], strides: Sequence[Size]) -> bool:
+    """PyTorch's ``is_contiguous``: from the last dim, each stride is the product of the sizes after
+    it, ignoring dims of size 1 (any stride is fine there)."""
+    expected: Size = 1
+    for size, stride in zip(reversed(shape), reversed(strides)):
+        if same_size(size, 1):
+            continue
+        if not same_size(stride, expected):
+            return False
+        expected = expected * size
+    return True
+
+
+def _less(a: Size, b: Size) -> bool:
+    if not (is_symbolic(a) or is_symbolic(b)):
+        return a < b
+    diff = sympy.simplify(a - b)
+    if diff.is_negative is None:
+        raise NotImplementedError(f"cannot decide {a} < {b} for every input size")
+    return bool(diff.is_negative)
+
+
+def view_strides(shape: Sequence[Size], strides: Sequence[Size], new_shape: Sequence[Size]
+                 ) -> Optional[tuple[Size, ...]]:
+    """Strides of ``new_shape`` viewing a tensor of ``shape``/``strides`` without copying, or None
+    when no such view exists (then ``reshape`` copies and ``view`` fails).
+
+    PyTorch's ``computeStride`` (aten/src/ATen/TensorUtils.cpp): walk the old dims from the last,
+    grouping runs that are contiguous with each other ("chunks"); each chunk must be covered
+    exactly by consecutive new dims, whose strides are then the chunk's base stride times the
+    product of the new sizes after them.
+    """
+    if strides_are_contiguous(shape, strides):
+        return contiguous_strides(new_shape)
+    new_strides: list[Size] = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base = strides[-1] if strides else 1
+    tensor_numel: Size = 1
+    view_numel: Size = 1
+    for d in range(len(shape) - 1, -1, -1):
+        tensor_numel = tensor_numel * shape[d]
+        if d == 0 or (not same_size(shape[d - 1], 1)
+                      and not same_size(strides[d - 1], tensor_numel * chunk_base)):
+            while view_d >= 0 and (_less(view_numel, tensor_numel) or same_size(new_shape[view_d], 1)):
+                new_strides[view_d] = view_numel * chunk_base
+                view_numel = view_numel * new_shape[view_d]
+                view_d -= 1
+            if not same_size(view_numel, tensor_numel):
+                return None
+            if d > 0:
+                chunk_base, tensor_numel, view_numel = strides[d - 1], 1, 1
+    return tuple(new_strides) if view_d == -1 else None
 
 
 def leaves(value: Any, kind: type | tuple) -> list:

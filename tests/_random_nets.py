@@ -1,4 +1,5 @@
-"""Hypothesis strategies for random small CNNs: sequential, residual (+) and concatenation blocks.
+"""Hypothesis strategies for random small CNNs: sequential, residual (+), concatenation and
+channel-shuffle blocks.
 
 Layers: conv (grouped, depthwise, dilated, strided, rectangular, padding "same"), max/avg/adaptive
 pooling, BatchNorm, the lecture's activations (sigmoid, tanh, ReLU, Leaky ReLU, PReLU, ELU, SELU,
@@ -46,6 +47,24 @@ class Concat(nn.Module):
 
     def forward(self, x):
         return torch.cat([b(x) for b in self.branches], 1)
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle: view as (groups, c/groups), swap the two, merge back.  The swap
+    leaves a non-contiguous view; merging copies (``contiguous().view``, ``reshape``, ``flatten``)."""
+
+    def __init__(self, groups: int, how: str) -> None:
+        super().__init__()
+        self.groups, self.how = groups, how
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        y = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2)
+        if self.how == "contiguous":
+            return y.contiguous().view(n, c, h, w)
+        if self.how == "reshape":
+            return y.reshape(n, c, h, w)
+        return y.flatten(1, 2)
 
 
 class Net(nn.Module):
@@ -117,8 +136,14 @@ def layer(draw, c: int, after_fresh: bool, keep_size: bool = False):
 
 @st.composite
 def block(draw, shape: tuple) -> tuple[nn.Module, tuple]:
-    kind = draw(st.sampled_from(["seq", "seq", "residual", "concat"]))
+    kind = draw(st.sampled_from(["seq", "seq", "residual", "concat", "shuffle"]))
     c = shape[0]
+    if kind == "shuffle":
+        divisors = [g for g in range(2, c + 1) if c % g == 0]
+        if not divisors:
+            return nn.Identity(), shape
+        how = draw(st.sampled_from(["contiguous", "reshape", "flatten"]))
+        return ChannelShuffle(draw(st.sampled_from(divisors)), how), shape
     if kind == "residual":
         body = [draw(conv(c, keep_size=True))]
         extra, _ = draw(_chain_from(body, shape, 2, keep_size=True))

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from torch import nn
 
-from _random_nets import Concat, Residual, random_cnn
+from _random_nets import ChannelShuffle, Concat, Residual, random_cnn
 from archstat.models import get_model
 from archstat.receptive_field import receptive_field
 from archstat.validation.receptive_field_check import measure
@@ -98,3 +98,13 @@ def test_zoo_fields_slow(name):
 
     torch.manual_seed(0)
     assert_measured(get_model(name, device=None), model_info(name).default_input)
+
+
+@pytest.mark.parametrize("how", ["contiguous", "reshape", "flatten"])
+def test_channel_shuffle_passes_the_field_through(how):
+    """The shuffle's (groups, C/groups, H, W) views keep H and W: the conv after it sees 5x5, not
+    the whole input (the spatial dims are the trailing two, whatever comes before them)."""
+    net = nn.Sequential(nn.Conv2d(4, 4, 3), ChannelShuffle(2, how), nn.Conv2d(4, 4, 3))
+    rf = receptive_field(net, (4, 12, 12))
+    assert list(rf.rf_h)[-1] == 5 and not rf["global"].any()
+    assert_measured(net, (4, 12, 12), formula_too=True)

@@ -5,6 +5,12 @@ None of these has MACs.  Views (``view``, ``flatten``, ``permute``, ``squeeze`` 
 input's storage: ``alloc`` is False, but the lecture still lists their output (AlexNet's flatten
 row is 36 KB), so their bytes stay in the memory column.  Ops that return their input unchanged
 (``Identity``, ``Dropout`` in eval, ``contiguous`` of a contiguous tensor) add nothing.
+
+Views carry their strides (``TensorSpec.strides``), computed as PyTorch does, because three ops
+depend on them: ``contiguous()`` copies a non-contiguous view (kind ``copy``, a new tensor), and
+``reshape``/``flatten`` copy when no view of the new shape exists (``spec.view_strides``), where
+``view`` raises.  A channel shuffle (``view``, ``transpose``, ``contiguous``) thus allocates, as
+it does on the device.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
 from archstat.formulas.linear import _broadcast
-from archstat.spec import TensorSpec, is_symbolic, prod, simplify
+from archstat.spec import TensorSpec, is_symbolic, prod, same_size, simplify, view_strides
 
 ELEMENTWISE = ("add", "sub", "mul", "div", "truediv", "floordiv", "pow", "maximum", "minimum",
                "rsub", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "clamp", "where")
@@ -25,7 +31,8 @@ def elementwise_function(args: tuple, kwargs: dict) -> Cost:
     for t in tensors:
         shape = _broadcast(shape, t.shape)
     inplace = bool(kwargs.get("inplace", False))
-    return Cost(out=tensors[0].with_shape(shape), kind="elementwise", alloc=not inplace, new_bytes=not inplace,
+    out = tensors[0] if inplace else tensors[0].with_shape(shape)  # in place: the same tensor, same strides
+    return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,
                 hparams={"fn": kwargs.get("_fn", "elementwise"), "inplace": inplace, "tensor_args": len(tensors)})
 
 
@@ -60,18 +67,29 @@ def _flatten_shape(shape: tuple, start: int, end: int) -> tuple:
     return (*shape[:start], prod(shape[start:end + 1]), *shape[end + 1:])
 
 
-def _view_cost(x: TensorSpec, shape, **hparams) -> Cost:
-    """A view of ``x``.  One that keeps the shape of a contiguous input is the same memory view
-    (``flatten`` of a single dim returns its input, ``view(x.shape)`` aliases it): no new bytes."""
-    same = list(shape) == list(x.shape)
-    return Cost(out=x.with_shape(shape), kind="identity" if same else "view", alloc=False, new_bytes=not same,
-                hparams=hparams)
+def _reshape_cost(x: TensorSpec, shape, fn: str, **hparams) -> Cost:
+    """``view``/``reshape``/``flatten`` of ``x`` to ``shape``.
+
+    The same shape returns the input's memory view (``flatten`` of a single dim returns its input,
+    ``view(x.shape)`` aliases it): no new bytes.  Otherwise a view when one exists; if not,
+    ``view`` fails as in PyTorch and ``reshape``/``flatten`` copy into a new contiguous tensor.
+    """
+    shape = tuple(shape)
+    if len(shape) == len(x.shape) and all(same_size(a, b) for a, b in zip(shape, x.shape)):
+        return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn, **hparams})
+    strides = view_strides(x.shape, x.stride, shape)
+    if strides is not None:
+        return Cost(out=x.as_view(shape, strides), kind="view", alloc=False, hparams={"fn": fn, **hparams})
+    if fn == "view":
+        raise ShapeError(f"view {list(shape)} of a non-contiguous tensor {list(x.shape)} (strides {list(x.stride)}): "
+                         "PyTorch refuses it; use reshape")
+    return Cost(out=x.with_shape(shape), kind="copy", hparams={"fn": fn, **hparams})
 
 
 @register_module(nn.Flatten)
 def flatten_module(m: nn.Flatten, inputs: list) -> Cost:
     x = inputs[0]
-    return _view_cost(x, _flatten_shape(x.shape, m.start_dim, m.end_dim))
+    return _reshape_cost(x, _flatten_shape(x.shape, m.start_dim, m.end_dim), "flatten")
 
 
 @register_function("flatten")
@@ -79,7 +97,7 @@ def flatten_function(args: tuple, kwargs: dict) -> Cost:
     x = args[0]
     start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
     end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
-    return _view_cost(x, _flatten_shape(x.shape, start, end))
+    return _reshape_cost(x, _flatten_shape(x.shape, start, end), "flatten")
 
 
 @register_function("view", "reshape")
@@ -90,37 +108,77 @@ def view_function(args: tuple, kwargs: dict) -> Cost:
     if list(sizes).count(-1) > 1:
         raise ShapeError(f"view {list(sizes)} has more than one -1")
     known = prod(s for s in sizes if not (isinstance(s, int) and s == -1))
-    shape = tuple(simplify(x.numel / known) if isinstance(s, int) and s == -1 else s for s in sizes)
+    if not is_symbolic(x.numel) and not is_symbolic(known) and (known == 0 or x.numel % known):
+        raise ShapeError(f"cannot view shape {list(x.shape)} as {list(sizes)}")
+    inferred = x.numel // known if not (is_symbolic(x.numel) or is_symbolic(known)) else simplify(x.numel / known)
+    shape = tuple(inferred if isinstance(s, int) and s == -1 else s for s in sizes)
     if not is_symbolic(x.numel) and not any(is_symbolic(s) for s in shape) and prod(shape) != x.numel:
         raise ShapeError(f"cannot view shape {list(x.shape)} as {list(sizes)}")
-    return _view_cost(x, shape, fn=kwargs.get("_fn", "view"))
+    return _reshape_cost(x, shape, kwargs.get("_fn", "view"))
+
+
+def _expand(x: TensorSpec, sizes: tuple) -> tuple[list, list]:
+    """Shape and strides of ``x.expand(*sizes)``: new leading dims and broadcast size-1 dims get stride 0."""
+    lead = len(sizes) - len(x.shape)
+    shape, strides = [], []
+    for d, n in enumerate(sizes):
+        if d < lead:
+            shape.append(n)
+            strides.append(0)
+            continue
+        size, stride = x.shape[d - lead], x.stride[d - lead]
+        grows = not (isinstance(n, int) and n == -1) and not same_size(n, size)
+        shape.append(size if isinstance(n, int) and n == -1 else n)
+        strides.append(0 if grows else stride)
+    return shape, strides
 
 
 @register_function("permute", "transpose", "t", "squeeze", "unsqueeze", "contiguous", "expand", "detach")
 def view_like_function(args: tuple, kwargs: dict) -> Cost:
     x, fn = args[0], kwargs.get("_fn")
     rest = args[1:]
-    shape = list(x.shape)
-    if fn == "permute":
-        dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
-        shape = [x.shape[_dim(d, len(shape))] for d in dims]
-    elif fn in ("transpose", "t"):
-        a, b = (rest[0], rest[1]) if fn == "transpose" else (0, 1)
-        a, b = _dim(a, len(shape)), _dim(b, len(shape))
-        shape[a], shape[b] = shape[b], shape[a]
-    elif fn == "squeeze":
-        dims = [_dim(rest[0], len(shape))] if rest else [i for i, s in enumerate(shape) if s == 1]
-        shape = [s for i, s in enumerate(shape) if not (i in dims and s == 1)]
-    elif fn == "unsqueeze":
-        shape.insert(_dim(rest[0], len(shape) + 1), 1)
-    elif fn == "expand":
-        sizes = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
-        shape = [s if n == -1 else n for s, n in zip([1] * (len(sizes) - len(shape)) + shape, sizes)]
-    if fn in ("contiguous", "detach"):
+    if fn == "detach":
         return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn})
-    if fn in ("squeeze", "expand") or (fn == "permute" and [_dim(d, len(shape)) for d in dims] == list(range(len(shape)))):
-        return _view_cost(x, shape, fn=fn)  # nothing squeezed / expanded / permuted: the same view
-    return Cost(out=x.with_shape(shape), kind="view", alloc=False, hparams={"fn": fn})
+    if fn == "contiguous":
+        if x.is_contiguous:
+            return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn})
+        return Cost(out=x.with_shape(x.shape), kind="copy", hparams={"fn": fn})
+    shape, strides = list(x.shape), list(x.stride)
+    rank = len(shape)
+    hparams: dict = {"fn": fn}
+    if fn == "permute":
+        dims = [_dim(d, rank) for d in (rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest)]
+        shape, strides = [shape[d] for d in dims], [strides[d] for d in dims]
+        hparams["dims"] = dims
+        if dims == list(range(rank)):
+            return _unchanged(x, fn)
+    elif fn in ("transpose", "t"):
+        a, b = (_dim(rest[0], rank), _dim(rest[1], rank)) if fn == "transpose" else (0, 1)
+        if a == b or rank < 2:
+            return _unchanged(x, fn)
+        shape[a], shape[b] = shape[b], shape[a]
+        strides[a], strides[b] = strides[b], strides[a]
+        hparams["dims"] = [a, b]
+    elif fn == "squeeze":
+        dims = [_dim(rest[0], rank)] if rest else [i for i, s in enumerate(shape) if same_size(s, 1)]
+        keep = [i for i, s in enumerate(shape) if not (i in dims and same_size(s, 1))]
+        if len(keep) == rank:
+            return _unchanged(x, fn)
+        shape, strides = [shape[i] for i in keep], [strides[i] for i in keep]
+    elif fn == "unsqueeze":
+        d = _dim(rest[0], rank + 1)
+        shape.insert(d, 1)
+        strides.insert(d, strides[d] * x.shape[d] if d < rank else 1)  # PyTorch's choice; any works for size 1
+    elif fn == "expand":
+        shape, strides = _expand(x, tuple(rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest))
+        if len(shape) == rank and all(same_size(a, b) for a, b in zip(shape, x.shape)):
+            return _unchanged(x, fn)
+    return Cost(out=x.as_view(shape, strides), kind="view", alloc=False, hparams=hparams)
+
+
+def _unchanged(x: TensorSpec, fn: str) -> Cost:
+    """A view with the input's own shape and strides (nothing squeezed, expanded or permuted)."""
+    return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn})
 
 
 @register_function("mean", "sum", "amax", "amin")
@@ -195,7 +253,7 @@ def split_function(args: tuple, kwargs: dict) -> Cost:
     for p in parts:
         shape = list(x.shape)
         shape[dim] = p
-        outs.append(x.with_shape(shape))
+        outs.append(x.as_view(shape, x.stride))  # each part keeps the input's strides
     return Cost(out=tuple(outs), kind="view", alloc=False, hparams={"fn": fn})
 
 
@@ -223,13 +281,16 @@ def getitem_function(args: tuple, kwargs: dict) -> Cost:
         at = index.index(Ellipsis)
         fill = len(x.shape) - sum(1 for i in index if i is not None and i is not Ellipsis)
         index = index[:at] + (slice(None),) * fill + index[at + 1:]
-    shape, dim = [], 0
+    shape, strides, dim = [], [], 0
     for i in index:
         if i is None:
             shape.append(1)
+            strides.append(1)  # a size-1 dim: its stride never matters
             continue
         if isinstance(i, slice):
             shape.append(_slice_len(x.shape[dim], i))
-        dim += 1
+            strides.append(x.stride[dim] * (i.step or 1))
+        dim += 1  # an int index drops the dim
     shape += list(x.shape[dim:])
-    return Cost(out=x.with_shape(shape), kind="view", alloc=False, hparams={"fn": "getitem"})
+    strides += list(x.stride[dim:])
+    return Cost(out=x.as_view(shape, strides), kind="view", alloc=False, hparams={"fn": "getitem"})

@@ -121,9 +121,10 @@ def measure(model: nn.Module, input_shape: Sequence[int], rows_to_check: Optiona
         y = y[0] if isinstance(y, (tuple, list)) else y
         if not isinstance(y, torch.Tensor) or not y.requires_grad or not y.is_floating_point():
             continue
-        spatial = list(y.shape[2:]) if not f.whole else []
+        k = len(in_sizes)  # the trailing k dims are spatial; the rest (channels, groups) are summed
+        spatial = list(y.shape[-k:]) if not f.whole and y.dim() >= k + 2 else []
         unit = [(n - 1) // 2 for n in spatial]
-        picked = y[(0, slice(None), *unit)] if spatial else y[0]
+        picked = y[0][(Ellipsis, *unit)] if spatial else y[0]
         (g,) = torch.autograd.grad(picked.sum(), x, retain_graph=True)
         nz = g[0].abs().sum(0) > 0  # over input channels
         measured = []
