@@ -4,7 +4,9 @@
 
 archstat analyses a model built on the meta device (no weight memory: the peak traced Python
 allocation is printed); fvcore needs real weights and a real forward pass.  Prints the median
-of several runs for each and the speed ratio.  Goal: >= 10x on the deepest zoo model.
+of several runs for each and the speed ratio.  Run it on an idle machine: fvcore's real forward
+pass slows down far more than archstat under CPU contention, which inflates the ratio (a loaded
+2-core box once gave 39x on ResNet-152; idle, it is about 8x, half of it torch.fx's tracing).
 """
 from __future__ import annotations
 
