@@ -106,9 +106,11 @@ def analyze(
     engine = "fx"
     with training_mode(model, mode == "train"):  # formulas read flags such as BatchNorm's `training`
         try:
-            records = Interpreter(model, trace_graph(model)).run([spec])
+            interpreter = Interpreter(model, trace_graph(model))
+            records, outputs = interpreter.run([spec]), interpreter.outputs
         except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
             records, engine = meta_records(model, spec, why=str(exc).split(": ", 1)[-1]), "meta"
+            outputs = None  # unknown: every value nobody reads is kept to the end
     rows = _rows(records, convention)
     if upto is not None:
         rows = _cut(rows, upto)
@@ -118,6 +120,7 @@ def analyze(
         "model": type(model).__name__, "input": list(input_shape), "batch": "N" if symbolic else batch,
         "dtype": str(dtype).replace("torch.", ""), "mode": mode, "convention": convention,
         "symbolic": symbolic, "upto": upto, "engine": engine,
+        "outputs": outputs if upto is None else None, "input_bytes": simplify(spec.nbytes),
         "total": {c: simplify(sum(r[c] for r in rows)) for c in ("params", "macs", "flops", "act_bytes")},
         "params_all": sum(p.numel() for p in model.parameters()),
         "partial": bool(unsupported), "unsupported": unsupported,

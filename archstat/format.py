@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from archstat.conventions import DESCRIPTIONS
+from archstat.live_memory import inference_peak
 from archstat.spec import is_symbolic
 
 FOLDABLE_KINDS = ("activation", "dropout", "identity")
@@ -100,6 +101,10 @@ def _footer(df: pd.DataFrame) -> list[str]:
     a = df.attrs
     lines = [f"memory = bytes of each op's output / 1024 (views listed, in-place ops and identities add 0); "
              f"params counted once per tensor; MACs {scaled(a['total']['macs'], 1)}"]
+    peak = inference_peak(df)
+    if peak is not None:
+        lines.append(f"inference peak: {peak['peak_bytes'] / 1024:,.1f} KB of activations alive at once, at "
+                     f"{peak['peak_name']} (input included, every value freed after its last use)")
     if a.get("params_all") != a["total"]["params"]:
         lines.append(f"params of the whole model (every module, run or not): {a['params_all']:,}")
     if a.get("unsupported"):
@@ -156,6 +161,7 @@ def to_dict(df: pd.DataFrame) -> dict:
         "layers": [{k: r[k] for k in JSON_FIELDS} for r in df.to_dict("records")],
         "total": a["total"], "params_all": a["params_all"], "partial": a["partial"],
         "unsupported": a["unsupported"], "oracle_unsupported": a["oracle_unsupported"],
+        "inference_peak": inference_peak(df),
     })
 
 

@@ -105,6 +105,7 @@ class Interpreter:
         self.params = ParamCounter()
         self._source: dict[fx.Node, int] = {}  # node -> index of the record that produced its value
         self._env: dict[fx.Node, Any] = {}  # node -> its value (TensorSpec, int, sympy expression ...)
+        self.outputs: Optional[list[int]] = None  # records feeding the graph output (-1: the input itself)
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
         env = self._env = {}  # fresh for each run
@@ -119,7 +120,8 @@ class Interpreter:
                 env[node] = value
             elif node.op == "get_attr":
                 env[node] = self._get_attr(str(node.target))
-            elif node.op == "output":
+            elif node.op == "output":  # the records whose values the model returns
+                self.outputs = sorted({self._source.get(n, -1) for n in node.all_input_nodes})
                 break
             else:
                 args = fx.node.map_arg(node.args, lambda n: env[n])

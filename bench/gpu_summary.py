@@ -99,13 +99,14 @@ def render_summary(res: dict) -> str:
         for r in e.get("runs", []):
             rows.append([model, label.replace("profile ", ""), r.get("phase"), _f(r.get("median_s"), 1e3, 3),
                          _pct(r.get("cv")), _f(r.get("iqr_s"), 1e3, 3), _f(r.get("images_per_s"), 1, 0),
-                         _f(r.get("peak_mem_bytes"), 2 ** -20, 0), _f(r.get("achieved_flops_per_s"), 1e-12, 1),
+                         _f(r.get("peak_mem_bytes"), 2 ** -20, 0), _f(r.get("memory_estimate_bytes"), 2 ** -20, 0),
+                         _f(r.get("achieved_flops_per_s"), 1e-12, 1),
                          _pct(r.get("peak_share")),
                          lsum if r.get("phase") == "forward" else "-",
                          _pct(roof.get("median_abs_error")) if r.get("phase") == "forward" else "-",
                          _pct(roof.get("naive_median_abs_error")) if r.get("phase") == "forward" else "-",
                          _f(roof.get("spearman"), 1, 3) if r.get("phase") == "forward" else "-"])
-    lines += _table(["model", "config", "phase", "median ms", "CV", "IQR ms", "img/s", "peak MiB", "TFLOP/s",
+    lines += _table(["model", "config", "phase", "median ms", "CV", "IQR ms", "img/s", "peak MiB", "est. MiB", "TFLOP/s",
                      "% peak", "layer sum", "roofline err", "naive err", "Spearman"], rows)
     lines += ["", "## torchvision (random-init state_dict loaded strictly; fp32-strict outputs; latency "
               "alternated ours/torchvision, same run)", ""]

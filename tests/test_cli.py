@@ -20,7 +20,9 @@ def test_table_text_has_lecture_columns(capsys):
     for col in ("C_in", "H/W in", "filters", "kernel", "stride", "pad", "C_out", "H/W out", "memory (KB)",
                 "params (k)", "flop (M)"):
         assert col in out
-    assert "72.855552" in out and "37,752.832" in out and out.splitlines()[-2].startswith("total")
+    lines = out.splitlines()
+    assert "72.855552" in out and "37,752.832" in out and lines[-3].startswith("total")
+    assert lines[-1].startswith("inference peak: ")
 
 
 def test_table_json_contract(capsys):

@@ -1,5 +1,6 @@
-"""Hypothesis: random CNNs (sequential, residual, concat) agree with the real model and both FLOP
-oracles, per row and per module, in eval and in training mode."""
+"""Hypothesis: random CNNs (sequential, residual, concat, channel shuffle) agree with the real model
+and both FLOP oracles, per row and per module, in eval and in training mode, and in eval mode with
+the live-memory tracker row by row."""
 import logging
 
 from hypothesis import given
@@ -19,6 +20,8 @@ def test_random_cnn_validates(case, mode, convention):
     # the per-row checks really ran: every supported row was compared, none skipped
     for check in ("shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok"):
         assert df.attrs["checks"][check]["ok"] == len(df), check
+    # inference memory is checked row by row in eval mode (a training step's is test_memory's)
+    assert df.attrs["checks"]["live_ok"]["ok"] == (len(df) if mode == "eval" else 0)
     totals = df.attrs["totals"]
     assert totals["flops_fvcore"][0] == totals["flops_fvcore"][1]
     assert totals["flops_flopcounter"][0] == totals["flops_flopcounter"][1]

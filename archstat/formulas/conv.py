@@ -13,7 +13,7 @@ from torch import nn
 
 from archstat.formulas import Cost, register_function, register_module
 from archstat.formulas._checks import require_channels, require_positive, require_rank
-from archstat.spec import TensorSpec, pair, prod
+from archstat.spec import Size, TensorSpec, pair, prod
 
 
 def conv_out_size(size, k: int, s: int, p: int, d: int):
@@ -35,8 +35,20 @@ def _conv_cost(x: TensorSpec, c_in: int, c_out: int, k: tuple, s: tuple, p, d: t
     out = x.with_shape((x.shape[0], c_out, *out_spatial))
     macs = x.shape[0] * c_out * prod(out_spatial) * (c_in // groups) * prod(k)
     return Cost(out=out, kind="conv", macs=macs, kernel=list(k), stride=list(s),
-                padding=p if isinstance(p, str) else list(p),
+                padding=p if isinstance(p, str) else list(p), work={"transient_bytes": _same_pad_copy(x, k, p, d)},
                 hparams={"groups": groups, "dilation": list(d), "bias": bias, "c_in": c_in, "c_out": c_out})
+
+
+def _same_pad_copy(x: TensorSpec, k: tuple, p, d: tuple) -> Size:
+    """Bytes of the padded input copy an asymmetric ``padding="same"`` makes (transient memory).
+
+    "same" pads ``d * (k - 1)`` per dim; when that is odd, PyTorch first pads a copy of the input by
+    the odd remainder on the far side, then convolves it with the symmetric rest.
+    """
+    extra = [dd * (kk - 1) % 2 for kk, dd in zip(k, d)] if p == "same" else []
+    if not any(extra):
+        return 0
+    return prod(x.shape[:2]) * prod(size + e for size, e in zip(x.shape[2:], extra)) * x.dtype.itemsize
 
 
 @register_module(nn.Conv1d, nn.Conv2d, nn.Conv3d)

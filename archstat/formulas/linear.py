@@ -6,11 +6,12 @@ a 1-d operand is a vector (its n or m dimension drops out), as ``torch.matmul`` 
 """
 from __future__ import annotations
 
+import sympy
 from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
 from archstat.formulas._checks import require_channels
-from archstat.spec import TensorSpec, is_symbolic, prod
+from archstat.spec import Size, TensorSpec, is_symbolic, prod, view_strides
 
 
 def _linear_cost(x: TensorSpec, in_features: int, out_features: int, bias: bool) -> Cost:
@@ -18,9 +19,27 @@ def _linear_cost(x: TensorSpec, in_features: int, out_features: int, bias: bool)
         raise ShapeError(f"expects at least a 1-d input per sample, got shape {list(x.sample_shape)}")
     require_channels(x.shape[-1], in_features, "input features")
     rows = prod(x.shape[:-1])
-    return Cost(out=x.with_shape((*x.shape[:-1], out_features)), kind="linear",
-                macs=rows * in_features * out_features,
+    out = x.with_shape((*x.shape[:-1], out_features))
+    return Cost(out=out, kind="linear", macs=rows * in_features * out_features,
+                work={"transient_bytes": _linear_transient(x, out, bias)},
                 hparams={"in_features": in_features, "out_features": out_features, "bias": bias})
+
+
+def _linear_transient(x: TensorSpec, out: TensorSpec, bias: bool) -> Size:
+    """Bytes aten::linear holds besides its output while it runs (see ``archstat.live_memory``).
+
+    A 2-d or a contiguous input runs as one addmm / mm on a view: nothing.  A non-contiguous input
+    of rank > 2 goes through matmul, which reshapes it to (-1, in): a copy when no such view exists;
+    then the bias is added out of place, so the matmul result and the output coexist.
+    """
+    if len(x.shape) <= 2 or x.is_contiguous:
+        return 0
+    copy = x.nbytes if view_strides(x.shape, x.stride, (prod(x.shape[:-1]), x.shape[-1])) is None else 0
+    if not bias:
+        return copy
+    if is_symbolic(copy) or is_symbolic(out.nbytes):
+        return sympy.Max(copy, out.nbytes)
+    return max(copy, out.nbytes)
 
 
 @register_module(nn.Linear)

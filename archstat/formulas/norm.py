@@ -6,11 +6,12 @@ All keep the input's shape and cost no MACs.  What they cost in FLOPs is a conve
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
 from archstat.formulas._checks import require_channels, require_rank
-from archstat.spec import is_symbolic
+from archstat.spec import Size, TensorSpec, is_symbolic, prod
 
 
 @register_module(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -21,24 +22,36 @@ def batch_norm_module(m: nn.Module, inputs: list) -> Cost:
     require_channels(x.shape[1], m.num_features, "channels")
     # batch statistics are used in training, and always when no running stats are tracked
     training = m.training or m.running_mean is None
-    return Cost(out=x, kind="batch_norm", work={"affine": m.affine},
+    return Cost(out=x.with_shape(x.shape), kind="batch_norm",
+                work={"affine": m.affine, "transient_bytes": _statistics(x, x.shape[1]) if training else 0},
                 hparams={"training": training, "affine": m.affine})
+
+
+def _statistics(x: TensorSpec, count: Size) -> Size:
+    """Bytes of the mean and inverse std that native_batch_norm / group_norm / layer_norm return
+    besides their output (``count`` of each, in the accumulation type), dropped by the module:
+    transient memory for ``archstat.live_memory``."""
+    return 2 * count * (8 if x.dtype == torch.float64 else 4)
 
 
 @register_function("batch_norm")
 def batch_norm_function(args: tuple, kwargs: dict) -> Cost:
     names = ("input", "running_mean", "running_var", "weight", "bias", "training")
     a = {**dict(zip(names, args)), **kwargs}
-    affine = a.get("weight") is not None
-    return Cost(out=a["input"], kind="batch_norm", work={"affine": affine},
-                hparams={"training": bool(a.get("training", False)) or a.get("running_mean") is None,
-                         "affine": affine})
+    affine, x = a.get("weight") is not None, a["input"]
+    training = bool(a.get("training", False)) or a.get("running_mean") is None
+    return Cost(out=x.with_shape(x.shape), kind="batch_norm",
+                work={"affine": affine, "transient_bytes": _statistics(x, x.shape[1]) if training else 0},
+                hparams={"training": training, "affine": affine})
 
 
 @register_module(nn.GroupNorm)
 def group_norm_module(m: nn.GroupNorm, inputs: list) -> Cost:
-    require_channels(inputs[0].shape[1], m.num_channels, "channels")
-    return Cost(out=inputs[0], kind="group_norm", work={"affine": m.affine}, hparams={"groups": m.num_groups})
+    x = inputs[0]
+    require_channels(x.shape[1], m.num_channels, "channels")
+    return Cost(out=x.with_shape(x.shape), kind="group_norm",
+                work={"affine": m.affine, "transient_bytes": _statistics(x, x.shape[0] * m.num_groups)},
+                hparams={"groups": m.num_groups})
 
 
 @register_module(nn.LayerNorm)
@@ -48,13 +61,25 @@ def layer_norm_module(m: nn.LayerNorm, inputs: list) -> Cost:
     tail = tuple(x.shape[-len(shape):])
     if tail != shape and not any(is_symbolic(t) for t in tail):
         raise ShapeError(f"expects trailing dims {list(shape)}, got {list(tail)}")
-    return Cost(out=x, kind="layer_norm", work={"affine": m.elementwise_affine},
+    rows = prod(x.shape[:len(x.shape) - len(shape)])
+    return Cost(out=x.with_shape(x.shape), kind="layer_norm",
+                work={"affine": m.elementwise_affine, "transient_bytes": _statistics(x, rows)},
                 hparams={"normalized_shape": list(shape)})
 
 
 @register_module(nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 def instance_norm_module(m: nn.Module, inputs: list) -> Cost:
-    return Cost(out=inputs[0], kind="instance_norm", work={"affine": m.affine})
+    """at::instance_norm runs batch_norm on the input viewed as (1, N*C, ...), with the affine
+    parameters and running stats repeated N times: those copies and, with input statistics, the
+    returned mean and inverse std (N*C each) are transient."""
+    x = inputs[0]
+    per_channel = x.shape[0] * x.shape[1] if len(x.shape) > 2 else x.shape[0]
+    use_input_stats = m.training or not m.track_running_stats
+    repeats = (2 if m.affine else 0) + (2 if m.running_mean is not None else 0)
+    transient = (repeats * per_channel * x.dtype.itemsize + (_statistics(x, per_channel) if use_input_stats else 0)
+                 + (0 if x.is_contiguous else x.nbytes))
+    return Cost(out=x.with_shape(x.shape), kind="instance_norm",
+                work={"affine": m.affine, "transient_bytes": transient})
 
 
 @register_module(nn.LocalResponseNorm)
@@ -62,5 +87,12 @@ def lrn_module(m: nn.LocalResponseNorm, inputs: list) -> Cost:
     """b = a / (k + alpha/n * sum_{window of n channels} a^2)^beta, per element."""
     x = inputs[0]
     require_rank(x, (3, 4, 5), "LocalResponseNorm")
-    return Cost(out=x, kind="lrn", work={"window": m.size},
+    # F.local_response_norm runs as several ops, whose temporaries peak besides the input at either
+    # the squared input plus its copy padded by size-1 channels, or three input-sized tensors at once
+    # in `div.mul(alpha).add(k).pow(beta)` (the pooled sum, the product, the sum).  The row's own
+    # output is one input-sized tensor; the rest is transient.
+    channels, nbytes = x.shape[1], x.nbytes
+    padded = x.numel // channels * (channels + m.size - 1) * x.dtype.itemsize
+    transient = max(padded, 2 * nbytes) if not (is_symbolic(padded) or is_symbolic(nbytes)) else None
+    return Cost(out=x.with_shape(x.shape), kind="lrn", work={"window": m.size, "transient_bytes": transient},
                 hparams={"size": m.size, "alpha": m.alpha, "beta": m.beta, "k": m.k})

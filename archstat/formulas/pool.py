@@ -10,11 +10,12 @@ bin's length, so the lecture's "K*K per output element" uses the window that rea
 from __future__ import annotations
 
 import sympy
+import torch
 from torch import nn
 
 from archstat.formulas import Cost, register_function, register_module
 from archstat.formulas._checks import require_positive, require_rank
-from archstat.spec import TensorSpec, ceil_div, is_symbolic, pair, prod
+from archstat.spec import Size, TensorSpec, ceil_div, is_symbolic, pair, prod
 
 
 def pool_out_size(size, k: int, s: int, p: int, d: int, ceil_mode: bool):
@@ -49,12 +50,20 @@ def _pool_cost(x: TensorSpec, dims: int, k, s, p, d, ceil_mode: bool, mode: str,
     out_spatial = tuple(pool_out_size(L, kk, ss, pp, dd, ceil_mode) for L, kk, ss, pp, dd in zip(spatial, k, s, p, d))
     require_positive(out_spatial, spatial)
     out = x.with_shape((*x.shape[:-dims], *out_spatial))
+    work = {"window": prod(k), "transient_bytes": _dropped_indices(out, mode, return_indices)}
     if return_indices:
-        import torch
-
         out = (out, TensorSpec(out.shape, torch.int64))
     return Cost(out=out, kind="pool", kernel=list(k), stride=list(s), padding=list(p),
-                work={"window": prod(k)}, hparams={"mode": mode, "ceil_mode": ceil_mode, "dilation": list(d)})
+                work=work, hparams={"mode": mode, "ceil_mode": ceil_mode, "dilation": list(d)})
+
+
+def _dropped_indices(out: TensorSpec, mode: str, returned: bool) -> Size:
+    """Bytes of the int64 argmax indices a max pool computes and throws away (see live_memory).
+
+    With autograd's dispatch key active (``torch.no_grad()`` included, on every device) max pooling
+    runs as ``max_pool*d_with_indices`` and keeps only the values; adaptive max pooling always does.
+    """
+    return out.numel * 8 if mode == "max" and not returned else 0
 
 
 @register_module(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
@@ -94,8 +103,9 @@ def _adaptive_cost(x: TensorSpec, dims: int, output_size, mode: str, what: str) 
     wanted = pair(output_size, dims)
     out_spatial = tuple(L if o is None else o for L, o in zip(spatial, wanted))  # None keeps the size
     window = [adaptive_window(L, o) for L, o in zip(spatial, out_spatial)]
-    return Cost(out=x.with_shape((*x.shape[:-dims], *out_spatial)), kind="adaptive_pool",
-                kernel=window, work={"window": prod(window)},
+    out = x.with_shape((*x.shape[:-dims], *out_spatial))
+    return Cost(out=out, kind="adaptive_pool", kernel=window,
+                work={"window": prod(window), "transient_bytes": _dropped_indices(out, mode, False)},
                 hparams={"mode": mode, "output_size": list(out_spatial)})
 
 

@@ -30,6 +30,7 @@ from torch import nn
 from archstat.analyze import analyze
 from archstat.conventions import counter
 from archstat.errors import ArchstatError
+from archstat.live_memory import inference_peak
 from archstat.profiling.ceilings import Ceilings, get_ceilings
 from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
 from archstat.profiling.precision import check_precision, precision_flags
@@ -148,6 +149,7 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
             base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else None
             times = time_calls(lambda: net(x), dev, warmup, repeat, time_budget_s)
             runs.append(_run_row("forward", times, batch, flops, peak_bytes(dev), base, ceil, precision))
+            runs[-1].update(_forward_memory_estimate(net, df, runs[-1]["peak_mem_bytes"]))
         if layers:
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes = time_layers(net, graph, nodes, x, dev, warmup=1, repeat=layer_repeat)
@@ -173,6 +175,20 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
                                "copy_bytes_per_s": ceil.copy_bw, "conv_grid": f"{precision}/{batch}"}
     frame.attrs.update(df.attrs)
     return Profile(runs=pd.DataFrame(runs), layers=frame, summary=summary, context=context)
+
+
+def _forward_memory_estimate(net: nn.Module, df: pd.DataFrame, measured: Optional[int]) -> dict[str, Any]:
+    """Weights and buffers plus the inference peak of live activations (``archstat.live_memory``),
+    next to the allocator's peak of the timed forward passes."""
+    live = inference_peak(df)
+    if live is None:
+        return {"memory_estimate_bytes": None, "memory_estimate_note": "no inference-peak estimate"}
+    state = sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
+    estimate = state + live["peak_bytes"]
+    return {"memory_estimate_bytes": estimate,
+            "memory_estimate_note": f"weights and buffers + live activations at {live['peak_name']} (fx schedule; "
+                                    "an eager forward's locals and cuDNN workspaces come on top)",
+            "memory_error": (measured - estimate) / estimate if measured else math.nan}
 
 
 def _train(net: nn.Module, shape: tuple, batch: int, dev: torch.device, dtype: torch.dtype, channels_last: bool,

@@ -72,12 +72,16 @@ def to_text(p: Any, top: int = 0) -> str:
                  f"input {'x'.join(map(str, c['input']))}")
     lines.append(f"timing: {c['timing']}; warmup {c['warmup']}, repeat {c['repeat']}")
     lines.append("")
-    head = ["phase", "median ms", "min ms", "max ms", "IQR ms", "CV %", "images/s", "peak MiB", "TFLOP/s", "% peak"]
+    head = ["phase", "median ms", "min ms", "max ms", "IQR ms", "CV %", "images/s", "peak MiB", "est. MiB", "TFLOP/s",
+            "% peak"]
     rows = [[r["phase"], _num(r["median_s"], 1e3, 3), _num(r["min_s"], 1e3, 3), _num(r["max_s"], 1e3, 3),
              _num(r["iqr_s"], 1e3, 3), _pct(r["cv"]), _num(r["images_per_s"], 1, 1),
-             _num(r["peak_mem_bytes"], 1 / 2 ** 20, 1), _num(r["achieved_flops_per_s"], 1e-12, 3), _pct(r["peak_share"])]
+             _num(r["peak_mem_bytes"], 1 / 2 ** 20, 1), _num(r.get("memory_estimate_bytes"), 1 / 2 ** 20, 1),
+             _num(r["achieved_flops_per_s"], 1e-12, 3), _pct(r["peak_share"])]
             for r in p.runs.to_dict("records")]
     lines += _grid(head, rows)
+    lines.append("est. MiB: weights + live activations (forward: inference peak, archstat.live_memory; train: "
+                 "archstat.memory); peak MiB: the CUDA allocator's (none on CPU)")
     if (p.runs["peak_share"] > 1).any():
         lines.append("% peak over 100: the FLOPs are counted as 2 per MAC, but convolution algorithms such as "
                      "Winograd and FFT do fewer multiplications than that, so they can outrun the matmul peak")

@@ -14,7 +14,10 @@ to what really happened, with one boolean per check:
   ``+`` in ``layer1.0`` is checked together with anything else ``layer1.0`` does itself;
 * ``unsupported_ok``: the module has ops fvcore does not handle exactly when archstat marks a row
   "oracle unsupported" (BatchNorm's ``num_batches_tracked += 1`` in training, which costs nothing
-  in every convention, is not such an op).
+  in every convention, is not such an op);
+* ``live_ok`` (eval mode, fx engine): the activation bytes alive while the row runs
+  (``archstat.live_memory``) equal what a dispatch-level tracker measures on the real graph run
+  (``validation.live_memory_check``); their maximum is the inference peak.
 
 Rows whose op archstat has no formula for cannot be checked for FLOPs (``None``): the result is
 then partial, and says so.  The real run is the same fx graph executed by ``torch.fx.Interpreter``
@@ -36,11 +39,14 @@ from torch import nn
 from archstat.conventions import counter
 from archstat.errors import ArchstatError
 from archstat.graphrun import RealRun, graph_rows, tensors
+from archstat.live_memory import live_bytes
 from archstat.validation.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts, fvcore_counts,
                               self_counts)
 from archstat.trace import training_mode
+from archstat.validation.live_memory_check import measured_live
 
-CHECKS = ("shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok")
+REAL_TOTALS = ("params", "act_bytes", "inference_peak")  # totals compared with the real run, not an oracle
+CHECKS = ("shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok", "live_ok")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -145,6 +151,9 @@ def validate(
         t = time.perf_counter()
         fv = fvcore_counts(work, x)
         t_fv = time.perf_counter() - t
+        # inference memory is an eval-mode question (a training step's memory is archstat.memory's)
+        estimate = live_bytes(rows.df) if not train else None
+        measured = measured_live(work, rows, x) if estimate is not None else None
 
     calls = real.calls
     df["real_out_shape"] = [c.out_shapes[0] if c.out_shapes else None for c in calls]
@@ -154,6 +163,12 @@ def validate(
     df["real_act_bytes"] = [c.out_nbytes if c.new_bytes else 0 for c in calls]
     df["real_alloc"] = [c.alloc for c in calls]
     df["bytes_ok"] = (df["act_bytes"] == df["real_act_bytes"]) & (df["alloc"] == df["real_alloc"])
+    if measured is not None:
+        df["live_bytes"] = estimate
+        df["real_live_bytes"] = [m + int(rows.df.attrs["input_bytes"]) for m in measured]
+        df["live_ok"] = df["live_bytes"] == df["real_live_bytes"]
+    else:
+        df["live_bytes"] = df["real_live_bytes"] = df["live_ok"] = None
 
     canon = canonical_names(work)
     modules = {n: m for n, m in work.named_modules()}
@@ -181,9 +196,11 @@ def validate(
         "flops_fvcore": (int(df["flops_fvcore"].sum()), fv.get("", {}).get("flops", 0)),
         "flops_flopcounter": (int(df["flops_flopcounter"].sum()), fc.get("", 0)),
     }
+    if measured is not None:
+        totals["inference_peak"] = (int(df["live_bytes"].max()), int(df["real_live_bytes"].max()))
     for key, (ours, theirs) in totals.items():
         if ours != theirs and not rows.df.attrs["partial"]:
-            mismatches.append(f"total {key}: archstat {ours:,} vs {'real' if key in ('params', 'act_bytes') else 'oracle'} "
+            mismatches.append(f"total {key}: archstat {ours:,} vs {'real' if key in REAL_TOTALS else 'oracle'} "
                               f"{theirs:,}")
     df.attrs = dict(rows.df.attrs)
     df.attrs.update({
@@ -212,7 +229,8 @@ def _mismatches(df: pd.DataFrame) -> list[str]:
              "macs_ok": ("module_macs", "fvcore_macs", "MACs of module", "fvcore"),
              "fvcore_ok": ("module_fvcore", "fvcore_flops", "fvcore FLOPs of module", "fvcore"),
              "flopcounter_ok": ("module_flopcounter", "flopcounter_flops", "FlopCounterMode FLOPs of module",
-                                "FlopCounterMode")}
+                                "FlopCounterMode"),
+             "live_ok": ("live_bytes", "real_live_bytes", "live activation bytes", "real")}
     seen: set = set()
     for r in df.to_dict("records"):
         layer = f"{r['name'] or '<root>'} ({r['op']}, call {r['call']})"

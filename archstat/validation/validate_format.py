@@ -12,12 +12,14 @@ import pandas as pd
 
 from archstat.format import _jsonable
 from archstat.spec import is_symbolic
+from archstat.validation.validate import REAL_TOTALS
 
 MARK = {True: "ok", False: "XX", None: "-"}
 JSON_ROW = ["name", "op", "call", "kind", "supported", "oracle_supported", "out_shape", "real_out_shape", "params",
             "real_params", "act_bytes", "real_act_bytes", "alloc", "real_alloc", "macs", "flops",
             "module_macs", "fvcore_macs", "module_fvcore", "fvcore_flops", "module_flopcounter", "flopcounter_flops",
-            "shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok"]
+            "live_bytes", "real_live_bytes",
+            "shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok", "live_ok"]
 
 
 def _mark(value: Any) -> str:
@@ -27,6 +29,8 @@ def _mark(value: Any) -> str:
 
 
 def _n(value: Any) -> str:
+    if value is None:
+        return "-"
     return str(value) if is_symbolic(value) else f"{int(value):,}"
 
 
@@ -48,6 +52,7 @@ def agreement_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             "out": f"{shape} ok" if r["shape_ok"] else f"{shape}/{'x'.join(map(str, r['real_out_shape'] or []))} XX",
             "params": _pair(r["params"], r["real_params"], r["params_ok"]),
             "bytes": _pair(r["act_bytes"], r["real_act_bytes"], r["bytes_ok"]),
+            "live bytes": _pair(r["live_bytes"], r["real_live_bytes"], r["live_ok"]),
             "MACs (module)": _pair(r["module_macs"], r["fvcore_macs"], r["macs_ok"]) if first else "",
             "fvcore (module)": _pair(r["module_fvcore"], r["fvcore_flops"], r["fvcore_ok"]) if first else "",
             "flopcounter (module)": _pair(r["module_flopcounter"], r["flopcounter_flops"], r["flopcounter_ok"])
@@ -69,12 +74,15 @@ def to_text(df: pd.DataFrame) -> str:
     out = [head, line({c: c for c in cols}), "  ".join("-" * widths[c] for c in cols), *(line(r) for r in rows)]
     out.append("  ".join("-" * widths[c] for c in cols))
     for key, (ours, theirs) in a["totals"].items():
-        who = "real" if key in ("params", "act_bytes") else "fvcore" if key in ("macs", "flops_fvcore") else "FlopCounterMode"
+        who = "real" if key in REAL_TOTALS else "fvcore" if key in ("macs", "flops_fvcore") else "FlopCounterMode"
         out.append(f"total {key:<17s} archstat {_n(ours):>18s}   {who:<15s} {_n(theirs):>18s}   {_mark(ours == theirs)}")
     checks = ", ".join(f"{c[:-3]} {v['ok']}/{v['ok'] + v['failed']}" for c, v in a["checks"].items())
     out.append(f"checks passed: {checks}; fx graph output == model output: {_mark(a['fidelity'])}")
     out.append("MACs, fvcore and flopcounter compare each module's own count (its rows, without submodules); "
                "a row marked * has an op fvcore does not count (oracle unsupported)")
+    if "inference_peak" in a["totals"]:
+        out.append("live bytes: activations alive while the row runs, input included, each value freed after its "
+                   "last use (the fx schedule); real: a dispatch-level tracker on the graph run")
     if a["fvcore_unsupported"]:
         out.append("fvcore's unsupported ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(a["fvcore_unsupported"].items())))
     if a["partial"]:

@@ -1,0 +1,98 @@
+"""The oracle for the inference-peak estimate (``archstat.live_memory``): live storages, measured.
+
+The model's fx graph runs as generated code (which frees every value after its last use, the
+schedule the estimate assumes) under a ``TorchDispatchMode`` that sees every aten op's outputs.
+Each new storage is counted once, by its ``untyped_storage()`` pointer, while any tensor viewing it
+is alive (one ``weakref.finalize`` per tensor); the weights and the input are not activations and
+are left out.  A marker before each row's node starts that row, so the result is, per row, the
+most bytes alive at any moment of its real call: what ``live_bytes`` predicts, minus the input.
+The dispatch level sees the outputs of the aten ops a module is made of (LocalResponseNorm's
+squares, pads and pools), not the scratch space inside one kernel (cuDNN workspaces).
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Optional
+
+import torch
+import torch.fx as fx
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from archstat.graphrun import GraphRows
+
+
+class LiveStorages(TorchDispatchMode):
+    """Bytes of the storages created inside the mode that are still referenced, and per-row peaks."""
+
+    def __init__(self, known: set[int], rows: int) -> None:
+        super().__init__()
+        self.known = known  # storages that exist before the run (weights, buffers, the input)
+        self.refs: dict[int, int] = {}  # storage pointer -> live tensors viewing it
+        self.size: dict[int, int] = {}
+        self.live = 0
+        self.row = -1
+        self.row_peak = [0] * rows
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: Optional[dict] = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self._hold(t)
+        if self.row >= 0:
+            self.row_peak[self.row] = max(self.row_peak[self.row], self.live)
+        return out
+
+    def enter_row(self, row: int) -> None:
+        self.row = row
+        self.row_peak[row] = self.live  # what earlier rows left alive when this one starts
+
+    def _hold(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        key = storage.data_ptr()
+        if key == 0 or key in self.known:  # empty tensors (BN's unused statistics) and non-activations
+            return
+        if key not in self.refs:
+            self.refs[key], self.size[key] = 0, storage.nbytes()
+            self.live += self.size[key]
+        self.refs[key] += 1
+        weakref.finalize(t, self._release, key)
+
+    def _release(self, key: int) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            self.live -= self.size.pop(key)
+            del self.refs[key]
+
+
+_ACTIVE: list[LiveStorages] = []
+
+
+def _enter_row(row: int) -> None:
+    _ACTIVE[-1].enter_row(row)
+
+
+def measured_live(model: torch.nn.Module, rows: GraphRows, x: torch.Tensor) -> Optional[list[int]]:
+    """Per row of ``rows``: the most activation bytes alive during its real call (input excluded).
+
+    None for models that ran on the meta engine (no graph to run).
+    """
+    if rows.engine != "fx":
+        return None
+    graph = fx.Graph()
+    copies: dict[fx.Node, fx.Node] = {}
+    graph.output(graph.graph_copy(rows.graph, copies))
+    for i, node in enumerate(rows.nodes):
+        with graph.inserting_before(copies[node]):
+            graph.call_function(_enter_row, (i,))
+    gm = fx.GraphModule(model, graph)
+    known = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), x]}
+    tracker = LiveStorages(known, len(rows.nodes))
+    _ACTIVE.append(tracker)
+    try:
+        with torch.no_grad(), tracker:
+            out = gm(x)
+        del out
+    finally:
+        _ACTIVE.pop()
+    return tracker.row_peak
