@@ -1,7 +1,8 @@
 """Side by side: one row per model, raw numbers (units are added by ``compare_format``).
 
 Columns: ``model, input, params, macs, flops`` (chosen convention, batch 1), ``act_bytes``
-(inference outputs, batch 1, the lecture's memory), ``train_bytes_1`` / ``train_bytes_n``
+(inference outputs, batch 1, the lecture's memory), ``peak_bytes`` (inference peak of live activations,
+batch 1, ``archstat.live_memory``), ``train_bytes_1`` / ``train_bytes_n``
 (training memory at batch 1 and ``batch``, from ``archstat.memory``, SGD), ``depth``
 (weight layers on the longest input-to-output path: the lecture's "22 layers" for GoogLeNet),
 ``weight_layers`` (all conv/linear calls), ``rf`` (receptive field of the last conv), the published
@@ -19,15 +20,16 @@ from torch import nn
 from archstat.analyze import analyze
 from archstat.depth import weight_depth, weight_layers
 from archstat.errors import ArchstatError
+from archstat.live_memory import inference_peak
 from archstat.memory import training_memory
 from archstat.receptive_field import receptive_field
 from archstat.reporting.gpu_results import gpu_latencies
 
 ERROR_KEYS = ("top1_err", "top5_err", "ilsvrc_top5_err")
-COLUMNS = ["model", "input", "params", "macs", "flops", "convention", "act_bytes", "train_bytes_1",
+COLUMNS = ["model", "input", "params", "macs", "flops", "convention", "act_bytes", "peak_bytes", "train_bytes_1",
            "train_bytes_n", "batch", "depth", "weight_layers", "rf", "top1_err", "top5_err", "ilsvrc_top5_err",
            "top1_err_source", "top5_err_source", "ilsvrc_top5_err_source", "latency_ms", "latency_setting", "notes"]
-SORTABLE = ("model", "params", "macs", "flops", "act_bytes", "train_bytes_1", "train_bytes_n", "depth",
+SORTABLE = ("model", "params", "macs", "flops", "act_bytes", "peak_bytes", "train_bytes_1", "train_bytes_n", "depth",
             "weight_layers", "top1_err", "top5_err", "ilsvrc_top5_err", "latency_ms")
 
 
@@ -91,7 +93,8 @@ def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch:
     row = {
         "model": name, "input": "x".join(map(str, input_shape)), "params": int(total["params"]),
         "macs": int(total["macs"]), "flops": int(total["flops"]), "convention": convention,
-        "act_bytes": int(total["act_bytes"]), "train_bytes_1": train_1, "train_bytes_n": train_n, "batch": batch,
+        "act_bytes": int(total["act_bytes"]), "peak_bytes": (inference_peak(df) or {}).get("peak_bytes"),
+        "train_bytes_1": train_1, "train_bytes_n": train_n, "batch": batch,
         "depth": weight_depth(df), "weight_layers": weight_layers(df),
         "rf": f"{rf[0]}x{rf[1]}" if rf else None,
         **{k: None for k in COLUMNS if k.endswith("_err") or k.endswith("_source")},

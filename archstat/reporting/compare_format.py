@@ -40,6 +40,7 @@ def display(table: pd.DataFrame) -> tuple[list[dict[str, str]], list[str]]:
             "model": r["model"], "input": r["input"], "params (M)": _num(r["params"], 1e6, 3),
             "MACs (G)": _num(r["macs"], 1e9, 3), f"FLOPs (G, {conv})": _num(r["flops"], 1e9, 3),
             "memory (MB)": _num(r["act_bytes"], MB, 2),
+            "peak (MB)": _num(r["peak_bytes"], MB, 2) or "n/a",
             "train mem b1 (MB)": _num(r["train_bytes_1"], MB, 1) or "n/a",
         }
         if batch != 1:
@@ -56,7 +57,8 @@ def display(table: pd.DataFrame) -> tuple[list[dict[str, str]], list[str]]:
         rows.append(cells)
     notes = [f"[{n}] {s}" for s, n in sources.items()]
     notes.append(f"FLOPs: {DESCRIPTIONS[conv]}. params, MACs, FLOPs and memory per image (batch 1); "
-                 "memory = sum of layer outputs (bytes / 1024^2, as the lecture counts).")
+                 "memory = sum of layer outputs (bytes / 1024^2, as the lecture counts); peak = activations "
+                 "alive at once in inference, input included, each freed after its last use.")
     notes.append("depth = conv/linear layers on the longest input-to-output path (the lecture's "
                  "'22 layers' for GoogLeNet); weight layers = all conv/linear layers.")
     notes.append("train mem = bytes a training step holds after backward (archstat.memory): activations saved "
