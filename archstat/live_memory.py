@@ -52,9 +52,11 @@ def live_bytes(df: pd.DataFrame) -> Optional[list[int]]:
             s = owner[k] if k >= 0 else INPUT
             last[s] = max(last.get(s, t), t)
     outputs = df.attrs.get("outputs")
-    kept = range(n) if outputs is None else [k for k in outputs if k >= 0]  # unknown outputs: keep all
-    for k in kept:
-        if outputs is not None or not any(k in srcs for srcs in df["sources"][k + 1:]):
+    if outputs is None:  # the meta engine does not say what the model returns: keep every unread value
+        read = {k for sources in df["sources"] for k in sources}
+        outputs = [k for k in range(n) if k not in read]
+    for k in outputs:
+        if k >= 0:
             last[owner[k]] = n - 1
     delta = [0] * (n + 1)  # a sweep: + at creation, - after the last use
     for s, nbytes in size.items():

@@ -54,3 +54,21 @@ def test_zoo_peak_equals_the_tracker(name):
     assert df.attrs["checks"]["live_ok"] == {"ok": len(df), "failed": 0, "skipped": 0}
     ours, real = df.attrs["totals"]["inference_peak"]
     assert ours == real > 0
+
+
+def test_meta_engine_keeps_unread_values_to_the_end():
+    """A forward fx cannot trace runs on the meta engine, which does not report the model's outputs:
+    every value no row reads is kept to the end, which here is exactly the fx schedule."""
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool = nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(2)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.pool(y) if y.shape[-1] > 4 else y  # Python on a shape: not fx-traceable
+
+    meta = analyze(Branchy(), (3, 8, 8))
+    assert meta.attrs["engine"] == "meta" and meta.attrs["outputs"] is None
+    traced = analyze(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(2)), (3, 8, 8))
+    assert live_bytes(meta) == live_bytes(traced)
