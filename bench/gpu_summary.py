@@ -71,7 +71,7 @@ def targets(res: dict) -> list[list[str]]:
                      _pct(v), "-" if v is None else ("PASS" if v <= 0.30 else "FAIL")])
     val = [m["steps"]["validate"] for m in res.get("models", {}).values() if "validate" in m.get("steps", {})]
     counts = {s: sum(v.get("status") == s for v in val) for s in ("pass", "fail", "skipped", "error")}
-    rows.append(["validate on the device (shapes, params, FLOPs)", "all pass",
+    rows.append(["validate on the device (shapes, params, FLOPs, live bytes)", "all pass",
                  ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no data", "-",
                  "FAIL" if counts["fail"] or counts["error"] else "PASS" if counts["pass"] else "-"])
     return rows
