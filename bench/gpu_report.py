@@ -21,8 +21,9 @@ from gpu_summary import render_summary, short_table
 
 RUN_FIELDS = ["model", "step", "precision", "channels_last", "cudnn_allow_tf32", "matmul_allow_tf32", "phase",
               "batch", "repeats", "median_s", "min_s", "max_s", "iqr_s", "cv", "images_per_s", "peak_mem_bytes",
-              "baseline_mem_bytes", "flops_hardware", "achieved_flops_per_s", "peak_share", "memory_estimate_bytes",
-              "memory_error", "layer_sum_ratio", "roofline_median_abs_error", "roofline_naive_median_abs_error", "roofline_spearman"]
+              "peak_mem_source", "baseline_mem_bytes", "flops_hardware", "achieved_flops_per_s", "peak_share",
+              "memory_estimate_bytes", "memory_error", "layer_sum_ratio", "roofline_median_abs_error",
+              "roofline_naive_median_abs_error", "roofline_spearman"]
 
 
 class Writer:

@@ -213,3 +213,19 @@ def test_ceilings_measured_once_then_cached(monkeypatch, tmp_path):
     monkeypatch.setattr(cmod, "measure_conv_grid", no_measure)
     again = get_ceilings(dev, (("fp32", False, 2),), quick=True)
     assert again.matmul == first.matmul and again.conv == first.conv
+
+
+def test_cpu_forward_peak_is_tracked_and_matches_the_estimate():
+    """CPU keeps no allocator statistics: the forward row's peak is weights + input + the live
+    activations a dispatch-level tracker counts during the eager forward.  Tiny's peak is at the
+    residual add (input, the block's input y, conv2's output and the sum), where the eager forward
+    and the estimate's free-after-last-use schedule agree; later the eager forward keeps ``y``
+    alive longer, below the peak."""
+    model = Tiny()
+    p = profile(model, batch=2, warmup=1, repeat=2, layers=False, ceilings=False)
+    fwd = p.runs.set_index("phase").loc["forward"]
+    state = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    inp, feature = 2 * 3 * 16 * 16 * 4, 2 * 8 * 16 * 16 * 4
+    assert "dispatch level" in fwd["peak_mem_source"]
+    assert fwd["peak_mem_bytes"] == state + inp + 3 * feature
+    assert fwd["memory_estimate_bytes"] == fwd["peak_mem_bytes"]

@@ -6,7 +6,9 @@
 * ``runs``: one row per phase (``forward``, and ``train`` with ``train=True``): median, min, max,
   IQR and CV of the latency over ``repeat`` calls after ``warmup`` (CUDA events on GPU, perf_counter
   on CPU, ``cudnn.benchmark`` on), images/s, the allocator's peak memory, achieved FLOP/s
-  (hardware FLOPs / median) and its share of the measured matmul peak of the precision.  The share
+  (hardware FLOPs / median) and its share of the measured matmul peak of the precision.  Peak
+  memory is the CUDA allocator's; on CPU, which keeps no statistics, weights + input + the live
+  activations a dispatch-level tracker counts during one eager forward.  The share
   can pass 100%: FLOPs are counted as 2 per MAC, and Winograd or FFT convolutions multiply less.
 * ``layers``: analyze()'s rows plus each op call's measured time (see ``layer_timing``), its share,
   hardware FLOPs, bytes moved and the roofline columns (see ``roofline``).
@@ -38,6 +40,7 @@ from archstat.profiling.profile_train import train_memory_estimate, train_step_f
 from archstat.profiling.roofline import roofline, roofline_summary
 from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, resolve_device, stats, time_calls
 from archstat.trace import training_mode
+from archstat.validation.live_memory_check import eager_peak
 
 DEFAULTS = {"cuda": {"warmup": 10, "repeat": 50, "layer_repeat": 10},
             "cpu": {"warmup": 2, "repeat": 5, "layer_repeat": 3}}
@@ -148,8 +151,12 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
             reset_peak(dev)
             base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else None
             times = time_calls(lambda: net(x), dev, warmup, repeat, time_budget_s)
-            runs.append(_run_row("forward", times, batch, flops, peak_bytes(dev), base, ceil, precision))
-            runs[-1].update(_forward_memory_estimate(net, df, runs[-1]["peak_mem_bytes"]))
+            peak, source = peak_bytes(dev), "CUDA caching allocator (max_memory_allocated)"
+            if peak is None:  # CPU: no allocator statistics; count live storages at the dispatch level
+                peak = _state_bytes(net) + x.nbytes + eager_peak(net, x)
+                source = "weights + input + live activations tracked at the dispatch level (eager forward)"
+            runs.append(_run_row("forward", times, batch, flops, peak, base, ceil, precision))
+            runs[-1].update({"peak_mem_source": source, **_forward_memory_estimate(net, df, peak)})
         if layers:
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes = time_layers(net, graph, nodes, x, dev, warmup=1, repeat=layer_repeat)
@@ -177,14 +184,17 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     return Profile(runs=pd.DataFrame(runs), layers=frame, summary=summary, context=context)
 
 
+def _state_bytes(net: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
+
+
 def _forward_memory_estimate(net: nn.Module, df: pd.DataFrame, measured: Optional[int]) -> dict[str, Any]:
     """Weights and buffers plus the inference peak of live activations (``archstat.live_memory``),
     next to the allocator's peak of the timed forward passes."""
     live = inference_peak(df)
     if live is None:
         return {"memory_estimate_bytes": None, "memory_estimate_note": "no inference-peak estimate"}
-    state = sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
-    estimate = state + live["peak_bytes"]
+    estimate = _state_bytes(net) + live["peak_bytes"]
     return {"memory_estimate_bytes": estimate,
             "memory_estimate_note": f"weights and buffers + live activations at {live['peak_name']} (fx schedule; "
                                     "an eager forward's locals and cuDNN workspaces come on top)",

@@ -81,7 +81,8 @@ def to_text(p: Any, top: int = 0) -> str:
             for r in p.runs.to_dict("records")]
     lines += _grid(head, rows)
     lines.append("est. MiB: weights + live activations (forward: inference peak, archstat.live_memory; train: "
-                 "archstat.memory); peak MiB: the CUDA allocator's (none on CPU)")
+                 "archstat.memory); peak MiB: the CUDA allocator's; on CPU (forward), weights + input + live "
+                 "activations tracked at the dispatch level")
     if (p.runs["peak_share"] > 1).any():
         lines.append("% peak over 100: the FLOPs are counted as 2 per MAC, but convolution algorithms such as "
                      "Winograd and FFT do fewer multiplications than that, so they can outrun the matmul peak")

@@ -31,6 +31,7 @@ class LiveStorages(TorchDispatchMode):
         self.refs: dict[int, int] = {}  # storage pointer -> live tensors viewing it
         self.size: dict[int, int] = {}
         self.live = 0
+        self.peak = 0  # the most bytes alive at any moment of the run
         self.row = -1
         self.row_peak = [0] * rows
 
@@ -55,6 +56,7 @@ class LiveStorages(TorchDispatchMode):
         if key not in self.refs:
             self.refs[key], self.size[key] = 0, storage.nbytes()
             self.live += self.size[key]
+            self.peak = max(self.peak, self.live)
         self.refs[key] += 1
         weakref.finalize(t, self._release, key)
 
@@ -96,3 +98,15 @@ def measured_live(model: torch.nn.Module, rows: GraphRows, x: torch.Tensor) -> O
     finally:
         _ACTIVE.pop()
     return tracker.row_peak
+
+
+def eager_peak(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """The most activation bytes alive at once during one call of the model's own ``forward`` on
+    ``x`` (inference mode, weights and input excluded): a measured peak where the device has no
+    allocator statistics (CPU), with the eager forward's own lifetimes (Python locals included)."""
+    known = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), x]}
+    tracker = LiveStorages(known, 0)
+    with torch.inference_mode(), tracker:
+        out = model(x)
+    del out
+    return tracker.peak
