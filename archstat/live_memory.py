@@ -65,7 +65,7 @@ def live_bytes(df: pd.DataFrame) -> Optional[list[int]]:
     live, running = [], int(df.attrs.get("input_bytes", 0))
     for t, work in enumerate(df["work"]):
         running += delta[t]
-        live.append(running + int(work.get("transient_bytes") or 0))  # an op's own temporaries (LRN)
+        live.append(running + int(work.get("transient_bytes") or 0))  # the op's own temporaries
     return live
 
 
