@@ -229,3 +229,18 @@ def test_cpu_forward_peak_is_tracked_and_matches_the_estimate():
     assert "dispatch level" in fwd["peak_mem_source"]
     assert fwd["peak_mem_bytes"] == state + inp + 3 * feature
     assert fwd["memory_estimate_bytes"] == fwd["peak_mem_bytes"]
+
+
+def test_a_batch_whose_activations_cannot_fit_is_refused_before_running():
+    """On CUDA, profile compares the inference peak with the free device memory first (the check is
+    a pure function of the table, exercised here with made-up free memory)."""
+    from archstat.live_memory import inference_peak
+    from archstat.profiling.profile import check_fits
+
+    df = analyze(Tiny(), (3, 16, 16), batch=64)
+    peak = inference_peak(df)["peak_bytes"]
+    check_fits(df, 64, free=peak, total=4 * peak)  # exactly enough: no error
+    with pytest.raises(ArchstatError, match=r"batch 64 needs at least .* try --batch 16$"):
+        check_fits(df, 64, free=peak // 3, total=4 * peak)  # room for about 21 images: the power of 2 below
+    with pytest.raises(ArchstatError, match="not even batch 1 fits"):
+        check_fits(df, 64, free=peak // 100, total=4 * peak)

@@ -131,6 +131,8 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     with training_mode(net, False):
         df = analyze(net, shape, batch=batch, dtype=dtype)
         graph, records, nodes, wbytes = trace_records(net, shape, batch, dtype)
+    if dev.type == "cuda":
+        check_fits(df, batch, *torch.cuda.mem_get_info(dev))
     if [(r.name, r.op) for r in records] != list(zip(df["name"], df["op"])):
         raise ArchstatError("internal: profile's trace disagrees with analyze()'s rows")  # same tracer: never
     ceil: Optional[Ceilings] = None
@@ -182,6 +184,24 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
                                "copy_bytes_per_s": ceil.copy_bw, "conv_grid": f"{precision}/{batch}"}
     frame.attrs.update(df.attrs)
     return Profile(runs=pd.DataFrame(runs), layers=frame, summary=summary, context=context)
+
+
+def check_fits(df: pd.DataFrame, batch: int, free: int, total: int) -> None:
+    """Refuse, before running anything, a batch whose activations alone cannot fit in ``free`` bytes.
+
+    The inference peak (``archstat.live_memory``) is what the fx schedule needs at least; an eager
+    forward needs that or more, so a batch above it would only end in an out-of-memory error.  The
+    suggested batch scales the peak linearly (activations are proportional to the batch).
+    """
+    live = inference_peak(df)
+    if live is None or live["peak_bytes"] <= free:
+        return
+    per_image = live["peak_bytes"] / batch
+    fits = int(free // per_image) if per_image > 0 else 0
+    hint = f"try --batch {1 << (fits.bit_length() - 1)}" if fits >= 1 else "not even batch 1 fits; try a smaller --input"
+    raise ArchstatError(f"batch {batch} needs at least {live['peak_bytes'] / 2 ** 30:.2f} GiB of activations "
+                        f"(inference peak, at {live['peak_name']}), but {free / 2 ** 30:.2f} of {total / 2 ** 30:.2f} "
+                        f"GiB are free; {hint}")
 
 
 def _state_bytes(net: nn.Module) -> int:
