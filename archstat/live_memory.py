@@ -38,9 +38,13 @@ def storages(df: pd.DataFrame) -> list[int]:
     return out
 
 
-def live_bytes(df: pd.DataFrame) -> Optional[list[int]]:
+def live_bytes(df: pd.DataFrame, transients: bool = True) -> Optional[list[int]]:
     """``live[t]`` for every row of an analyze() table (numeric mode), in bytes; None when the
-    table is symbolic (a peak over rows is then a ``Max`` of case distinctions, not a number)."""
+    table is symbolic (a peak over rows is then a ``Max`` of case distinctions, not a number).
+
+    ``transients=False`` leaves out the ops' internal temporaries, which depend on the device and
+    the autograd mode (CPU inference mode skips max-pool indices): a floor for this op order.
+    """
     if df.attrs.get("symbolic") or any(is_symbolic(b) for b in df["act_bytes"]):
         return None
     n = len(df)
@@ -65,14 +69,14 @@ def live_bytes(df: pd.DataFrame) -> Optional[list[int]]:
     live, running = [], int(df.attrs.get("input_bytes", 0))
     for t, work in enumerate(df["work"]):
         running += delta[t]
-        live.append(running + int(work.get("transient_bytes") or 0))  # the op's own temporaries
+        live.append(running + (int(work.get("transient_bytes") or 0) if transients else 0))  # the op's temporaries
     return live
 
 
-def inference_peak(df: pd.DataFrame) -> Optional[dict]:
+def inference_peak(df: pd.DataFrame, transients: bool = True) -> Optional[dict]:
     """``{"peak_bytes", "peak_row", "peak_name", "input_bytes"}`` of an analyze() table, or None
-    when it is symbolic or empty."""
-    live = live_bytes(df)
+    when it is symbolic or empty (``transients``: see :func:`live_bytes`)."""
+    live = live_bytes(df, transients)
     if not live:
         return None
     t = max(range(len(live)), key=live.__getitem__)

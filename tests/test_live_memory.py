@@ -25,6 +25,7 @@ def test_schedule_by_hand():
     ]
     peak = inference_peak(df)
     assert peak["peak_bytes"] == inp + conv + pooled + indices and peak["peak_name"] == "2 (MaxPool2d)"
+    assert live_bytes(df, transients=False)[2] == inp + conv + pooled  # the floor: no op's own temporaries
 
 
 def test_symbolic_tables_have_no_peak():

@@ -189,11 +189,12 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
 def check_fits(df: pd.DataFrame, batch: int, free: int, total: int) -> None:
     """Refuse, before running anything, a batch whose activations alone cannot fit in ``free`` bytes.
 
-    The inference peak (``archstat.live_memory``) is what the fx schedule needs at least; an eager
-    forward needs that or more, so a batch above it would only end in an out-of-memory error.  The
-    suggested batch scales the peak linearly (activations are proportional to the batch).
+    The floor of the inference peak (``archstat.live_memory`` without the ops' internal
+    temporaries) is what this op order needs whatever the device and mode; an eager forward needs
+    that or more, so a batch above it would only end in an out-of-memory error.  The suggested
+    batch scales the peak linearly (activations are proportional to the batch).
     """
-    live = inference_peak(df)
+    live = inference_peak(df, transients=False)
     if live is None or live["peak_bytes"] <= free:
         return
     per_image = live["peak_bytes"] / batch
