@@ -67,6 +67,11 @@ def _flatten_shape(shape: tuple, start: int, end: int) -> tuple:
     return (*shape[:start], prod(shape[start:end + 1]), *shape[end + 1:])
 
 
+def _unchanged(x: TensorSpec, fn: str, **hparams) -> Cost:
+    """The input itself, or a view with its own shape and strides: no kernel, no new bytes."""
+    return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn, **hparams})
+
+
 def _reshape_cost(x: TensorSpec, shape, fn: str, **hparams) -> Cost:
     """``view``/``reshape``/``flatten`` of ``x`` to ``shape``.
 
@@ -76,7 +81,7 @@ def _reshape_cost(x: TensorSpec, shape, fn: str, **hparams) -> Cost:
     """
     shape = tuple(shape)
     if len(shape) == len(x.shape) and all(same_size(a, b) for a, b in zip(shape, x.shape)):
-        return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn, **hparams})
+        return _unchanged(x, fn, **hparams)
     strides = view_strides(x.shape, x.stride, shape)
     if strides is not None:
         return Cost(out=x.as_view(shape, strides), kind="view", alloc=False, hparams={"fn": fn, **hparams})
@@ -137,11 +142,9 @@ def _expand(x: TensorSpec, sizes: tuple) -> tuple[list, list]:
 def view_like_function(args: tuple, kwargs: dict) -> Cost:
     x, fn = args[0], kwargs.get("_fn")
     rest = args[1:]
-    if fn == "detach":
-        return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn})
+    if fn == "detach" or (fn == "contiguous" and x.is_contiguous):
+        return _unchanged(x, fn)
     if fn == "contiguous":
-        if x.is_contiguous:
-            return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn})
         return Cost(out=x.with_shape(x.shape), kind="copy", hparams={"fn": fn})
     shape, strides = list(x.shape), list(x.stride)
     rank = len(shape)
@@ -174,11 +177,6 @@ def view_like_function(args: tuple, kwargs: dict) -> Cost:
         if len(shape) == rank and all(same_size(a, b) for a, b in zip(shape, x.shape)):
             return _unchanged(x, fn)
     return Cost(out=x.as_view(shape, strides), kind="view", alloc=False, hparams=hparams)
-
-
-def _unchanged(x: TensorSpec, fn: str) -> Cost:
-    """A view with the input's own shape and strides (nothing squeezed, expanded or permuted)."""
-    return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": fn})
 
 
 @register_function("mean", "sum", "amax", "amin")

@@ -65,36 +65,26 @@ def tf32_flags() -> dict[str, bool]:
     return {"cudnn_allow_tf32": conv in ("tf32", "none"), "matmul_allow_tf32": matmul == "tf32"}
 
 
-def _new_api_nodes() -> list[object]:
+def _switches(tf32: bool) -> list[tuple[object, str, object]]:
+    """(backend, attribute, value) of the TF32 switches, through the API the process is on."""
     b = torch.backends
-    return [b.cudnn.conv, b.cudnn.rnn, b.cuda.matmul]
+    if new_api_in_use():
+        value = "tf32" if tf32 else "ieee"
+        return [(b.cudnn.conv, "fp32_precision", value), (b.cudnn.rnn, "fp32_precision", value),
+                (b.cuda.matmul, "fp32_precision", value)]
+    return [(b.cudnn, "allow_tf32", tf32), (b.cuda.matmul, "allow_tf32", tf32)]
 
 
 @contextlib.contextmanager
 def precision_flags(precision: str, benchmark: bool = True) -> Iterator[dict[str, bool]]:
     """Set the TF32 flags (and cudnn.benchmark) for ``precision``; restore them afterwards."""
     check_precision(precision)
-    tf32 = precision == "tf32"
-    bench_saved = torch.backends.cudnn.benchmark
-    if new_api_in_use():
-        nodes = _new_api_nodes()
-        saved = [n.fp32_precision for n in nodes]
-        try:
-            for n in nodes:
-                n.fp32_precision = "tf32" if tf32 else "ieee"
-            torch.backends.cudnn.benchmark = benchmark
-            yield {**tf32_flags(), "cudnn_benchmark": benchmark}
-        finally:
-            for n, value in zip(nodes, saved):
-                n.fp32_precision = value
-            torch.backends.cudnn.benchmark = bench_saved
-        return
-    saved_legacy = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    switches = [*_switches(precision == "tf32"), (torch.backends.cudnn, "benchmark", benchmark)]
+    saved = [getattr(backend, attr) for backend, attr, _ in switches]
     try:
-        torch.backends.cudnn.allow_tf32 = tf32
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.benchmark = benchmark
+        for backend, attr, value in switches:
+            setattr(backend, attr, value)
         yield {**tf32_flags(), "cudnn_benchmark": benchmark}
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved_legacy
-        torch.backends.cudnn.benchmark = bench_saved
+        for (backend, attr, _), value in zip(switches, saved):
+            setattr(backend, attr, value)

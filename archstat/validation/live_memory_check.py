@@ -67,6 +67,11 @@ class LiveStorages(TorchDispatchMode):
             del self.refs[key]
 
 
+def _existing_storages(model: torch.nn.Module, x: torch.Tensor) -> set[int]:
+    """Storages that exist before the run and are not activations: weights, buffers, the input."""
+    return {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), x]}
+
+
 _ACTIVE: list[LiveStorages] = []
 
 
@@ -88,7 +93,7 @@ def measured_live(model: torch.nn.Module, rows: GraphRows, x: torch.Tensor) -> O
         with graph.inserting_before(copies[node]):
             graph.call_function(_enter_row, (i,))
     gm = fx.GraphModule(model, graph)
-    known = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), x]}
+    known = _existing_storages(model, x)
     tracker = LiveStorages(known, len(rows.nodes))
     _ACTIVE.append(tracker)
     try:
@@ -104,7 +109,7 @@ def eager_peak(model: torch.nn.Module, x: torch.Tensor) -> int:
     """The most activation bytes alive at once during one call of the model's own ``forward`` on
     ``x`` (inference mode, weights and input excluded): a measured peak where the device has no
     allocator statistics (CPU), with the eager forward's own lifetimes (Python locals included)."""
-    known = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), x]}
+    known = _existing_storages(model, x)
     tracker = LiveStorages(known, 0)
     with torch.inference_mode(), tracker:
         out = model(x)
