@@ -5,8 +5,12 @@ params, FLOPs) for any ``nn.Module``, computed from formulas without running the
 """
 from archstat.analyze import analyze
 from archstat.errors import ArchstatError
+from archstat.formulas import Cost, ShapeError, register_function, register_module
 from archstat.profiling.profile import profile
+from archstat.spec import TensorSpec
 from archstat.validation.validate import validate
 
-__all__ = ["analyze", "profile", "validate", "ArchstatError"]
+__all__ = ["analyze", "profile", "validate", "ArchstatError",
+           # the extension point for a user's own layers and functions (README: "Your own ops")
+           "register_module", "register_function", "Cost", "TensorSpec", "ShapeError"]
 __version__ = "0.1.0"

@@ -20,13 +20,13 @@ from archstat.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
 from archstat.interpret import Interpreter, OpRecord
 from archstat.meta_run import meta_records
-from archstat.spec import TensorSpec, simplify
+from archstat.spec import TensorSpec, leaves, simplify
 from archstat.trace import TraceError, trace_graph, training_mode
 
 SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("N", "H", "W", "L", "D")}
 COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
            "flops", "act_bytes", "alloc", "supported", "oracle_supported", "kind", "sources", "hparams", "work",
-           *(f"flops_{c}" for c in CONVENTIONS)]
+           *(f"flops_{c}" for c in CONVENTIONS), "source_parts", "out_part_bytes"]
 
 
 def input_spec(input_shape: Sequence[int], batch: int, dtype: torch.dtype, symbolic: bool) -> TensorSpec:
@@ -54,7 +54,7 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
         cost = rec.cost
         key = (rec.name, rec.op)
         calls[key] = calls.get(key, -1) + 1
-        outs = cost.out if isinstance(cost.out, tuple) else (cost.out,)
+        outs = leaves(cost.out, TensorSpec)  # (values, indices), or LSTM's nested (out, (h, c))
         # every convention's count, so that reconciliations are a groupby, not a re-trace
         counts = {c: fn(cost, rec.inputs) for c, fn in counters.items()}
         flops, oracle_ok = counts[convention]
@@ -68,6 +68,10 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
             "alloc": cost.alloc, "supported": rec.supported, "oracle_supported": oracle_ok and rec.supported,
             "kind": cost.kind, "sources": rec.sources, "hparams": cost.hparams, "work": cost.work,
             **{f"flops_{c}": simplify(n) if rec.supported else 0 for c, (n, _) in counts.items()},
+            # for the inference peak: which outputs of a multi-output producer each source is,
+            # and each output's own storage when this op allocates several
+            "source_parts": rec.source_parts,
+            "out_part_bytes": [simplify(o.nbytes) for o in outs] if cost.alloc and len(outs) > 1 else None,
         })
     return rows
 
@@ -108,9 +112,10 @@ def analyze(
         try:
             interpreter = Interpreter(model, trace_graph(model))
             records, outputs = interpreter.run([spec]), interpreter.outputs
+            output_parts = interpreter.output_parts
         except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
             records, engine = meta_records(model, spec, why=str(exc).split(": ", 1)[-1]), "meta"
-            outputs = None  # unknown: every value nobody reads is kept to the end
+            outputs = output_parts = None  # unknown: every value nobody reads is kept to the end
     rows = _rows(records, convention)
     if upto is not None:
         rows = _cut(rows, upto)
@@ -121,6 +126,7 @@ def analyze(
         "dtype": str(dtype).replace("torch.", ""), "mode": mode, "convention": convention,
         "symbolic": symbolic, "upto": upto, "engine": engine,
         "outputs": outputs if upto is None else None, "input_bytes": simplify(spec.nbytes),
+        "output_parts": output_parts if upto is None else None,
         "total": {c: simplify(sum(r[c] for r in rows)) for c in ("params", "macs", "flops", "act_bytes")},
         "params_all": sum(p.numel() for p in model.parameters()),
         "partial": bool(unsupported), "unsupported": unsupported,

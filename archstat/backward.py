@@ -89,12 +89,13 @@ class _NodeRows:
 
 
 def measured_backward(model: nn.Module, input_shape: Sequence[int], batch: int = 1, mode: str = "train",
-                      seed: int = 0) -> dict[str, object]:
+                      seed: int = 0, dtype: torch.dtype = torch.float32,
+                      device: str | torch.device = "cpu") -> dict[str, object]:
     """FlopCounterMode over a real backward pass, per row.
 
     FlopCounterMode counts each aten op of the backward (``convolution_backward``, ``mm`` ...)
     with its own formulas.  Each row's share is the growth of its total while the autograd nodes
-    that row created run (node pre- and post-hooks; the CPU engine runs nodes one at a time).
+    that row created run (node pre- and post-hooks; the engine runs one device's nodes one at a time).
     (FlopCounterMode's own per-module split is not used: its module tracker keeps a module
     "active" during backward until the gradient of the module's input exists, so sibling branches
     and the first layer, whose input needs no gradient, absorb each other's counts.)
@@ -106,9 +107,10 @@ def measured_backward(model: nn.Module, input_shape: Sequence[int], batch: int =
 
     from archstat.graphrun import RealRun
 
-    work = copy.deepcopy(model)
-    rows = graph_rows(work, input_shape, batch=batch, mode=mode)
-    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed))
+    dev = torch.device(device)
+    work = copy.deepcopy(model).to(device=dev, dtype=dtype)
+    rows = graph_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode)
+    x = torch.randn(batch, *input_shape, device=dev, dtype=dtype, generator=torch.Generator(dev).manual_seed(seed))
     runner = RealRun(work, rows)
     nodes = _NodeRows(runner)
     runner.listeners.append(nodes)

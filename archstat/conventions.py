@@ -78,6 +78,8 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
         return (_numel(_out(cost)) * scale, True) if scale and two_d else (0, False)
     if kind in ("identity", "dropout") and "p" in cost.hparams:  # a dropout call, active or not:
         return 0, cost.hparams.get("fn", "dropout") == "dropout"  # aten::dropout is on the ignore list
+    if kind == "copy" and cost.hparams.get("fn") in ("pixel_shuffle", "pixel_unshuffle"):
+        return 0, False  # aten::pixel_shuffle is neither handled nor on the ignore list
     if kind in ("identity", "view", "copy", "concat"):  # aten::contiguous / reshape are on the ignore list
         return 0, True
     if kind == "activation":

@@ -20,6 +20,15 @@ from archstat.spec import is_symbolic
 FOLDABLE_KINDS = ("activation", "dropout", "identity")
 JSON_FIELDS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
                "flops", "act_bytes", "alloc", "supported"]
+# columns `archstat table --training` / `--receptive-field` add (archstat.table_columns)
+TRAINING_FIELDS = ["saved_bytes", "bwd_macs", "bwd_flops"]
+RF_FIELDS = ["rf", "jump", "rf_regular", "rf_global"]
+SUMMED = ("params", "act_bytes", *TRAINING_FIELDS)  # what a folded row adds up
+
+
+def extra_fields(df: pd.DataFrame) -> list[str]:
+    """The optional per-row fields this table carries, in output order."""
+    return [c for c in TRAINING_FIELDS + RF_FIELDS if c in df.columns]
 
 
 def scaled(value: Any, divisor: int) -> str:
@@ -57,8 +66,9 @@ def fold(df: pd.DataFrame) -> list[dict]:
         if shown and row["kind"] in FOLDABLE_KINDS and row["supported"] and row["flops"] == 0:
             prev = shown[-1]
             prev["op"] += f"+{row['op']}"
-            for col in ("params", "act_bytes"):
-                prev[col] = prev[col] + row[col]
+            for col in SUMMED:
+                if col in prev:
+                    prev[col] = prev[col] + row[col]
             continue
         shown.append(dict(row))
     return shown
@@ -79,15 +89,37 @@ def display_rows(df: pd.DataFrame, folded: bool = True) -> list[dict[str, str]]:
             "memory (KB)": scaled(r["act_bytes"], 1024) if r["supported"] else "?",
             "params (k)": scaled(r["params"], 1000),
             "flop (M)": scaled(r["flops"], 10**6) if r["supported"] else "?",
+            **_extra_cells(r),
         })
     return out
+
+
+def _rf_cell(r: dict) -> str:
+    text = "x".join(map(str, r["rf"])) if len(set(r["rf"])) > 1 else str(r["rf"][0]) if r["rf"] else ""
+    return ("~" if not r["rf_regular"] else "") + text + (" global" if r["rf_global"] else "")
+
+
+def _extra_cells(r: dict) -> dict[str, str]:
+    cells = {}
+    if "saved_bytes" in r:
+        cells["saved (KB)"] = scaled(r["saved_bytes"], 1024) if r["saved_known"] else "?"
+        cells["bwd flop (M)"] = scaled(r["bwd_flops"], 10**6) if r["supported"] else "?"
+    if "rf" in r:
+        cells["RF"] = _rf_cell(r)
+        cells["jump"] = "x".join(map(str, r["jump"])) if len(set(r["jump"])) > 1 else str(r["jump"][0]) if r["jump"] else ""
+    return cells
 
 
 def _totals_row(df: pd.DataFrame) -> dict[str, str]:
     t = df.attrs["total"]
     partial = " (partial)" if df.attrs.get("partial") else ""
-    return {"layer": "total" + partial, "memory (KB)": scaled(t["act_bytes"], 1024),
-            "params (k)": scaled(t["params"], 1000), "flop (M)": scaled(t["flops"], 10**6)}
+    row = {"layer": "total" + partial, "memory (KB)": scaled(t["act_bytes"], 1024),
+           "params (k)": scaled(t["params"], 1000), "flop (M)": scaled(t["flops"], 10**6)}
+    if "training" in df.attrs:
+        tr = df.attrs["training"]
+        row["saved (KB)"] = scaled(tr["saved"], 1024) + (" (partial)" if tr["partial"] else "")
+        row["bwd flop (M)"] = scaled(tr["bwd_flops"], 10**6)
+    return row
 
 
 def _header(df: pd.DataFrame) -> str:
@@ -95,6 +127,22 @@ def _header(df: pd.DataFrame) -> str:
     shape = "x".join(map(str, a["input"]))
     return (f"{a['model']}  input {shape}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
             f"convention: {DESCRIPTIONS[a['convention']]}")
+
+
+UNSUPPORTED_HINT = ("give an op a formula with @archstat.register_function('OP') (a function, by the name "
+                    "shown) or @archstat.register_module(Class) (a layer), in the module that builds the model")
+
+
+def _training_line(a: dict) -> str:
+    """The memory a training step holds after backward, by part, and the backward FLOPs."""
+    tr, mib = a["training"], lambda b: f"{b / 2**20:,.2f} MiB"
+    optimizer = {"sgd": "SGD with momentum", "sgd_plain": "plain SGD", "adam": "Adam", "adamw": "AdamW"}[tr["optimizer_name"]]
+    parts = (f"saved activations {mib(tr['saved'])} + params {mib(tr['params'])} + grads {mib(tr['grads'])} "
+             f"+ buffers {mib(tr['buffers'])} + {optimizer} state {mib(tr['optimizer'])}")
+    step = f" = {mib(tr['total'])}" if tr["total"] is not None else " (params etc. of the whole model; --upto cuts the rest)"
+    ratio = tr["bwd_flops"] / a["total"]["flops"] if a["total"]["flops"] else float("nan")
+    return (f"training step on {tr['device']} ({a['mode']} graph): {parts}{step}; backward "
+            f"{scaled(tr['bwd_flops'], 10**6)} M flop ({ratio:.2f}x forward)" + (" (partial)" if tr["partial"] else ""))
 
 
 def _footer(df: pd.DataFrame) -> list[str]:
@@ -105,11 +153,17 @@ def _footer(df: pd.DataFrame) -> list[str]:
     if peak is not None:
         lines.append(f"inference peak: {peak['peak_bytes'] / 1024:,.1f} KB of activations alive at once, at "
                      f"{peak['peak_name']} (input included, every value freed after its last use)")
+    if "training" in a:
+        lines.append(_training_line(a))
+    if "rf" in df.columns:
+        lines.append("RF: receptive field of one output unit in input pixels (HxW when they differ), jump: its "
+                     "effective stride; ~ an upper bound (uneven windows), global: sees every position")
     if a.get("params_all") != a["total"]["params"]:
         lines.append(f"params of the whole model (every module, run or not): {a['params_all']:,}")
     if a.get("unsupported"):
         lines.append("UNSUPPORTED ops (no formula; their cost is unknown, totals are partial): "
                      + ", ".join(a["unsupported"]))
+        lines.append(UNSUPPORTED_HINT)
     if a.get("oracle_unsupported") and a["convention"] != "lecture":
         lines.append(f"ops the {a['convention']} tool itself does not count (oracle unsupported): "
                      + ", ".join(a["oracle_unsupported"]))
@@ -158,10 +212,11 @@ def to_dict(df: pd.DataFrame) -> dict:
     return _jsonable({
         "model": a["model"], "input": a["input"], "batch": a["batch"], "dtype": a["dtype"], "mode": a["mode"],
         "convention": a["convention"], "symbolic": a["symbolic"],
-        "layers": [{k: r[k] for k in JSON_FIELDS} for r in df.to_dict("records")],
+        "layers": [{k: r[k] for k in JSON_FIELDS + extra_fields(df)} for r in df.to_dict("records")],
         "total": a["total"], "params_all": a["params_all"], "partial": a["partial"],
         "unsupported": a["unsupported"], "oracle_unsupported": a["oracle_unsupported"],
         "inference_peak": inference_peak(df),
+        **({"training": a["training"]} if "training" in a else {}),
     })
 
 
@@ -170,8 +225,8 @@ def to_json(df: pd.DataFrame) -> str:
 
 
 def to_csv(df: pd.DataFrame) -> str:
-    flat = df[JSON_FIELDS].copy()
-    for col in ("in_shapes", "out_shape", "kernel", "stride", "padding"):
+    flat = df[JSON_FIELDS + extra_fields(df)].copy()
+    for col in ("in_shapes", "out_shape", "kernel", "stride", "padding", *(c for c in ("rf", "jump") if c in flat)):
         flat[col] = flat[col].map(lambda v: "" if v is None else json.dumps(_jsonable(v)))
     for col in ("params", "macs", "flops", "act_bytes"):
         flat[col] = flat[col].map(lambda v: str(v))

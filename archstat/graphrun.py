@@ -19,7 +19,7 @@ import torch.fx as fx
 from torch import nn
 
 from archstat.analyze import analyze, input_spec
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, first_line, is_oom
 from archstat.formulas import module_formula, tensors_in
 from archstat.interpret import Interpreter, ParamSpec
 from archstat.spec import leaves
@@ -141,10 +141,19 @@ class RealRun:
 
     def run(self, x: torch.Tensor) -> Any:
         self.calls, self._seen = [], set()
-        if self.rows.engine == "fx":
-            self.output = _FxRun(self).run(x)
-        else:
-            self.output = _hooked_run(self, x)
+        try:
+            self.output = _FxRun(self).run(x) if self.rows.engine == "fx" else _hooked_run(self, x)
+        except ArchstatError:
+            raise
+        except Exception as exc:
+            if is_oom(exc):
+                raise  # the caller knows the batch and what to suggest
+            # the user's model refuses this input (BatchNorm in training on one value per channel,
+            # a shape its own code rejects): one line naming the layer, not a traceback
+            df, i = self.rows.df, len(self.calls)
+            where = f"layer {df['name'].iloc[i] or '<root>'} ({df['op'].iloc[i]})" if i < len(df) else "the output"
+            raise ArchstatError(f"the real model fails at {where} on a batch of {x.shape[0]} "
+                                f"({'x'.join(map(str, x.shape[1:]))}): {first_line(exc)}") from None
         if len(self.calls) != len(self.rows.df):
             raise ArchstatError(f"the real run made {len(self.calls)} op calls where the analysis has "
                                 f"{len(self.rows.df)} rows")

@@ -16,8 +16,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from archstat.errors import ArchstatError
-from archstat.formulas import FUNCTION_FORMULAS, Cost, ShapeError, module_formula, tensors_in
+from archstat.errors import ArchstatError, first_line
+from archstat.formulas import FUNCTION_FORMULAS, Cost, ShapeError, checked_cost, module_formula, tensors_in
 from archstat.spec import TensorSpec, is_symbolic
 from archstat.trace import op_name, owner_name
 
@@ -41,6 +41,9 @@ class OpRecord:
     params: int
     supported: bool
     module: Optional[nn.Module] = None
+    # per source: which outputs of a multi-output producer this op reads (indices into
+    # leaves(producer.cost.out)), or None for all of them / a single-output producer
+    source_parts: Optional[list] = None
 
 
 _TENSOR_ATTRS = {"shape": lambda t: t.shape, "dtype": lambda t: t.dtype, "ndim": lambda t: len(t.shape),
@@ -70,12 +73,26 @@ def _as_spec(value: Any) -> Any:
 
 def apply_formula(formula: Any, module: Optional[nn.Module], inputs: list, args: tuple, kwargs: dict,
                   owner: str, op: str) -> Cost:
-    """Run a formula; a ShapeError becomes a one-line error that names the layer and its input."""
+    """Run a formula and check what it returns (:func:`checked_cost`).
+
+    A ShapeError becomes a one-line error that names the layer and its input.  A formula from
+    outside archstat (``archstat.register_module``) that fails in any other way is named in a
+    one-line error too; archstat's own formulas keep their traceback, which would be our bug.
+    """
+    where = f"layer {owner or '<root>'} ({op})"
     try:
-        return formula(module, inputs) if module is not None else formula(args, kwargs)
+        cost = formula(module, inputs) if module is not None else formula(args, kwargs)
     except ShapeError as exc:
         shown = "x".join(str(s) for s in inputs[0].sample_shape) if inputs else "?"
-        raise ArchstatError(f"layer {owner or '<root>'} ({op}): {exc} [its input per sample: {shown}]") from None
+        raise ArchstatError(f"{where}: {exc} [its input per sample: {shown}]") from None
+    except (NotImplementedError, ArchstatError):
+        raise
+    except Exception as exc:
+        if getattr(formula, "__module__", "").startswith("archstat."):
+            raise
+        name = getattr(formula, "__qualname__", repr(formula))
+        raise ArchstatError(f"formula {name} for {where} failed: {first_line(exc)}") from None
+    return checked_cost(cost, formula, where)
 
 
 class ParamCounter:
@@ -106,6 +123,9 @@ class Interpreter:
         self._source: dict[fx.Node, int] = {}  # node -> index of the record that produced its value
         self._env: dict[fx.Node, Any] = {}  # node -> its value (TensorSpec, int, sympy expression ...)
         self.outputs: Optional[list[int]] = None  # records feeding the graph output (-1: the input itself)
+        self.output_parts: Optional[list] = None  # per entry of ``outputs``: the parts returned (None: all)
+        # getitem node -> the leaves of its producer's tuple output that its value holds
+        self._parts: dict[fx.Node, frozenset] = {}
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
         env = self._env = {}  # fresh for each run
@@ -121,7 +141,7 @@ class Interpreter:
             elif node.op == "get_attr":
                 env[node] = self._get_attr(str(node.target))
             elif node.op == "output":  # the records whose values the model returns
-                self.outputs = sorted({self._source.get(n, -1) for n in node.all_input_nodes})
+                self.outputs, self.output_parts = self._sources_of(node.all_input_nodes)
                 break
             else:
                 args = fx.node.map_arg(node.args, lambda n: env[n])
@@ -133,7 +153,30 @@ class Interpreter:
                 elif node.all_input_nodes and node.all_input_nodes[0] in self._source:
                     # getitem of a split's output, etc.: the value comes from the same record
                     self._source[node] = self._source[node.all_input_nodes[0]]
+                    self._note_parts(node)
         return self.records
+
+    def _note_parts(self, node: fx.Node) -> None:
+        """Which leaves of a multi-output record ``node``'s value (a getitem) holds, by identity:
+        max pooling's unused indices or attention's unused weights die with the tuple, while the
+        picked tensor lives on."""
+        outs = tensors_in(self.records[self._source[node]].cost.out)
+        mine = tensors_in(self._env[node])
+        held = frozenset(k for k, o in enumerate(outs) if any(o is t for t in mine))
+        if held and len(held) < len(outs):
+            self._parts[node] = held
+
+    def _sources_of(self, nodes: list) -> tuple[list[int], list]:
+        """Producer records of ``nodes`` (-1: the model input) and the parts of each that are read."""
+        read: dict[int, Optional[set]] = {}
+        for n in nodes:
+            src, part = self._source.get(n, -1), self._parts.get(n)
+            if src in read and read[src] is None or part is None:
+                read[src] = None
+            else:
+                read[src] = (read.get(src) or set()) | part
+        keys = sorted(read)
+        return keys, [None if read[k] is None else sorted(read[k]) for k in keys]
 
     def _get_attr(self, target: str) -> Any:
         value: Any = self.root
@@ -166,6 +209,8 @@ class Interpreter:
                 return len(subject.shape) if name == "dim" else subject.numel
         if name == "getitem" and not isinstance(subject, TensorSpec):
             return subject[args[1]]  # picking one output of split/chunk/max(return_indices)
+        if name == "getattr" and not isinstance(subject, TensorSpec):
+            return getattr(subject, args[1])  # a named output: max(dim).values
         kwargs = dict(kwargs, _fn=name, **({"inplace": True} if inplace else {}))
         return self._record(node, name, args, kwargs, None)
 
@@ -180,9 +225,11 @@ class Interpreter:
         except NotImplementedError:  # no formula, or none for these arguments (tensor indexing)
             cost, supported = self._unsupported(node, op, args, kwargs, module), False
         params = self.params.count(module, args, kwargs)
-        sources = [self._source.get(n, -1) for n in node.all_input_nodes
-                   if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
-        self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module))
+        feeding = [n for n in node.all_input_nodes if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
+        sources = [self._source.get(n, -1) for n in feeding]
+        parts = [sorted(self._parts[n]) if n in self._parts else None for n in feeding]
+        self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module,
+                                     parts if any(p is not None for p in parts) else None))
         return cost.out
 
     def _unsupported(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Cost:

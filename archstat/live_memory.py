@@ -2,8 +2,10 @@
 
 The lecture's memory column sums every output; a device never holds them all.  Here each row that
 allocates (``alloc``) creates a storage of its output's bytes; a view, an in-place op or an
-identity reuses its first input's storage.  A storage lives from the row that creates it to the
-last row that reads a value in it (``sources``); the model's outputs live to the end, and the
+identity reuses its first input's storage; an op with several outputs of their own (max pooling
+with its indices, attention with its weights) makes one storage per output, and a reader that
+picks one of them (``source_parts``) keeps only that one alive.  A storage lives from the row that
+creates it to the last row that reads a value in it (``sources``); the model's outputs live to the end, and the
 input for the whole call (the caller holds it).  While row ``t`` runs, its inputs and its output
 are both alive, plus any temporaries of an op composed of several (``work["transient_bytes"]``:
 LocalResponseNorm pads a squared copy of its input):
@@ -25,17 +27,46 @@ import pandas as pd
 
 from archstat.spec import is_symbolic
 
-INPUT = -1  # the storage of the model input
+INPUT = (-1, None)  # the storage of the model input
+Storage = tuple  # (row that allocated it, which of its outputs or None when it has one)
 
 
-def storages(df: pd.DataFrame) -> list[int]:
-    """The storage each row's output lives in: its own row index if it allocates, else the storage
-    of its first tensor input (views, in-place ops, identities)."""
-    out: list[int] = []
-    for alloc, sources in zip(df["alloc"], df["sources"]):
-        first = sources[0] if sources else INPUT
-        out.append(len(out) if alloc else (out[first] if first >= 0 else INPUT))
+def _parts(row_parts: Optional[list], sources: list, k: int) -> Optional[list]:
+    return row_parts[k] if row_parts is not None and k < len(row_parts) else None
+
+
+def storages(df: pd.DataFrame) -> list[list[Storage]]:
+    """The storages each row's output lives in: its own (one per output when it allocates several,
+    as max pooling's values and indices), else those of its first tensor input (views, in-place
+    ops, identities; only the outputs of that input it reads)."""
+    out: list[list[Storage]] = []
+    multi = df["out_part_bytes"] if "out_part_bytes" in df else [None] * len(df)
+    parts = df["source_parts"] if "source_parts" in df else [None] * len(df)
+    for i, (alloc, sources, many, row_parts) in enumerate(zip(df["alloc"], df["sources"], multi, parts)):
+        if alloc:
+            out.append([(i, k) for k in range(len(many))] if many else [(i, None)])
+        elif not sources or sources[0] < 0:
+            out.append([INPUT])
+        else:
+            out.append(_pick(out[sources[0]], _parts(row_parts, sources, 0)))
     return out
+
+
+def _pick(keys: list[Storage], parts: Optional[list]) -> list[Storage]:
+    """The storages among ``keys`` that hold the given outputs (all when ``parts`` is None)."""
+    if parts is None or len(keys) == 1:
+        return keys
+    return [keys[k] for k in parts if k < len(keys)]
+
+
+def _sizes(df: pd.DataFrame) -> dict[Storage, int]:
+    multi = df["out_part_bytes"] if "out_part_bytes" in df else [None] * len(df)
+    size: dict[Storage, int] = {}
+    for i, (nbytes, alloc, many) in enumerate(zip(df["act_bytes"], df["alloc"], multi)):
+        if alloc:
+            for k, b in enumerate(many or [nbytes]):
+                size[(i, k if many else None)] = int(b)
+    return size
 
 
 def live_bytes(df: pd.DataFrame, transients: bool = True) -> Optional[list[int]]:
@@ -49,22 +80,24 @@ def live_bytes(df: pd.DataFrame, transients: bool = True) -> Optional[list[int]]
         return None
     n = len(df)
     owner = storages(df)
-    size = {i: int(b) for i, (b, a) in enumerate(zip(df["act_bytes"], df["alloc"])) if a}
-    last = {s: i for i, s in enumerate(owner)}  # at least the row that made (or last touched) it
-    for t, sources in enumerate(df["sources"]):
-        for k in sources:
-            s = owner[k] if k >= 0 else INPUT
-            last[s] = max(last.get(s, t), t)
-    outputs = df.attrs.get("outputs")
+    size = _sizes(df)
+    last = {s: i for i, keys in enumerate(owner) for s in keys}  # at least the row that made (or last touched) it
+    parts = df["source_parts"] if "source_parts" in df else [None] * n
+    for t, (sources, row_parts) in enumerate(zip(df["sources"], parts)):
+        for j, k in enumerate(sources):
+            for s in (_pick(owner[k], _parts(row_parts, sources, j)) if k >= 0 else [INPUT]):
+                last[s] = max(last.get(s, t), t)
+    outputs, output_parts = df.attrs.get("outputs"), df.attrs.get("output_parts")
     if outputs is None:  # the meta engine does not say what the model returns: keep every unread value
         read = {k for sources in df["sources"] for k in sources}
-        outputs = [k for k in range(n) if k not in read]
-    for k in outputs:
+        outputs, output_parts = [k for k in range(n) if k not in read], None
+    for j, k in enumerate(outputs):
         if k >= 0:
-            last[owner[k]] = n - 1
+            for s in _pick(owner[k], output_parts[j] if output_parts else None):
+                last[s] = n - 1
     delta = [0] * (n + 1)  # a sweep: + at creation, - after the last use
     for s, nbytes in size.items():
-        delta[s] += nbytes
+        delta[s[0]] += nbytes
         delta[last[s] + 1] -= nbytes
     live, running = [], int(df.attrs.get("input_bytes", 0))
     for t, work in enumerate(df["work"]):

@@ -54,8 +54,14 @@ def _acc(dtype: torch.dtype) -> torch.dtype:
 
 def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn.Module], batch: int,
                 dtype: torch.dtype, device: str) -> Optional[list[Item]]:
-    """What the op of row ``r`` saves for backward (given that autograd records it); None: not known."""
+    """What the op of row ``r`` saves for backward (given that autograd records it); None: not known.
+
+    A formula may say it itself in ``Cost.work["saved"]`` (a user's layer: see archstat.Cost).
+    """
     kind, hp = r["kind"], r["hparams"] if isinstance(r["hparams"], dict) else {}
+    declared = (r.get("work") or {}).get("saved")
+    if declared is not None:
+        return [tuple(item) for item in declared]
     x = [batch, *r["in_shapes"][0]] if r["in_shapes"] else []
     out = [batch, *r["out_shape"]]
     if kind in ("conv", "conv_transpose"):

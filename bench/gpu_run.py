@@ -39,7 +39,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         return {"device": "cpu", "quick": True, "models": args.models or ["alexnet", "resnet18", "googlenet_bn"],
                 "batches": (1, 4), "warmup": 1, "repeat": 3, "layer_repeat": 2, "loop_s": 0.5,
                 "budget_priority": 60.0, "budget_other": 30.0, "small_input": True, "train_models": ["resnet18"],
-                "validate_batch": 1}
+                "validate_batch": 2}
     names = list_models()
     order = args.models or [m for m in PRIORITY if m in names] + [m for m in names if m not in PRIORITY]
     return {"device": "cuda", "quick": False, "models": order, "batches": (1, 64), "warmup": 5, "repeat": 50,
@@ -113,9 +113,10 @@ def run_model(name: str, p: dict, clock: Clock, w: Writer, ceil: Any, reserve_s:
         w.skip(name, "torchvision", "no torchvision counterpart with the same state_dict layout")
     if name in PRIORITY or p["device"] == "cpu":
         step("validate", lambda: validate_step(name, p["device"], p["validate_batch"], shape))
+        step("validate train", lambda: validate_step(name, p["device"], p["validate_batch"], shape, mode="train"))
     if name in p["train_models"]:
         step(f"train tf32 b{large}", lambda: prof("tf32", False, large, False, train=True))
-    del model
+    model = None  # frees the weights before the next model is built (the closures above are done)
 
 
 def main(argv: list[str] | None = None) -> int:

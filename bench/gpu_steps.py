@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import torch
 
+from archstat.errors import first_line
 from archstat.profiling.precision import PRECISIONS, precision_flags
 from archstat.profiling.timing import environment, stats, time_calls
 
@@ -41,15 +42,17 @@ def machine(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def validate_step(name: str, device: str, batch: int, shape: tuple) -> dict[str, Any]:
-    """`archstat validate NAME --device DEVICE` in process, through the CLI's stable contract.
+def validate_step(name: str, device: str, batch: int, shape: tuple, mode: str = "eval") -> dict[str, Any]:
+    """`archstat validate NAME --device DEVICE --mode MODE` in process, through the CLI's stable contract.
 
-    Exit 0 means every check agrees (on the device: shapes, params, bytes, FLOPs, live bytes).
+    Exit 0 means every check agrees on the device: shapes, params, bytes, FLOPs, and live bytes
+    (eval) or the bytes saved for backward and the backward FLOPs (train; on CUDA dropout keeps
+    a bool mask, not the CPU's float one).
     """
     from archstat.cli import main
 
-    argv = ["validate", name, "--device", device, "--batch", str(batch), "--input", "x".join(map(str, shape)),
-            "--format", "json"]
+    argv = ["validate", name, "--device", device, "--mode", mode, "--batch", str(batch),
+            "--input", "x".join(map(str, shape)), "--format", "json"]
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -63,11 +66,6 @@ def validate_step(name: str, device: str, batch: int, shape: tuple) -> dict[str,
         report = text[-4000:]
     return {"status": "pass" if rc == 0 else "fail", "exit_code": rc, "argv": argv, "stderr": err.getvalue()[-2000:],
             "report": report}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def torchvision_step(name: str, tv_name: str, build_ours: Callable[[], torch.nn.Module], shape: tuple,
@@ -119,9 +117,9 @@ def torchvision_step(name: str, tv_name: str, build_ours: Callable[[], torch.nn.
             so, st = stats(t_o), stats(t_t)
             row.update({"ours_median_s": so["median"], "ours_cv": so["cv"], "torchvision_median_s": st["median"],
                         "torchvision_cv": st["cv"], "ratio": so["median"] / st["median"]})
-            del m_o, m_t, xb
+            m_o = m_t = xb = None  # free the copies before the next configuration
         except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
-            row["error"] = _first_line(exc)
+            row["error"] = first_line(exc)
         res["timing"].append(row)
         if device.type == "cuda":
             torch.cuda.empty_cache()

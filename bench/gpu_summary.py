@@ -69,11 +69,12 @@ def targets(res: dict) -> list[list[str]]:
         rows.append([f"roofline median abs error, all layers >= 20 us pooled, {cfg}", "<= 30.0%",
                      f"{p.get('layers')} layers; naive (matmul peak for convs) {_pct(p.get('naive_median_abs_error'))}",
                      _pct(v), "-" if v is None else ("PASS" if v <= 0.30 else "FAIL")])
-    val = [m["steps"]["validate"] for m in res.get("models", {}).values() if "validate" in m.get("steps", {})]
-    counts = {s: sum(v.get("status") == s for v in val) for s in ("pass", "fail", "skipped", "error")}
-    rows.append(["validate on the device (shapes, params, FLOPs, live bytes)", "all pass",
-                 ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no data", "-",
-                 "FAIL" if counts["fail"] or counts["error"] else "PASS" if counts["pass"] else "-"])
+    for step, what in (("validate", "live bytes"), ("validate train", "saved bytes, backward FLOPs")):
+        val = [m["steps"][step] for m in res.get("models", {}).values() if step in m.get("steps", {})]
+        counts = {s: sum(v.get("status") == s for v in val) for s in ("pass", "fail", "skipped", "error")}
+        rows.append([f"{step} on the device (shapes, params, FLOPs, {what})", "all pass",
+                     ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no data", "-",
+                     "FAIL" if counts["fail"] or counts["error"] else "PASS" if counts["pass"] else "-"])
     return rows
 
 
@@ -150,7 +151,10 @@ def _other(e: dict) -> str:
     if e.get("reason") or e.get("error"):
         return str(e.get("reason") or e.get("error")).replace("|", "/")[:200]
     if "exit_code" in e:
-        return f"exit {e['exit_code']}" + (f"; {e.get('stderr', '').strip()[:150]}" if e.get("stderr") else "")
+        report = e.get("report") if isinstance(e.get("report"), dict) else {}
+        first = (report.get("mismatches") or [""])[0]  # a failing validate: its first disagreement
+        detail = first or e.get("stderr", "").strip()
+        return f"exit {e['exit_code']}" + (f"; {detail.replace('|', '/')[:150]}" if detail else "")
     return ""
 
 

@@ -50,7 +50,7 @@ def main() -> None:
                                         "fidelity": a["fidelity"], "totals": a["totals"], "checks": a["checks"],
                                         "mismatches": a["mismatches"][:10], "timing": a["timing"],
                                         "wall_s": time.perf_counter() - t})
-        except Exception as exc:  # record and go on: one model's failure must not lose the others
+        except Exception:  # record and go on: one model's failure must not lose the others
             results["validate"].append({"model": name, "error": traceback.format_exc()[-2000:]})
         print(results["validate"][-1].get("agree", "ERROR"), name, flush=True)
         save()

@@ -46,6 +46,13 @@ CASES = [
     (nn.LocalResponseNorm(5), (16, 4, 4), [16, 4, 4], 0, 0),
     (nn.PReLU(16), (16, 4, 4), [16, 4, 4], 16, 0),
     (nn.Flatten(), (16, 4, 4), [256], 0, 0),
+    # pixel shuffle r=2: (8/4, 3*2, 5*2); unshuffle back: (2*4, 6/2, 10/2)
+    (nn.PixelShuffle(2), (8, 3, 5), [2, 6, 10], 0, 0),
+    (nn.PixelUnshuffle(2), (2, 6, 10), [8, 3, 5], 0, 0),
+    # scale 0.5: floor(7 * 0.5) = 3, floor(9 * 0.5) = 4; scale 1.5: floor(7 * 1.5) = 10
+    (nn.Upsample(scale_factor=0.5, mode="bilinear"), (3, 7, 9), [3, 3, 4], 0, 0),
+    (nn.Upsample(scale_factor=1.5), (3, 7), [3, 10], 0, 0),
+    (nn.UpsamplingBilinear2d(size=(5, 11)), (3, 7, 9), [3, 5, 11], 0, 0),
 ]
 
 

@@ -73,3 +73,35 @@ def test_meta_engine_keeps_unread_values_to_the_end():
     assert meta.attrs["engine"] == "meta" and meta.attrs["outputs"] is None
     traced = analyze(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(2)), (3, 8, 8))
     assert live_bytes(meta) == live_bytes(traced)
+
+
+class Picky(nn.Module):
+    """Multi-output ops whose outputs are not all read: max pooling's returned indices, max along a
+    dim, attention's averaged weights (an op archstat has no formula for), a returned tuple part."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        y, _ = self.pool(self.conv(x))                 # indices dropped at once
+        v = y.max(dim=3).values                       # (N, 8, 4): indices dropped at once
+        t = v.transpose(1, 2)                         # 4 tokens of width 8
+        a = self.mha(t, t, t)[0]                      # weights dropped at once
+        return a.mean(1), y.min(dim=1)                # min's values and indices both returned
+
+
+def test_unread_outputs_of_a_multi_output_op_die_at_once():
+    net = Picky().eval()
+    df = analyze(net, (3, 8, 8))
+    pool = df[df.op == "MaxPool2d"].iloc[0]
+    pooled, indices = 2 * 8 * 4 * 4 * 4, 2 * 8 * 4 * 4 * 8  # batch 1: 8x4x4 values (fp32) and indices (int64)
+    assert pool.out_part_bytes == [pooled // 2, indices // 2]
+    after = df.index[df.op == "MaxPool2d"][0] + 1
+    live = live_bytes(df)
+    assert live[after] - live[after - 1] < indices // 2  # the next row no longer holds the indices
+    v = validate(net, (3, 8, 8), batch=2)
+    assert v.attrs["agree"], v.attrs["mismatches"]
+    assert v.attrs["checks"]["live_ok"] == {"ok": len(v) - 1, "failed": 0, "skipped": 1}  # not the attention row

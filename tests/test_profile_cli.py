@@ -93,6 +93,7 @@ def test_gpu_script_dry_run(monkeypatch, tmp_path):
     assert all(t["ratio"] > 0 for t in tv["timing"])
     assert res["models"]["alexnet"]["steps"]["torchvision"]["status"] == "error"  # the fake has no alexnet
     assert steps["validate"]["status"] in ("skipped", "pass")
+    assert steps["validate train"]["status"] in ("skipped", "pass"), steps["validate train"]
     summary = (out / "summary.md").read_text()
     assert "## Targets" in summary and "## Measured ceilings" in summary and "resnet18" in summary
     with open(out / "layers.csv") as fh:

@@ -61,6 +61,17 @@ CASES = {  # name: (module, input per sample, fvcore handles it)
     "matmul": (Functional(lambda x: x @ x.transpose(-1, -2)), (3, 4, 5), True),
     "view": (Functional(lambda x: x.view(x.size(0), -1)), (3, 4, 4), True),
     "flatten_2d_is_identity": (nn.Sequential(nn.Flatten(), nn.Flatten()), (3, 4, 4), True),
+    "pixel_shuffle": (nn.PixelShuffle(2), (8, 3, 3), False),
+    "pixel_unshuffle": (Functional(lambda x: F.pixel_unshuffle(x, 2)), (2, 4, 6), False),
+    "interpolate_down": (Functional(lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear")), (3, 7, 9), True),
+    "interpolate_size": (Functional(lambda x: F.interpolate(x, size=(5, 3))), (3, 7, 9), True),
+    "interpolate_1d": (Functional(lambda x: F.interpolate(x, scale_factor=3)), (3, 5), False),
+    # values and indices, each a storage of its own; the unused indices die at once
+    "max_dim": (Functional(lambda x: x.max(dim=1)[0].unsqueeze(1) + x.min(2, keepdim=True).values), (3, 4, 4), False),
+    "max_all": (Functional(lambda x: x * torch.max(x)), (3, 4, 4), False),
+    "max_pair": (Functional(lambda x: torch.max(x, x * 2)), (3, 4, 4), False),
+    "max_pool_indices_unused": (Functional(lambda x: F.max_pool2d(x, 2, return_indices=True)[0] * 2), (3, 6, 6),
+                                False),
 }
 
 

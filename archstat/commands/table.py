@@ -10,13 +10,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("table", help="per-layer output size, memory, params and FLOPs")
     add_model_args(p)
     p.add_argument("--dtype", default="float32", help="activation dtype (float32, float16, bfloat16, ...)")
-    p.add_argument("--mode", choices=("eval", "train"), default="eval", help="trace the eval or training graph")
+    p.add_argument("--mode", choices=("eval", "train"), default=None,
+                   help="trace the eval or training graph (default eval; train with --training)")
     add_convention_arg(p)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
     p.add_argument("--symbolic", action="store_true", help="closed forms in N, H, W (sympy)")
     p.add_argument("--reconcile", action="store_true", help="break FLOPs down by op kind in every convention")
     p.add_argument("--upto", metavar="LAYER", help="stop after this layer (e.g. features.5, layer1)")
     p.add_argument("--all-rows", action="store_true", help="do not fold activations/dropout into the row before")
+    p.add_argument("--training", action="store_true",
+                   help="add what a training step costs per layer: bytes saved for backward, backward FLOPs; "
+                        "and the step's memory (saved + params + grads + optimizer state)")
+    p.add_argument("--optimizer", choices=("sgd", "sgd_plain", "adam", "adamw"), default="sgd",
+                   help="optimizer state for --training (sgd: with momentum, one buffer per parameter)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the training step would run, for --training (dropout keeps a bool mask on cuda)")
+    p.add_argument("--receptive-field", action="store_true", help="add each layer's receptive field and jump")
     p.set_defaults(func=run)
 
 
@@ -36,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from archstat.commands._common import resolve_model
     from archstat.format import FORMATTERS, to_markdown, to_text
 
+    # a training step's cost is the training graph's (dropout masks, BN batch statistics) unless asked otherwise
+    args.mode = args.mode or ("train" if args.training else "eval")
     model, default_input = resolve_model(args.model)
     shape = args.input or default_input
     if args.reconcile:
@@ -47,6 +58,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     df = analyze(model, shape, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
                  convention=args.convention, symbolic=args.symbolic, upto=args.upto)
+    if args.training:
+        from archstat.table_columns import with_training
+
+        df = with_training(df, model, shape, args.batch, parse_dtype(args.dtype), args.mode, args.optimizer,
+                           args.device)
+    if args.receptive_field:
+        from archstat.table_columns import with_receptive_field
+
+        df = with_receptive_field(df, model, shape, args.mode)
     if args.format in ("text", "markdown"):
         fmt = to_text if args.format == "text" else to_markdown
         print(fmt(df, folded=not args.all_rows))

@@ -9,8 +9,9 @@ formula only reports the convention-free facts: MACs, the op kind and a few work
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from torch import nn
 
@@ -26,11 +27,15 @@ class ShapeError(ArchstatError):
 class Cost:
     """What one op call costs, convention-free.
 
-    ``kind`` groups ops the way the counting conventions need (``conv``, ``linear``, ``matmul``,
-    ``pool``, ``adaptive_pool``, ``batch_norm``, ``norm``, ``activation``, ``elementwise``,
-    ``dropout``, ``view``, ``copy``, ``concat``, ``reduce``, ``identity``, ``upsample``).
+    ``kind`` groups ops the way the counting conventions need (one of :data:`KINDS`).
+    ``macs`` are multiply-accumulates (priced for the matrix kinds only).
     ``work`` holds the counts conventions price: ``window`` (pooling elements read per output
-    element), ``affine`` (norm has a learnable scale/shift).  ``alloc`` is False for views,
+    element), ``affine`` (norm has a learnable scale/shift), and ``transient_bytes``: memory an op
+    made of several kernels holds only while it runs (a Swish's sigmoid before the multiply),
+    which the inference peak adds for that op; and ``saved``: what autograd keeps for backward,
+    as a list of ``("in", k)`` (the k-th tensor input), ``("out",)`` (the output) and
+    ``("new", numel, dtype)`` (a tensor the op makes), when the kind's default (see
+    ``archstat.memory``) does not fit.  ``alloc`` is False for views,
     in-place ops and ops that return their input; ``new_bytes`` is False for the last two only,
     whose output is the input's memory and so adds nothing to the lecture's memory column.
     """
@@ -47,6 +52,32 @@ class Cost:
     hparams: dict = field(default_factory=dict)
 
 
+# The op kinds the counting conventions, memory and backward estimates know how to price.  A formula
+# must return one of them: an unknown kind would be counted as a silent zero by every convention.
+KINDS: dict[str, str] = {
+    "conv": "convolution: macs = C_out*H_out*W_out*(C_in/groups)*kh*kw; set kernel/stride/padding",
+    "conv_transpose": "transposed convolution (macs as for conv, over the input grid)",
+    "linear": "fully connected: macs = in*out per row",
+    "matmul": "matrix product; hparams['shapes'] = (left shape, right shape)",
+    "pool": "max/avg pooling; work['window'] = elements read per output element",
+    "adaptive_pool": "adaptive pooling; work['window'], hparams['mode'] ('avg'|'max'), hparams['output_size']",
+    "batch_norm": "batch norm; work['affine'], hparams['training']",
+    "group_norm": "group norm; work['affine']",
+    "layer_norm": "layer norm; work['affine']",
+    "instance_norm": "instance norm; work['affine']",
+    "lrn": "local response norm; work['window']",
+    "activation": "elementwise nonlinearity, shape kept; hparams['fn'] names it",
+    "elementwise": "elementwise arithmetic (add, mul, ...); hparams['fn'] names it",
+    "dropout": "dropout while training; hparams['p']",
+    "reduce": "a reduction (sum, mean, max over dims); work['elements'] = elements read",
+    "upsample": "interpolation; hparams['mode']",
+    "concat": "torch.cat / stack: a new tensor",
+    "copy": "contiguous()/reshape that must copy",
+    "view": "a view of the input (alloc=False): reshape, permute, slicing",
+    "identity": "returns its input (alloc=False, new_bytes=False): eval dropout, nn.Identity",
+    "unsupported": "no formula: cost unknown, flagged (set by the engine, not by formulas)",
+}
+
 ModuleFormula = Callable[[nn.Module, list], Cost]
 FunctionFormula = Callable[[tuple, dict], Cost]
 
@@ -55,6 +86,15 @@ FUNCTION_FORMULAS: dict[str, FunctionFormula] = {}
 
 
 def register_module(*types: type) -> Callable[[ModuleFormula], ModuleFormula]:
+    """Decorator: ``formula(module, inputs) -> Cost`` prices every call of a module of these types.
+
+    ``inputs`` are the :class:`TensorSpec` s of the call's tensor arguments (shapes may be sympy
+    expressions under ``symbolic=True``: use arithmetic, not ``int()``).  A registered module is a
+    leaf of the trace: its insides are not costed op by op.  Also the public extension point
+    (``archstat.register_module``) for a user's own layer; ``archstat validate`` then checks the
+    formula's shape and count against the real module.
+    """
+
     def deco(fn: ModuleFormula) -> ModuleFormula:
         for t in types:
             MODULE_FORMULAS[t] = fn
@@ -64,12 +104,61 @@ def register_module(*types: type) -> Callable[[ModuleFormula], ModuleFormula]:
 
 
 def register_function(*names: str) -> Callable[[FunctionFormula], FunctionFormula]:
+    """Decorator: ``formula(args, kwargs) -> Cost`` prices calls of these functions and methods.
+
+    ``names`` are normalised op names, as the table's op column prints them (``special_erf`` for
+    ``torch.special.erf``, ``add`` for ``+`` / ``torch.add`` / ``Tensor.add_``).  ``args`` and
+    ``kwargs`` are the call's own, with tensors replaced by :class:`TensorSpec` s; ``kwargs["_fn"]``
+    holds the op name and ``kwargs["inplace"]`` is True for a trailing-underscore call.
+    """
+
     def deco(fn: FunctionFormula) -> FunctionFormula:
         for n in names:
             FUNCTION_FORMULAS[n] = fn
         return fn
 
     return deco
+
+
+@contextlib.contextmanager
+def registered(modules: Optional[Mapping[type, ModuleFormula]] = None,
+               functions: Optional[Mapping[str, FunctionFormula]] = None) -> Iterator[None]:
+    """Formulas that hold only inside the ``with`` block (a notebook, a test), then the registries
+    are exactly as before, including any formula these replaced."""
+    saved = (dict(MODULE_FORMULAS), dict(FUNCTION_FORMULAS))
+    try:
+        MODULE_FORMULAS.update(modules or {})
+        FUNCTION_FORMULAS.update(functions or {})
+        yield
+    finally:
+        for registry, before in zip((MODULE_FORMULAS, FUNCTION_FORMULAS), saved):
+            registry.clear()
+            registry.update(before)
+
+
+def checked_cost(cost: Any, formula: Callable, where: str) -> Cost:
+    """``cost`` if it is a Cost the conventions can price; otherwise a one-line ArchstatError.
+
+    Guards the user extension point: a formula returning a tuple, a tensor, or an unknown kind
+    would otherwise be priced as zero by every convention without a word.
+    """
+    name = getattr(formula, "__qualname__", repr(formula))
+    if not isinstance(cost, Cost):
+        raise ArchstatError(f"formula {name} for {where} returned {type(cost).__name__}, not archstat.Cost")
+    if cost.kind not in KINDS or cost.kind == "unsupported":
+        raise ArchstatError(f"formula {name} for {where} returned kind {cost.kind!r}; "
+                            f"use one of: {', '.join(k for k in KINDS if k != 'unsupported')}")
+    outs = cost.out if isinstance(cost.out, tuple) else (cost.out,)
+    if not outs or not all(isinstance(o, TensorSpec) for o in outs):
+        raise ArchstatError(f"formula {name} for {where} must give out= a TensorSpec (or a tuple of them), "
+                            f"e.g. inputs[0].with_shape(...)")
+    for item in cost.work.get("saved") or ():
+        if not (isinstance(item, (tuple, list)) and item and (
+                (item[0] == "in" and len(item) == 2 and isinstance(item[1], int)) or tuple(item) == ("out",)
+                or (item[0] == "new" and len(item) == 3))):
+            raise ArchstatError(f"formula {name} for {where}: work['saved'] item {item!r} is not "
+                                f"('in', k), ('out',) or ('new', numel, dtype)")
+    return cost
 
 
 def module_formula(module: nn.Module) -> Optional[ModuleFormula]:
@@ -91,4 +180,4 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 
 # Importing the op families fills the registries.
-from archstat.formulas import activation, conv, linear, norm, pool, tensor_ops  # noqa: E402,F401
+from archstat.formulas import activation, conv, linear, norm, pool, resize, tensor_ops  # noqa: E402,F401

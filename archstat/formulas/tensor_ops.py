@@ -1,5 +1,5 @@
 """Tensor plumbing: elementwise arithmetic, cat/stack, reshapes and views, reductions, slicing,
-dropout, identity and upsampling.
+dropout and identity (resampling is in ``resize.py``).
 
 None of these has MACs.  Views (``view``, ``flatten``, ``permute``, ``squeeze`` ...) share their
 input's storage: ``alloc`` is False, but the lecture still lists their output (AlexNet's flatten
@@ -14,6 +14,7 @@ it does on the device.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
@@ -192,6 +193,28 @@ def reduce_function(args: tuple, kwargs: dict) -> Cost:
                 hparams={"fn": kwargs.get("_fn", "mean"), "dims": sorted(dims)})
 
 
+@register_function("max", "min")
+def max_min_function(args: tuple, kwargs: dict) -> Cost:
+    """``torch.max`` has three forms: of two tensors (elementwise ``maximum``), of a whole tensor (one
+    value, like ``amax``), and along ``dim``, which returns values and int64 indices: two tensors
+    of their own, and the indices are what backward keeps."""
+    x, fn = args[0], kwargs.get("_fn", "max")
+    other = args[1] if len(args) > 1 else kwargs.get("other")
+    if isinstance(other, TensorSpec):
+        return elementwise_function((x, other), {**kwargs, "_fn": {"max": "maximum", "min": "minimum"}[fn]})
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    if dim is None:
+        return Cost(out=x.with_shape(()), kind="reduce", work={"elements": x.numel},
+                    hparams={"fn": {"max": "amax", "min": "amin"}[fn], "dims": list(range(len(x.shape)))})
+    keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
+    d = _dim(dim, len(x.shape))
+    shape = [1 if i == d else s for i, s in enumerate(x.shape) if keepdim or i != d]
+    values, indices = x.with_shape(shape), TensorSpec(tuple(shape), torch.int64)
+    result = {"max": torch.return_types.max, "min": torch.return_types.min}[fn]((values, indices))  # .values
+    return Cost(out=result, kind="reduce", hparams={"fn": fn, "dims": [d]},
+                work={"elements": x.numel, "saved": [("new", indices.numel, torch.int64)]})
+
+
 @register_module(nn.Identity)
 def identity_module(m: nn.Module, inputs: list) -> Cost:
     return Cost(out=inputs[0], kind="identity", alloc=False, new_bytes=False)
@@ -222,18 +245,6 @@ def _dropout_cost(x: TensorSpec, p: float, training: bool, inplace: bool, fn: st
     active = training and p > 0
     return Cost(out=x, kind="dropout" if active else "identity", alloc=active and not inplace,
                 new_bytes=active and not inplace, hparams={"p": p, "training": training, "inplace": inplace, "fn": fn})
-
-
-@register_module(nn.Upsample)
-def upsample_module(m: nn.Upsample, inputs: list) -> Cost:
-    x = inputs[0]
-    dims = len(x.shape) - 2
-    if m.size is not None:
-        spatial = tuple(m.size) if isinstance(m.size, (tuple, list)) else (m.size,) * dims
-    else:
-        factors = m.scale_factor if isinstance(m.scale_factor, (tuple, list)) else (m.scale_factor,) * dims
-        spatial = tuple(simplify(L * f) if float(f).is_integer() else int(L * f) for L, f in zip(x.shape[2:], factors))
-    return Cost(out=x.with_shape((*x.shape[:2], *spatial)), kind="upsample", hparams={"mode": m.mode})
 
 
 @register_function("chunk", "split")

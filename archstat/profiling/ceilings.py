@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from archstat.profiling.precision import PRECISIONS, precision_flags
-from archstat.profiling.timing import device_name, environment, is_oom, stats, time_calls
+from archstat.errors import is_oom
+from archstat.profiling.timing import device_name, environment, stats, time_calls
 
 # (kh, kw, c_in, c_out, stride, in_size): where such a layer lives
 CONV_GRID: list[tuple[int, int, int, int, int, int]] = [

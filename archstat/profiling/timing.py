@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, is_oom
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"cuda"``/``"cpu"`` -> torch.device; CUDA asked for but absent is a one-line error."""
@@ -108,13 +108,6 @@ def time_calls(fn: Callable[[], object], device: torch.device, warmup: int, repe
         end.record()
     sync(device)  # once, after the last call: the device queue never drains inside the timed loop
     return [elapsed_s(start, end) for start, end in events]
-
-
-def is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,9 @@ to what really happened, with one boolean per check:
   in every convention, is not such an op);
 * ``live_ok`` (eval mode, fx engine): the activation bytes alive while the row runs
   (``archstat.live_memory``) equal what a dispatch-level tracker measures on the real graph run
-  (``validation.live_memory_check``); their maximum is the inference peak.
+  (``validation.live_memory_check``); their maximum is the inference peak;
+* ``saved_ok`` / ``bwd_ok`` (train mode): the bytes autograd saves for backward and the backward
+  pass's FlopCounterMode FLOPs, per row, against the real thing (``validation.training_check``).
 
 Rows whose op archstat has no formula for cannot be checked for FLOPs (``None``): the result is
 then partial, and says so.  The real run is the same fx graph executed by ``torch.fx.Interpreter``
@@ -44,9 +46,12 @@ from archstat.validation.oracles import (FVCORE_BOOKKEEPING, canonical_names, cu
                               self_counts)
 from archstat.trace import training_mode
 from archstat.validation.live_memory_check import measured_live
+from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
 
-REAL_TOTALS = ("params", "act_bytes", "inference_peak")  # totals compared with the real run, not an oracle
-CHECKS = ("shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok", "live_ok")
+# totals compared with the real run, not an oracle
+REAL_TOTALS = ("params", "act_bytes", "inference_peak", "training_saved")
+CHECKS = ("shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok", "live_ok",
+          "saved_ok", "bwd_ok")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -166,9 +171,21 @@ def validate(
     if measured is not None:
         df["live_bytes"] = estimate
         df["real_live_bytes"] = [m + int(rows.df.attrs["input_bytes"]) for m in measured]
-        df["live_ok"] = df["live_bytes"] == df["real_live_bytes"]
+        # an op without a formula may hold temporaries nobody can name: its own row is not checked
+        df["live_ok"] = pd.Series([bool(a == b) if ok else None for a, b, ok in
+                                   zip(df["live_bytes"], df["real_live_bytes"], df["supported"])], index=df.index,
+                                  dtype=object)
     else:
         df["live_bytes"] = df["real_live_bytes"] = df["live_ok"] = None
+    t = time.perf_counter()
+    training_totals: dict[str, tuple[int, int]] = {}
+    if train:
+        cols, training_totals = training_checks(work, rows, input_shape, batch, dtype, mode, dev, seed)
+        df[list(TRAINING_COLUMNS)] = cols
+    else:
+        for c in TRAINING_COLUMNS:
+            df[c] = None
+    t_train = time.perf_counter() - t
 
     canon = canonical_names(work)
     modules = {n: m for n, m in work.named_modules()}
@@ -198,6 +215,7 @@ def validate(
     }
     if measured is not None:
         totals["inference_peak"] = (int(df["live_bytes"].max()), int(df["real_live_bytes"].max()))
+    totals.update(training_totals)
     for key, (ours, theirs) in totals.items():
         if ours != theirs and not rows.df.attrs["partial"]:
             mismatches.append(f"total {key}: archstat {ours:,} vs {'real' if key in REAL_TOTALS else 'oracle'} "
@@ -211,7 +229,7 @@ def validate(
                        "skipped": int(df[c].isna().sum())} for c in CHECKS},
         "fvcore_unsupported": dict(fv.get("", {}).get("unsupported", Counter())),
         "timing": {"analyze_s": t_analyze, "real_run_s": t_run, "flopcounter_s": t_fc, "fvcore_s": t_fv,
-                   "total_s": time.perf_counter() - t0},
+                   "training_s": t_train, "total_s": time.perf_counter() - t0},
     })
     return df
 
@@ -230,7 +248,9 @@ def _mismatches(df: pd.DataFrame) -> list[str]:
              "fvcore_ok": ("module_fvcore", "fvcore_flops", "fvcore FLOPs of module", "fvcore"),
              "flopcounter_ok": ("module_flopcounter", "flopcounter_flops", "FlopCounterMode FLOPs of module",
                                 "FlopCounterMode"),
-             "live_ok": ("live_bytes", "real_live_bytes", "live activation bytes", "real")}
+             "live_ok": ("live_bytes", "real_live_bytes", "live activation bytes", "real"),
+             "saved_ok": ("saved_bytes", "real_saved_bytes", "bytes saved for backward", "autograd"),
+             "bwd_ok": ("bwd_flops", "real_bwd_flops", "backward FlopCounterMode FLOPs", "FlopCounterMode")}
     seen: set = set()
     for r in df.to_dict("records"):
         layer = f"{r['name'] or '<root>'} ({r['op']}, call {r['call']})"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from archstat.format import _jsonable
+from archstat.format import UNSUPPORTED_HINT, _jsonable
 from archstat.spec import is_symbolic
 from archstat.validation.validate import REAL_TOTALS
 
@@ -18,8 +18,9 @@ MARK = {True: "ok", False: "XX", None: "-"}
 JSON_ROW = ["name", "op", "call", "kind", "supported", "oracle_supported", "out_shape", "real_out_shape", "params",
             "real_params", "act_bytes", "real_act_bytes", "alloc", "real_alloc", "macs", "flops",
             "module_macs", "fvcore_macs", "module_fvcore", "fvcore_flops", "module_flopcounter", "flopcounter_flops",
-            "live_bytes", "real_live_bytes",
-            "shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok", "live_ok"]
+            "live_bytes", "real_live_bytes", "saved_bytes", "real_saved_bytes", "bwd_flops", "real_bwd_flops",
+            "shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok", "live_ok",
+            "saved_ok", "bwd_ok"]
 
 
 def _mark(value: Any) -> str:
@@ -41,18 +42,23 @@ def _pair(a: Any, b: Any, ok: Any) -> str:
 
 
 def agreement_rows(df: pd.DataFrame) -> list[dict[str, str]]:
+    """One display row per op call; eval mode shows live bytes, train mode saved bytes and backward FLOPs."""
     rows, seen = [], set()
+    train = df.attrs.get("mode") == "train"
     for r in df.to_dict("records"):
         first = r["name"] not in seen
         seen.add(r["name"])
         shape = "x".join(map(str, r["out_shape"]))
+        memory = ({"saved bytes": _pair(r["saved_bytes"], r["real_saved_bytes"], r["saved_ok"]),
+                   "bwd flopcounter": _pair(r["bwd_flops"], r["real_bwd_flops"], r["bwd_ok"])} if train
+                  else {"live bytes": _pair(r["live_bytes"], r["real_live_bytes"], r["live_ok"])})
         rows.append({
             "layer": r["name"] or "<root>", "op": r["op"] + ("" if r["supported"] else " (unsupported)")
             + ("" if r["oracle_supported"] or not r["supported"] else " *"),
             "out": f"{shape} ok" if r["shape_ok"] else f"{shape}/{'x'.join(map(str, r['real_out_shape'] or []))} XX",
             "params": _pair(r["params"], r["real_params"], r["params_ok"]),
             "bytes": _pair(r["act_bytes"], r["real_act_bytes"], r["bytes_ok"]),
-            "live bytes": _pair(r["live_bytes"], r["real_live_bytes"], r["live_ok"]),
+            **memory,
             "MACs (module)": _pair(r["module_macs"], r["fvcore_macs"], r["macs_ok"]) if first else "",
             "fvcore (module)": _pair(r["module_fvcore"], r["fvcore_flops"], r["fvcore_ok"]) if first else "",
             "flopcounter (module)": _pair(r["module_flopcounter"], r["flopcounter_flops"], r["flopcounter_ok"])
@@ -74,12 +80,17 @@ def to_text(df: pd.DataFrame) -> str:
     out = [head, line({c: c for c in cols}), "  ".join("-" * widths[c] for c in cols), *(line(r) for r in rows)]
     out.append("  ".join("-" * widths[c] for c in cols))
     for key, (ours, theirs) in a["totals"].items():
-        who = "real" if key in REAL_TOTALS else "fvcore" if key in ("macs", "flops_fvcore") else "FlopCounterMode"
-        out.append(f"total {key:<17s} archstat {_n(ours):>18s}   {who:<15s} {_n(theirs):>18s}   {_mark(ours == theirs)}")
-    checks = ", ".join(f"{c[:-3]} {v['ok']}/{v['ok'] + v['failed']}" for c, v in a["checks"].items())
+        who = ("autograd" if key == "training_saved" else "real" if key in REAL_TOTALS
+               else "fvcore" if key in ("macs", "flops_fvcore") else "FlopCounterMode")
+        out.append(f"total {key:<20s} archstat {_n(ours):>18s}   {who:<15s} {_n(theirs):>18s}   {_mark(ours == theirs)}")
+    checks = ", ".join(f"{c[:-3]} {v['ok']}/{v['ok'] + v['failed']}" for c, v in a["checks"].items()
+                       if v["ok"] + v["failed"] or c not in ("live_ok", "saved_ok", "bwd_ok"))  # mode-specific checks
     out.append(f"checks passed: {checks}; fx graph output == model output: {_mark(a['fidelity'])}")
     out.append("MACs, fvcore and flopcounter compare each module's own count (its rows, without submodules); "
                "a row marked * has an op fvcore does not count (oracle unsupported)")
+    if a["mode"] == "train":
+        out.append("saved bytes: storages each row is the first to save for backward (real: saved_tensors_hooks); "
+                   "bwd flopcounter: backward FLOPs (real: FlopCounterMode while the row's autograd nodes run)")
     if "inference_peak" in a["totals"]:
         out.append("live bytes: activations alive while the row runs, input included, each value freed after its "
                    "last use (the fx schedule); real: a dispatch-level tracker on the graph run")
@@ -88,9 +99,11 @@ def to_text(df: pd.DataFrame) -> str:
     if a["partial"]:
         out.append("PARTIAL: ops without a formula (their FLOPs are not counted, FLOP checks skipped): "
                    + ", ".join(a["unsupported"]))
+        out.append(UNSUPPORTED_HINT)
     t = a["timing"]
     out.append(f"time: {t['total_s']:.2f} s (analyze {t['analyze_s']:.2f}, real run {t['real_run_s']:.2f}, "
-               f"FlopCounterMode {t['flopcounter_s']:.2f}, fvcore {t['fvcore_s']:.2f})")
+               f"FlopCounterMode {t['flopcounter_s']:.2f}, fvcore {t['fvcore_s']:.2f}"
+               + (f", saved tensors and backward {t['training_s']:.2f})" if a["mode"] == "train" else ")"))
     if a["mismatches"]:
         out.append(f"DISAGREE ({len(a['mismatches'])}):")
         out += [f"  {m}" for m in a["mismatches"]]

@@ -1,0 +1,59 @@
+"""The training-graph checks of ``validate(mode="train")``: saved tensors and backward FLOPs, per row.
+
+* ``saved_ok``: the bytes of the storages each row is the first to save for backward
+  (``archstat.memory.saved_per_row``, no autograd) equal what ``saved_tensors_hooks`` sees during
+  a real forward pass with autograd on (``memory_check.measured_saved``).  This is the part of a
+  training step's memory that grows with the batch.
+* ``bwd_ok``: the backward pass's FLOPs in FlopCounterMode's convention (``archstat.backward``)
+  equal FlopCounterMode's count while the autograd nodes the row created run
+  (``backward.measured_backward``).
+
+Both oracles run the same fx graph as the rest of validate, so row ``i`` is the same op call
+everywhere.  A row whose saved tensors archstat cannot name (an op with no formula, or a formula
+whose kind has no rule) is not checked (``None``) and makes the memory estimate partial.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from archstat.backward import backward_rows, measured_backward
+from archstat.errors import ArchstatError
+from archstat.graphrun import GraphRows
+from archstat.memory import saved_per_row
+from archstat.validation.memory_check import measured_saved
+
+TRAINING_COLUMNS = ("saved_bytes", "real_saved_bytes", "saved_ok", "bwd_flops", "real_bwd_flops", "bwd_ok")
+
+
+def training_checks(model: nn.Module, rows: GraphRows, input_shape: Sequence[int], batch: int, dtype: torch.dtype,
+                    mode: str, device: torch.device, seed: int) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    """Per-row columns (:data:`TRAINING_COLUMNS`) and the two totals, ``(archstat, real)``."""
+    est = saved_per_row(rows, device=device.type)
+    saved = measured_saved(model, input_shape, batch=batch, dtype=dtype, mode=mode, device=str(device), seed=seed)
+    bwd = backward_rows(rows)
+    real_bwd = measured_backward(model, input_shape, batch=batch, mode=mode, seed=seed, dtype=dtype, device=device)
+    n = len(rows.df)
+    if len(saved["per_row"]) != n or len(real_bwd["per_row"]) != n:  # the oracles traced another graph
+        raise ArchstatError(f"training oracles saw {len(saved['per_row'])}/{len(real_bwd['per_row'])} rows, not {n}")
+    known = list(est["saved_known"])
+    cols = pd.DataFrame({
+        "saved_bytes": [int(b) if k else None for b, k in zip(est["saved_bytes"], known)],
+        "real_saved_bytes": saved["per_row"],
+        "bwd_flops": [int(v) for v in bwd["bwd_flops_flopcounter"]],
+        "real_bwd_flops": real_bwd["per_row"],
+    }, index=rows.df.index)
+    supported = list(rows.df["supported"])
+    cols["saved_ok"] = pd.Series([bool(a == b) if k else None for a, b, k in
+                                  zip(cols["saved_bytes"], cols["real_saved_bytes"], known)], index=cols.index, dtype=object)
+    cols["bwd_ok"] = pd.Series([bool(a == b) if s else None for a, b, s in
+                                zip(cols["bwd_flops"], cols["real_bwd_flops"], supported)], index=cols.index, dtype=object)
+    totals: dict[str, Any] = {}
+    if all(known):
+        totals["training_saved"] = (int(est["saved_bytes"].sum()), int(saved["saved"]))
+    if all(supported):
+        totals["backward_flopcounter"] = (int(cols["bwd_flops"].sum()), int(real_bwd["total"]))
+    return cols[list(TRAINING_COLUMNS)], totals
