@@ -45,7 +45,10 @@ def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
 
 
 # Elementwise ops on fvcore's ignore list (counted 0 on purpose, not "unsupported").
-FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv")
+FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv", "eq", "ge", "gt")
+# copies fvcore has neither a handle for nor on its ignore list (it ignores zeros_like, full_like, roll)
+FVCORE_UNHANDLED_COPIES = ("pixel_shuffle", "pixel_unshuffle", "pad", "ones_like", "empty_like", "rand_like",
+                           "randn_like", "flip")
 
 
 def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
@@ -78,8 +81,10 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
         return (_numel(_out(cost)) * scale, True) if scale and two_d else (0, False)
     if kind in ("identity", "dropout") and "p" in cost.hparams:  # a dropout call, active or not:
         return 0, cost.hparams.get("fn", "dropout") == "dropout"  # aten::dropout is on the ignore list
-    if kind == "copy" and cost.hparams.get("fn") in ("pixel_shuffle", "pixel_unshuffle"):
-        return 0, False  # aten::pixel_shuffle is neither handled nor on the ignore list
+    if kind == "copy" and cost.hparams.get("fn") in FVCORE_UNHANDLED_COPIES:  # F.pad is traced as aten::pad
+        return 0, False
+    if kind == "reduce" and cost.hparams.get("fn") == "max":
+        return 0, True  # aten::max (all three forms) is on the ignore list; aten::min is not
     if kind in ("identity", "view", "copy", "concat"):  # aten::contiguous / reshape are on the ignore list
         return 0, True
     if kind == "activation":
@@ -87,6 +92,12 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
     if kind == "elementwise":
         return 0, cost.hparams.get("fn") in FVCORE_IGNORED_ELEMENTWISE
     return 0, False  # pooling, reductions, LRN, unsupported: fvcore skips them
+
+
+def fvcore_unsupported_inside(kind: str, hparams: dict) -> bool:
+    """Does fvcore report an unsupported op inside a row whose main op it counts?  A conv with
+    ``padding_mode`` reflect / replicate / circular runs ``aten::pad`` (unhandled) before the conv."""
+    return kind == "conv" and hparams.get("padding_mode", "zeros") != "zeros"
 
 
 def _matrix_vector(cost: Cost) -> bool:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from archstat.graphrun import GraphRows
 
-NO_GRAD_FNS = ("detach", "floordiv")
+# ops whose output never needs a gradient: cut from the graph, integer or bool results, fresh fills
+NO_GRAD_FNS = ("detach", "floordiv", "lt", "le", "gt", "ge", "eq", "ne", "argmax", "argmin",
+               "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like")
 
 
 @dataclass

@@ -137,7 +137,10 @@ def fields(df: pd.DataFrame) -> list[Field]:
         elif len(spatial_out) == 0 or (kind == "reduce" and not _same_spatial(r, k)):
             out.append(_collapse(ins[0], spatial_in))  # flatten, linear, global mean
         elif kind in WINDOWED and r["supported"]:
-            out.append(_window(r, ins[0]))
+            f = _window(r, ins[0])  # reflect/circular padding_mode reads mirrored or wrapped units at borders
+            out.append(f if _zero_padded(r) else Field(f.r, f.j, f.p, False, f.whole))
+        elif kind == "copy" and r["hparams"].get("fn") == "pad":
+            out.append(_padded(ins[0], r, k))
         elif kind in ("view", "copy") and _keeps_spatial(r, k):
             out.append(ins[0])
         elif kind in TRANSPARENT or (kind in ("reduce", "upsample") and _same_spatial(r, k)):
@@ -151,6 +154,27 @@ def fields(df: pd.DataFrame) -> list[Field]:
             out.append(Field(f.r, f.j, f.p, False, f.whole) if len(f.r) == len(spatial_out)
                        else _collapse(f, spatial_in))
     return out
+
+
+def _zero_padded(r: dict) -> bool:
+    return r["hparams"].get("padding_mode", "zeros") == "zeros"
+
+
+def _left_pads(pad: Optional[list], k: int) -> list[int]:
+    """Left pad of each of the ``k`` trailing dims, from F.pad's list (last dim first, in pairs)."""
+    pad = list(pad or [])
+    return [pad[2 * (k - 1 - d)] if 2 * (k - 1 - d) < len(pad) else 0 for d in range(k)]
+
+
+def _padded(f: Field, r: dict, k: int) -> Field:
+    """``F.pad`` shifts the field by the left pad of each spatial dim (``P' = P + left * J``), a
+    window of size 1; reflect/replicate/circular pads read mirrored or wrapped units at the
+    borders, where the interval formula no longer holds (irregular)."""
+    left = _left_pads(r["padding"], k)
+    if len(f.r) != k:
+        return f
+    regular = f.regular and r["hparams"].get("mode") == "constant"
+    return Field(f.r, f.j, tuple(p + lf * j for p, lf, j in zip(f.p, left, f.j)), regular, f.whole)
 
 
 def _collapse(f: Field, sizes: list) -> Field:
@@ -228,6 +252,11 @@ def _back(r: dict, need: list, in_shape: list, k: int) -> Optional[list]:
     the row is not a regular op.  ``k``: spatial dims of the model input."""
     kind, hp = r["kind"], r["hparams"]
     sizes = _spatial(in_shape, k)
+    if kind == "copy" and hp.get("fn") == "pad":  # constant: a 1-tap window at offset -left; others irregular
+        if hp.get("mode") != "constant" or len(need) != k:
+            return None
+        left = _left_pads(r["padding"], k)
+        return [_window_image(spans, 1, 1, lf, 1, n) for spans, lf, n in zip(need, left, sizes)]
     if kind in ("view", "copy") and _keeps_spatial(r, k):
         return need
     if len(_spatial(r["out_shape"], k)) == 0 or (kind == "reduce" and not _same_spatial(r, k)):
@@ -235,7 +264,7 @@ def _back(r: dict, need: list, in_shape: list, k: int) -> Optional[list]:
     if kind == "adaptive_pool" and r["supported"]:  # bin i covers [floor(i*L/O), ceil((i+1)*L/O))
         return [_merge([(a * n // o, -(-(b + 1) * n // o) - 1) for a, b in spans])
                 for spans, n, o in zip(need, sizes, hp["output_size"])]
-    if kind in ("conv", "pool") and r["supported"]:
+    if kind in ("conv", "pool") and r["supported"] and _zero_padded(r):
         k, s, dil = r["kernel"], r["stride"], hp.get("dilation", [1] * len(r["kernel"]))
         pad = r["padding"]
         if isinstance(pad, str):

@@ -114,9 +114,12 @@ def conv(draw, c: int, keep_size: bool = False):
 
 @st.composite
 def layer(draw, c: int, after_fresh: bool, keep_size: bool = False):
-    kind = draw(st.sampled_from(["conv", "conv", "pool", "bn", "act", "act", "dropout"]))
+    kind = draw(st.sampled_from(["conv", "conv", "pool", "bn", "act", "act", "dropout", "pad"]))
     if kind == "conv":
         return draw(conv(c, keep_size))
+    if kind == "pad" and not keep_size:  # asymmetric, a negative side crops
+        pads = tuple(draw(st.integers(-1, 2)) for _ in range(4))
+        return draw(st.sampled_from([nn.ZeroPad2d(pads), nn.ConstantPad2d(pads, 0.5)]))
     if kind == "pool":
         if keep_size:
             return draw(st.sampled_from([nn.MaxPool2d(3, 1, 1), nn.AvgPool2d(3, 1, 1)]))

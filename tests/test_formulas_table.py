@@ -53,6 +53,14 @@ CASES = [
     (nn.Upsample(scale_factor=0.5, mode="bilinear"), (3, 7, 9), [3, 3, 4], 0, 0),
     (nn.Upsample(scale_factor=1.5), (3, 7), [3, 10], 0, 0),
     (nn.UpsamplingBilinear2d(size=(5, 11)), (3, 7, 9), [3, 5, 11], 0, 0),
+    # pads list the last dim first: W 5 + 1 + 2 = 8, H 4 + 0 + 1 = 5
+    (nn.ZeroPad2d((1, 2, 0, 1)), (3, 4, 5), [3, 5, 8], 0, 0),
+    (nn.ReflectionPad2d(2), (3, 4, 5), [3, 8, 9], 0, 0),
+    (nn.ReplicationPad1d((1, 0)), (2, 5), [2, 6], 0, 0),
+    (nn.ConstantPad3d(1, 0.5), (1, 2, 3, 4), [1, 4, 5, 6], 0, 0),
+    (nn.CircularPad2d((1, 1, 2, 2)), (1, 4, 4), [1, 8, 6], 0, 0),
+    # reflect padding_mode: same output as zeros, 4*9*9 * 3*3*3 MACs; params 4*3*9 + 4
+    (nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"), (3, 9, 9), [4, 9, 9], 112, 4 * 81 * 27),
 ]
 
 

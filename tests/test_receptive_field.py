@@ -108,3 +108,24 @@ def test_channel_shuffle_passes_the_field_through(how):
     rf = receptive_field(net, (4, 12, 12))
     assert list(rf.rf_h)[-1] == 5 and not rf["global"].any()
     assert_measured(net, (4, 12, 12), formula_too=True)
+
+
+def test_constant_padding_shifts_the_field_and_reflection_is_irregular():
+    """F.pad adds its left pad to P (P' = P + left * J); a negative pad crops.  Reflect padding reads
+    mirrored units at the borders, so its rows are marked irregular (not checked)."""
+    class Padded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.pad, self.b = nn.Conv2d(1, 1, 3), nn.ZeroPad2d((2, 0, 1, 3)), nn.Conv2d(1, 1, 3, stride=2)
+            self.mirror, self.c = nn.ReflectionPad2d(1), nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            y = self.b(F.pad(self.pad(self.a(x)), (0, 1, -1, 0)))
+            return self.c(self.mirror(y))
+
+    rf = receptive_field(Padded(), (1, 15, 15))
+    assert list(rf.pad[1]) == [1, 2] and list(rf.pad[2]) == [0, 2]  # +1 / +2 left; then -1 on H, 0 on W
+    assert list(rf.regular) == [True] * 4 + [False] * 2
+    res = measure(Padded(), (1, 15, 15))
+    regular = res[res.regular]
+    assert len(regular) == 4 and regular.ok.all() and regular.formula_ok.all()

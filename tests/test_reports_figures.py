@@ -58,3 +58,21 @@ def test_gpu_readers(tmp_path):
     assert lat["vgg16"]["batch"] == 64
     assert gpu_layers(tmp_path) == (None, {})
     assert gpu_latencies(tmp_path / "absent") == {}
+
+
+def test_model_page_memory_rows_and_receptive_fields_come_from_the_estimators():
+    from archstat.live_memory import inference_peak
+    from archstat.memory import training_memory
+    from archstat.receptive_field import receptive_field
+    from archstat.reporting.report_pages import build, page_markdown
+
+    model = get_model("resnet18", device="meta")
+    rep = build("resnet18", model=model)
+    page = page_markdown(rep)
+    peak = inference_peak(archstat.analyze(model, (3, 224, 224)))["peak_bytes"]
+    step = training_memory(model, (3, 224, 224)).attrs["total"]
+    assert f"| inference peak (activations alive at once, fp32) | {peak:,} B" in page
+    assert rep.training["total"] == step["total"] and rep.training["saved"] == step["saved"]
+    assert f"| training step memory (batch 1, SGD with momentum) | {step['total'] / 2**20:,.2f} MB" in page
+    rf = receptive_field(model, (3, 224, 224))
+    assert [r[0] for r in rep.df["rf"]] == [r[0] for r in rf["rf"]] and "| RF | jump |" in page

@@ -70,6 +70,20 @@ CASES = {  # name: (module, input per sample, fvcore handles it)
     "max_dim": (Functional(lambda x: x.max(dim=1)[0].unsqueeze(1) + x.min(2, keepdim=True).values), (3, 4, 4), False),
     "max_all": (Functional(lambda x: x * torch.max(x)), (3, 4, 4), False),
     "max_pair": (Functional(lambda x: torch.max(x, x * 2)), (3, 4, 4), False),
+    # every F.pad mode is traced as aten::pad, which fvcore has no handle for
+    "zero_pad": (nn.ZeroPad2d((1, 2, 0, 1)), (3, 4, 5), False),
+    "reflect_pad": (nn.ReflectionPad2d(1), (3, 4, 5), False),
+    "replicate_pad": (Functional(lambda x: F.pad(x, (1, 1, 2, 0), mode="replicate")), (3, 4, 5), False),
+    "circular_pad": (nn.CircularPad2d(1), (3, 4, 5), False),
+    # the conv pads a copy (alive while it runs, and what backward keeps), then convolves it
+    "conv_reflect": (nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"), (3, 6, 6), False),
+    "conv_circular": (nn.Sequential(nn.Conv2d(3, 3, 1), nn.Conv2d(3, 4, 3, padding=2, padding_mode="circular")),
+                      (3, 6, 6), False),
+    "flip": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.flip(-1))), (3, 4, 4), False),
+    "roll": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: torch.roll(x, 1, 2))), (3, 4, 4), True),
+    # a bool mask and a fresh fill need no gradient: the multiply keeps only them, not x
+    "compare": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x * (x < 0.5))), (3, 4, 4), False),
+    "ones_like": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x * torch.ones_like(x))), (3, 4, 4), False),
     "max_pool_indices_unused": (Functional(lambda x: F.max_pool2d(x, 2, return_indices=True)[0] * 2), (3, 6, 6),
                                 False),
 }

@@ -180,4 +180,5 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 
 # Importing the op families fills the registries.
-from archstat.formulas import activation, conv, linear, norm, pool, resize, tensor_ops  # noqa: E402,F401
+from archstat.formulas import (activation, conv, elementwise, linear, norm, pad, pool, reduce,  # noqa: E402,F401
+                               resize, tensor_ops)

@@ -53,9 +53,23 @@ def _same_pad_copy(x: TensorSpec, k: tuple, p, d: tuple) -> Size:
 
 @register_module(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def conv_module(m: nn.Module, inputs: list) -> Cost:
-    return _conv_cost(inputs[0], m.in_channels, m.out_channels, tuple(m.kernel_size), tuple(m.stride),
+    cost = _conv_cost(inputs[0], m.in_channels, m.out_channels, tuple(m.kernel_size), tuple(m.stride),
                       m.padding if isinstance(m.padding, str) else tuple(m.padding), tuple(m.dilation),
                       m.groups, m.bias is not None, type(m).__name__)
+    if m.padding_mode != "zeros":
+        _padded_first(cost, inputs[0], m)
+    return cost
+
+
+def _padded_first(cost: Cost, x: TensorSpec, m: nn.Module) -> None:
+    """``padding_mode`` reflect / replicate / circular: PyTorch pads a copy of the input by the
+    padding (``F.pad``), then convolves it with padding 0.  The copy is alive while the conv runs,
+    and it is what backward keeps, instead of the input."""
+    total = [2 * p for p in m.padding] if not isinstance(m.padding, str) else (
+        [d * (k - 1) for k, d in zip(m.kernel_size, m.dilation)] if m.padding == "same" else [0] * len(m.kernel_size))
+    numel = prod(x.shape[:2]) * prod(L + t for L, t in zip(x.shape[2:], total))
+    cost.work.update(transient_bytes=numel * x.dtype.itemsize, saved=[("new", numel, x.dtype)])
+    cost.hparams["padding_mode"] = m.padding_mode
 
 
 @register_module(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)

@@ -1,5 +1,5 @@
-"""Tensor plumbing: elementwise arithmetic, cat/stack, reshapes and views, reductions, slicing,
-dropout and identity (resampling is in ``resize.py``).
+"""Tensor plumbing: cat/stack, reshapes and views, slicing, dropout and identity (pointwise ops are
+in ``elementwise.py``, reductions in ``reduce.py``, resampling in ``resize.py``, padding in ``pad.py``).
 
 None of these has MACs.  Views (``view``, ``flatten``, ``permute``, ``squeeze`` ...) share their
 input's storage: ``alloc`` is False, but the lecture still lists their output (AlexNet's flatten
@@ -14,27 +14,10 @@ it does on the device.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
-from archstat.formulas.linear import _broadcast
 from archstat.spec import TensorSpec, is_symbolic, prod, same_size, simplify, view_strides
-
-ELEMENTWISE = ("add", "sub", "mul", "div", "truediv", "floordiv", "pow", "maximum", "minimum",
-               "rsub", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "clamp", "where")
-
-
-@register_function(*ELEMENTWISE)
-def elementwise_function(args: tuple, kwargs: dict) -> Cost:
-    tensors = [a for a in args if isinstance(a, TensorSpec)]
-    shape: tuple = ()
-    for t in tensors:
-        shape = _broadcast(shape, t.shape)
-    inplace = bool(kwargs.get("inplace", False))
-    out = tensors[0] if inplace else tensors[0].with_shape(shape)  # in place: the same tensor, same strides
-    return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,
-                hparams={"fn": kwargs.get("_fn", "elementwise"), "inplace": inplace, "tensor_args": len(tensors)})
 
 
 def _dim(d: int, rank: int) -> int:
@@ -178,42 +161,6 @@ def view_like_function(args: tuple, kwargs: dict) -> Cost:
         if len(shape) == rank and all(same_size(a, b) for a, b in zip(shape, x.shape)):
             return _unchanged(x, fn)
     return Cost(out=x.as_view(shape, strides), kind="view", alloc=False, hparams=hparams)
-
-
-@register_function("mean", "sum", "amax", "amin")
-def reduce_function(args: tuple, kwargs: dict) -> Cost:
-    x = args[0]
-    dims = args[1] if len(args) > 1 else kwargs.get("dim")
-    keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
-    rank = len(x.shape)
-    dims = range(rank) if dims is None else [dims] if isinstance(dims, int) else dims
-    dims = {_dim(d, rank) for d in dims}
-    shape = [1 if i in dims else s for i, s in enumerate(x.shape) if keepdim or i not in dims]
-    return Cost(out=x.with_shape(shape), kind="reduce", work={"elements": x.numel},
-                hparams={"fn": kwargs.get("_fn", "mean"), "dims": sorted(dims)})
-
-
-@register_function("max", "min")
-def max_min_function(args: tuple, kwargs: dict) -> Cost:
-    """``torch.max`` has three forms: of two tensors (elementwise ``maximum``), of a whole tensor (one
-    value, like ``amax``), and along ``dim``, which returns values and int64 indices: two tensors
-    of their own, and the indices are what backward keeps."""
-    x, fn = args[0], kwargs.get("_fn", "max")
-    other = args[1] if len(args) > 1 else kwargs.get("other")
-    if isinstance(other, TensorSpec):
-        return elementwise_function((x, other), {**kwargs, "_fn": {"max": "maximum", "min": "minimum"}[fn]})
-    dim = args[1] if len(args) > 1 else kwargs.get("dim")
-    if dim is None:
-        return Cost(out=x.with_shape(()), kind="reduce", work={"elements": x.numel},
-                    hparams={"fn": {"max": "amax", "min": "amin"}[fn], "dims": list(range(len(x.shape)))})
-    keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
-    d = _dim(dim, len(x.shape))
-    shape = [1 if i == d else s for i, s in enumerate(x.shape) if keepdim or i != d]
-    values, indices = x.with_shape(shape), TensorSpec(tuple(shape), torch.int64)
-    result = {"max": torch.return_types.max, "min": torch.return_types.min}[fn]((values, indices))  # .values
-    return Cost(out=result, kind="reduce", hparams={"fn": fn, "dims": [d]},
-                work={"elements": x.numel, "saved": [("new", indices.numel, torch.int64)]})
-
 
 @register_module(nn.Identity)
 def identity_module(m: nn.Module, inputs: list) -> Cost:

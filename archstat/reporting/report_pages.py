@@ -11,14 +11,18 @@ from typing import Optional
 
 import pandas as pd
 import sympy
+import torch
 from torch import nn
 
 from archstat import closed_forms as cf
 from archstat.analyze import analyze
 from archstat.depth import weight_depth, weight_layers
 from archstat.format import scaled, to_markdown
+from archstat.errors import ArchstatError
+from archstat.live_memory import inference_peak
 from archstat.models import get_model, model_info
 from archstat.stages import bar_units, stage_labels, stages
+from archstat.table_columns import with_receptive_field, with_training
 
 MB = 1024 ** 2
 
@@ -34,6 +38,8 @@ class ModelReport:
     forms: dict = field(default_factory=dict)  # quantity -> exact sympy expr (per image)
     stage_forms: list = field(default_factory=list)  # [{label, macs, act_bytes}] smooth per stage
     symbolic_error: Optional[str] = None
+    training: Optional[dict] = None  # a batch-1 training step (table_columns.with_training attrs)
+    training_error: Optional[str] = None
 
 
 def build(name: str, symbolic: bool = True, *, df: Optional[pd.DataFrame] = None,
@@ -43,7 +49,14 @@ def build(name: str, symbolic: bool = True, *, df: Optional[pd.DataFrame] = None
     model = model if model is not None else get_model(name, device="meta")
     df = df if df is not None else analyze(model, info.default_input)
     units, kind = bar_units(df, model)
-    rep = ModelReport(name, model, df, stages(df), units, kind)
+    # the page's layer table carries each layer's receptive field (same eval graph, same rows)
+    rep = ModelReport(name, model, with_receptive_field(df, model, info.default_input, "eval"), stages(df), units, kind)
+    try:  # the training graph (dropout masks, BN batch statistics), batch 1, SGD with momentum
+        shape = info.default_input
+        rep.training = with_training(analyze(model, shape, mode="train"), model, shape, 1, torch.float32,
+                                     "train").attrs["training"]
+    except ArchstatError as exc:
+        rep.training_error = str(exc)
     if symbolic:
         try:
             columns, totals = cf.symbolic_table(model, info.default_input)
@@ -78,11 +91,29 @@ def _summary(rep: ModelReport) -> list[str]:
         lines.append(_row_md([f"FLOPs, {c} convention", f"{int(df[f'flops_{c}'].sum()):,}"]))
     lines += [_row_md(["activation memory (sum of outputs, fp32)", f"{int(t['act_bytes']):,} B = "
                        f"{int(t['act_bytes']) / MB:,.2f} MB"]),
+              *_memory_rows(rep),
               _row_md(["depth (weight layers on the longest path)", str(weight_depth(df))]),
               _row_md(["weight layers (conv + linear)", str(weight_layers(df))])]
     if df.attrs.get("partial"):
         lines.append(_row_md(["unsupported ops (totals partial)", ", ".join(df.attrs["unsupported"])]))
     return lines
+
+
+def _memory_rows(rep: ModelReport) -> list[str]:
+    """Inference peak, and what a training step holds and computes (batch 1, fp32)."""
+    peak = inference_peak(rep.df)
+    rows = [_row_md(["inference peak (activations alive at once, fp32)",
+                     f"{peak['peak_bytes']:,} B = {peak['peak_bytes'] / MB:,.2f} MB at {peak['peak_name']}"])] if peak else []
+    t = rep.training
+    if t is None:
+        return rows + [_row_md(["training step", f"n/a ({rep.training_error})"])]
+    partial = " (partial)" if t["partial"] else ""
+    return rows + [
+        _row_md(["training step memory (batch 1, SGD with momentum)",
+                 f"{t['total'] / MB:,.2f} MB = saved activations {t['saved'] / MB:,.2f} + params, grads, momentum "
+                 f"3 x {t['params'] / MB:,.2f} + buffers {t['buffers'] / MB:,.2f}{partial}"]),
+        _row_md(["backward MACs (grad-input + grad-weight, training graph)", f"{t['bwd_macs']:,}"]),
+    ]
 
 
 def _published(name: str) -> list[str]:

@@ -1,0 +1,59 @@
+"""Pointwise ops: arithmetic with broadcasting, comparisons, fresh fills and reorderings.
+
+No MACs.  The output has the broadcast shape of the tensor arguments; an in-place call
+(``add_``, ``+=``) writes into its first input, so it allocates nothing.  Comparisons return bool
+(1 byte per element) and, like ``*_like`` fills, need no gradient (``grad_flow.NO_GRAD_FNS``).
+``flip`` and ``roll`` write a reordered copy.
+"""
+from __future__ import annotations
+
+import torch
+
+from archstat.formulas import Cost, register_function
+from archstat.formulas.linear import _broadcast
+from archstat.spec import TensorSpec
+
+ELEMENTWISE = ("add", "sub", "mul", "div", "truediv", "floordiv", "pow", "maximum", "minimum",
+               "rsub", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "clamp", "where")
+
+
+@register_function(*ELEMENTWISE)
+def elementwise_function(args: tuple, kwargs: dict) -> Cost:
+    tensors = [a for a in args if isinstance(a, TensorSpec)]
+    shape: tuple = ()
+    for t in tensors:
+        shape = _broadcast(shape, t.shape)
+    inplace = bool(kwargs.get("inplace", False))
+    out = tensors[0] if inplace else tensors[0].with_shape(shape)  # in place: the same tensor, same strides
+    return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,
+                hparams={"fn": kwargs.get("_fn", "elementwise"), "inplace": inplace, "tensor_args": len(tensors)})
+
+
+COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+
+
+@register_function(*COMPARISONS)
+def comparison_function(args: tuple, kwargs: dict) -> Cost:
+    """``a < b`` and friends: an elementwise op whose output is bool (1 byte), with no gradient."""
+    cost = elementwise_function(args, kwargs)
+    out = cost.out
+    cost.out = out if cost.hparams["inplace"] else TensorSpec(out.shape, torch.bool)
+    return cost
+
+
+FILLS = ("zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like")
+
+
+@register_function(*FILLS)
+def fill_function(args: tuple, kwargs: dict) -> Cost:
+    """A new tensor of the input's shape that reads none of its values (no gradient flows through)."""
+    x = args[0]
+    dtype = kwargs.get("dtype") or x.dtype
+    return Cost(out=TensorSpec(tuple(x.shape), dtype), kind="copy", hparams={"fn": kwargs.get("_fn", "fill")})
+
+
+@register_function("flip", "roll")
+def reorder_function(args: tuple, kwargs: dict) -> Cost:
+    """``flip`` and ``roll`` write a reordered copy; backward is the inverse reordering (nothing saved)."""
+    x = args[0]
+    return Cost(out=x.with_shape(x.shape), kind="copy", hparams={"fn": kwargs.get("_fn", "flip")})
