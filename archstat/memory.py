@@ -40,7 +40,8 @@ from archstat.grad_flow import GradFlow, grad_flow
 from archstat.graphrun import GraphRows, graph_rows
 from archstat.spec import prod
 
-OUTPUT_SAVERS = ("relu", "sigmoid", "tanh", "softmax", "logsoftmax", "log_softmax", "exp", "sqrt", "rsqrt")
+OUTPUT_SAVERS = ("relu", "sigmoid", "tanh", "softmax", "softmax2d", "logsoftmax", "log_softmax", "exp", "sqrt",
+                 "rsqrt")
 INPUT_SAVERS_ELEMENTWISE = ("pow", "log", "abs", "clamp")
 OPTIMIZER_STATES = {"sgd": 1, "sgd_plain": 0, "adam": 2, "adamw": 2}
 

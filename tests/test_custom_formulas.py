@@ -209,3 +209,18 @@ def test_cli_hints_at_registration_and_rejects_a_broken_formula(tmp_path, monkey
         assert main(["table", "user_layers:build_broken", "--input", "3x8x8"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "returned TensorSpec, not archstat.Cost" in err
+
+
+def test_list_ops_shows_every_formula_by_family_yours_included(capsys):
+    with registered(USER_MODULES, USER_FUNCTIONS):
+        assert main(["list", "--ops"]) == 0
+    layers_part, functions_part = capsys.readouterr().out.split("functions and tensor methods")
+    layers, functions = ({line.split()[0]: line.split()[1:] for line in part.splitlines() if line.startswith("  ")}
+                         for part in (layers_part, functions_part))
+    assert "Conv2d" in layers["conv"] and "ZeroPad2d" in layers["pad"] and "normalize" in functions["reduce"]
+    assert layers[__name__] == ["LowRankLinear", "Swish"] and functions[__name__] == ["special_erf"]
+    for names in layers.values():  # every layer shown is one the registry really resolves
+        for name in names:
+            cls = getattr(nn, name, None)
+            if isinstance(cls, type):
+                assert any(base in MODULE_FORMULAS for base in cls.__mro__), name

@@ -84,6 +84,9 @@ CASES = {  # name: (module, input per sample, fvcore handles it)
     # a bool mask and a fresh fill need no gradient: the multiply keeps only them, not x
     "compare": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x * (x < 0.5))), (3, 4, 4), False),
     "ones_like": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x * torch.ones_like(x))), (3, 4, 4), False),
+    "softmax2d": (nn.Sequential(nn.Conv2d(3, 3, 1), nn.Softmax2d()), (3, 4, 4), False),  # keeps its output
+    # four kernels in one row: the clamped norm is alive during the division; backward keeps 3 tensors
+    "normalize": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: F.normalize(x, dim=1))), (3, 4, 4), False),
     "max_pool_indices_unused": (Functional(lambda x: F.max_pool2d(x, 2, return_indices=True)[0] * 2), (3, 6, 6),
                                 False),
 }

@@ -1,5 +1,6 @@
 """Activations: every one the lecture names (Sigmoid, Tanh, ReLU, Leaky ReLU, PReLU, ELU, SELU,
-GELU) plus ReLU6, SiLU, Hardswish, Hardsigmoid, Softplus, Mish, Softmax and LogSoftmax.
+GELU) plus ReLU6, SiLU, Hardswish, Hardsigmoid, Softplus, Mish, Softmax (and Softmax2d, over
+channels) and LogSoftmax.
 
 Shape is kept; no MACs.  An in-place call (``inplace=True``, ``relu_``) writes into its input,
 so it allocates nothing and adds nothing to the memory column.
@@ -12,7 +13,7 @@ from archstat.formulas import Cost, register_function, register_module
 
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
                       nn.Sigmoid, nn.Tanh, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh,
-                      nn.Softplus, nn.Mish, nn.Softmax, nn.LogSoftmax)
+                      nn.Softplus, nn.Mish, nn.Softmax, nn.LogSoftmax, nn.Softmax2d)
 
 ACTIVATION_FUNCTIONS = ("relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "celu", "gelu", "sigmoid",
                         "tanh", "silu", "hardswish", "hardsigmoid", "hardtanh", "softplus", "mish",

@@ -46,3 +46,21 @@ def max_min_function(args: tuple, kwargs: dict) -> Cost:
     result = {"max": torch.return_types.max, "min": torch.return_types.min}[fn]((values, indices))  # .values
     return Cost(out=result, kind="reduce", hparams={"fn": fn, "dims": [d]},
                 work={"elements": x.numel, "saved": [("new", indices.numel, torch.int64)]})
+
+
+@register_function("normalize")
+def normalize_function(args: tuple, kwargs: dict) -> Cost:
+    """``F.normalize(x, p, dim)``: ``x / max(||x||_p over dim, eps)``, one row for its four kernels.
+
+    The norm and its clamped copy have the reduced shape (keepdim); while the division writes the
+    output, the clamped norm is the one extra tensor alive (the output is at least as large as the
+    two small ones, so that is the op's peak).  Backward keeps the input, the norm and the divisor.
+    """
+    a = {**dict(zip(("input", "p", "dim", "eps"), args)), **kwargs}
+    x = a["input"]
+    d = _dim(a.get("dim", 1), len(x.shape))
+    reduced = x.numel // x.shape[d]
+    small = reduced * x.dtype.itemsize
+    return Cost(out=x.with_shape(x.shape), kind="elementwise", hparams={"fn": "normalize", "p": a.get("p", 2.0)},
+                work={"transient_bytes": small, "saved": [("in", 0), ("new", reduced, x.dtype),
+                                                             ("new", reduced, x.dtype)]})
