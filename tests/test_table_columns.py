@@ -96,3 +96,14 @@ def test_cli_extra_columns_leave_the_default_contract_alone(capsys):
 def test_cli_symbolic_extra_columns_are_a_one_line_error(capsys):
     code, _, err = run(capsys, "table", "alexnet", "--training", "--symbolic")
     assert code == 2 and "--training needs numbers" in err and err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--optimizer", "adam"], "add --training"),
+    (["--device", "cuda"], "add --training"),
+    (["--reconcile", "--training"], "drop --training"),
+    (["--reconcile", "--upto", "features.5"], "drop --training, --receptive-field and --upto"),
+])
+def test_cli_flags_that_would_be_ignored_are_refused(capsys, argv, message):
+    code, _, err = run(capsys, "table", "alexnet", *argv)
+    assert code == 2 and message in err and err.strip().count("\n") == 0

@@ -21,10 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--training", action="store_true",
                    help="add what a training step costs per layer: bytes saved for backward, backward FLOPs; "
                         "and the step's memory (saved + params + grads + optimizer state)")
-    p.add_argument("--optimizer", choices=("sgd", "sgd_plain", "adam", "adamw"), default="sgd",
-                   help="optimizer state for --training (sgd: with momentum, one buffer per parameter)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="where the training step would run, for --training (dropout keeps a bool mask on cuda)")
+    p.add_argument("--optimizer", choices=("sgd", "sgd_plain", "adam", "adamw"), default=None,
+                   help="optimizer state for --training (default sgd: with momentum, one buffer per parameter)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="where the training step would run, for --training (default cpu; cuda: dropout keeps a "
+                        "bool mask)")
     p.add_argument("--receptive-field", action="store_true", help="add each layer's receptive field and jump")
     p.set_defaults(func=run)
 
@@ -45,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from archstat.commands._common import resolve_model
     from archstat.format import FORMATTERS, to_markdown, to_text
 
+    from archstat.errors import ArchstatError
+
+    if not args.training and (args.optimizer or args.device):
+        raise ArchstatError("--optimizer and --device size a training step: add --training")
+    if args.reconcile and (args.training or args.receptive_field or args.upto):
+        raise ArchstatError("--reconcile prints FLOPs by op kind for the whole model: drop --training, "
+                            "--receptive-field and --upto")
     # a training step's cost is the training graph's (dropout masks, BN batch statistics) unless asked otherwise
     args.mode = args.mode or ("train" if args.training else "eval")
     model, default_input = resolve_model(args.model)
@@ -61,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.training:
         from archstat.table_columns import with_training
 
-        df = with_training(df, model, shape, args.batch, parse_dtype(args.dtype), args.mode, args.optimizer,
-                           args.device)
+        df = with_training(df, model, shape, args.batch, parse_dtype(args.dtype), args.mode, args.optimizer or "sgd",
+                           args.device or "cpu")
     if args.receptive_field:
         from archstat.table_columns import with_receptive_field
 
