@@ -94,9 +94,15 @@ def display_rows(df: pd.DataFrame, folded: bool = True) -> list[dict[str, str]]:
     return out
 
 
+def _per_dim(values: list) -> str:
+    """``163`` when every spatial dim agrees, ``7x1`` when not, empty for a row with none."""
+    if not values:
+        return ""
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
 def _rf_cell(r: dict) -> str:
-    text = "x".join(map(str, r["rf"])) if len(set(r["rf"])) > 1 else str(r["rf"][0]) if r["rf"] else ""
-    return ("~" if not r["rf_regular"] else "") + text + (" global" if r["rf_global"] else "")
+    return ("~" if not r["rf_regular"] else "") + _per_dim(r["rf"]) + (" global" if r["rf_global"] else "")
 
 
 def _extra_cells(r: dict) -> dict[str, str]:
@@ -106,7 +112,7 @@ def _extra_cells(r: dict) -> dict[str, str]:
         cells["bwd flop (M)"] = scaled(r["bwd_flops"], 10**6) if r["supported"] else "?"
     if "rf" in r:
         cells["RF"] = _rf_cell(r)
-        cells["jump"] = "x".join(map(str, r["jump"])) if len(set(r["jump"])) > 1 else str(r["jump"][0]) if r["jump"] else ""
+        cells["jump"] = _per_dim(r["jump"])
     return cells
 
 
@@ -133,13 +139,17 @@ UNSUPPORTED_HINT = ("give an op a formula with @archstat.register_function('OP')
                     "shown) or @archstat.register_module(Class) (a layer), in the module that builds the model")
 
 
+OPTIMIZER_NAMES = {"sgd": "SGD with momentum", "sgd_plain": "plain SGD", "adam": "Adam", "adamw": "AdamW"}
+
+
 def _training_line(a: dict) -> str:
     """The memory a training step holds after backward, by part, and the backward FLOPs."""
     tr, mib = a["training"], lambda b: f"{b / 2**20:,.2f} MiB"
-    optimizer = {"sgd": "SGD with momentum", "sgd_plain": "plain SGD", "adam": "Adam", "adamw": "AdamW"}[tr["optimizer_name"]]
+    optimizer = OPTIMIZER_NAMES[tr["optimizer_name"]]
     parts = (f"saved activations {mib(tr['saved'])} + params {mib(tr['params'])} + grads {mib(tr['grads'])} "
              f"+ buffers {mib(tr['buffers'])} + {optimizer} state {mib(tr['optimizer'])}")
-    step = f" = {mib(tr['total'])}" if tr["total"] is not None else " (params etc. of the whole model; --upto cuts the rest)"
+    step = (f" = {mib(tr['total'])}" if tr["total"] is not None
+            else " (params etc. of the whole model; --upto cuts the rest)")
     ratio = tr["bwd_flops"] / a["total"]["flops"] if a["total"]["flops"] else float("nan")
     return (f"training step on {tr['device']} ({a['mode']} graph): {parts}{step}; backward "
             f"{scaled(tr['bwd_flops'], 10**6)} M flop ({ratio:.2f}x forward)" + (" (partial)" if tr["partial"] else ""))

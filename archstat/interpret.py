@@ -171,7 +171,7 @@ class Interpreter:
         read: dict[int, Optional[set]] = {}
         for n in nodes:
             src, part = self._source.get(n, -1), self._parts.get(n)
-            if src in read and read[src] is None or part is None:
+            if part is None or (src in read and read[src] is None):  # the whole value is read
                 read[src] = None
             else:
                 read[src] = (read.get(src) or set()) | part
@@ -225,7 +225,8 @@ class Interpreter:
         except NotImplementedError:  # no formula, or none for these arguments (tensor indexing)
             cost, supported = self._unsupported(node, op, args, kwargs, module), False
         params = self.params.count(module, args, kwargs)
-        feeding = [n for n in node.all_input_nodes if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
+        feeding = [n for n in node.all_input_nodes
+                   if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
         sources = [self._source.get(n, -1) for n in feeding]
         parts = [sorted(self._parts[n]) if n in self._parts else None for n in feeding]
         self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module,

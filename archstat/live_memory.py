@@ -5,8 +5,8 @@ allocates (``alloc``) creates a storage of its output's bytes; a view, an in-pla
 identity reuses its first input's storage; an op with several outputs of their own (max pooling
 with its indices, attention with its weights) makes one storage per output, and a reader that
 picks one of them (``source_parts``) keeps only that one alive.  A storage lives from the row that
-creates it to the last row that reads a value in it (``sources``); the model's outputs live to the end, and the
-input for the whole call (the caller holds it).  While row ``t`` runs, its inputs and its output
+creates it to the last row that reads a value in it (``sources``); the model's outputs live to
+the end, and the input for the whole call (the caller holds it).  While row ``t`` runs, its inputs and its output
 are both alive, plus any temporaries of an op composed of several (``work["transient_bytes"]``:
 LocalResponseNorm pads a squared copy of its input):
 
@@ -31,7 +31,8 @@ INPUT = (-1, None)  # the storage of the model input
 Storage = tuple  # (row that allocated it, which of its outputs or None when it has one)
 
 
-def _parts(row_parts: Optional[list], sources: list, k: int) -> Optional[list]:
+def _part(row_parts: Optional[list], k: int) -> Optional[list]:
+    """Which outputs of its k-th source a row reads (None: all of them)."""
     return row_parts[k] if row_parts is not None and k < len(row_parts) else None
 
 
@@ -48,7 +49,7 @@ def storages(df: pd.DataFrame) -> list[list[Storage]]:
         elif not sources or sources[0] < 0:
             out.append([INPUT])
         else:
-            out.append(_pick(out[sources[0]], _parts(row_parts, sources, 0)))
+            out.append(_pick(out[sources[0]], _part(row_parts, 0)))
     return out
 
 
@@ -85,7 +86,7 @@ def live_bytes(df: pd.DataFrame, transients: bool = True) -> Optional[list[int]]
     parts = df["source_parts"] if "source_parts" in df else [None] * n
     for t, (sources, row_parts) in enumerate(zip(df["sources"], parts)):
         for j, k in enumerate(sources):
-            for s in (_pick(owner[k], _parts(row_parts, sources, j)) if k >= 0 else [INPUT]):
+            for s in (_pick(owner[k], _part(row_parts, j)) if k >= 0 else [INPUT]):
                 last[s] = max(last.get(s, t), t)
     outputs, output_parts = df.attrs.get("outputs"), df.attrs.get("output_parts")
     if outputs is None:  # the meta engine does not say what the model returns: keep every unread value

@@ -72,7 +72,7 @@ KINDS: dict[str, str] = {
     "reduce": "a reduction (sum, mean, max over dims); work['elements'] = elements read",
     "upsample": "interpolation; hparams['mode']",
     "concat": "torch.cat / stack: a new tensor",
-    "copy": "contiguous()/reshape that must copy",
+    "copy": "a new tensor that moves or fills values: contiguous()/reshape copies, pad, pixel shuffle, flip, *_like",
     "view": "a view of the input (alloc=False): reshape, permute, slicing",
     "identity": "returns its input (alloc=False, new_bytes=False): eval dropout, nn.Identity",
     "unsupported": "no formula: cost unknown, flagged (set by the engine, not by formulas)",
@@ -136,6 +136,13 @@ def registered(modules: Optional[Mapping[type, ModuleFormula]] = None,
             registry.update(before)
 
 
+def _all_specs(value: Any) -> bool:
+    """A TensorSpec, or a non-empty (nested) tuple/list of them."""
+    if isinstance(value, (tuple, list)):
+        return bool(value) and all(_all_specs(v) for v in value)
+    return isinstance(value, TensorSpec)
+
+
 def checked_cost(cost: Any, formula: Callable, where: str) -> Cost:
     """``cost`` if it is a Cost the conventions can price; otherwise a one-line ArchstatError.
 
@@ -148,10 +155,9 @@ def checked_cost(cost: Any, formula: Callable, where: str) -> Cost:
     if cost.kind not in KINDS or cost.kind == "unsupported":
         raise ArchstatError(f"formula {name} for {where} returned kind {cost.kind!r}; "
                             f"use one of: {', '.join(k for k in KINDS if k != 'unsupported')}")
-    outs = cost.out if isinstance(cost.out, tuple) else (cost.out,)
-    if not outs or not all(isinstance(o, TensorSpec) for o in outs):
-        raise ArchstatError(f"formula {name} for {where} must give out= a TensorSpec (or a tuple of them), "
-                            f"e.g. inputs[0].with_shape(...)")
+    if not _all_specs(cost.out):
+        raise ArchstatError(f"formula {name} for {where} must give out= a TensorSpec (or a tuple of them, nested "
+                            f"as the layer returns them), e.g. inputs[0].with_shape(...)")
     for item in cost.work.get("saved") or ():
         if not (isinstance(item, (tuple, list)) and item and (
                 (item[0] == "in" and len(item) == 2 and isinstance(item[1], int)) or tuple(item) == ("out",)
