@@ -112,10 +112,11 @@ def analyze(
         try:
             interpreter = Interpreter(model, trace_graph(model))
             records, outputs = interpreter.run([spec]), interpreter.outputs
-            output_parts = interpreter.output_parts
+            output_parts, shape_ops = interpreter.output_parts, interpreter.shape_ops
         except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
             records, engine = meta_records(model, spec, why=str(exc).split(": ", 1)[-1]), "meta"
             outputs = output_parts = None  # unknown: every value nobody reads is kept to the end
+            shape_ops = {}
     rows = _rows(records, convention)
     if upto is not None:
         rows = _cut(rows, upto)
@@ -127,6 +128,7 @@ def analyze(
         "symbolic": symbolic, "upto": upto, "engine": engine,
         "outputs": outputs if upto is None else None, "input_bytes": simplify(spec.nbytes),
         "output_parts": output_parts if upto is None else None,
+        "shape_ops": {k: sorted(v) for k, v in shape_ops.items()},
         "total": {c: simplify(sum(r[c] for r in rows)) for c in ("params", "macs", "flops", "act_bytes")},
         "params_all": sum(p.numel() for p in model.parameters()),
         "partial": bool(unsupported), "unsupported": unsupported,

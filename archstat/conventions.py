@@ -80,7 +80,8 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
         two_d = len(_out(cost).shape) == 4
         return (_numel(_out(cost)) * scale, True) if scale and two_d else (0, False)
     if kind in ("identity", "dropout") and "p" in cost.hparams:  # a dropout call, active or not:
-        return 0, cost.hparams.get("fn", "dropout") == "dropout"  # aten::dropout is on the ignore list
+        # aten::dropout is on the ignore list, the in-place aten::dropout_ (MobileNetV3's head) is not
+        return 0, cost.hparams.get("fn", "dropout") == "dropout" and not cost.hparams.get("inplace")
     if kind == "copy" and cost.hparams.get("fn") in FVCORE_UNHANDLED_COPIES:  # F.pad is traced as aten::pad
         return 0, False
     if kind == "reduce" and cost.hparams.get("fn") == "max":

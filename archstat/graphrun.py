@@ -171,7 +171,9 @@ class _FxRun(fx.Interpreter):
         out = super().run_node(n)
         index = self.row_of.get(n)
         if index is not None:
-            inputs = [t for a in n.all_input_nodes if a.op != "get_attr" for t in tensors(self.env[a])]
+            # parameters and buffers count as inputs here: a view of one (ViT's class_token.expand)
+            # allocates nothing, as archstat says
+            inputs = [t for a in n.all_input_nodes for t in tensors(self.env[a])]
             self.owner._finish(index, inputs, out)
         return out
 

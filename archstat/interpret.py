@@ -46,6 +46,10 @@ class OpRecord:
     source_parts: Optional[list] = None
 
 
+# Python arithmetic on sizes that torch.jit.trace records as aten::mul/add/sub/div, ops fvcore has
+# no handle for (it ignores floor_divide and Int): validate expects them among fvcore's unsupported.
+TRACED_SHAPE_OPS = ("mul", "add", "sub", "div", "truediv")
+
 _TENSOR_ATTRS = {"shape": lambda t: t.shape, "dtype": lambda t: t.dtype, "ndim": lambda t: len(t.shape),
                  "device": lambda t: torch.device("meta")}
 _SHAPE_METHODS = ("size", "dim", "numel")
@@ -61,6 +65,29 @@ def _as_meta(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _as_meta(v) for k, v in value.items()}
     return value
+
+
+def tensors_of(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_of(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in tensors_of(v)]
+    return []
+
+
+def aliasing(out: Any, inputs: list[torch.Tensor]) -> tuple[bool, bool]:
+    """``(alloc, new_bytes)`` of an op without a formula, read off its meta-device run: returning an
+    input (torchvision's stochastic_depth in eval) allocates nothing and adds no bytes; returning
+    views of the inputs allocates nothing.  Anything else is taken to allocate."""
+    outs = tensors_of(out)
+    if outs and all(any(o is t for t in inputs) for o in outs):
+        return False, False
+    bases = {id(t) for t in inputs} | {id(t._base) for t in inputs if t._base is not None}
+    if outs and all(o._base is not None and id(o._base) in bases for o in outs):
+        return False, True
+    return True, True
 
 
 def _as_spec(value: Any) -> Any:
@@ -126,6 +153,8 @@ class Interpreter:
         self.output_parts: Optional[list] = None  # per entry of ``outputs``: the parts returned (None: all)
         # getitem node -> the leaves of its producer's tuple output that its value holds
         self._parts: dict[fx.Node, frozenset] = {}
+        # module -> arithmetic on sizes it does (``h * w``), which TorchScript traces as aten ops
+        self.shape_ops: dict[str, set] = {}
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
         env = self._env = {}  # fresh for each run
@@ -195,6 +224,8 @@ class Interpreter:
         if isinstance(node.target, type) and issubclass(node.target, (tuple, list, dict)):
             return node.target(*args, **kwargs)  # packing outputs (a namedtuple of logits): no op
         if not tensors:  # shape arithmetic: ints, sympy expressions, tuples of them
+            if name in TRACED_SHAPE_OPS:
+                self.shape_ops.setdefault(owner_name(node), set()).add(name)
             if node.op == "call_method":
                 return getattr(args[0], str(node.target))(*args[1:], **kwargs)
             return node.target(*args, **kwargs)
@@ -216,6 +247,8 @@ class Interpreter:
 
     def _record(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Any:
         inputs = [t for t in tensors_in((args, kwargs)) if not isinstance(t, ParamSpec)]
+        if module is not None and not inputs:  # a layer applied to a buffer (Swin v2's coordinate table MLP)
+            inputs = tensors_in((args, kwargs))
         formula = module_formula(module) if module is not None else FUNCTION_FORMULAS.get(op)
         owner = owner_name(node)
         try:
@@ -251,4 +284,5 @@ class Interpreter:
         except Exception as exc:
             raise ArchstatError(f"op {op} at layer {owner_name(node) or '<root>'} has no formula and fails "
                                 f"on meta tensors: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        return Cost(out=_as_spec(out), kind="unsupported")
+        alloc, new_bytes = aliasing(out, tensors_of((meta_args, meta_kwargs)))
+        return Cost(out=_as_spec(out), kind="unsupported", alloc=alloc, new_bytes=new_bytes)

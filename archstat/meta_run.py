@@ -19,7 +19,7 @@ from torch.overrides import TorchFunctionMode
 
 from archstat.errors import ArchstatError
 from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
-from archstat.interpret import OpRecord, ParamCounter, ParamSpec, apply_formula
+from archstat.interpret import OpRecord, ParamCounter, ParamSpec, aliasing, apply_formula
 from archstat.spec import TensorSpec, leaves
 from archstat.trace import ALIASES
 
@@ -96,7 +96,8 @@ class _Recorder(TorchFunctionMode):
                 raise NotImplementedError(name)
             cost, ok = apply_formula(formula, None, inputs, spec_args, {**spec_kwargs, **extra}, self.stack[-1], name), True
         except NotImplementedError:  # no formula (for these arguments): the real output gives the shape
-            cost, ok = Cost(out=_spec(out), kind="unsupported"), False
+            alloc, new_bytes = aliasing(out, _tensors((args, kwargs)))
+            cost, ok = Cost(out=_spec(out), kind="unsupported", alloc=alloc, new_bytes=new_bytes), False
         params = self.params.count(None, spec_args, spec_kwargs)
         self.add(OpRecord(self.stack[-1], name, inputs, self.sources(_tensors((args, kwargs))), cost, params, ok), out)
         return out

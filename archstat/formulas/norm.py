@@ -47,23 +47,43 @@ def batch_norm_function(args: tuple, kwargs: dict) -> Cost:
 
 @register_module(nn.GroupNorm)
 def group_norm_module(m: nn.GroupNorm, inputs: list) -> Cost:
-    x = inputs[0]
-    require_channels(x.shape[1], m.num_channels, "channels")
+    require_channels(inputs[0].shape[1], m.num_channels, "channels")
+    return _group_norm_cost(inputs[0], m.num_groups, m.affine)
+
+
+@register_function("group_norm")
+def group_norm_function(args: tuple, kwargs: dict) -> Cost:
+    a = {**dict(zip(("input", "num_groups", "weight", "bias", "eps"), args)), **kwargs}
+    return _group_norm_cost(a["input"], a["num_groups"], a.get("weight") is not None)
+
+
+def _group_norm_cost(x: TensorSpec, groups: int, affine: bool) -> Cost:
     return Cost(out=x.with_shape(x.shape), kind="group_norm",
-                work={"affine": m.affine, "transient_bytes": _statistics(x, x.shape[0] * m.num_groups)},
-                hparams={"groups": m.num_groups})
+                work={"affine": affine, "transient_bytes": _statistics(x, x.shape[0] * groups)},
+                hparams={"groups": groups})
 
 
 @register_module(nn.LayerNorm)
 def layer_norm_module(m: nn.LayerNorm, inputs: list) -> Cost:
-    x = inputs[0]
-    shape = tuple(m.normalized_shape)
+    return _layer_norm_cost(inputs[0], tuple(m.normalized_shape), m.elementwise_affine)
+
+
+@register_function("layer_norm")
+def layer_norm_function(args: tuple, kwargs: dict) -> Cost:
+    """F.layer_norm, as ConvNeXt's channels-last LayerNorm2d calls it after a permute."""
+    a = {**dict(zip(("input", "normalized_shape", "weight", "bias", "eps"), args)), **kwargs}
+    shape = a["normalized_shape"]
+    return _layer_norm_cost(a["input"], tuple(shape) if isinstance(shape, (tuple, list)) else (shape,),
+                            a.get("weight") is not None)
+
+
+def _layer_norm_cost(x: TensorSpec, shape: tuple, affine: bool) -> Cost:
     tail = tuple(x.shape[-len(shape):])
     if tail != shape and not any(is_symbolic(t) for t in tail):
         raise ShapeError(f"expects trailing dims {list(shape)}, got {list(tail)}")
     rows = prod(x.shape[:len(x.shape) - len(shape)])
     return Cost(out=x.with_shape(x.shape), kind="layer_norm",
-                work={"affine": m.elementwise_affine, "transient_bytes": _statistics(x, rows)},
+                work={"affine": affine, "transient_bytes": _statistics(x, rows)},
                 hparams={"normalized_shape": list(shape)})
 
 

@@ -186,6 +186,21 @@ def dropout_function(args: tuple, kwargs: dict) -> Cost:
                          DROPOUT_ATEN.get(kwargs.get("_fn", "dropout"), "dropout"))
 
 
+@register_function("stochastic_depth")
+def stochastic_depth_function(args: tuple, kwargs: dict) -> Cost:
+    """torchvision's ``stochastic_depth(input, p, mode, training)``: in training, each sample ("row")
+    or the whole batch ("batch") is kept with probability 1 - p, as ``input * noise / (1 - p)``;
+    backward keeps the small noise tensor.  In eval (or p = 0) it returns its input."""
+    a = {**dict(zip(("input", "p", "mode", "training"), args)), **kwargs}
+    x, p, mode = a["input"], float(a["p"]), a.get("mode", "row")
+    if not a.get("training", True) or p == 0.0:
+        return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": "stochastic_depth"})
+    noise = (x.shape[0] if mode == "row" else 1) * x.dtype.itemsize
+    return Cost(out=x.with_shape(x.shape), kind="dropout",
+                hparams={"p": p, "training": True, "inplace": False, "fn": "stochastic_depth", "mode": mode},
+                work={"transient_bytes": noise, "saved": [("new", noise // x.dtype.itemsize, x.dtype)]})
+
+
 def _dropout_cost(x: TensorSpec, p: float, training: bool, inplace: bool, fn: str = "dropout") -> Cost:
     """In eval, dropout returns its input.  In training it writes a new (or, in place, the same)
     tensor and keeps a mask for backward (counted by the training-memory estimate)."""

@@ -103,6 +103,8 @@ def _unsupported_presence(df: pd.DataFrame, fv: dict, names: list[str], modules:
     """Does each row's module have fvcore-unsupported ops exactly when archstat says so?"""
     cum = {n: fv.get(n, {}).get("unsupported", Counter()) for n in names}
     ours = df.assign(u=_oracle_flags(df)).groupby("name")["u"].any().to_dict()
+    for n in df.attrs.get("shape_ops", {}):  # `n_h * n_w` on sizes: aten::mul in fvcore's trace
+        ours[n] = True
     own: dict[str, Counter] = {}
     for n in names:
         mine = Counter(cum[n])
