@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archstat.graphrun import GraphRows
+from archstat.interpret import MODEL_INPUT
 
 # ops whose output never needs a gradient: cut from the graph, integer or bool results, fresh fills
 NO_GRAD_FNS = ("detach", "floordiv", "lt", "le", "gt", "ge", "eq", "ne", "argmax", "argmin",
@@ -26,7 +27,7 @@ class GradFlow:
     inputs: list  # per row: per tensor input (in_shapes order), does it require grad
     params: list  # per row: does it read a parameter that requires grad
     weights: list  # per row: does its weight (a parameter of rank >= 2; else any parameter) require grad
-    input_source: list  # per row: per tensor input, the producing row (-1 = the model input)
+    input_source: list  # per row: per tensor input, the producing row (-1: the model input, -2: state)
 
 
 def input_sources(sources: list, n_inputs: int) -> list[int]:
@@ -41,7 +42,7 @@ def grad_flow(rows: GraphRows, input_requires_grad: bool = False) -> GradFlow:
     out, ins, params, weights, srcs = [], [], [], [], []
     for i, r in enumerate(rows.df.to_dict("records")):
         src = input_sources(list(r["sources"]), len(r["in_shapes"]))
-        need = [out[s] if s >= 0 else input_requires_grad for s in src]
+        need = [out[s] if s >= 0 else input_requires_grad and s == MODEL_INPUT for s in src]  # STATE: none
         p = any(t.requires_grad for t in rows.params[i])
         matrices = [t for t in rows.params[i] if t.dim() >= 2]
         weights.append(any(t.requires_grad for t in matrices) if matrices else p)

@@ -46,6 +46,10 @@ class OpRecord:
     source_parts: Optional[list] = None
 
 
+# What a row's ``sources`` hold besides row indices: the model input, or the model's own state
+# (a parameter or buffer fed to a layer, as Swin V2's coordinate table): no activation, no gradient.
+MODEL_INPUT, STATE = -1, -2
+
 # Python arithmetic on sizes that torch.jit.trace records as aten::mul/add/sub/div, ops fvcore has
 # no handle for (it ignores floor_divide and Int): validate expects them among fvcore's unsupported.
 TRACED_SHAPE_OPS = ("mul", "add", "sub", "div", "truediv")
@@ -260,7 +264,9 @@ class Interpreter:
         params = self.params.count(module, args, kwargs)
         feeding = [n for n in node.all_input_nodes
                    if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
-        sources = [self._source.get(n, -1) for n in feeding]
+        sources = [self._source.get(n, MODEL_INPUT) for n in feeding]
+        if module is not None and not feeding and inputs:  # a layer fed a buffer or parameter
+            sources = [STATE] * len(inputs)
         parts = [sorted(self._parts[n]) if n in self._parts else None for n in feeding]
         self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module,
                                      parts if any(p is not None for p in parts) else None))

@@ -14,7 +14,8 @@ max pool               input + int64 indices of the output's size; avg pool: inp
                        adaptive avg pool: the input, nothing when the output is 1x1 (mean)
 ReLU, sigmoid, tanh,   the output (in place: the same storage as the input)
 softmax
-other activations      the input (PReLU: and its weight)
+other activations      the input (PReLU: and its weight); in place, ReLU6/Hardtanh, SiLU,
+                       Hardswish, Hardsigmoid and Mish keep a copy of the input instead
 dropout (training)     the mask: on CPU a float tensor of the input's size (per channel
                        for Dropout1d/2d/3d), on CUDA a bool tensor (fused kernel)
 LRN                    input, the channel-padded square (N, C+n-1, ...) and two
@@ -38,11 +39,16 @@ from torch import nn
 
 from archstat.grad_flow import GradFlow, grad_flow
 from archstat.graphrun import GraphRows, graph_rows
+from archstat.interpret import MODEL_INPUT
 from archstat.spec import prod
 
 OUTPUT_SAVERS = ("relu", "sigmoid", "tanh", "softmax", "softmax2d", "logsoftmax", "log_softmax", "exp", "sqrt",
                  "rsqrt")
 INPUT_SAVERS_ELEMENTWISE = ("pow", "log", "abs", "clamp")
+# In-place activations whose backward needs the original input save a copy of it made before the
+# overwrite (measured with saved_tensors_hooks): MobileNet's ReLU6 and Hardswish, EfficientNet's
+# SiLU.  ReLU, LeakyReLU, ELU, SELU and CELU in place keep their result, the same storage.
+INPLACE_CLONERS = ("relu6", "hardtanh", "silu", "hardswish", "hardsigmoid", "mish")
 OPTIMIZER_STATES = {"sgd": 1, "sgd_plain": 0, "adam": 2, "adamw": 2}
 
 Item = tuple  # ("in", j) | ("out",) | ("new", numel, dtype)
@@ -99,6 +105,8 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
             return [] if kind == "adaptive_pool" and all(o == 1 for o in hp["output_size"]) else [("in", 0)]
         return [("in", 0), ("new", prod(out), torch.int64)]
     if kind == "activation":
+        if hp.get("inplace") and hp.get("fn") in INPLACE_CLONERS:  # the input is overwritten: keep a copy
+            return [("new", prod(x), dtype)]
         return [("out",)] if hp.get("fn") in OUTPUT_SAVERS else [("in", 0)]
     if kind == "dropout":
         if hp["p"] >= 1:
@@ -139,7 +147,8 @@ def _storages(df: pd.DataFrame, flow: GradFlow) -> list:
     own: list = []
     for i, r in enumerate(df.to_dict("records")):
         src = flow.input_source[i]
-        own.append(("row", i) if r["alloc"] or not src else (own[src[0]] if src[0] >= 0 else ("input",)))
+        own.append(("row", i) if r["alloc"] or not src else own[src[0]] if src[0] >= 0
+                   else ("input",) if src[0] == MODEL_INPUT else ("state",))
     return own
 
 
@@ -152,7 +161,8 @@ def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow]
     batch, dtype = int(df.attrs["batch"]), getattr(torch, df.attrs["dtype"])
     input_bytes = batch * prod(df.attrs["input"]) * dtype.itemsize
     own = _storages(df, flow)
-    size = {("input",): input_bytes, **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])}}
+    # a parameter or buffer saved for backward is model state, counted apart (state_bytes)
+    size = {("input",): input_bytes, ("state",): 0, **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])}}
     seen: set = set()
     saved, first, every, known, storages = [], [], [], [], []
     for i, r in enumerate(df.to_dict("records")):
@@ -163,7 +173,7 @@ def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow]
         for k, item in enumerate(items or []):
             if item[0] == "in":
                 src = flow.input_source[i][item[1]]
-                keys.append((own[src] if src >= 0 else ("input",), item))
+                keys.append((own[src] if src >= 0 else ("input",) if src == MODEL_INPUT else ("state",), item))
             elif item[0] == "out":
                 keys.append((own[i], item))
             else:

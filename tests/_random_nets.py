@@ -18,7 +18,11 @@ ACTIVATIONS = {
     "relu": lambda: nn.ReLU(), "relu_": lambda: nn.ReLU(inplace=True), "leaky": lambda: nn.LeakyReLU(0.1),
     "sigmoid": lambda: nn.Sigmoid(), "tanh": lambda: nn.Tanh(), "elu": lambda: nn.ELU(), "selu": lambda: nn.SELU(),
     "gelu": lambda: nn.GELU(), "prelu": lambda: nn.PReLU(),
+    # in place, these keep a copy of their input for backward (MobileNet, EfficientNet)
+    "relu6_": lambda: nn.ReLU6(inplace=True), "silu_": lambda: nn.SiLU(inplace=True),
+    "hardswish_": lambda: nn.Hardswish(inplace=True),
 }
+INPLACE = ("relu_", "relu6_", "silu_", "hardswish_")
 FRESH = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.BatchNorm1d)  # outputs nobody saved: in-place is safe
 
 
@@ -133,7 +137,7 @@ def layer(draw, c: int, after_fresh: bool, keep_size: bool = False):
         return nn.BatchNorm2d(c, affine=draw(st.booleans()))
     if kind == "dropout":
         return draw(st.sampled_from([nn.Dropout(0.3), nn.Dropout2d(0.2)]))
-    names = [n for n in ACTIVATIONS if after_fresh or n != "relu_"]
+    names = [n for n in ACTIVATIONS if after_fresh or n not in INPLACE]
     return ACTIVATIONS[draw(st.sampled_from(names))]()
 
 

@@ -81,3 +81,16 @@ def test_zoo_saved_bytes_exact_slow(name):
 
     torch.manual_seed(0)
     assert_exact(get_model(name, device=None), model_info(name).default_input, batch=2)  # BN in training needs 2 samples at 1x1
+
+
+@pytest.mark.parametrize("act", [nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.ReLU, nn.ELU])
+def test_inplace_activation_keeps_a_copy_or_its_result(act):
+    """MobileNet's ReLU6(inplace) and EfficientNet's SiLU(inplace) overwrite their input, which their
+    backward needs: autograd keeps a copy (a new storage), and the next conv saves the overwritten
+    one.  ReLU and ELU in place keep their result, the storage the next conv saves too."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), act(inplace=True), nn.Conv2d(4, 4, 3))
+    est, _ = assert_exact(net, (3, 8, 8))
+    act_row = est[est.op == act.__name__].iloc[0]
+    copies = act not in (nn.ReLU, nn.ELU)
+    assert act_row.saved_bytes == 2 * 4 * 6 * 6 * 4  # the copy, or the result (first saved here)
+    assert est[est.name == "3"].iloc[0].saved_bytes == (2 * 4 * 6 * 6 * 4 if copies else 0)
