@@ -1,0 +1,74 @@
+"""`archstat validate` on every torchvision classification model: models archstat never saw.
+
+Needs torchvision, which does not install beside this project's CPU torch; in a separate venv:
+
+    python -m venv /tmp/tv && /tmp/tv/bin/pip install torch==2.14.1 torchvision==0.29.1 -e ".[test]"
+    /tmp/tv/bin/python bench/validate_torchvision.py [eval|train] [--max-params 90e6] [--models a,b]
+
+Random weights (nothing is downloaded), batch 2, 3x96x96 (3x224x224 for ViT/Swin/MaxViT, whose
+patching needs it; 3x107x107 for Inception v3).  One line per model: agree / DISAGREE (with the
+first mismatches) / ERROR, whether the totals are partial (ops without a formula) and which.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+
+import torch
+
+import archstat
+
+NEEDS_224 = ("vit", "swin", "maxvit")
+
+
+def input_for(name: str) -> tuple[int, int, int]:
+    if name.startswith(NEEDS_224):
+        return (3, 224, 224)
+    return (3, 107, 107) if name.startswith("inception") else (3, 96, 96)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", nargs="?", default="eval", choices=("eval", "train"))
+    ap.add_argument("--max-params", type=float, default=90e6, help="skip larger models (time and memory)")
+    ap.add_argument("--models", type=lambda s: s.split(","), default=None)
+    args = ap.parse_args(argv)
+    try:
+        import torchvision
+    except ImportError:
+        print("validate_torchvision: torchvision is not installed here (see the module docstring)", file=sys.stderr)
+        return 2
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    counts = {"agree": 0, "DISAGREE": 0, "ERROR": 0, "skip": 0}
+    for name in args.models or torchvision.models.list_models(module=torchvision.models):
+        torch.manual_seed(0)
+        model = torchvision.models.get_model(name, weights=None)
+        n_params = sum(p.numel() for p in model.parameters())
+        if n_params > args.max_params:
+            counts["skip"] += 1
+            print(f"{name:24s} skip ({n_params / 1e6:.0f}M params)", flush=True)
+            continue
+        t = time.perf_counter()
+        try:
+            a = archstat.validate(model, input_for(name), batch=2, mode=args.mode).attrs
+        except Exception as exc:  # noqa: BLE001 - one line per model, the sweep goes on
+            counts["ERROR"] += 1
+            print(f"{name:24s} ERROR    {type(exc).__name__}: {str(exc).splitlines()[0][:160]}", flush=True)
+            continue
+        status = "agree" if a["agree"] else "DISAGREE"
+        counts[status] += 1
+        partial = f" partial: {', '.join(sorted({u.split(' ')[0] for u in a['unsupported']}))}" if a["partial"] else ""
+        print(f"{name:24s} {status:8s} {time.perf_counter() - t:5.1f} s{partial}", flush=True)
+        for line in a["mismatches"][:3]:
+            print(f"    {line[:200]}", flush=True)
+    print(f"{args.mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) +
+          f" (torch {torch.__version__}, torchvision {torchvision.__version__})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
