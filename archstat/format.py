@@ -135,6 +135,17 @@ def _header(df: pd.DataFrame) -> str:
             f"convention: {DESCRIPTIONS[a['convention']]}")
 
 
+def grouped_unsupported(entries: list[str]) -> str:
+    """``op (layer)`` entries grouped by op: ``MultiheadAttention x12 (encoder.layers.encoder_layer_0...,
+    ...)``, so that a ViT's twelve attention layers make one item, not twelve."""
+    groups: dict[str, list[str]] = {}
+    for entry in entries:
+        op, _, layer = entry.partition(" (")
+        groups.setdefault(op, []).append(layer.rstrip(")"))
+    return ", ".join(f"{op} ({layers[0]})" if len(layers) == 1 else f"{op} x{len(layers)} ({layers[0]}, ...)"
+                     for op, layers in groups.items())
+
+
 UNSUPPORTED_HINT = ("give an op a formula with @archstat.register_function('OP') (a function, by the name "
                     "shown) or @archstat.register_module(Class) (a layer), in the module that builds the model")
 
@@ -172,7 +183,7 @@ def _footer(df: pd.DataFrame) -> list[str]:
         lines.append(f"params of the whole model (every module, run or not): {a['params_all']:,}")
     if a.get("unsupported"):
         lines.append("UNSUPPORTED ops (no formula; their cost is unknown, totals are partial): "
-                     + ", ".join(a["unsupported"]))
+                     + grouped_unsupported(a["unsupported"]))
         lines.append(UNSUPPORTED_HINT)
     if a.get("oracle_unsupported") and a["convention"] != "lecture":
         lines.append(f"ops the {a['convention']} tool itself does not count (oracle unsupported): "

@@ -224,3 +224,15 @@ def test_list_ops_shows_every_formula_by_family_yours_included(capsys):
             cls = getattr(nn, name, None)
             if isinstance(cls, type):
                 assert any(base in MODULE_FORMULAS for base in cls.__mro__), name
+
+
+def test_unsupported_footer_groups_repeated_ops():
+    from archstat.format import to_text
+
+    class Erf(nn.Module):
+        def forward(self, x):
+            return torch.special.erf(x)
+
+    text = to_text(archstat.analyze(nn.Sequential(nn.Conv2d(3, 3, 1), Erf(), Erf(), Erf()), (3, 4, 4)))
+    footer = next(line for line in text.splitlines() if line.startswith("UNSUPPORTED"))
+    assert footer.endswith("special_erf x3 (1, ...)")

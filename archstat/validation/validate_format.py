@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from archstat.conventions import fvcore_unsupported_inside
-from archstat.format import UNSUPPORTED_HINT, _jsonable
+from archstat.format import UNSUPPORTED_HINT, _jsonable, grouped_unsupported
 from archstat.spec import is_symbolic
 from archstat.validation.validate import REAL_TOTALS
 
@@ -100,7 +100,7 @@ def to_text(df: pd.DataFrame) -> str:
         out.append("fvcore's unsupported ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(a["fvcore_unsupported"].items())))
     if a["partial"]:
         out.append("PARTIAL: ops without a formula (their FLOPs are not counted, FLOP checks skipped): "
-                   + ", ".join(a["unsupported"]))
+                   + grouped_unsupported(a["unsupported"]))
         out.append(UNSUPPORTED_HINT)
     t = a["timing"]
     out.append(f"time: {t['total_s']:.2f} s (analyze {t['analyze_s']:.2f}, real run {t['real_run_s']:.2f}, "
