@@ -1,6 +1,7 @@
-"""Hypothesis: random CNNs (sequential, residual, concat, channel shuffle) agree with the real model
-and both FLOP oracles, per row and per module, in eval and in training mode, and in eval mode with
-the live-memory tracker row by row."""
+"""Hypothesis: random CNNs (sequential, residual, concat, channel shuffle, pads, in-place activations)
+agree with the real model and both FLOP oracles, per row and per module, in eval and in training
+mode; row by row with the live-memory tracker in eval, with saved tensors and backward FLOPs in
+training."""
 import logging
 
 from hypothesis import given
@@ -20,8 +21,10 @@ def test_random_cnn_validates(case, mode, convention):
     # the per-row checks really ran: every supported row was compared, none skipped
     for check in ("shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok"):
         assert df.attrs["checks"][check]["ok"] == len(df), check
-    # inference memory is checked row by row in eval mode (a training step's is test_memory's)
+    # inference memory is checked row by row in eval mode; saved bytes and backward FLOPs in training
     assert df.attrs["checks"]["live_ok"]["ok"] == (len(df) if mode == "eval" else 0)
+    for check in ("saved_ok", "bwd_ok"):
+        assert df.attrs["checks"][check]["ok"] == (len(df) if mode == "train" else 0), check
     totals = df.attrs["totals"]
     assert totals["flops_fvcore"][0] == totals["flops_fvcore"][1]
     assert totals["flops_flopcounter"][0] == totals["flops_flopcounter"][1]
