@@ -18,7 +18,7 @@ from torch import nn
 
 from archstat.errors import ArchstatError, first_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, ShapeError, checked_cost, module_formula, tensors_in
-from archstat.spec import TensorSpec, is_symbolic
+from archstat.spec import TensorSpec, is_symbolic, leaves
 from archstat.trace import op_name, owner_name
 
 
@@ -71,21 +71,11 @@ def _as_meta(value: Any) -> Any:
     return value
 
 
-def tensors_of(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in tensors_of(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in tensors_of(v)]
-    return []
-
-
 def aliasing(out: Any, inputs: list[torch.Tensor]) -> tuple[bool, bool]:
     """``(alloc, new_bytes)`` of an op without a formula, read off its meta-device run: returning an
     input (torchvision's stochastic_depth in eval) allocates nothing and adds no bytes; returning
     views of the inputs allocates nothing.  Anything else is taken to allocate."""
-    outs = tensors_of(out)
+    outs = leaves(out, torch.Tensor)
     if outs and all(any(o is t for t in inputs) for o in outs):
         return False, False
     bases = {id(t) for t in inputs} | {id(t._base) for t in inputs if t._base is not None}
@@ -290,5 +280,5 @@ class Interpreter:
         except Exception as exc:
             raise ArchstatError(f"op {op} at layer {owner_name(node) or '<root>'} has no formula and fails "
                                 f"on meta tensors: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        alloc, new_bytes = aliasing(out, tensors_of((meta_args, meta_kwargs)))
+        alloc, new_bytes = aliasing(out, leaves((meta_args, meta_kwargs), torch.Tensor))
         return Cost(out=_as_spec(out), kind="unsupported", alloc=alloc, new_bytes=new_bytes)

@@ -162,7 +162,8 @@ def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow]
     input_bytes = batch * prod(df.attrs["input"]) * dtype.itemsize
     own = _storages(df, flow)
     # a parameter or buffer saved for backward is model state, counted apart (state_bytes)
-    size = {("input",): input_bytes, ("state",): 0, **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])}}
+    size = {("input",): input_bytes, ("state",): 0,
+            **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])}}
     seen: set = set()
     saved, first, every, known, storages = [], [], [], [], []
     for i, r in enumerate(df.to_dict("records")):

@@ -195,10 +195,10 @@ def stochastic_depth_function(args: tuple, kwargs: dict) -> Cost:
     x, p, mode = a["input"], float(a["p"]), a.get("mode", "row")
     if not a.get("training", True) or p == 0.0:
         return Cost(out=x, kind="identity", alloc=False, new_bytes=False, hparams={"fn": "stochastic_depth"})
-    noise = (x.shape[0] if mode == "row" else 1) * x.dtype.itemsize
+    noise = x.shape[0] if mode == "row" else 1  # one keep/drop value per sample, or one for the batch
     return Cost(out=x.with_shape(x.shape), kind="dropout",
                 hparams={"p": p, "training": True, "inplace": False, "fn": "stochastic_depth", "mode": mode},
-                work={"transient_bytes": noise, "saved": [("new", noise // x.dtype.itemsize, x.dtype)]})
+                work={"transient_bytes": noise * x.dtype.itemsize, "saved": [("new", noise, x.dtype)]})
 
 
 def _dropout_cost(x: TensorSpec, p: float, training: bool, inplace: bool, fn: str = "dropout") -> Cost:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import Counter
-from typing import Any
+from typing import Any, Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -109,3 +110,9 @@ def cumulative(per_row: list[tuple[str, int]], names: list[str]) -> dict[str, in
             if key in out:
                 out[key] += value
     return out
+
+
+def row_checks(ours: Sequence[Any], theirs: Sequence[Any], checkable: Sequence[bool], index: Any) -> pd.Series:
+    """Per row: ``ours == theirs`` where the row can be checked, None where it cannot (no formula)."""
+    return pd.Series([bool(a == b) if ok else None for a, b, ok in zip(ours, theirs, checkable)], index=index,
+                     dtype=object)

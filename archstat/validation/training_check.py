@@ -25,6 +25,7 @@ from archstat.errors import ArchstatError
 from archstat.graphrun import GraphRows
 from archstat.memory import saved_per_row
 from archstat.validation.memory_check import measured_saved
+from archstat.validation.oracles import row_checks
 
 TRAINING_COLUMNS = ("saved_bytes", "real_saved_bytes", "saved_ok", "bwd_flops", "real_bwd_flops", "bwd_ok")
 
@@ -47,10 +48,8 @@ def training_checks(model: nn.Module, rows: GraphRows, input_shape: Sequence[int
         "real_bwd_flops": real_bwd["per_row"],
     }, index=rows.df.index)
     supported = list(rows.df["supported"])
-    cols["saved_ok"] = pd.Series([bool(a == b) if k else None for a, b, k in
-                                  zip(cols["saved_bytes"], cols["real_saved_bytes"], known)], index=cols.index, dtype=object)
-    cols["bwd_ok"] = pd.Series([bool(a == b) if s else None for a, b, s in
-                                zip(cols["bwd_flops"], cols["real_bwd_flops"], supported)], index=cols.index, dtype=object)
+    cols["saved_ok"] = row_checks(cols["saved_bytes"], cols["real_saved_bytes"], known, cols.index)
+    cols["bwd_ok"] = row_checks(cols["bwd_flops"], cols["real_bwd_flops"], supported, cols.index)
     totals: dict[str, Any] = {}
     if all(known):
         totals["training_saved"] = (int(est["saved_bytes"].sum()), int(saved["saved"]))

@@ -42,8 +42,8 @@ from archstat.conventions import counter, fvcore_unsupported_inside
 from archstat.errors import ArchstatError
 from archstat.graphrun import RealRun, graph_rows, tensors
 from archstat.live_memory import live_bytes
-from archstat.validation.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts, fvcore_counts,
-                              self_counts)
+from archstat.validation.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts,
+                                         fvcore_counts, row_checks, self_counts)
 from archstat.trace import training_mode
 from archstat.validation.live_memory_check import measured_live
 from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
@@ -91,11 +91,14 @@ def _module_checks(df: pd.DataFrame, ours_col: str, oracle_cum: dict[str, int], 
     return mine, other, pd.Series(ok, index=df.index, dtype=object)
 
 
+def oracle_skips(r: dict) -> bool:
+    """Does fvcore report an op of this row as unsupported: one it skips, or one inside a row whose
+    main op it counts (a conv's reflect padding)?  Rows without a formula are not ours to say."""
+    return bool(r["supported"]) and (not r["oracle_supported"] or fvcore_unsupported_inside(r["kind"], r["hparams"]))
+
+
 def _oracle_flags(df: pd.DataFrame) -> pd.Series:
-    """Rows where fvcore reports an op it does not handle: one it skips, or one inside a row whose
-    main op it counts (a conv's reflect padding)."""
-    inside = pd.Series([fvcore_unsupported_inside(k, h) for k, h in zip(df["kind"], df["hparams"])], index=df.index)
-    return (~df["oracle_supported"] | inside) & df["supported"]
+    return pd.Series([oracle_skips(r) for r in df.to_dict("records")], index=df.index, dtype=bool)
 
 
 def _unsupported_presence(df: pd.DataFrame, fv: dict, names: list[str], modules: dict[str, nn.Module],
@@ -181,9 +184,7 @@ def validate(
         df["live_bytes"] = estimate
         df["real_live_bytes"] = [m + int(rows.df.attrs["input_bytes"]) for m in measured]
         # an op without a formula may hold temporaries nobody can name: its own row is not checked
-        df["live_ok"] = pd.Series([bool(a == b) if ok else None for a, b, ok in
-                                   zip(df["live_bytes"], df["real_live_bytes"], df["supported"])], index=df.index,
-                                  dtype=object)
+        df["live_ok"] = row_checks(df["live_bytes"], df["real_live_bytes"], df["supported"], df.index)
     else:
         df["live_bytes"] = df["real_live_bytes"] = df["live_ok"] = None
     t = time.perf_counter()

@@ -10,10 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from archstat.conventions import fvcore_unsupported_inside
 from archstat.format import UNSUPPORTED_HINT, _jsonable, grouped_unsupported
 from archstat.spec import is_symbolic
-from archstat.validation.validate import REAL_TOTALS
+from archstat.validation.validate import REAL_TOTALS, oracle_skips
 
 MARK = {True: "ok", False: "XX", None: "-"}
 JSON_ROW = ["name", "op", "call", "kind", "supported", "oracle_supported", "out_shape", "real_out_shape", "params",
@@ -55,8 +54,7 @@ def agreement_rows(df: pd.DataFrame) -> list[dict[str, str]]:
                   else {"live bytes": _pair(r["live_bytes"], r["real_live_bytes"], r["live_ok"])})
         rows.append({
             "layer": r["name"] or "<root>", "op": r["op"] + ("" if r["supported"] else " (unsupported)")
-            + (" *" if r["supported"] and (not r["oracle_supported"] or fvcore_unsupported_inside(r["kind"], r["hparams"]))
-               else ""),
+            + (" *" if oracle_skips(r) else ""),
             "out": f"{shape} ok" if r["shape_ok"] else f"{shape}/{'x'.join(map(str, r['real_out_shape'] or []))} XX",
             "params": _pair(r["params"], r["real_params"], r["params_ok"]),
             "bytes": _pair(r["act_bytes"], r["real_act_bytes"], r["bytes_ok"]),
