@@ -12,7 +12,9 @@ first mismatches) / ERROR, whether the totals are partial (ops without a formula
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
+import platform
 import sys
 import time
 import warnings
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
+    print(f"# archstat validate --mode {args.mode} on torchvision classification models, "
+          f"{datetime.date.today().isoformat()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
+          f"{platform.processor() or platform.machine()} CPU, batch 2, random weights", flush=True)
     counts = {"agree": 0, "DISAGREE": 0, "ERROR": 0, "skip": 0}
     for name in args.models or torchvision.models.list_models(module=torchvision.models):
         torch.manual_seed(0)
