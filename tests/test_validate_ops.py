@@ -87,6 +87,16 @@ CASES = {  # name: (module, input per sample, fvcore handles it)
     "softmax2d": (nn.Sequential(nn.Conv2d(3, 3, 1), nn.Softmax2d()), (3, 4, 4), False),  # keeps its output
     # four kernels in one row: the clamped norm is alive during the division; backward keeps 3 tensors
     "normalize": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: F.normalize(x, dim=1))), (3, 4, 4), False),
+    # casts return the tensor itself when nothing changes, else a new one; clone/repeat copy
+    "to_same_dtype": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.to(torch.float32) * 2)), (3, 4, 4),
+                      False),
+    "half_then_float": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.half().float())), (3, 4, 4), True),
+    "type_as": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.double().type_as(x))), (3, 4, 4), True),
+    "clone": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.clone())), (3, 4, 4), False),
+    "repeat": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.repeat(1, 2, 1, 3))), (3, 4, 4), False),
+    "expand_as": (nn.Sequential(nn.Conv2d(3, 3, 1),
+                                Functional(lambda x: torch.cat([x.mean((2, 3), keepdim=True).expand_as(x), x], 1))),
+                  (3, 4, 4), False),
     "max_pool_indices_unused": (Functional(lambda x: F.max_pool2d(x, 2, return_indices=True)[0] * 2), (3, 6, 6),
                                 False),
 }

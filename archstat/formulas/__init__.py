@@ -186,5 +186,5 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 
 # Importing the op families fills the registries.
-from archstat.formulas import (activation, conv, elementwise, linear, norm, pad, pool, reduce,  # noqa: E402,F401
-                               resize, tensor_ops)
+from archstat.formulas import (activation, casts, conv, elementwise, linear, norm, pad, pool,  # noqa: E402,F401
+                               reduce, resize, tensor_ops)
