@@ -41,9 +41,8 @@ def storages(df: pd.DataFrame) -> list[list[Storage]]:
     as max pooling's values and indices), else those of its first tensor input (views, in-place
     ops, identities; only the outputs of that input it reads)."""
     out: list[list[Storage]] = []
-    multi = df["out_part_bytes"] if "out_part_bytes" in df else [None] * len(df)
-    parts = df["source_parts"] if "source_parts" in df else [None] * len(df)
-    for i, (alloc, sources, many, row_parts) in enumerate(zip(df["alloc"], df["sources"], multi, parts)):
+    rows = zip(df["alloc"], df["sources"], df["out_part_bytes"], df["source_parts"])
+    for i, (alloc, sources, many, row_parts) in enumerate(rows):
         if alloc:
             out.append([(i, k) for k in range(len(many))] if many else [(i, None)])
         elif not sources or sources[0] < 0:
@@ -61,9 +60,8 @@ def _pick(keys: list[Storage], parts: Optional[list]) -> list[Storage]:
 
 
 def _sizes(df: pd.DataFrame) -> dict[Storage, int]:
-    multi = df["out_part_bytes"] if "out_part_bytes" in df else [None] * len(df)
     size: dict[Storage, int] = {}
-    for i, (nbytes, alloc, many) in enumerate(zip(df["act_bytes"], df["alloc"], multi)):
+    for i, (nbytes, alloc, many) in enumerate(zip(df["act_bytes"], df["alloc"], df["out_part_bytes"])):
         if alloc:
             for k, b in enumerate(many or [nbytes]):
                 size[(i, k if many else None)] = int(b)
@@ -83,8 +81,7 @@ def live_bytes(df: pd.DataFrame, transients: bool = True) -> Optional[list[int]]
     owner = storages(df)
     size = _sizes(df)
     last = {s: i for i, keys in enumerate(owner) for s in keys}  # at least the row that made (or last touched) it
-    parts = df["source_parts"] if "source_parts" in df else [None] * n
-    for t, (sources, row_parts) in enumerate(zip(df["sources"], parts)):
+    for t, (sources, row_parts) in enumerate(zip(df["sources"], df["source_parts"])):
         for j, k in enumerate(sources):
             for s in (_pick(owner[k], _part(row_parts, j)) if k >= 0 else [INPUT]):
                 last[s] = max(last.get(s, t), t)

@@ -20,7 +20,7 @@ the row keys agree.  Neither works on symbolic shapes: they need numbers.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pandas as pd
 import torch
@@ -48,16 +48,19 @@ def _numeric(df: pd.DataFrame, what: str) -> None:
         raise ArchstatError(f"{what} needs numbers: drop --symbolic")
 
 
-def with_training(df: pd.DataFrame, model: nn.Module, input_shape: Sequence[int], batch: int, dtype: torch.dtype,
-                  mode: str, optimizer: str = "sgd", device: str = "cpu") -> pd.DataFrame:
-    """``df`` plus ``saved_bytes``, ``bwd_macs``, ``bwd_flops`` per row and ``attrs["training"]``.
+def with_training(df: Optional[pd.DataFrame], model: nn.Module, input_shape: Sequence[int], batch: int,
+                  dtype: torch.dtype, mode: str, optimizer: str = "sgd", device: str = "cpu") -> pd.DataFrame:
+    """``df`` plus ``saved_bytes``, ``bwd_macs``, ``bwd_flops`` per row and ``attrs["training"]``;
+    ``df=None`` takes the rows of ``mode``'s graph as they are (no table of one's own to extend).
 
     ``device`` is where the step would run: only dropout's mask differs (float on the CPU, bool
     in CUDA's fused kernel)."""
-    _numeric(df, "--training")
+    if df is not None:
+        _numeric(df, "--training")
     if optimizer not in OPTIMIZER_STATES:
         raise ArchstatError(f"unknown optimizer {optimizer!r}: use {', '.join(OPTIMIZER_STATES)}")
     rows = graph_rows(model, input_shape, batch=batch, dtype=dtype, mode=mode)
+    df = rows.df if df is None else df
     saved, bwd = saved_per_row(rows, device=device), backward_rows(rows)
     full = pd.concat([rows.df[KEY], saved[["saved_bytes", "saved_known"]], bwd[["bwd_macs", "bwd_flops_flopcounter"]]],
                      axis=1)

@@ -53,8 +53,7 @@ def build(name: str, symbolic: bool = True, *, df: Optional[pd.DataFrame] = None
     rep = ModelReport(name, model, with_receptive_field(df, model, info.default_input, "eval"), stages(df), units, kind)
     try:  # the training graph (dropout masks, BN batch statistics), batch 1, SGD with momentum
         shape = info.default_input
-        rep.training = with_training(analyze(model, shape, mode="train"), model, shape, 1, torch.float32,
-                                     "train").attrs["training"]
+        rep.training = with_training(None, model, shape, 1, torch.float32, "train").attrs["training"]
     except ArchstatError as exc:
         rep.training_error = str(exc)
     if symbolic:
