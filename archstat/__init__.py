@@ -3,7 +3,7 @@
 ``analyze(model, input_shape)`` returns the lecture's per-layer table (output size, memory,
 params, FLOPs) for any ``nn.Module``, computed from formulas without running the model.
 """
-from archstat.analyze import analyze
+from archstat.engine.analyze import analyze
 from archstat.errors import ArchstatError
 from archstat.formulas import Cost, ShapeError, register_function, register_module
 from archstat.profiling.profile import profile

@@ -7,6 +7,7 @@ A family file registers each builder with ``@register_model(...)``; ``list_model
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -110,3 +111,40 @@ def get_model(name: str, *, device: str | torch.device | None = None, **kwargs: 
         return info.builder(**kwargs)
     with torch.device(device):
         return info.builder(**kwargs)
+
+
+def import_callable(spec: str) -> Any:
+    """``"package.module:attr.path"`` -> the object; an import failure is the user's spec, one line."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import failure is the user's model spec, not our bug
+        raise ArchstatError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ArchstatError(f"{module_name!r} has no attribute {attr!r} (model {spec!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
+def resolve_model(spec: str, *, device: str | torch.device = "meta", **kwargs: Any) -> tuple[nn.Module, tuple[int, ...]]:
+    """A zoo name or ``package.module:callable`` -> (module, default input shape).
+
+    Zoo models and callables are built under ``device`` (``meta`` by default, so that analysis
+    allocates no weights).  A callable's default input is its ``default_input`` attribute, else
+    3x224x224.
+    """
+    if ":" in spec:
+        obj = import_callable(spec)
+        if isinstance(obj, nn.Module):
+            return obj, tuple(getattr(obj, "default_input", (3, 224, 224)))
+        if not callable(obj):
+            raise ArchstatError(f"{spec!r} is neither an nn.Module nor a callable that builds one")
+        with torch.device(device):
+            model = obj(**kwargs)
+        if not isinstance(model, nn.Module):
+            raise ArchstatError(f"{spec!r} returned {type(model).__name__}, not an nn.Module")
+        return model, tuple(getattr(model, "default_input", getattr(obj, "default_input", (3, 224, 224))))
+    info = model_info(spec)
+    return get_model(spec, device=device, **kwargs), info.default_input

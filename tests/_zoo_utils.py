@@ -42,7 +42,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def analyze_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Total MACs of one sample by ``archstat.analyze`` (nothing is run or allocated)."""
+    """Total MACs of one sample by ``archstat.engine.analyze`` (nothing is run or allocated)."""
     import archstat
 
     df = archstat.analyze(model, input_shape)

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from _random_nets import random_cnn
-from archstat.backward import backward_flops, measured_backward
+from archstat.analyses.backward import backward_flops, measured_backward
 from archstat.models import get_model
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 import archstat
-from archstat import closed_forms as cf
+from archstat.analyses import closed_forms as cf
 from archstat.models import get_model
 
 

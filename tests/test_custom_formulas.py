@@ -227,7 +227,7 @@ def test_list_ops_shows_every_formula_by_family_yours_included(capsys):
 
 
 def test_unsupported_footer_groups_repeated_ops():
-    from archstat.format import to_text
+    from archstat.reporting.table_format import to_text
 
     class Erf(nn.Module):
         def forward(self, x):

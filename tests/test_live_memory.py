@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from archstat import analyze, validate
-from archstat.live_memory import inference_peak, live_bytes
+from archstat.analyses.live_memory import inference_peak, live_bytes
 from archstat.models import get_model, model_info
 
 

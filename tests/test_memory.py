@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from _random_nets import random_cnn
-from archstat.memory import training_memory
+from archstat.analyses.memory import training_memory
 from archstat.models import get_model
 from archstat.validation.memory_check import measured_saved
 

@@ -234,7 +234,7 @@ def test_cpu_forward_peak_is_tracked_and_matches_the_estimate():
 def test_a_batch_whose_activations_cannot_fit_is_refused_before_running():
     """On CUDA, profile compares the inference peak with the free device memory first (the check is
     a pure function of the table, exercised here with made-up free memory)."""
-    from archstat.live_memory import inference_peak
+    from archstat.analyses.live_memory import inference_peak
     from archstat.profiling.profile import check_fits
 
     df = analyze(Tiny(), (3, 16, 16), batch=64)

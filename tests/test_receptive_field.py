@@ -7,7 +7,7 @@ from torch import nn
 
 from _random_nets import ChannelShuffle, Concat, Residual, random_cnn
 from archstat.models import get_model
-from archstat.receptive_field import receptive_field
+from archstat.analyses.receptive_field import receptive_field
 from archstat.validation.receptive_field_check import measure
 
 

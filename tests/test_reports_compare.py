@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from archstat.cli import main
-from archstat.depth import depth_per_row, weight_depth
+from archstat.analyses.depth import depth_per_row, weight_depth
 from archstat.errors import ArchstatError
 from archstat.reporting import published
 from archstat.reporting.compare import compare

@@ -3,11 +3,11 @@ import pandas as pd
 import sympy
 
 import archstat
-from archstat import closed_forms as cf
+from archstat.analyses import closed_forms as cf
 from archstat.models import get_model
 from archstat.reporting import plots
 from archstat.reporting.gpu_results import gpu_latencies, gpu_layers
-from archstat.stages import bar_units, stage_labels, stages
+from archstat.analyses.stages import bar_units, stage_labels, stages
 
 
 def test_png_is_deterministic(tmp_path):
@@ -61,9 +61,9 @@ def test_gpu_readers(tmp_path):
 
 
 def test_model_page_memory_rows_and_receptive_fields_come_from_the_estimators():
-    from archstat.live_memory import inference_peak
-    from archstat.memory import training_memory
-    from archstat.receptive_field import receptive_field
+    from archstat.analyses.live_memory import inference_peak
+    from archstat.analyses.memory import training_memory
+    from archstat.analyses.receptive_field import receptive_field
     from archstat.reporting.report_pages import build, page_markdown
 
     model = get_model("resnet18", device="meta")

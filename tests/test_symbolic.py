@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import archstat
-from archstat.analyze import SYMBOLS
+from archstat.engine.analyze import SYMBOLS
 
 N, H, W = SYMBOLS["N"], SYMBOLS["H"], SYMBOLS["W"]
 

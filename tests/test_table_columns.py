@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from archstat.analyze import analyze
-from archstat.backward import measured_backward
+from archstat.engine.analyze import analyze
+from archstat.analyses.backward import measured_backward
 from archstat.cli import main
 from archstat.models import get_model
-from archstat.table_columns import with_receptive_field, with_training
+from archstat.analyses.table_columns import with_receptive_field, with_training
 from archstat.validation.memory_check import measured_saved
 from archstat.validation.receptive_field_check import measure
 

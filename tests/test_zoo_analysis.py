@@ -4,7 +4,7 @@ Parametrized over list_models(), so a newly registered model is tested for free.
 import pytest
 
 import archstat
-from archstat.analyze import SYMBOLS
+from archstat.engine.analyze import SYMBOLS
 from archstat.models import get_model, list_models, model_info
 
 

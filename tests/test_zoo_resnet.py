@@ -21,7 +21,7 @@ V1_G = dict(zip(NAMES, [1.814, 3.664, 3.858, 7.570, 11.282]))
 
 
 def _macs(name: str, **kw) -> int:
-    """archstat.analyze's total, cross-checked against forward hooks on the meta model."""
+    """archstat.engine.analyze's total, cross-checked against forward hooks on the meta model."""
     model = get_model(name, device="meta", **kw)
     macs = analyze_macs(model, (3, 224, 224))
     assert macs == count_macs(model, (3, 224, 224))

@@ -1,12 +1,7 @@
-"""Arguments and model resolution shared by every subcommand (one flag, one meaning)."""
+"""Arguments shared by every subcommand (one flag, one meaning).  Models resolve in ``archstat.models``."""
 from __future__ import annotations
 
 import argparse
-import importlib
-from typing import Any
-
-import torch
-from torch import nn
 
 from archstat.errors import ArchstatError
 
@@ -60,41 +55,3 @@ def add_model_args(parser: argparse.ArgumentParser, *, many: bool = False) -> No
 def add_convention_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--convention", choices=CONVENTIONS, default="lecture",
                         help="how FLOPs are counted (default: lecture = MACs + pooling windows)")
-
-
-def _import_callable(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import failure is the user's model spec, not our bug
-        raise ArchstatError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ArchstatError(f"{module_name!r} has no attribute {attr!r} (model {spec!r})")
-        obj = getattr(obj, part)
-    return obj
-
-
-def resolve_model(spec: str, *, device: str | torch.device = "meta", **kwargs: Any) -> tuple[nn.Module, tuple[int, ...]]:
-    """A zoo name or ``package.module:callable`` -> (module, default input shape).
-
-    Zoo models and callables are built under ``device`` (``meta`` by default, so that analysis
-    allocates no weights).  A callable's default input is its ``default_input`` attribute, else
-    3x224x224.
-    """
-    if ":" in spec:
-        obj = _import_callable(spec)
-        if isinstance(obj, nn.Module):
-            return obj, tuple(getattr(obj, "default_input", (3, 224, 224)))
-        if not callable(obj):
-            raise ArchstatError(f"{spec!r} is neither an nn.Module nor a callable that builds one")
-        with torch.device(device):
-            model = obj(**kwargs)
-        if not isinstance(model, nn.Module):
-            raise ArchstatError(f"{spec!r} returned {type(model).__name__}, not an nn.Module")
-        return model, tuple(getattr(model, "default_input", getattr(obj, "default_input", (3, 224, 224))))
-    from archstat.models import get_model, model_info
-
-    info = model_info(spec)
-    return get_model(spec, device=device, **kwargs), info.default_input

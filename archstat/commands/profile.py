@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from archstat.commands._common import resolve_model
+    from archstat.models import resolve_model
     from archstat.profiling.profile import profile
     from archstat.profiling.profile_format import to_csv, to_json, to_text
     from archstat.profiling.timing import resolve_device

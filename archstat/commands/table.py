@@ -42,9 +42,9 @@ def parse_dtype(name: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from archstat.analyze import analyze
-    from archstat.commands._common import resolve_model
-    from archstat.format import FORMATTERS, to_markdown, to_text
+    from archstat.engine.analyze import analyze
+    from archstat.models import resolve_model
+    from archstat.reporting.table_format import FORMATTERS, to_markdown, to_text
 
     from archstat.errors import ArchstatError
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     model, default_input = resolve_model(args.model)
     shape = args.input or default_input
     if args.reconcile:
-        from archstat.reconcile import reconcile, reconcile_text
+        from archstat.analyses.reconcile import reconcile, reconcile_text
 
         table = reconcile(model, shape, batch=args.batch, mode=args.mode)
         print(table.to_csv(index=False) if args.format == "csv" else
@@ -67,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     df = analyze(model, shape, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
                  convention=args.convention, symbolic=args.symbolic, upto=args.upto)
     if args.training:
-        from archstat.table_columns import with_training
+        from archstat.analyses.table_columns import with_training
 
         df = with_training(df, model, shape, args.batch, parse_dtype(args.dtype), args.mode, args.optimizer or "sgd",
                            args.device or "cpu")
     if args.receptive_field:
-        from archstat.table_columns import with_receptive_field
+        from archstat.analyses.table_columns import with_receptive_field
 
         df = with_receptive_field(df, model, shape, args.mode)
     if args.format in ("text", "markdown"):

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from archstat.commands._common import resolve_model
+    from archstat.models import resolve_model
     from archstat.validation.validate import exit_code, resolve_device, validate
     from archstat.validation.validate_format import to_json, to_text
 

@@ -35,7 +35,7 @@ class Cost:
     which the inference peak adds for that op; and ``saved``: what autograd keeps for backward,
     as a list of ``("in", k)`` (the k-th tensor input), ``("out",)`` (the output) and
     ``("new", numel, dtype)`` (a tensor the op makes), when the kind's default (see
-    ``archstat.memory``) does not fit.  ``alloc`` is False for views,
+    ``archstat.analyses.memory``) does not fit.  ``alloc`` is False for views,
     in-place ops and ops that return their input; ``new_bytes`` is False for the last two only,
     whose output is the input's memory and so adds nothing to the lecture's memory column.
     """

@@ -26,7 +26,7 @@ def _linear_cost(x: TensorSpec, in_features: int, out_features: int, bias: bool)
 
 
 def _linear_transient(x: TensorSpec, out: TensorSpec, bias: bool) -> Size:
-    """Bytes aten::linear holds besides its output while it runs (see ``archstat.live_memory``).
+    """Bytes aten::linear holds besides its output while it runs (see ``archstat.analyses.live_memory``).
 
     A 2-d or a contiguous input runs as one addmm / mm on a view: nothing.  A non-contiguous input
     of rank > 2 goes through matmul, which reshapes it to (-1, in): a copy when no such view exists;

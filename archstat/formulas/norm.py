@@ -30,7 +30,7 @@ def batch_norm_module(m: nn.Module, inputs: list) -> Cost:
 def _statistics(x: TensorSpec, count: Size) -> Size:
     """Bytes of the mean and inverse std that native_batch_norm / group_norm / layer_norm return
     besides their output (``count`` of each, in the accumulation type), dropped by the module:
-    transient memory for ``archstat.live_memory``."""
+    transient memory for ``archstat.analyses.live_memory``."""
     return 2 * count * (8 if x.dtype == torch.float64 else 4)
 
 

@@ -25,10 +25,10 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from archstat.interpret import Interpreter, OpRecord, ParamSpec
+from archstat.engine.interpret import Interpreter, OpRecord, ParamSpec
 from archstat.profiling.timing import elapsed_s, new_event, sync
 from archstat.spec import TensorSpec
-from archstat.trace import trace_graph
+from archstat.engine.trace import trace_graph
 
 
 class _NodeRecorder(Interpreter):

@@ -29,17 +29,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.analyze import analyze
-from archstat.conventions import counter
+from archstat.engine.analyze import analyze
+from archstat.engine.conventions import counter
 from archstat.errors import ArchstatError
-from archstat.live_memory import inference_peak
+from archstat.analyses.live_memory import inference_peak
 from archstat.profiling.ceilings import Ceilings, get_ceilings
 from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
 from archstat.profiling.precision import check_precision, precision_flags
 from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
 from archstat.profiling.roofline import roofline, roofline_summary
 from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, resolve_device, stats, time_calls
-from archstat.trace import training_mode
+from archstat.engine.trace import training_mode
 from archstat.validation.live_memory_check import eager_peak
 
 DEFAULTS = {"cuda": {"warmup": 10, "repeat": 50, "layer_repeat": 10},
@@ -189,7 +189,7 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
 def check_fits(df: pd.DataFrame, batch: int, free: int, total: int) -> None:
     """Refuse, before running anything, a batch whose activations alone cannot fit in ``free`` bytes.
 
-    The floor of the inference peak (``archstat.live_memory`` without the ops' internal
+    The floor of the inference peak (``archstat.analyses.live_memory`` without the ops' internal
     temporaries) is what this op order needs whatever the device and mode; an eager forward needs
     that or more, so a batch above it would only end in an out-of-memory error.  The suggested
     batch scales the peak linearly (activations are proportional to the batch).
@@ -210,7 +210,7 @@ def _state_bytes(net: nn.Module) -> int:
 
 
 def _forward_memory_estimate(net: nn.Module, df: pd.DataFrame, measured: Optional[int]) -> dict[str, Any]:
-    """Weights and buffers plus the inference peak of live activations (``archstat.live_memory``),
+    """Weights and buffers plus the inference peak of live activations (``archstat.analyses.live_memory``),
     next to the allocator's peak of the timed forward passes."""
     live = inference_peak(df)
     if live is None:

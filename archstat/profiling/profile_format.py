@@ -80,8 +80,8 @@ def to_text(p: Any, top: int = 0) -> str:
              _num(r["achieved_flops_per_s"], 1e-12, 3), _pct(r["peak_share"])]
             for r in p.runs.to_dict("records")]
     lines += _grid(head, rows)
-    lines.append("est. MiB: weights + live activations (forward: inference peak, archstat.live_memory; train: "
-                 "archstat.memory); peak MiB: the CUDA allocator's; on CPU (forward), weights + input + live "
+    lines.append("est. MiB: weights + live activations (forward: inference peak, archstat.analyses.live_memory; train: "
+                 "archstat.analyses.memory); peak MiB: the CUDA allocator's; on CPU (forward), weights + input + live "
                  "activations tracked at the dispatch level")
     if (p.runs["peak_share"] > 1).any():
         lines.append("% peak over 100: the FLOPs are counted as 2 per MAC, but convolution algorithms such as "

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archstat.errors import ArchstatError
-from archstat.memory import training_memory
+from archstat.analyses.memory import training_memory
 
 
 def _outputs(out: Any) -> list[torch.Tensor]:
@@ -63,7 +63,7 @@ def train_step_fn(model: nn.Module, x: torch.Tensor, batch: int) -> Callable[[],
 
 def train_memory_estimate(model: nn.Module, shape: Sequence[int], batch: int, dtype: torch.dtype
                           ) -> tuple[Optional[int], str]:
-    """The symbolic training-memory estimate (``archstat.memory``, SGD with momentum) for the step
+    """The symbolic training-memory estimate (``archstat.analyses.memory``, SGD with momentum) for the step
     that ``profile(train=True)`` times, and a note saying what it covers.
 
     ``(None, why)`` when the estimator cannot analyse the model: the comparison is then left out,
@@ -73,7 +73,7 @@ def train_memory_estimate(model: nn.Module, shape: Sequence[int], batch: int, dt
         df = training_memory(model, tuple(shape), batch=batch, dtype=dtype, optimizer="sgd")
     except ArchstatError as exc:
         return None, f"no estimate: {exc}"
-    note = "archstat.memory.training_memory (sgd)"
+    note = "archstat.analyses.memory.training_memory (sgd)"
     if df.attrs["memory_partial"]:
         note += "; partial: unknown saved tensors of " + ", ".join(df.attrs["memory_unknown"])
     return int(df.attrs["total"]["total"]), note

@@ -2,8 +2,8 @@
 
 Columns: ``model, input, params, macs, flops`` (chosen convention, batch 1), ``act_bytes``
 (inference outputs, batch 1, the lecture's memory), ``peak_bytes`` (inference peak of live activations,
-batch 1, ``archstat.live_memory``), ``train_bytes_1`` / ``train_bytes_n``
-(training memory at batch 1 and ``batch``, from ``archstat.memory``, SGD), ``depth``
+batch 1, ``archstat.analyses.live_memory``), ``train_bytes_1`` / ``train_bytes_n``
+(training memory at batch 1 and ``batch``, from ``archstat.analyses.memory``, SGD), ``depth``
 (weight layers on the longest input-to-output path: the lecture's "22 layers" for GoogLeNet),
 ``weight_layers`` (all conv/linear calls), ``rf`` (receptive field of the last conv), the published
 ``top1_err`` / ``top5_err`` / ``ilsvrc_top5_err`` with their sources, and the measured GPU
@@ -17,12 +17,12 @@ from typing import Optional, Sequence
 import pandas as pd
 from torch import nn
 
-from archstat.analyze import analyze
-from archstat.depth import weight_depth, weight_layers
+from archstat.engine.analyze import analyze
+from archstat.analyses.depth import weight_depth, weight_layers
 from archstat.errors import ArchstatError
-from archstat.live_memory import inference_peak
-from archstat.memory import training_memory
-from archstat.receptive_field import receptive_field
+from archstat.analyses.live_memory import inference_peak
+from archstat.analyses.memory import training_memory
+from archstat.analyses.receptive_field import receptive_field
 from archstat.reporting.gpu_results import gpu_latencies
 
 ERROR_KEYS = ("top1_err", "top5_err", "ilsvrc_top5_err")
@@ -49,7 +49,7 @@ def _published(name: str) -> dict:
 
 
 def _training_bytes(model: nn.Module, input_shape: Sequence[int], batch: int) -> tuple[Optional[int], str]:
-    """Device bytes a training step holds (``archstat.memory``, SGD with momentum), and a note.
+    """Device bytes a training step holds (``archstat.analyses.memory``, SGD with momentum), and a note.
 
     A model the estimator cannot analyse gives ``(None, reason)``: the table says why the cell is
     empty instead of showing a zero.
@@ -111,7 +111,7 @@ def compare(names: Sequence[str], input_shape: Optional[Sequence[int]] = None, *
             convention: str = "lecture", sort: Optional[str] = None, descending: bool = False,
             gpu_dir: Path = Path("reports/gpu")) -> pd.DataFrame:
     """One row per model (zoo names or ``package.module:callable``), in the given order or sorted."""
-    from archstat.commands._common import resolve_model
+    from archstat.models import resolve_model
 
     if sort is not None and sort not in SORTABLE:
         raise ArchstatError(f"cannot sort by {sort!r}: choose one of {', '.join(SORTABLE)}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from archstat.conventions import DESCRIPTIONS
+from archstat.engine.conventions import DESCRIPTIONS
 
 MB = 1024 ** 2
 
@@ -61,7 +61,7 @@ def display(table: pd.DataFrame) -> tuple[list[dict[str, str]], list[str]]:
                  "alive at once in inference, input included, each freed after its last use.")
     notes.append("depth = conv/linear layers on the longest input-to-output path (the lecture's "
                  "'22 layers' for GoogLeNet); weight layers = all conv/linear layers.")
-    notes.append("train mem = bytes a training step holds after backward (archstat.memory): activations saved "
+    notes.append("train mem = bytes a training step holds after backward (archstat.analyses.memory): activations saved "
                  "for backward + params + buffers + grads + SGD momentum, fp32.")
     latency = [f"{r['model']}: {r['latency_setting']}" for r in table.to_dict("records") if r["latency_setting"]]
     if latency:

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import pandas as pd
 from torch import nn
 
-from archstat.analyze import analyze
+from archstat.engine.analyze import analyze
 from archstat.errors import ArchstatError
 
 MATCH, WEIGHTS_ONLY, TYPO, OTHER_MODEL, DIFFERS, APPROX, QUOTED = (

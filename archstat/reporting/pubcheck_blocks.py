@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy
 
-from archstat.analyze import SYMBOLS
+from archstat.engine.analyze import SYMBOLS
 from archstat.reporting import lecture_blocks as lb
 from archstat.reporting.pubcheck import DIFFERS, MATCH, TYPO, Analyses, Section
 from archstat.reporting.published import section

@@ -112,7 +112,7 @@ def totals(a: Analyses) -> Section:
 
 
 def vgg_stage_bars(a: Analyses) -> Section:
-    from archstat.stages import stage_labels
+    from archstat.analyses.stages import stage_labels
 
     bars = section("eecs498_lecture8", "vgg16_stage_bars_approx")
     s = Section("lecture_vgg_bars", "Lecture: VGG-16 per-stage bars", SRC, bars["status"],

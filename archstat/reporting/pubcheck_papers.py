@@ -7,7 +7,7 @@ import re
 import torch
 from torch import nn
 
-from archstat.depth import depth_per_row, weight_depth
+from archstat.analyses.depth import depth_per_row, weight_depth
 from archstat.reporting.published import old_docs_errors, section
 from archstat.reporting.pubcheck import (DIFFERS, MATCH, QUOTED, TYPO, WEIGHTS_ONLY, Analyses, Section,
                                check_rounding, kind_sum, weights_only)

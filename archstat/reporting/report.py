@@ -20,8 +20,8 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from archstat.format import to_csv as layers_csv
-from archstat.format import to_json as layers_json
+from archstat.reporting.table_format import to_csv as layers_csv
+from archstat.reporting.table_format import to_json as layers_json
 from archstat.reporting import compare_format, report_figures, report_published
 from archstat.reporting.compare import COLUMNS, model_row
 from archstat.reporting.gpu_results import gpu_latencies, gpu_layers

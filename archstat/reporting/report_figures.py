@@ -9,8 +9,8 @@ from typing import Optional
 
 import pandas as pd
 
-from archstat.analyze import analyze
-from archstat.depth import weight_depth
+from archstat.engine.analyze import analyze
+from archstat.analyses.depth import weight_depth
 from archstat.reporting.published import section
 
 # the zoo model that stands for each ILSVRC entry on the lecture's winners slide
@@ -55,7 +55,7 @@ def resolution_curves(reports: dict, sides=SIDES) -> tuple[dict[str, pd.DataFram
     A model whose closed forms are unavailable is evaluated numerically at each side instead
     (``method`` says which); sides below the model's smallest input are skipped.
     """
-    from archstat import closed_forms as cf
+    from archstat.analyses import closed_forms as cf
     from archstat.models import model_info
 
     curves, flat = {}, []

@@ -14,15 +14,15 @@ import sympy
 import torch
 from torch import nn
 
-from archstat import closed_forms as cf
-from archstat.analyze import analyze
-from archstat.depth import weight_depth, weight_layers
-from archstat.format import scaled, to_markdown
+from archstat.analyses import closed_forms as cf
+from archstat.engine.analyze import analyze
+from archstat.analyses.depth import weight_depth, weight_layers
+from archstat.reporting.table_format import scaled, to_markdown
 from archstat.errors import ArchstatError
-from archstat.live_memory import inference_peak
+from archstat.analyses.live_memory import inference_peak
 from archstat.models import get_model, model_info
-from archstat.stages import bar_units, stage_labels, stages
-from archstat.table_columns import with_receptive_field, with_training
+from archstat.analyses.stages import bar_units, stage_labels, stages
+from archstat.analyses.table_columns import with_receptive_field, with_training
 
 MB = 1024 ** 2
 
@@ -78,7 +78,7 @@ def _row_md(cells: list[str]) -> str:
 
 
 def _summary(rep: ModelReport) -> list[str]:
-    from archstat.conventions import CONVENTIONS
+    from archstat.engine.conventions import CONVENTIONS
 
     t, df = rep.df.attrs["total"], rep.df
     lines = ["| quantity | value |", "|---|---:|",

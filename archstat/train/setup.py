@@ -15,7 +15,7 @@ def default_input(model: str, data: str) -> tuple[int, int, int]:
     """The model's smallest input, at least 32x32, with 1 channel for digits and 3 for image folders."""
     channels = 1 if data == "digits" else 3
     if ":" in model:
-        from archstat.commands._common import resolve_model
+        from archstat.models import resolve_model
 
         _, shape = resolve_model(model, device="meta")
         hw = tuple(shape[-2:]) if len(shape) == 3 else (32, 32)
@@ -43,7 +43,7 @@ def parse_model_kw(items: Sequence[str] | None) -> dict[str, Any]:
 def build_model(spec: str, num_classes: int, in_channels: int, seed: int = 0,
                 model_kw: dict[str, Any] | None = None, device: torch.device | str = "cpu") -> nn.Module:
     """A freshly initialised model under ``torch.manual_seed(seed)`` (same seed -> same weights)."""
-    from archstat.commands._common import resolve_model
+    from archstat.models import resolve_model
 
     torch.manual_seed(seed)
     try:

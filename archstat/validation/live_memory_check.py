@@ -1,4 +1,4 @@
-"""The oracle for the inference-peak estimate (``archstat.live_memory``): live storages, measured.
+"""The oracle for the inference-peak estimate (``archstat.analyses.live_memory``): live storages, measured.
 
 The model's fx graph runs as generated code (which frees every value after its last use, the
 schedule the estimate assumes) under a ``TorchDispatchMode`` that sees every aten op's outputs.
@@ -19,7 +19,7 @@ import torch.fx as fx
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from archstat.graphrun import GraphRows
+from archstat.engine.rows import GraphRows
 
 
 class LiveStorages(TorchDispatchMode):

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from archstat.graphrun import RealRun, graph_rows, storage_key, tensors
-from archstat.trace import training_mode
+from archstat.engine.rows import RealRun, graph_rows, storage_key, tensors
+from archstat.engine.trace import training_mode
 
 GPU_TOLERANCE = 0.05  # relative, on the forward pass's kept bytes (cuDNN BN reserve space, allocator slack)
 BLOCK = 512  # the CUDA caching allocator's rounding
@@ -86,7 +86,7 @@ def gpu_memory_check(model: nn.Module, input_shape: Sequence[int], batch: int = 
     ``max_memory_allocated()`` over forward, backward and the optimizer step, minus the weights;
     ``peak_estimate``: forward_estimate + gradients + optimizer state.
     """
-    from archstat.memory import saved_per_row, state_bytes
+    from archstat.analyses.memory import saved_per_row, state_bytes
 
     dev = torch.device(device)
     work = copy.deepcopy(model).to(dev)

@@ -24,9 +24,9 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from archstat.graphrun import graph_rows
-from archstat.receptive_field import exact_interval, expected_interval, fields
-from archstat.trace import training_mode
+from archstat.engine.rows import graph_rows
+from archstat.analyses.receptive_field import exact_interval, expected_interval, fields
+from archstat.engine.trace import training_mode
 
 BYPASS = ("activation", "lrn", "dropout")
 

@@ -1,10 +1,10 @@
 """The training-graph checks of ``validate(mode="train")``: saved tensors and backward FLOPs, per row.
 
 * ``saved_ok``: the bytes of the storages each row is the first to save for backward
-  (``archstat.memory.saved_per_row``, no autograd) equal what ``saved_tensors_hooks`` sees during
+  (``archstat.analyses.memory.saved_per_row``, no autograd) equal what ``saved_tensors_hooks`` sees during
   a real forward pass with autograd on (``memory_check.measured_saved``).  This is the part of a
   training step's memory that grows with the batch.
-* ``bwd_ok``: the backward pass's FLOPs in FlopCounterMode's convention (``archstat.backward``)
+* ``bwd_ok``: the backward pass's FLOPs in FlopCounterMode's convention (``archstat.analyses.backward``)
   equal FlopCounterMode's count while the autograd nodes the row created run
   (``backward.measured_backward``).
 
@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.backward import backward_rows, measured_backward
+from archstat.analyses.backward import backward_rows, measured_backward
 from archstat.errors import ArchstatError
-from archstat.graphrun import GraphRows
-from archstat.memory import saved_per_row
+from archstat.engine.rows import GraphRows
+from archstat.analyses.memory import saved_per_row
 from archstat.validation.memory_check import measured_saved
 from archstat.validation.oracles import row_checks
 

@@ -16,7 +16,7 @@ to what really happened, with one boolean per check:
   "oracle unsupported" (BatchNorm's ``num_batches_tracked += 1`` in training, which costs nothing
   in every convention, is not such an op);
 * ``live_ok`` (eval mode, fx engine): the activation bytes alive while the row runs
-  (``archstat.live_memory``) equal what a dispatch-level tracker measures on the real graph run
+  (``archstat.analyses.live_memory``) equal what a dispatch-level tracker measures on the real graph run
   (``validation.live_memory_check``); their maximum is the inference peak;
 * ``saved_ok`` / ``bwd_ok`` (train mode): the bytes autograd saves for backward and the backward
   pass's FlopCounterMode FLOPs, per row, against the real thing (``validation.training_check``).
@@ -38,13 +38,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.conventions import counter, fvcore_unsupported_inside
+from archstat.engine.conventions import counter, fvcore_unsupported_inside
 from archstat.errors import ArchstatError
-from archstat.graphrun import RealRun, graph_rows, tensors
-from archstat.live_memory import live_bytes
+from archstat.engine.rows import RealRun, graph_rows, tensors
+from archstat.analyses.live_memory import live_bytes
 from archstat.validation.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts,
                                          fvcore_counts, row_checks, self_counts)
-from archstat.trace import training_mode
+from archstat.engine.trace import training_mode
 from archstat.validation.live_memory_check import measured_live
 from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
 
@@ -168,7 +168,7 @@ def validate(
         t = time.perf_counter()
         fv = fvcore_counts(work, x)
         t_fv = time.perf_counter() - t
-        # inference memory is an eval-mode question (a training step's memory is archstat.memory's)
+        # inference memory is an eval-mode question (a training step's memory is archstat.analyses.memory's)
         estimate = live_bytes(rows.df) if not train else None
         measured = measured_live(work, rows, x) if estimate is not None else None
 

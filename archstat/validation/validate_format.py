@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from archstat.format import UNSUPPORTED_HINT, _jsonable, grouped_unsupported
+from archstat.reporting.table_format import UNSUPPORTED_HINT, _jsonable, grouped_unsupported
 from archstat.spec import is_symbolic
 from archstat.validation.validate import REAL_TOTALS, oracle_skips
 

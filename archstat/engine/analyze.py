@@ -16,12 +16,12 @@ import sympy
 import torch
 from torch import nn
 
-from archstat.conventions import CONVENTIONS, counter
+from archstat.engine.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
-from archstat.interpret import Interpreter, OpRecord
-from archstat.meta_run import meta_records
+from archstat.engine.interpret import Interpreter, OpRecord
+from archstat.engine.meta_run import meta_records
 from archstat.spec import TensorSpec, leaves, simplify
-from archstat.trace import TraceError, trace_graph, training_mode
+from archstat.engine.trace import TraceError, trace_graph, training_mode
 
 SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("N", "H", "W", "L", "D")}
 COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",

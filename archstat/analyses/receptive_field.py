@@ -34,8 +34,8 @@ from typing import Optional, Sequence
 import pandas as pd
 from torch import nn
 
-from archstat.analyze import analyze
-from archstat.grad_flow import input_sources
+from archstat.engine.analyze import analyze
+from archstat.analyses.grad_flow import input_sources
 
 TRANSPARENT = ("activation", "batch_norm", "group_norm", "layer_norm", "instance_norm", "lrn", "dropout",
                "identity", "elementwise", "concat")

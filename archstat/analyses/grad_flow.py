@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archstat.graphrun import GraphRows
-from archstat.interpret import MODEL_INPUT
+from archstat.engine.rows import GraphRows
+from archstat.engine.interpret import MODEL_INPUT
 
 # ops whose output never needs a gradient: cut from the graph, integer or bool results, fresh fills
 NO_GRAD_FNS = ("detach", "floordiv", "lt", "le", "gt", "ge", "eq", "ne", "argmax", "argmin",

@@ -11,9 +11,9 @@ from typing import Sequence
 import pandas as pd
 from torch import nn
 
-from archstat.analyze import analyze
-from archstat.conventions import CONVENTIONS
-from archstat.format import scaled
+from archstat.engine.analyze import analyze
+from archstat.engine.conventions import CONVENTIONS
+from archstat.reporting.table_format import scaled
 
 
 def reconcile(model: nn.Module, input_shape: Sequence[int], batch: int = 1, mode: str = "eval") -> pd.DataFrame:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from archstat.depth import is_weight_layer
+from archstat.analyses.depth import is_weight_layer
 
 POOL_KINDS = ("pool", "adaptive_pool")
 COST_COLUMNS = ["params", "macs", "flops", "act_bytes"]

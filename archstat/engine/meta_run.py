@@ -19,9 +19,9 @@ from torch.overrides import TorchFunctionMode
 
 from archstat.errors import ArchstatError
 from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
-from archstat.interpret import OpRecord, ParamCounter, ParamSpec, aliasing, apply_formula
+from archstat.engine.interpret import OpRecord, ParamCounter, ParamSpec, aliasing, apply_formula
 from archstat.spec import TensorSpec, leaves
-from archstat.trace import ALIASES
+from archstat.engine.trace import ALIASES
 
 # Tensor methods that read metadata: not ops, never rows.
 _NOT_OPS = {"size", "dim", "numel", "shape", "dtype", "device", "is_contiguous", "stride", "data_ptr",

@@ -16,7 +16,7 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter
 from torch import nn
 
-from archstat.analyze import SYMBOLS, analyze
+from archstat.engine.analyze import SYMBOLS, analyze
 
 H, W, N = SYMBOLS["H"], SYMBOLS["W"], SYMBOLS["N"]
 QUANTITIES = ("params", "macs", "flops", "act_bytes")

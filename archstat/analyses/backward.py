@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.grad_flow import GradFlow, grad_flow
-from archstat.graphrun import GraphRows, graph_rows
-from archstat.trace import training_mode
+from archstat.analyses.grad_flow import GradFlow, grad_flow
+from archstat.engine.rows import GraphRows, graph_rows
+from archstat.engine.trace import training_mode
 
 MATRIX = ("conv", "conv_transpose", "linear", "matmul")
 
@@ -64,7 +64,7 @@ def backward_flops(model: nn.Module, input_shape: Sequence[int], batch: int = 1,
 
 
 def _loss(out) -> torch.Tensor:
-    from archstat.graphrun import tensors
+    from archstat.engine.rows import tensors
 
     return sum(t.float().sum() for t in tensors(out) if t.is_floating_point())
 
@@ -77,7 +77,7 @@ class _NodeRows:
         self.row_of: dict = {}
 
     def row_done(self, index: int) -> None:
-        from archstat.graphrun import tensors
+        from archstat.engine.rows import tensors
 
         stack = [t.grad_fn for t in tensors(self.runner.last_output) if t.grad_fn is not None]
         while stack:  # walk back to the nodes earlier rows made (or leaves)
@@ -105,7 +105,7 @@ def measured_backward(model: nn.Module, input_shape: Sequence[int], batch: int =
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    from archstat.graphrun import RealRun
+    from archstat.engine.rows import RealRun
 
     dev = torch.device(device)
     work = copy.deepcopy(model).to(device=dev, dtype=dtype)

@@ -18,12 +18,12 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from archstat.analyze import analyze, input_spec
+from archstat.engine.analyze import analyze, input_spec
 from archstat.errors import ArchstatError, first_line, is_oom
 from archstat.formulas import module_formula, tensors_in
-from archstat.interpret import Interpreter, ParamSpec
+from archstat.engine.interpret import Interpreter, ParamSpec
 from archstat.spec import leaves
-from archstat.trace import trace_graph, training_mode
+from archstat.engine.trace import trace_graph, training_mode
 
 
 @dataclass
@@ -180,7 +180,7 @@ class _FxRun(fx.Interpreter):
 
 def _hooked_run(owner: RealRun, x: torch.Tensor) -> Any:
     """The meta engine's instrumentation (module hooks + TorchFunctionMode), on the real model."""
-    from archstat.meta_run import _NOT_OPS, _Recorder, function_name
+    from archstat.engine.meta_run import _NOT_OPS, _Recorder, function_name
 
     model = owner.model
     names = {id(m): n for n, m in model.named_modules()}

@@ -3,9 +3,9 @@
 ``with_training(df, ...)`` adds, to analyze()'s rows:
 
 * ``saved_bytes``: bytes of the storages this row is the first to keep for backward
-  (``archstat.memory``; a ReLU's output that is also the next conv's input is counted once);
+  (``archstat.analyses.memory``; a ReLU's output that is also the next conv's input is counted once);
 * ``bwd_macs``: the backward pass's multiply-adds, grad-input + grad-weight, each as large as the
-  forward product (``archstat.backward``; the first layer has no grad-input);
+  forward product (``archstat.analyses.backward``; the first layer has no grad-input);
 * ``bwd_flops``: the same in the table's convention (``flopcounter``: what FlopCounterMode
   counts over a real backward, 2 per multiply-add; ``lecture`` and ``fvcore``: the MACs);
 
@@ -13,7 +13,7 @@ and ``attrs["training"]``: saved activations, parameters, buffers, gradients and
 and their sum, the device memory a training step holds after backward.
 
 ``with_receptive_field(df, ...)`` adds ``rf`` and ``jump`` (per spatial dim, see
-``archstat.receptive_field``), ``rf_regular`` and ``rf_global``.
+``archstat.analyses.receptive_field``), ``rf_regular`` and ``rf_global``.
 
 Both compute the full graph's rows and keep the prefix that ``df`` has (``--upto``), checking that
 the row keys agree.  Neither works on symbolic shapes: they need numbers.
@@ -26,11 +26,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.backward import backward_rows
+from archstat.analyses.backward import backward_rows
 from archstat.errors import ArchstatError
-from archstat.graphrun import graph_rows
-from archstat.memory import OPTIMIZER_STATES, saved_per_row, state_bytes
-from archstat.receptive_field import receptive_field
+from archstat.engine.rows import graph_rows
+from archstat.analyses.memory import OPTIMIZER_STATES, saved_per_row, state_bytes
+from archstat.analyses.receptive_field import receptive_field
 
 KEY = ["name", "op", "call"]
 

@@ -19,7 +19,7 @@ from torch import nn
 from archstat.errors import ArchstatError, first_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, ShapeError, checked_cost, module_formula, tensors_in
 from archstat.spec import TensorSpec, is_symbolic, leaves
-from archstat.trace import op_name, owner_name
+from archstat.engine.trace import op_name, owner_name
 
 
 @dataclass(frozen=True)

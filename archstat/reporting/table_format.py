@@ -13,14 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from archstat.conventions import DESCRIPTIONS
-from archstat.live_memory import inference_peak
+from archstat.engine.conventions import DESCRIPTIONS
+from archstat.analyses.live_memory import inference_peak
 from archstat.spec import is_symbolic
 
 FOLDABLE_KINDS = ("activation", "dropout", "identity")
 JSON_FIELDS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
                "flops", "act_bytes", "alloc", "supported"]
-# columns `archstat table --training` / `--receptive-field` add (archstat.table_columns)
+# columns `archstat table --training` / `--receptive-field` add (archstat.analyses.table_columns)
 TRAINING_FIELDS = ["saved_bytes", "bwd_macs", "bwd_flops"]
 RF_FIELDS = ["rf", "jump", "rf_regular", "rf_global"]
 SUMMED = ("params", "act_bytes", *TRAINING_FIELDS)  # what a folded row adds up

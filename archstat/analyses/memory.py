@@ -37,9 +37,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.grad_flow import GradFlow, grad_flow
-from archstat.graphrun import GraphRows, graph_rows
-from archstat.interpret import MODEL_INPUT
+from archstat.analyses.grad_flow import GradFlow, grad_flow
+from archstat.engine.rows import GraphRows, graph_rows
+from archstat.engine.interpret import MODEL_INPUT
 from archstat.spec import prod
 
 OUTPUT_SAVERS = ("relu", "sigmoid", "tanh", "softmax", "softmax2d", "logsoftmax", "log_softmax", "exp", "sqrt",

@@ -1,0 +1,1 @@
+"""The engine: model -> rows, once (fx trace or meta-device run, the costing interpreter, conventions)."""
