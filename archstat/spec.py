@@ -7,13 +7,18 @@ already ``floor(a/b)``, and ``ceil_div`` is ``-(-a // b)``.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union
 
-import sympy
 import torch
 
-Size = Union[int, sympy.Expr]
+if TYPE_CHECKING:
+    import sympy
+
+# sympy (0.3 s to import) loads only for symbolic analyses: a value cannot be a sympy expression
+# before sympy is imported, so the numeric path checks ``sys.modules`` instead of importing it.
+Size = Union[int, "sympy.Expr"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ def same_size(a: Size, b: Size) -> bool:
     """``a == b`` for ints, and for sympy expressions once expanded (``N*C*H`` vs ``C*N*H``)."""
     if not (is_symbolic(a) or is_symbolic(b)):
         return a == b
+    import sympy
+
     return sympy.expand(a - b) == 0
 
 
@@ -97,6 +104,8 @@ def strides_are_contiguous(shape: Sequence[Size], strides: Sequence[Size]) -> bo
 def _less(a: Size, b: Size) -> bool:
     if not (is_symbolic(a) or is_symbolic(b)):
         return a < b
+    import sympy
+
     diff = sympy.simplify(a - b)
     if diff.is_negative is None:
         raise NotImplementedError(f"cannot decide {a} < {b} for every input size")
@@ -153,13 +162,19 @@ def prod(values: Iterable[Size]) -> Size:
     return out
 
 
+def is_sympy(value: Any) -> bool:
+    """``value`` is a sympy object (checked without importing sympy: see ``Size``)."""
+    sympy = sys.modules.get("sympy")
+    return sympy is not None and isinstance(value, sympy.Basic)
+
+
 def is_symbolic(value: Any) -> bool:
-    return isinstance(value, sympy.Basic) and not value.is_Integer
+    return is_sympy(value) and not value.is_Integer
 
 
 def simplify(value: Size) -> Size:
     """Plain int for concrete values, a sympy expression otherwise."""
-    if isinstance(value, sympy.Basic):
+    if is_sympy(value):
         return int(value) if value.is_Integer else value
     return value
 
@@ -167,6 +182,8 @@ def simplify(value: Size) -> Size:
 def ceil_div(a: Size, b: Size) -> Size:
     """ceil(a / b) for ints and expressions (sympy prints ``ceiling``, not ``-floor(-x)``)."""
     if is_symbolic(a) or is_symbolic(b):
+        import sympy
+
         return sympy.ceiling(sympy.Rational(1, 1) * a / b)
     return -((-a) // b)
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from archstat.models._init import init_weights
+from archstat.models.init import init_weights, is_meta
 
 ActLayer = Callable[[], nn.Module]
 
@@ -90,6 +90,8 @@ def init_with_classifiers(
     BN-free paper GoogLeNet starts with logits ~25x too large (initial loss ~12 instead of ln 10).
     """
     init_weights(model, scheme, last_linear_std=std)
+    if is_meta(model):  # no values to draw (and meta normal_ would import torch._dynamo)
+        return
     if scheme == "kaiming" and kaiming_mode != "fan_out":
         for m in model.modules():
             if isinstance(m, nn.Conv2d):

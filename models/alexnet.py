@@ -34,7 +34,7 @@ from typing import Callable
 from torch import nn
 
 from archstat.models._heads import PlainCNN, fc_head
-from archstat.models._init import init_weights
+from archstat.models.init import init_weights
 from archstat.models._registry import Published, register_model
 
 LECTURE = "EECS 498-007 Lecture 8 (AlexNet table)"

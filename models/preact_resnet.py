@@ -35,7 +35,7 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
-from archstat.models._init import init_weights
+from archstat.models.init import init_weights
 from archstat.models._registry import Published, register_model
 from archstat.models.resnet import VARIANTS, ActLayer, _relu, conv1x1, conv3x3
 

@@ -42,7 +42,7 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
-from archstat.models._init import init_weights
+from archstat.models.init import init_weights
 from archstat.models._registry import Published, register_model
 
 ActLayer = Callable[[], nn.Module]

@@ -28,7 +28,7 @@ from typing import Callable, Sequence, Union
 from torch import nn
 
 from archstat.models._heads import PlainCNN, fc_head
-from archstat.models._init import init_weights
+from archstat.models.init import init_weights
 from archstat.models._registry import Published, register_model
 
 Cfg = Sequence[Union[int, str]]

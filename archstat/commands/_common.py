@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from archstat.engine.convention_names import CONVENTIONS, DEFAULT_CONVENTION
 from archstat.errors import ArchstatError
-
-CONVENTIONS = ("lecture", "fvcore", "flopcounter")
 
 
 def parse_input(text: str) -> tuple[int, ...]:
@@ -53,5 +52,5 @@ def add_model_args(parser: argparse.ArgumentParser, *, many: bool = False) -> No
 
 
 def add_convention_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--convention", choices=CONVENTIONS, default="lecture",
+    parser.add_argument("--convention", choices=CONVENTIONS, default=DEFAULT_CONVENTION,
                         help="how FLOPs are counted (default: lecture = MACs + pooling windows)")

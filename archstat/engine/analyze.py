@@ -9,10 +9,10 @@ sympy expressions in symbolic mode), no units.  ``df.attrs`` carries the totals 
 from __future__ import annotations
 
 import difflib
+import functools
 from typing import Optional, Sequence
 
 import pandas as pd
-import sympy
 import torch
 from torch import nn
 
@@ -23,7 +23,22 @@ from archstat.engine.meta_run import meta_records
 from archstat.spec import TensorSpec, leaves, simplify
 from archstat.engine.trace import TraceError, trace_graph, training_mode
 
-SYMBOLS = {name: sympy.Symbol(name, positive=True, integer=True) for name in ("N", "H", "W", "L", "D")}
+
+@functools.cache
+def symbols() -> dict[str, "sympy.Symbol"]:
+    """The symbolic batch and sizes ``N, H, W, L, D`` (positive integers), made on first use."""
+    import sympy  # 0.3 s at start-up that a numeric table never needs
+
+    return {name: sympy.Symbol(name, positive=True, integer=True) for name in ("N", "H", "W", "L", "D")}
+
+
+def __getattr__(name: str):
+    """``SYMBOLS`` (``from archstat.engine.analyze import SYMBOLS``) is built on first access."""
+    if name == "SYMBOLS":
+        return symbols()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
            "flops", "act_bytes", "alloc", "supported", "oracle_supported", "kind", "sources", "hparams", "work",
            *(f"flops_{c}" for c in CONVENTIONS), "source_parts", "out_part_bytes"]
@@ -39,7 +54,8 @@ def input_spec(input_shape: Sequence[int], batch: int, dtype: torch.dtype, symbo
     if not symbolic:
         return TensorSpec((batch, *shape), dtype)
     spatial = {0: (), 1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}[len(shape) - 1]
-    return TensorSpec((SYMBOLS["N"], shape[0], *(SYMBOLS[s] for s in spatial)), dtype)
+    sym = symbols()
+    return TensorSpec((sym["N"], shape[0], *(sym[s] for s in spatial)), dtype)
 
 
 def _per_sample(spec) -> list:

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+from archstat.engine.convention_names import CONVENTIONS
 from archstat.errors import ArchstatError
 from archstat.formulas import Cost
 from archstat.spec import Size, prod
 
-CONVENTIONS = ("lecture", "fvcore", "flopcounter")
 MATRIX_KINDS = ("conv", "conv_transpose", "linear", "matmul")
 
 def _numel(spec) -> Size:

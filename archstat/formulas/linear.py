@@ -6,7 +6,6 @@ a 1-d operand is a vector (its n or m dimension drops out), as ``torch.matmul`` 
 """
 from __future__ import annotations
 
-import sympy
 from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
@@ -38,6 +37,8 @@ def _linear_transient(x: TensorSpec, out: TensorSpec, bias: bool) -> Size:
     if not bias:
         return copy
     if is_symbolic(copy) or is_symbolic(out.nbytes):
+        import sympy  # symbolic mode only: sympy is already loaded
+
         return sympy.Max(copy, out.nbytes)
     return max(copy, out.nbytes)
 

@@ -9,7 +9,6 @@ bin's length, so the lecture's "K*K per output element" uses the window that rea
 """
 from __future__ import annotations
 
-import sympy
 import torch
 from torch import nn
 
@@ -28,6 +27,8 @@ def pool_out_size(size, k: int, s: int, p: int, d: int, ceil_mode: bool):
         # (no padding to start in): then no Piecewise is needed, and sympy stays fast and exact.
         if p + s - 1 <= d * (k - 1):
             return out
+        import sympy  # symbolic mode only: sympy is already loaded
+
         return sympy.Piecewise((out - 1, sympy.Ge((out - 1) * s, size + p)), (out, True))
     return out - 1 if (out - 1) * s >= size + p else out
 
@@ -36,6 +37,8 @@ def adaptive_window(size, out: int):
     """Length of the largest of the ``out`` bins that adaptive pooling cuts ``size`` into."""
     lengths = [ceil_div((i + 1) * size, out) - (i * size) // out for i in range(out)]
     if is_symbolic(size):
+        import sympy
+
         return sympy.Max(*lengths) if len(lengths) > 1 else lengths[0]
     return max(lengths)
 

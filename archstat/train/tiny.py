@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from archstat.models._init import init_weights
+from archstat.models.init import init_weights
 
 
 def tiny_cnn(num_classes: int = 10, in_channels: int = 1, width: int = 8) -> nn.Sequential:
