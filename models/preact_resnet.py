@@ -30,14 +30,14 @@ Smallest input: 1x1 at batch >= 2; 33x33 at batch 1 in train mode (BatchNorm at 
 """
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import torch
 from torch import nn
 
 from archstat.models.init import init_weights
 from archstat.models._registry import Published, register_model
-from archstat.models.resnet import VARIANTS, ActLayer, _relu, conv1x1, conv3x3
+from archstat.models.resnet import VARIANTS, ActLayer, conv1x1, conv3x3, inplace_relu
 
 
 class PreActBasicBlock(nn.Module):
@@ -47,7 +47,7 @@ class PreActBasicBlock(nn.Module):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: nn.Module | None = None, preact: bool = True,
-                 act_layer: ActLayer = _relu, stride_in_1x1: bool = False) -> None:
+                 act_layer: ActLayer = inplace_relu, stride_in_1x1: bool = False) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(inplanes) if preact else None
         self.act1 = act_layer() if preact else None
@@ -76,7 +76,7 @@ class PreActBottleneck(nn.Module):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: nn.Module | None = None, preact: bool = True,
-                 act_layer: ActLayer = _relu, stride_in_1x1: bool = False) -> None:
+                 act_layer: ActLayer = inplace_relu, stride_in_1x1: bool = False) -> None:
         super().__init__()
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.bn1 = nn.BatchNorm2d(inplanes) if preact else None
@@ -123,7 +123,7 @@ class PreActResNet(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        act = act_layer or _relu
+        act = act_layer or inplace_relu
         self.inplanes = 64
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -177,24 +177,19 @@ PAPER = "He et al. 2016b (Identity Mappings)"
 _NO_PARAMS = "the paper prints no ImageNet parameter counts for these depths"
 _NO_MACS = "the paper prints no operation counts; conv/fc shapes equal resnet{} v1.5's: {} G MACs"
 _NO_ERR = "reference_numbers.md carries no ImageNet error for this depth (the paper reports 152/200)"
-_V15_GMAC = {"18": "1.814", "34": "3.664", "50": "4.089", "101": "7.801", "152": "11.514"}
+# depth -> resnet{depth}'s v1.5 GMACs (torchvision's _ops), which the same conv/fc shapes give here
+V15_GMACS: dict[str, str] = {"18": "1.814", "34": "3.664", "50": "4.089", "101": "7.801", "152": "11.514"}
 
 
-def _register(name: str) -> Callable[..., PreActResNet]:
-    block, layers = CFGS[name]
-    depth = name.removeprefix("preact_resnet")
-
-    def builder(**kwargs) -> PreActResNet:
-        return PreActResNet(block, layers, **kwargs)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"Pre-activation ResNet-{depth} ({block.__name__} x {layers})."
+def _preact_model(builder: Callable[..., PreActResNet]) -> Callable[..., PreActResNet]:
+    """Register a builder under its own name; the paper prints none of its numbers, so each says why."""
+    depth = builder.__name__.removeprefix("preact_resnet")
     return register_model(
         family="preact_resnet", paper="Identity Mappings in Deep Residual Networks", year=2016,
         url="https://arxiv.org/abs/1603.05027", default_input=(3, 224, 224), min_input=(3, 1, 1),
         published={
             "params": Published(None, PAPER, _NO_PARAMS),
-            "macs": Published(None, PAPER, _NO_MACS.format(depth, _V15_GMAC[depth])),
+            "macs": Published(None, PAPER, _NO_MACS.format(depth, V15_GMACS[depth])),
             "top1_err": Published(None, PAPER, _NO_ERR),
             "top5_err": Published(None, PAPER, _NO_ERR),
         },
@@ -202,8 +197,46 @@ def _register(name: str) -> Callable[..., PreActResNet]:
     )(builder)
 
 
-preact_resnet18 = _register("preact_resnet18")
-preact_resnet34 = _register("preact_resnet34")
-preact_resnet50 = _register("preact_resnet50")
-preact_resnet101 = _register("preact_resnet101")
-preact_resnet152 = _register("preact_resnet152")
+@_preact_model
+def preact_resnet18(**kwargs: Any) -> PreActResNet:
+    """Pre-activation ResNet-18 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBasicBlock x [2, 2, 2, 2].
+
+    11,687,720 params; conv and fc shapes, so 1.814 G MACs, as ``resnet18`` (v1.5).
+    """
+    return PreActResNet(*CFGS["preact_resnet18"], **kwargs)
+
+
+@_preact_model
+def preact_resnet34(**kwargs: Any) -> PreActResNet:
+    """Pre-activation ResNet-34 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBasicBlock x [3, 4, 6, 3].
+
+    21,795,880 params; conv and fc shapes, so 3.664 G MACs, as ``resnet34`` (v1.5).
+    """
+    return PreActResNet(*CFGS["preact_resnet34"], **kwargs)
+
+
+@_preact_model
+def preact_resnet50(**kwargs: Any) -> PreActResNet:
+    """Pre-activation ResNet-50 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBottleneck x [3, 4, 6, 3].
+
+    25,549,352 params; conv and fc shapes, so 4.089 G MACs, as ``resnet50`` (v1.5).
+    """
+    return PreActResNet(*CFGS["preact_resnet50"], **kwargs)
+
+
+@_preact_model
+def preact_resnet101(**kwargs: Any) -> PreActResNet:
+    """Pre-activation ResNet-101 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBottleneck x [3, 4, 23, 3].
+
+    44,541,480 params; conv and fc shapes, so 7.801 G MACs, as ``resnet101`` (v1.5).
+    """
+    return PreActResNet(*CFGS["preact_resnet101"], **kwargs)
+
+
+@_preact_model
+def preact_resnet152(**kwargs: Any) -> PreActResNet:
+    """Pre-activation ResNet-152 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBottleneck x [3, 8, 36, 3].
+
+    60,185,128 params; conv and fc shapes, so 11.514 G MACs, as ``resnet152`` (v1.5).
+    """
+    return PreActResNet(*CFGS["preact_resnet152"], **kwargs)

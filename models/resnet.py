@@ -37,7 +37,8 @@ layer4, i.e. an input of at least 33x33 (33 -> 17 -> 9 -> 5 -> 3 -> 2).
 """
 from __future__ import annotations
 
-from typing import Callable, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Union
 
 import torch
 from torch import nn
@@ -48,7 +49,8 @@ from archstat.models._registry import Published, register_model
 ActLayer = Callable[[], nn.Module]
 
 
-def _relu() -> nn.Module:
+def inplace_relu() -> nn.Module:
+    """The default activation: ReLU in place (no extra activation tensor, as torchvision's)."""
     return nn.ReLU(inplace=True)
 
 
@@ -67,7 +69,7 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, act_layer: ActLayer = _relu,
+                 downsample: nn.Module | None = None, act_layer: ActLayer = inplace_relu,
                  stride_in_1x1: bool = False) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)  # N x C x H/s x W/s
@@ -94,7 +96,7 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, act_layer: ActLayer = _relu,
+                 downsample: nn.Module | None = None, act_layer: ActLayer = inplace_relu,
                  stride_in_1x1: bool = False) -> None:
         super().__init__()
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)  # v1 vs v1.5
@@ -142,7 +144,7 @@ class ResNet(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        act = act_layer or _relu
+        act = act_layer or inplace_relu
         self.variant = variant
         self.inplanes = 64
         # stem: 224 -> 112 -> 56, the "aggressive downsampling" the lecture describes
@@ -187,7 +189,7 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
-# configs as data: name -> (block, blocks per stage)
+# configs as data: name -> (block, blocks per stage), the paper's Table 1
 CFGS: dict[str, tuple[Block, list[int]]] = {
     "resnet18": (BasicBlock, [2, 2, 2, 2]),
     "resnet34": (BasicBlock, [3, 4, 6, 3]),
@@ -198,50 +200,103 @@ CFGS: dict[str, tuple[Block, list[int]]] = {
 
 TABLE1 = "He et al. 2016, Table 1 (FLOPs = multiply-adds, 224x224)"
 OLD_DOCS = "torchvision docs (pre-0.13), 1-crop 224x224; the lecture's ResNet table"
-# name -> (torchvision num_params, torchvision GMAC (v1.5), Table 1 GFLOPs, v1 note, top1, top5)
-_PUB: dict[str, tuple[int, float, float, str, float, float]] = {
-    "resnet18": (11_689_512, 1.814, 1.8, "v1 computes 1,814,073,344 (printed truncated)", 30.24, 10.92),
-    "resnet34": (21_797_672, 3.664, 3.6, "v1 computes 3,663,761,408 (printed truncated)", 26.70, 8.58),
-    "resnet50": (25_557_032, 4.089, 3.8, "v1 computes 3,857,973,248: 1.5 % above the print", 23.85, 7.13),
-    "resnet101": (44_549_160, 7.801, 7.6, "v1 computes 7,570,194,432", 22.63, 6.44),
-    "resnet152": (60_192_808, 11.514, 11.3, "v1 computes 11,282,415,616", 21.69, 5.94),
+
+
+@dataclass(frozen=True)
+class ResNetNumbers:
+    """What the literature prints for one depth (torchvision's weights card and the paper)."""
+
+    params: int  # torchvision num_params; the paper prints none, and v1 and v1.5 have the same
+    gmacs: float  # torchvision's _ops: GMAC at 224x224 with v1.5 strides
+    table1_gflops: float  # the paper's Table 1 "FLOPs" (multiply-adds, v1 strides)
+    v1_note: str  # what v1 computes against the Table 1 print
+    top1_err: float  # percent, 1-crop 224x224
+    top5_err: float
+
+
+NUMBERS: dict[str, ResNetNumbers] = {
+    "resnet18": ResNetNumbers(params=11_689_512, gmacs=1.814, table1_gflops=1.8, top1_err=30.24, top5_err=10.92,
+                              v1_note="v1 computes 1,814,073,344 (printed truncated)"),
+    "resnet34": ResNetNumbers(params=21_797_672, gmacs=3.664, table1_gflops=3.6, top1_err=26.70, top5_err=8.58,
+                              v1_note="v1 computes 3,663,761,408 (printed truncated)"),
+    "resnet50": ResNetNumbers(params=25_557_032, gmacs=4.089, table1_gflops=3.8, top1_err=23.85, top5_err=7.13,
+                              v1_note="v1 computes 3,857,973,248: 1.5 % above the print"),
+    "resnet101": ResNetNumbers(params=44_549_160, gmacs=7.801, table1_gflops=7.6, top1_err=22.63, top5_err=6.44,
+                               v1_note="v1 computes 7,570,194,432"),
+    "resnet152": ResNetNumbers(params=60_192_808, gmacs=11.514, table1_gflops=11.3, top1_err=21.69, top5_err=5.94,
+                               v1_note="v1 computes 11,282,415,616"),
 }
 
 
 def _published(name: str) -> dict[str, Published]:
-    params, gmac, paper_g, v1_note, top1, top5 = _PUB[name]
+    n = NUMBERS[name]
     tv = f"torchvision {name.replace('resnet', 'ResNet')}_Weights.IMAGENET1K_V1"
     out = {
-        "params": Published(params, f"{tv} num_params",
+        "params": Published(n.params, f"{tv} num_params",
                             "the paper prints no parameter counts; v1 and v1.5 have the same"),
-        "macs": Published(gmac * 1e9, f"{tv} _ops (GMAC)", "torchvision's v1.5 stride placement"),
-        "macs_v1": Published(paper_g * 1e9, TABLE1, f"build with variant='v1'; {v1_note}"),
-        "top1_err": Published(top1, OLD_DOCS),
-        "top5_err": Published(top5, OLD_DOCS),
+        "macs": Published(n.gmacs * 1e9, f"{tv} _ops (GMAC)", "torchvision's v1.5 stride placement"),
+        "macs_v1": Published(n.table1_gflops * 1e9, TABLE1, f"build with variant='v1'; {n.v1_note}"),
+        "top1_err": Published(n.top1_err, OLD_DOCS),
+        "top5_err": Published(n.top5_err, OLD_DOCS),
     }
     if name == "resnet152":
         out["ilsvrc_top5_err"] = Published(3.57, "lecture (ILSVRC 2015 winner)", "an ensemble")
     return out
 
 
-def _register(name: str) -> Callable[..., ResNet]:
-    block, layers = CFGS[name]
-
-    def builder(**kwargs) -> ResNet:
-        return ResNet(block, layers, **kwargs)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"ResNet-{name[6:]} ({block.__name__} x {layers}); variant='v1' for the paper's strides."
+def _resnet_model(builder: Callable[..., ResNet]) -> Callable[..., ResNet]:
+    """Register a builder under its own name with the family's metadata and its depth's numbers."""
     return register_model(
         family="resnet", paper="Deep Residual Learning for Image Recognition", year=2016,
         url="https://arxiv.org/abs/1512.03385", default_input=(3, 224, 224), min_input=(3, 1, 1),
-        published=_published(name), torchvision_name=name,
+        published=_published(builder.__name__), torchvision_name=builder.__name__,
         notes="min_input at batch >= 2; batch 1 in train mode needs 33x33 (BatchNorm at layer4)",
     )(builder)
 
 
-resnet18 = _register("resnet18")
-resnet34 = _register("resnet34")
-resnet50 = _register("resnet50")
-resnet101 = _register("resnet101")
-resnet152 = _register("resnet152")
+@_resnet_model
+def resnet18(**kwargs: Any) -> ResNet:
+    """ResNet-18 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: BasicBlock x [2, 2, 2, 2].
+
+    1.81 G MACs, 11.7 M params at 224x224.  ``variant='v1'`` is the same network (basic blocks
+    do not move their stride).  ``kwargs`` go to :class:`ResNet`.
+    """
+    return ResNet(*CFGS["resnet18"], **kwargs)
+
+
+@_resnet_model
+def resnet34(**kwargs: Any) -> ResNet:
+    """ResNet-34 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: BasicBlock x [3, 4, 6, 3].
+
+    3.66 G MACs, 21.8 M params at 224x224; the plain-vs-residual comparison of the paper's Fig. 4.
+    """
+    return ResNet(*CFGS["resnet34"], **kwargs)
+
+
+@_resnet_model
+def resnet50(**kwargs: Any) -> ResNet:
+    """ResNet-50 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: Bottleneck x [3, 4, 6, 3].
+
+    4.09 G MACs with torchvision's v1.5 strides, 3.86 G with ``variant='v1'`` (Table 1 prints
+    3.8); 25.6 M params.
+    """
+    return ResNet(*CFGS["resnet50"], **kwargs)
+
+
+@_resnet_model
+def resnet101(**kwargs: Any) -> ResNet:
+    """ResNet-101 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: Bottleneck x [3, 4, 23, 3].
+
+    7.80 G MACs (v1.5), 7.57 G with ``variant='v1'`` (Table 1: 7.6); 44.5 M params.
+    """
+    return ResNet(*CFGS["resnet101"], **kwargs)
+
+
+@_resnet_model
+def resnet152(**kwargs: Any) -> ResNet:
+    """ResNet-152 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: Bottleneck x [3, 8, 36, 3].
+
+    11.51 G MACs (v1.5), 11.28 G with ``variant='v1'`` (Table 1: 11.3); 60.2 M params.  An
+    ensemble of it won ILSVRC 2015 (3.57 % top-5).
+    """
+    return ResNet(*CFGS["resnet152"], **kwargs)

@@ -23,7 +23,8 @@ Smallest input: 32x32 (five 2x2/2 pools need 2^5 pixels; ``avgpool`` then upsamp
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, Union
 
 from torch import nn
 
@@ -96,62 +97,128 @@ OLD_DOCS = "torchvision docs (pre-0.13), 1-crop 224x224"
 _TV_OPS = "torchvision {}_Weights.IMAGENET1K_V1 _ops (GMAC at 224x224)"
 _ILSVRC = Published(7.3, "lecture (ILSVRC 2014, VGG)", "the submitted entry was an ensemble")
 
-# name -> (cfg, batch_norm, params, torchvision GMAC, top-1 err, top-5 err); params: torchvision
-# num_params, equal to Table 2's exact count for the plain nets.
-_SPECS: dict[str, tuple[str, bool, int, float, float, float]] = {
-    "vgg11": ("A", False, 132_863_336, 7.609, 30.98, 11.37),
-    "vgg11_bn": ("A", True, 132_868_840, 7.609, 29.62, 10.19),
-    "vgg13": ("B", False, 133_047_848, 11.308, 30.07, 10.75),
-    "vgg13_bn": ("B", True, 133_053_736, 11.308, 28.45, 9.63),
-    "vgg16": ("D", False, 138_357_544, 15.47, 28.41, 9.62),
-    "vgg16_bn": ("D", True, 138_365_992, 15.47, 26.63, 8.50),
-    "vgg19": ("E", False, 143_667_240, 19.632, 27.62, 9.12),
-    "vgg19_bn": ("E", True, 143_678_248, 19.632, 25.76, 8.15),
+
+@dataclass(frozen=True)
+class VGGNumbers:
+    """What the literature prints for one VGG (torchvision's weights card, the paper's Table 2)."""
+
+    params: int  # torchvision num_params, equal to Table 2's exact count for the plain nets
+    gmacs: float  # torchvision's _ops: GMAC at 224x224 (BatchNorm not counted)
+    top1_err: float  # percent, 1-crop 224x224
+    top5_err: float
+
+
+NUMBERS: dict[str, VGGNumbers] = {
+    "vgg11": VGGNumbers(params=132_863_336, gmacs=7.609, top1_err=30.98, top5_err=11.37),
+    "vgg11_bn": VGGNumbers(params=132_868_840, gmacs=7.609, top1_err=29.62, top5_err=10.19),
+    "vgg13": VGGNumbers(params=133_047_848, gmacs=11.308, top1_err=30.07, top5_err=10.75),
+    "vgg13_bn": VGGNumbers(params=133_053_736, gmacs=11.308, top1_err=28.45, top5_err=9.63),
+    "vgg16": VGGNumbers(params=138_357_544, gmacs=15.47, top1_err=28.41, top5_err=9.62),
+    "vgg16_bn": VGGNumbers(params=138_365_992, gmacs=15.47, top1_err=26.63, top5_err=8.50),
+    "vgg19": VGGNumbers(params=143_667_240, gmacs=19.632, top1_err=27.62, top5_err=9.12),
+    "vgg19_bn": VGGNumbers(params=143_678_248, gmacs=19.632, top1_err=25.76, top5_err=8.15),
 }
 
 
 def _published(name: str) -> dict[str, Published]:
-    cfg, bn, params, gmac, top1, top5 = _SPECS[name]
+    n = NUMBERS[name]
     tv = name.upper()  # torchvision's weights enums: VGG11_Weights, VGG11_BN_Weights, ...
-    if bn:
-        p = Published(params, f"torchvision {tv}_Weights.IMAGENET1K_V1 num_params",
+    if name.endswith("_bn"):
+        p = Published(n.params, f"torchvision {tv}_Weights.IMAGENET1K_V1 num_params",
                       "the paper has no BatchNorm variant; BN adds 2 params per conv channel")
     else:
-        p = Published(params, f"{TABLE2} (prints {round(params / 1e6)} M); exact: torchvision num_params")
+        p = Published(n.params, f"{TABLE2} (prints {round(n.params / 1e6)} M); exact: torchvision num_params")
     out = {
         "params": p,
-        "macs": Published(gmac * 1e9, _TV_OPS.format(tv), "BatchNorm is not counted"),
-        "top1_err": Published(top1, OLD_DOCS),
-        "top5_err": Published(top5, OLD_DOCS),
+        "macs": Published(n.gmacs * 1e9, _TV_OPS.format(tv), "BatchNorm is not counted"),
+        "top1_err": Published(n.top1_err, OLD_DOCS),
+        "top5_err": Published(n.top5_err, OLD_DOCS),
     }
     if name in ("vgg16", "vgg19"):
         out["ilsvrc_top5_err"] = _ILSVRC
     return out
 
 
-def _register(name: str, doc: str) -> Callable[..., VGG]:
-    cfg, bn = _SPECS[name][:2]
-
-    def builder(**kwargs) -> VGG:
-        return VGG(cfg, batch_norm=bn, **kwargs)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = doc
+def _vgg_model(builder: Callable[..., VGG]) -> Callable[..., VGG]:
+    """Register a builder under its own name with the family's metadata and its published numbers."""
     return register_model(
         family="vgg", paper="Very Deep Convolutional Networks for Large-Scale Image Recognition",
         year=2015, url="https://arxiv.org/abs/1409.1556", default_input=(3, 224, 224),
-        min_input=(3, 32, 32), published=_published(name), torchvision_name=name,
+        min_input=(3, 32, 32), published=_published(builder.__name__), torchvision_name=builder.__name__,
     )(builder)
 
 
-vgg11 = _register("vgg11", "VGG-11, configuration A.")
-vgg11_bn = _register("vgg11_bn", "VGG-11 (A) with BatchNorm after every conv.")
-vgg13 = _register("vgg13", "VGG-13, configuration B.")
-vgg13_bn = _register("vgg13_bn", "VGG-13 (B) with BatchNorm after every conv.")
-vgg16 = _register("vgg16", "VGG-16, configuration D.")
-vgg16_bn = _register("vgg16_bn", "VGG-16 (D) with BatchNorm after every conv.")
-vgg19 = _register("vgg19", "VGG-19, configuration E.")
-vgg19_bn = _register("vgg19_bn", "VGG-19 (E) with BatchNorm after every conv.")
+@_vgg_model
+def vgg11(**kwargs: Any) -> VGG:
+    """VGG-11, configuration A: 8 convs + 3 fc; 7.61 G MACs, 132.9 M params.
+
+    `Very Deep Convolutional Networks <https://arxiv.org/abs/1409.1556>`_; ``kwargs`` go to :class:`VGG`.
+    """
+    return VGG("A", batch_norm=False, **kwargs)
+
+
+@_vgg_model
+def vgg11_bn(**kwargs: Any) -> VGG:
+    """VGG-11 (configuration A) with BatchNorm after every conv (torchvision's, not the paper's).
+
+    BatchNorm adds 2 parameters per conv channel; MACs leave it out, as torchvision's `_ops` do.
+    """
+    return VGG("A", batch_norm=True, **kwargs)
+
+
+@_vgg_model
+def vgg13(**kwargs: Any) -> VGG:
+    """VGG-13, configuration B: A with a second conv in stages 1 and 2; 11.31 G MACs, 133.0 M params.
+
+    `Very Deep Convolutional Networks <https://arxiv.org/abs/1409.1556>`_; ``kwargs`` go to :class:`VGG`.
+    """
+    return VGG("B", batch_norm=False, **kwargs)
+
+
+@_vgg_model
+def vgg13_bn(**kwargs: Any) -> VGG:
+    """VGG-13 (configuration B) with BatchNorm after every conv (torchvision's, not the paper's).
+
+    BatchNorm adds 2 parameters per conv channel; MACs leave it out, as torchvision's `_ops` do.
+    """
+    return VGG("B", batch_norm=True, **kwargs)
+
+
+@_vgg_model
+def vgg16(**kwargs: Any) -> VGG:
+    """VGG-16, configuration D: three convs in stages 3 to 5; 15.47 G MACs, 138.4 M params.
+
+    `Very Deep Convolutional Networks <https://arxiv.org/abs/1409.1556>`_; ``kwargs`` go to :class:`VGG`.
+    """
+    return VGG("D", batch_norm=False, **kwargs)
+
+
+@_vgg_model
+def vgg16_bn(**kwargs: Any) -> VGG:
+    """VGG-16 (configuration D) with BatchNorm after every conv (torchvision's, not the paper's).
+
+    BatchNorm adds 2 parameters per conv channel; MACs leave it out, as torchvision's `_ops` do.
+    """
+    return VGG("D", batch_norm=True, **kwargs)
+
+
+@_vgg_model
+def vgg19(**kwargs: Any) -> VGG:
+    """VGG-19, configuration E: four convs in stages 3 to 5; 19.63 G MACs, 143.7 M params.
+
+    `Very Deep Convolutional Networks <https://arxiv.org/abs/1409.1556>`_; ``kwargs`` go to :class:`VGG`.
+    """
+    return VGG("E", batch_norm=False, **kwargs)
+
+
+@_vgg_model
+def vgg19_bn(**kwargs: Any) -> VGG:
+    """VGG-19 (configuration E) with BatchNorm after every conv (torchvision's, not the paper's).
+
+    BatchNorm adds 2 parameters per conv channel; MACs leave it out, as torchvision's `_ops` do.
+    """
+    return VGG("E", batch_norm=True, **kwargs)
+
 
 LECTURE = "EECS 498-007 Lecture 8 (AlexNet vs VGG-16 slide)"
 
