@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import Any, Optional
 
 from archstat.profiling.profile import Profile
-from archstat.profiling.profile_format import LAYER_FIELDS, _clean
+from archstat.profiling.profile_format import LAYER_FIELDS, json_safe
 from gpu_summary import render_summary, short_table
 
 RUN_FIELDS = ["model", "step", "precision", "channels_last", "cudnn_allow_tf32", "matmul_allow_tf32", "phase",
@@ -37,7 +37,7 @@ class Writer:
             with open(os.path.join(out, name), "w", newline="") as fh:
                 csv.writer(fh).writerow(fields)
         open(os.path.join(out, "log.txt"), "w").close()
-        self.log(f"machine: {json.dumps(_clean(machine))}")
+        self.log(f"machine: {json.dumps(json_safe(machine))}")
         self.flush()
 
     # -- events ---------------------------------------------------------------------------------
@@ -47,7 +47,7 @@ class Writer:
         print(text, flush=True)
 
     def ceilings(self, ceil: Any, seconds: float) -> None:
-        self.results["ceilings"] = _clean(asdict(ceil))
+        self.results["ceilings"] = json_safe(asdict(ceil))
         self.results["ceilings_s"] = seconds
         mm = ", ".join(f"{k} {v / 1e12:.1f}" for k, v in ceil.matmul.items())
         self.log(f"ceilings ({seconds:.1f} s): matmul TFLOP/s {mm}; copy {ceil.copy_bw / 1e12:.2f} TB/s")
@@ -62,10 +62,10 @@ class Writer:
     def step(self, name: str, label: str, value: Any, seconds: float) -> None:
         if isinstance(value, Profile):
             self._profile(name, label, value)
-            entry = {"status": "ok", "context": _clean(value.context), "runs": _clean(value.runs.to_dict("records")),
-                     "summary": _clean(value.summary)}
+            entry = {"status": "ok", "context": json_safe(value.context), "runs": json_safe(value.runs.to_dict("records")),
+                     "summary": json_safe(value.summary)}
         else:
-            entry = _clean(value)
+            entry = json_safe(value)
         entry["seconds"] = seconds
         self._steps(name)[label] = entry
         self.log(f"{name:16s} {label:24s} {entry.get('status', 'ok'):8s} {seconds:6.1f} s {_brief(entry)}")
@@ -97,7 +97,7 @@ class Writer:
         with open(os.path.join(self.out, "runs.csv"), "a", newline="") as fh:
             wr = csv.DictWriter(fh, RUN_FIELDS, extrasaction="ignore")
             for r in prof.runs.to_dict("records"):
-                wr.writerow(_clean({**r, "model": name, "step": label, "precision": c["precision"],
+                wr.writerow(json_safe({**r, "model": name, "step": label, "precision": c["precision"],
                                     "channels_last": c["channels_last"], "cudnn_allow_tf32": c["cudnn_allow_tf32"],
                                     "matmul_allow_tf32": c["matmul_allow_tf32"],
                                     "layer_sum_ratio": s.get("layer_sum_ratio") if r["phase"] == "forward" else None,
@@ -110,7 +110,7 @@ class Writer:
         with open(os.path.join(self.out, "layers.csv"), "a", newline="") as fh:
             wr = csv.DictWriter(fh, ["model", "step", "batch", *LAYER_FIELDS], extrasaction="ignore")
             for r in prof.layers[cols].to_dict("records"):
-                row = _clean({**r, "model": name, "step": label, "batch": c["batch"]})
+                row = json_safe({**r, "model": name, "step": label, "batch": c["batch"]})
                 wr.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
                 if row.get("predicted_s"):
                     self.layer_rows.append({"config": label.split(" ", 1)[1], "time_s": row["time_s"],
@@ -129,7 +129,7 @@ class Writer:
 
     def flush(self) -> None:
         self.results["pooled_roofline"] = self.pooled_roofline()
-        _atomic(os.path.join(self.out, "results.json"), json.dumps(_clean(self.results), indent=1))
+        _atomic(os.path.join(self.out, "results.json"), json.dumps(json_safe(self.results), indent=1))
         _atomic(os.path.join(self.out, "summary.md"), render_summary(self.results))
 
     def short_table(self) -> str:

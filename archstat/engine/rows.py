@@ -180,7 +180,7 @@ class _FxRun(fx.Interpreter):
 
 def _hooked_run(owner: RealRun, x: torch.Tensor) -> Any:
     """The meta engine's instrumentation (module hooks + TorchFunctionMode), on the real model."""
-    from archstat.engine.meta_run import _NOT_OPS, _Recorder, function_name
+    from archstat.engine.meta_run import NOT_OPS as _NOT_OPS, Recorder as _Recorder, function_name
 
     model = owner.model
     names = {id(m): n for n, m in model.named_modules()}

@@ -1,4 +1,4 @@
-"""Input checks shared by the formulas: they raise ShapeError with a message that names the sizes."""
+"""Input checks and shape helpers shared by the formulas: errors are ShapeErrors that name the sizes."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -24,3 +24,20 @@ def require_positive(sizes: Sequence[Size], in_sizes: Sequence[Size]) -> None:
         shown = "x".join(str(s) for s in sizes)
         shown_in = "x".join(str(s) for s in in_sizes)
         raise ShapeError(f"output size {shown} is below 1 (input {shown_in} too small)")
+
+
+def dim_index(d: int, rank: int) -> int:
+    """PyTorch's negative dims: ``-1`` is ``rank - 1``, as ``x.size(d)`` reads it."""
+    return d + rank if d < 0 else d
+
+
+def broadcast_shapes(a: tuple, b: tuple) -> tuple:
+    """NumPy/PyTorch broadcasting of two shapes: aligned from the right, a 1 stretches to the other."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if not is_symbolic(x) and not is_symbolic(y) and x != y and 1 not in (x, y):
+            raise ShapeError(f"batch dimensions {list(a)} and {list(b)} do not broadcast")
+        out.append(y if x == 1 else x)
+    return tuple(reversed(out))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from archstat.formulas import Cost, register_function
-from archstat.formulas.linear import _broadcast
+from archstat.formulas._checks import broadcast_shapes
 from archstat.spec import TensorSpec
 
 ELEMENTWISE = ("add", "sub", "mul", "div", "truediv", "floordiv", "pow", "maximum", "minimum",
@@ -22,7 +22,7 @@ def elementwise_function(args: tuple, kwargs: dict) -> Cost:
     tensors = [a for a in args if isinstance(a, TensorSpec)]
     shape: tuple = ()
     for t in tensors:
-        shape = _broadcast(shape, t.shape)
+        shape = broadcast_shapes(shape, t.shape)
     inplace = bool(kwargs.get("inplace", False))
     out = tensors[0] if inplace else tensors[0].with_shape(shape)  # in place: the same tensor, same strides
     return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,

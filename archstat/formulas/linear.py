@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
-from archstat.formulas._checks import require_channels
+from archstat.formulas._checks import broadcast_shapes, require_channels
 from archstat.spec import Size, TensorSpec, is_symbolic, prod, view_strides
 
 
@@ -55,17 +55,6 @@ def linear_function(args: tuple, kwargs: dict) -> Cost:
     return _linear_cost(a["input"], w.shape[1], w.shape[0], a.get("bias") is not None)
 
 
-def _broadcast(a: tuple, b: tuple) -> tuple:
-    out = []
-    for i in range(1, max(len(a), len(b)) + 1):
-        x = a[-i] if i <= len(a) else 1
-        y = b[-i] if i <= len(b) else 1
-        if not is_symbolic(x) and not is_symbolic(y) and x != y and 1 not in (x, y):
-            raise ShapeError(f"batch dimensions {list(a)} and {list(b)} do not broadcast")
-        out.append(y if x == 1 else x)
-    return tuple(reversed(out))
-
-
 @register_function("matmul", "mm", "bmm")
 def matmul_function(args: tuple, kwargs: dict) -> Cost:
     a, b = args[0], args[1]
@@ -75,7 +64,7 @@ def matmul_function(args: tuple, kwargs: dict) -> Cost:
     k = sa[-1]
     n = (sa[-2],) if len(sa) > 1 else ()
     m = (sb[-1],) if len(sb) > 1 else ()
-    batch = _broadcast(sa[:-2], sb[:-2])
+    batch = broadcast_shapes(sa[:-2], sb[:-2])
     out_shape = (*batch, *n, *m)
     return Cost(out=a.with_shape(out_shape), kind="matmul", macs=prod(batch) * prod(n) * k * prod(m),
                 hparams={"shapes": [list(sa), list(sb)]})

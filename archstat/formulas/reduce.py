@@ -9,7 +9,7 @@ import torch
 
 from archstat.formulas import Cost, register_function
 from archstat.formulas.elementwise import elementwise_function
-from archstat.formulas.tensor_ops import _dim
+from archstat.formulas._checks import dim_index
 from archstat.spec import TensorSpec
 
 
@@ -20,7 +20,7 @@ def reduce_function(args: tuple, kwargs: dict) -> Cost:
     keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
     rank = len(x.shape)
     dims = range(rank) if dims is None else [dims] if isinstance(dims, int) else dims
-    dims = {_dim(d, rank) for d in dims}
+    dims = {dim_index(d, rank) for d in dims}
     shape = [1 if i in dims else s for i, s in enumerate(x.shape) if keepdim or i not in dims]
     return Cost(out=x.with_shape(shape), kind="reduce", work={"elements": x.numel},
                 hparams={"fn": kwargs.get("_fn", "mean"), "dims": sorted(dims)})
@@ -40,7 +40,7 @@ def max_min_function(args: tuple, kwargs: dict) -> Cost:
         return Cost(out=x.with_shape(()), kind="reduce", work={"elements": x.numel, "saved": [("in", 0), ("out",)]},
                     hparams={"fn": fn, "dims": list(range(len(x.shape)))})
     keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
-    d = _dim(dim, len(x.shape))
+    d = dim_index(dim, len(x.shape))
     shape = [1 if i == d else s for i, s in enumerate(x.shape) if keepdim or i != d]
     values, indices = x.with_shape(shape), TensorSpec(tuple(shape), torch.int64)
     result = {"max": torch.return_types.max, "min": torch.return_types.min}[fn]((values, indices))  # .values
@@ -58,7 +58,7 @@ def normalize_function(args: tuple, kwargs: dict) -> Cost:
     """
     a = {**dict(zip(("input", "p", "dim", "eps"), args)), **kwargs}
     x = a["input"]
-    d = _dim(a.get("dim", 1), len(x.shape))
+    d = dim_index(a.get("dim", 1), len(x.shape))
     reduced = x.numel // x.shape[d]
     small = reduced * x.dtype.itemsize
     return Cost(out=x.with_shape(x.shape), kind="elementwise", hparams={"fn": "normalize", "p": a.get("p", 2.0)},

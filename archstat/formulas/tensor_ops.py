@@ -17,17 +17,14 @@ from __future__ import annotations
 from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
+from archstat.formulas._checks import dim_index
 from archstat.spec import TensorSpec, is_symbolic, prod, same_size, simplify, view_strides
-
-
-def _dim(d: int, rank: int) -> int:
-    return d + rank if d < 0 else d
 
 
 @register_function("cat", "concat", "concatenate")
 def cat_function(args: tuple, kwargs: dict) -> Cost:
     tensors = list(args[0])
-    dim = _dim(args[1] if len(args) > 1 else kwargs.get("dim", 0), len(tensors[0].shape))
+    dim = dim_index(args[1] if len(args) > 1 else kwargs.get("dim", 0), len(tensors[0].shape))
     for t in tensors[1:]:
         same = [a == b for i, (a, b) in enumerate(zip(t.shape, tensors[0].shape)) if i != dim]
         if len(t.shape) != len(tensors[0].shape) or not all(same):
@@ -42,12 +39,12 @@ def stack_function(args: tuple, kwargs: dict) -> Cost:
     tensors = list(args[0])
     dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
     shape = list(tensors[0].shape)
-    shape.insert(_dim(dim, len(shape) + 1), len(tensors))
+    shape.insert(dim_index(dim, len(shape) + 1), len(tensors))
     return Cost(out=tensors[0].with_shape(shape), kind="concat", hparams={"dim": dim, "parts": len(tensors)})
 
 
 def _flatten_shape(shape: tuple, start: int, end: int) -> tuple:
-    start, end = _dim(start, len(shape)), _dim(end, len(shape))
+    start, end = dim_index(start, len(shape)), dim_index(end, len(shape))
     return (*shape[:start], prod(shape[start:end + 1]), *shape[end + 1:])
 
 
@@ -134,26 +131,26 @@ def view_like_function(args: tuple, kwargs: dict) -> Cost:
     rank = len(shape)
     hparams: dict = {"fn": fn}
     if fn == "permute":
-        dims = [_dim(d, rank) for d in (rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest)]
+        dims = [dim_index(d, rank) for d in (rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest)]
         shape, strides = [shape[d] for d in dims], [strides[d] for d in dims]
         hparams["dims"] = dims
         if dims == list(range(rank)):
             return _unchanged(x, fn)
     elif fn in ("transpose", "t"):
-        a, b = (_dim(rest[0], rank), _dim(rest[1], rank)) if fn == "transpose" else (0, 1)
+        a, b = (dim_index(rest[0], rank), dim_index(rest[1], rank)) if fn == "transpose" else (0, 1)
         if a == b or rank < 2:
             return _unchanged(x, fn)
         shape[a], shape[b] = shape[b], shape[a]
         strides[a], strides[b] = strides[b], strides[a]
         hparams["dims"] = [a, b]
     elif fn == "squeeze":
-        dims = [_dim(rest[0], rank)] if rest else [i for i, s in enumerate(shape) if same_size(s, 1)]
+        dims = [dim_index(rest[0], rank)] if rest else [i for i, s in enumerate(shape) if same_size(s, 1)]
         keep = [i for i, s in enumerate(shape) if not (i in dims and same_size(s, 1))]
         if len(keep) == rank:
             return _unchanged(x, fn)
         shape, strides = [shape[i] for i in keep], [strides[i] for i in keep]
     elif fn == "unsqueeze":
-        d = _dim(rest[0], rank + 1)
+        d = dim_index(rest[0], rank + 1)
         shape.insert(d, 1)
         strides.insert(d, strides[d] * x.shape[d] if d < rank else 1)  # PyTorch's choice; any works for size 1
     elif fn == "expand":
@@ -212,7 +209,7 @@ def _dropout_cost(x: TensorSpec, p: float, training: bool, inplace: bool, fn: st
 @register_function("chunk", "split")
 def split_function(args: tuple, kwargs: dict) -> Cost:
     x, fn = args[0], kwargs.get("_fn")
-    dim = _dim(args[2] if len(args) > 2 else kwargs.get("dim", 0), len(x.shape))
+    dim = dim_index(args[2] if len(args) > 2 else kwargs.get("dim", 0), len(x.shape))
     size = x.shape[dim]
     arg = args[1]
     if fn == "chunk":

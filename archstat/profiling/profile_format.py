@@ -13,12 +13,12 @@ LAYER_FIELDS = ["name", "op", "call", "kind", "in_shapes", "out_shape", "params"
                 "roof", "achieved_fraction", "error", "naive_predicted_s", "naive_error"]
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN/inf -> None, numpy scalars -> Python, containers recursively."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         try:
             value = value.item()
@@ -33,12 +33,12 @@ def _clean(value: Any) -> Any:
 
 def layer_records(layers: pd.DataFrame) -> list[dict]:
     cols = [c for c in LAYER_FIELDS if c in layers.columns]
-    return [_clean(r) for r in layers[cols].to_dict("records")]
+    return [json_safe(r) for r in layers[cols].to_dict("records")]
 
 
 def to_json(p: Any) -> str:
-    return json.dumps({"context": _clean(p.context), "runs": [_clean(r) for r in p.runs.to_dict("records")],
-                       "summary": _clean(p.summary), "layers": layer_records(p.layers)}, indent=1)
+    return json.dumps({"context": json_safe(p.context), "runs": [json_safe(r) for r in p.runs.to_dict("records")],
+                       "summary": json_safe(p.summary), "layers": layer_records(p.layers)}, indent=1)
 
 
 def to_csv(p: Any) -> str:

@@ -214,11 +214,12 @@ def to_markdown(df: pd.DataFrame, folded: bool = True) -> str:
     return "\n".join([f"_{_header(df)}_", "", *lines, "", *(f"- {x}" for x in _footer(df))])
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """JSON-ready: tuples -> lists, sympy expressions -> their string, numpy/torch scalars -> Python."""
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if is_symbolic(value):
         return str(value)
     if hasattr(value, "item"):
@@ -230,7 +231,7 @@ def _jsonable(value: Any) -> Any:
 
 def to_dict(df: pd.DataFrame) -> dict:
     a = df.attrs
-    return _jsonable({
+    return jsonable({
         "model": a["model"], "input": a["input"], "batch": a["batch"], "dtype": a["dtype"], "mode": a["mode"],
         "convention": a["convention"], "symbolic": a["symbolic"],
         "layers": [{k: r[k] for k in JSON_FIELDS + extra_fields(df)} for r in df.to_dict("records")],
@@ -248,7 +249,7 @@ def to_json(df: pd.DataFrame) -> str:
 def to_csv(df: pd.DataFrame) -> str:
     flat = df[JSON_FIELDS + extra_fields(df)].copy()
     for col in ("in_shapes", "out_shape", "kernel", "stride", "padding", *(c for c in ("rf", "jump") if c in flat)):
-        flat[col] = flat[col].map(lambda v: "" if v is None else json.dumps(_jsonable(v)))
+        flat[col] = flat[col].map(lambda v: "" if v is None else json.dumps(jsonable(v)))
     for col in ("params", "macs", "flops", "act_bytes"):
         flat[col] = flat[col].map(lambda v: str(v))
     return flat.to_csv(index=False, lineterminator="\n")

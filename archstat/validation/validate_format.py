@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from archstat.reporting.table_format import UNSUPPORTED_HINT, _jsonable, grouped_unsupported
+from archstat.reporting.table_format import UNSUPPORTED_HINT, jsonable, grouped_unsupported
 from archstat.spec import is_symbolic
 from archstat.validation.validate import REAL_TOTALS, oracle_skips
 
@@ -114,7 +114,7 @@ def to_text(df: pd.DataFrame) -> str:
 
 def to_dict(df: pd.DataFrame) -> dict:
     a = df.attrs
-    return _jsonable({
+    return jsonable({
         "model": a["model"], "input": a["input"], "batch": a["batch"], "dtype": a["dtype"], "mode": a["mode"],
         "device": a["device"], "convention": a["convention"], "engine": a["engine"], "agree": a["agree"],
         "partial": a["partial"], "unsupported": a["unsupported"], "oracle_unsupported": a["oracle_unsupported"],
