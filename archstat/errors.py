@@ -19,6 +19,12 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
+def message_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type name when it has none (errors stay one line)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def first_line(exc: BaseException) -> str:
     """``Type: first line of the message``: how a failure inside the user's model is quoted."""
     text = str(exc).strip()

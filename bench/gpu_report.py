@@ -15,6 +15,7 @@ import statistics
 from dataclasses import asdict
 from typing import Any, Optional
 
+from archstat.errors import first_line
 from archstat.profiling.profile import Profile
 from archstat.profiling.profile_format import LAYER_FIELDS, json_safe
 from gpu_summary import render_summary, short_table
@@ -77,8 +78,7 @@ class Writer:
         self.flush()
 
     def fail(self, name: str, label: str, exc: BaseException, tb: str, seconds: float) -> None:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        entry = {"status": "error", "error": f"{type(exc).__name__}: {text}", "seconds": seconds}
+        entry = {"status": "error", "error": first_line(exc), "seconds": seconds}
         if name:
             self._steps(name)[label] = entry
         self.results["errors"].append({"model": name, "step": label, "traceback": tb[-3000:]})

@@ -22,6 +22,7 @@ import warnings
 import torch
 
 import archstat
+from archstat.errors import first_line
 
 NEEDS_224 = ("vit", "swin", "maxvit")
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             a = archstat.validate(model, input_for(name), batch=2, mode=args.mode).attrs
         except Exception as exc:  # noqa: BLE001 - one line per model, the sweep goes on
             counts["ERROR"] += 1
-            print(f"{name:24s} ERROR    {type(exc).__name__}: {str(exc).splitlines()[0][:160]}", flush=True)
+            print(f"{name:24s} ERROR    {first_line(exc)[:200]}", flush=True)
             continue
         status = "agree" if a["agree"] else "DISAGREE"
         counts[status] += 1

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from archstat.models import resolve_model
     from archstat.profiling.profile import profile
     from archstat.profiling.profile_format import to_csv, to_json, to_text
-    from archstat.profiling.timing import resolve_device
+    from archstat.device import resolve_device
 
     device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))  # before any build
     model, default_input = resolve_model(args.model, device=device)

@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from archstat.models import resolve_model
-    from archstat.validation.validate import exit_code, resolve_device, validate
+    from archstat.device import resolve_device
+    from archstat.validation.validate import exit_code, validate
     from archstat.validation.validate_format import to_json, to_text
 
     device = resolve_device(args.device)  # before building anything: CUDA asked for but absent is one line

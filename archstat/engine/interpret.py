@@ -16,7 +16,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from archstat.errors import ArchstatError, first_line
+from archstat.errors import ArchstatError, first_line, message_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, ShapeError, checked_cost, module_formula, tensors_in
 from archstat.spec import TensorSpec, is_symbolic, leaves
 from archstat.engine.trace import op_name, owner_name
@@ -279,6 +279,6 @@ class Interpreter:
                                 f"and symbolic mode needs one") from None
         except Exception as exc:
             raise ArchstatError(f"op {op} at layer {owner_name(node) or '<root>'} has no formula and fails "
-                                f"on meta tensors: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                                f"on meta tensors: {message_line(exc)}") from None
         alloc, new_bytes = aliasing(out, leaves((meta_args, meta_kwargs), torch.Tensor))
         return Cost(out=_as_spec(out), kind="unsupported", alloc=alloc, new_bytes=new_bytes)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, message_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
 from archstat.engine.interpret import OpRecord, ParamCounter, ParamSpec, aliasing, apply_formula
 from archstat.spec import TensorSpec, leaves
@@ -142,7 +142,7 @@ def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRe
     except ArchstatError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = message_line(exc)
         where = f" at op {rec.failed_at}" if rec.failed_at else ""
         raise ArchstatError(f"cannot trace {type(model).__name__}: torch.fx fails ({why}) and so does a meta-device "
                             f"run{where} ({first})") from None

@@ -18,7 +18,7 @@ from typing import Iterator
 import torch.fx as fx
 from torch import nn
 
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, message_line
 from archstat.formulas import module_formula
 
 # Python operators fx records for `+`, `+=`, `*`, `@` ...: their normalised op names.
@@ -62,7 +62,7 @@ def trace_graph(model: nn.Module) -> fx.Graph:
     try:
         return _Tracer().trace(model)
     except Exception as exc:  # fx raises many types; all mean "this forward is not traceable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = message_line(exc)
         raise TraceError(f"cannot trace {type(model).__name__} with torch.fx: {first}") from None
 
 

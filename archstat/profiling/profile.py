@@ -38,7 +38,8 @@ from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_reco
 from archstat.profiling.precision import check_precision, precision_flags
 from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
 from archstat.profiling.roofline import roofline, roofline_summary
-from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, resolve_device, stats, time_calls
+from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, stats, time_calls
+from archstat.device import resolve_device
 from archstat.engine.trace import training_mode
 from archstat.validation.live_memory_check import eager_peak
 

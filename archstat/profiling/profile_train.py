@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, message_line
 from archstat.analyses.memory import training_memory
 
 
@@ -46,7 +46,7 @@ def train_step_fn(model: nn.Module, x: torch.Tensor, batch: int) -> Callable[[],
     except (ValueError, RuntimeError) as exc:
         if "out of memory" in str(exc).lower():
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = message_line(exc)
         raise ArchstatError(f"training step fails at batch {batch}: {first}") from None
     classes = outs[0].shape[-1] if outs[0].dim() == 2 else 1
     labels = torch.randint(0, classes, (batch,), device=x.device)

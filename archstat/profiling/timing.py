@@ -26,19 +26,6 @@ import torch
 
 from archstat.errors import ArchstatError, is_oom
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cuda"``/``"cpu"`` -> torch.device; CUDA asked for but absent is a one-line error."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ArchstatError(f"unknown device {device!r}: use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ArchstatError(f"--device cuda requested but CUDA is not available (torch {torch.__version__})")
-    if dev.type not in ("cpu", "cuda"):
-        raise ArchstatError(f"unsupported device {device!r}: use cpu or cuda")
-    return dev
-
-
 def sync(device: torch.device) -> None:
     """Wait for the device's queued work (a no-op on CPU, whose work is synchronous)."""
     if device.type == "cuda":

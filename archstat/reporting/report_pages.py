@@ -18,7 +18,7 @@ from archstat.analyses import closed_forms as cf
 from archstat.engine.analyze import analyze
 from archstat.analyses.depth import weight_depth, weight_layers
 from archstat.reporting.table_format import scaled, to_markdown
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, first_line
 from archstat.analyses.live_memory import inference_peak
 from archstat.models import get_model, model_info
 from archstat.analyses.stages import bar_units, stage_labels, stages
@@ -60,7 +60,7 @@ def build(name: str, symbolic: bool = True, *, df: Optional[pd.DataFrame] = None
         try:
             columns, totals = cf.symbolic_table(model, info.default_input)
         except Exception as exc:  # the closed forms are an extra: say why they are missing
-            rep.symbolic_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}"
+            rep.symbolic_error = first_line(exc)
         else:
             rep.forms = {k: totals[k] for k in ("macs", "flops", "act_bytes")}
             rep.forms["params"] = sympy.Integer(int(df.attrs["total"]["params"]))

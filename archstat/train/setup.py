@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, message_line
 from archstat.train.data import Splits, load_splits
 
 
@@ -63,7 +63,7 @@ def check_input_fits(model: nn.Module, shape: tuple[int, int, int], spec: str) -
         with torch.no_grad():
             model(torch.zeros(2, *shape, device=dev))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = message_line(exc)
         raise ArchstatError(f"{spec} does not accept input {'x'.join(map(str, shape))} in training mode: {first}") from None
     finally:
         model.train(was)

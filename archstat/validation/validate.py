@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from archstat.device import resolve_device
 from archstat.engine.conventions import counter, fvcore_unsupported_inside
 from archstat.errors import ArchstatError
 from archstat.engine.rows import RealRun, graph_rows, tensors
@@ -52,15 +53,6 @@ from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
 REAL_TOTALS = ("params", "act_bytes", "inference_peak", "training_saved")
 CHECKS = ("shape_ok", "params_ok", "bytes_ok", "macs_ok", "fvcore_ok", "flopcounter_ok", "unsupported_ok", "live_ok",
           "saved_ok", "bwd_ok")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ArchstatError("--device cuda asked for, but CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise ArchstatError(f"unknown device {device!r}: use cpu or cuda")
-    return dev
 
 
 def real_copy(model: nn.Module, device: torch.device, dtype: torch.dtype, mode: str) -> nn.Module:
