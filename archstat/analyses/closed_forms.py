@@ -19,7 +19,6 @@ from torch import nn
 from archstat.engine.analyze import SYMBOLS, analyze
 
 H, W, N = SYMBOLS["H"], SYMBOLS["W"], SYMBOLS["N"]
-QUANTITIES = ("params", "macs", "flops", "act_bytes")
 
 
 def symbolic_table(model: nn.Module, input_shape: Sequence[int]) -> tuple[dict[str, list], dict]:
@@ -98,12 +97,6 @@ def evaluator(expr) -> Callable[[int, int], int]:
     fn = sympy.lambdify((H, W), e, modules=[{"Fraction": Fraction, "floor": math.floor, "ceiling": math.ceil,
                                             "Max": max, "Min": min}, "math"], printer=_ExactPrinter)
     return lambda h, w: int(fn(Fraction(h), Fraction(w)))
-
-
-def exact_text(expr, limit: int = 600) -> str:
-    """The exact form as text, or a note when it is too long to be worth reading."""
-    text = str(sympy.sympify(expr))
-    return text if len(text) <= limit else f"({len(sympy.Add.make_args(sympy.sympify(expr)))} terms; see the JSON)"
 
 
 def sweep(exprs: dict[str, object], sides: Sequence[int]) -> pd.DataFrame:

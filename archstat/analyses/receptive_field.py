@@ -221,9 +221,6 @@ def expected_interval(f: Field, unit: Sequence[int], in_sizes: Sequence[int]) ->
     return [(max(0, i * j - p), min(n - 1, i * j - p + r - 1)) for i, r, j, p, n in zip(unit, f.r, f.j, f.p, in_sizes)]
 
 
-Spans = list  # per spatial dim: sorted disjoint (first, last) intervals of positions
-
-
 def _merge(spans: list) -> list:
     out: list = []
     for a, b in sorted(spans):

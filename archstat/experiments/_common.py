@@ -113,7 +113,3 @@ def save_numbers(result: ExperimentResult, out: Path | None) -> None:
         csv = out / f"{result.name}_{key}.csv"
         df.to_csv(csv, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
         result.files.append(csv)
-
-
-def resolve_out(out: str | Path | None) -> Path | None:
-    return None if out is None else Path(out)

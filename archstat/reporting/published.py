@@ -37,14 +37,6 @@ def section(*keys: str) -> Any:
     return node
 
 
-def source_label(key: str) -> str:
-    """Short human label of a source key (``"VGG_PAPER"`` -> its citation)."""
-    src = load()["sources"].get(key)
-    if not src:
-        return key
-    return src.get("ref") or src.get("repo") or key
-
-
 def old_docs_errors() -> dict[str, tuple[float, float]]:
     """Old torchvision docs' 1-crop errors: model label -> (top-1 %, top-5 %)."""
     rows = section("torchvision_old_docs_1crop_errors", "rows")

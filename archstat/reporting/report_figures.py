@@ -10,7 +10,6 @@ from typing import Optional
 import pandas as pd
 
 from archstat.engine.analyze import analyze
-from archstat.analyses.depth import weight_depth
 from archstat.reporting.published import section
 
 # the zoo model that stands for each ILSVRC entry on the lecture's winners slide
@@ -80,10 +79,6 @@ def _numeric(model, channels: int, side: int) -> dict:
     df = analyze(model, (channels, side, side))
     t = df.attrs["total"]
     return {"side": side, "macs": int(t["macs"]), "act_bytes": int(t["act_bytes"])}
-
-
-def depth_map(tables: dict[str, pd.DataFrame]) -> dict[str, int]:
-    return {name: weight_depth(df) for name, df in tables.items()}
 
 
 def latency_points(zoo: pd.DataFrame) -> Optional[pd.DataFrame]:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from archstat.train.data import Splits
-from archstat.train.engine import correct, loss_of, predict_logits, split_outputs
+from archstat.train.engine import loss_of, predict_logits, split_outputs
 from archstat.train.optim import build_optimizer
 
 
@@ -159,8 +159,3 @@ def plot_lr_range(result: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def batch_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return correct(split_outputs(model(x))[0], y) / len(y)
