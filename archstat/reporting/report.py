@@ -15,6 +15,7 @@ fixed formatting, so two runs give byte-identical CSV/JSON/Markdown (and PNGs on
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -90,26 +91,29 @@ def _index(zoo: pd.DataFrame, families: dict[str, list[str]], figures: list[str]
     return "\n".join(lines)
 
 
-def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool = True, published: bool = True,
-             gpu_dir: Optional[Path] = None, progress=None) -> list[Path]:
-    """Regenerate the reports under ``out``; ``models`` limits the per-model pages (the index,
-    zoo table and zoo figures always cover the whole zoo).  Returns the files written."""
-    from archstat.models import list_models, model_info
+@dataclass
+class ZooData:
+    """The zoo-wide tables behind the index's figures (None where the run has no data for one)."""
 
+    zoo: pd.DataFrame
+    bubble: pd.DataFrame
+    ilsvrc: pd.DataFrame
+    # model -> its resolution curve; only a run over every representative model has the closed forms
+    curves: Optional[dict[str, pd.DataFrame]] = None
+    latency: Optional[pd.DataFrame] = None  # measured GPU latency (reports/gpu/)
+    roof: Optional[pd.DataFrame] = None  # measured GPU layers on the roofline
+    ceilings: dict = field(default_factory=dict)  # the card's measured ceilings, for the roofline
+    figures: list[str] = field(default_factory=lambda: ["bubble", "ilsvrc", "resolution"])
+
+
+def write_pages(w: Writer, pages: Sequence[str], analyses: Analyses, figures: bool) -> dict[str, ModelReport]:
+    """One Markdown page per model, with its layers, stages and closed forms as CSV/JSON (and a figure)."""
+    from archstat.models import model_info
     from archstat.reporting import plots
 
-    out = Path(out)
-    gpu_dir = Path(gpu_dir) if gpu_dir is not None else out / "gpu"
-    w = Writer(out)
-    names = list_models()
-    pages = [n for n in names if models is None or n in models]
-    analyses = Analyses()
     reports: dict[str, ModelReport] = {}
     for n in pages:
-        if progress:
-            progress(n)
-        rep = build(n, df=analyses.table(n), model=analyses.model(n))
-        reports[n] = rep
+        rep = reports[n] = build(n, df=analyses.table(n), model=analyses.model(n))
         w.text(f"models/{n}.md", page_markdown(rep))
         w.text(f"data/{n}.layers.csv", layers_csv(rep.df))
         w.text(f"data/{n}.layers.json", layers_json(rep.df))
@@ -118,46 +122,83 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
         if figures:
             plots.layer_bars(rep.units, f"{n}: per-{rep.unit_kind} memory, params and FLOPs "
                              f"(input {'x'.join(map(str, model_info(n).default_input))}, fp32)",
-                             out / "figures" / f"{n}_layers.png", unit_label=rep.unit_kind)
+                             w.root / "figures" / f"{n}_layers.png", unit_label=rep.unit_kind)
+    return reports
+
+
+def write_zoo_data(w: Writer, names: Sequence[str], analyses: Analyses, reports: dict[str, ModelReport],
+                   gpu_dir: Path) -> ZooData:
+    """The zoo comparison and the data of every zoo figure, under ``data/``."""
+    from archstat.models import model_info
+
     zoo = zoo_table(names, analyses, gpu_dir)
     w.text("data/zoo.csv", compare_format.to_csv(zoo))
     w.text("data/zoo.json", compare_format.to_json(zoo))
-    families = {}
+    data = ZooData(zoo=zoo, bubble=report_figures.bubble_points(zoo, {n: model_info(n).family for n in names}),
+                   ilsvrc=report_figures.ilsvrc_rows(dict(zip(zoo["model"], zoo["depth"])), zoo))
+    w.table("data/bubble", data.bubble)
+    w.table("data/ilsvrc", data.ilsvrc)
+    if all(m in reports for m in report_figures.RESOLUTION_MODELS if m in names):
+        data.curves, flat = report_figures.resolution_curves(reports)
+        w.table("data/resolution", flat)
+    data.latency = report_figures.latency_points(zoo)
+    if data.latency is not None:
+        w.table("data/latency", data.latency)
+        data.figures.append("latency")
+    roof, data.ceilings = gpu_layers(gpu_dir)
+    if roof is not None:
+        data.roof = report_figures.roofline_points(roof)
+        w.table("data/roofline", data.roof)
+        data.figures.append("roofline")
+    return data
+
+
+def draw_zoo_figures(data: ZooData, figures_dir: Path) -> None:
+    """The index's PNGs, each only where its data exists."""
+    from archstat.reporting import plots
+
+    plots.bubble_chart(data.bubble, figures_dir / "bubble.png")
+    plots.ilsvrc_chart(data.ilsvrc, figures_dir / "ilsvrc.png")
+    if data.curves is not None:
+        plots.resolution_chart(data.curves, figures_dir / "resolution.png")
+    if data.latency is not None:
+        plots.latency_chart(data.latency, figures_dir / "latency.png")
+    if data.roof is not None:
+        plots.roofline_chart(data.roof, data.ceilings, figures_dir / "roofline.png")
+
+
+def write_published(w: Writer, analyses: Analyses) -> None:
+    """Published numbers against archstat's, as Markdown, CSV and JSON."""
+    sections = report_published.run_checks(analyses)
+    w.text("published.md", report_published.to_markdown(sections))
+    w.text("data/published.csv", report_published.to_csv(sections))
+    w.text("data/published.json", report_published.to_json(sections))
+
+
+def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool = True, published: bool = True,
+             gpu_dir: Optional[Path] = None, progress=None) -> list[Path]:
+    """Regenerate the reports under ``out``; ``models`` limits the per-model pages (the index,
+    zoo table and zoo figures always cover the whole zoo).  Returns the files written, in order."""
+    from archstat.models import list_models, model_info
+
+    out = Path(out)
+    gpu_dir = Path(gpu_dir) if gpu_dir is not None else out / "gpu"
+    w = Writer(out)
+    names = list_models()
+    pages = [n for n in names if models is None or n in models]
+    analyses = Analyses()
+    reports: dict[str, ModelReport] = {}
+    for n in pages:  # one at a time, so that progress is reported before each model's work
+        if progress:
+            progress(n)
+        reports.update(write_pages(w, [n], analyses, figures))
+    data = write_zoo_data(w, names, analyses, reports, gpu_dir)
+    if figures:
+        draw_zoo_figures(data, out / "figures")
+    if published:
+        write_published(w, analyses)
+    families: dict[str, list[str]] = {}
     for n in names:
         families.setdefault(model_info(n).family, []).append(n)
-    fam_of = {n: model_info(n).family for n in names}
-    bubble = report_figures.bubble_points(zoo, fam_of)
-    ilsvrc = report_figures.ilsvrc_rows(dict(zip(zoo["model"], zoo["depth"])), zoo)
-    w.table("data/bubble", bubble)
-    w.table("data/ilsvrc", ilsvrc)
-    fig_names = ["bubble", "ilsvrc", "resolution"]
-    # the resolution data needs every representative model's closed forms: only a full run has them
-    full = all(m in reports for m in report_figures.RESOLUTION_MODELS if m in names)
-    if full:
-        curves, flat = report_figures.resolution_curves(reports)
-        w.table("data/resolution", flat)
-    latency = report_figures.latency_points(zoo)
-    if latency is not None:
-        w.table("data/latency", latency)
-        fig_names.append("latency")
-    roof, ceilings = gpu_layers(gpu_dir)
-    if roof is not None:
-        roof = report_figures.roofline_points(roof)
-        w.table("data/roofline", roof)
-        fig_names.append("roofline")
-    if figures:
-        plots.bubble_chart(bubble, out / "figures" / "bubble.png")
-        plots.ilsvrc_chart(ilsvrc, out / "figures" / "ilsvrc.png")
-        if full:
-            plots.resolution_chart(curves, out / "figures" / "resolution.png")
-        if latency is not None:
-            plots.latency_chart(latency, out / "figures" / "latency.png")
-        if roof is not None:
-            plots.roofline_chart(roof, ceilings, out / "figures" / "roofline.png")
-    if published:
-        sections = report_published.run_checks(analyses)
-        w.text("published.md", report_published.to_markdown(sections))
-        w.text("data/published.csv", report_published.to_csv(sections))
-        w.text("data/published.json", report_published.to_json(sections))
-    w.text("README.md", _index(zoo, families, fig_names, latency is not None))
+    w.text("README.md", _index(data.zoo, families, data.figures, data.latency is not None))
     return w.written
