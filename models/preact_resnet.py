@@ -199,44 +199,44 @@ def _preact_model(builder: Callable[..., PreActResNet]) -> Callable[..., PreActR
 
 @_preact_model
 def preact_resnet18(**kwargs: Any) -> PreActResNet:
-    """Pre-activation ResNet-18 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBasicBlock x [2, 2, 2, 2].
+    """Pre-activation ResNet-18 (PreActBasicBlock x [2, 2, 2, 2]), https://arxiv.org/abs/1603.05027.
 
-    11,687,720 params; conv and fc shapes, so 1.814 G MACs, as ``resnet18`` (v1.5).
+    11,687,720 params; the conv and fc shapes of ``resnet18`` (v1.5), so its 1.814 G MACs.
     """
     return PreActResNet(*CFGS["preact_resnet18"], **kwargs)
 
 
 @_preact_model
 def preact_resnet34(**kwargs: Any) -> PreActResNet:
-    """Pre-activation ResNet-34 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBasicBlock x [3, 4, 6, 3].
+    """Pre-activation ResNet-34 (PreActBasicBlock x [3, 4, 6, 3]), https://arxiv.org/abs/1603.05027.
 
-    21,795,880 params; conv and fc shapes, so 3.664 G MACs, as ``resnet34`` (v1.5).
+    21,795,880 params; the conv and fc shapes of ``resnet34`` (v1.5), so its 3.664 G MACs.
     """
     return PreActResNet(*CFGS["preact_resnet34"], **kwargs)
 
 
 @_preact_model
 def preact_resnet50(**kwargs: Any) -> PreActResNet:
-    """Pre-activation ResNet-50 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBottleneck x [3, 4, 6, 3].
+    """Pre-activation ResNet-50 (PreActBottleneck x [3, 4, 6, 3]), https://arxiv.org/abs/1603.05027.
 
-    25,549,352 params; conv and fc shapes, so 4.089 G MACs, as ``resnet50`` (v1.5).
+    25,549,352 params; the conv and fc shapes of ``resnet50`` (v1.5), so its 4.089 G MACs.
     """
     return PreActResNet(*CFGS["preact_resnet50"], **kwargs)
 
 
 @_preact_model
 def preact_resnet101(**kwargs: Any) -> PreActResNet:
-    """Pre-activation ResNet-101 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBottleneck x [3, 4, 23, 3].
+    """Pre-activation ResNet-101 (PreActBottleneck x [3, 4, 23, 3]), https://arxiv.org/abs/1603.05027.
 
-    44,541,480 params; conv and fc shapes, so 7.801 G MACs, as ``resnet101`` (v1.5).
+    44,541,480 params; the conv and fc shapes of ``resnet101`` (v1.5), so its 7.801 G MACs.
     """
     return PreActResNet(*CFGS["preact_resnet101"], **kwargs)
 
 
 @_preact_model
 def preact_resnet152(**kwargs: Any) -> PreActResNet:
-    """Pre-activation ResNet-152 from `Identity Mappings <https://arxiv.org/abs/1603.05027>`_: PreActBottleneck x [3, 8, 36, 3].
+    """Pre-activation ResNet-152 (PreActBottleneck x [3, 8, 36, 3]), https://arxiv.org/abs/1603.05027.
 
-    60,185,128 params; conv and fc shapes, so 11.514 G MACs, as ``resnet152`` (v1.5).
+    60,185,128 params; the conv and fc shapes of ``resnet152`` (v1.5), so its 11.514 G MACs.
     """
     return PreActResNet(*CFGS["preact_resnet152"], **kwargs)

@@ -256,7 +256,7 @@ def _resnet_model(builder: Callable[..., ResNet]) -> Callable[..., ResNet]:
 
 @_resnet_model
 def resnet18(**kwargs: Any) -> ResNet:
-    """ResNet-18 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: BasicBlock x [2, 2, 2, 2].
+    """ResNet-18 (BasicBlock x [2, 2, 2, 2]), https://arxiv.org/abs/1512.03385.
 
     1.81 G MACs, 11.7 M params at 224x224.  ``variant='v1'`` is the same network (basic blocks
     do not move their stride).  ``kwargs`` go to :class:`ResNet`.
@@ -266,7 +266,7 @@ def resnet18(**kwargs: Any) -> ResNet:
 
 @_resnet_model
 def resnet34(**kwargs: Any) -> ResNet:
-    """ResNet-34 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: BasicBlock x [3, 4, 6, 3].
+    """ResNet-34 (BasicBlock x [3, 4, 6, 3]), https://arxiv.org/abs/1512.03385.
 
     3.66 G MACs, 21.8 M params at 224x224; the plain-vs-residual comparison of the paper's Fig. 4.
     """
@@ -275,7 +275,7 @@ def resnet34(**kwargs: Any) -> ResNet:
 
 @_resnet_model
 def resnet50(**kwargs: Any) -> ResNet:
-    """ResNet-50 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: Bottleneck x [3, 4, 6, 3].
+    """ResNet-50 (Bottleneck x [3, 4, 6, 3]), https://arxiv.org/abs/1512.03385.
 
     4.09 G MACs with torchvision's v1.5 strides, 3.86 G with ``variant='v1'`` (Table 1 prints
     3.8); 25.6 M params.
@@ -285,7 +285,7 @@ def resnet50(**kwargs: Any) -> ResNet:
 
 @_resnet_model
 def resnet101(**kwargs: Any) -> ResNet:
-    """ResNet-101 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: Bottleneck x [3, 4, 23, 3].
+    """ResNet-101 (Bottleneck x [3, 4, 23, 3]), https://arxiv.org/abs/1512.03385.
 
     7.80 G MACs (v1.5), 7.57 G with ``variant='v1'`` (Table 1: 7.6); 44.5 M params.
     """
@@ -294,7 +294,7 @@ def resnet101(**kwargs: Any) -> ResNet:
 
 @_resnet_model
 def resnet152(**kwargs: Any) -> ResNet:
-    """ResNet-152 from `Deep Residual Learning <https://arxiv.org/abs/1512.03385>`_: Bottleneck x [3, 8, 36, 3].
+    """ResNet-152 (Bottleneck x [3, 8, 36, 3]), https://arxiv.org/abs/1512.03385.
 
     11.51 G MACs (v1.5), 11.28 G with ``variant='v1'`` (Table 1: 11.3); 60.2 M params.  An
     ensemble of it won ILSVRC 2015 (3.57 % top-5).

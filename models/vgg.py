@@ -152,7 +152,7 @@ def _vgg_model(builder: Callable[..., VGG]) -> Callable[..., VGG]:
 def vgg11(**kwargs: Any) -> VGG:
     """VGG-11, configuration A: 8 convs + 3 fc; 7.61 G MACs, 132.9 M params.
 
-    `Very Deep Convolutional Networks <https://arxiv.org/abs/1409.1556>`_; ``kwargs`` go to :class:`VGG`.
+    https://arxiv.org/abs/1409.1556; ``kwargs`` go to :class:`VGG`.
     """
     return VGG("A", batch_norm=False, **kwargs)
 
@@ -170,7 +170,7 @@ def vgg11_bn(**kwargs: Any) -> VGG:
 def vgg13(**kwargs: Any) -> VGG:
     """VGG-13, configuration B: A with a second conv in stages 1 and 2; 11.31 G MACs, 133.0 M params.
 
-    `Very Deep Convolutional Networks <https://arxiv.org/abs/1409.1556>`_; ``kwargs`` go to :class:`VGG`.
+    https://arxiv.org/abs/1409.1556; ``kwargs`` go to :class:`VGG`.
     """
     return VGG("B", batch_norm=False, **kwargs)
 
@@ -188,7 +188,7 @@ def vgg13_bn(**kwargs: Any) -> VGG:
 def vgg16(**kwargs: Any) -> VGG:
     """VGG-16, configuration D: three convs in stages 3 to 5; 15.47 G MACs, 138.4 M params.
 
-    `Very Deep Convolutional Networks <https://arxiv.org/abs/1409.1556>`_; ``kwargs`` go to :class:`VGG`.
+    https://arxiv.org/abs/1409.1556; ``kwargs`` go to :class:`VGG`.
     """
     return VGG("D", batch_norm=False, **kwargs)
 
@@ -206,7 +206,7 @@ def vgg16_bn(**kwargs: Any) -> VGG:
 def vgg19(**kwargs: Any) -> VGG:
     """VGG-19, configuration E: four convs in stages 3 to 5; 19.63 G MACs, 143.7 M params.
 
-    `Very Deep Convolutional Networks <https://arxiv.org/abs/1409.1556>`_; ``kwargs`` go to :class:`VGG`.
+    https://arxiv.org/abs/1409.1556; ``kwargs`` go to :class:`VGG`.
     """
     return VGG("E", batch_norm=False, **kwargs)
 
