@@ -22,9 +22,9 @@ from archstat.errors import ArchstatError
 MIB = 1024 ** 2
 # the table's columns: key in the payload's rows, header, unit, numeric
 COLUMNS = [("i", "#", "", True), ("name", "layer", "", False), ("op", "op", "", False),
-           ("out", "output (C×H×W)", "", False), ("params", "params", "", True), ("macs", "MACs", "", True),
-           ("flops", "FLOPs", "", True), ("act_bytes", "output memory", "KB", True),
-           ("rf", "receptive field", "px", True), ("in", "input (C×H×W)", "", False), ("kind", "kind", "", False)]
+           ("out", "output", "", False), ("params", "params", "", True), ("macs", "MACs", "", True),
+           ("flops", "FLOPs", "", True), ("act_bytes", "memory", "KB", True),
+           ("rf", "RF", "px", True), ("in", "input", "", False), ("kind", "kind", "", False)]
 
 
 @dataclass

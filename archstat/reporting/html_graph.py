@@ -67,8 +67,8 @@ def _edge(lay: Layout, s: int, t: int, occupied: set[tuple[int, int]]) -> str:
         return f"M{x0} {y0}V{y1 - LAYER_H + NODE_H}C{x0} {y1 - half} {x1} {y1 - half} {x1} {y1}"
     if ls != lt and not any((lt, k) in occupied for k in between):  # across, then down the target's lane
         return f"M{x0} {y0}C{x0} {y0 + half} {x1} {y0 + half} {x1} {y0 + 2 * half}V{y1}"
-    bulge = min(x0, x1) - NODE_W // 2 - 14  # around the nodes in between, on the left
-    return f"M{x0} {y0}C{bulge} {y0 + LAYER_H} {bulge} {y1 - LAYER_H} {x1} {y1}"
+    gutter = min(x0, x1) - NODE_W // 2 - 8  # around the nodes in between, down the gutter on the left
+    return f"M{x0} {y0}v{half}H{gutter}V{y1 - half}H{x1}V{y1}"
 
 
 def _node(lay: Layout, i: int, label: str, attrs: str) -> str:

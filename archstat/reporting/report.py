@@ -7,6 +7,8 @@ Layout under ``out``:
 - ``models/<name>.md``: one page per architecture (``report_pages``);
 - ``data/``: CSV and JSON of every table (``zoo``, ``published``, ``resolution``, ``ilsvrc``,
   ``bubble`` and per model ``layers``, ``stages``, ``forms``);
+- ``html/``: one self-contained interactive page per model (``html_page``) and ``index.html``,
+  the zoo side by side (full runs only);
 - ``figures/``: PNGs.  ``gpu/`` belongs to the GPU profiling script and is only read.
 
 Everything is a pure function of the code and the zoo: files are written in a fixed order with
@@ -22,7 +24,7 @@ import pandas as pd
 
 from archstat.reporting.table_format import to_csv as layers_csv
 from archstat.reporting.table_format import to_json as layers_json
-from archstat.reporting import compare_format, report_figures, report_published
+from archstat.reporting import compare_format, html_data, html_page, report_figures, report_published
 from archstat.reporting.compare import COLUMNS, model_row
 from archstat.reporting.gpu_results import gpu_latencies, gpu_layers
 from archstat.reporting.pubcheck import Analyses
@@ -81,7 +83,9 @@ def _index(zoo: pd.DataFrame, families: dict[str, list[str]], figures: list[str]
     if not gpu:
         lines += ["_No GPU results under `reports/gpu/` yet: the latency column, the latency-vs-MACs figure and the "
                   "roofline appear once the GPU profiling script has committed its JSON there._", ""]
-    lines += ["## Published vs computed", "",
+    lines += ["## Interactive pages", "", "[html/index.html](html/index.html): the zoo side by side, with one "
+              "self-contained HTML page per model (graph, sortable per-layer table, totals); open them offline.", "",
+              "## Published vs computed", "",
               "[published.md](published.md) puts every number of the lecture, the papers and torchvision's metadata "
               "next to archstat's value, with a verdict and a computed explanation where they differ (the slide's "
               "conv4 145 M, its short VGG-16, GoogLeNet Table 1's rows, ResNet v1 vs v1.5, ...).", "", "## Pages", ""]
@@ -105,6 +109,7 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
     pages = [n for n in names if models is None or n in models]
     analyses = Analyses()
     reports: dict[str, ModelReport] = {}
+    html_pages: list = []  # one interactive page per model; the comparison page once all are done
     for n in pages:
         if progress:
             progress(n)
@@ -115,6 +120,8 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
         w.text(f"data/{n}.layers.json", layers_json(rep.df))
         w.table(f"data/{n}.stages", stages_frame(rep))
         w.text(f"data/{n}.forms.json", forms_json(rep))
+        html_pages.append(html_data.page_from_rows(n, rep.df, rep.model, model_info(n).default_input, rep.training))
+        w.text(f"html/{n}.html", html_page.render([html_pages[-1]]))
         if figures:
             plots.layer_bars(rep.units, f"{n}: per-{rep.unit_kind} memory, params and FLOPs "
                              f"(input {'x'.join(map(str, model_info(n).default_input))}, fp32)",
@@ -159,5 +166,8 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
         w.text("published.md", report_published.to_markdown(sections))
         w.text("data/published.csv", report_published.to_csv(sections))
         w.text("data/published.json", report_published.to_json(sections))
+    if len(html_pages) == len(names):
+        w.text("html/index.html", html_page.render(html_pages, title="archstat: the zoo side by side", details=False,
+                                                   links=[f"{n}.html" for n in names]))
     w.text("README.md", _index(zoo, families, fig_names, latency is not None))
     return w.written

@@ -78,9 +78,9 @@
         g.querySelector(".b").setAttribute("width", (140 * vals[j] / max).toFixed(1));
       });
     });
-    const col = COLS[k];
-    sec.querySelector(".legend").textContent = "fill and bar: " + col.label + (col.unit ? "" : "") +
-      " per node (sqrt colour scale; bar = share of the largest node; grey = 0)";
+    const name = sec.querySelector("button[data-q=" + qty + "]").textContent;
+    sec.querySelector(".legend").textContent = "fill and bar: " + name +
+      " per node (sqrt colour scale; bar = share of the largest node; pale = 0)";
   }
 
   function setup(sec) {
@@ -154,6 +154,8 @@
       });
     });
     colour(sec, model, "macs");
+    const wanted = /^#view=(\w+)$/.exec(location.hash);  // page.html#view=m1 opens on the module view
+    if (wanted && views.some((v) => v.dataset.v === wanted[1])) show(wanted[1]);
   }
 
   document.querySelectorAll("section.model").forEach(setup);
