@@ -1,15 +1,13 @@
 """Small inline-SVG bar charts for the HTML comparison section (titled, axis labelled, with units)."""
 from __future__ import annotations
 
-import html
 import math
 from typing import Optional, Sequence
 
+from archstat.reporting.html_graph import esc
+
 BAR_H, GAP, LEFT, PLOT_W, TOP = 14, 4, 150, 300, 34
 
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
 
 
 def _nice_max(value: float) -> float:
@@ -26,8 +24,8 @@ def bar_chart(title: str, axis_label: str, labels: Sequence[str], values: Sequen
     height = TOP + len(labels) * (BAR_H + GAP) + 34
     width = LEFT + PLOT_W + 70
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img"><title>{_esc(title)}</title>',
-             f'<text class="ct" x="{LEFT}" y="16">{_esc(title)}</text>']
+             f'viewBox="0 0 {width} {height}" role="img"><title>{esc(title)}</title>',
+             f'<text class="ct" x="{LEFT}" y="16">{esc(title)}</text>']
     axis_y = TOP + len(labels) * (BAR_H + GAP)
     for k in range(5):  # grid and ticks at 0, 1/4, ..., top
         x = LEFT + PLOT_W * k / 4
@@ -35,14 +33,14 @@ def bar_chart(title: str, axis_label: str, labels: Sequence[str], values: Sequen
                      f'<text class="tk" x="{x:.1f}" y="{axis_y + 12}">{top * k / 4:g}</text>')
     for j, (label, value) in enumerate(zip(labels, values)):
         y = TOP + j * (BAR_H + GAP)
-        parts.append(f'<text class="lb" x="{LEFT - 6}" y="{y + BAR_H - 3}">{_esc(label[:24])}</text>')
+        parts.append(f'<text class="lb" x="{LEFT - 6}" y="{y + BAR_H - 3}">{esc(label[:24])}</text>')
         if value is None:
             parts.append(f'<text class="v" x="{LEFT + 4}" y="{y + BAR_H - 3}">n/a</text>')
             continue
         w = PLOT_W * value / top
         parts.append(f'<rect class="bar" x="{LEFT}" y="{y}" width="{w:.1f}" height="{BAR_H}"/>'
                      f'<text class="v" x="{LEFT + w + 4:.1f}" y="{y + BAR_H - 3}">{value:,.3g}</text>')
-    parts.append(f'<text class="al" x="{LEFT + PLOT_W / 2}" y="{axis_y + 28}">{_esc(axis_label)}</text></svg>')
+    parts.append(f'<text class="al" x="{LEFT + PLOT_W / 2}" y="{axis_y + 28}">{esc(axis_label)}</text></svg>')
     return "".join(parts)
 
 

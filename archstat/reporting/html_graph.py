@@ -28,8 +28,9 @@ class GraphView:
     nodes: int
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
+def esc(text: str) -> str:
+    """Text made safe inside HTML or SVG markup (names come from user code)."""
+    return html.escape(str(text), quote=True)
 
 
 def _xy(lay: Layout, i: int) -> tuple[int, int]:
@@ -74,7 +75,7 @@ def _edge(lay: Layout, s: int, t: int, occupied: set[tuple[int, int]]) -> str:
 def _node(lay: Layout, i: int, label: str, attrs: str) -> str:
     x, y = _xy(lay, i)
     return (f'<g class="n" {attrs} transform="translate({x} {y})"><rect width="{NODE_W}" height="{NODE_H}" rx="3"/>'
-            f'<rect class="b" y="{NODE_H - 3}" height="3" width="0"/><text x="4" y="14">{_esc(_clip(label))}</text></g>')
+            f'<rect class="b" y="{NODE_H - 3}" height="3" width="0"/><text x="4" y="14">{esc(_clip(label))}</text></g>')
 
 
 def _frames(lay: Layout, members: list[list[int]], labels: list[str], view: str) -> list[str]:
@@ -89,7 +90,7 @@ def _frames(lay: Layout, members: list[list[int]], labels: list[str], view: str)
         x, y = min(xs) - 5, min(ys) - 4
         w, h = max(xs) + NODE_W + 5 - x, max(ys) + NODE_H + 4 - y
         out.append(f'<g class="f" data-v="{view}" data-r="{rows[0]}"><rect x="{x}" y="{y}" width="{w}" '
-                   f'height="{h}"/><text x="{x + 2}" y="{y - 2}">▾ {_esc(_clip(label, 40))}</text></g>')
+                   f'height="{h}"/><text x="{x + 2}" y="{y - 2}">▾ {esc(_clip(label, 40))}</text></g>')
     return out
 
 
@@ -97,7 +98,7 @@ def _svg(lay: Layout, body: list[str], title: str) -> str:
     width = MARGIN + lay.n_lanes * LANE_W + 10
     height = 8 + (lay.n_layers + 1) * LAYER_H
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img"><title>{_esc(title)}</title>' + "".join(body) + "</svg>")
+            f'viewBox="0 0 {width} {height}" role="img"><title>{esc(title)}</title>' + "".join(body) + "</svg>")
 
 
 def _draw(lay: Layout, node_svg: list[str], frames: list[str], input_label: str, title: str) -> str:
@@ -105,7 +106,7 @@ def _draw(lay: Layout, node_svg: list[str], frames: list[str], input_label: str,
     edges = "".join(f'<path d="{_edge(lay, s, t, occupied)}"/>' for s, t in lay.edges)
     x, y = _xy(lay, -1)
     inp = (f'<g class="n in" transform="translate({x} {y})"><rect width="{NODE_W}" height="{NODE_H}" rx="10"/>'
-           f'<text x="4" y="14">{_esc(input_label)}</text></g>')
+           f'<text x="4" y="14">{esc(input_label)}</text></g>')
     return _svg(lay, [*frames, f'<g class="e">{edges}</g>', inp, *node_svg], title)
 
 
