@@ -33,6 +33,7 @@ def test_index_zoo_and_pages_are_fresh(tmp_path):
     rels = {p.relative_to(tmp_path).as_posix() for p in written}
     assert {"README.md", "data/zoo.csv", "data/zoo.json", "data/bubble.csv", "data/ilsvrc.json"} <= rels
     assert {f"models/{m}.md" for m in models} <= rels
+    assert {f"html/{m}.html" for m in models} <= rels  # the interactive pages, byte for byte too
     for path in written:
         _same(path, REPORTS / path.relative_to(tmp_path))
 
@@ -41,6 +42,9 @@ def test_every_model_has_a_page():
     for name in list_models():
         assert (REPORTS / "models" / f"{name}.md").is_file(), f"no page for {name}; {HINT}"
         assert (REPORTS / "figures" / f"{name}_layers.png").is_file(), f"no figure for {name}; {HINT}"
+        assert (REPORTS / "html" / f"{name}.html").is_file(), f"no HTML page for {name}; {HINT}"
+    index = (REPORTS / "html" / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{name}.html"' in index for name in list_models()), f"html/index.html is stale; {HINT}"
 
 
 def test_published_is_fresh(sections, tmp_path):

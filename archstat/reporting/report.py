@@ -7,6 +7,8 @@ Layout under ``out``:
 - ``models/<name>.md``: one page per architecture (``report_pages``);
 - ``data/``: CSV and JSON of every table (``zoo``, ``published``, ``resolution``, ``ilsvrc``,
   ``bubble`` and per model ``layers``, ``stages``, ``forms``);
+- ``html/``: one self-contained interactive page per model (``html_page``) and ``index.html``,
+  the zoo side by side (full runs only);
 - ``figures/``: PNGs.  ``gpu/`` belongs to the GPU profiling script and is only read.
 
 Everything is a pure function of the code and the zoo: files are written in a fixed order with
@@ -23,7 +25,7 @@ import pandas as pd
 
 from archstat.reporting.table_format import to_csv as layers_csv
 from archstat.reporting.table_format import to_json as layers_json
-from archstat.reporting import compare_format, report_figures, report_published
+from archstat.reporting import compare_format, html_data, html_page, report_figures, report_published
 from archstat.reporting.compare import COLUMNS, model_row
 from archstat.reporting.gpu_results import gpu_latencies, gpu_layers
 from archstat.reporting.pubcheck import Analyses
@@ -82,7 +84,9 @@ def _index(zoo: pd.DataFrame, families: dict[str, list[str]], figures: list[str]
     if not gpu:
         lines += ["_No GPU results under `reports/gpu/` yet: the latency column, the latency-vs-MACs figure and the "
                   "roofline appear once the GPU profiling script has committed its JSON there._", ""]
-    lines += ["## Published vs computed", "",
+    lines += ["## Interactive pages", "", "[html/index.html](html/index.html): the zoo side by side, with one "
+              "self-contained HTML page per model (graph, sortable per-layer table, totals); open them offline.", "",
+              "## Published vs computed", "",
               "[published.md](published.md) puts every number of the lecture, the papers and torchvision's metadata "
               "next to archstat's value, with a verdict and a computed explanation where they differ (the slide's "
               "conv4 145 M, its short VGG-16, GoogLeNet Table 1's rows, ResNet v1 vs v1.5, ...).", "", "## Pages", ""]
@@ -106,8 +110,10 @@ class ZooData:
     figures: list[str] = field(default_factory=lambda: ["bubble", "ilsvrc", "resolution"])
 
 
-def write_pages(w: Writer, pages: Sequence[str], analyses: Analyses, figures: bool) -> dict[str, ModelReport]:
-    """One Markdown page per model, with its layers, stages and closed forms as CSV/JSON (and a figure)."""
+def write_pages(w: Writer, pages: Sequence[str], analyses: Analyses, figures: bool,
+                html_pages: dict) -> dict[str, ModelReport]:
+    """One Markdown page per model, with its layers, stages and closed forms as CSV/JSON (and a figure),
+    and its interactive HTML page; ``html_pages`` collects each page's data for the comparison page."""
     from archstat.models import model_info
     from archstat.reporting import plots
 
@@ -119,6 +125,8 @@ def write_pages(w: Writer, pages: Sequence[str], analyses: Analyses, figures: bo
         w.text(f"data/{n}.layers.json", layers_json(rep.df))
         w.table(f"data/{n}.stages", stages_frame(rep))
         w.text(f"data/{n}.forms.json", forms_json(rep))
+        html_pages[n] = html_data.page_from_rows(n, rep.df, rep.model, model_info(n).default_input, rep.training)
+        w.text(f"html/{n}.html", html_page.render([html_pages[n]]))
         if figures:
             plots.layer_bars(rep.units, f"{n}: per-{rep.unit_kind} memory, params and FLOPs "
                              f"(input {'x'.join(map(str, model_info(n).default_input))}, fp32)",
@@ -188,10 +196,11 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
     pages = [n for n in names if models is None or n in models]
     analyses = Analyses()
     reports: dict[str, ModelReport] = {}
+    html_pages: dict = {}  # one interactive page per model; the comparison page once all are done
     for n in pages:  # one at a time, so that progress is reported before each model's work
         if progress:
             progress(n)
-        reports.update(write_pages(w, [n], analyses, figures))
+        reports.update(write_pages(w, [n], analyses, figures, html_pages))
     data = write_zoo_data(w, names, analyses, reports, gpu_dir)
     if figures:
         draw_zoo_figures(data, out / "figures")
@@ -200,5 +209,8 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
     families: dict[str, list[str]] = {}
     for n in names:
         families.setdefault(model_info(n).family, []).append(n)
+    if len(html_pages) == len(names):
+        w.text("html/index.html", html_page.render([html_pages[n] for n in names], title="archstat: the zoo side by side",
+                                                   details=False, links=[f"{n}.html" for n in names]))
     w.text("README.md", _index(data.zoo, families, data.figures, data.latency is not None))
     return w.written
