@@ -128,7 +128,7 @@ def test_transfer_table_has_four_measured_cells(tmp_path):
     assert r["target_test_images"] == 180 and r["cells"]["little/similar"]["target_train_images"] == 25
     for c in r["cells"].values():
         assert 0.2 <= c["scratch"] <= 1 and 0 <= c["linear_frozen"] <= 1 and 0 <= c["fine_tune"] <= 1
-        helps = max(c["linear_frozen"], c["fine_tune"]) > c["scratch"]
+        helps = max(c["linear_frozen"], c["fine_tune"]) >= c["scratch"] + 0.0005
         assert ("transfer helps" in c["verdict"]) == helps and ("does not help" in c["verdict"]) == (not helps)
     assert "| target data | source |" in lines[-1] and lines[-1].count("\n| ") == 5
 

@@ -49,7 +49,8 @@ def test_init_loss_is_ln_c(name, shape):
 def test_init_loss_check_fails_for_a_large_last_layer(digits16):
     model = build_model(TINY, 10, 1)
     torch.nn.init.normal_(model[-1].weight, 0, 1.0)  # big logits: loss far above ln 10
-    assert not check_init_loss(model, digits16).ok
+    r = check_init_loss(model, digits16)
+    assert not r.ok and "likely causes: logits too large" in r.detail
 
 
 def test_overfit_small_tiny(digits16):

@@ -53,8 +53,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle, zip and unpickler errors all mean "not a checkpoint"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArchstatError(f"{path} is not an archstat checkpoint ({first[:120]})") from None
+        raise ArchstatError(f"{path} is not an archstat checkpoint (torch.load: {type(exc).__name__})") from None
     if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
         raise ArchstatError(f"{path} is not an archstat checkpoint (no 'model' state dict)")
     return ck

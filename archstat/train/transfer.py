@@ -125,8 +125,10 @@ def verdict(cell: dict[str, float]) -> str:
     best = max(("linear_frozen", "fine_tune"), key=lambda k: cell[k])
     gain = 100 * (cell[best] - cell["scratch"])
     name = "linear on frozen features" if best == "linear_frozen" else "fine-tuning"
-    if gain > 0:
+    if gain >= 0.05:
         return f"transfer helps: {name} +{gain:.1f} points over scratch"
+    if gain > -0.05:
+        return f"transfer does not help here: {name} ties scratch"
     return f"transfer does not help here: scratch is {-gain:.1f} points ahead of {name}"
 
 
