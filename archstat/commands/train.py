@@ -74,7 +74,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model on digits or an image folder (curves, checkpoints, checks)",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__.splitlines()[0],
+                              epilog="several processes: torchrun --standalone --nproc_per_node N -m archstat train "
+                                     "MODEL ... (one machine; --batch is per process); across machines add --nnodes, "
+                                     "--node_rank and --rdzv-endpoint HOST:PORT")
     add_train_args(p)
     p.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -34,6 +34,7 @@ from archstat.train.loop import TrainConfig, train
 from archstat.train.setup import load_data
 
 PROBE_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+FINE_TUNE_CLIP = 5.0
 
 
 def classifier_name(model: nn.Module) -> str:
@@ -74,20 +75,28 @@ def features(model: nn.Module, x: torch.Tensor, batch: int = 256) -> np.ndarray:
     return torch.cat(grabbed).numpy()
 
 
+def standardiser(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale of training features; scales floored at 1% of the median so that near-constant
+    features (dead units) are not blown up into huge probe weights."""
+    mean, sd = f.mean(axis=0), f.std(axis=0)
+    floor = 0.01 * float(np.median(sd[sd > 0])) if (sd > 0).any() else 1.0
+    return mean, np.maximum(sd, floor)
+
+
 def linear_probe(model: nn.Module, tgt: Splits) -> dict[str, Any]:
     """Logistic regression on frozen, standardised features; ``C`` by validation accuracy."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     (xtr, ytr), (xva, yva), (xte, yte) = (s.tensors for s in (tgt.train, tgt.val, tgt.test))
-    scaler = StandardScaler().fit(features(model, xtr))
-    ftr, fva, fte = (scaler.transform(features(model, x)) for x in (xtr, xva, xte))
+    raw = features(model, xtr)
+    mean, scale = standardiser(raw)
+    ftr, fva, fte = ((f - mean) / scale for f in (raw, features(model, xva), features(model, xte)))
     fits = [LogisticRegression(C=c, max_iter=3000).fit(ftr, ytr.numpy()) for c in PROBE_CS]
     val = [clf.score(fva, yva.numpy()) for clf in fits]
     k = int(np.argmax(val))
     clf = fits[k]
-    w = clf.coef_ / scaler.scale_  # the probe as one linear layer on raw features
-    b = clf.intercept_ - w @ scaler.mean_
+    w = clf.coef_ / scale  # the probe as one linear layer on raw features
+    b = clf.intercept_ - w @ mean
     return {"C": PROBE_CS[k], "val_acc": val[k], "test_acc": float(clf.score(fte, yte.numpy())),
             "weight": torch.as_tensor(w, dtype=torch.float32), "bias": torch.as_tensor(b, dtype=torch.float32)}
 
@@ -109,20 +118,25 @@ def target_config(base: TrainConfig, tgt: Splits, target_iters: int) -> TrainCon
                                ema=None, save="none", out=None)
 
 
-def fine_tune(pre: nn.Module, tgt: Splits, tcfg: TrainConfig, probe: dict[str, Any]) -> float:
-    """Head from the linear probe, then everything at lr/10 with BatchNorm frozen; test accuracy."""
+def fine_tune(pre: nn.Module, tgt: Splits, tcfg: TrainConfig, probe: dict[str, Any]) -> float | None:
+    """Head from the linear probe, then everything at lr/10 with BatchNorm frozen and gradients clipped
+    at norm ``FINE_TUNE_CLIP``; test accuracy, or None if the loss still diverged."""
     model = copy.deepcopy(pre)
     head = replace_head(model, tgt.num_classes)
     with torch.no_grad():
         head.weight.copy_(probe["weight"])
         if head.bias is not None:
             head.bias.copy_(probe["bias"])
-    run = train(dataclasses.replace(tcfg, lr=tcfg.lr / 10, freeze_bn=True), splits=tgt, model=model)
+    try:
+        run = train(dataclasses.replace(tcfg, lr=tcfg.lr / 10, freeze_bn=True, clip_grad=tcfg.clip_grad or FINE_TUNE_CLIP),
+                    splits=tgt, model=model)
+    except ArchstatError:  # "loss became nan": reported as a diverged cell, not a crashed table
+        return None
     return run.summary["test_acc"]
 
 
-def verdict(cell: dict[str, float]) -> str:
-    best = max(("linear_frozen", "fine_tune"), key=lambda k: cell[k])
+def verdict(cell: dict[str, Any]) -> str:
+    best = max(("linear_frozen", "fine_tune"), key=lambda k: -1.0 if cell[k] is None else cell[k])
     gain = 100 * (cell[best] - cell["scratch"])
     name = "linear on frozen features" if best == "linear_frozen" else "fine-tuning"
     if gain >= 0.05:
@@ -162,13 +176,16 @@ def transfer_table(base: TrainConfig, little: int = 5, target: Sequence[int] = (
             "source_test_acc": sources, "cells": cells}
 
 
+def _pct(v: float | None) -> str:
+    return "diverged" if v is None else f"{100 * v:.2f}%"
+
+
 def format_table(cells: dict[str, dict[str, Any]], n_test: int) -> str:
     lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; probe C chosen on validation):",
              "| target data | source | linear on frozen | fine-tune | scratch | verdict |",
              "|---|---|---:|---:|---:|---|"]
     for key, c in cells.items():
         size, source = key.split("/")
-        lines.append(f"| {size} ({c['target_train_images']} images) | {source} | {100 * c['linear_frozen']:.2f}% | "
-                     f"{100 * c['fine_tune']:.2f}% | {100 * c['scratch']:.2f}% | {c['verdict']} |")
+        lines.append(f"| {size} ({c['target_train_images']} images) | {source} | {_pct(c['linear_frozen'])} | "
+                     f"{_pct(c['fine_tune'])} | {_pct(c['scratch'])} | {c['verdict']} |")
     return "\n".join(lines)
-
