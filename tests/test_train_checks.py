@@ -49,7 +49,8 @@ def test_init_loss_is_ln_c(name, shape):
 def test_init_loss_check_fails_for_a_large_last_layer(digits16):
     model = build_model(TINY, 10, 1)
     torch.nn.init.normal_(model[-1].weight, 0, 1.0)  # big logits: loss far above ln 10
-    assert not check_init_loss(model, digits16).ok
+    r = check_init_loss(model, digits16)
+    assert not r.ok and "likely causes: logits too large" in r.detail
 
 
 def test_overfit_small_tiny(digits16):
@@ -88,6 +89,25 @@ def test_schedules():
     assert cycle_ends(T, 4) == [25, 50, 75, 100]
     warm = lr_factor("constant", T, warmup=10)
     assert math.isclose(warm(0), 0.1) and warm(9) == 1.0
+    lin = lr_factor("linear", T, warmup=10)
+    assert math.isclose(lin(0), 0.1) and math.isclose(lin(50), 0.5) and lin(100) == 0.0
+    inv = lr_factor("inverse-sqrt", T, warmup=16)
+    assert math.isclose(inv(15), 1.0) and math.isclose(inv(63), 0.5) and math.isclose(inv(0), 1 / 16)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+def test_optimizers_skip_weight_decay_on_norm_and_bias(name):
+    from torch import nn
+
+    from archstat.train.optim import build_optimizer, param_groups
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(3))
+    model(torch.zeros(2, 1, 5, 5))
+    opt = build_optimizer(param_groups(model, 1e-3), name, 0.01, 1e-3)
+    decay = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decay == {id(model[0].weight), id(model[3].weight)}
+    opt_all = build_optimizer(param_groups(model, 1e-3, decay_norm_and_bias=True), name, 0.01, 1e-3)
+    assert all(g["weight_decay"] == 1e-3 for g in opt_all.param_groups)
 
 
 def test_random_search_is_log_uniform():

@@ -36,15 +36,15 @@ def test_train_writes_curves_checkpoints_and_resumes_exactly(tmp_path, capsys):
     assert len(rows) == summary["steps"] and sum(1 for r in rows if r["val_acc"]) == 2
     # interrupted after one epoch, then resumed: the same weights, bit for bit
     assert main(["train", *common, "--out", str(part), "--stop-after", "1"]) == 0
-    assert torch.load(part / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(part / "last.pt", weights_only=True)["epoch"] == 1
     assert main(["train", *common, "--out", str(part), "--resume"]) == 0
-    a = torch.load(full / "last.pt", weights_only=False)
-    b = torch.load(part / "last.pt", weights_only=False)
-    assert a["step"] == b["step"]
+    a = torch.load(full / "last.pt", weights_only=True)
+    b = torch.load(part / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] and a["ema"]["updates"] == b["ema"]["updates"] == a["step"]
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    for k in a["ema"]:
-        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    for k in a["ema"]["module"]:
+        assert torch.equal(a["ema"]["module"][k], b["ema"]["module"][k]), k
     with open(part / "metrics.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
 
@@ -74,9 +74,95 @@ def test_search_random_and_grid(tmp_path, capsys):
     assert [float(r["val_acc"]) for r in rows] == sorted((float(r["val_acc"]) for r in rows), reverse=True)
 
 
+@pytest.mark.parametrize("save, files", [
+    ("best", {"best.pt", "last.pt"}), ("last", {"last.pt"}), ("none", set()),
+    ("all", {"best.pt", "last.pt", "epoch_1.pt", "epoch_2.pt"}),
+])
+def test_save_policies(tmp_path, save, files):
+    assert main(["train", *FAST, "--epochs", "2", "--max-steps", "20", "--save", save, "--out", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.glob("*.pt")} == files
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+    for name in files:
+        ck = torch.load(tmp_path / name, weights_only=True)
+        assert ck["config"]["save"] == save and set(ck["model"]) and ck["input"] == [1, 8, 8]
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    from archstat.train.checkpoint import atomic_save
+
+    target = tmp_path / "best.pt"
+    atomic_save({"model": {"w": torch.ones(3)}}, target)
+
+    def interrupted(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save({"model": {"w": torch.zeros(3)}}, target)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(target, weights_only=True)["model"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
+@pytest.mark.parametrize("schedule, optimizer", [("linear", "adam"), ("inverse-sqrt", "rmsprop")])
+def test_new_schedules_and_optimizers_train(tmp_path, schedule, optimizer):
+    assert main(["train", *FAST, "--epochs", "2", "--schedule", schedule, "--warmup", "5", "--optimizer", optimizer,
+                 "--lr", "0.003", "--clip-grad", "1.0", "--amp", "--channels-last", "--save", "none",
+                 "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["test_acc"] > 0.3  # chance is 0.1
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert lrs[0] < lrs[4] and lrs[-1] < lrs[4]  # warm-up, then decay
+
+
+def test_evaluate_a_checkpoint(tmp_path, capsys):
+    assert main(["train", *FAST, "--epochs", "1", "--augment", "flip", "--out", str(tmp_path)]) == 0
+    test_acc = json.loads((tmp_path / "summary.json").read_text())["test_acc"]
+    capsys.readouterr()
+    assert main(["evaluate", TINY, "--checkpoint", str(tmp_path / "last.pt"), "--tta"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy {100 * test_acc:.2f}%" in out  # the final weights score what the run reported
+    matrix = [line.split() for line in out.splitlines()[2:12]]
+    assert sum(int(v) for row in matrix for v in row[1:11]) == 360 and "TTA over 2 views" in out
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["train", TINY, "--optimizer", "adam"], "unknown optimizer"),
-    (["train", TINY, "--schedule", "linear"], "unknown schedule"),
+    (["evaluate", "resnet18", "--checkpoint", "CK"], "checkpoint of archstat.train.tiny:tiny_cnn, not of resnet18"),
+    (["evaluate", TINY, "--checkpoint", "CSV"], "not an archstat checkpoint"),
+    (["evaluate", TINY, "--checkpoint", "/no/such.pt"], "no checkpoint file"),
+])
+def test_evaluate_bad_checkpoints(tmp_path, capsys, argv, message):
+    if not (tmp_path / "run" / "last.pt").exists():
+        assert main(["train", *FAST, "--epochs", "1", "--max-steps", "2", "--out", str(tmp_path / "run")]) == 0
+    paths = {"CK": str(tmp_path / "run" / "last.pt"), "CSV": str(tmp_path / "run" / "metrics.csv")}
+    capsys.readouterr()
+    assert main([paths.get(a, a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("archstat: error:") and message in err and "\n" not in err
+
+
+def test_evaluate_state_dict_of_another_architecture(tmp_path, capsys):
+    from archstat.train.checkpoint import atomic_save
+    from archstat.train.setup import build_model
+
+    assert main(["train", *FAST, "--epochs", "1", "--max-steps", "2", "--out", str(tmp_path)]) == 0
+    ck = torch.load(tmp_path / "last.pt", weights_only=True)
+    ck["model"] = build_model(TINY, 10, 1, model_kw={"width": 4}).state_dict()  # right name, other shapes
+    atomic_save(ck, tmp_path / "other.pt")
+    capsys.readouterr()
+    assert main(["evaluate", TINY, "--checkpoint", str(tmp_path / "other.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not fit" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", TINY, "--optimizer", "nadam"], "unknown optimizer"),
+    (["train", TINY, "--schedule", "poly"], "unknown schedule"),
+    (["train", TINY, "--save", "sometimes"], "unknown --save"),
+    (["train", TINY, "--lr-range", "1,1e-5"], "0 < LO < HI"),
+    (["train", TINY, "--lr-range", "fast"], "expects LO,HI"),
     (["train", TINY, "--data", "/no/such/folder", "--input", "3x8x8"], "does not exist"),
     (["train", TINY, "--augment", "warp"], "unknown augmentation"),
     (["train", TINY, "--resume", "--out", "/tmp/archstat-no-such-run"], "--resume"),
@@ -107,9 +193,13 @@ def test_train_on_an_image_folder(tmp_path):
 
 def test_sanity_check_flags(tmp_path, capsys):
     assert main(["train", *FAST[:-2], "--threads", "1", "--check-init-loss", "--overfit-small", "5", "--lr-range",
-                 "--optimizer", "sgd", "--out", str(tmp_path)]) == 0
+                 "--optimizer", "sgd", "--lr", "0.2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "PASS init-loss" in out and "PASS overfit-small" in out and "LR range test" in out
+    assert "PASS init-loss" in out and "PASS overfit-small" in out and "LR range test 1e-05..1 with sgd" in out
+    assert "sgd lr 0.2" in out  # the check uses --optimizer/--lr and says so
+    assert main(["train", *FAST[:-2], "--threads", "1", "--overfit-small", "2", "--optimizer", "adam", "--lr", "1e-6",
+                 "--out", str(tmp_path)]) == 1  # far too small an LR for 300 iterations: the check fails
+    assert "FAIL overfit-small" in capsys.readouterr().out
     assert (tmp_path / "lr_range.png").exists() and (tmp_path / "lr_range.json").exists()
 
 

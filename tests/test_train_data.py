@@ -22,7 +22,9 @@ def test_digits_split_sizes_disjoint_and_fixed(digits):
     again = digits_splits((1, 16, 16), seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(digits.indices, again.indices))
     other = digits_splits((1, 16, 16), seed=1)
-    assert not np.array_equal(digits.indices[2], other.indices[2])
+    assert np.array_equal(digits.indices[2], other.indices[2])  # --seed never moves the test split
+    assert not np.array_equal(digits.indices[1], other.indices[1])  # it reshuffles train/validation
+    assert set(other.indices[0]) | set(other.indices[1]) == set(tr) | set(va)
 
 
 def test_digits_stratified(digits):

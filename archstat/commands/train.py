@@ -4,13 +4,17 @@ Plain: trains and writes ``metrics.csv``, ``curves.png``, ``last.pt``/``best.pt`
 ``summary.json`` under ``--out``; prints the test accuracy and time per step.  Runs unchanged under
 ``torchrun --nproc_per_node N`` (DistributedDataParallel; ``--batch`` is per process).
 Sanity checks (``--check-init-loss``, ``--overfit-small``, ``--lr-range``, ``--recipe``) and the
-curve reading (``--diagnose CSV``) run instead of training; ``--ensemble``, ``--snapshots``,
-``--transfer``, ``--tta`` train and compare with a single model on the same test split.
+curve reading (``--diagnose CSV``) run instead of training; ``--ensemble``, ``--snapshots`` and
+``--transfer`` train and compare with a single model on the same test split; ``--ema`` and ``--tta``
+are reported beside the plain run's own test accuracy.
+
+Several processes: ``torchrun --standalone --nproc_per_node 2 -m archstat train MODEL ...`` (one
+machine) or ``torchrun --nnodes 2 --node_rank K --rdzv-endpoint HOST:PORT --nproc_per_node G -m
+archstat train ...`` (several); the logged loss is the mean over ranks.
 """
 from __future__ import annotations
 
 import argparse
-import json
 
 from archstat.commands._common import parse_input, positive_int
 from archstat.errors import ArchstatError
@@ -38,17 +42,25 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="input per sample (default: the model's smallest, at least 32x32; C=1 for digits)")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch", type=positive_int, default=64, help="minibatch per process (default 64)")
-    p.add_argument("--optimizer", default="sgd", help="sgd (momentum) or adamw")
+    p.add_argument("--optimizer", default="sgd", help="sgd (momentum), adam, adamw or rmsprop")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", default="cosine", help="constant, step, cosine or cyclic (per iteration)")
+    p.add_argument("--decay-norm-and-bias", action="store_true",
+                   help="weight decay on biases and normalisation weights too (default: not on them)")
+    p.add_argument("--schedule", default="cosine",
+                   help="constant, step, cosine, linear, inverse-sqrt or cyclic (per iteration)")
     p.add_argument("--cycles", type=positive_int, default=1, help="cycles of the cyclic schedule")
     p.add_argument("--warmup", type=int, default=0, metavar="ITERS", help="linear LR warm-up iterations")
     p.add_argument("--augment", default="", metavar="LIST",
                    help="e.g. flip,crop=2,rrc=0.35,scale,jitter=0.4,pca=0.1,cutout=8,randaug=2:9,mixup=0.2,cutmix=1")
     p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--ema", type=float, default=None, metavar="DECAY", help="keep Polyak/EMA weights, e.g. 0.995")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="keep Polyak/EMA weights, e.g. 0.995 (decay warmed up as min(DECAY, (1+t)/(10+t)))")
+    p.add_argument("--no-ema-warmup", dest="ema_warmup", action="store_false", help="fixed EMA decay from step 0")
+    p.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the global gradient norm")
+    p.add_argument("--amp", action="store_true", help="mixed precision: bf16 autocast on CPU, fp16 on CUDA")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and batches")
     p.add_argument("--classes", type=_classes, default=None, help="train on these classes only, e.g. 0,1,2,3,4")
     p.add_argument("--train-per-class", type=positive_int, default=None, metavar="N", help="a small training split")
     p.add_argument("--model-kw", action="append", default=[], metavar="NAME=VALUE",
@@ -62,48 +74,56 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model on digits or an image folder (curves, checkpoints, checks)",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__.splitlines()[0],
+                              epilog="several processes: torchrun --standalone --nproc_per_node N -m archstat train "
+                                     "MODEL ... (one machine; --batch is per process); across machines add --nnodes, "
+                                     "--node_rank and --rdzv-endpoint HOST:PORT")
     add_train_args(p)
     p.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--save", default="best", metavar="WHICH",
+                   help="checkpoints: best (best.pt + last.pt, default), last, all (also epoch_K.pt), none")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCHS",
                    help="stop after this many epochs, schedule unchanged (continue with --resume)")
     g = p.add_argument_group("sanity checks (run instead of training)")
     g.add_argument("--check-init-loss", action="store_true", help="initial loss within 10%% of ln C, weight decay off")
     g.add_argument("--overfit-small", type=int, nargs="?", const=5, default=None, metavar="BATCHES",
                    help="reach 100%% train accuracy on 5-10 minibatches, regularisation off")
-    g.add_argument("--lr-range", action="store_true", help="LR range test from 1e-5 to 1e-1")
+    g.add_argument("--lr-range", nargs="?", const="1e-5,1", default=None, metavar="LO,HI",
+                   help="LR range test (default 1e-5,1: geometric sweep, stops when the loss diverges)")
     g.add_argument("--recipe", action="store_true", help="the lecture's steps 3-6 (find LR, coarse grid, train longer, curves)")
     g.add_argument("--diagnose", default=None, metavar="CSV", help="read a metrics CSV's curves as the lecture does")
     a = p.add_argument_group("after training (each against a single model on the same test split)")
     a.add_argument("--ensemble", type=positive_int, default=None, metavar="K", help="K independently trained models")
     a.add_argument("--snapshots", type=positive_int, default=None, metavar="K", help="K snapshots of one cyclic-LR run")
-    a.add_argument("--transfer", action="store_true", help="pre-train on digits 0-4, transfer to 5-9")
-    a.add_argument("--transfer-per-class", type=positive_int, default=20, metavar="N")
-    a.add_argument("--tta", action="store_true", help="10-crop and multi-scale test-time augmentation")
+    a.add_argument("--transfer", action="store_true",
+                   help="the lecture's 2x2 table: little/much digits 5-9 data x similar (digits 0-4)/different source")
+    a.add_argument("--transfer-per-class", type=positive_int, default=5, metavar="N", help="'little data' (default 5)")
+    a.add_argument("--tta", action="store_true",
+                   help="also score test-time augmentation built from --augment (and resize + centre crop)")
     p.set_defaults(func=run)
 
 
 def config_from(args, **extra):
+    """A ``TrainConfig`` from parsed arguments; unknown optimizer/schedule/--save are one-line errors."""
+    from archstat.train.checkpoint import check_policy
     from archstat.train.loop import TrainConfig
-    from archstat.train.optim import OPTIMIZERS, SCHEDULES
+    from archstat.train.optim import OPTIMIZERS, SCHEDULES, check_choice
     from archstat.train.setup import parse_model_kw
 
-    if args.optimizer not in OPTIMIZERS:
-        raise ArchstatError(f"unknown optimizer {args.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
-    if args.schedule not in SCHEDULES:
-        raise ArchstatError(f"unknown schedule {args.schedule!r}; use one of {', '.join(SCHEDULES)}")
+    check_choice("optimizer", args.optimizer, OPTIMIZERS)
+    check_choice("schedule", args.schedule, SCHEDULES)
+    if "save" not in extra:
+        extra["save"] = check_policy(getattr(args, "save", "best"))
     return TrainConfig(
         model=args.model, data=args.data, input_shape=args.input, epochs=args.epochs, batch=args.batch,
         optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         schedule=args.schedule, cycles=args.cycles, warmup=args.warmup, augment=args.augment,
         label_smoothing=args.label_smoothing, ema=args.ema, device=args.device, seed=args.seed,
         max_steps=args.max_steps, classes=args.classes, train_per_class=args.train_per_class,
-        model_kw=parse_model_kw(args.model_kw), quiet=args.quiet, threads=args.threads, **extra)
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.2f}%"
+        model_kw=parse_model_kw(args.model_kw), quiet=args.quiet, threads=args.threads,
+        decay_norm_and_bias=args.decay_norm_and_bias, ema_warmup=args.ema_warmup, clip_grad=args.clip_grad,
+        amp=args.amp, channels_last=args.channels_last, **extra)
 
 
 def run(args) -> int:
@@ -123,32 +143,16 @@ def run(args) -> int:
         import torch
 
         torch.set_num_threads(cfg.threads)
-    checks = args.check_init_loss or args.overfit_small is not None or args.lr_range or args.recipe
+    checks = args.check_init_loss or args.overfit_small is not None or args.lr_range is not None or args.recipe
     if checks:
         from archstat.commands._train_actions import run_checks
 
         return run_checks(cfg, args)
-    if args.ensemble or args.snapshots or args.transfer or args.tta:
+    if args.ensemble or args.snapshots or args.transfer:
         from archstat.commands._train_actions import run_after
 
         return run_after(cfg, args)
-    from archstat.train.loop import train
+    from archstat.commands._train_actions import run_plain
 
-    s = train(cfg).summary
-    if s.get("world_size", 1) > 1 and s.get("rank", 0) != 0:
-        return 0
-    tps = s["time_per_step_s"]
-    ema = f" (EMA {_pct(s['test_acc_ema'])})" if "test_acc_ema" in s else ""
-    speed = f", {1000 * tps:.1f} ms/step" if tps else ""
-    print(f"{cfg.model} on {cfg.data} {'x'.join(map(str, s['input']))}: {s['steps']} steps, "
-          f"test acc {_pct(s['test_acc'])}{ema}, best val {_pct(s['best_val_acc'])}{speed}, {s['wall_s']:.0f} s")
-    print(f"wrote {out}/metrics.csv, curves.png, last.pt, best.pt, summary.json")
-    if "rank_param_max_diff" in s:
-        print(f"ranks: {s['world_size']}, max parameter difference across ranks {s['rank_param_max_diff']:g}")
-    return 0
+    return run_plain(cfg, tta=args.tta)
 
-
-def dump(obj, path) -> None:
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")

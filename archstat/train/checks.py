@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from archstat.train.data import Splits
-from archstat.train.engine import loss_of, predict_logits, split_outputs
+from archstat.train.engine import loss_of, predict_logits, progress_bar, split_outputs
 from archstat.train.optim import build_optimizer
 
 
@@ -64,15 +64,25 @@ def check_init_loss(model: nn.Module, splits: Splits, batch: int = 256, tol: flo
     expected = math.log(splits.num_classes)
     rel = abs(loss - expected) / expected
     extra = f"; {with_dropout:.4f} with dropout on" if with_dropout is not None else ""
+    hint = "" if rel <= tol else "; " + init_loss_hint(loss, expected, float(logits.std()))
     return CheckResult("init-loss", rel <= tol,
                        f"initial loss {loss:.4f} vs ln({splits.num_classes}) = {expected:.4f} ({100 * rel:.1f}% off, "
-                       f"tolerance {100 * tol:.0f}%){extra}",
+                       f"tolerance {100 * tol:.0f}%){extra}{hint}",
                        {"loss": loss, "expected": expected, "rel_err": rel, "loss_with_dropout": with_dropout})
+
+
+def init_loss_hint(loss: float, expected: float, logit_std: float) -> str:
+    """The likely causes of an initial loss far from ln C, as the lecture lists them."""
+    if loss > expected:
+        return (f"likely causes: logits too large at init (their std is {logit_std:.2f}; the classifier's init "
+                "should be small, e.g. std 0.01 or zero), inputs not normalised, or a missing BatchNorm/scaled init")
+    return ("likely causes: the loss is below chance, so the labels may leak into the inputs, the number of "
+            "classes may be wrong, or the classes are heavily imbalanced")
 
 
 def overfit_small(model: nn.Module, splits: Splits, batches: int = 5, batch: int = 32, max_iters: int = 300,
                   optimizer: str = "adamw", lr: float = 1e-3, device: torch.device | str = "cpu",
-                  check_every: int = 10) -> CheckResult:
+                  check_every: int = 10, progress: bool = False) -> CheckResult:
     """Train a copy on ``batches x batch`` training images, regularisation off, until 100% train accuracy.
 
     Each iteration uses one of the fixed minibatches in turn (an "epoch" is ``batches`` iterations);
@@ -83,7 +93,9 @@ def overfit_small(model: nn.Module, splits: Splits, batches: int = 5, batch: int
     x, y = x.to(device), y.to(device)
     opt = build_optimizer(net.parameters(), optimizer, lr, weight_decay=0.0)
     acc, loss_v, first_loss = 0.0, float("nan"), None
+    bar = progress_bar(max_iters, disable=not progress, desc=f"overfit-small ({optimizer}, lr {lr:g})")
     for it in range(1, max_iters + 1):
+        bar.update(1)
         k = (it - 1) % batches
         xb, yb = x[k * batch:(k + 1) * batch], y[k * batch:(k + 1) * batch]
         loss, _ = loss_of(net(xb), yb)
@@ -93,16 +105,19 @@ def overfit_small(model: nn.Module, splits: Splits, batches: int = 5, batch: int
         loss_v = loss.item()
         first_loss = loss_v if first_loss is None else first_loss
         if not math.isfinite(loss_v):
+            bar.close()
             return CheckResult("overfit-small", False, f"loss became {loss_v} at iteration {it}: LR {lr:g} too high",
                                {"iters": it, "loss": loss_v, "acc": acc})
         if it % check_every == 0 or it == max_iters:
             acc = float((predict_logits(net, x, device=device).argmax(1) == y.cpu()).float().mean())
+            bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{acc:.2f}")
             if acc == 1.0:
                 break
+    bar.close()
     ok = acc == 1.0
     hint = "" if ok else ("; loss barely moved: LR too low or bad init" if loss_v > 0.5 * first_loss else "")
     return CheckResult("overfit-small", ok,
-                       f"{len(x)} images ({batches} x {batch}): train accuracy {100 * acc:.1f}% after {it} iterations, "
+                       f"{len(x)} images ({batches} x {batch}), {optimizer} lr {lr:g}, no weight decay: train accuracy {100 * acc:.1f}% after {it} iterations, "
                        f"loss {first_loss:.3f} -> {loss_v:.4f}{hint}",
                        {"iters": it, "loss": loss_v, "acc": acc, "first_loss": first_loss})
 

@@ -21,6 +21,7 @@ from torch.utils.data import TensorDataset
 
 from archstat.errors import ArchstatError
 
+TEST_SPLIT_SEED = 0  # the test split never depends on --seed
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -73,17 +74,21 @@ def _fit(x: torch.Tensor, shape: tuple[int, int, int], mode: str) -> torch.Tenso
 
 
 def _stratified_indices(labels: np.ndarray, seed: int, val: float, test: float) -> tuple[np.ndarray, ...]:
-    """Fixed stratified (train, val, test) index split; every class keeps its proportion."""
+    """Stratified (train, val, test) index split; every class keeps its proportion.
+
+    The test split is drawn with its own fixed seed (``TEST_SPLIT_SEED``), so ``--seed`` reshuffles
+    train/validation only and every run, search trial and benchmark is scored on the same test images.
+    """
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(labels))
-    rest, test_idx = train_test_split(idx, test_size=test, stratify=labels, random_state=seed)
+    rest, test_idx = train_test_split(idx, test_size=test, stratify=labels, random_state=TEST_SPLIT_SEED)
     train_idx, val_idx = train_test_split(
         rest, test_size=val / (1.0 - test), stratify=labels[rest], random_state=seed + 1)
     return np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
 
 
-def _make_splits(images: torch.Tensor, labels: np.ndarray, parts: Sequence[np.ndarray],
+def make_splits(images: torch.Tensor, labels: np.ndarray, parts: Sequence[np.ndarray],
                  shape: tuple[int, int, int], mode: str, class_names: list[str],
                  classes: Sequence[int] | None, train_per_class: int | None, seed: int) -> Splits:
     """Select classes (relabelled 0..k-1 in the given order), fit the shape, normalise by train stats."""
@@ -131,7 +136,7 @@ def digits_splits(input_shape: tuple[int, int, int] = (1, 32, 32), seed: int = 0
     images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
     labels = np.asarray(digits.target, dtype=np.int64)
     parts = _stratified_indices(labels, seed, val_fraction, test_fraction)
-    return _make_splits(images, labels, parts, shape, mode, [str(d) for d in range(10)],
+    return make_splits(images, labels, parts, shape, mode, [str(d) for d in range(10)],
                         classes, train_per_class, seed)
 
 
@@ -203,7 +208,7 @@ def folder_splits(path: str | Path, input_shape: tuple[int, int, int] = (3, 32, 
             raise ArchstatError(f"{root}: every class needs at least 3 images for a train/val/test split")
         parts = _stratified_indices(label_arr, seed, val_fraction, test_fraction)
     images = _read_images(files, shape[0], shape[1:])
-    return _make_splits(images, label_arr, parts, shape, "resize", names, classes, train_per_class, seed)
+    return make_splits(images, label_arr, parts, shape, "resize", names, classes, train_per_class, seed)
 
 
 def load_splits(data: str, input_shape: tuple[int, int, int], seed: int = 0,

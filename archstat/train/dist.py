@@ -92,3 +92,12 @@ def barrier(env: DistEnv) -> None:
 def cleanup(env: DistEnv) -> None:
     if env.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def mean_over_ranks(value: torch.Tensor) -> float:
+    """The mean of a scalar over all ranks (the logged loss under DDP), or the value itself."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return float(value)
+    v = value.detach().reshape(1).clone()
+    dist.all_reduce(v)
+    return float(v) / dist.get_world_size()

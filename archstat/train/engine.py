@@ -99,3 +99,17 @@ def take(ds: TensorDataset, idx: Sequence[int] | torch.Tensor) -> tuple[torch.Te
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def progress_bar(total: int, initial: int = 0, disable: bool = False, desc: str | None = None, leave: bool = False):
+    """A tqdm bar on stderr (progress never mixes with the results on stdout)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=disable, unit="it", dynamic_ncols=True, leave=leave, desc=desc)
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """BatchNorm layers to eval mode: normalise with the running statistics, do not update them."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()

@@ -66,9 +66,3 @@ def snapshot_ensemble(base: TrainConfig, splits: Splits, k: int, log=print) -> d
             "single_test_acc": single.summary["test_acc"], "single_schedule": base.schedule,
             "ensemble_test_acc": accuracy_of_probs(ensemble_probs(members, x), y) if members else None}
 
-
-def ema_comparison(base: TrainConfig, splits: Splits, decay: float) -> dict[str, Any]:
-    """One run with EMA weights kept alongside: test accuracy of the raw vs the averaged weights."""
-    run = train(dataclasses.replace(base, ema=decay), splits=splits)
-    return {"kind": "ema", "decay": decay, "single_test_acc": run.summary["test_acc"],
-            "ema_test_acc": run.summary["test_acc_ema"]}
