@@ -24,7 +24,7 @@ from archstat.spec import TensorSpec, leaves
 from archstat.engine.trace import ALIASES
 
 # Tensor methods that read metadata: not ops, never rows.
-_NOT_OPS = {"size", "dim", "numel", "shape", "dtype", "device", "is_contiguous", "stride", "data_ptr",
+NOT_OPS = {"size", "dim", "numel", "shape", "dtype", "device", "is_contiguous", "stride", "data_ptr",
             "element_size", "requires_grad", "is_floating_point", "__get__", "__set__", "__len__", "__bool__",
             "__format__", "__repr__", "item", "tolist", "__getstate__", "__reduce_ex__", "grad_fn", "_is_view"}
 
@@ -57,7 +57,10 @@ def function_name(func: Any) -> tuple[str, bool]:
     return ALIASES.get(name, name), inplace
 
 
-class _Recorder(TorchFunctionMode):
+class Recorder(TorchFunctionMode):
+    """Sees every torch function call of a forward pass; records the functional ops between module
+    calls (``validation.real_run`` subclasses it to replay the same instrumentation on real tensors)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.stack: list[str] = [""]
@@ -85,7 +88,7 @@ class _Recorder(TorchFunctionMode):
             what = "Tensor.__bool__ (a Python branch on a tensor's value)" if name == "bool" else name
             self.failed_at = f"{what} in layer {self.stack[-1] or '<root>'}"
             raise
-        if self.inside_leaf or name in _NOT_OPS or not _tensors(out):
+        if self.inside_leaf or name in NOT_OPS or not _tensors(out):
             return out
         spec_args, spec_kwargs = _spec(args), _spec(kwargs)
         inputs = [t for t in tensors_in((spec_args, spec_kwargs)) if not isinstance(t, ParamSpec)]
@@ -111,7 +114,7 @@ def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRe
         raise ArchstatError(f"{type(model).__name__} cannot be traced with torch.fx ({why}), and symbolic mode needs fx")
     clone = copy.deepcopy(model).to("meta")
     names = {id(m): n for n, m in clone.named_modules()}
-    rec = _Recorder()
+    rec = Recorder()
     handles = []
 
     def pre(module: nn.Module, args: tuple) -> None:

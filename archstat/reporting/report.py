@@ -54,7 +54,7 @@ def zoo_table(names: Sequence[str], analyses: Analyses, gpu_dir: Path) -> pd.Dat
 
     latencies = gpu_latencies(gpu_dir)
     rows = [model_row(n, analyses.model(n), model_info(n).default_input, latency=latencies.get(n),
-                      df=analyses.table(n)) for n in names]
+                      rows=analyses.rows(n)) for n in names]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.attrs = {"convention": "lecture", "batch": 1}
     return table
@@ -108,7 +108,7 @@ def generate(out: Path, models: Optional[Sequence[str]] = None, *, figures: bool
     for n in pages:
         if progress:
             progress(n)
-        rep = build(n, df=analyses.table(n), model=analyses.model(n))
+        rep = build(n, rows=analyses.rows(n))
         reports[n] = rep
         w.text(f"models/{n}.md", page_markdown(rep))
         w.text(f"data/{n}.layers.csv", layers_csv(rep.df))

@@ -32,20 +32,22 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
-from archstat.engine.conventions import counter, fvcore_unsupported_inside
-from archstat.errors import ArchstatError
-from archstat.engine.rows import RealRun, graph_rows, tensors
 from archstat.analyses.live_memory import live_bytes
+from archstat.engine.analyze import analyze_rows
+from archstat.engine.conventions import counter, fvcore_unsupported_inside
+from archstat.engine.rows import Rows
+from archstat.errors import ArchstatError
 from archstat.validation.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts,
                                          fvcore_counts, row_checks, self_counts)
 from archstat.engine.trace import training_mode
 from archstat.validation.live_memory_check import measured_live
+from archstat.validation.real_run import RealRun, random_input, tensors
 from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
 
 # totals compared with the real run, not an oracle
@@ -138,25 +140,72 @@ def validate(
 
     ``df.attrs`` holds ``agree`` (every check passed), ``partial`` (some op has no formula),
     ``mismatches`` (one line each, naming the layer and both values), ``totals`` and ``timing``.
+    The model is traced once (:func:`archstat.engine.analyze.analyze_rows`); see :func:`validate_rows`.
     """
     t0 = time.perf_counter()
     dev = resolve_device(device)
     work = real_copy(model, dev, dtype, mode)
     counter(convention)  # reject an unknown convention before any work
-    # traced in the fvcore convention, so that ``oracle_supported`` is fvcore's verdict whatever is shown
-    rows = graph_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore")
+    # costed in the fvcore convention, so that ``oracle_supported`` is fvcore's verdict whatever is shown
+    rows = analyze_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore")
+    return validate_rows(rows, convention=convention, seed=seed, device=dev, started=t0)
+
+
+def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device: Optional[torch.device] = None,
+                  started: Optional[float] = None) -> pd.DataFrame:
+    """:func:`validate` for a product already computed on a model with real weights (``rows.model``,
+    on the device and in the dtype to check; the rows in the fvcore convention)."""
+    t0 = time.perf_counter() if started is None else started
+    work = rows.model
+    dev = device or next((t.device for t in [*work.parameters(), *work.buffers()]), torch.device("cpu"))
     df = rows.df.copy()
     df["flops"] = df[f"flops_{convention}"]
-    t_analyze = time.perf_counter() - t0
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    x = torch.randn(batch, *input_shape, device=dev, dtype=dtype, generator=gen)
-    train = mode == "train"
-    with training_mode(work, train), torch.no_grad():
+    timing = {"analyze_s": time.perf_counter() - t0}
+    x = random_input(rows, dev, seed)
+    real, graph_out, model_out, fc, fv, measured = _real_runs(rows, x, seed, timing)
+    _real_columns(df, real.calls, rows, measured)
+    t = time.perf_counter()
+    training_totals: dict[str, tuple[int, int]] = {}
+    if rows.mode == "train":
+        cols, training_totals = training_checks(rows, dev, seed)
+        df[list(TRAINING_COLUMNS)] = cols
+    else:
+        for c in TRAINING_COLUMNS:
+            df[c] = None
+    timing["training_s"] = time.perf_counter() - t
+    _oracle_columns(df, work, fv, fc, rows.mode == "train")
+    mismatches = _mismatches(df)
+    fidelity = _same_outputs(graph_out, model_out)
+    if not fidelity:
+        mismatches.append("the fx graph's output differs from the model's own forward()")
+    totals = _totals(df, fv, fc, measured is not None, training_totals)
+    for key, (ours, theirs) in totals.items():
+        if ours != theirs and not rows.df.attrs["partial"]:
+            mismatches.append(f"total {key}: archstat {ours:,} vs {'real' if key in REAL_TOTALS else 'oracle'} "
+                              f"{theirs:,}")
+    df.attrs = dict(rows.df.attrs)
+    df.attrs.update({
+        "convention": convention, "oracle_unsupported": sorted(set(df.loc[_oracle_flags(df), "op"])),
+        "device": str(dev), "fidelity": fidelity, "totals": totals, "mismatches": mismatches,
+        "agree": not mismatches,
+        "checks": {c: {"ok": int((df[c] == True).sum()), "failed": int((df[c] == False).sum()),  # noqa: E712
+                       "skipped": int(df[c].isna().sum())} for c in CHECKS},
+        "fvcore_unsupported": dict(fv.get("", {}).get("unsupported", Counter())),
+        "timing": {**timing, "total_s": time.perf_counter() - t0},
+    })
+    return df
+
+
+def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict) -> tuple:
+    """The graph run along the rows, the model's own forward under FlopCounterMode, fvcore's trace, and
+    (eval) the live bytes per row; each one's seconds go into ``timing``."""
+    work = rows.model
+    with training_mode(work, rows.mode == "train"), torch.no_grad():
         t = time.perf_counter()
         torch.manual_seed(seed)
         real = RealRun(work, rows)
         graph_out = real.run(x)
-        t_run = time.perf_counter() - t
+        timing["real_run_s"] = time.perf_counter() - t
 
         def forward() -> Any:
             torch.manual_seed(seed)
@@ -164,15 +213,17 @@ def validate(
 
         t = time.perf_counter()
         fc, model_out = flopcounter_counts(work, forward)
-        t_fc = time.perf_counter() - t
+        timing["flopcounter_s"] = time.perf_counter() - t
         t = time.perf_counter()
         fv = fvcore_counts(work, x)
-        t_fv = time.perf_counter() - t
+        timing["fvcore_s"] = time.perf_counter() - t
         # inference memory is an eval-mode question (a training step's memory is archstat.analyses.memory's)
-        estimate = live_bytes(rows.df) if not train else None
-        measured = measured_live(work, rows, x) if estimate is not None else None
+        measured = measured_live(work, rows, x) if rows.mode == "eval" else None
+    return real, graph_out, model_out, fc, fv, measured
 
-    calls = real.calls
+
+def _real_columns(df: pd.DataFrame, calls: list, rows: Rows, measured: Optional[list[int]]) -> None:
+    """Shapes, params, bytes and (eval, fx) live bytes per row, next to the real run's."""
     df["real_out_shape"] = [c.out_shapes[0] if c.out_shapes else None for c in calls]
     df["shape_ok"] = [list(map(int, a)) == b for a, b in zip(df["out_shape"], df["real_out_shape"])]
     df["real_params"] = [c.params for c in calls]
@@ -181,22 +232,16 @@ def validate(
     df["real_alloc"] = [c.alloc for c in calls]
     df["bytes_ok"] = (df["act_bytes"] == df["real_act_bytes"]) & (df["alloc"] == df["real_alloc"])
     if measured is not None:
-        df["live_bytes"] = estimate
+        df["live_bytes"] = live_bytes(rows.df)
         df["real_live_bytes"] = [m + int(rows.df.attrs["input_bytes"]) for m in measured]
         # an op without a formula may hold temporaries nobody can name: its own row is not checked
         df["live_ok"] = row_checks(df["live_bytes"], df["real_live_bytes"], df["supported"], df.index)
     else:
         df["live_bytes"] = df["real_live_bytes"] = df["live_ok"] = None
-    t = time.perf_counter()
-    training_totals: dict[str, tuple[int, int]] = {}
-    if train:
-        cols, training_totals = training_checks(work, rows, input_shape, batch, dtype, mode, dev, seed)
-        df[list(TRAINING_COLUMNS)] = cols
-    else:
-        for c in TRAINING_COLUMNS:
-            df[c] = None
-    t_train = time.perf_counter() - t
 
+
+def _oracle_columns(df: pd.DataFrame, work: nn.Module, fv: dict, fc: dict, train: bool) -> None:
+    """Per module: MACs and both conventions' FLOPs against fvcore and FlopCounterMode."""
     canon = canonical_names(work)
     modules = {n: m for n, m in work.named_modules()}
     names = sorted(set(canon.values()) | set(df["name"]))
@@ -212,10 +257,9 @@ def validate(
         df, "flops_flopcounter", fc, names, checkable)
     df["unsupported_ok"] = _unsupported_presence(df, fv, names, modules, train, checkable)
 
-    mismatches = _mismatches(df)
-    fidelity = _same_outputs(graph_out, model_out)
-    if not fidelity:
-        mismatches.append("the fx graph's output differs from the model's own forward()")
+
+def _totals(df: pd.DataFrame, fv: dict, fc: dict, live: bool, training: dict) -> dict[str, tuple[int, int]]:
+    """Whole-model totals, ``(archstat, real or oracle)``."""
     totals = {
         "params": (int(df["params"].sum()), int(df["real_params"].sum())),
         "act_bytes": (int(df["act_bytes"].sum()), int(df["real_act_bytes"].sum())),
@@ -223,25 +267,10 @@ def validate(
         "flops_fvcore": (int(df["flops_fvcore"].sum()), fv.get("", {}).get("flops", 0)),
         "flops_flopcounter": (int(df["flops_flopcounter"].sum()), fc.get("", 0)),
     }
-    if measured is not None:
+    if live:
         totals["inference_peak"] = (int(df["live_bytes"].max()), int(df["real_live_bytes"].max()))
-    totals.update(training_totals)
-    for key, (ours, theirs) in totals.items():
-        if ours != theirs and not rows.df.attrs["partial"]:
-            mismatches.append(f"total {key}: archstat {ours:,} vs {'real' if key in REAL_TOTALS else 'oracle'} "
-                              f"{theirs:,}")
-    df.attrs = dict(rows.df.attrs)
-    df.attrs.update({
-        "convention": convention, "oracle_unsupported": sorted(set(df.loc[_oracle_flags(df), "op"])),
-        "device": str(dev), "fidelity": fidelity, "totals": totals, "mismatches": mismatches,
-        "agree": not mismatches,
-        "checks": {c: {"ok": int((df[c] == True).sum()), "failed": int((df[c] == False).sum()),  # noqa: E712
-                       "skipped": int(df[c].isna().sum())} for c in CHECKS},
-        "fvcore_unsupported": dict(fv.get("", {}).get("unsupported", Counter())),
-        "timing": {"analyze_s": t_analyze, "real_run_s": t_run, "flopcounter_s": t_fc, "fvcore_s": t_fv,
-                   "training_s": t_train, "total_s": time.perf_counter() - t0},
-    })
-    return df
+    totals.update(training)
+    return totals
 
 
 def _fmt(value: Any) -> str:
