@@ -182,9 +182,10 @@ def _product(model: nn.Module, input_shape: Sequence[int], spec: TensorSpec, mod
         modules = [r.module for r in records]
         params = [row_weights(r) for r in records]
         nodes = [r.node for r in records]
-    else:  # the meta engine ran a copy: name the caller's own modules; functional weights are seen when run
+    else:  # the meta engine ran a copy: name the caller's own modules (its functional weights are mapped back)
         modules = [named_module(model, r.name, r.op) for r in records]
-        params = [list(m.parameters()) if m is not None else [] for m in modules]
+        params = [list(m.parameters()) if m is not None else row_weights(r) if r.module is None else []
+                  for m, r in zip(modules, records)]
         nodes = [None] * len(records)
     return Rows(df, found["engine"], graph, nodes, params, modules, records, model, spec)
 
