@@ -15,12 +15,12 @@ from archstat.engine.trace import training_mode
 from archstat.validation.real_run import RealRun, random_input, tensors
 
 
-def _loss(out: Any) -> torch.Tensor:
+def scalar_loss(out: Any) -> torch.Tensor:
     """A scalar that depends on every floating-point output: the sum of all their elements."""
     return sum(t.float().sum() for t in tensors(out) if t.is_floating_point())
 
 
-class _NodeRows:
+class NodeRows:
     """Listener of a real forward run: which autograd nodes each row created."""
 
     def __init__(self, runner: RealRun) -> None:
@@ -49,17 +49,23 @@ def measured_backward(rows: Rows, seed: int = 0, device: str | torch.device = "c
     and the first layer, whose input needs no gradient, absorb each other's counts.)
     Returns ``per_row`` and ``total`` (FlopCounterMode's global count: the two must agree).
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     dev = torch.device(device)
     work = copy.deepcopy(rows.model).to(device=dev, dtype=rows.dtype)
     x = random_input(rows, dev, seed)
     runner = RealRun(work, rows)
-    nodes = _NodeRows(runner)
+    nodes = NodeRows(runner)
     runner.listeners.append(nodes)
     with training_mode(work, rows.mode == "train"), torch.enable_grad():
-        loss = _loss(runner.run(x))
-    per_row = [0] * len(rows.df)
+        loss = scalar_loss(runner.run(x))
+    return count_backward(loss, nodes, len(rows.df))
+
+
+def count_backward(loss: torch.Tensor, nodes: NodeRows, n: int) -> dict[str, Any]:
+    """Run ``loss.backward()`` under FlopCounterMode; each of the ``n`` rows gets the FLOPs counted
+    while the autograd nodes it created run.  ``per_row`` and FlopCounterMode's ``total``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    per_row = [0] * n
     with FlopCounterMode(display=False) as fc:
         start: dict = {}
         handles = []

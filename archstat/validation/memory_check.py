@@ -28,7 +28,7 @@ GPU_TOLERANCE = 0.05  # relative, on the forward pass's kept bytes (cuDNN BN res
 BLOCK = 512  # the CUDA caching allocator's rounding
 
 
-class _SavedTensors:
+class SavedTensors:
     """Pack hook + row listener: bytes of the storages each row is the first to save."""
 
     def __init__(self, state_keys: set[int]) -> None:
@@ -63,7 +63,7 @@ def measured_saved(rows: Rows, device: str | torch.device = "cpu", seed: int = 0
     of saved parameters/buffers, counted apart)."""
     work = copy.deepcopy(rows.model).to(device=device, dtype=rows.dtype)
     state = {storage_key(t) for t in list(work.parameters()) + list(work.buffers())}
-    hook = _SavedTensors(state)
+    hook = SavedTensors(state)
     x = random_input(rows, device, seed)
     with training_mode(work, rows.mode == "train"), torch.enable_grad():
         with torch.autograd.graph.saved_tensors_hooks(hook.pack, lambda t: t):
