@@ -29,6 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from archstat.engine.analyze import analyze_rows
     from archstat.validation.memory_check import gpu_memory_check
     from archstat.models import get_model
     from archstat.validation.validate import validate
@@ -61,7 +62,8 @@ def main() -> None:
             try:
                 torch.manual_seed(0)
                 model = get_model(name, device="cuda")
-                r = gpu_memory_check(model, shape, batch=batch, device="cuda", optimizer=opt)
+                rows = analyze_rows(model, shape, batch=batch, mode="train")
+                r = gpu_memory_check(rows, device="cuda", optimizer=opt)
                 results["memory"].append({"model": name, "input": shape, "batch": batch, "optimizer": opt, **r})
             except Exception:
                 results["memory"].append({"model": name, "optimizer": opt, "error": traceback.format_exc()[-2000:]})

@@ -6,13 +6,16 @@ from hypothesis import strategies as st
 from torch import nn
 
 from _random_nets import random_cnn
-from archstat.analyses.backward import backward_flops, measured_backward
+from archstat.engine.analyze import analyze_rows
+from archstat.analyses.backward import backward_flops
+from archstat.validation.backward_check import measured_backward
 from archstat.models import get_model
 
 
 def assert_exact(model, shape, batch=2, mode="train"):
-    df = backward_flops(model, shape, batch=batch, mode=mode)
-    real = measured_backward(model, shape, batch=batch, mode=mode)
+    rows = analyze_rows(model, shape, batch=batch, mode=mode)
+    df = backward_flops(rows)
+    real = measured_backward(rows)
     bad = [(r["name"], r["op"], r["call"], r["bwd_flops_flopcounter"], m)
            for r, m in zip(df.to_dict("records"), real["per_row"]) if r["bwd_flops_flopcounter"] != m]
     assert not bad, bad[:5]

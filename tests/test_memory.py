@@ -6,14 +6,16 @@ from hypothesis import strategies as st
 from torch import nn
 
 from _random_nets import random_cnn
+from archstat.engine.analyze import analyze_rows
 from archstat.analyses.memory import training_memory
 from archstat.models import get_model
 from archstat.validation.memory_check import measured_saved
 
 
 def assert_exact(model, shape, batch=2, mode="train"):
-    est = training_memory(model, shape, batch=batch, mode=mode)
-    real = measured_saved(model, shape, batch=batch, mode=mode)
+    rows = analyze_rows(model, shape, batch=batch, mode=mode)
+    est = training_memory(rows)
+    real = measured_saved(rows)
     rows = est.to_dict("records")
     bad = [(r["name"], r["op"], r["call"], r["saved"], r["saved_bytes"], m)
            for r, m in zip(rows, real["per_row"]) if r["saved_bytes"] != m]
@@ -44,7 +46,7 @@ def test_what_each_op_keeps():
     assert by_op["MaxPool2d"]["saved"] == ["input0", "128xint64"] and by_op["MaxPool2d"]["saved_bytes"] == act + 128 * 8
     assert by_op["Dropout"]["saved"] == ["128xfloat32"]
     assert by_op["Linear"]["saved_bytes"] == 128 * 4  # dropout's output, flattened (a view)
-    cuda = training_memory(net, (3, 8, 8), batch=2, device="cuda")  # the fused CUDA kernel keeps a bool mask
+    cuda = training_memory(analyze_rows(net, (3, 8, 8), batch=2, mode="train"), device="cuda")  # the fused CUDA kernel keeps a bool mask
     assert cuda[cuda.op == "Dropout"].iloc[0].saved == ["128xbool"]
 
 
@@ -52,8 +54,8 @@ def test_state_params_grads_and_optimizers():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 36, 2))
     params = sum(p.numel() for p in net.parameters()) * 4
     buffers = (4 + 4) * 4 + 8  # running mean/var (float32), num_batches_tracked (int64)
-    sgd = training_memory(net, (3, 8, 8), optimizer="sgd").attrs["total"]
-    adam = training_memory(net, (3, 8, 8), optimizer="adam").attrs["total"]
+    sgd = training_memory(analyze_rows(net, (3, 8, 8), mode="train"), optimizer="sgd").attrs["total"]
+    adam = training_memory(analyze_rows(net, (3, 8, 8), mode="train"), optimizer="adam").attrs["total"]
     assert sgd["params"] == params and sgd["grads"] == params and sgd["buffers"] == buffers
     assert sgd["optimizer"] == params and adam["optimizer"] == 2 * params
     assert adam["optimizer_host"] == 4 * len(list(net.parameters()))

@@ -6,13 +6,14 @@ from hypothesis import given
 from torch import nn
 
 from _random_nets import ChannelShuffle, Concat, Residual, random_cnn
+from archstat.engine.analyze import analyze_rows
 from archstat.models import get_model
 from archstat.analyses.receptive_field import receptive_field
 from archstat.validation.receptive_field_check import measure
 
 
 def assert_measured(model, shape, formula_too=False):
-    res = measure(model, shape)
+    res = measure(analyze_rows(model, shape))
     assert len(res) and res.ok.notna().all(), res[res.ok.isna()]
     assert res.ok.all(), res[~res.ok.astype(bool)][["name", "op", "expected", "measured"]].to_string()
     if formula_too:
@@ -24,7 +25,7 @@ def test_three_stacked_3x3_convs_see_7x7():
     """The lecture's claim, with ReLUs in between (bypassed by the check) and an input big enough
     that the centre unit's field is not clipped."""
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU())
-    rf = receptive_field(net, (3, 15, 15))
+    rf = receptive_field(analyze_rows(net, (3, 15, 15)))
     assert list(rf.rf_h) == [3, 3, 5, 5, 7, 7] and list(rf.rf_w) == [3, 3, 5, 5, 7, 7]
     res = assert_measured(net, (3, 15, 15), formula_too=True)
     last = res.iloc[-1]
@@ -34,7 +35,7 @@ def test_three_stacked_3x3_convs_see_7x7():
 def test_rectangular_kernels_give_rectangular_fields():
     net = nn.Sequential(nn.Conv2d(3, 4, (1, 7), padding=(0, 3)), nn.Conv2d(4, 4, (7, 1), padding=(3, 0)),
                         nn.MaxPool2d(3, 2, 1), nn.Conv2d(4, 4, 3, dilation=2))
-    rf = receptive_field(net, (3, 31, 31))
+    rf = receptive_field(analyze_rows(net, (3, 31, 31)))
     assert (rf.rf_h[0], rf.rf_w[0]) == (1, 7) and (rf.rf_h[1], rf.rf_w[1]) == (7, 7)
     assert (rf.rf_h[2], rf.jump_h[2], rf.pad_h[2]) == (9, 2, 4)
     assert (rf.rf_h[3], rf.jump_h[3]) == (9 + 4 * 2, 2)
@@ -49,7 +50,7 @@ def test_residual_and_concat_take_the_largest_path():
     incep = Concat([nn.Conv2d(4, 2, 1), nn.Sequential(nn.Conv2d(4, 2, 1), nn.Conv2d(2, 2, 5, padding=2)),
                     nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(4, 2, 1))])
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), res_block, incep)
-    rf = receptive_field(net, (3, 25, 25))
+    rf = receptive_field(analyze_rows(net, (3, 25, 25)))
     add = rf[rf.op == "add"].iloc[0]
     assert add.rf_h == 3 + 2 + 2  # the body's path, not the identity's 3
     cat = rf[rf.op == "cat"].iloc[0]
@@ -64,7 +65,7 @@ def test_flatten_sees_every_position_the_strides_reach():
     res = assert_measured(net, (3, 227, 227))
     flat = res[res.op == "flatten"].iloc[0]
     assert flat.measured == [(0, 224), (0, 224)] and flat.formula == [(0, 226), (0, 226)]
-    rf = receptive_field(net, (3, 227, 227))
+    rf = receptive_field(analyze_rows(net, (3, 227, 227)))
     assert rf[rf.kind == "conv"].iloc[-1][["rf_h", "jump_h"]].tolist() == [163, 16]
 
 
@@ -86,7 +87,7 @@ def test_zoo_fields(name, shape, last):
     torch.manual_seed(0)
     net = get_model(name, device=None)
     assert_measured(net, shape)
-    rf = receptive_field(net, shape)
+    rf = receptive_field(analyze_rows(net, shape))
     if last:
         assert rf[rf.kind == "conv"].iloc[-1].rf_h == last  # ResNet-18's theoretical field
 
@@ -105,7 +106,7 @@ def test_channel_shuffle_passes_the_field_through(how):
     """The shuffle's (groups, C/groups, H, W) views keep H and W: the conv after it sees 5x5, not
     the whole input (the spatial dims are the trailing two, whatever comes before them)."""
     net = nn.Sequential(nn.Conv2d(4, 4, 3), ChannelShuffle(2, how), nn.Conv2d(4, 4, 3))
-    rf = receptive_field(net, (4, 12, 12))
+    rf = receptive_field(analyze_rows(net, (4, 12, 12)))
     assert list(rf.rf_h)[-1] == 5 and not rf["global"].any()
     assert_measured(net, (4, 12, 12), formula_too=True)
 
@@ -123,9 +124,9 @@ def test_constant_padding_shifts_the_field_and_reflection_is_irregular():
             y = self.b(F.pad(self.pad(self.a(x)), (0, 1, -1, 0)))
             return self.c(self.mirror(y))
 
-    rf = receptive_field(Padded(), (1, 15, 15))
+    rf = receptive_field(analyze_rows(Padded(), (1, 15, 15)))
     assert list(rf.pad[1]) == [1, 2] and list(rf.pad[2]) == [0, 2]  # +1 / +2 left; then -1 on H, 0 on W
     assert list(rf.regular) == [True] * 4 + [False] * 2
-    res = measure(Padded(), (1, 15, 15))
+    res = measure(analyze_rows(Padded(), (1, 15, 15)))
     regular = res[res.regular]
     assert len(regular) == 4 and regular.ok.all() and regular.formula_ok.all()

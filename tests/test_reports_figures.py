@@ -3,6 +3,7 @@ import pandas as pd
 import sympy
 
 import archstat
+from archstat.engine.analyze import analyze_rows
 from archstat.analyses import closed_forms as cf
 from archstat.models import get_model
 from archstat.reporting import plots
@@ -36,10 +37,10 @@ def test_vgg_stages_and_lecture_names():
 
 def test_closed_forms_match_numeric_analysis():
     model = get_model("vgg16", device="meta")
-    _, totals = cf.symbolic_table(model, (3, 224, 224))
+    _, totals = cf.symbolic_table(analyze_rows(model, (3, 224, 224), symbolic=True))
     assert cf.pretty(cf.smooth(totals["macs"])) == "305,856 HW + 123,633,664"
     alex = get_model("alexnet", device="meta")
-    _, t = cf.symbolic_table(alex, (3, 227, 227))
+    _, t = cf.symbolic_table(analyze_rows(alex, (3, 227, 227), symbolic=True))
     for side in (131, 255):  # away from the default input: the floors must be PyTorch's
         num = archstat.analyze(alex, (3, side, side)).attrs["total"]
         assert cf.evaluator(t["macs"])(side, side) == num["macs"]
@@ -70,9 +71,9 @@ def test_model_page_memory_rows_and_receptive_fields_come_from_the_estimators():
     rep = build("resnet18", model=model)
     page = page_markdown(rep)
     peak = inference_peak(archstat.analyze(model, (3, 224, 224)))["peak_bytes"]
-    step = training_memory(model, (3, 224, 224)).attrs["total"]
+    step = training_memory(analyze_rows(model, (3, 224, 224), mode="train")).attrs["total"]
     assert f"| inference peak (activations alive at once, fp32) | {peak:,} B" in page
     assert rep.training["total"] == step["total"] and rep.training["saved"] == step["saved"]
     assert f"| training step memory (batch 1, SGD with momentum) | {step['total'] / 2**20:,.2f} MB" in page
-    rf = receptive_field(model, (3, 224, 224))
+    rf = receptive_field(analyze_rows(model, (3, 224, 224)))
     assert [r[0] for r in rep.df["rf"]] == [r[0] for r in rf["rf"]] and "| RF | jump |" in page

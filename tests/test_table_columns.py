@@ -2,14 +2,13 @@
 import json
 
 import pytest
-import torch
 from torch import nn
 
-from archstat.engine.analyze import analyze
-from archstat.analyses.backward import measured_backward
+from archstat.engine.analyze import analyze_rows
 from archstat.cli import main
 from archstat.models import get_model
 from archstat.analyses.table_columns import with_receptive_field, with_training
+from archstat.validation.backward_check import measured_backward
 from archstat.validation.memory_check import measured_saved
 from archstat.validation.receptive_field_check import measure
 
@@ -22,10 +21,10 @@ def small_net() -> nn.Module:
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_training_columns_equal_what_autograd_saves_and_flopcounter_counts(mode):
     net, shape = small_net(), (3, 16, 16)
-    df = with_training(analyze(net, shape, batch=2, mode=mode, convention="flopcounter"), net, shape, 2,
-                       torch.float32, mode)
-    saved = measured_saved(net, shape, batch=2, mode=mode)
-    bwd = measured_backward(net, shape, batch=2, mode=mode)
+    rows = analyze_rows(net, shape, batch=2, mode=mode, convention="flopcounter")
+    df = with_training(rows)
+    saved = measured_saved(rows)
+    bwd = measured_backward(rows)
     assert list(df["saved_bytes"]) == saved["per_row"]
     assert list(df["bwd_flops"]) == bwd["per_row"] and df.attrs["training"]["bwd_flops"] == bwd["total"]
     params = sum(p.numel() for p in net.parameters()) * 4
@@ -37,7 +36,7 @@ def test_training_columns_equal_what_autograd_saves_and_flopcounter_counts(mode)
 
 def test_lecture_convention_counts_backward_in_multiply_adds():
     net, shape = small_net(), (3, 16, 16)
-    df = with_training(analyze(net, shape, batch=2, mode="train"), net, shape, 2, torch.float32, "train", "adam")
+    df = with_training(analyze_rows(net, shape, batch=2, mode="train"), optimizer="adam")
     assert list(df["bwd_flops"]) == list(df["bwd_macs"])
     conv2 = df[(df["name"] == "4")].iloc[0]
     assert conv2["bwd_macs"] == 2 * conv2["macs"]  # grad-input and grad-weight, each the forward product
@@ -47,9 +46,10 @@ def test_lecture_convention_counts_backward_in_multiply_adds():
 
 def test_receptive_field_columns_match_the_gradient():
     stack = nn.Sequential(*(nn.Conv2d(1, 1, 3, padding=1) for _ in range(3)))  # the lecture's 3 x 3x3 = 7x7
-    df = with_receptive_field(analyze(stack, (1, 15, 15)), stack, (1, 15, 15), "eval")
+    rows = analyze_rows(stack, (1, 15, 15))
+    df = with_receptive_field(rows)
     assert [r[0] for r in df["rf"]] == [3, 5, 7]
-    measured = measure(stack, (1, 15, 15))  # backpropagate one output unit to the input
+    measured = measure(rows)  # backpropagate one output unit to the input
     assert all(measured["ok"]) and [m[0][1] - m[0][0] + 1 for m in measured["measured"]] == [3, 5, 7]
 
 

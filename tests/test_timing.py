@@ -15,6 +15,7 @@ from torch import nn
 
 import archstat.profiling.layer_timing as layer_timing
 import archstat.profiling.timing as timing
+from archstat.engine.analyze import analyze_rows
 from archstat.profiling.layer_timing import time_layers, trace_records
 from archstat.profiling.timing import HostEvent, time_calls
 
@@ -93,7 +94,7 @@ class Small(nn.Module):
 
 def test_layer_clock_one_sync_per_pass_and_intervals_per_row(fake):
     model = Small().eval()
-    graph, records, nodes, _ = trace_records(model, (3, 8, 8), 2, torch.float32)
+    graph, records, nodes, _ = trace_records(analyze_rows(model, (3, 8, 8), batch=2))
     fake.tick = 1e-3  # every op call takes 1 ms of device time
     passes = time_layers(model, graph, nodes, torch.randn(2, 3, 8, 8), torch.device("cpu"), warmup=2, repeat=3)
     assert len(passes) == 3 and all(len(p) == len(records) for p in passes)

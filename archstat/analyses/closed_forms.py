@@ -14,24 +14,31 @@ from typing import Callable, Sequence
 import pandas as pd
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
-from torch import nn
 
-from archstat.engine.analyze import SYMBOLS, analyze
+from archstat.engine.analyze import SYMBOLS
+from archstat.engine.rows import Rows
 
 H, W, N = SYMBOLS["H"], SYMBOLS["W"], SYMBOLS["N"]
 
 
-def symbolic_table(model: nn.Module, input_shape: Sequence[int]) -> tuple[dict[str, list], dict]:
-    """``analyze(symbolic=True)`` per image (N = 1): (column -> list of expressions, totals).
+def symbolic_table(rows: Rows) -> tuple[dict[str, list], dict]:
+    """Symbolic ``rows`` (``analyze_rows(symbolic=True)``, or ``reinterpret(rows, symbolic=True)`` of
+    numeric ones: same graph) per image (N = 1): (column -> list of expressions, totals).
 
     Plain lists, not the DataFrame: pandas deep-copies ``attrs`` on every column access, and
-    deep-copying sympy expressions re-evaluates them (seconds per model).
+    deep-copying sympy expressions re-evaluates them (seconds per model); so the attrs are set
+    aside while the columns are read, then put back.
     """
-    df = analyze(model, input_shape, symbolic=True)
-    totals = {k: sympy.sympify(v).subs(N, 1) for k, v in df.attrs["total"].items()}
-    df.attrs = {}
-    columns = {col: [sympy.sympify(v).subs(N, 1) for v in df[col]] for col in ("macs", "flops", "act_bytes")}
-    columns["params"] = list(df["params"])
+    df = rows.df
+    if not df.attrs.get("symbolic"):
+        raise ValueError("closed forms need symbolic rows: analyze_rows(..., symbolic=True)")
+    attrs, df.attrs = df.attrs, {}
+    try:
+        totals = {k: sympy.sympify(v).subs(N, 1) for k, v in attrs["total"].items()}
+        columns = {col: [sympy.sympify(v).subs(N, 1) for v in df[col]] for col in ("macs", "flops", "act_bytes")}
+        columns["params"] = list(df["params"])
+    finally:
+        df.attrs = attrs
     return columns, totals
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archstat.engine.rows import GraphRows
+from archstat.engine.rows import Rows
 from archstat.engine.interpret import MODEL_INPUT
 
 # ops whose output never needs a gradient: cut from the graph, integer or bool results, fresh fills
@@ -38,7 +38,7 @@ def input_sources(sources: list, n_inputs: int) -> list[int]:
     return (list(sources) + [sources[-1] if sources else -1] * n_inputs)[:n_inputs]
 
 
-def grad_flow(rows: GraphRows, input_requires_grad: bool = False) -> GradFlow:
+def grad_flow(rows: Rows, input_requires_grad: bool = False) -> GradFlow:
     out, ins, params, weights, srcs = [], [], [], [], []
     for i, r in enumerate(rows.df.to_dict("records")):
         src = input_sources(list(r["sources"]), len(r["in_shapes"]))

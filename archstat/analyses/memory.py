@@ -31,14 +31,14 @@ Adam two (and a scalar ``step`` per tensor, on the host unless ``capturable``).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import pandas as pd
 import torch
 from torch import nn
 
 from archstat.analyses.grad_flow import GradFlow, grad_flow
-from archstat.engine.rows import GraphRows, graph_rows
+from archstat.engine.rows import Rows
 from archstat.engine.interpret import MODEL_INPUT
 from archstat.spec import prod
 
@@ -152,7 +152,7 @@ def _storages(df: pd.DataFrame, flow: GradFlow) -> list:
     return own
 
 
-def saved_per_row(rows: GraphRows, device: str = "cpu", flow: Optional[GradFlow] = None) -> pd.DataFrame:
+def saved_per_row(rows: Rows, device: str = "cpu", flow: Optional[GradFlow] = None) -> pd.DataFrame:
     """Per row: ``requires_grad``, ``saved`` (what autograd keeps), ``saved_bytes`` (storages first
     saved by this row), ``saved_all_bytes`` (every saved tensor, no dedup) and ``saved_storages``
     (those storages: id -> bytes; ``("input",)`` is the model input)."""
@@ -199,8 +199,10 @@ def _describe(item: Item) -> str:
     return f"{item[1]}x{str(item[2]).replace('torch.', '')}"
 
 
-def state_bytes(model: nn.Module, rows: GraphRows, dtype: torch.dtype, optimizer: str) -> dict[str, int]:
-    """Parameters, buffers, gradients (of the parameters the graph uses) and optimizer state."""
+def state_bytes(rows: Rows, optimizer: str) -> dict[str, int]:
+    """Parameters, buffers, gradients (of the parameters the graph uses) and optimizer state, of
+    ``rows.model`` in the rows' dtype (floating-point tensors; integer buffers keep their size)."""
+    model, dtype = rows.model, rows.dtype
     if optimizer not in OPTIMIZER_STATES:
         raise ValueError(f"unknown optimizer {optimizer!r}: use {', '.join(OPTIMIZER_STATES)}")
 
@@ -215,18 +217,17 @@ def state_bytes(model: nn.Module, rows: GraphRows, dtype: torch.dtype, optimizer
             "grads": grads, "optimizer": OPTIMIZER_STATES[optimizer] * grads, "optimizer_host": host}
 
 
-def training_memory(model: nn.Module, input_shape: Sequence[int], batch: int = 1, dtype: torch.dtype = torch.float32,
-                    optimizer: str = "sgd", device: str = "cpu", mode: str = "train") -> pd.DataFrame:
-    """analyze()'s rows (in ``mode``, training by default) with the bytes backward keeps per row.
+def training_memory(rows: Rows, optimizer: str = "sgd", device: str = "cpu") -> pd.DataFrame:
+    """The rows' table (give it the training graph's: ``analyze_rows(..., mode="train")``) with the
+    bytes backward keeps per row.
 
     ``attrs["total"]``: ``saved`` (activations kept for backward, each storage once), ``params``,
     ``buffers``, ``grads``, ``optimizer`` (device state), ``optimizer_host`` and ``total`` (all
     device bytes a training step holds after backward: saved + params + buffers + grads + optimizer).
     """
-    rows = graph_rows(model, input_shape, batch=batch, dtype=dtype, mode=mode)
     per_row = saved_per_row(rows, device=torch.device(device).type)
     df = pd.concat([rows.df, per_row], axis=1)
-    state = state_bytes(model, rows, dtype, optimizer)
+    state = state_bytes(rows, optimizer)
     saved = int(per_row["saved_bytes"].sum())
     total = saved + state["params"] + state["buffers"] + state["grads"] + state["optimizer"]
     df.attrs = dict(rows.df.attrs)

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import pandas as pd
-from torch import nn
 
-from archstat.engine.analyze import analyze
 from archstat.analyses.grad_flow import input_sources
+from archstat.engine.rows import Rows
+from archstat.errors import ArchstatError
 
 TRANSPARENT = ("activation", "batch_norm", "group_norm", "layer_norm", "instance_norm", "lrn", "dropout",
                "identity", "elementwise", "concat")
@@ -189,10 +189,15 @@ def _same_spatial(r: dict, k: int) -> bool:
     return all(_spatial(s, k) == _spatial(r["out_shape"], k) for s in r["in_shapes"])
 
 
-def receptive_field(model: nn.Module, input_shape: Sequence[int], mode: str = "eval") -> pd.DataFrame:
-    """One row per op call: ``rf_h``, ``rf_w`` (size), ``jump_h``, ``jump_w`` (effective stride),
-    ``pad_h``, ``pad_w`` (effective padding), ``regular`` and ``global``, keyed like analyze()."""
-    df = analyze(model, input_shape, mode=mode)
+def receptive_field(rows: Rows) -> pd.DataFrame:
+    """One row per op call of ``rows``: ``rf_h``, ``rf_w`` (size), ``jump_h``, ``jump_w`` (effective
+    stride), ``pad_h``, ``pad_w`` (effective padding), ``regular`` and ``global``, keyed like analyze().
+
+    Only per-sample geometry is read (kernels, strides, shapes): any batch, dtype or convention of
+    the rows gives the same fields."""
+    df = rows.df
+    if df.attrs.get("symbolic"):
+        raise ArchstatError("the receptive field needs numbers: drop --symbolic")
     fs = fields(df)
     out = df[["name", "op", "call", "kind", "out_shape"]].copy()
 
@@ -207,7 +212,7 @@ def receptive_field(model: nn.Module, input_shape: Sequence[int], mode: str = "e
     out["pad"] = [list(f.p) for f in fs]
     out["regular"] = [f.regular for f in fs]
     out["global"] = [f.whole for f in fs]
-    out.attrs = {"model": type(model).__name__, "input": list(input_shape), "mode": mode}
+    out.attrs = {k: df.attrs[k] for k in ("model", "input", "mode")}
     return out
 
 

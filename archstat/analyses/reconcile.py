@@ -6,26 +6,24 @@ doubles the MACs (2 FLOPs per multiply-add) and counts nothing else.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import pandas as pd
-from torch import nn
 
-from archstat.engine.analyze import analyze
 from archstat.engine.conventions import CONVENTIONS
+from archstat.engine.rows import Rows
 from archstat.reporting.table_format import scaled
 
 
-def reconcile(model: nn.Module, input_shape: Sequence[int], batch: int = 1, mode: str = "eval") -> pd.DataFrame:
-    """One row per op kind: calls, MACs, and the FLOPs each convention assigns; plus a total row."""
-    df = analyze(model, input_shape, batch=batch, mode=mode)
+def reconcile(rows: Rows) -> pd.DataFrame:
+    """One row per op kind of ``rows``: calls, MACs, and the FLOPs each convention assigns (every
+    convention's column is in the rows, whichever one they show); plus a total row."""
+    df = rows.df
     cols = ["macs", *(f"flops_{c}" for c in CONVENTIONS)]
     by_kind = df.groupby("kind", sort=False).agg(calls=("op", "size"), ops=("op", lambda s: ", ".join(sorted(set(s)))),
                                                 **{c: (c, "sum") for c in cols})
     by_kind = by_kind[(by_kind[cols] != 0).any(axis=1)].reset_index()
     total = {"kind": "total", "calls": int(by_kind["calls"].sum()), "ops": "", **{c: df[c].sum() for c in cols}}
     out = pd.concat([by_kind, pd.DataFrame([total])], ignore_index=True)
-    out.attrs = {"model": type(model).__name__, "input": list(input_shape), "batch": batch, "mode": mode}
+    out.attrs = {k: df.attrs[k] for k in ("model", "input", "batch", "mode")}
     return out
 
 

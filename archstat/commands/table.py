@@ -42,7 +42,7 @@ def parse_dtype(name: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from archstat.engine.analyze import analyze
+    from archstat.engine.analyze import analyze_rows, cut_rows
     from archstat.models import resolve_model
     from archstat.reporting.table_format import FORMATTERS, to_markdown, to_text
 
@@ -60,21 +60,22 @@ def run(args: argparse.Namespace) -> int:
     if args.reconcile:
         from archstat.analyses.reconcile import reconcile, reconcile_text
 
-        table = reconcile(model, shape, batch=args.batch, mode=args.mode)
+        table = reconcile(analyze_rows(model, shape, batch=args.batch, mode=args.mode))
         print(table.to_csv(index=False) if args.format == "csv" else
               table.to_json(orient="records") if args.format == "json" else reconcile_text(table))
         return 0
-    df = analyze(model, shape, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
-                 convention=args.convention, symbolic=args.symbolic, upto=args.upto)
+    # one trace: the extra columns below are computed over the whole graph's rows, then cut like the table
+    rows = analyze_rows(model, shape, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
+                        convention=args.convention, symbolic=args.symbolic)
+    df = cut_rows(rows, args.upto).df if args.upto else rows.df
     if args.training:
         from archstat.analyses.table_columns import with_training
 
-        df = with_training(df, model, shape, args.batch, parse_dtype(args.dtype), args.mode, args.optimizer or "sgd",
-                           args.device or "cpu")
+        df = with_training(rows, df, args.optimizer or "sgd", args.device or "cpu")
     if args.receptive_field:
         from archstat.analyses.table_columns import with_receptive_field
 
-        df = with_receptive_field(df, model, shape, args.mode)
+        df = with_receptive_field(rows, df)
     if args.format in ("text", "markdown"):
         fmt = to_text if args.format == "text" else to_markdown
         print(fmt(df, folded=not args.all_rows))

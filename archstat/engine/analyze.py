@@ -14,12 +14,14 @@ from typing import Optional, Sequence
 
 import pandas as pd
 import torch
+import torch.fx as fx
 from torch import nn
 
 from archstat.engine.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
 from archstat.engine.interpret import Interpreter, OpRecord
 from archstat.engine.meta_run import meta_records
+from archstat.engine.rows import Rows, named_module, row_weights
 from archstat.spec import TensorSpec, leaves, simplify
 from archstat.engine.trace import TraceError, trace_graph, training_mode
 
@@ -103,6 +105,117 @@ def _cut(rows: list[dict], upto: str) -> list[dict]:
     return rows[: owned[-1] + 1]
 
 
+def _interpret(model: nn.Module, spec: TensorSpec, graph: Optional[fx.Graph]
+               ) -> tuple[list[OpRecord], Optional[fx.Graph], dict]:
+    """One trace (unless ``graph`` is given) and one interpreter pass, or the meta-device run where fx
+    cannot trace, in the model's current mode: the records and what the attrs say about the outputs."""
+    try:
+        graph = graph if graph is not None else trace_graph(model)
+    except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
+        records = meta_records(model, spec, why=str(exc).split(": ", 1)[-1])
+        # outputs unknown: every value nobody reads is kept to the end
+        return records, None, {"engine": "meta", "outputs": None, "output_parts": None, "shape_ops": {}}
+    interpreter = Interpreter(model, graph)
+    records = interpreter.run([spec])
+    return records, graph, {"engine": "fx", "outputs": interpreter.outputs,
+                            "output_parts": interpreter.output_parts, "shape_ops": interpreter.shape_ops}
+
+
+def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.DataFrame:
+    """The table of ``records`` (cut after ``upto``), with its totals and ``context`` in ``attrs``."""
+    rows = _rows(records, context["convention"])
+    if upto is not None:
+        rows = _cut(rows, upto)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    unsupported = sorted({f"{r['op']} ({r['name'] or '<root>'})" for r in rows if not r["supported"]})
+    c = context
+    df.attrs.update({
+        "model": c["model"], "input": c["input"], "batch": c["batch"], "dtype": c["dtype"], "mode": c["mode"],
+        "convention": c["convention"], "symbolic": c["symbolic"], "upto": upto, "engine": c["engine"],
+        "outputs": c["outputs"] if upto is None else None, "input_bytes": c["input_bytes"],
+        "output_parts": c["output_parts"] if upto is None else None,
+        "shape_ops": {k: sorted(v) for k, v in c["shape_ops"].items()},
+        "total": {k: simplify(sum(r[k] for r in rows)) for k in ("params", "macs", "flops", "act_bytes")},
+        "params_all": c["params_all"],
+        "partial": bool(unsupported), "unsupported": unsupported,
+        "oracle_unsupported": sorted({r["op"] for r in rows if r["supported"] and not r["oracle_supported"]}),
+    })
+    return df
+
+
+def analyze_rows(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    batch: int = 1,
+    dtype: torch.dtype = torch.float32,
+    mode: str = "eval",
+    convention: str = "lecture",
+    symbolic: bool = False,
+    upto: Optional[str] = None,
+) -> Rows:
+    """:func:`analyze`'s table together with each row's fx node, module, weights and record.
+
+    This is the engine's one pass: one trace, one interpreter run.  Every analysis and check
+    downstream takes the returned :class:`Rows`; none traces the model again.
+    """
+    counter(convention)  # reject an unknown convention before any work
+    spec = input_spec(input_shape, batch, dtype, symbolic)
+    if mode not in ("eval", "train"):
+        raise ArchstatError(f"unknown mode {mode!r}: use eval or train")
+    rows = _product(model, input_shape, spec, mode, convention, None)
+    return cut_rows(rows, upto) if upto is not None else rows
+
+
+def reinterpret(rows: Rows, batch: Optional[int] = None, dtype: Optional[torch.dtype] = None,
+                symbolic: bool = False, convention: Optional[str] = None) -> Rows:
+    """The same graph costed for another input: another batch, dtype, or symbolic ``N, H, W``.
+
+    No new trace: the interpreter walks ``rows.graph`` again with the new input spec (shapes and
+    costs are functions of the spec; the graph is not).  Rows of the meta engine have no graph to
+    reuse: fx is tried again (it fails fast, with the same reason) and the meta-device copy runs
+    again.  Always the whole graph (``--upto`` cuts come after).
+    """
+    convention = convention or str(rows.df.attrs["convention"])
+    counter(convention)
+    spec = input_spec(rows.input_shape, rows.batch if batch is None else batch,
+                      rows.dtype if dtype is None else dtype, symbolic)
+    return _product(rows.model, list(rows.df.attrs["input"]), spec, rows.mode, convention, rows.graph)
+
+
+def _product(model: nn.Module, input_shape: Sequence[int], spec: TensorSpec, mode: str, convention: str,
+             graph: Optional[fx.Graph]) -> Rows:
+    """Interpret (tracing unless ``graph`` is given) and build the product for ``spec``."""
+    symbolic = any(not isinstance(s, int) for s in spec.shape)
+    batch, dtype = spec.shape[0], spec.dtype
+    with training_mode(model, mode == "train"):  # formulas read flags such as BatchNorm's `training`
+        records, graph, found = _interpret(model, spec, graph)
+    context = {"model": type(model).__name__, "input": list(input_shape), "batch": "N" if symbolic else batch,
+               "dtype": str(dtype).replace("torch.", ""), "mode": mode, "convention": convention,
+               "symbolic": symbolic, "input_bytes": simplify(spec.nbytes),
+               "params_all": sum(p.numel() for p in model.parameters()), **found}
+    df = _frame(records, context, None)
+    if found["engine"] == "fx":
+        modules = [r.module for r in records]
+        params = [row_weights(r) for r in records]
+        nodes = [r.node for r in records]
+    else:  # the meta engine ran a copy: name the caller's own modules (its functional weights are mapped back)
+        modules = [named_module(model, r.name, r.op) for r in records]
+        params = [list(m.parameters()) if m is not None else row_weights(r) if r.module is None else []
+                  for m, r in zip(modules, records)]
+        nodes = [None] * len(records)
+    return Rows(df, found["engine"], graph, nodes, params, modules, records, model, spec)
+
+
+def cut_rows(rows: Rows, upto: str) -> Rows:
+    """The rows up to and including the last call owned by layer ``upto`` (``--upto``), totals redone.
+
+    The full graph stays with the product: a check that runs the model runs all of it."""
+    df = _frame(rows.records, dict(rows.df.attrs), upto)
+    n = len(df)
+    return Rows(df, rows.engine, rows.graph, rows.nodes[:n], rows.params[:n], rows.modules[:n], rows.records[:n],
+                rows.model, rows.spec)
+
+
 def analyze(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -118,36 +231,7 @@ def analyze(
     Nothing is run and nothing is allocated: the model is traced with torch.fx and every op is
     costed by its formula.  With ``symbolic=True`` the batch and spatial sizes are sympy symbols
     ``N, H, W`` and every number is a closed form.  ``upto`` keeps the rows up to a named layer.
+    :func:`analyze_rows` returns the same table with each row's node, module and weights.
     """
-    counter(convention)  # reject an unknown convention before any work
-    spec = input_spec(input_shape, batch, dtype, symbolic)
-    if mode not in ("eval", "train"):
-        raise ArchstatError(f"unknown mode {mode!r}: use eval or train")
-    engine = "fx"
-    with training_mode(model, mode == "train"):  # formulas read flags such as BatchNorm's `training`
-        try:
-            interpreter = Interpreter(model, trace_graph(model))
-            records, outputs = interpreter.run([spec]), interpreter.outputs
-            output_parts, shape_ops = interpreter.output_parts, interpreter.shape_ops
-        except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
-            records, engine = meta_records(model, spec, why=str(exc).split(": ", 1)[-1]), "meta"
-            outputs = output_parts = None  # unknown: every value nobody reads is kept to the end
-            shape_ops = {}
-    rows = _rows(records, convention)
-    if upto is not None:
-        rows = _cut(rows, upto)
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    unsupported = sorted({f"{r['op']} ({r['name'] or '<root>'})" for r in rows if not r["supported"]})
-    df.attrs.update({
-        "model": type(model).__name__, "input": list(input_shape), "batch": "N" if symbolic else batch,
-        "dtype": str(dtype).replace("torch.", ""), "mode": mode, "convention": convention,
-        "symbolic": symbolic, "upto": upto, "engine": engine,
-        "outputs": outputs if upto is None else None, "input_bytes": simplify(spec.nbytes),
-        "output_parts": output_parts if upto is None else None,
-        "shape_ops": {k: sorted(v) for k, v in shape_ops.items()},
-        "total": {c: simplify(sum(r[c] for r in rows)) for c in ("params", "macs", "flops", "act_bytes")},
-        "params_all": sum(p.numel() for p in model.parameters()),
-        "partial": bool(unsupported), "unsupported": unsupported,
-        "oracle_unsupported": sorted({r["op"] for r in rows if r["supported"] and not r["oracle_supported"]}),
-    })
-    return df
+    return analyze_rows(model, input_shape, batch=batch, dtype=dtype, mode=mode, convention=convention,
+                        symbolic=symbolic, upto=upto).df

@@ -44,6 +44,10 @@ class OpRecord:
     # per source: which outputs of a multi-output producer this op reads (indices into
     # leaves(producer.cost.out)), or None for all of them / a single-output producer
     source_parts: Optional[list] = None
+    node: Optional[fx.Node] = None  # the fx node of this call (fx engine; None for the meta engine)
+    # the model state (``get_attr`` parameters and buffers) this call reads as arguments: a functional
+    # call's weights, and the bytes a kernel reads besides its activations
+    state_inputs: list = field(default_factory=list)
 
 
 # What a row's ``sources`` hold besides row indices: the model input, or the model's own state
@@ -258,8 +262,9 @@ class Interpreter:
         if module is not None and not feeding and inputs:  # a layer fed a buffer or parameter
             sources = [STATE] * len(inputs)
         parts = [sorted(self._parts[n]) if n in self._parts else None for n in feeding]
+        state = [t for t in tensors_in((args, kwargs)) if isinstance(t, ParamSpec)]
         self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module,
-                                     parts if any(p is not None for p in parts) else None))
+                                     parts if any(p is not None for p in parts) else None, node, state))
         return cost.out
 
     def _unsupported(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Cost:

@@ -11,6 +11,7 @@ gets a clear error.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -58,6 +59,9 @@ def function_name(func: Any) -> tuple[str, bool]:
 
 
 class Recorder(TorchFunctionMode):
+    """Sees every torch function call of a forward pass; records the functional ops between module
+    calls (``validation.real_run`` subclasses it to replay the same instrumentation on real tensors)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.stack: list[str] = [""]
@@ -99,7 +103,9 @@ class Recorder(TorchFunctionMode):
             alloc, new_bytes = aliasing(out, _tensors((args, kwargs)))
             cost, ok = Cost(out=_spec(out), kind="unsupported", alloc=alloc, new_bytes=new_bytes), False
         params = self.params.count(None, spec_args, spec_kwargs)
-        self.add(OpRecord(self.stack[-1], name, inputs, self.sources(_tensors((args, kwargs))), cost, params, ok), out)
+        state = [t for t in tensors_in((spec_args, spec_kwargs)) if isinstance(t, ParamSpec)]
+        self.add(OpRecord(self.stack[-1], name, inputs, self.sources(_tensors((args, kwargs))), cost, params, ok,
+                          state_inputs=state), out)
         return out
 
 
@@ -149,4 +155,9 @@ def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRe
     finally:
         for h in handles:
             h.remove()
+    # a functional call's weights are the copy's: name the caller's own, so that the rows' weights
+    # (gradients, parameter counts) are the model's, as the fx engine's are
+    own = {id(c): p for c, p in zip(clone.parameters(), model.parameters())}
+    for r in rec.records:
+        r.state_inputs = [replace(s, tensor=own.get(id(s.tensor), s.tensor)) for s in r.state_inputs]
     return rec.records

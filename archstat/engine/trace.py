@@ -66,6 +66,15 @@ def trace_graph(model: nn.Module) -> fx.Graph:
         raise TraceError(f"cannot trace {type(model).__name__} with torch.fx: {first}") from None
 
 
+def copy_graph(graph: fx.Graph) -> tuple[fx.Graph, dict[fx.Node, fx.Node]]:
+    """A copy of ``graph`` to instrument (marks, clocks), and each original node's copy: the rows'
+    own graph stays as traced, since every check of one command runs it."""
+    copy = fx.Graph()
+    copies: dict[fx.Node, fx.Node] = {}
+    copy.output(copy.graph_copy(graph, copies))
+    return copy, copies
+
+
 def op_name(node: fx.Node) -> tuple[str, bool]:
     """Normalised op name of a call_function / call_method node, and whether it is in place.
 

@@ -1,6 +1,6 @@
 """Per-op-call timing: the model's fx graph, with a clock read between every two op calls.
 
-Method, and why.  The model is traced with the same tracer ``analyze()`` uses, so the graph's op
+Method, and why.  The graph is the one ``analyze_rows()`` traced (the product's), so its op
 calls are exactly the table's rows and carry its ``(name, op, call)`` key.  A ``_mark()`` call is
 inserted after every costed node and the graph runs as fx's generated Python code on real tensors,
 reading the clock at every boundary between costed nodes: CUDA events recorded on the stream (GPU),
@@ -25,32 +25,12 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from archstat.engine.interpret import Interpreter, OpRecord, ParamSpec
+from archstat.engine.interpret import OpRecord
+from archstat.engine.rows import Rows
+from archstat.engine.trace import copy_graph
+from archstat.errors import ArchstatError
 from archstat.profiling.timing import elapsed_s, new_event, sync
 from archstat.spec import TensorSpec
-from archstat.engine.trace import trace_graph
-
-
-class _NodeRecorder(Interpreter):
-    """archstat's costing interpreter, also remembering which fx node made each record."""
-
-    def __init__(self, root: nn.Module, graph: fx.Graph) -> None:
-        super().__init__(root, graph)
-        self.nodes: list[fx.Node] = []
-        self.param_bytes: list[int] = []
-
-    def _record(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Any:
-        out = super()._record(node, op, args, kwargs, module)
-        self.nodes.append(node)
-        # weights read by a functional call (get_attr tensors), counted per call, not once per model
-        self.param_bytes.append(_param_like_bytes(args, kwargs))
-        return out
-
-
-def _param_like_bytes(args: tuple, kwargs: dict) -> int:
-    found: list[ParamSpec] = []
-    fx.node.map_aggregate((args, kwargs), lambda v: found.append(v) if isinstance(v, ParamSpec) else v)
-    return sum(int(p.nbytes) for p in found)
 
 
 def weight_bytes(module: Optional[nn.Module], dtype: torch.dtype) -> int:
@@ -69,17 +49,14 @@ def _spec_bytes(value: Any) -> int:
     return 0
 
 
-def trace_records(model: nn.Module, input_shape: tuple, batch: int, dtype: torch.dtype
-                  ) -> tuple[fx.Graph, list[OpRecord], list[fx.Node], list[int]]:
-    """The eval-mode graph, its costed records, the node of each record, and each call's weight bytes.
-
-    Records are produced in the same order as ``analyze()``'s rows (same tracer, same interpreter).
-    """
-    graph = trace_graph(model)
-    rec = _NodeRecorder(model, graph)
-    records = rec.run([TensorSpec((batch, *input_shape), dtype)])
-    wbytes = [weight_bytes(r.module, dtype) + pb for r, pb in zip(records, rec.param_bytes)]
-    return graph, records, rec.nodes, wbytes
+def trace_records(rows: Rows) -> tuple[fx.Graph, list[OpRecord], list[fx.Node], list[int]]:
+    """The product's graph, its costed records, the node of each record, and each call's weight bytes
+    (its module's floating-point parameters and buffers, plus the ``get_attr`` tensors it reads,
+    counted per call, not once per model).  Nothing is traced here: the rows carry all of it."""
+    if rows.engine != "fx":
+        raise ArchstatError(f"cannot trace {type(rows.model).__name__} with torch.fx: per-layer timing runs its graph")
+    wbytes = [weight_bytes(r.module, rows.dtype) + sum(int(s.nbytes) for s in r.state_inputs) for r in rows.records]
+    return rows.graph, rows.records, rows.nodes, wbytes
 
 
 def bytes_moved(record: OpRecord, wbytes: int) -> int:
@@ -118,17 +95,20 @@ def _mark() -> None:
 
 
 def instrument(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node]) -> tuple[fx.GraphModule, list[fx.Node]]:
-    """A GraphModule of ``graph`` with a ``_mark()`` call after every node in ``nodes``.
+    """A GraphModule of a copy of ``graph`` with a ``_mark()`` call after every node in ``nodes``.
 
-    Changes ``graph`` in place (give it a fresh trace).  Returns the module and the timed nodes
-    in graph order, which is the order of the clock readings.
+    ``graph`` itself is left as it is (it is the rows' graph, which other checks run).  Returns the
+    module and the timed nodes of ``graph`` in graph order, which is the order of the clock readings.
     """
-    timed, order = set(nodes), []
+    graph, copies = copy_graph(graph)
+    timed = {copies[n] for n in nodes}
+    back = {c: n for n, c in copies.items()}
+    order: list[fx.Node] = []
     for n in list(graph.nodes):
         if n in timed:
             with graph.inserting_after(n):
                 graph.call_function(_mark, ())
-            order.append(n)
+            order.append(back[n])
     gm = fx.GraphModule(model, graph)
     gm.training = model.training
     return gm, order

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.engine.analyze import analyze
+from archstat.engine.analyze import analyze_rows
 from archstat.engine.conventions import counter
 from archstat.errors import ArchstatError
 from archstat.analyses.live_memory import inference_peak
@@ -41,7 +41,7 @@ from archstat.profiling.roofline import roofline, roofline_summary
 from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, stats, time_calls
 from archstat.device import resolve_device
 from archstat.engine.trace import training_mode
-from archstat.validation.live_memory_check import eager_peak
+from archstat.validation.live_storages import eager_peak
 
 DEFAULTS = {"cuda": {"warmup": 10, "repeat": 50, "layer_repeat": 10},
             "cpu": {"warmup": 2, "repeat": 5, "layer_repeat": 3}}
@@ -129,13 +129,11 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     repeat = d["repeat"] if repeat is None else repeat
     layer_repeat = d["layer_repeat"] if layer_repeat is None else layer_repeat
     net = prepare(model, dev, dtype, channels_last)
-    with training_mode(net, False):
-        df = analyze(net, shape, batch=batch, dtype=dtype)
-        graph, records, nodes, wbytes = trace_records(net, shape, batch, dtype)
+    rows = analyze_rows(net, shape, batch=batch, dtype=dtype)  # the one trace: table, records and nodes
+    df = rows.df
+    graph, records, nodes, wbytes = trace_records(rows)
     if dev.type == "cuda":
         check_fits(df, batch, *torch.cuda.mem_get_info(dev))
-    if [(r.name, r.op) for r in records] != list(zip(df["name"], df["op"])):
-        raise ArchstatError("internal: profile's trace disagrees with analyze()'s rows")  # same tracer: never
     ceil: Optional[Ceilings] = None
     if ceilings is True:
         ceil = get_ceilings(dev, ((precision, channels_last, batch),), quick=quick)
@@ -150,16 +148,7 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     with precision_flags(precision) as flags:
         context.update(flags)
         x = make_input(shape, batch, dev, dtype, channels_last)
-        with oom_guard(batch, dev, "forward"), training_mode(net, False), torch.inference_mode():
-            reset_peak(dev)
-            base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else None
-            times = time_calls(lambda: net(x), dev, warmup, repeat, time_budget_s)
-            peak, source = peak_bytes(dev), "CUDA caching allocator (max_memory_allocated)"
-            if peak is None:  # CPU: no allocator statistics; count live storages at the dispatch level
-                peak = _state_bytes(net) + x.nbytes + eager_peak(net, x)
-                source = "weights + input + live activations tracked at the dispatch level (eager forward)"
-            runs.append(_run_row("forward", times, batch, flops, peak, base, ceil, precision))
-            runs[-1].update({"peak_mem_source": source, **_forward_memory_estimate(net, df, peak)})
+        runs.append(_forward(net, df, x, dev, warmup, repeat, time_budget_s, flops, ceil, precision))
         if layers:
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes = time_layers(net, graph, nodes, x, dev, warmup=1, repeat=layer_repeat)
@@ -170,21 +159,44 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
                                flops, ceil, precision, summary))
     frame = _layer_frame(df, records, wbytes, passes)
     if passes:
-        whole = runs[0]["median_s"]
-        totals = [sum(p) for p in passes]
-        # sum of the per-row medians (what the table shows) and the median of whole passes (less
-        # sensitive to one-off stalls): both against the whole-model median
-        summary.update({"layer_sum_s": float(frame["time_s"].sum()), "layer_pass_median_s": stats(totals)["median"],
-                        "whole_model_s": whole, "layer_sum_ratio": float(frame["time_s"].sum()) / whole,
-                        "layer_pass_ratio": stats(totals)["median"] / whole})
-    if ceil is not None and passes:
-        frame = roofline(frame, ceil, precision, channels_last, batch)
-        summary["roofline"] = roofline_summary(frame)
+        frame = _summarize(frame, passes, runs[0]["median_s"], ceil, precision, channels_last, batch, summary)
     if ceil is not None:
         context["ceilings"] = {"device_name": ceil.device_name, "matmul_flops_per_s": ceil.matmul,
                                "copy_bytes_per_s": ceil.copy_bw, "conv_grid": f"{precision}/{batch}"}
     frame.attrs.update(df.attrs)
     return Profile(runs=pd.DataFrame(runs), layers=frame, summary=summary, context=context)
+
+
+def _summarize(frame: pd.DataFrame, passes: list[list[float]], whole: float, ceil: Optional[Ceilings],
+               precision: str, channels_last: bool, batch: int, summary: dict) -> pd.DataFrame:
+    """Per-layer times against the whole-model median, and the roofline where there are ceilings."""
+    totals = [sum(p) for p in passes]
+    # sum of the per-row medians (what the table shows) and the median of whole passes (less
+    # sensitive to one-off stalls): both against the whole-model median
+    summary.update({"layer_sum_s": float(frame["time_s"].sum()), "layer_pass_median_s": stats(totals)["median"],
+                    "whole_model_s": whole, "layer_sum_ratio": float(frame["time_s"].sum()) / whole,
+                    "layer_pass_ratio": stats(totals)["median"] / whole})
+    if ceil is not None:
+        frame = roofline(frame, ceil, precision, channels_last, batch)
+        summary["roofline"] = roofline_summary(frame)
+    return frame
+
+
+def _forward(net: nn.Module, df: pd.DataFrame, x: torch.Tensor, dev: torch.device, warmup: int, repeat: int,
+             budget: Optional[float], flops: float, ceil: Optional[Ceilings], precision: str) -> dict:
+    """Time the whole forward pass in inference mode; its peak memory, next to the estimate."""
+    batch = x.shape[0]
+    with oom_guard(batch, dev, "forward"), training_mode(net, False), torch.inference_mode():
+        reset_peak(dev)
+        base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else None
+        times = time_calls(lambda: net(x), dev, warmup, repeat, budget)
+        peak, source = peak_bytes(dev), "CUDA caching allocator (max_memory_allocated)"
+        if peak is None:  # CPU: no allocator statistics; count live storages at the dispatch level
+            peak = _state_bytes(net) + x.nbytes + eager_peak(net, x)
+            source = "weights + input + live activations tracked at the dispatch level (eager forward)"
+        row = _run_row("forward", times, batch, flops, peak, base, ceil, precision)
+    row.update({"peak_mem_source": source, **_forward_memory_estimate(net, df, peak)})
+    return row
 
 
 def check_fits(df: pd.DataFrame, batch: int, free: int, total: int) -> None:

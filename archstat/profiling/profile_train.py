@@ -16,6 +16,7 @@ from torch import nn
 
 from archstat.errors import ArchstatError, message_line
 from archstat.analyses.memory import training_memory
+from archstat.engine.analyze import analyze_rows
 
 
 def _outputs(out: Any) -> list[torch.Tensor]:
@@ -70,7 +71,8 @@ def train_memory_estimate(model: nn.Module, shape: Sequence[int], batch: int, dt
     it never fails the profile.
     """
     try:
-        df = training_memory(model, tuple(shape), batch=batch, dtype=dtype, optimizer="sgd")
+        # the training graph: another mode, so its own trace
+        df = training_memory(analyze_rows(model, tuple(shape), batch=batch, dtype=dtype, mode="train"), optimizer="sgd")
     except ArchstatError as exc:
         return None, f"no estimate: {exc}"
     note = "archstat.analyses.memory.training_memory (sgd)"

@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 import pandas as pd
 from torch import nn
 
-from archstat.engine.analyze import analyze
+from archstat.engine.analyze import analyze_rows, reinterpret
+from archstat.engine.rows import Rows
 from archstat.analyses.depth import weight_depth, weight_layers
 from archstat.errors import ArchstatError
 from archstat.analyses.live_memory import inference_peak
@@ -48,24 +49,31 @@ def _published(name: str) -> dict:
     return out
 
 
-def _training_bytes(model: nn.Module, input_shape: Sequence[int], batch: int) -> tuple[Optional[int], str]:
-    """Device bytes a training step holds (``archstat.analyses.memory``, SGD with momentum), and a note.
+def _training_bytes(model: nn.Module, input_shape: Sequence[int], batches: Sequence[int]
+                    ) -> list[tuple[Optional[int], str]]:
+    """Per batch: device bytes a training step holds (``archstat.analyses.memory``, SGD with
+    momentum), and a note.  One trace of the training graph, costed again for each batch.
 
     A model the estimator cannot analyse gives ``(None, reason)``: the table says why the cell is
     empty instead of showing a zero.
     """
     try:
-        df = training_memory(model, tuple(input_shape), batch=batch)
+        rows = analyze_rows(model, tuple(input_shape), batch=batches[0], mode="train")
+        return [_step_bytes(rows if b == batches[0] else reinterpret(rows, batch=b)) for b in batches]
     except ArchstatError as exc:
-        return None, f"n/a ({exc})"
+        return [(None, f"n/a ({exc})")] * len(batches)
+
+
+def _step_bytes(rows: Rows) -> tuple[Optional[int], str]:
+    df = training_memory(rows)
     note = "partial (ops with unknown saved tensors)" if df.attrs["memory_partial"] else ""
     return int(df.attrs["total"]["total"]), note
 
 
-def _last_conv_receptive_field(model: nn.Module, input_shape: Sequence[int]) -> tuple[Optional[tuple[int, int]], str]:
+def _last_conv_receptive_field(rows: Rows) -> tuple[Optional[tuple[int, int]], str]:
     """(height, width) of the receptive field of the last conv call, and a note when there is none."""
     try:
-        table = receptive_field(model, tuple(input_shape))
+        table = receptive_field(rows)
     except ArchstatError as exc:
         return None, f"n/a ({exc})"
     convs = table[table["kind"] == "conv"]
@@ -77,14 +85,15 @@ def _last_conv_receptive_field(model: nn.Module, input_shape: Sequence[int]) -> 
 
 def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch: int = 1,
               convention: str = "lecture", latency: Optional[dict] = None,
-              df: Optional[pd.DataFrame] = None) -> dict:
-    """One comparison row for ``model`` (``df``: a batch-1 ``analyze`` result to reuse)."""
-    df = df if df is not None else analyze(model, input_shape, convention=convention)
+              rows: Optional[Rows] = None) -> dict:
+    """One comparison row for ``model`` (``rows``: its batch-1 eval ``analyze_rows`` product to reuse)."""
+    rows = rows if rows is not None else analyze_rows(model, input_shape, convention=convention)
+    df = rows.df
     total = df.attrs["total"]
     notes = []
-    train_1, why_1 = _training_bytes(model, input_shape, 1)
-    train_n, why_n = _training_bytes(model, input_shape, batch) if batch != 1 else (train_1, why_1)
-    rf, why_rf = _last_conv_receptive_field(model, input_shape)
+    steps = _training_bytes(model, input_shape, [1] if batch == 1 else [1, batch])
+    (train_1, why_1), (train_n, why_n) = steps[0], steps[-1]
+    rf, why_rf = _last_conv_receptive_field(rows)
     for what, why in (("training memory", why_1 or why_n), ("receptive field", why_rf)):
         if why:
             notes.append(f"{what}: {why}")

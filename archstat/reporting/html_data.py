@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import pandas as pd
-import torch
 from torch import nn
 
 from archstat.analyses.live_memory import inference_peak
 from archstat.analyses.table_columns import with_receptive_field, with_training
-from archstat.engine.analyze import analyze
+from archstat.engine.analyze import analyze, analyze_rows
+from archstat.engine.rows import Rows
 from archstat.errors import ArchstatError
 
 MIB = 1024 ** 2
@@ -47,24 +47,27 @@ def model_page(label: str, model: nn.Module, input_shape: Sequence[int], *, batc
                convention: str = "lecture") -> ModelPage:
     """Analyse ``model`` for the page: rows of ``mode``'s graph, the eval graph's inference peak,
     a training step's memory (batch ``batch``, fp32, SGD with momentum) and the receptive field."""
-    df = analyze(model, input_shape, batch=batch, mode=mode, convention=convention)
-    return page_from_rows(label, df, model, input_shape)
+    rows = analyze_rows(model, input_shape, batch=batch, mode=mode, convention=convention)
+    return page_from_rows(label, rows)
 
 
-def page_from_rows(label: str, df: pd.DataFrame, model: nn.Module, input_shape: Sequence[int],
+def page_from_rows(label: str, rows: Rows, df: Optional[pd.DataFrame] = None,
                    training: Optional[dict] = None) -> ModelPage:
-    """A ``ModelPage`` from rows already computed (``archstat report`` reuses its own)."""
-    mode, batch = df.attrs.get("mode", "eval"), int(df.attrs.get("batch", 1))
-    eval_df = df if mode == "eval" else analyze(model, input_shape, batch=batch)
+    """A ``ModelPage`` from a product already traced (``archstat report`` reuses its own, and its
+    table ``df`` with the receptive-field columns); the other mode is traced only when needed."""
+    df = rows.df if df is None else df
+    eval_df = df if rows.mode == "eval" else analyze(rows.model, rows.input_shape, batch=rows.batch)
     page = ModelPage(label, df, inference_peak(eval_df) or None, training)
     if "rf" not in df.columns:
         try:
-            page.df = with_receptive_field(df, model, input_shape, mode)
+            page.df = with_receptive_field(rows, df)
         except ArchstatError as exc:
             page.rf_error = str(exc)
     if training is None:
         try:
-            page.training = with_training(None, model, input_shape, batch, torch.float32, "train").attrs["training"]
+            train_rows = rows if rows.mode == "train" else analyze_rows(rows.model, rows.input_shape,
+                                                                         batch=rows.batch, mode="train")
+            page.training = with_training(train_rows).attrs["training"]
         except ArchstatError as exc:
             page.training_error = str(exc)
     return page

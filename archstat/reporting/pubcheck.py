@@ -18,7 +18,8 @@ from typing import Optional, Sequence
 import pandas as pd
 from torch import nn
 
-from archstat.engine.analyze import analyze
+from archstat.engine.analyze import analyze, analyze_rows, cut_rows
+from archstat.engine.rows import Rows
 from archstat.errors import ArchstatError
 
 MATCH, WEIGHTS_ONLY, TYPO, OTHER_MODEL, DIFFERS, APPROX, QUOTED = (
@@ -59,6 +60,7 @@ class Analyses:
     def __init__(self) -> None:
         self._models: dict[str, nn.Module] = {}
         self._tables: dict[tuple, pd.DataFrame] = {}
+        self._rows: dict[tuple, Rows] = {}
 
     def available(self, name: str) -> bool:
         from archstat.models import list_models
@@ -80,8 +82,19 @@ class Analyses:
         shape = tuple(input_shape or model_info(name).default_input)
         key = (name, shape, upto, repr(sorted(kwargs.items())))
         if key not in self._tables:
-            self._tables[key] = analyze(self.model(name, **kwargs), shape, upto=upto)
+            rows = self.rows(name, shape, **kwargs)
+            self._tables[key] = rows.df if upto is None else cut_rows(rows, upto).df
         return self._tables[key]
+
+    def rows(self, name: str, input_shape: Optional[Sequence[int]] = None, **kwargs) -> Rows:
+        """The eval-mode product of ``name`` (its table, nodes, modules), traced once and kept."""
+        from archstat.models import model_info
+
+        shape = tuple(input_shape or model_info(name).default_input)
+        key = (name, shape, repr(sorted(kwargs.items())))
+        if key not in self._rows:
+            self._rows[key] = analyze_rows(self.model(name, **kwargs), shape)
+        return self._rows[key]
 
     def of(self, module: nn.Module, input_shape: Sequence[int], symbolic: bool = False) -> pd.DataFrame:
         return analyze(module, tuple(input_shape), symbolic=symbolic)

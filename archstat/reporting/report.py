@@ -57,7 +57,7 @@ def zoo_table(names: Sequence[str], analyses: Analyses, gpu_dir: Path) -> pd.Dat
 
     latencies = gpu_latencies(gpu_dir)
     rows = [model_row(n, analyses.model(n), model_info(n).default_input, latency=latencies.get(n),
-                      df=analyses.table(n)) for n in names]
+                      rows=analyses.rows(n)) for n in names]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.attrs = {"convention": "lecture", "batch": 1}
     return table
@@ -119,13 +119,13 @@ def write_pages(w: Writer, pages: Sequence[str], analyses: Analyses, figures: bo
 
     reports: dict[str, ModelReport] = {}
     for n in pages:
-        rep = reports[n] = build(n, df=analyses.table(n), model=analyses.model(n))
+        rep = reports[n] = build(n, rows=analyses.rows(n))
         w.text(f"models/{n}.md", page_markdown(rep))
         w.text(f"data/{n}.layers.csv", layers_csv(rep.df))
         w.text(f"data/{n}.layers.json", layers_json(rep.df))
         w.table(f"data/{n}.stages", stages_frame(rep))
         w.text(f"data/{n}.forms.json", forms_json(rep))
-        html_pages[n] = html_data.page_from_rows(n, rep.df, rep.model, model_info(n).default_input, rep.training)
+        html_pages[n] = html_data.page_from_rows(n, analyses.rows(n), rep.df, rep.training)
         w.text(f"html/{n}.html", html_page.render([html_pages[n]]))
         if figures:
             plots.layer_bars(rep.units, f"{n}: per-{rep.unit_kind} memory, params and FLOPs "

@@ -11,11 +11,11 @@ from typing import Optional
 
 import pandas as pd
 import sympy
-import torch
 from torch import nn
 
 from archstat.analyses import closed_forms as cf
-from archstat.engine.analyze import analyze
+from archstat.engine.analyze import analyze_rows, reinterpret
+from archstat.engine.rows import Rows
 from archstat.analyses.depth import weight_depth, weight_layers
 from archstat.reporting.table_format import scaled, to_markdown
 from archstat.errors import ArchstatError, first_line
@@ -42,23 +42,26 @@ class ModelReport:
     training_error: Optional[str] = None
 
 
-def build(name: str, symbolic: bool = True, *, df: Optional[pd.DataFrame] = None,
+def build(name: str, symbolic: bool = True, *, rows: Optional[Rows] = None,
           model: Optional[nn.Module] = None) -> ModelReport:
-    """Analyse ``name`` at its default input (``df``/``model``: results to reuse)."""
+    """Analyse ``name`` at its default input (``rows``: its eval product to reuse; ``model``: the
+    module to analyse).  One eval trace (numeric rows, receptive field, symbolic closed forms by
+    reinterpreting the same graph) and one training trace."""
     info = model_info(name)
-    model = model if model is not None else get_model(name, device="meta")
-    df = df if df is not None else analyze(model, info.default_input)
+    if rows is None:
+        model = model if model is not None else get_model(name, device="meta")
+        rows = analyze_rows(model, info.default_input)
+    model, df = rows.model, rows.df
     units, kind = bar_units(df, model)
     # the page's layer table carries each layer's receptive field (same eval graph, same rows)
-    rep = ModelReport(name, model, with_receptive_field(df, model, info.default_input, "eval"), stages(df), units, kind)
+    rep = ModelReport(name, model, with_receptive_field(rows), stages(df), units, kind)
     try:  # the training graph (dropout masks, BN batch statistics), batch 1, SGD with momentum
-        shape = info.default_input
-        rep.training = with_training(None, model, shape, 1, torch.float32, "train").attrs["training"]
+        rep.training = with_training(analyze_rows(model, info.default_input, mode="train")).attrs["training"]
     except ArchstatError as exc:
         rep.training_error = str(exc)
     if symbolic:
         try:
-            columns, totals = cf.symbolic_table(model, info.default_input)
+            columns, totals = cf.symbolic_table(reinterpret(rows, symbolic=True))
         except Exception as exc:  # the closed forms are an extra: say why they are missing
             rep.symbolic_error = first_line(exc)
         else:

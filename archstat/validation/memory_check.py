@@ -1,7 +1,7 @@
 """The oracles for the training-memory estimate.
 
 CPU (exact): run the model once with autograd on, under ``torch.autograd.graph.saved_tensors_hooks``,
-along the rows of the analysis (``graphrun.RealRun``), and charge every saved tensor's *storage* to
+along the rows of the analysis (``validation.real_run.RealRun``), and charge every saved tensor's *storage* to
 the first row that saves it.  Storages of parameters and buffers are counted apart.
 
 GPU (with a tolerance): ``gpu_memory_check`` compares the estimate with the CUDA caching
@@ -15,19 +15,20 @@ asserted.
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from typing import Any
 
 import torch
-from torch import nn
 
-from archstat.engine.rows import RealRun, graph_rows, storage_key, tensors
+from archstat.analyses.memory import saved_per_row, state_bytes
+from archstat.engine.rows import Rows
 from archstat.engine.trace import training_mode
+from archstat.validation.real_run import RealRun, random_input, storage_key, tensors
 
 GPU_TOLERANCE = 0.05  # relative, on the forward pass's kept bytes (cuDNN BN reserve space, allocator slack)
 BLOCK = 512  # the CUDA caching allocator's rounding
 
 
-class _SavedTensors:
+class SavedTensors:
     """Pack hook + row listener: bytes of the storages each row is the first to save."""
 
     def __init__(self, state_keys: set[int]) -> None:
@@ -56,29 +57,28 @@ class _SavedTensors:
         self.pending = []
 
 
-def measured_saved(model: nn.Module, input_shape: Sequence[int], batch: int = 1, dtype: torch.dtype = torch.float32,
-                   mode: str = "train", device: str = "cpu", seed: int = 0) -> dict[str, Any]:
-    """What autograd really saves, per row of the analysis: ``per_row`` (list of bytes), ``saved``
-    (their sum) and ``state`` (bytes of saved parameters/buffers, counted apart)."""
-    work = copy.deepcopy(model).to(device=device, dtype=dtype)
-    rows = graph_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode)
+def measured_saved(rows: Rows, device: str | torch.device = "cpu", seed: int = 0) -> dict[str, Any]:
+    """What autograd really saves, per row of ``rows`` (run on a copy of ``rows.model`` in the rows'
+    mode, batch and dtype): ``per_row`` (list of bytes), ``saved`` (their sum) and ``state`` (bytes
+    of saved parameters/buffers, counted apart)."""
+    work = copy.deepcopy(rows.model).to(device=device, dtype=rows.dtype)
     state = {storage_key(t) for t in list(work.parameters()) + list(work.buffers())}
-    hook = _SavedTensors(state)
-    x = torch.randn(batch, *input_shape, device=device, dtype=dtype, generator=torch.Generator(device).manual_seed(seed))
-    with training_mode(work, mode == "train"), torch.enable_grad():
+    hook = SavedTensors(state)
+    x = random_input(rows, device, seed)
+    with training_mode(work, rows.mode == "train"), torch.enable_grad():
         with torch.autograd.graph.saved_tensors_hooks(hook.pack, lambda t: t):
             RealRun(work, rows, listeners=[hook]).run(x)
     per_row = [hook.per_row.get(i, 0) for i in range(len(rows.df))]
-    return {"per_row": per_row, "saved": sum(per_row), "state": hook.state_bytes, "rows": rows}
+    return {"per_row": per_row, "saved": sum(per_row), "state": hook.state_bytes}
 
 
 def _rounded(nbytes: int) -> int:
     return -(-nbytes // BLOCK) * BLOCK
 
 
-def gpu_memory_check(model: nn.Module, input_shape: Sequence[int], batch: int = 1, device: str = "cuda",
-                     optimizer: str = "sgd") -> dict[str, Any]:
-    """One training step on ``device`` measured by the caching allocator, next to the estimate.
+def gpu_memory_check(rows: Rows, device: str = "cuda", optimizer: str = "sgd") -> dict[str, Any]:
+    """One training step of a copy of ``rows.model`` (give it the float32 training graph's rows) on
+    ``device``, measured by the caching allocator, next to the estimate.
 
     ``forward_measured``: ``memory_allocated()`` after the forward pass minus before it (input
     included); ``forward_estimate``: the estimate's saved storages, the input and the output, each
@@ -86,21 +86,18 @@ def gpu_memory_check(model: nn.Module, input_shape: Sequence[int], batch: int = 
     ``max_memory_allocated()`` over forward, backward and the optimizer step, minus the weights;
     ``peak_estimate``: forward_estimate + gradients + optimizer state.
     """
-    from archstat.analyses.memory import saved_per_row, state_bytes
-
     dev = torch.device(device)
-    work = copy.deepcopy(model).to(dev)
-    rows = graph_rows(work, input_shape, batch=batch, mode="train")
+    work = copy.deepcopy(rows.model).to(dev)
     per_row = saved_per_row(rows, device=dev.type)
     est_saved = _estimate_blocks(rows, per_row)
-    state = state_bytes(work, rows, torch.float32, optimizer)
+    state = state_bytes(rows, optimizer)
     opt = (torch.optim.SGD(work.parameters(), lr=1e-3, momentum=0.9) if optimizer == "sgd"
            else torch.optim.Adam(work.parameters(), lr=1e-3))
     with training_mode(work, True):
         torch.cuda.synchronize(dev) if dev.type == "cuda" else None
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
-        x = torch.randn(batch, *input_shape, device=dev)
+        x = torch.randn(rows.batch, *rows.input_shape, device=dev)
         out = work(x)
         fwd = torch.cuda.memory_allocated(dev) - base
         outs = tensors(out)

@@ -24,7 +24,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from archstat.engine.rows import graph_rows
+from archstat.engine.rows import Rows
 from archstat.analyses.receptive_field import exact_interval, expected_interval, fields
 from archstat.engine.trace import training_mode
 
@@ -98,13 +98,18 @@ def _avg_pool(x: torch.Tensor, r: dict) -> torch.Tensor:
     return getattr(F, f"avg_pool{dims}d")(x, k, s, p, ceil_mode=r["hparams"]["ceil_mode"])
 
 
-def measure(model: nn.Module, input_shape: Sequence[int], rows_to_check: Optional[Sequence[int]] = None
-            ) -> pd.DataFrame:
-    """Per checked row: the formula's clipped interval and the measured extent, per spatial dim."""
-    work = check_mode_copy(model)
-    rows = graph_rows(work, input_shape, batch=1, dtype=torch.float64, mode="eval")
+def measure(rows: Rows, rows_to_check: Optional[Sequence[int]] = None) -> pd.DataFrame:
+    """Per checked row of the eval-mode ``rows``: the formula's clipped interval and the measured
+    extent, per spatial dim.
+
+    The rows' own graph runs on a check-mode copy of ``rows.model`` (float64, batch 1): the fields
+    depend only on per-sample geometry, which the rows' batch and dtype do not change."""
     if rows.engine != "fx":
         raise ValueError("the empirical receptive-field check needs a model torch.fx can trace")
+    if rows.mode != "eval":
+        raise ValueError("the empirical receptive-field check runs the eval graph: give it eval-mode rows")
+    input_shape = rows.input_shape
+    work = check_mode_copy(rows.model)
     df = rows.df
     fs = fields(df)
     records = df.to_dict("records")

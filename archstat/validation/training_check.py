@@ -6,40 +6,56 @@
   training step's memory that grows with the batch.
 * ``bwd_ok``: the backward pass's FLOPs in FlopCounterMode's convention (``archstat.analyses.backward``)
   equal FlopCounterMode's count while the autograd nodes the row created run
-  (``backward.measured_backward``).
+  (``validation.backward_check.measured_backward``).
 
-Both oracles run the same fx graph as the rest of validate, so row ``i`` is the same op call
-everywhere.  A row whose saved tensors archstat cannot name (an op with no formula, or a formula
+Both oracles watch one real forward pass (and its backward) of one copy of the model along the
+product's own fx graph, so row ``i`` is the same op call everywhere, and nothing is traced again.  A row whose saved tensors archstat cannot name (an op with no formula, or a formula
 whose kind has no rule) is not checked (``None``) and makes the memory estimate partial.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import copy
+from typing import Any
 
 import pandas as pd
 import torch
-from torch import nn
 
-from archstat.analyses.backward import backward_rows, measured_backward
-from archstat.errors import ArchstatError
-from archstat.engine.rows import GraphRows
+from archstat.analyses.backward import backward_rows
 from archstat.analyses.memory import saved_per_row
-from archstat.validation.memory_check import measured_saved
+from archstat.engine.rows import Rows
+from archstat.engine.trace import training_mode
+from archstat.validation.backward_check import NodeRows, count_backward, scalar_loss
+from archstat.validation.memory_check import SavedTensors
+from archstat.validation.real_run import RealRun, random_input, storage_key
 from archstat.validation.oracles import row_checks
 
 TRAINING_COLUMNS = ("saved_bytes", "real_saved_bytes", "saved_ok", "bwd_flops", "real_bwd_flops", "bwd_ok")
 
 
-def training_checks(model: nn.Module, rows: GraphRows, input_shape: Sequence[int], batch: int, dtype: torch.dtype,
-                    mode: str, device: torch.device, seed: int) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
-    """Per-row columns (:data:`TRAINING_COLUMNS`) and the two totals, ``(archstat, real)``."""
+def measured_training(rows: Rows, device: torch.device, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One forward pass with autograd of a copy of ``rows.model`` and its backward, watched by both
+    oracles: what ``memory_check.measured_saved`` and ``backward_check.measured_backward`` return,
+    from one copy and one run instead of one each."""
+    work = copy.deepcopy(rows.model).to(device=device, dtype=rows.dtype)
+    hook = SavedTensors({storage_key(t) for t in list(work.parameters()) + list(work.buffers())})
+    runner = RealRun(work, rows, listeners=[hook])
+    nodes = NodeRows(runner)
+    runner.listeners.append(nodes)
+    with training_mode(work, rows.mode == "train"), torch.enable_grad():
+        with torch.autograd.graph.saved_tensors_hooks(hook.pack, lambda t: t):
+            out = runner.run(random_input(rows, device, seed))
+        loss = scalar_loss(out)  # outside the hooks: the loss's own saved tensors belong to no row
+    per_row = [hook.per_row.get(i, 0) for i in range(len(rows.df))]
+    saved = {"per_row": per_row, "saved": sum(per_row), "state": hook.state_bytes}
+    return saved, count_backward(loss, nodes, len(rows.df))
+
+
+def training_checks(rows: Rows, device: torch.device, seed: int) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    """Per-row columns (:data:`TRAINING_COLUMNS`) and the two totals, ``(archstat, real)``, for the
+    training-mode ``rows`` (each oracle runs a copy of ``rows.model``)."""
     est = saved_per_row(rows, device=device.type)
-    saved = measured_saved(model, input_shape, batch=batch, dtype=dtype, mode=mode, device=str(device), seed=seed)
+    saved, real_bwd = measured_training(rows, device, seed)
     bwd = backward_rows(rows)
-    real_bwd = measured_backward(model, input_shape, batch=batch, mode=mode, seed=seed, dtype=dtype, device=device)
-    n = len(rows.df)
-    if len(saved["per_row"]) != n or len(real_bwd["per_row"]) != n:  # the oracles traced another graph
-        raise ArchstatError(f"training oracles saw {len(saved['per_row'])}/{len(real_bwd['per_row'])} rows, not {n}")
     known = list(est["saved_known"])
     cols = pd.DataFrame({
         "saved_bytes": [int(b) if k else None for b, k in zip(est["saved_bytes"], known)],

@@ -32,21 +32,23 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
-from archstat.device import resolve_device
-from archstat.engine.conventions import counter, fvcore_unsupported_inside
-from archstat.errors import ArchstatError
-from archstat.engine.rows import RealRun, graph_rows, tensors
 from archstat.analyses.live_memory import live_bytes
-from archstat.validation.oracles import (FVCORE_BOOKKEEPING, canonical_names, cumulative, flopcounter_counts,
-                                         fvcore_counts, row_checks, self_counts)
+from archstat.device import resolve_device
+from archstat.engine.analyze import analyze_rows
+from archstat.engine.conventions import counter
+from archstat.engine.rows import Rows
+from archstat.errors import ArchstatError
+from archstat.validation.module_checks import oracle_columns, oracle_flags
+from archstat.validation.oracles import flopcounter_counts, fvcore_counts, row_checks
 from archstat.engine.trace import training_mode
 from archstat.validation.live_memory_check import measured_live
+from archstat.validation.real_run import RealRun, random_input, tensors
 from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
 
 # totals compared with the real run, not an oracle
@@ -72,50 +74,6 @@ def _same_outputs(a: Any, b: Any) -> bool:
     return len(ta) == len(tb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(ta, tb))
 
 
-def _module_checks(df: pd.DataFrame, ours_col: str, oracle_cum: dict[str, int], names: list[str],
-                   checkable: dict[str, bool]) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Per row: our own count for the row's module, the oracle's, and whether they agree."""
-    ours = self_counts(cumulative(list(zip(df["name"], (int(v) for v in df[ours_col]))), names), names)
-    theirs = self_counts(oracle_cum, names)
-    mine = df["name"].map(ours)
-    other = df["name"].map(lambda n: theirs.get(n, 0))
-    ok = [None if not checkable.get(n, True) else bool(a == b) for n, a, b in zip(df["name"], mine, other)]
-    return mine, other, pd.Series(ok, index=df.index, dtype=object)
-
-
-def oracle_skips(r: dict) -> bool:
-    """Does fvcore report an op of this row as unsupported: one it skips, or one inside a row whose
-    main op it counts (a conv's reflect padding)?  Rows without a formula are not ours to say."""
-    return bool(r["supported"]) and (not r["oracle_supported"] or fvcore_unsupported_inside(r["kind"], r["hparams"]))
-
-
-def _oracle_flags(df: pd.DataFrame) -> pd.Series:
-    return pd.Series([oracle_skips(r) for r in df.to_dict("records")], index=df.index, dtype=bool)
-
-
-def _unsupported_presence(df: pd.DataFrame, fv: dict, names: list[str], modules: dict[str, nn.Module],
-                          train: bool, checkable: dict[str, bool]) -> pd.Series:
-    """Does each row's module have fvcore-unsupported ops exactly when archstat says so?"""
-    cum = {n: fv.get(n, {}).get("unsupported", Counter()) for n in names}
-    ours = df.assign(u=_oracle_flags(df)).groupby("name")["u"].any().to_dict()
-    for n in df.attrs.get("shape_ops", {}):  # `n_h * n_w` on sizes: aten::mul in fvcore's trace
-        ours[n] = True
-    own: dict[str, Counter] = {}
-    for n in names:
-        mine = Counter(cum[n])
-        for c in names:
-            if c != n and c.startswith(n + "." if n else "") and "." not in c[len(n) + 1 if n else 0:]:
-                mine.subtract(cum[c])
-        # BatchNorm's num_batches_tracked += 1: not a row when BN is a leaf (fx), a row when not (meta)
-        if train and isinstance(modules.get(n), nn.modules.batchnorm._BatchNorm) and not ours.get(n, False):
-            for op in FVCORE_BOOKKEEPING:
-                mine.pop(op, None)
-        own[n] = mine
-    theirs = {n: any(v > 0 for v in c.values()) for n, c in own.items()}
-    return pd.Series([None if not checkable.get(n, True) else bool(ours.get(n, False)) == theirs.get(n, False)
-                      for n in df["name"]], index=df.index, dtype=object)
-
-
 def validate(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -130,25 +88,72 @@ def validate(
 
     ``df.attrs`` holds ``agree`` (every check passed), ``partial`` (some op has no formula),
     ``mismatches`` (one line each, naming the layer and both values), ``totals`` and ``timing``.
+    The model is traced once (:func:`archstat.engine.analyze.analyze_rows`); see :func:`validate_rows`.
     """
     t0 = time.perf_counter()
     dev = resolve_device(device)
     work = real_copy(model, dev, dtype, mode)
     counter(convention)  # reject an unknown convention before any work
-    # traced in the fvcore convention, so that ``oracle_supported`` is fvcore's verdict whatever is shown
-    rows = graph_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore")
+    # costed in the fvcore convention, so that ``oracle_supported`` is fvcore's verdict whatever is shown
+    rows = analyze_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore")
+    return validate_rows(rows, convention=convention, seed=seed, device=dev, started=t0)
+
+
+def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device: Optional[torch.device] = None,
+                  started: Optional[float] = None) -> pd.DataFrame:
+    """:func:`validate` for a product already computed on a model with real weights (``rows.model``,
+    on the device and in the dtype to check; the rows in the fvcore convention)."""
+    t0 = time.perf_counter() if started is None else started
+    work = rows.model
+    dev = device or next((t.device for t in [*work.parameters(), *work.buffers()]), torch.device("cpu"))
     df = rows.df.copy()
     df["flops"] = df[f"flops_{convention}"]
-    t_analyze = time.perf_counter() - t0
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    x = torch.randn(batch, *input_shape, device=dev, dtype=dtype, generator=gen)
-    train = mode == "train"
-    with training_mode(work, train), torch.no_grad():
+    timing = {"analyze_s": time.perf_counter() - t0}
+    x = random_input(rows, dev, seed)
+    real, graph_out, model_out, fc, fv, measured = _real_runs(rows, x, seed, timing)
+    _real_columns(df, real.calls, rows, measured)
+    t = time.perf_counter()
+    training_totals: dict[str, tuple[int, int]] = {}
+    if rows.mode == "train":
+        cols, training_totals = training_checks(rows, dev, seed)
+        df[list(TRAINING_COLUMNS)] = cols
+    else:
+        for c in TRAINING_COLUMNS:
+            df[c] = None
+    timing["training_s"] = time.perf_counter() - t
+    oracle_columns(df, work, fv, fc, rows.mode == "train")
+    mismatches = _mismatches(df)
+    fidelity = _same_outputs(graph_out, model_out)
+    if not fidelity:
+        mismatches.append("the fx graph's output differs from the model's own forward()")
+    totals = _totals(df, fv, fc, measured is not None, training_totals)
+    for key, (ours, theirs) in totals.items():
+        if ours != theirs and not rows.df.attrs["partial"]:
+            mismatches.append(f"total {key}: archstat {ours:,} vs {'real' if key in REAL_TOTALS else 'oracle'} "
+                              f"{theirs:,}")
+    df.attrs = dict(rows.df.attrs)
+    df.attrs.update({
+        "convention": convention, "oracle_unsupported": sorted(set(df.loc[oracle_flags(df), "op"])),
+        "device": str(dev), "fidelity": fidelity, "totals": totals, "mismatches": mismatches,
+        "agree": not mismatches,
+        "checks": {c: {"ok": int((df[c] == True).sum()), "failed": int((df[c] == False).sum()),  # noqa: E712
+                       "skipped": int(df[c].isna().sum())} for c in CHECKS},
+        "fvcore_unsupported": dict(fv.get("", {}).get("unsupported", Counter())),
+        "timing": {**timing, "total_s": time.perf_counter() - t0},
+    })
+    return df
+
+
+def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict) -> tuple:
+    """The graph run along the rows, the model's own forward under FlopCounterMode, fvcore's trace, and
+    (eval) the live bytes per row; each one's seconds go into ``timing``."""
+    work = rows.model
+    with training_mode(work, rows.mode == "train"), torch.no_grad():
         t = time.perf_counter()
         torch.manual_seed(seed)
         real = RealRun(work, rows)
         graph_out = real.run(x)
-        t_run = time.perf_counter() - t
+        timing["real_run_s"] = time.perf_counter() - t
 
         def forward() -> Any:
             torch.manual_seed(seed)
@@ -156,15 +161,17 @@ def validate(
 
         t = time.perf_counter()
         fc, model_out = flopcounter_counts(work, forward)
-        t_fc = time.perf_counter() - t
+        timing["flopcounter_s"] = time.perf_counter() - t
         t = time.perf_counter()
         fv = fvcore_counts(work, x)
-        t_fv = time.perf_counter() - t
+        timing["fvcore_s"] = time.perf_counter() - t
         # inference memory is an eval-mode question (a training step's memory is archstat.analyses.memory's)
-        estimate = live_bytes(rows.df) if not train else None
-        measured = measured_live(work, rows, x) if estimate is not None else None
+        measured = measured_live(work, rows, x) if rows.mode == "eval" else None
+    return real, graph_out, model_out, fc, fv, measured
 
-    calls = real.calls
+
+def _real_columns(df: pd.DataFrame, calls: list, rows: Rows, measured: Optional[list[int]]) -> None:
+    """Shapes, params, bytes and (eval, fx) live bytes per row, next to the real run's."""
     df["real_out_shape"] = [c.out_shapes[0] if c.out_shapes else None for c in calls]
     df["shape_ok"] = [list(map(int, a)) == b for a, b in zip(df["out_shape"], df["real_out_shape"])]
     df["real_params"] = [c.params for c in calls]
@@ -173,41 +180,16 @@ def validate(
     df["real_alloc"] = [c.alloc for c in calls]
     df["bytes_ok"] = (df["act_bytes"] == df["real_act_bytes"]) & (df["alloc"] == df["real_alloc"])
     if measured is not None:
-        df["live_bytes"] = estimate
+        df["live_bytes"] = live_bytes(rows.df)
         df["real_live_bytes"] = [m + int(rows.df.attrs["input_bytes"]) for m in measured]
         # an op without a formula may hold temporaries nobody can name: its own row is not checked
         df["live_ok"] = row_checks(df["live_bytes"], df["real_live_bytes"], df["supported"], df.index)
     else:
         df["live_bytes"] = df["real_live_bytes"] = df["live_ok"] = None
-    t = time.perf_counter()
-    training_totals: dict[str, tuple[int, int]] = {}
-    if train:
-        cols, training_totals = training_checks(work, rows, input_shape, batch, dtype, mode, dev, seed)
-        df[list(TRAINING_COLUMNS)] = cols
-    else:
-        for c in TRAINING_COLUMNS:
-            df[c] = None
-    t_train = time.perf_counter() - t
 
-    canon = canonical_names(work)
-    modules = {n: m for n, m in work.named_modules()}
-    names = sorted(set(canon.values()) | set(df["name"]))
-    checkable = (df.groupby("name")["supported"].all()).to_dict()
-    # MACs against fvcore's matrix ops, over the ops fvcore handles (a conv with padding="same" runs
-    # aten::_convolution_mode, which fvcore skips; FlopCounterMode still checks its MACs, times 2)
-    df["fvcore_handled_macs"] = df["macs"].where(df["oracle_supported"], 0)
-    df["module_macs"], df["fvcore_macs"], df["macs_ok"] = _module_checks(
-        df, "fvcore_handled_macs", {n: c["macs"] for n, c in fv.items()}, names, checkable)
-    df["module_fvcore"], df["fvcore_flops"], df["fvcore_ok"] = _module_checks(
-        df, "flops_fvcore", {n: c["flops"] for n, c in fv.items()}, names, checkable)
-    df["module_flopcounter"], df["flopcounter_flops"], df["flopcounter_ok"] = _module_checks(
-        df, "flops_flopcounter", fc, names, checkable)
-    df["unsupported_ok"] = _unsupported_presence(df, fv, names, modules, train, checkable)
 
-    mismatches = _mismatches(df)
-    fidelity = _same_outputs(graph_out, model_out)
-    if not fidelity:
-        mismatches.append("the fx graph's output differs from the model's own forward()")
+def _totals(df: pd.DataFrame, fv: dict, fc: dict, live: bool, training: dict) -> dict[str, tuple[int, int]]:
+    """Whole-model totals, ``(archstat, real or oracle)``."""
     totals = {
         "params": (int(df["params"].sum()), int(df["real_params"].sum())),
         "act_bytes": (int(df["act_bytes"].sum()), int(df["real_act_bytes"].sum())),
@@ -215,25 +197,10 @@ def validate(
         "flops_fvcore": (int(df["flops_fvcore"].sum()), fv.get("", {}).get("flops", 0)),
         "flops_flopcounter": (int(df["flops_flopcounter"].sum()), fc.get("", 0)),
     }
-    if measured is not None:
+    if live:
         totals["inference_peak"] = (int(df["live_bytes"].max()), int(df["real_live_bytes"].max()))
-    totals.update(training_totals)
-    for key, (ours, theirs) in totals.items():
-        if ours != theirs and not rows.df.attrs["partial"]:
-            mismatches.append(f"total {key}: archstat {ours:,} vs {'real' if key in REAL_TOTALS else 'oracle'} "
-                              f"{theirs:,}")
-    df.attrs = dict(rows.df.attrs)
-    df.attrs.update({
-        "convention": convention, "oracle_unsupported": sorted(set(df.loc[_oracle_flags(df), "op"])),
-        "device": str(dev), "fidelity": fidelity, "totals": totals, "mismatches": mismatches,
-        "agree": not mismatches,
-        "checks": {c: {"ok": int((df[c] == True).sum()), "failed": int((df[c] == False).sum()),  # noqa: E712
-                       "skipped": int(df[c].isna().sum())} for c in CHECKS},
-        "fvcore_unsupported": dict(fv.get("", {}).get("unsupported", Counter())),
-        "timing": {"analyze_s": t_analyze, "real_run_s": t_run, "flopcounter_s": t_fc, "fvcore_s": t_fv,
-                   "training_s": t_train, "total_s": time.perf_counter() - t0},
-    })
-    return df
+    totals.update(training)
+    return totals
 
 
 def _fmt(value: Any) -> str:

@@ -12,7 +12,8 @@ import pandas as pd
 
 from archstat.reporting.table_format import UNSUPPORTED_HINT, jsonable, grouped_unsupported
 from archstat.spec import is_symbolic
-from archstat.validation.validate import REAL_TOTALS, oracle_skips
+from archstat.validation.module_checks import oracle_skips
+from archstat.validation.validate import REAL_TOTALS
 
 MARK = {True: "ok", False: "XX", None: "-"}
 JSON_ROW = ["name", "op", "call", "kind", "supported", "oracle_supported", "out_shape", "real_out_shape", "params",
