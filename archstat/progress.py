@@ -1,0 +1,36 @@
+"""The one progress bar: tqdm on stderr, quiet when stderr is not a terminal or when asked.
+
+Every command that can run for more than a few seconds (``report``, ``validate``, ``compare`` of many
+models, ``table --training/--receptive-field``, ``train``, ``search``) wraps its loop in
+:func:`progress`.  tqdm is imported on first use, so ``archstat --help`` stays light.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Iterable, TypeVar
+
+T = TypeVar("T")
+
+QUIET = {"on": False}  # set by the CLI's --quiet for the whole process
+
+
+def set_quiet(quiet: bool) -> None:
+    """``--quiet``: no bar anywhere in this process."""
+    QUIET["on"] = bool(quiet)
+
+
+def enabled(disable: bool = False) -> bool:
+    """A bar is drawn only on an interactive stderr, without --quiet, unless the caller disables it."""
+    return not (disable or QUIET["on"] or not sys.stderr.isatty())
+
+
+def progress(items: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
+             initial: int = 0, disable: bool = False, **kwargs: Any):
+    """``tqdm(items)`` on stderr, or a bar to ``update()`` by hand when ``items`` is None.
+
+    Disabled bars are real tqdm objects too (tqdm's ``disable=True``), so callers never branch.
+    """
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit=unit, initial=initial, disable=not enabled(disable),
+                file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
