@@ -7,7 +7,7 @@ models, ``table --training/--receptive-field``, ``train``, ``search``) wraps its
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 T = TypeVar("T")
 
@@ -34,3 +34,16 @@ def progress(items: Iterable[T] | None = None, *, total: int | None = None, desc
 
     return tqdm(items, total=total, desc=desc, unit=unit, initial=initial, disable=not enabled(disable),
                 file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
+
+
+def stepper(bar: Any) -> Callable[[str], None]:
+    """``step(name)`` as each stage starts: the bar counts the stages done and shows the current one."""
+    started = {"any": False}
+
+    def step(name: str) -> None:
+        if started["any"]:
+            bar.update()
+        started["any"] = True
+        bar.set_postfix_str(name)
+
+    return step

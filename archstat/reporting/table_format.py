@@ -180,6 +180,8 @@ def _footer(df: pd.DataFrame) -> list[str]:
     a = df.attrs
     lines = [f"memory = bytes of each op's output / 1024 (views listed, in-place ops and identities add 0); "
              f"params counted once per tensor; MACs {scaled(a['total']['macs'], 1)}"]
+    if (df["name"] == "").any():
+        lines.append(ROOT_NOTE)
     peak = inference_peak(df)
     if peak is not None:
         lines.append(f"inference peak: {peak['peak_bytes'] / 1024:,.1f} KB of activations alive at once, at "
@@ -189,8 +191,11 @@ def _footer(df: pd.DataFrame) -> list[str]:
     if "rf" in df.columns:
         lines.append("RF: receptive field of one output unit in input pixels (HxW when they differ), jump: its "
                      "effective stride; ~ an upper bound (uneven windows), global: sees every position")
-    if (df["name"] == "").any():
-        lines.append(ROOT_NOTE)
+    lrn = df.loc[df["op"] == "LocalResponseNorm", "act_bytes"]
+    if len(lrn) and not a.get("symbolic"):
+        total = a["total"]["act_bytes"]
+        lines.append(f"LocalResponseNorm outputs: {scaled(int(lrn.sum()), 1024)} KB of the memory total; the lecture's "
+                     f"tables leave LRN out (without it: {scaled(int(total - lrn.sum()), 1024)} KB)")
     if a.get("params_all") != a["total"]["params"]:
         lines.append(f"params of the whole model (every module, run or not): {a['params_all']:,}")
     if a.get("unsupported"):

@@ -82,9 +82,9 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _progress(total: int, initial: int, disable: bool):
-    from tqdm import tqdm
+    from archstat.progress import progress
 
-    return tqdm(total=total, initial=initial, disable=disable, unit="it", dynamic_ncols=True, leave=False)
+    return progress(total=total, initial=initial, disable=disable, unit="it")
 
 
 def train(cfg: TrainConfig, splits: Splits | None = None, model: nn.Module | None = None,

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import torch
@@ -116,6 +116,10 @@ def _unsupported_presence(df: pd.DataFrame, fv: dict, names: list[str], modules:
                       for n in df["name"]], index=df.index, dtype=object)
 
 
+# the checks validate() runs, in order (the progress bar's steps)
+STAGES = ("trace", "real run", "FLOP oracles", "live bytes", "training checks")
+
+
 def validate(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -125,12 +129,16 @@ def validate(
     convention: str = "lecture",
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
+    on_stage: Callable[[str], object] | None = None,
 ) -> pd.DataFrame:
     """Per-row agreement of ``analyze()`` with one real run of ``model`` and with fvcore / FlopCounterMode.
 
     ``df.attrs`` holds ``agree`` (every check passed), ``partial`` (some op has no formula),
     ``mismatches`` (one line each, naming the layer and both values), ``totals`` and ``timing``.
+    ``on_stage(name)`` is called as each of ``STAGES`` starts (the CLI's progress bar).
     """
+    stage = on_stage or (lambda name: None)
+    stage(STAGES[0])
     t0 = time.perf_counter()
     dev = resolve_device(device)
     work = real_copy(model, dev, dtype, mode)
@@ -146,6 +154,7 @@ def validate(
     with training_mode(work, train), torch.no_grad():
         t = time.perf_counter()
         torch.manual_seed(seed)
+        stage(STAGES[1])
         real = RealRun(work, rows)
         graph_out = real.run(x)
         t_run = time.perf_counter() - t
@@ -154,6 +163,7 @@ def validate(
             torch.manual_seed(seed)
             return work(x)
 
+        stage(STAGES[2])
         t = time.perf_counter()
         fc, model_out = flopcounter_counts(work, forward)
         t_fc = time.perf_counter() - t
@@ -161,6 +171,7 @@ def validate(
         fv = fvcore_counts(work, x)
         t_fv = time.perf_counter() - t
         # inference memory is an eval-mode question (a training step's memory is archstat.analyses.memory's)
+        stage(STAGES[3])
         estimate = live_bytes(rows.df) if not train else None
         measured = measured_live(work, rows, x) if estimate is not None else None
 
@@ -181,6 +192,7 @@ def validate(
         df["live_bytes"] = df["real_live_bytes"] = df["live_ok"] = None
     t = time.perf_counter()
     training_totals: dict[str, tuple[int, int]] = {}
+    stage(STAGES[4])
     if train:
         cols, training_totals = training_checks(work, rows, input_shape, batch, dtype, mode, dev, seed)
         df[list(TRAINING_COLUMNS)] = cols
