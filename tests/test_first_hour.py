@@ -73,3 +73,16 @@ def test_data_naming_a_file_says_it_is_a_file(tmp_path):
     f.write_bytes(b"")
     with pytest.raises(ArchstatError, match="is a file"):
         folder_splits(f, (3, 32, 32))
+
+
+def test_progress_is_quiet_off_a_terminal_and_with_quiet(monkeypatch):
+    from archstat import progress as P
+
+    monkeypatch.setattr(P.sys.stderr, "isatty", lambda: True, raising=False)
+    P.set_quiet(False)
+    assert P.enabled() and not P.enabled(disable=True)
+    P.set_quiet(True)
+    assert not P.enabled()
+    P.set_quiet(False)
+    monkeypatch.setattr(P.sys.stderr, "isatty", lambda: False, raising=False)
+    assert not P.enabled() and P.progress(range(3)).disable
