@@ -49,6 +49,8 @@ class ModelInfo:
     # torchvision builds the same architecture with the same state_dict layout
     torchvision_name: str | None = None
     notes: str = ""
+    # the lecture's own row names (``archstat table MODEL --names lecture``): qualified name -> slide name
+    lecture_names: dict[str, str] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -66,6 +68,7 @@ def register_model(
     torchvision_name: str | None = None,
     notes: str = "",
     name: str | None = None,
+    lecture_names: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder function under its own name (or ``name``)."""
 
@@ -77,6 +80,7 @@ def register_model(
             name=key, builder=fn, family=family, paper=paper, year=year, url=url,
             default_input=tuple(default_input), min_input=tuple(min_input),
             published=dict(published or {}), torchvision_name=torchvision_name, notes=notes,
+            lecture_names=dict(lecture_names or {}),
         )
         return fn
 

@@ -73,6 +73,12 @@ class AlexNet(PlainCNN):
         init_weights(self, init)
 
 
+# the lecture's AlexNet table, row by row (torchvision's extra AdaptiveAvgPool2d has no slide row)
+LECTURE_NAMES = {"features.0": "conv1", "features.2": "pool1", "features.3": "conv2", "features.5": "pool2",
+                 "features.6": "conv3", "features.8": "conv4", "features.10": "conv5", "features.12": "pool5",
+                 "": "flatten", "classifier.1": "fc6", "classifier.4": "fc7", "classifier.6": "fc8"}
+
+
 @register_model(
     family="alexnet",
     paper="ImageNet Classification with Deep Convolutional Neural Networks (lecture/torchvision layout)",
@@ -88,6 +94,7 @@ class AlexNet(PlainCNN):
         "ilsvrc_top5_err": Published(16.4, "lecture (ILSVRC 2012 winner)", "an average of five CNNs"),
     },
     torchvision_name="alexnet",
+    lecture_names=LECTURE_NAMES,
 )
 def alexnet(**kwargs) -> AlexNet:
     """The lecture's AlexNet: torchvision layout, 227x227 input."""

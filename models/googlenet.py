@@ -176,6 +176,12 @@ PAPER_URL = "https://arxiv.org/abs/1409.4842"
 TV_WEIGHTS = "torchvision GoogLeNet_Weights.IMAGENET1K_V1"
 
 
+# the lecture's stem table (224 -> 28) and global-average-pooling slide; the paper's two LRN layers
+# (lrn1, lrn2) have no row there, which is why the slide's stem is 7.5 MB where this one is 10,780 KB
+LECTURE_NAMES = {"conv1.conv": "conv", "maxpool1": "max-pool", "conv2.conv": "conv", "conv3.conv": "conv",
+                 "maxpool2": "max-pool", "avgpool": "avg-pool", "fc": "fc"}
+
+
 @register_model(
     family="googlenet",
     paper=PAPER_TITLE,
@@ -200,6 +206,7 @@ TV_WEIGHTS = "torchvision GoogLeNet_Weights.IMAGENET1K_V1"
         "top1_err": Published(None, "GoogLeNet paper", "the paper reports top-5 error only"),
     },
     notes="Table 1 network: 5x5 branches, LRN, no BN; aux heads in training mode only",
+    lecture_names=LECTURE_NAMES,
 )
 def googlenet(**kwargs) -> GoogLeNet:
     """Inception v1 as the paper's Table 1 (5x5 branches, LRN, no BN, aux heads in train mode)."""

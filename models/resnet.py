@@ -300,3 +300,34 @@ def resnet152(**kwargs: Any) -> ResNet:
     ensemble of it won ILSVRC 2015 (3.57 % top-5).
     """
     return ResNet(*CFGS["resnet152"], **kwargs)
+
+
+def _resnet_v1_model(builder: Callable[..., ResNet]) -> Callable[..., ResNet]:
+    """Register ``resnetNN_v1``: the paper's stride placement, with Table 1's multiply-adds as its MACs."""
+    depth = builder.__name__.removesuffix("_v1")
+    n = NUMBERS[depth]
+    return register_model(
+        family="resnet", paper="Deep Residual Learning for Image Recognition (v1: stride in the first 1x1)",
+        year=2016, url="https://arxiv.org/abs/1512.03385", default_input=(3, 224, 224), min_input=(3, 1, 1),
+        published={"params": Published(n.params, f"torchvision {depth} num_params", "v1 and v1.5 have the same"),
+                   "macs": Published(n.table1_gflops * 1e9, TABLE1, n.v1_note)},
+        notes="the paper's (and the lecture's) ResNet: downsampling bottlenecks stride in their first 1x1 conv",
+    )(builder)
+
+
+@_resnet_v1_model
+def resnet50_v1(**kwargs: Any) -> ResNet:
+    """ResNet-50 v1 (the paper's strides): 3,857,973,248 MACs at 224x224; Table 1 prints 3.8 G."""
+    return ResNet(*CFGS["resnet50"], **{"variant": "v1", **kwargs})
+
+
+@_resnet_v1_model
+def resnet101_v1(**kwargs: Any) -> ResNet:
+    """ResNet-101 v1 (the paper's strides): 7,570,194,432 MACs at 224x224; Table 1 prints 7.6 G."""
+    return ResNet(*CFGS["resnet101"], **{"variant": "v1", **kwargs})
+
+
+@_resnet_v1_model
+def resnet152_v1(**kwargs: Any) -> ResNet:
+    """ResNet-152 v1 (the paper's strides): 11,282,415,616 MACs at 224x224; Table 1 prints 11.3 G."""
+    return ResNet(*CFGS["resnet152"], **{"variant": "v1", **kwargs})

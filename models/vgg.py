@@ -139,13 +139,31 @@ def _published(name: str) -> dict[str, Published]:
     return out
 
 
+def lecture_names(cfg: Cfg, batch_norm: bool = False) -> dict[str, str]:
+    """The lecture's (and Caffe's) VGG row names from a config: conv1_1, conv1_2, pool1, ..., fc6-fc8."""
+    names, index, stage, conv = {}, 0, 1, 1
+    for v in cfg:
+        if v == "M":
+            names[f"features.{index}"] = f"pool{stage}"
+            stage, conv, index = stage + 1, 1, index + 1
+            continue
+        names[f"features.{index}"] = f"conv{stage}_{conv}"
+        conv, index = conv + 1, index + (3 if batch_norm else 2)
+    return {**names, "": "flatten", "classifier.0": "fc6", "classifier.3": "fc7", "classifier.6": "fc8"}
+
+
 def _vgg_model(builder: Callable[..., VGG]) -> Callable[..., VGG]:
     """Register a builder under its own name with the family's metadata and its published numbers."""
     return register_model(
         family="vgg", paper="Very Deep Convolutional Networks for Large-Scale Image Recognition",
         year=2015, url="https://arxiv.org/abs/1409.1556", default_input=(3, 224, 224),
         min_input=(3, 32, 32), published=_published(builder.__name__), torchvision_name=builder.__name__,
+        lecture_names=lecture_names(CFGS[CFG_OF[builder.__name__.removesuffix("_bn")]],
+                                    builder.__name__.endswith("_bn")),
     )(builder)
+
+
+CFG_OF = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
 
 @_vgg_model
@@ -238,6 +256,7 @@ LECTURE = "EECS 498-007 Lecture 8 (AlexNet vs VGG-16 slide)"
             None, LECTURE, "the 9.62 printed next to it belongs to torchvision's full VGG-16"),
     },
     notes="VGG-16 with two convs in stage 3: reproduces the slide's 48.6 MB / 13.6 GFLOP",
+    lecture_names=lecture_names(CFGS["D_lecture"]),
 )
 def vgg16_lecture(**kwargs) -> VGG:
     """The lecture slide's VGG-16 (stage 3 has two convs): its 13.6 GFLOP and 48.6 MB."""

@@ -21,7 +21,7 @@ def test_table_text_has_lecture_columns(capsys):
                 "params (k)", "flop (M)"):
         assert col in out
     lines = out.splitlines()
-    assert "72.855552" in out and "37,752.832" in out and lines[-3].startswith("total")
+    assert "72.855552" in out and "37,752.832" in out and lines[-4].startswith("total")  # footer: 3 lines
     assert lines[-1].startswith("inference peak: ")
 
 

@@ -70,8 +70,11 @@ def test_cli_training_implies_the_training_graph_and_folds_sums(capsys):
     total_row = next(line for line in text.splitlines() if line.startswith("total"))
     assert f"{data['training']['saved'] / 1024:,}".rstrip("0").rstrip(".") in total_row
     assert "training step on cpu (train graph)" in text and "SGD with momentum" in text
-    code, out, _ = run(capsys, "table", "alexnet", "--training", "--mode", "eval", "--device", "cuda", "--format", "json")
-    assert json.loads(out)["mode"] == "eval" and json.loads(out)["training"]["device"] == "cuda"
+    code, out, err = run(capsys, "table", "alexnet", "--training", "--mode", "eval", "--device", "cuda", "--format", "json")
+    if not torch.cuda.is_available():  # as the README promises for every --device cuda: one line, exit 2
+        assert code == 2 and out == "" and "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+    else:
+        assert json.loads(out)["mode"] == "eval" and json.loads(out)["training"]["device"] == "cuda"
 
 
 def test_cli_upto_keeps_the_prefix_and_says_the_step_total_is_not_whole(capsys):

@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p, many=True)
     add_convention_arg(p)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--sort", choices=SORT_KEYS, metavar="COLUMN",
                    help=f"sort rows by a column ({', '.join(SORT_KEYS)}); missing values last")
     p.add_argument("--descending", action="store_true", help="with --sort: largest first")
@@ -32,8 +33,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ArchstatError(f"--plot {args.plot!r}: give a .png file name")
-    table = compare(args.models, args.input, batch=args.batch, convention=args.convention, sort=args.sort,
-                    descending=args.descending, gpu_dir=Path(args.gpu_results))
+    from archstat.progress import progress, set_quiet
+
+    set_quiet(args.quiet)
+    with progress(total=len(args.models), desc="compare", unit="model", disable=len(args.models) < 3) as bar:
+        table = compare(args.models, args.input, batch=args.batch, convention=args.convention, sort=args.sort,
+                        descending=args.descending, gpu_dir=Path(args.gpu_results), on_model=bar.update)
     print(FORMATTERS[args.format](table))
     if args.plot:
         from archstat.reporting.plots import compare_bars

@@ -10,12 +10,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports/)")
     p.add_argument("--models", nargs="+", metavar="MODEL", help="only these models' pages (the index covers the zoo)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNGs (CSV, JSON and Markdown only)")
-    p.add_argument("--quiet", action="store_true", help="do not list the models as they are done")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
     import time
     from pathlib import Path
 
@@ -27,8 +26,11 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ArchstatError(f"unknown model(s) {', '.join(unknown)}; see `archstat list`")
     start = time.perf_counter()
-    progress = None if args.quiet else (lambda name: print(f"  {name}", file=sys.stderr, flush=True))
-    written = generate(Path(args.out), args.models, figures=not args.no_figures, progress=progress)
+    from archstat.progress import progress, set_quiet, stepper
+
+    set_quiet(args.quiet)
+    with progress(total=len(args.models or list_models()), desc="report", unit="model") as bar:
+        written = generate(Path(args.out), args.models, figures=not args.no_figures, progress=stepper(bar))
     size = sum(p.stat().st_size for p in written)
     print(f"wrote {len(written)} files ({size / 1024:,.0f} KB) under {args.out}/ in {time.perf_counter() - start:.1f} s")
     return 0

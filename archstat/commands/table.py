@@ -13,8 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("eval", "train"), default=None,
                    help="trace the eval or training graph (default eval; train with --training)")
     add_convention_arg(p)
-    p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
-    p.add_argument("--symbolic", action="store_true", help="closed forms in N, H, W (sympy)")
+    p.add_argument("--format", choices=("text", "markdown", "csv", "json", "latex"), default="text",
+                   help="latex: a booktabs tabular for papers (with --symbolic: the named sizes in math mode)")
+    p.add_argument("--symbolic", action="store_true",
+                   help="closed forms in N, H, W: sizes named once (H1 = floor((H - 7)/4) + 1), rows in the names")
+    p.add_argument("--names", choices=("qualified", "lecture"), default="qualified",
+                   help="lecture: add a column with the lecture's own row names (conv1, pool1, ..., fc8) where the "
+                        "zoo model has them (alexnet, vgg*, googlenet)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--reconcile", action="store_true", help="break FLOPs down by op kind in every convention")
     p.add_argument("--upto", metavar="LAYER", help="stop after this layer (e.g. features.5, layer1)")
     p.add_argument("--all-rows", action="store_true", help="do not fold activations/dropout into the row before")
@@ -44,12 +50,17 @@ def parse_dtype(name: str):
 def run(args: argparse.Namespace) -> int:
     from archstat.engine.analyze import analyze_rows, cut_rows
     from archstat.models import resolve_model
-    from archstat.reporting.table_format import FORMATTERS, to_markdown, to_text
-
     from archstat.errors import ArchstatError
 
     if not args.training and (args.optimizer or args.device):
         raise ArchstatError("--optimizer and --device size a training step: add --training")
+    if args.device == "cuda":
+        from archstat.device import resolve_device
+
+        resolve_device("cuda")  # as everywhere: --device cuda without CUDA is one line, exit 2
+    if args.format == "latex" and args.reconcile:
+        raise ArchstatError("--format latex prints the per-layer table; --reconcile has none (use text, csv or json)")
+    lecture = lecture_names(args.model) if args.names == "lecture" else None
     if args.reconcile and (args.training or args.receptive_field or args.upto):
         raise ArchstatError("--reconcile prints FLOPs by op kind for the whole model: drop --training, "
                             "--receptive-field and --upto")
@@ -68,17 +79,61 @@ def run(args: argparse.Namespace) -> int:
     rows = analyze_rows(model, shape, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
                         convention=args.convention, symbolic=args.symbolic)
     df = cut_rows(rows, args.upto).df if args.upto else rows.df
+    df.attrs["model_name"] = args.model  # the title says what was asked for: resnet50 (ResNet)
+    df = with_extras(rows, df, args)
+    if lecture is not None:
+        df.insert(1, "lecture", [lecture.get(n, "") for n in df["name"]])
+    print(render(df, args.format, args.symbolic, folded=not args.all_rows))
+    return 0
+
+
+def lecture_names(spec: str) -> dict[str, str]:
+    """The zoo model's lecture row names; a model without them is a one-line error."""
+    from archstat.errors import ArchstatError
+    from archstat.models import list_models, model_info
+
+    names = model_info(spec).lecture_names if spec in list_models() else {}
+    if not names:
+        having = [m for m in list_models() if model_info(m).lecture_names]
+        raise ArchstatError(f"--names lecture: {spec!r} has no lecture row names; models with them: "
+                            f"{', '.join(having)}")
+    return names
+
+
+def render(df, fmt: str, symbolic: bool, folded: bool) -> str:
+    """The table in the asked format; symbolic text/Markdown/LaTeX print the named sizes."""
+    from archstat.reporting.table_format import FORMATTERS
+
+    if fmt == "latex":
+        from archstat.reporting.table_latex import to_latex
+
+        return to_latex(df, folded=folded)
+    if symbolic and fmt in ("text", "markdown"):
+        from archstat.reporting.table_symbolic import to_symbolic_markdown, to_symbolic_text
+
+        return (to_symbolic_text if fmt == "text" else to_symbolic_markdown)(df, folded=folded)
+    return FORMATTERS[fmt](df, folded=folded) if fmt in ("text", "markdown") else FORMATTERS[fmt](df)
+
+
+def with_extras(rows, df, args: argparse.Namespace):
+    """``--training`` and ``--receptive-field`` columns of ``df`` (``rows.df`` or its ``--upto`` cut),
+    from the whole graph's ``rows``, under one progress bar."""
+    from archstat.progress import progress, set_quiet
+
+    set_quiet(args.quiet)
+    steps = [s for s, on in (("training step", args.training), ("receptive field", args.receptive_field)) if on]
+    bar = progress(total=len(steps), desc="table", unit="step")
     if args.training:
         from archstat.analyses.table_columns import with_training
 
+        bar.set_postfix_str("training step")
         df = with_training(rows, df, args.optimizer or "sgd", args.device or "cpu")
+        bar.update()
     if args.receptive_field:
         from archstat.analyses.table_columns import with_receptive_field
 
+        bar.set_postfix_str("receptive field")
         df = with_receptive_field(rows, df)
-    if args.format in ("text", "markdown"):
-        fmt = to_text if args.format == "text" else to_markdown
-        print(fmt(df, folded=not args.all_rows))
-    else:
-        print(FORMATTERS[args.format](df))
-    return 0
+        bar.update()
+    bar.close()
+    return df

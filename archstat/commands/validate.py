@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("eval", "train"), default="eval", help="validate the eval or training graph")
     add_convention_arg(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights of zoo models and of the input")
     p.set_defaults(func=run)
 
@@ -23,13 +24,17 @@ def run(args: argparse.Namespace) -> int:
 
     from archstat.models import resolve_model
     from archstat.device import resolve_device
-    from archstat.validation.validate import exit_code, validate
+    from archstat.validation.validate import STAGES, exit_code, validate
     from archstat.validation.validate_format import to_json, to_text
 
     device = resolve_device(args.device)  # before building anything: CUDA asked for but absent is one line
     torch.manual_seed(args.seed)
     model, default_input = resolve_model(args.model, device=device)
-    df = validate(model, args.input or default_input, batch=args.batch, device=device, mode=args.mode,
-                  convention=args.convention, seed=args.seed)
+    from archstat.progress import progress, set_quiet, stepper
+
+    set_quiet(args.quiet)
+    with progress(total=len(STAGES), desc="validate", unit="check") as bar:
+        df = validate(model, args.input or default_input, batch=args.batch, device=device, mode=args.mode,
+                      convention=args.convention, seed=args.seed, on_stage=stepper(bar))
     print(to_json(df) if args.format == "json" else to_text(df))
     return exit_code(df)

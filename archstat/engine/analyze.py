@@ -8,6 +8,8 @@ sympy expressions in symbolic mode), no units.  ``df.attrs`` carries the totals 
 """
 from __future__ import annotations
 
+import contextlib
+
 import difflib
 import functools
 from typing import Optional, Sequence
@@ -58,6 +60,19 @@ def input_spec(input_shape: Sequence[int], batch: int, dtype: torch.dtype, symbo
     spatial = {0: (), 1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}[len(shape) - 1]
     sym = symbols()
     return TensorSpec((sym["N"], shape[0], *(sym[s] for s in spatial)), dtype)
+
+
+@contextlib.contextmanager
+def batch_hint(input_shape: Sequence[int]):
+    """A 4-d shape that a 2-d model rejects is most likely torchinfo's (N, C, H, W): say so."""
+    try:
+        yield
+    except ArchstatError as exc:
+        shape = tuple(input_shape)
+        if len(shape) == 4 and "per sample" in str(exc):
+            raise ArchstatError(f"{exc}; input_shape is per sample: pass batch={shape[0]} and the per-sample "
+                                f"shape {shape[1:]}") from None
+        raise
 
 
 def _per_sample(spec) -> list:
@@ -187,7 +202,7 @@ def _product(model: nn.Module, input_shape: Sequence[int], spec: TensorSpec, mod
     """Interpret (tracing unless ``graph`` is given) and build the product for ``spec``."""
     symbolic = any(not isinstance(s, int) for s in spec.shape)
     batch, dtype = spec.shape[0], spec.dtype
-    with training_mode(model, mode == "train"):  # formulas read flags such as BatchNorm's `training`
+    with training_mode(model, mode == "train"), batch_hint(input_shape):  # formulas read BatchNorm's `training`
         records, graph, found = _interpret(model, spec, graph)
     context = {"model": type(model).__name__, "input": list(input_shape), "batch": "N" if symbolic else batch,
                "dtype": str(dtype).replace("torch.", ""), "mode": mode, "convention": convention,

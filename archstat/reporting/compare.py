@@ -12,7 +12,7 @@ batch 1, ``archstat.analyses.live_memory``), ``train_bytes_1`` / ``train_bytes_n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import pandas as pd
 from torch import nn
@@ -118,8 +118,9 @@ def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch:
 
 def compare(names: Sequence[str], input_shape: Optional[Sequence[int]] = None, *, batch: int = 1,
             convention: str = "lecture", sort: Optional[str] = None, descending: bool = False,
-            gpu_dir: Path = Path("reports/gpu")) -> pd.DataFrame:
-    """One row per model (zoo names or ``package.module:callable``), in the given order or sorted."""
+            gpu_dir: Path = Path("reports/gpu"), on_model: Optional[Callable[[], object]] = None) -> pd.DataFrame:
+    """One row per model (zoo names or ``package.module:callable``), in the given order or sorted;
+    ``on_model()`` is called after each (the CLI's progress bar)."""
     from archstat.models import resolve_model
 
     if sort is not None and sort not in SORTABLE:
@@ -130,6 +131,8 @@ def compare(names: Sequence[str], input_shape: Optional[Sequence[int]] = None, *
         model, default_input = resolve_model(name)
         rows.append(model_row(name, model, tuple(input_shape or default_input), batch=batch,
                               convention=convention, latency=latencies.get(name)))
+        if on_model is not None:
+            on_model()
     table = pd.DataFrame(rows, columns=COLUMNS)
     if sort is not None:
         # stable sort, missing values last whatever the direction

@@ -28,7 +28,7 @@ SUMMED = ("params", "act_bytes", *TRAINING_FIELDS)  # what a folded row adds up
 
 def extra_fields(df: pd.DataFrame) -> list[str]:
     """The optional per-row fields this table carries, in output order."""
-    return [c for c in TRAINING_FIELDS + RF_FIELDS if c in df.columns]
+    return [c for c in ["lecture", *TRAINING_FIELDS, *RF_FIELDS] if c in df.columns]
 
 
 def scaled(value: Any, divisor: int) -> str:
@@ -81,8 +81,8 @@ def display_rows(df: pd.DataFrame, folded: bool = True) -> list[dict[str, str]]:
         ins = r["in_shapes"][0] if r["in_shapes"] else []
         mark = "" if r["supported"] else " (unsupported)"
         out.append({
-            "layer": r["name"] or "<root>", "op": r["op"] + mark,
-            "C_in": str(ins[0]) if ins else "", "H/W in": _hw(ins),
+            "layer": r["name"] or "<root>", **({"lecture": r["lecture"]} if "lecture" in r else {}),
+            "op": r["op"] + mark, "C_in": str(ins[0]) if ins else "", "H/W in": _hw(ins),
             "filters": str(r["hparams"].get("c_out", r["hparams"].get("out_features", ""))),
             "kernel": _triple(r["kernel"]), "stride": _triple(r["stride"]), "pad": _triple(r["padding"]),
             "C_out": str(r["out_shape"][0]) if r["out_shape"] else "", "H/W out": _hw(r["out_shape"]),
@@ -116,7 +116,7 @@ def _extra_cells(r: dict) -> dict[str, str]:
     return cells
 
 
-def _totals_row(df: pd.DataFrame) -> dict[str, str]:
+def totals_row(df: pd.DataFrame) -> dict[str, str]:
     t = df.attrs["total"]
     partial = " (partial)" if df.attrs.get("partial") else ""
     row = {"layer": "total" + partial, "memory (KB)": scaled(t["act_bytes"], 1024),
@@ -128,10 +128,20 @@ def _totals_row(df: pd.DataFrame) -> dict[str, str]:
     return row
 
 
+def title(a: dict) -> str:
+    """The model as asked for and its class (``resnet50 (ResNet)``), or the class alone."""
+    name = a.get("model_name")
+    return f"{name} ({a['model']})" if name and name != a["model"] else a["model"]
+
+
+ROOT_NOTE = ('<root>: ops in the model\'s own forward, such as torch.flatten (name "" in CSV/JSON: the root '
+             "module's qualified name, the join key of validate and profile)")
+
+
 def _header(df: pd.DataFrame) -> str:
     a = df.attrs
     shape = "x".join(map(str, a["input"]))
-    return (f"{a['model']}  input {shape}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
+    return (f"{title(a)}  input {shape}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
             f"convention: {DESCRIPTIONS[a['convention']]}")
 
 
@@ -170,6 +180,8 @@ def _footer(df: pd.DataFrame) -> list[str]:
     a = df.attrs
     lines = [f"memory = bytes of each op's output / 1024 (views listed, in-place ops and identities add 0); "
              f"params counted once per tensor; MACs {scaled(a['total']['macs'], 1)}"]
+    if (df["name"] == "").any():
+        lines.append(ROOT_NOTE)
     peak = inference_peak(df)
     if peak is not None:
         lines.append(f"inference peak: {peak['peak_bytes'] / 1024:,.1f} KB of activations alive at once, at "
@@ -179,6 +191,11 @@ def _footer(df: pd.DataFrame) -> list[str]:
     if "rf" in df.columns:
         lines.append("RF: receptive field of one output unit in input pixels (HxW when they differ), jump: its "
                      "effective stride; ~ an upper bound (uneven windows), global: sees every position")
+    lrn = df.loc[df["op"] == "LocalResponseNorm", "act_bytes"]
+    if len(lrn) and not a.get("symbolic"):
+        total = a["total"]["act_bytes"]
+        lines.append(f"LocalResponseNorm outputs: {scaled(int(lrn.sum()), 1024)} KB of the memory total; the lecture's "
+                     f"tables leave LRN out (without it: {scaled(int(total - lrn.sum()), 1024)} KB)")
     if a.get("params_all") != a["total"]["params"]:
         lines.append(f"params of the whole model (every module, run or not): {a['params_all']:,}")
     if a.get("unsupported"):
@@ -192,10 +209,10 @@ def _footer(df: pd.DataFrame) -> list[str]:
 
 
 def to_text(df: pd.DataFrame, folded: bool = True) -> str:
-    rows = display_rows(df, folded) + [_totals_row(df)]
+    rows = display_rows(df, folded) + [totals_row(df)]
     cols = list(rows[0].keys())
     widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in cols}
-    right = {c for c in cols if c not in ("layer", "op")}
+    right = {c for c in cols if c not in ("layer", "lecture", "op")}
 
     def line(r: dict) -> str:
         return "  ".join(r.get(c, "").rjust(widths[c]) if c in right else r.get(c, "").ljust(widths[c])
@@ -207,7 +224,7 @@ def to_text(df: pd.DataFrame, folded: bool = True) -> str:
 
 
 def to_markdown(df: pd.DataFrame, folded: bool = True) -> str:
-    rows = display_rows(df, folded) + [_totals_row(df)]
+    rows = display_rows(df, folded) + [totals_row(df)]
     cols = list(rows[0].keys())
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(r.get(c, "") for c in cols) + " |" for r in rows]

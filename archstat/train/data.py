@@ -176,6 +176,9 @@ def folder_splits(path: str | Path, input_shape: tuple[int, int, int] = (3, 32, 
     folders, those splits are used as given; otherwise one stratified split is drawn by ``seed``.
     """
     root = Path(path)
+    if root.is_file():
+        raise ArchstatError(f"--data {str(path)!r} is a file; give digits or an ImageFolder directory "
+                            "(root/<class>/<image>)")
     if not root.is_dir():
         raise ArchstatError(f"data folder {str(path)!r} does not exist (expected digits or an ImageFolder directory)")
     shape = tuple(int(s) for s in input_shape)

@@ -102,10 +102,11 @@ def count_params(model: nn.Module) -> int:
 
 
 def progress_bar(total: int, initial: int = 0, disable: bool = False, desc: str | None = None, leave: bool = False):
-    """A tqdm bar on stderr (progress never mixes with the results on stdout)."""
-    from tqdm import tqdm
+    """A bar on stderr (progress never mixes with the results on stdout): archstat.progress's, so that
+    --quiet and a non-terminal stderr silence training as every other command."""
+    from archstat.progress import progress
 
-    return tqdm(total=total, initial=initial, disable=disable, unit="it", dynamic_ncols=True, leave=leave, desc=desc)
+    return progress(total=total, initial=initial, disable=disable, desc=desc or "", leave=leave)
 
 
 def freeze_batchnorm(model: nn.Module) -> None:

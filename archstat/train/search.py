@@ -52,10 +52,10 @@ def grid_configs(lrs: Sequence[float], wds: Sequence[float]) -> list[dict]:
 
 
 def run_search(base: TrainConfig, splits: Splits, configs: list[dict], progress: bool = True) -> list[dict]:
-    from tqdm import tqdm
+    from archstat.progress import progress as bar
 
     rows = []
-    for i, c in enumerate(tqdm(configs, disable=not progress, desc="trials", leave=False)):
+    for i, c in enumerate(bar(configs, disable=not progress, desc="trials")):
         rows.append(run_trial(base, splits, i, **c))
     return sorted(rows, key=lambda r: -r["val_acc"])
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -74,6 +74,10 @@ def _same_outputs(a: Any, b: Any) -> bool:
     return len(ta) == len(tb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(ta, tb))
 
 
+# the checks validate() runs, in order (the progress bar's steps)
+STAGES = ("trace", "real run", "FLOP oracles", "live bytes", "training checks")
+
+
 def validate(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -83,6 +87,7 @@ def validate(
     convention: str = "lecture",
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
+    on_stage: Callable[[str], object] | None = None,
 ) -> pd.DataFrame:
     """Per-row agreement of ``analyze()`` with one real run of ``model`` and with fvcore / FlopCounterMode.
 
@@ -90,19 +95,22 @@ def validate(
     ``mismatches`` (one line each, naming the layer and both values), ``totals`` and ``timing``.
     The model is traced once (:func:`archstat.engine.analyze.analyze_rows`); see :func:`validate_rows`.
     """
+    stage = on_stage or (lambda name: None)
+    stage(STAGES[0])
     t0 = time.perf_counter()
     dev = resolve_device(device)
     work = real_copy(model, dev, dtype, mode)
     counter(convention)  # reject an unknown convention before any work
     # costed in the fvcore convention, so that ``oracle_supported`` is fvcore's verdict whatever is shown
     rows = analyze_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore")
-    return validate_rows(rows, convention=convention, seed=seed, device=dev, started=t0)
+    return validate_rows(rows, convention=convention, seed=seed, device=dev, started=t0, on_stage=stage)
 
 
 def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device: Optional[torch.device] = None,
-                  started: Optional[float] = None) -> pd.DataFrame:
+                  started: Optional[float] = None, on_stage: Optional[Callable[[str], object]] = None) -> pd.DataFrame:
     """:func:`validate` for a product already computed on a model with real weights (``rows.model``,
     on the device and in the dtype to check; the rows in the fvcore convention)."""
+    stage = on_stage or (lambda name: None)
     t0 = time.perf_counter() if started is None else started
     work = rows.model
     dev = device or next((t.device for t in [*work.parameters(), *work.buffers()]), torch.device("cpu"))
@@ -110,10 +118,11 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     df["flops"] = df[f"flops_{convention}"]
     timing = {"analyze_s": time.perf_counter() - t0}
     x = random_input(rows, dev, seed)
-    real, graph_out, model_out, fc, fv, measured = _real_runs(rows, x, seed, timing)
+    real, graph_out, model_out, fc, fv, measured = _real_runs(rows, x, seed, timing, stage)
     _real_columns(df, real.calls, rows, measured)
     t = time.perf_counter()
     training_totals: dict[str, tuple[int, int]] = {}
+    stage(STAGES[4])
     if rows.mode == "train":
         cols, training_totals = training_checks(rows, dev, seed)
         df[list(TRAINING_COLUMNS)] = cols
@@ -144,13 +153,14 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     return df
 
 
-def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict) -> tuple:
+def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict, stage: Callable[[str], object]) -> tuple:
     """The graph run along the rows, the model's own forward under FlopCounterMode, fvcore's trace, and
     (eval) the live bytes per row; each one's seconds go into ``timing``."""
     work = rows.model
     with training_mode(work, rows.mode == "train"), torch.no_grad():
         t = time.perf_counter()
         torch.manual_seed(seed)
+        stage(STAGES[1])
         real = RealRun(work, rows)
         graph_out = real.run(x)
         timing["real_run_s"] = time.perf_counter() - t
@@ -159,6 +169,7 @@ def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict) -> tuple:
             torch.manual_seed(seed)
             return work(x)
 
+        stage(STAGES[2])
         t = time.perf_counter()
         fc, model_out = flopcounter_counts(work, forward)
         timing["flopcounter_s"] = time.perf_counter() - t
@@ -166,6 +177,7 @@ def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict) -> tuple:
         fv = fvcore_counts(work, x)
         timing["fvcore_s"] = time.perf_counter() - t
         # inference memory is an eval-mode question (a training step's memory is archstat.analyses.memory's)
+        stage(STAGES[3])
         measured = measured_live(work, rows, x) if rows.mode == "eval" else None
     return real, graph_out, model_out, fc, fv, measured
 
