@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 from torch import nn
 
 from archstat.engine.analyze import analyze_rows
