@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     model, default_input = resolve_model(args.model)
     shape = args.input or default_input
     if args.reconcile:
-        from archstat.analyses.reconcile import reconcile, reconcile_text
+        from archstat.analyses.reconcile import reconcile
+        from archstat.reporting.reconcile_format import reconcile_text
 
         table = reconcile(analyze_rows(model, shape, batch=args.batch, mode=args.mode))
         print(table.to_csv(index=False) if args.format == "csv" else

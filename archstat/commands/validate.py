@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from archstat.models import resolve_model
     from archstat.device import resolve_device
     from archstat.validation.validate import STAGES, exit_code, validate
-    from archstat.validation.validate_format import to_json, to_text
+    from archstat.reporting.validate_format import to_json, to_text
 
     device = resolve_device(args.device)  # before building anything: CUDA asked for but absent is one line
     torch.manual_seed(args.seed)
