@@ -71,6 +71,7 @@ class FunctionalNet(nn.Module):
         x = x + y.mean()
         x = F.conv2d(x, self.w2, padding=(1, 0), dilation=(2, 1))           # N x 6 x 7 x 9
         x = F.max_pool2d(x, 3, 2, 1, ceil_mode=True)                         # N x 6 x 4 x 5
+        x = x + F.max_pool2d(x, 3, 1, 1, return_indices=True)[0]             # max_pool2d_with_indices
         z = F.conv3d(x.unsqueeze(2), self.w3, padding=(0, 1, 1))             # N x 2 x 1 x 4 x 5
         x = self.up(x) + 0 * z.sum()                                         # N x 4 x 10 x 12
         x = F.avg_pool2d(x, (2, 3), ceil_mode=True, padding=1)               # N x 4 x 6 x 5

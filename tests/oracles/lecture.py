@@ -80,7 +80,7 @@ def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> A
 
 def _function_cost(func: Callable, args: tuple, kwargs: dict, out: Any) -> Optional[int]:
     """The lecture cost of one functional call, or None for a free op."""
-    name = getattr(func, "__name__", "")
+    name = getattr(func, "__name__", "").removesuffix("_with_indices")  # F.max_pool2d(return_indices=True)
     out = _first(out)
     if name in ("conv1d", "conv2d", "conv3d"):
         return _conv(_arg(args, kwargs, 1, "weight"), out)
