@@ -1,7 +1,8 @@
 """Hypothesis strategies for random small CNNs: sequential, residual (+), concatenation and
 channel-shuffle blocks.
 
-Layers: conv (grouped, depthwise, dilated, strided, rectangular, padding "same"), max/avg/adaptive
+Layers: conv (grouped, depthwise, dilated, strided, rectangular, padding "same"), transposed conv
+(grouped, dilated, strided, output padding), max/avg/adaptive
 pooling, BatchNorm, the lecture's activations (sigmoid, tanh, ReLU, Leaky ReLU, PReLU, ELU, SELU,
 GELU, some in place), dropout, flatten and linear.  Shapes are tracked with real (tiny) tensors
 while drawing, so every drawn network runs.  In-place activations only follow ops that do not
@@ -117,10 +118,23 @@ def conv(draw, c: int, keep_size: bool = False):
 
 
 @st.composite
+def conv_transpose(draw, c: int):
+    """A transposed conv: grouped, dilated, strided, with output padding below the stride or dilation."""
+    groups = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+    c_out = groups * draw(st.integers(1, 2))
+    k, s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    p = draw(st.integers(0, d * (k - 1) // 2))
+    out_pad = draw(st.integers(0, max(s, d) - 1))
+    return nn.ConvTranspose2d(c, c_out, k, s, p, out_pad, groups, draw(st.booleans()), d)
+
+
+@st.composite
 def layer(draw, c: int, after_fresh: bool, keep_size: bool = False):
-    kind = draw(st.sampled_from(["conv", "conv", "pool", "bn", "act", "act", "dropout", "pad"]))
+    kind = draw(st.sampled_from(["conv", "conv", "pool", "bn", "act", "act", "dropout", "pad", "tconv"]))
     if kind == "conv":
         return draw(conv(c, keep_size))
+    if kind == "tconv" and not keep_size:
+        return draw(conv_transpose(c))
     if kind == "pad" and not keep_size:  # asymmetric, a negative side crops
         pads = tuple(draw(st.integers(-1, 2)) for _ in range(4))
         return draw(st.sampled_from([nn.ZeroPad2d(pads), nn.ConstantPad2d(pads, 0.5)]))
