@@ -124,3 +124,25 @@ def test_zoo_fields_match_the_gradient(name: str):
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in FAST_ZOO])
 def test_zoo_fields_match_the_gradient_slow(name: str):
     assert check_fields(get_model(name), model_info(name).default_input) > 0
+
+
+class SwapHW(nn.Module):
+    """``reshape`` to (C, W, H): a view that scrambles positions, so no field passes through it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return x.reshape(n, c, w, h)
+
+
+def test_a_view_that_scrambles_positions_stops_the_field():
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), SwapHW(), nn.Conv2d(1, 1, 3, 2))
+    assert check_fields(net, (1, 40, 28)) >= 2  # the first conv; the second only if its field is regular
+
+
+def test_adaptive_pool_with_even_bins_is_a_regular_window():
+    """Bins of L/O pixels are one window of kernel = stride = L/O: regular, and the gradient agrees."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveMaxPool2d((24, 20)), nn.Conv2d(2, 2, 3, padding=1),
+                        nn.AdaptiveAvgPool2d((12, 10)), nn.Conv2d(2, 1, 1))
+    rf = receptive_field(net, (1, 48, 40))
+    assert rf.regular.all()
+    assert check_fields(net, (1, 48, 40)) >= 2 * 4  # the two pools among them

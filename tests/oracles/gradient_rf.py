@@ -2,7 +2,7 @@
 
 Written for the tests, sharing nothing with ``archstat.validation.receptive_field_check``: a float64
 copy with positive constant weights (``1/fan_in``), zero biases, identity batch norm (eval, mean
-0, variance 1), max pooling swapped for average pooling of the same window and a positive input,
+0, variance 1), max pooling (adaptive too) swapped for average pooling of the same window and a positive input,
 so the network is a positive linear map and every pixel in a unit's field gets a non-zero
 gradient.  Hooks on conv / pool modules record each call's output; one backward per call probes
 two diagonal neighbour units at once (one per sample of a batch of 2), so their first non-zero
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-PROBED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+PROBED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 @dataclass
@@ -39,6 +39,8 @@ def positive_copy(model: nn.Module) -> tuple[nn.Module, dict[str, str]]:
             if isinstance(child, nn.MaxPool2d):
                 assert child.dilation in (1, (1, 1)), "average pooling has no dilation"
                 setattr(m, child_name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode))
+            elif isinstance(child, nn.AdaptiveMaxPool2d):
+                setattr(m, child_name, nn.AdaptiveAvgPool2d(child.output_size))
     with torch.no_grad():
         for m in work.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
