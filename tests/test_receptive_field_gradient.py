@@ -16,7 +16,7 @@ from torch import nn
 
 from archstat.analyses.receptive_field import receptive_field
 from archstat.models import get_model, list_models, model_info
-from oracles.gradient_rf import probe_fields
+from oracles.gradient_rf import positive_copy, probe_fields
 
 
 class Branches(nn.Module):
@@ -96,7 +96,7 @@ def rf_net(draw) -> tuple[nn.Module, tuple]:
 
 
 @given(rf_net())
-@settings(max_examples=20)
+@settings(max_examples=max(1, settings.default.max_examples // 2))
 def test_random_net_fields_match_the_gradient(case):
     net, shape = case
     check_fields(net, shape)
@@ -146,3 +146,23 @@ def test_adaptive_pool_with_even_bins_is_a_regular_window():
     rf = receptive_field(net, (1, 48, 40))
     assert rf.regular.all()
     assert check_fields(net, (1, 48, 40)) >= 2 * 4  # the two pools among them
+
+
+def test_branches_with_unequal_jumps_are_irregular():
+    """Jumps 4 and 3 meet at one size: no single (R, J, P) fits every unit (the gradient shows it), so
+    the merged row, and all after it, must be marked irregular rather than print a wrong field."""
+    net = Branches([nn.Conv2d(1, 1, (1, 2), (1, 4)), nn.Conv2d(1, 1, (1, 4), (1, 3))], "sum")
+    shape = (1, 1, 18)  # widths (18-2)//4 + 1 = (18-4)//3 + 1 = 5
+    work, _ = positive_copy(net)
+    x = torch.ones(1, *shape, dtype=torch.float64, requires_grad=True)
+    out = work(x)
+    spans = []
+    for i in range(out.shape[-1]):
+        (g,) = torch.autograd.grad(out[0, :, 0, i].sum(), x, retain_graph=True)
+        cols = g[0, :, 0].nonzero().flatten()
+        spans.append((int(cols[0]), int(cols[-1])))
+    firsts, sizes = [a for a, _ in spans], {b - a + 1 for a, b in spans}
+    steps = {b - a for a, b in zip(firsts, firsts[1:])}
+    assert len(steps) > 1 or len(sizes) > 1  # the oracle: not one jump and one size
+    rf = receptive_field(net, shape)
+    assert not rf[rf.op == "add"].regular.any()
