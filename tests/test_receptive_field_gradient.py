@@ -166,3 +166,16 @@ def test_branches_with_unequal_jumps_are_irregular():
     assert len(steps) > 1 or len(sizes) > 1  # the oracle: not one jump and one size
     rf = receptive_field(net, shape)
     assert not rf[rf.op == "add"].regular.any()
+
+
+def test_a_linear_on_the_width_mixes_every_column():
+    """nn.Linear over the last dim reads every column: the gradient spans the width, so the rows from
+    there on cannot claim a regular (R, J, P) field."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(18, 18), nn.Conv2d(2, 1, 3))
+    shape = (1, 24, 20)
+    probes = {p.name: p for p in probe_fields(net, shape)}
+    first_w, last_w = probes["2"].extents[0][2:]
+    assert (first_w, last_w) == (0, shape[-1] - 1)  # the oracle: the whole width
+    rf = receptive_field(net, shape)
+    assert not rf.regular.iloc[1:].any()
+    assert check_fields(net, shape) == 2  # only the first conv, in H and W
