@@ -204,3 +204,39 @@ def test_symbolic_pool_size_matches_pytorch(k, s, p, d, ceil, sizes):
             continue  # too small for PyTorch
         got = [int(sympy.sympify(e).subs({"H": h, "W": w}).subs({H: h, W: w})) for e in sym.out_shape[-2:]]
         assert got == list(real[-2:]), (h, w)
+
+
+class PositionalPools(nn.Module):
+    """Functional pools with every argument positional: dilation (max) and ceil_mode (avg) sit at index 4."""
+
+    def forward(self, x):  # N x 2 x 9 x 11
+        self.shapes = [F.max_pool2d(x, 3, 1, 1, 2)]  # dilation 2: 7 x 9
+        self.shapes.append(F.max_pool2d(self.shapes[-1], 3, 1, 1, 1, False))
+        self.shapes.append(F.avg_pool2d(self.shapes[-1], 2, 2, 0, True))  # ceil_mode: 4 x 5
+        return self.shapes[-1]
+
+
+def test_positional_pool_arguments_match_pytorch():
+    net = PositionalPools()
+    net(torch.zeros(2, 2, 9, 11))
+    real = [list(t.shape[1:]) for t in net.shapes]
+    df = archstat.analyze(PositionalPools(), (2, 9, 11), batch=2)
+    assert [list(s) for s in df[df.op.isin(["max_pool2d", "avg_pool2d"])].out_shape] == real
+
+
+class SymbolicInnerDims(nn.Module):
+    """A matrix product whose inner sizes are two closed forms of one number: ceil(W/2) and
+    floor((W-1)/2) + 1.  Symbolic mode must not call them different."""
+
+    def forward(self, x):  # N x C x H x W
+        a = F.max_pool2d(x, 2, ceil_mode=True)        # ... x ceil(W/2)
+        b = F.avg_pool2d(x, 1, 2).transpose(-1, -2)   # ... x floor((W-1)/2)+1 x floor((H-1)/2)+1
+        return a @ b
+
+
+def test_symbolic_matmul_with_equal_closed_forms():
+    df = archstat.analyze(SymbolicInnerDims(), (2, 8, 8), symbolic=True)
+    num = archstat.analyze(SymbolicInnerDims(), (2, 7, 9), batch=3)
+    row = df[df.op == "matmul"].iloc[0]
+    subs = {s: v for s in sympy.sympify(row.macs).free_symbols for v in [{"N": 3, "H": 7, "W": 9}[str(s)]]}
+    assert int(sympy.sympify(row.macs).subs(subs)) == int(num[num.op == "matmul"].iloc[0].macs)
