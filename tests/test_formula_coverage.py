@@ -240,3 +240,21 @@ def test_symbolic_matmul_with_equal_closed_forms():
     row = df[df.op == "matmul"].iloc[0]
     subs = {s: v for s in sympy.sympify(row.macs).free_symbols for v in [{"N": 3, "H": 7, "W": 9}[str(s)]]}
     assert int(sympy.sympify(row.macs).subs(subs)) == int(num[num.op == "matmul"].iloc[0].macs)
+
+
+class WidthMatmul(nn.Module):
+    """``x @ w`` over the width: the inner size is the symbol W on the left, the number 8 on the right."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.rand(8, 5))
+
+    def forward(self, x):
+        return x @ self.w
+
+
+def test_symbolic_matmul_with_a_symbolic_inner_size():
+    sym = archstat.analyze(WidthMatmul(), (2, 3, 8), symbolic=True).iloc[0]
+    real = archstat.analyze(WidthMatmul(), (2, 3, 8), batch=4).iloc[0]
+    value = sympy.sympify(sym.macs).subs({s: {"N": 4, "H": 3, "W": 8}[str(s)] for s in sympy.sympify(sym.macs).free_symbols})
+    assert int(value) == int(real.macs) == 4 * 2 * 3 * 8 * 5
