@@ -1,7 +1,8 @@
 """Hypothesis strategies for random small CNNs: sequential, residual (+), concatenation and
 channel-shuffle blocks.
 
-Layers: conv (grouped, depthwise, dilated, strided, rectangular, padding "same"), max/avg/adaptive
+Layers: conv (grouped, depthwise, dilated, strided, rectangular, padding "same"), transposed conv
+(grouped, dilated, strided, output padding), max/avg/adaptive
 pooling, BatchNorm, the lecture's activations (sigmoid, tanh, ReLU, Leaky ReLU, PReLU, ELU, SELU,
 GELU, some in place), dropout, flatten and linear.  Shapes are tracked with real (tiny) tensors
 while drawing, so every drawn network runs.  In-place activations only follow ops that do not
@@ -117,10 +118,24 @@ def conv(draw, c: int, keep_size: bool = False):
 
 
 @st.composite
-def layer(draw, c: int, after_fresh: bool, keep_size: bool = False):
-    kind = draw(st.sampled_from(["conv", "conv", "pool", "bn", "act", "act", "dropout", "pad"]))
+def conv_transpose(draw, c: int):
+    """A transposed conv: grouped, dilated, strided, with output padding below the stride or dilation."""
+    groups = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+    c_out = groups * draw(st.integers(1, 2))
+    k, s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    p = draw(st.integers(0, d * (k - 1) // 2))
+    out_pad = draw(st.integers(0, max(s, d) - 1))
+    return nn.ConvTranspose2d(c, c_out, k, s, p, out_pad, groups, draw(st.booleans()), d)
+
+
+@st.composite
+def layer(draw, c: int, after_fresh: bool, keep_size: bool = False, transposed: bool = True):
+    kinds = ["conv", "conv", "pool", "bn", "act", "act", "dropout", "pad"] + (["tconv"] if transposed else [])
+    kind = draw(st.sampled_from(kinds))
     if kind == "conv":
         return draw(conv(c, keep_size))
+    if kind == "tconv" and not keep_size:
+        return draw(conv_transpose(c))
     if kind == "pad" and not keep_size:  # asymmetric, a negative side crops
         pads = tuple(draw(st.integers(-1, 2)) for _ in range(4))
         return draw(st.sampled_from([nn.ZeroPad2d(pads), nn.ConstantPad2d(pads, 0.5)]))
@@ -142,7 +157,7 @@ def layer(draw, c: int, after_fresh: bool, keep_size: bool = False):
 
 
 @st.composite
-def block(draw, shape: tuple) -> tuple[nn.Module, tuple]:
+def block(draw, shape: tuple, transposed: bool = True) -> tuple[nn.Module, tuple]:
     kind = draw(st.sampled_from(["seq", "seq", "residual", "concat", "shuffle"]))
     c = shape[0]
     if kind == "shuffle":
@@ -174,18 +189,19 @@ def block(draw, shape: tuple) -> tuple[nn.Module, tuple]:
         cat = Concat(branches)
         out = _shape(cat, shape)
         return (cat, out) if out is not None else (nn.Identity(), shape)
-    layers, out = draw(_chain_from([], shape, draw(st.integers(1, 3)), keep_size=False))
+    layers, out = draw(_chain_from([], shape, draw(st.integers(1, 3)), keep_size=False, transposed=transposed))
     return nn.Sequential(*layers), out
 
 
 @st.composite
-def _chain_from(draw, start: list, shape: tuple, n: int, keep_size: bool) -> tuple[list, tuple]:
+def _chain_from(draw, start: list, shape: tuple, n: int, keep_size: bool,
+                transposed: bool = True) -> tuple[list, tuple]:
     """Append up to ``n`` valid layers after ``start`` (which already runs on ``shape``)."""
     layers: list[nn.Module] = []
     cur = _shape(nn.Sequential(*start), shape) if start else shape
     fresh = bool(start) and isinstance(start[-1], FRESH)
     for _ in range(n):
-        cand = draw(layer(cur[0], fresh, keep_size))
+        cand = draw(layer(cur[0], fresh, keep_size, transposed))
         out = _shape(cand, cur)
         if out is None or (keep_size and out[1:] != cur[1:]):
             continue
@@ -213,13 +229,14 @@ def head(draw, shape: tuple) -> nn.Module:
 
 
 @st.composite
-def random_cnn(draw, max_blocks: int = 4) -> tuple[nn.Module, tuple]:
-    """A random network and its per-sample input shape (C, H, W)."""
+def random_cnn(draw, max_blocks: int = 4, transposed: bool = True) -> tuple[nn.Module, tuple]:
+    """A random network and its per-sample input shape (C, H, W); ``transposed=False`` leaves out
+    transposed convs (whose fields the receptive-field check does not walk back through)."""
     shape = (draw(st.integers(1, 4)), draw(st.integers(5, 14)), draw(st.integers(5, 14)))
     start = shape
     blocks = []
     for _ in range(draw(st.integers(1, max_blocks))):
-        b, shape = draw(block(shape))
+        b, shape = draw(block(shape, transposed))
         blocks.append(b)
     net = Net(blocks, draw(head(shape)))
     torch.manual_seed(draw(st.integers(0, 2**16)))

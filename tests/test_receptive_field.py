@@ -2,7 +2,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
+from hypothesis import given, settings
 from torch import nn
 
 from _random_nets import ChannelShuffle, Concat, Residual, random_cnn
@@ -12,8 +12,8 @@ from archstat.analyses.receptive_field import receptive_field
 from archstat.validation.receptive_field_check import measure
 
 
-def assert_measured(model, shape, formula_too=False):
-    res = measure(analyze_rows(model, shape))
+def assert_measured(model, shape, formula_too=False, rows=None):
+    res = measure(analyze_rows(model, shape), rows)
     assert len(res) and res.ok.notna().all(), res[res.ok.isna()]
     assert res.ok.all(), res[~res.ok.astype(bool)][["name", "op", "expected", "measured"]].to_string()
     if formula_too:
@@ -76,7 +76,8 @@ def test_dilation_can_step_over_the_input():
     assert res.iloc[-1].measured == [None, None]
 
 
-@given(random_cnn())
+@given(random_cnn(transposed=False))
+@settings(max_examples=max(1, settings.default.max_examples // 2))  # half the profile; see also test_receptive_field_gradient
 def test_random_cnn_fields_match_the_gradient(case):
     net, shape = case
     assert_measured(net, shape)
@@ -86,8 +87,11 @@ def test_random_cnn_fields_match_the_gradient(case):
 def test_zoo_fields(name, shape, last):
     torch.manual_seed(0)
     net = get_model(name, device=None)
-    assert_measured(net, shape)
     rf = receptive_field(analyze_rows(net, shape))
+    # the rows where a field changes (windows, merges) and the last: a backward each, not one per ReLU/BN
+    changing = [i for i, kind in enumerate(rf.kind) if kind in ("conv", "pool", "adaptive_pool", "elementwise",
+                                                                 "concat")]
+    assert_measured(net, shape, rows=changing + [len(rf) - 1])
     if last:
         assert rf[rf.kind == "conv"].iloc[-1].rf_h == last  # ResNet-18's theoretical field
 

@@ -108,6 +108,9 @@ def test_single_op_matches_fvcore_and_flopcounter(name, mode):
     module, shape, handled = CASES[name]
     df = validate(nn.Sequential(module), shape, batch=2, mode=mode)
     assert df.attrs["agree"], df.attrs["mismatches"]
+    # fully costed: an op that lost its formula is skipped by the checks, so "agree" alone passes
+    assert not df.attrs["partial"] and not df.attrs["unsupported"], df.attrs["unsupported"]
+    assert df["supported"].all()
     fv_unsupported = set(df.attrs["fvcore_unsupported"]) - ({"aten::add_"} if mode == "train" else set())
     assert bool(fv_unsupported) == (not handled), df.attrs["fvcore_unsupported"]
     assert bool(df.attrs["oracle_unsupported"]) == (not handled)

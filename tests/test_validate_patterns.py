@@ -104,6 +104,8 @@ CASES = {
     "unsupported_view": (Unsupported(), (3, 8, 8)),
 }
 
+UNSUPPORTED = {"unsupported_view": ["diagonal", "special_expit"]}  # ops with no formula, on purpose
+
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -111,6 +113,10 @@ def test_pattern_validates(name, mode):
     model, shape = CASES[name]
     df = validate(model, shape, batch=2, mode=mode)
     assert df.attrs["agree"], df.attrs["mismatches"]
+    # fully costed wherever a formula exists: a lost formula is skipped by the checks and still "agrees"
+    unsupported = sorted(df.loc[~df["supported"].astype(bool), "op"])
+    assert unsupported == UNSUPPORTED.get(name, []), df.attrs["unsupported"]
+    assert df.attrs["partial"] == bool(unsupported)
 
 
 def test_drop_path_is_an_identity_in_eval_and_keeps_its_noise_in_training():

@@ -7,6 +7,8 @@ No MACs.  The output has the broadcast shape of the tensor arguments; an in-plac
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from archstat.formulas import Cost, register_function
@@ -24,7 +26,10 @@ def elementwise_function(args: tuple, kwargs: dict) -> Cost:
     for t in tensors:
         shape = broadcast_shapes(shape, t.shape)
     inplace = bool(kwargs.get("inplace", False))
-    out = tensors[0] if inplace else tensors[0].with_shape(shape)  # in place: the same tensor, same strides
+    # the result has the promoted dtype of the tensor operands (``mask * x`` is float); where's condition is not one
+    values = tensors[1:] if kwargs.get("_fn") == "where" and len(tensors) > 1 else tensors
+    dtype = functools.reduce(torch.promote_types, [t.dtype for t in values])
+    out = tensors[0] if inplace else TensorSpec(tuple(shape), dtype)  # in place: the same tensor, same strides
     return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,
                 hparams={"fn": kwargs.get("_fn", "elementwise"), "inplace": inplace, "tensor_args": len(tensors)})
 

@@ -82,7 +82,7 @@ def avg_pool_module(m: nn.Module, inputs: list) -> Cost:
     return _pool_cost(inputs[0], dims, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, "avg", type(m).__name__)
 
 
-def _pool_function(dims: int, mode: str):
+def _pool_function(dims: int, mode: str, with_indices: bool = False):
     names = ("input", "kernel_size", "stride", "padding", "dilation" if mode == "max" else "ceil_mode",
              "ceil_mode" if mode == "max" else "count_include_pad")
 
@@ -90,13 +90,15 @@ def _pool_function(dims: int, mode: str):
         a = {**dict(zip(names, args)), **kwargs}
         return _pool_cost(a["input"], dims, a["kernel_size"], a.get("stride"), a.get("padding", 0),
                           a.get("dilation", 1), bool(a.get("ceil_mode", False)), mode, f"{mode}_pool{dims}d",
-                          bool(a.get("return_indices", False)))
+                          with_indices or bool(a.get("return_indices", False)))
 
     return formula
 
 
 for _dims in (1, 2, 3):
     register_function(f"max_pool{_dims}d")(_pool_function(_dims, "max"))
+    # F.max_pool2d(..., return_indices=True) dispatches to this one, which always returns (values, indices)
+    register_function(f"max_pool{_dims}d_with_indices")(_pool_function(_dims, "max", with_indices=True))
     register_function(f"avg_pool{_dims}d")(_pool_function(_dims, "avg"))
 
 

@@ -1,0 +1,1 @@
+"""Independent oracles for the tests: they run the real model and share no code with archstat's formulas."""
