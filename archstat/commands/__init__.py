@@ -2,4 +2,4 @@
 
 Each module defines ``register(subparsers)``.  Adding a command = adding a module and a name here.
 """
-COMMAND_MODULES: list[str] = ["list_models", "table", "compare", "report", "experiment", "profile", "train", "search", "validate"]
+COMMAND_MODULES: list[str] = ["list_models", "table", "compare", "report", "experiment", "profile", "ceilings", "train", "search", "validate"]

@@ -59,7 +59,7 @@ def finish_state(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "load_after": after, "busy": bool(state.get("busy")) or is_busy(after)}
 
 
-def read_entries(path: pathlib.Path) -> dict[str, Any]:
+def read_entries(path: pathlib.Path, notice: bool = True) -> dict[str, Any]:
     """The cache file's entries; a missing file is empty, an unreadable one is a notice and empty."""
     if not path.exists():
         return {}
@@ -69,6 +69,8 @@ def read_entries(path: pathlib.Path) -> dict[str, Any]:
             raise ValueError("not a JSON object")
         return data
     except (OSError, ValueError) as exc:
+        if not notice:
+            return {}
         print(f"archstat: notice: cache {path} is unreadable ({type(exc).__name__}: {str(exc)[:80]}); "
               "measuring again", file=sys.stderr)
         return {}
@@ -78,7 +80,7 @@ def write_entry(path: pathlib.Path, key: str, entry: dict[str, Any]) -> None:
     """Store ``entry`` under ``key``, atomically (temporary file + ``os.replace``)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = read_entries(path) if path.exists() else {}
+        data = read_entries(path, notice=False)  # the reader already said if it was unreadable
         data[key] = entry
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
