@@ -116,8 +116,12 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
 
 def run(device: torch.device, models: list[str], batches: list[int], precision: str = "fp32",
         channels_last: bool = False, small: bool = False, quick: bool = False, repeat: int = 5,
-        layer_repeat: int = 5, out: Optional[pathlib.Path] = None, command: str = "") -> tuple[list[dict], str]:
-    """Calibrate (or load the cached calibration), then profile every model and batch; the rows and the Markdown."""
+        layer_repeat: int = 5, out: Optional[pathlib.Path] = None, command: str = "",
+        deadline_s: Optional[float] = None) -> tuple[list[dict], str]:
+    """Calibrate (or load the cached calibration), then profile every model and batch; the rows and the Markdown.
+
+    ``deadline_s``: seconds after which the remaining models are listed as skipped (the GPU run's budget).
+    """
     from archstat.profiling.calibrate import get_time_model
     from archstat.profiling.ceilings import get_ceilings
     from archstat.profiling.timing import device_name
@@ -133,8 +137,12 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
                              f"{st.get('date')} at load {st.get('load_before', math.nan):.2f}"
                              f"{' (UNDER LOAD)' if st.get('busy') else ''}; none taken from the models")
     rows: list[dict] = []
+    t0 = time.monotonic()
     for batch in batches:
         for name in models:
+            if deadline_s is not None and time.monotonic() - t0 > deadline_s:
+                rows.append({"model": name, "batch": batch, "error": "skipped: deadline reached"})
+                continue
             try:
                 rows.append(one(name, batch, device, precision, channels_last, tm, entry["points"], ceil, small,
                                 repeat, layer_repeat))
