@@ -109,3 +109,11 @@ def test_progress_says_what_it_measures_and_is_quiet_off_a_terminal(capsys):
     profile(net, (3, 8, 8), warmup=1, repeat=2, layer_repeat=1, ceilings=False, quiet=False)
     err = capsys.readouterr().err
     assert "timing the whole model" in err and "timing every op call" in err
+
+
+def test_monotone_time_never_falls_with_more_bytes():
+    from archstat.profiling.time_model import monotone
+
+    assert monotone([1.0, 3.0, 2.0, 4.0]) == [1.0, 2.5, 2.5, 4.0]
+    assert monotone([5.0, 1.0, 1.0]) == pytest.approx([7 / 3] * 3)
+    assert monotone([1.0, 2.0]) == [1.0, 2.0]

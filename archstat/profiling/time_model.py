@@ -10,7 +10,7 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
   least squares), plus the inverse-distance-weighted residual of the ``K`` nearest benchmarks in
   feature space (standardised): a global trend, corrected locally where the grid has close neighbours.
 * ``BW_f(B)``: the bandwidth the family reaches at that size, ``B_i / (t_i - floor_f)`` on its
-  benchmarks, interpolated linearly in ``(log B, log BW)`` and constant beyond the ends (cache
+  benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in ``(log B, log BW)`` and constant beyond the ends (cache
   sizes show up as steps).  Compute families use the ``copy`` family's curve.
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
@@ -56,6 +56,19 @@ class RateFit:
         return 2.0 ** (trend + float((w * self.resid[near]).sum() / w.sum()))
 
 
+def monotone(ts: list[float]) -> list[float]:
+    """The closest non-decreasing sequence (pool adjacent violators): more bytes never take less time,
+    so a benchmark slowed by another process cannot make a bigger tensor look faster than a smaller one."""
+    blocks: list[list[float]] = []  # [sum, count]
+    for t in ts:
+        blocks.append([t, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, n = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += n
+    return [b[0] / b[1] for b in blocks for _ in range(int(b[1]))]
+
+
 class Curve:
     """``BW(B)``: bandwidth against bytes, piecewise linear in log-log, constant beyond the ends."""
 
@@ -88,9 +101,10 @@ class TimeModel:
                     ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
                     self.rate[f] = RateFit(xs, ys)
             elif f != "dispatch":
-                ok = [p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
+                ok = sorted((p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl), key=lambda p: p["bytes"])
                 if ok:
-                    self.bw[f] = Curve([p["bytes"] for p in ok], [p["bytes"] / (p["time_s"] - fl) for p in ok])
+                    t = monotone([p["time_s"] - fl for p in ok])
+                    self.bw[f] = Curve([p["bytes"] for p in ok], [p["bytes"] / ti for p, ti in zip(ok, t)])
         self.n_points = {f: len(ps) for f, ps in by.items()}
 
     def describe(self) -> dict[str, Any]:
