@@ -155,3 +155,16 @@ def test_cpu_batch_that_cannot_fit_is_refused_before_allocating(monkeypatch, cap
     assert main(["profile", "alexnet", "--batch", "100000", "--device", "cpu", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "batch 100000 needs at least" in err[0]
+
+
+def test_refresh_ceilings_flag_measures_again(tmp_path, capsys):
+    path = tmp_path / "cache" / "ceilings.json"
+    write_cache(path, entry_key(CPU, quick=True), matmul=1e15, copy=1e15)  # plausible-looking, never beaten
+    args = ["profile", "alexnet", "--input", "3x64x64", "--device", "cpu", "--no-layers", "--quick", "--quiet",
+            "--warmup", "0", "--repeat", "1", "--format", "json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["context"]["ceilings"]["matmul_flops_per_s"]["fp32"] == 1e15
+    assert main([*args, "--refresh-ceilings"]) == 0
+    ctx = json.loads(capsys.readouterr().out)["context"]
+    assert ctx["ceilings"]["matmul_flops_per_s"]["fp32"] < 1e15 and ctx["ceilings"]["measured"]["date"] > "2000"
+    assert ctx["ceiling_check"]["exceeded"] is False

@@ -10,7 +10,7 @@ without the interruptions of other processes).
 
 Grid (``quick`` shrinks every count and size, for tests):  48 convolutions (kernels 1x1, 3x3, 5x5,
 7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth of them, stems), 20 depthwise convolutions
-(3x3, 5x5), 18 linears (M = 1..64 rows), and per memory family 9 sizes from a few hundred bytes to
+(3x3, 5x5), 18 linears (M = 1..64 rows), and per memory family 11 sizes from a few hundred bytes to
 ~80 MB, the smallest of which gives the family's per-call floor.  About 30-60 s on 2 CPU cores.
 """
 from __future__ import annotations
@@ -113,12 +113,13 @@ MEMORY_OPS: dict[str, Callable[[], nn.Module]] = {
 
 
 def memory_cases(rng: random.Random, fam: str, n: int, quick: bool) -> list[tuple[nn.Module, tuple, int]]:
-    """``n`` tensors from ~256 B to ~100 MB (quick: ~1 MB), log-spaced, random (C, H, W) of that size."""
+    """``n`` tensors from ~256 B to ~80 MB (quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
+    (fewer for the smallest tensors), so that the curve averages over plane sizes as CNNs mix them."""
     cases = []
     top = 1e7 if not quick else 2.5e5  # elements
     for i in range(n):
         elems = 64 * (top / 64) ** (i / max(n - 1, 1))
-        c = 4 * max(1, int(round(_logu(rng, 2, 256) * (1 if elems > 4096 else 0.1))))
+        c = 4 if i == 0 else min(_ch(rng, 16, 2048), max(4, int(elems) // 4 // 4 * 4))
         side = max(2, int(round(math.sqrt(elems / c))))
         mod = MEMORY_OPS[fam]()
         if fam == "batch_norm":
@@ -140,9 +141,12 @@ def signature(row: dict, batch: int) -> tuple:
 
 def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dtype: torch.dtype,
               channels_last: bool, itemsize: int) -> Optional[dict[str, Any]]:
-    """Price one benchmark with ``analyze()`` and time it; None if ``analyze`` finds no row of its own."""
-    mod = mod.eval()
-    rows = [r for r in analyze(mod, shape, batch=batch, dtype=dtype).to_dict("records") if family(r) != "dispatch"]
+    """Price one benchmark with ``analyze()`` and time it; None if ``analyze`` finds no row of its own.
+
+    The module is wrapped in a Sequential, so that a torch.nn layer is a leaf call as in a model."""
+    mod = nn.Sequential(mod).eval()
+    rows = [r for r in analyze(mod, shape, batch=batch, dtype=dtype).to_dict("records")
+            if family(r) != "dispatch" and r.get("supported")]
     if not rows:
         return None
     row = rows[-1]
@@ -167,7 +171,7 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}] + conv_configs(rng, 20 // scale, True, quick)]
     cases += [(nn.Linear(8, 8), (8,), 1)] + linear_cases(rng, 18 // scale, quick)
     for fam in MEMORY_FAMILIES:
-        cases += memory_cases(rng, fam, 9 if not quick else 4, quick)
+        cases += memory_cases(rng, fam, 11 if not quick else 4, quick)
     cases.append((Apply(lambda t: t.flatten(1)), (4, 2, 2), 1))  # a view: the dispatch floor
     itemsize = torch.empty((), dtype=dtype).element_size()
     points = []
