@@ -58,7 +58,8 @@ def overlap(points: list[dict], layers: Any, batch: int) -> int:
 
 
 def one(name: str, batch: int, device: torch.device, precision: str, channels_last: bool, tm: Any,
-        points: list[dict], ceil: Any, small: bool, repeat: int, layer_repeat: int) -> dict[str, Any]:
+        points: list[dict], ceil: Any, small: bool, repeat: int, layer_repeat: int,
+        dump: Optional[pathlib.Path] = None) -> dict[str, Any]:
     from archstat.profiling.profile import profile
 
     load0 = os.getloadavg()[0]
@@ -67,6 +68,9 @@ def one(name: str, batch: int, device: torch.device, precision: str, channels_la
     p = profile(model, shape, batch=batch, device=device, precision=precision, channels_last=channels_last,
                 warmup=2, repeat=repeat, layer_repeat=layer_repeat, ceilings=ceil, time_model=tm, quiet=True)
     r, s = p.summary["roofline"], p.summary
+    if dump is not None:  # the measured per-layer frame, for a look at single layers afterwards
+        dump.mkdir(parents=True, exist_ok=True)
+        p.layers.assign(whole_model_s=s["whole_model_s"]).to_pickle(dump / f"{name}_b{batch}.pkl")
     whole = s["whole_model_s"]
     fam = r.get("median_error_by_family", {})
     return {"model": name, "batch": batch, "layers": r["layers"], "median_abs_error": r["median_abs_error"],
@@ -117,7 +121,7 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
 def run(device: torch.device, models: list[str], batches: list[int], precision: str = "fp32",
         channels_last: bool = False, small: bool = False, quick: bool = False, repeat: int = 5,
         layer_repeat: int = 5, out: Optional[pathlib.Path] = None, command: str = "",
-        deadline_s: Optional[float] = None) -> tuple[list[dict], str]:
+        deadline_s: Optional[float] = None, dump: Optional[pathlib.Path] = None) -> tuple[list[dict], str]:
     """Calibrate (or load the cached calibration), then profile every model and batch; the rows and the Markdown.
 
     ``deadline_s``: seconds after which the remaining models are listed as skipped (the GPU run's budget).
@@ -145,7 +149,7 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
                 continue
             try:
                 rows.append(one(name, batch, device, precision, channels_last, tm, entry["points"], ceil, small,
-                                repeat, layer_repeat))
+                                repeat, layer_repeat, dump))
             except Exception as exc:  # noqa: BLE001 - one failing model never stops the table
                 rows.append({"model": name, "batch": batch, "error": f"{type(exc).__name__}: {str(exc)[:120]}"})
             print(f"{name} b{batch}: " + (rows[-1].get("error") or
@@ -169,13 +173,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--batches", default="8,1")
     ap.add_argument("--dry-run", action="store_true", help="small inputs, quick calibration (checks the code path)")
     ap.add_argument("--out", type=pathlib.Path, default=None)
+    ap.add_argument("--dump", type=pathlib.Path, default=None, help="folder for each profile's per-layer frame (pickle)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     _, text = run(torch.device(args.device), [m for m in args.models.split(",") if m],
                   [int(b) for b in args.batches.split(",")], args.precision, args.channels_last,
                   small=args.dry_run, quick=args.dry_run, repeat=3 if args.dry_run else 5,
-                  layer_repeat=2 if args.dry_run else 5, out=args.out, command="python " + " ".join(sys.argv))
+                  layer_repeat=2 if args.dry_run else 5, out=args.out, command="python " + " ".join(sys.argv),
+                  dump=args.dump)
     print(text)
     return 0
 
