@@ -70,20 +70,21 @@ def _ch(rng: random.Random, lo: int, hi: int) -> int:
     return max(8, int(round(_logu(rng, lo, hi) / 8)) * 8)
 
 
-def conv_configs(rng: random.Random, n: int, depthwise: bool, quick: bool) -> list[dict]:
-    """Random conv configs whose FLOPs per call stay under ``MAX_FLOPS`` (rejection sampling)."""
+def conv_configs(rng: random.Random, n: int, depthwise: bool, quick: bool, big: int = 1) -> list[dict]:
+    """Random conv configs whose FLOPs per call stay under ``big * MAX_FLOPS`` (rejection sampling);
+    ``big`` (16 on CUDA) also multiplies the bytes cap and the batch sizes."""
     out, kernels, weights = [], [k for k, _ in KERNELS], [w for _, w in KERNELS]
-    cap = MAX_FLOPS / (64 if quick else 1)
+    cap = MAX_FLOPS * big / (64 if quick else 1)
     while len(out) < n:
         k = (rng.choice([(3, 3)] * 4 + [(5, 5)]) if depthwise else rng.choices(kernels, weights)[0])
         c_in = _ch(rng, 16, 1024) if depthwise else (3 if rng.random() < 0.1 else _ch(rng, 16, 2048))
         c_out = c_in if depthwise else _ch(rng, 16, 2048)
         size = int(round(_logu(rng, 4, 112 if not quick else 16)))
         stride = 2 if rng.random() < (0.25 if k != (11, 11) else 0) else (4 if k == (11, 11) else 1)
-        batch = rng.choice([1, 2, 4, 8, 16])
+        batch = rng.choice([1, 2, 4, 8, 16]) * (1 if rng.random() < 0.3 else big)
         flops = 2 * batch * c_out * size * size * (1 if depthwise else c_in) * k[0] * k[1]
         nbytes = 4 * batch * (c_in * (size * stride) ** 2 + c_out * size * size)
-        if flops <= cap and nbytes <= MAX_BYTES / (64 if quick else 1) and (quick or flops >= 2e5):
+        if flops <= cap and nbytes <= MAX_BYTES * big / (64 if quick else 1) and (quick or flops >= 2e5):
             out.append({"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride, "batch": batch,
                         "groups": c_in if depthwise else 1})
     return out
@@ -96,10 +97,10 @@ def conv_case(cfg: dict) -> tuple[nn.Module, tuple, int]:
     return mod, (cfg["c_in"], in_size, in_size), cfg["batch"]
 
 
-def linear_cases(rng: random.Random, n: int, quick: bool) -> list[tuple[nn.Module, tuple, int]]:
+def linear_cases(rng: random.Random, n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
     cases = []
     while len(cases) < n:
-        m = rng.choice([1, 1, 2, 4, 8, 16, 32, 64])
+        m = rng.choice([1, 1, 2, 4, 8, 16, 32, 64]) * (1 if rng.random() < 0.5 else big)
         k, o = _ch(rng, 64, 8192 if not quick else 256), _ch(rng, 64, 8192 if not quick else 256)
         if k * o * 4 <= 160e6:
             cases.append((nn.Linear(k, o), (k,), m))
@@ -119,11 +120,11 @@ MEMORY_OPS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def memory_cases(rng: random.Random, fam: str, n: int, quick: bool) -> list[tuple[nn.Module, tuple, int]]:
+def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
     """``n`` tensors from ~256 B to ~80 MB (quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
     (fewer for the smallest tensors), so that the curve averages over plane sizes as CNNs mix them."""
     cases = []
-    top = 1e7 if not quick else 2.5e5  # elements
+    top = (1e7 if not quick else 2.5e5) * big  # elements
     for i in range(n):
         elems = 64 * (top / 64) ** (i / max(n - 1, 1))
         c = 4 if i == 0 else min(_ch(rng, 16, 2048), max(4, int(elems) // 4 // 4 * 4))
@@ -180,11 +181,13 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     rng = random.Random(SEED)
     scale = 4 if quick else 1
     tiny = {"kernel": (1, 1), "c_in": 8, "c_out": 8, "size": 1, "stride": 1, "batch": 1, "groups": 1}
-    cases = [conv_case(c) for c in [tiny] + conv_configs(rng, 48 // scale, False, quick)]  # tiny: the floor
-    cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}] + conv_configs(rng, 20 // scale, True, quick)]
-    cases += [(nn.Linear(8, 8), (8,), 1)] + linear_cases(rng, 18 // scale, quick)
+    big = 16 if device.type == "cuda" else 1  # a GPU's layers are larger before they leave the launch floor
+    cases = [conv_case(c) for c in [tiny] + conv_configs(rng, 48 // scale, False, quick, big)]  # tiny: the floor
+    cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}]
+              + conv_configs(rng, 20 // scale, True, quick, big)]
+    cases += [(nn.Linear(8, 8), (8,), 1)] + linear_cases(rng, 18 // scale, quick, big)
     for fam in MEMORY_FAMILIES:
-        cases += memory_cases(rng, fam, 11 if not quick else 4, quick)
+        cases += memory_cases(rng, fam, 11 if not quick else 4, quick, big)
     cases.append((Apply(lambda t: t.flatten(1)), (4, 2, 2), 1))  # a view: the dispatch floor
     itemsize = torch.empty((), dtype=dtype).element_size()
     points = []
