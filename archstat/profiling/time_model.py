@@ -11,7 +11,8 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
   feature space (standardised): a global trend, corrected locally where the grid has close neighbours.
 * ``BW_f(B)``: the bandwidth the family reaches at that size, ``B_i / (t_i - floor_f)`` on its
   benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in ``(log B, log BW)`` and constant beyond the ends (cache
-  sizes show up as steps).  Compute families use the ``copy`` family's curve.
+  sizes show up as steps).  Conv families use the ``copy`` family's curve; linear its own, from the
+  benchmarks with M <= 4 rows, which stream their weights (its rate is fitted on M >= 16).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest of the three terms (``compute``, ``memory``,
@@ -96,6 +97,12 @@ class TimeModel:
             fl = self.floor[f]
             if f in COMPUTE_FAMILIES:
                 ok = [p for p in ps if p["flops"] > 0 and p["time_s"] > 1.5 * fl]
+                if f == "linear":  # rows M >= 16 set the rate; M <= 4 stream the weights: their bandwidth
+                    stream = sorted((p for p in ok if p["features"][0] <= 2), key=lambda p: p["bytes"])
+                    if stream:
+                        t = monotone([p["time_s"] - fl for p in stream])
+                        self.bw[f] = Curve([p["bytes"] for p in stream], [p["bytes"] / ti for p, ti in zip(stream, t)])
+                    ok = [p for p in ok if p["features"][0] >= 4] or ok
                 if len(ok) >= 3:
                     xs = np.array([p["features"] for p in ok], dtype=float)
                     ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
