@@ -117,3 +117,20 @@ def test_monotone_time_never_falls_with_more_bytes():
     assert monotone([1.0, 3.0, 2.0, 4.0]) == [1.0, 2.5, 2.5, 4.0]
     assert monotone([5.0, 1.0, 1.0]) == pytest.approx([7 / 3] * 3)
     assert monotone([1.0, 2.0]) == [1.0, 2.0]
+
+
+def test_fresh_pages_are_charged_to_the_largest_outputs_only():
+    from archstat.profiling.fresh_pages import is_fresh
+
+    assert is_fresh(40 * 2 ** 20, 40 * 2 ** 20) and is_fresh(33 * 2 ** 20, 400 * 2 ** 20)  # >= 32 MiB: always mmap
+    assert is_fresh(6 * 2 ** 20, 10 * 2 ** 20) and not is_fresh(4 * 2 ** 20, 10 * 2 ** 20)
+    assert not is_fresh(2 ** 19, 2 ** 19)  # small buffers come from the heap
+    pts = law_points() + [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [], "time_s": 1e-9}]
+    tm = TimeModel(pts)
+    net = nn.Sequential(nn.Conv2d(16, 64, 1, bias=False), nn.ReLU(inplace=True), nn.Conv2d(64, 16, 1, bias=False))
+    rows = pd.DataFrame(rows_of(net, (16, 64, 64), batch=8))
+    pred = tm.predict(rows, 8, 4).to_dict("records")
+    big = 8 * 64 * 64 * 64 * 4  # the largest output: fresh pages, 1 ns per byte
+    assert pred[0]["t_fresh_s"] == pytest.approx(big * 1e-9)
+    assert pred[1]["t_fresh_s"] == 0.0  # in-place ReLU allocates nothing
+    assert pred[2]["t_fresh_s"] == 0.0  # a quarter of the largest: from the heap

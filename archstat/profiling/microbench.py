@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from archstat.engine.analyze import analyze
+from archstat.profiling import fresh_pages
 from archstat.profiling.op_families import MEMORY_FAMILIES, family, features, work
 from archstat.profiling.progress import bar
 from archstat.profiling.timing import stats, time_calls
@@ -32,6 +33,7 @@ KERNELS = [((1, 1), 0.35), ((3, 3), 0.33), ((5, 5), 0.08), ((7, 7), 0.07), ((1, 
            ((11, 11), 0.05)]
 MAX_FLOPS = 1.5e9  # per call: keeps each conv benchmark under ~30 ms on 2 CPU cores
 MAX_BYTES = 1e8  # per call, bytes moved
+MAX_OUT_BYTES = 16 * 2 ** 20  # outputs below glibc's mmap ceiling: the fresh-page cost is measured apart
 
 
 class Apply(nn.Module):
@@ -84,7 +86,8 @@ def conv_configs(rng: random.Random, n: int, depthwise: bool, quick: bool, big: 
         batch = rng.choice([1, 2, 4, 8, 16]) * (1 if rng.random() < 0.3 else big)
         flops = 2 * batch * c_out * size * size * (1 if depthwise else c_in) * k[0] * k[1]
         nbytes = 4 * batch * (c_in * (size * stride) ** 2 + c_out * size * size)
-        if flops <= cap and nbytes <= MAX_BYTES * big / (64 if quick else 1) and (quick or flops >= 2e5):
+        out_ok = big > 1 or 4 * batch * c_out * size * size <= MAX_OUT_BYTES
+        if flops <= cap and out_ok and nbytes <= MAX_BYTES * big / (64 if quick else 1) and (quick or flops >= 2e5):
             out.append({"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride, "batch": batch,
                         "groups": c_in if depthwise else 1})
     return out
@@ -124,7 +127,7 @@ def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1
     """``n`` tensors from ~256 B to ~80 MB (quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
     (fewer for the smallest tensors), so that the curve averages over plane sizes as CNNs mix them."""
     cases = []
-    top = (1e7 if not quick else 2.5e5) * big  # elements
+    top = (3.5e6 if not quick else 2.5e5) * big  # elements: CPU tensors stay below glibc's 32 MiB mmap ceiling
     for i in range(n):
         elems = 64 * (top / 64) ** (i / max(n - 1, 1))
         c = 4 if i == 0 else min(_ch(rng, 16, 2048), max(4, int(elems) // 4 // 4 * 4))
@@ -190,7 +193,8 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
         cases += memory_cases(rng, fam, 11 if not quick else 4, quick, big)
     cases.append((Apply(lambda t: t.flatten(1)), (4, 2, 2), 1))  # a view: the dispatch floor
     itemsize = torch.empty((), dtype=dtype).element_size()
-    points = []
+    points = [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [], "signature": ["fresh_pages"],
+               "time_s": fresh_pages.measure(device) if not quick else 0.0}]  # seconds per byte
     for mod, shape, batch in bar(cases, f"calibrating the time model on {len(cases)} synthetic ops", quiet):
         if isinstance(mod, Apply) and shape == (4, 2, 2):
             x = torch.randn(1, *shape, device=device, dtype=dtype)

@@ -2,7 +2,10 @@
 
 For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes moved ``B``):
 
-    t = floor_f + max(F / R_f(config), B / BW_f(B))
+    t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_fresh
+
+``t_fresh`` is the first-touch cost of an output that comes back as fresh pages (CPU only; see
+``fresh_pages``); 0 for every other row.
 
 * ``floor_f``: the per-call dispatch floor of the family, the time of its smallest benchmark.
 * ``R_f(config)``: the FLOP/s such a kernel reaches (conv, depthwise conv, linear; 0 FLOPs elsewhere).
@@ -28,11 +31,12 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from archstat.profiling.op_families import COMPUTE_FAMILIES, calibrated, family, features, work
+from archstat.profiling.fresh_pages import is_fresh
+from archstat.profiling.op_families import COMPUTE_FAMILIES, calibrated, family, features, numel, work
 
 K_NEAREST = 3
 RIDGE = 1e-2
-MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "rate_flops_per_s",
+MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_fresh_s", "rate_flops_per_s",
                  "bandwidth_bytes_per_s", "bound", "roof", "calibrated"]
 
 
@@ -88,6 +92,8 @@ class TimeModel:
     def __init__(self, points: list[dict[str, Any]], state: Optional[dict] = None) -> None:
         self.state = state or {}
         by: dict[str, list[dict]] = {}
+        self.page_cost = next((p["time_s"] for p in points if p["family"] == "fresh_pages"), 0.0)
+        points = [p for p in points if p["family"] != "fresh_pages"]
         for p in points:
             by.setdefault(p["family"], []).append(p)
         self.floor = {f: min(p["time_s"] for p in ps) for f, ps in by.items()}
@@ -116,10 +122,11 @@ class TimeModel:
 
     def describe(self) -> dict[str, Any]:
         """What the JSON records about the calibration: points per family, floors, when measured."""
-        return {"points": self.n_points, "floor_s": self.floor, "measured": self.state,
+        return {"points": self.n_points, "floor_s": self.floor, "fresh_page_s_per_byte": self.page_cost,
+                "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
-    def predict_row(self, row: dict, batch: int, itemsize: int) -> dict[str, Any]:
+    def predict_row(self, row: dict, batch: int, itemsize: int, largest: float = math.inf) -> dict[str, Any]:
         fam = family(row)
         flops, nbytes = work(row, batch, itemsize)
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
@@ -128,21 +135,31 @@ class TimeModel:
         bw = self.bw[fam_bw](nbytes) if fam_bw in self.bw and nbytes else math.nan
         t_c = flops / rate if flops and rate == rate else 0.0
         t_m = nbytes / bw if nbytes and bw == bw else 0.0
-        bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"))[1] if fam != "dispatch" else "overhead"
-        return {"family": fam, "predicted_s": floor + max(t_c, t_m), "floor_s": floor, "t_compute_s": t_c,
-                "t_memory_s": t_m, "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound,
+        out_bytes = out_elements(row) * batch * itemsize
+        t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes, largest) else 0.0
+        bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"))[1]
+        bound = "overhead" if fam == "dispatch" else bound
+        return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_f, "floor_s": floor, "t_compute_s": t_c,
+                "t_memory_s": t_m, "t_fresh_s": t_f, "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound,
                 "roof": "", "calibrated": calibrated(row), "_bw_family": fam_bw}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
         """``MODEL_COLUMNS`` for every row of ``rows`` (analyze()'s columns), same index."""
         out = []
-        for row in rows.to_dict("records"):
-            p = self.predict_row(row, batch, itemsize)
+        records = rows.to_dict("records")
+        largest = max((out_elements(r) * batch * itemsize for r in records if r.get("alloc")), default=0.0)
+        for row in records:
+            p = self.predict_row(row, batch, itemsize, largest)
             p["roof"] = why(p, peak, copy_bw)
             p.pop("_bw_family")
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
+
+
+def out_elements(row: dict) -> int:
+    out = row.get("out_shape") or []
+    return numel(out) if out and all(isinstance(d, (int, float)) for d in out) else 0
 
 
 def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
@@ -153,6 +170,8 @@ def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
     if p["bound"] == "memory":
         share = f" = {p['bandwidth_bytes_per_s'] / copy_bw:.0%} of copy bw" if copy_bw == copy_bw and copy_bw else ""
         return f"{p['_bw_family']} bandwidth {p['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s{share}"
+    if p["bound"] == "allocation":
+        return f"fresh output pages {p['t_fresh_s'] * 1e3:.2f} ms (first touch of a new buffer)"
     return f"per-call floor {p['floor_s'] * 1e6:.1f} us ({p['family']})"
 
 
