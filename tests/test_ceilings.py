@@ -168,3 +168,13 @@ def test_refresh_ceilings_flag_measures_again(tmp_path, capsys):
     ctx = json.loads(capsys.readouterr().out)["context"]
     assert ctx["ceilings"]["matmul_flops_per_s"]["fp32"] < 1e15 and ctx["ceilings"]["measured"]["date"] > "2000"
     assert ctx["ceiling_check"]["exceeded"] is False
+
+
+def test_ceilings_refresh_measures_both(monkeypatch, capsys):
+    import archstat.profiling.calibrate as cal
+
+    calls = []
+    monkeypatch.setattr(cmod, "get_ceilings", lambda *a, **k: calls.append(("ceilings", k.get("refresh"))))
+    monkeypatch.setattr(cal, "get_time_model", lambda *a, **k: calls.append(("time model", k.get("refresh"))))
+    assert main(["ceilings", "--device", "cpu", "--refresh", "--quiet"]) == 0
+    assert calls == [("ceilings", True), ("time model", True)]
