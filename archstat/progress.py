@@ -7,7 +7,7 @@ models, ``table --training/--receptive-field``, ``train``, ``search``) wraps its
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -47,3 +47,38 @@ def stepper(bar: Any) -> Callable[[str], None]:
         bar.set_postfix_str(name)
 
     return step
+
+
+def shown(quiet: Optional[bool]) -> bool:
+    """A caller's own ``quiet``: None follows :func:`enabled` (a terminal, no --quiet), True hides the
+    bar, False asks for it even off a terminal (tests, logs)."""
+    return enabled() if quiet is None else not quiet
+
+
+def bar(items: Iterable[T], desc: str, quiet: Optional[bool] = None, total: Optional[int] = None) -> Iterable[T]:
+    """``items`` in a bar described by ``desc`` (what is being measured), or ``items`` as is when hidden."""
+    if not shown(quiet):
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+class Stages:
+    """One bar over a fixed list of stages, whose description says what is being measured now."""
+
+    def __init__(self, total: int, quiet: Optional[bool] = None) -> None:
+        self.bar = None
+        if shown(quiet):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=sys.stderr, leave=False, dynamic_ncols=True, bar_format="{desc} {n}/{total}")
+
+    def next(self, desc: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(desc)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import sys
 import time
 import traceback
@@ -39,12 +40,15 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         return {"device": "cpu", "quick": True, "models": args.models or ["alexnet", "resnet18", "googlenet_bn"],
                 "batches": (1, 4), "warmup": 1, "repeat": 3, "layer_repeat": 2, "loop_s": 0.5,
                 "budget_priority": 60.0, "budget_other": 30.0, "small_input": True, "train_models": ["resnet18"],
-                "validate_batch": 2}
+                "validate_batch": 2, "accuracy_models": ["mobilenet_dw"], "accuracy_batches": (2,),
+                "accuracy_precision": "fp32", "accuracy_min_s": 5.0}
     names = list_models()
     order = args.models or [m for m in PRIORITY if m in names] + [m for m in names if m not in PRIORITY]
     return {"device": "cuda", "quick": False, "models": order, "batches": (1, 64), "warmup": 5, "repeat": 50,
             "layer_repeat": 10, "loop_s": 1.5, "budget_priority": 24.0, "budget_other": 8.0, "small_input": False,
-            "train_models": TRAIN_MODELS, "validate_batch": 2}
+            "train_models": TRAIN_MODELS, "validate_batch": 2, "accuracy_precision": "tf32", "accuracy_min_s": 30.0,
+            "accuracy_models": ["resnet50", "vgg16", "googlenet", "inception_v3", "mobilenet_dw"],
+            "accuracy_batches": (64, 8, 1)}
 
 
 def input_for(name: str, small: bool) -> tuple[int, ...]:
@@ -99,7 +103,7 @@ def run_model(name: str, p: dict, clock: Clock, w: Writer, ceil: Any, reserve_s:
         return profile(model, shape, batch=batch, device=dev, precision=precision, channels_last=cl,
                        warmup=p["warmup"], repeat=p["repeat"], layer_repeat=p["layer_repeat"], layers=layers,
                        train=train, ceilings=ceil if ceil is not None else False, quick=p["quick"],
-                       time_budget_s=p["loop_s"])
+                       time_budget_s=p["loop_s"], time_model=False, quiet=True)  # calibrated: accuracy_step
 
     for precision, cl in CONFIGS:
         step(f"profile {precision}{' cl' if cl else ''} b{large}", lambda: prof(precision, cl, large, True))
@@ -117,6 +121,29 @@ def run_model(name: str, p: dict, clock: Clock, w: Writer, ceil: Any, reserve_s:
     if name in p["train_models"]:
         step(f"train tf32 b{large}", lambda: prof("tf32", False, large, False, train=True))
     model = None  # frees the weights before the next model is built (the closures above are done)
+
+
+def accuracy_step(p: dict, w: Writer, clock: Clock, reserve_s: float) -> None:
+    """bench/roofline_accuracy.py in the same call: calibrated time model vs naive roofline, CUDA events."""
+    import roofline_accuracy
+
+    if clock.left() <= reserve_s + p["accuracy_min_s"]:
+        w.skip("", "roofline accuracy", "run deadline reached")
+        return
+    t = time.monotonic()
+    try:
+        rows, text = roofline_accuracy.run(torch.device(p["device"]), p["accuracy_models"], list(p["accuracy_batches"]),
+                                           p["accuracy_precision"], small=p["small_input"], quick=p["quick"],
+                                           repeat=p["repeat"] // 2 or 1, layer_repeat=p["layer_repeat"],
+                                           out=pathlib.Path(w.out) / "roofline_accuracy.md",
+                                           command="bash bench/gpu_run.sh (accuracy_step)",
+                                           deadline_s=max(clock.left() - reserve_s, 1.0))
+        w.results["roofline_accuracy"] = rows
+        w.log(text)
+        w.log(f"roofline accuracy: {time.monotonic() - t:.1f} s")
+    except Exception as exc:  # noqa: BLE001 - the sweep goes on without it
+        w.fail("", "roofline accuracy", exc, traceback.format_exc(), time.monotonic() - t)
+    w.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,12 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         from archstat.profiling.ceilings import get_ceilings
 
         t = time.monotonic()
-        ceil = get_ceilings(dev, tuple((pr, cl, p["batches"][1]) for pr, cl in CONFIGS), quick=p["quick"],
-                            refresh=True)
+        ceil = get_ceilings(dev, tuple(dict.fromkeys(["fp32", p["accuracy_precision"]] + [pr for pr, _ in CONFIGS])),
+                            quick=p["quick"], refresh=True, quiet=True)
         w.ceilings(ceil, time.monotonic() - t)
     except Exception as exc:  # noqa: BLE001 - without ceilings the profiles still run, roofline-free
         w.fail("", "ceilings", exc, traceback.format_exc(), 0.0)
+    accuracy_done = False
     for name in p["models"]:
+        if name not in PRIORITY and not accuracy_done:  # after the priority models, before the rest
+            accuracy_step(p, w, clock, reserve_s)
+            accuracy_done = True
         if clock.left() <= reserve_s:
             w.skip(name, "all", "run deadline reached")
             continue
@@ -156,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             w.fail(name, "build", exc, traceback.format_exc(), 0.0)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+    if not accuracy_done:
+        accuracy_step(p, w, clock, reserve_s)
     w.finish(clock.elapsed())
     print(w.short_table())
     return 0

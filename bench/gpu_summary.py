@@ -164,15 +164,9 @@ def _ceilings(c: Optional[dict]) -> list[str]:
     mm = c.get("matmul", {})
     lines = ["Matmul (8192^3 on CUDA): " + ", ".join(f"{k} {_f(v, 1e-12, 1)} TFLOP/s" for k, v in mm.items())
              + f"; device-to-device copy {_f(c.get('copy_bw'), 1e-12, 2)} TB/s (read + write).", ""]
-    rows = []
-    for key, points in sorted(c.get("conv", {}).items()):
-        peak = mm.get(key.split("/")[0])
-        for p in points:
-            rate = p.get("flops_per_s")
-            rows.append([key, f"{p['kh']}x{p['kw']}", f"{p['c_in']}->{p['c_out']}", str(p["stride"]),
-                         f"{p.get('out_h', '-')}", _f(p.get("time_s"), 1e6, 1), _f(rate, 1e-12, 1),
-                         _pct(rate / peak) if rate and peak else p.get("skipped", "-")])
-    return lines + _table(["config", "kernel", "channels", "stride", "out", "us", "TFLOP/s", "of matmul peak"], rows)
+    st = c.get("state") or {}
+    return lines + [f"Measured {st.get('date')} (torch {st.get('torch')}, best of {len(c.get('trials', {}).get('copy', []))}"
+                    " trials); the per-family time model and its accuracy: roofline_accuracy.md.", ""]
 
 
 def short_table(res: dict) -> str:

@@ -80,7 +80,11 @@ def test_gpu_script_dry_run(monkeypatch, tmp_path):
     out = tmp_path / "out"
     assert gpu_run.main(["--dry-run", "--models", "resnet18,alexnet", "--out", str(out)]) == 0
     files = sorted(os.listdir(out))
-    assert files == ["layers.csv", "log.txt", "results.json", "runs.csv", "summary.md"]  # <= 8 files
+    assert files == ["layers.csv", "log.txt", "results.json", "roofline_accuracy.md", "runs.csv", "summary.md"]  # <= 8
+    acc = res_acc = json.loads((out / "results.json").read_text())["roofline_accuracy"]
+    assert [(r["model"], r["batch"]) for r in acc] == [("mobilenet_dw", 2)] and "error" not in acc[0], res_acc
+    assert acc[0]["layers"] > 0 and acc[0]["overlap"] == 0  # out of sample: no calibration config is a model layer
+    assert "| mobilenet_dw | 2 |" in (out / "roofline_accuracy.md").read_text()
     res = json.loads((out / "results.json").read_text())
     assert res["finished"] and res["machine"]["torch"] == torch.__version__ and res["ceilings"]["matmul"]
     steps = res["models"]["resnet18"]["steps"]

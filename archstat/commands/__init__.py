@@ -2,5 +2,5 @@
 
 Each module defines ``register(subparsers)``.  Adding a command = adding a module and a name here.
 """
-COMMAND_MODULES: list[str] = ["list_models", "table", "compare", "html", "report", "experiment", "profile", "train", "evaluate",
-                              "search", "validate"]
+COMMAND_MODULES: list[str] = ["list_models", "table", "compare", "html", "report", "experiment", "profile", "ceilings",
+                              "train", "evaluate", "search", "validate"]

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-layers", action="store_true", help="whole-model timing only")
     p.add_argument("--no-roofline", action="store_true", help="skip measuring device ceilings and the roofline")
     p.add_argument("--quick", action="store_true", help="small ceiling calibration (smoke tests)")
+    p.add_argument("--refresh-ceilings", action="store_true",
+                   help="measure the device ceilings and the time model's calibration again (ignore the cache)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--top", type=_nonneg_int, default=0, metavar="K", help="text: only the K slowest op calls (0 = all)")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
     p.set_defaults(func=run)
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     result = profile(model, args.input or default_input, batch=args.batch, device=device, precision=args.precision,
                      channels_last=args.channels_last, warmup=args.warmup, repeat=args.repeat,
                      layer_repeat=args.layer_repeat, train=args.train, layers=not args.no_layers,
-                     ceilings=not args.no_roofline, quick=args.quick)
+                     ceilings=not args.no_roofline, quick=args.quick, refresh_ceilings=args.refresh_ceilings,
+                     quiet=True if args.quiet else None)
     print(to_json(result) if args.format == "json" else to_csv(result) if args.format == "csv"
           else to_text(result, top=args.top))
     return 0

@@ -33,12 +33,14 @@ from archstat.engine.analyze import analyze_rows
 from archstat.engine.conventions import counter
 from archstat.errors import ArchstatError
 from archstat.analyses.live_memory import inference_peak
-from archstat.profiling.ceilings import Ceilings, get_ceilings
+from archstat.profiling.calibrate import get_time_model
+from archstat.profiling.ceilings import Ceilings, defend, get_ceilings
 from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
 from archstat.profiling.precision import check_precision, precision_flags
 from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
 from archstat.profiling.roofline import roofline, roofline_summary
-from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, stats, time_calls
+from archstat.progress import Stages
+from archstat.profiling.timing import environment, free_memory, oom_guard, peak_bytes, reset_peak, stats, time_calls
 from archstat.device import resolve_device
 from archstat.engine.trace import training_mode
 from archstat.validation.live_storages import eager_peak
@@ -109,13 +111,18 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
             device: str | torch.device = "cpu", precision: str = "fp32", channels_last: bool = False,
             warmup: Optional[int] = None, repeat: Optional[int] = None, layer_repeat: Optional[int] = None,
             train: bool = False, layers: bool = True, ceilings: Ceilings | bool = True, quick: bool = False,
-            time_budget_s: Optional[float] = None) -> Profile:
+            time_budget_s: Optional[float] = None, refresh_ceilings: bool = False, time_model: Any = True,
+            quiet: Optional[bool] = None) -> Profile:
     """Time ``model`` on ``batch`` random inputs of ``input_shape`` (per sample) and join the results
     to ``analyze()``'s rows.
 
     ``ceilings``: True measures (or loads from cache) the device ceilings and adds the roofline;
     a :class:`Ceilings` is used as given; False skips both.  ``quick`` shrinks the calibration
     (tests, dry runs).  ``time_budget_s`` caps each timed loop (the repeat count is cut to fit).
+    ``time_model``: True calibrates (or loads) the per-family time model for per-layer runs with
+    ceilings; a ``TimeModel`` is used as given; False predicts with the naive roofline only.
+    ``refresh_ceilings`` measures the ceilings and the time model again; ``quiet`` silences the
+    progress bar (None: shown when stderr is a terminal).
     """
     dev = resolve_device(device)
     dtype = check_precision(precision)
@@ -128,17 +135,17 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     warmup = d["warmup"] if warmup is None else warmup
     repeat = d["repeat"] if repeat is None else repeat
     layer_repeat = d["layer_repeat"] if layer_repeat is None else layer_repeat
+    check_counts(warmup, repeat, layer_repeat)
     net = prepare(model, dev, dtype, channels_last)
     rows = analyze_rows(net, shape, batch=batch, dtype=dtype)  # the one trace: table, records and nodes
     df = rows.df
     graph, records, nodes, wbytes = trace_records(rows)
-    if dev.type == "cuda":
-        check_fits(df, batch, *torch.cuda.mem_get_info(dev))
-    ceil: Optional[Ceilings] = None
-    if ceilings is True:
-        ceil = get_ceilings(dev, ((precision, channels_last, batch),), quick=quick)
-    elif isinstance(ceilings, Ceilings):
-        ceil = ceilings
+    memory = free_memory(dev)
+    if memory is not None:
+        check_fits(df, batch, *memory)
+    ceil, tmodel = _ceilings_and_model(ceilings, time_model if layers else False, dev, precision, channels_last,
+                                       quick, refresh_ceilings, quiet)
+    stages = Stages(2 + int(layers) + int(train), quiet)
     flops = float(sum(int(counter("hardware")(r.cost, r.inputs)[0]) for r in records if r.supported))
     context = {**environment(dev), "precision": precision, "dtype": str(dtype).replace("torch.", ""),
                "channels_last": channels_last, "batch": batch, "input": list(shape), "warmup": warmup,
@@ -148,27 +155,39 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     with precision_flags(precision) as flags:
         context.update(flags)
         x = make_input(shape, batch, dev, dtype, channels_last)
+        stages.next(f"timing the whole model ({warmup} warm-up + {repeat} calls)")
         runs.append(_forward(net, df, x, dev, warmup, repeat, time_budget_s, flops, ceil, precision))
+        if ceil is not None:  # a run faster than its ceiling: measure the ceiling again (if ours), or say so
+            ceil, context["ceiling_check"] = defend(ceil, runs[0]["achieved_flops_per_s"], dev, precision,
+                                                    "the whole model", quick=quick, quiet=quiet,
+                                                    remeasure=ceilings is True)
+            runs[0]["peak_flops_per_s"] = ceil.peak(precision)
+            runs[0]["peak_share"] = runs[0]["achieved_flops_per_s"] / ceil.peak(precision)
         if layers:
+            stages.next(f"timing every op call ({layer_repeat} instrumented passes)")
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes = time_layers(net, graph, nodes, x, dev, warmup=1, repeat=layer_repeat)
         x = None  # free the input before the training step allocates its own
         summary: dict[str, Any] = {}
         if train:
+            stages.next(f"timing a training step ({repeat} calls)")
             runs.append(_train(net, shape, batch, dev, dtype, channels_last, warmup, repeat, time_budget_s,
                                flops, ceil, precision, summary))
+    stages.close()
     frame = _layer_frame(df, records, wbytes, passes)
     if passes:
-        frame = _summarize(frame, passes, runs[0]["median_s"], ceil, precision, channels_last, batch, summary)
+        frame = _summarize(frame, passes, runs[0]["median_s"], ceil, precision, batch, dtype.itemsize, tmodel,
+                           summary)
     if ceil is not None:
         context["ceilings"] = {"device_name": ceil.device_name, "matmul_flops_per_s": ceil.matmul,
-                               "copy_bytes_per_s": ceil.copy_bw, "conv_grid": f"{precision}/{batch}"}
+                               "copy_bytes_per_s": ceil.copy_bw, "measured": ceil.state,
+                               "time_model": tmodel.describe() if tmodel is not None else None}
     frame.attrs.update(df.attrs)
     return Profile(runs=pd.DataFrame(runs), layers=frame, summary=summary, context=context)
 
 
 def _summarize(frame: pd.DataFrame, passes: list[list[float]], whole: float, ceil: Optional[Ceilings],
-               precision: str, channels_last: bool, batch: int, summary: dict) -> pd.DataFrame:
+               precision: str, batch: int, itemsize: int, tmodel: Any, summary: dict) -> pd.DataFrame:
     """Per-layer times against the whole-model median, and the roofline where there are ceilings."""
     totals = [sum(p) for p in passes]
     # sum of the per-row medians (what the table shows) and the median of whole passes (less
@@ -177,7 +196,7 @@ def _summarize(frame: pd.DataFrame, passes: list[list[float]], whole: float, cei
                     "whole_model_s": whole, "layer_sum_ratio": float(frame["time_s"].sum()) / whole,
                     "layer_pass_ratio": stats(totals)["median"] / whole})
     if ceil is not None:
-        frame = roofline(frame, ceil, precision, channels_last, batch)
+        frame = roofline(frame, ceil, precision, batch, itemsize, tmodel)
         summary["roofline"] = roofline_summary(frame)
     return frame
 
@@ -197,6 +216,25 @@ def _forward(net: nn.Module, df: pd.DataFrame, x: torch.Tensor, dev: torch.devic
         row = _run_row("forward", times, batch, flops, peak, base, ceil, precision)
     row.update({"peak_mem_source": source, **_forward_memory_estimate(net, df, peak)})
     return row
+
+
+def check_counts(warmup: object, repeat: object, layer_repeat: object) -> None:
+    """warm-up >= 0, repeat >= 1, layer_repeat >= 1, all integers: else a one-line ArchstatError."""
+    for name, value, low in (("warmup", warmup, 0), ("repeat", repeat, 1), ("layer_repeat", layer_repeat, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ArchstatError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _ceilings_and_model(ceilings: Ceilings | bool, time_model: Any, dev: torch.device, precision: str,
+                        channels_last: bool, quick: bool, refresh: bool, quiet: Optional[bool]) -> tuple:
+    """The ceilings and the calibrated time model, each measured, cached or given (or None)."""
+    if ceilings is False:
+        return None, None
+    ceil = ceilings if isinstance(ceilings, Ceilings) else get_ceilings(dev, (precision,), quick=quick,
+                                                                        refresh=refresh, quiet=quiet)
+    if time_model is True:
+        time_model = get_time_model(dev, precision, channels_last, quick=quick, refresh=refresh, quiet=quiet)[0]
+    return ceil, time_model or None
 
 
 def check_fits(df: pd.DataFrame, batch: int, free: int, total: int) -> None:

@@ -10,7 +10,8 @@ import pandas as pd
 LAYER_FIELDS = ["name", "op", "call", "kind", "in_shapes", "out_shape", "params", "macs", "flops", "flops_hardware",
                 "bytes_moved", "time_s", "time_min_s", "time_iqr_s", "time_share", "achieved_flops_per_s",
                 "intensity", "ceiling", "ceiling_flops_per_s", "t_compute_s", "t_memory_s", "predicted_s", "bound",
-                "roof", "achieved_fraction", "error", "naive_predicted_s", "naive_error"]
+                "roof", "achieved_fraction", "error", "naive_predicted_s", "naive_error", "family", "floor_s",
+                "rate_flops_per_s", "bandwidth_bytes_per_s"]
 
 
 def json_safe(value: Any) -> Any:
@@ -95,10 +96,15 @@ def to_text(p: Any, top: int = 0) -> str:
                      "what per-node dispatch adds)")
     if "roofline" in p.summary:
         r = p.summary["roofline"]
-        lines.append(f"roofline: {r['layers']} layers >= {r['min_time_s'] * 1e6:g} us, median |error| "
-                     f"{_pct(r['median_abs_error'])}% (naive, matmul peak for every conv: "
+        lines.append(f"predicted times: {r['layers']} layers >= {r['min_time_s'] * 1e6:g} us, median |error| "
+                     f"{_pct(r['median_abs_error'])}% (naive roofline, matmul peak and copy bandwidth: "
                      f"{_pct(r.get('naive_median_abs_error'))}%), Spearman {_num(r['spearman'], 1, 3)} "
-                     f"({r['compute_bound']} compute-bound, {r['memory_bound']} memory-bound)")
+                     f"({r['compute_bound']} compute-, {r['memory_bound']} memory-, {r.get('overhead_bound', 0)} "
+                     f"overhead-bound); predicted layer sum {_num(r.get('predicted_sum_s'), 1e3, 3)} ms")
+    check = c.get("ceiling_check") or {}
+    if check.get("message"):
+        lines.append(f"ceiling check: {check['message']}"
+                     + ("; measured again" if check.get("remeasured") else "") + ("" if check.get("exceeded") else " (now below)"))
     if "ceilings" in c:
         lines.append(ceilings_line(c["ceilings"]))
     tm = p.summary.get("train_memory")

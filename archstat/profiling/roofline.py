@@ -1,24 +1,17 @@
-"""A measured roofline, per op call, and how well it predicts the measured times.
+"""Predicted per-layer times next to the measured ones: the calibrated time model and the naive roofline.
 
 For each row (hardware FLOPs ``F``, fewest bytes moved ``B`` = inputs + weights + outputs, once each):
 
-    arithmetic intensity  I = F / B                                  (FLOP per byte)
-    compute time          t_c = F / P      P = the ceiling that fits the op (below)
-    memory time           t_m = B / BW     BW = measured device-to-device copy bandwidth
-    predicted             t = max(t_c, t_m);   verdict: compute-bound if t_c >= t_m, else memory-bound
-    achieved fraction     t / measured  (1 = at the roofline)
-    error                 (t - measured) / measured
+    naive roofline     t_naive = max(F / P, B / BW)     P = measured matmul peak of the precision,
+                                                        BW = measured copy bandwidth (read + write)
+    calibrated model   t = floor_f + max(F / R_f(config), B_f / BW_f(B_f))   (``time_model``)
+    error              (t - measured) / measured        achieved fraction  t / measured
 
-``P`` is the measured matmul FLOP/s of the precision for linear and matmul ops, and for a 2-d
-convolution the FLOP/s that the calibration grid point fitting it reached (``ceilings.conv_ceiling``):
-the matmul peak alone overstates what small-channel convolutions can reach.  Ops that launch no
-kernel (views, identities) predict 0 and are left out of the error statistics, as are layers under
-``min_time`` (20 us by default), where launch latency, not the roofline, sets the time.
-
-Next to it, the **naive roofline** (``naive_predicted_s``, ``naive_error``): the same formula with the
-matmul peak for every op, convolutions included.  The summary reports both errors, so what the conv
-calibration grid buys is measured on each run, not asserted.  ``roof`` names the roof a row sits
-under: the compute ceiling when compute-bound, ``copy bandwidth`` when memory-bound.
+``intensity`` is ``F / B``.  ``bound`` says which term of the calibrated model sets the time
+(``compute``, ``memory``, ``overhead`` = the per-call floor), ``roof`` the rate or bandwidth it ran
+into, ``ceiling_flops_per_s`` the calibrated rate (the matmul peak without a time model).  Ops that
+launch no kernel (views, identities) and layers under ``min_time`` (20 us) are left out of the error
+statistics; the layer sums keep every row.
 """
 from __future__ import annotations
 
@@ -27,83 +20,87 @@ from typing import Optional
 
 import pandas as pd
 
-from archstat.profiling.ceilings import Ceilings, conv_ceiling, conv_key
+from archstat.profiling.ceilings import Ceilings
+from archstat.profiling.op_families import family, work
+from archstat.profiling.time_model import MODEL_COLUMNS, TimeModel
 
 ROOFLINE_COLUMNS = ["intensity", "ceiling_flops_per_s", "ceiling", "t_compute_s", "t_memory_s", "predicted_s",
                     "bound", "roof", "achieved_fraction", "error", "naive_predicted_s", "naive_error"]
 
 
-def _relative_error(predicted: float, measured: float) -> float:
+def relative_error(predicted: float, measured: float) -> float:
     return (predicted - measured) / measured if predicted and measured and measured > 0 else math.nan
 
 
-def _ceiling(row: dict, ceil: Ceilings, precision: str, grid: Optional[list]) -> tuple[float, str]:
-    peak = ceil.peak(precision)
-    kernel = row.get("kernel")
-    if row["kind"] == "conv" and grid and isinstance(kernel, list) and len(kernel) == 2:
-        hp = row.get("hparams") or {}
-        c_in = int(hp.get("c_in", 1)) // max(int(hp.get("groups", 1)), 1)
-        out = row["out_shape"]
-        rate, point = conv_ceiling(grid, kernel[0], kernel[1], c_in, int(hp.get("c_out", out[0])),
-                                   int(out[1]) * int(out[2]))
-        if point is not None:  # the grid's own measured rate, uncapped: it is what such a conv reached
-            return rate, (
-                f"conv {point['kh']}x{point['kw']} {point['c_in']}->{point['c_out']} @{point['out_h']}")
-    return peak, f"matmul {precision}"
+def _fb(row: dict, batch: int, itemsize: int) -> tuple[float, float]:
+    if "flops_hardware" in row and "bytes_moved" in row:
+        return float(row["flops_hardware"]), float(row["bytes_moved"])
+    return work(row, batch, itemsize)
 
 
-def roofline(layers: pd.DataFrame, ceil: Ceilings, precision: str, channels_last: bool, batch: int) -> pd.DataFrame:
-    """Add the roofline columns to a profile's per-layer frame.
-
-    Needs ``flops_hardware``, ``bytes_moved``, ``kind``, ``kernel``, ``hparams``, ``out_shape`` and,
-    for the error columns, ``time_s`` (the measured median, seconds).
-    """
-    grid = ceil.conv.get(conv_key(precision, channels_last, batch))
-    bw, peak = ceil.copy_bw, ceil.peak(precision)
-    rows = []
+def naive(layers: pd.DataFrame, ceil: Ceilings, precision: str, batch: int, itemsize: int) -> list[float]:
+    """``max(F / P, B / BW)`` per row: one matmul peak, one copy bandwidth, no floor."""
+    peak, bw = ceil.peak(precision), ceil.copy_bw
+    out = []
     for row in layers.to_dict("records"):
-        flops, nbytes = float(row["flops_hardware"]), float(row["bytes_moved"])
-        rate, source = _ceiling(row, ceil, precision, grid)
-        t_c = flops / rate if flops else 0.0
-        t_m = nbytes / bw if nbytes else 0.0
-        pred = max(t_c, t_m)
-        naive = max(flops / peak if flops else 0.0, t_m)
-        meas = row.get("time_s", math.nan)
-        bound = "none" if pred == 0 else ("compute" if t_c >= t_m else "memory")
-        rows.append({
-            "intensity": flops / nbytes if nbytes else math.nan, "ceiling_flops_per_s": rate, "ceiling": source,
-            "t_compute_s": t_c, "t_memory_s": t_m, "predicted_s": pred, "bound": bound,
-            "roof": {"compute": source, "memory": "copy bandwidth", "none": "-"}[bound],
-            "achieved_fraction": pred / meas if pred and meas and meas > 0 else math.nan,
-            "error": _relative_error(pred, meas),
-            "naive_predicted_s": naive, "naive_error": _relative_error(naive, meas),
-        })
+        f, b = _fb(row, batch, itemsize)
+        out.append(0.0 if family(row) == "dispatch" else max(f / peak if f else 0.0, b / bw if b else 0.0))
+    return out
+
+
+def roofline(layers: pd.DataFrame, ceil: Ceilings, precision: str, batch: int, itemsize: int,
+             model: Optional[TimeModel] = None) -> pd.DataFrame:
+    """``layers`` with the naive and (given ``model``) the calibrated predictions, and their errors."""
     out = layers.copy()
-    for col in ROOFLINE_COLUMNS:
-        out[col] = [r[col] for r in rows]
+    out["naive_predicted_s"] = naive(layers, ceil, precision, batch, itemsize)
+    fb = [_fb(r, batch, itemsize) for r in layers.to_dict("records")]
+    out["intensity"] = [f / b if b else math.nan for f, b in fb]
+    if model is not None:
+        pred = model.predict(layers, batch, itemsize, ceil.peak(precision), ceil.copy_bw)
+        for col in MODEL_COLUMNS:
+            out[col] = pred[col]
+        out["ceiling_flops_per_s"] = pred["rate_flops_per_s"]
+        out["ceiling"] = [f"{f} (calibrated)" for f in pred["family"]]
+    else:
+        out["predicted_s"] = out["naive_predicted_s"]
+        out["ceiling_flops_per_s"] = ceil.peak(precision)
+        out["ceiling"] = f"matmul {precision}"
+        t_c = [f / ceil.peak(precision) if f else 0.0 for f, _ in fb]
+        t_m = [b / ceil.copy_bw if b else 0.0 for _, b in fb]
+        out["t_compute_s"], out["t_memory_s"] = t_c, t_m
+        out["bound"] = ["none" if p == 0 else ("compute" if c >= m else "memory")
+                        for p, c, m in zip(out["predicted_s"], t_c, t_m)]
+        out["roof"] = [{"compute": f"matmul {precision}", "memory": "copy bandwidth"}.get(b, "-") for b in out["bound"]]
+    if "time_s" in out.columns:
+        meas = out["time_s"]
+        out["achieved_fraction"] = [p / m if p and m and m > 0 else math.nan for p, m in zip(out["predicted_s"], meas)]
+        out["error"] = [relative_error(p, m) for p, m in zip(out["predicted_s"], meas)]
+        out["naive_error"] = [relative_error(p, m) for p, m in zip(out["naive_predicted_s"], meas)]
     return out
 
 
-def roofline_summary(layers: pd.DataFrame, min_time: float = 20e-6) -> dict[str, float]:
-    """Median absolute error and Spearman rank correlation of predicted vs measured time, and the
-    naive roofline's median absolute error over the same rows.
-
-    Over the rows that launch a kernel (predicted > 0) and take at least ``min_time`` seconds.
-    """
-    sel = layers[(layers["predicted_s"] > 0) & (layers["time_s"] >= min_time)]
-    all_k = layers[layers["predicted_s"] > 0]
-    out: dict[str, float] = {"layers": int(len(sel)), "min_time_s": min_time,
-                             "median_abs_error": float(sel["error"].abs().median()) if len(sel) else math.nan,
-                             "naive_median_abs_error": (float(sel["naive_error"].abs().median()) if len(sel)
-                                                        and "naive_error" in sel else math.nan),
-                             "spearman": _spearman(sel["predicted_s"], sel["time_s"]),
-                             "spearman_all": _spearman(all_k["predicted_s"], all_k["time_s"]),
-                             "compute_bound": int((sel["bound"] == "compute").sum()),
-                             "memory_bound": int((sel["bound"] == "memory").sum())}
+def roofline_summary(layers: pd.DataFrame, min_time: float = 20e-6) -> dict[str, object]:
+    """Over the rows that launch a kernel and take at least ``min_time``: median |error| of the
+    calibrated and the naive model, Spearman rank correlation, the bound counts, the median error per
+    family; and over every row, the predicted layer sum against the measured one."""
+    kernel = layers["naive_predicted_s"] > 0
+    sel = layers[kernel & (layers["time_s"] >= min_time)]
+    med = lambda s: float(s.abs().median()) if len(s) else math.nan  # noqa: E731
+    out: dict[str, object] = {
+        "layers": int(len(sel)), "min_time_s": min_time, "median_abs_error": med(sel["error"]),
+        "naive_median_abs_error": med(sel["naive_error"]),
+        "spearman": spearman(sel["predicted_s"], sel["time_s"]),
+        "spearman_all": spearman(layers.loc[kernel, "predicted_s"], layers.loc[kernel, "time_s"]),
+        "compute_bound": int((sel["bound"] == "compute").sum()), "memory_bound": int((sel["bound"] == "memory").sum()),
+        "overhead_bound": int((sel["bound"] == "overhead").sum()),
+        "predicted_sum_s": float(layers["predicted_s"].sum()), "naive_sum_s": float(layers["naive_predicted_s"].sum()),
+        "measured_sum_s": float(layers["time_s"].sum())}
+    if "family" in sel.columns:
+        out["median_error_by_family"] = {f: float(g["error"].median()) for f, g in sel.groupby("family")}
     return out
 
 
-def _spearman(a: pd.Series, b: pd.Series) -> float:
+def spearman(a: pd.Series, b: pd.Series) -> float:
     """Spearman's rho = Pearson correlation of the ranks (average ranks for ties)."""
     if len(a) < 3:
         return math.nan

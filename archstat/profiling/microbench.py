@@ -1,0 +1,239 @@
+"""Synthetic micro-benchmarks for the per-family time model: a seeded random grid, never a model's layers.
+
+Each benchmark is one small module built here from random hyper-parameters (``random.Random(SEED)``):
+channel counts drawn log-uniformly and rounded to a multiple of 8, spatial sizes log-uniform, batch
+from {1, 2, 4, 8, 16}.  Nothing is taken from the zoo, so a model's predicted times are out of
+sample; ``bench/roofline_accuracy.py`` counts how many grid points happen to coincide with one of the
+model's layers (``signature``).  Each module is described by ``analyze()`` like any model, priced by
+``op_families.work``/``features``, and timed with ``timing.time_calls`` (the fastest of a few calls: the op's cost
+without the interruptions of other processes).
+
+Grid (``quick`` shrinks every count and size, for tests):  48 convolutions (kernels 1x1, 3x3, 5x5,
+7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth of them, stems), 20 depthwise convolutions
+(3x3, 5x5), 18 linears (M = 1..64 rows), and per memory family 11 sizes from a few hundred bytes to
+~80 MB, the smallest of which gives the family's per-call floor.  About 30-60 s on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from archstat.engine.analyze import analyze
+from archstat.profiling import fresh_pages
+from archstat.profiling.op_families import MEMORY_FAMILIES, family, features, work
+from archstat.progress import bar
+from archstat.profiling.timing import stats, time_calls
+
+SEED = 20240613
+KERNELS = [((1, 1), 0.35), ((3, 3), 0.33), ((5, 5), 0.08), ((7, 7), 0.07), ((1, 7), 0.06), ((7, 1), 0.06),
+           ((11, 11), 0.05)]
+MAX_FLOPS = 1.5e9  # per call: keeps each conv benchmark under ~30 ms on 2 CPU cores
+MAX_BYTES = 1e8  # per call, bytes moved
+MAX_OUT_BYTES = 16 * 2 ** 20  # outputs below glibc's mmap ceiling: the fresh-page cost is measured apart
+
+
+class Apply(nn.Module):
+    """A module around one functional op, so that ``analyze()`` sees the same row a model would."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], parts: int = 1) -> None:
+        super().__init__()
+        self.fn, self.parts = fn, parts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(*self.operands(x))
+
+    def operands(self, x: torch.Tensor) -> tuple:
+        """The op's arguments: ``x``, or its ``parts`` (contiguous copies, as a model's branches are)."""
+        if self.parts > 1:
+            return ([c.contiguous() for c in torch.chunk(x, self.parts, dim=1)],)
+        return (x,)
+
+
+class Pair(Apply):
+    """The residual add: two distinct tensors of one shape."""
+
+    def __init__(self) -> None:
+        super().__init__(torch.add, parts=1)
+
+    def operands(self, x: torch.Tensor) -> tuple:
+        a, b = torch.chunk(x, 2, dim=1)
+        return a.contiguous(), b.contiguous()
+
+
+def _logu(rng: random.Random, lo: float, hi: float) -> float:
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
+def _ch(rng: random.Random, lo: int, hi: int) -> int:
+    return max(8, int(round(_logu(rng, lo, hi) / 8)) * 8)
+
+
+def conv_configs(rng: random.Random, n: int, depthwise: bool, quick: bool, big: int = 1) -> list[dict]:
+    """Random conv configs whose FLOPs per call stay under ``big * MAX_FLOPS`` (rejection sampling);
+    ``big`` (16 on CUDA) also multiplies the bytes cap and the batch sizes."""
+    out, kernels, weights = [], [k for k, _ in KERNELS], [w for _, w in KERNELS]
+    cap = MAX_FLOPS * big / (64 if quick else 1)
+    while len(out) < n:
+        k = (rng.choice([(3, 3)] * 4 + [(5, 5)]) if depthwise else rng.choices(kernels, weights)[0])
+        c_in = _ch(rng, 16, 1024) if depthwise else (3 if rng.random() < 0.1 else _ch(rng, 16, 2048))
+        c_out = c_in if depthwise else _ch(rng, 16, 2048)
+        size = int(round(_logu(rng, 4, 112 if not quick else 16)))
+        stride = 2 if rng.random() < (0.25 if k != (11, 11) else 0) else (4 if k == (11, 11) else 1)
+        batch = rng.choice([1, 2, 4, 8, 16]) * (1 if rng.random() < 0.3 else big)
+        flops = 2 * batch * c_out * size * size * (1 if depthwise else c_in) * k[0] * k[1]
+        nbytes = 4 * batch * (c_in * (size * stride) ** 2 + c_out * size * size)
+        out_ok = big > 1 or 4 * batch * c_out * size * size <= MAX_OUT_BYTES
+        if flops <= cap and out_ok and nbytes <= MAX_BYTES * big / (64 if quick else 1) and (quick or flops >= 2e5):
+            out.append({"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride, "batch": batch,
+                        "groups": c_in if depthwise else 1})
+    return out
+
+
+def conv_case(cfg: dict) -> tuple[nn.Module, tuple, int]:
+    (kh, kw), s = cfg["kernel"], cfg["stride"]
+    mod = nn.Conv2d(cfg["c_in"], cfg["c_out"], (kh, kw), s, (kh // 2, kw // 2), groups=cfg["groups"], bias=False)
+    in_size = cfg["size"] * s  # output size ~ size
+    return mod, (cfg["c_in"], in_size, in_size), cfg["batch"]
+
+
+def linear_cases(rng: random.Random, n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
+    cases = []
+    while len(cases) < n:
+        m = rng.choice([1, 1, 2, 4, 8, 16, 32, 64]) * (1 if rng.random() < 0.5 else big)
+        k, o = _ch(rng, 64, 8192 if not quick else 256), _ch(rng, 64, 8192 if not quick else 256)
+        if k * o * 4 <= 160e6:
+            cases.append((nn.Linear(k, o), (k,), m))
+    return cases
+
+
+MEMORY_OPS: dict[str, Callable[[], nn.Module]] = {
+    "activation": lambda: nn.ReLU(inplace=True),
+    "elementwise": Pair,
+    "batch_norm": lambda: nn.BatchNorm2d(1),  # channels set per case below
+    "pool_max": lambda: nn.MaxPool2d(3, 2, 1),
+    "pool_avg": lambda: nn.AvgPool2d(3, 1, 1),
+    "adaptive_pool": lambda: nn.AdaptiveAvgPool2d(1),
+    "concat": lambda: Apply(lambda xs: torch.cat(xs, 1), parts=4),  # a model's branches: contiguous tensors
+    "copy": lambda: Apply(torch.clone),
+    "lrn": lambda: nn.LocalResponseNorm(5),
+}
+
+
+def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
+    """``n`` tensors from ~256 B to ~80 MB (quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
+    (fewer for the smallest tensors), so that the curve averages over plane sizes as CNNs mix them."""
+    cases = []
+    top = (3.5e6 if not quick else 2.5e5) * big  # elements: CPU tensors stay below glibc's 32 MiB mmap ceiling
+    for i in range(n):
+        elems = 64 * (top / 64) ** (i / max(n - 1, 1))
+        c = 4 if i == 0 else min(_ch(rng, 16, 2048), max(4, int(elems) // 4 // 4 * 4))
+        side = max(2, int(round(math.sqrt(elems / c))))
+        mod = MEMORY_OPS[fam]()
+        if fam == "batch_norm":
+            mod = nn.BatchNorm2d(c).eval()
+        if fam == "pool_max" and rng.random() < 0.4:
+            mod = nn.MaxPool2d(2, 2)
+        if fam == "pool_avg" and rng.random() < 0.4:
+            mod = nn.AvgPool2d(3, 2, 1)
+        cases.append((mod, (c, side, side), 1))
+    return cases
+
+
+COLD = True  # CPU memory-bound benchmarks start from flushed caches (see cold_times)
+_FLUSH: list[torch.Tensor] = []
+
+
+def cold_times(call: Callable[[], Any], repeat: int) -> list[float]:
+    """Seconds per call, the CPU caches emptied before each (a 64 MiB buffer written in between).
+
+    A loop that repeats one op on one tensor keeps it in cache; in a forward pass the weights of a
+    linear layer are cold, and on a shared 2-core machine so are most activations by the time the
+    next op reads them.  Per-layer errors on a loaded machine favoured cold over hot benchmarks for
+    the memory-bound families (hot: predicted 60-80% too fast; cold: within about +-50%, too slow
+    on the smallest tensors), so this choice, unlike the benchmarks, was made looking at real models.
+    """
+    if not _FLUSH:
+        _FLUSH.append(torch.empty(16 * 2 ** 20))
+    call()
+    out = []
+    for _ in range(repeat):
+        _FLUSH[0].fill_(1.0)
+        t0 = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def signature(row: dict, batch: int) -> tuple:
+    """What identifies a layer's config: (family, kernel, stride, in_shapes, out_shape, batch)."""
+    kern = tuple(row.get("kernel") or ()) if isinstance(row.get("kernel"), list) else row.get("kernel")
+    stride = tuple(row.get("stride") or ()) if isinstance(row.get("stride"), list) else row.get("stride")
+    return (family(row), kern, stride, str(row.get("in_shapes")), str(row.get("out_shape")), batch)
+
+
+def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dtype: torch.dtype,
+              channels_last: bool, itemsize: int) -> Optional[dict[str, Any]]:
+    """Price one benchmark with ``analyze()`` and time it; None if ``analyze`` finds no row of its own.
+
+    The module is wrapped in a Sequential, so that a torch.nn layer is a leaf call as in a model."""
+    mod = nn.Sequential(mod).eval()
+    rows = [r for r in analyze(mod, shape, batch=batch, dtype=dtype).to_dict("records")
+            if family(r) != "dispatch" and r.get("supported")]
+    if not rows:
+        return None
+    row = rows[-1]
+    mod = mod.to(device=device, dtype=dtype)
+    x = torch.randn(batch, *shape, device=device, dtype=dtype)
+    if channels_last and x.dim() == 4:
+        mod, x = mod.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    # time the call a model's generated code makes: the layer itself, or the function on ready operands
+    inner = mod[0]
+    with torch.inference_mode():
+        if isinstance(inner, Apply):
+            fn, args = inner.fn, inner.operands(x)
+            call = lambda: fn(*args)  # noqa: E731
+        else:
+            call = lambda: inner(x)  # noqa: E731
+        if COLD and device.type == "cpu" and family(row) not in ("conv", "conv_dw"):
+            times = cold_times(call, repeat=7)
+        else:
+            times = time_calls(call, device, warmup=2, repeat=15, budget_s=0.12)
+    flops, nbytes = work(row, batch, itemsize)
+    return {"family": family(row), "flops": flops, "bytes": nbytes, "features": features(row, batch),
+            "time_s": stats(times)["min"], "signature": list(signature(row, batch))}
+
+
+def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quick: bool = False,
+             quiet: Optional[bool] = None) -> list[dict[str, Any]]:
+    """Time the whole synthetic grid; one point per benchmark (see the module docstring)."""
+    rng = random.Random(SEED)
+    scale = 4 if quick else 1
+    tiny = {"kernel": (1, 1), "c_in": 8, "c_out": 8, "size": 1, "stride": 1, "batch": 1, "groups": 1}
+    big = 16 if device.type == "cuda" else 1  # a GPU's layers are larger before they leave the launch floor
+    cases = [conv_case(c) for c in [tiny] + conv_configs(rng, 48 // scale, False, quick, big)]  # tiny: the floor
+    cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}]
+              + conv_configs(rng, 20 // scale, True, quick, big)]
+    cases += [(nn.Linear(8, 8), (8,), 1)] + linear_cases(rng, 18 // scale, quick, big)
+    for fam in MEMORY_FAMILIES:
+        cases += memory_cases(rng, fam, 11 if not quick else 4, quick, big)
+    cases.append((Apply(lambda t: t.flatten(1)), (4, 2, 2), 1))  # a view: the dispatch floor
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    points = [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [], "signature": ["fresh_pages"],
+               "time_s": fresh_pages.measure(device) if not quick else 0.0}]  # seconds per byte
+    for mod, shape, batch in bar(cases, f"calibrating the time model on {len(cases)} synthetic ops", quiet):
+        if isinstance(mod, Apply) and shape == (4, 2, 2):
+            x = torch.randn(1, *shape, device=device, dtype=dtype)
+            fn = mod.fn
+            t = stats(time_calls(lambda: fn(x), device, warmup=2, repeat=50, budget_s=0.05))["min"]
+            points.append({"family": "dispatch", "flops": 0.0, "bytes": 0.0, "features": [], "time_s": t,
+                           "signature": ["dispatch"]})
+            continue
+        point = time_case(mod, shape, batch, device, dtype, channels_last, itemsize)
+        if point is not None:
+            points.append(point)
+    return points

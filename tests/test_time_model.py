@@ -1,0 +1,136 @@
+"""The per-family time model: row -> family/work/features, the fit and the formula, by hand."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from archstat import analyze
+from archstat.profiling.microbench import conv_configs, signature
+from archstat.profiling.op_families import family, features, work
+from archstat.profiling.time_model import Curve, RateFit, TimeModel
+
+
+def rows_of(model: nn.Module, shape: tuple, batch: int = 2) -> list[dict]:
+    return analyze(model.eval(), shape, batch=batch).to_dict("records")
+
+
+def test_families_and_bytes_actually_moved():
+    net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.ReLU(inplace=True),
+                        nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.MaxPool2d(3, 2, 1), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(16, 4))
+    rows = rows_of(net, (8, 10, 10), batch=2)
+    assert [family(r) for r in rows] == ["conv_dw", "activation", "conv", "batch_norm", "pool_max", "adaptive_pool",
+                                         "dispatch", "linear"]
+    dw, relu, pw, bn, pool = rows[:5]
+    assert work(relu, 2, 4) == (0.0, 2 * 2 * 8 * 100 * 4)  # in-place ReLU: reads and writes its tensor
+    assert work(dw, 2, 4) == (2.0 * dw["macs"], (2 * 800 + 2 * 800 + 72) * 4)
+    assert work(pool, 2, 4)[1] == 2 * 16 * 5 * 5 * (9 + 1) * 4  # window traffic: 9 reads + 1 write per output
+    assert work(rows[6], 2, 4) == (0.0, 0.0)  # a view moves nothing
+    assert features(pw, 2) == [0.0, 3.0, 4.0, math.log2(2 * 100), 0.0]  # k area, c_in, c_out, N*H*W, stride
+    assert features(dw, 2) == [math.log2(9), 3.0, math.log2(200), 0.0]
+    assert features(rows[-1], 2) == [1.0, 4.0, 2.0]  # M = batch, K, N
+
+
+def law_points() -> list[dict]:
+    """Synthetic calibration with a known law: conv at 1e10 FLOP/s + 5 us, ReLU at 1e9 B/s + 2 us."""
+    pts = [{"family": "conv", "flops": f, "bytes": 1e3, "features": [math.log2(f), 1.0, 2.0, 3.0, 0.0],
+            "time_s": 5e-6 + f / 1e10} for f in (1e3, 1e6, 1e7, 1e8, 1e9)]
+    pts += [{"family": "activation", "flops": 0.0, "bytes": b, "features": [], "time_s": 2e-6 + b / 1e9}
+            for b in (8.0, 1e4, 1e6, 1e8)]
+    pts += [{"family": "copy", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b / 2e9}
+            for b in (8.0, 1e4, 1e6, 1e8)]
+    return pts + [{"family": "dispatch", "flops": 0.0, "bytes": 0.0, "features": [], "time_s": 1.5e-6}]
+
+
+def test_the_formula_by_hand():
+    tm = TimeModel(law_points())
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten())
+    rows = pd.DataFrame(rows_of(net, (16, 32, 32), batch=4))
+    pred = tm.predict(rows, 4, 4, peak=2e10, copy_bw=2e9)
+    conv, relu, flat = pred.to_dict("records")
+    f, b = work(rows.iloc[0].to_dict(), 4, 4)
+    assert tm.floor["conv"] == pytest.approx(5e-6 + 1e3 / 1e10)
+    assert conv["rate_flops_per_s"] == pytest.approx(1e10, rel=1e-2)  # the law, recovered by the fit
+    assert conv["predicted_s"] == pytest.approx(conv["floor_s"] + max(f / conv["rate_flops_per_s"],
+                                                                      b / conv["bandwidth_bytes_per_s"]))
+    assert conv["bound"] == "compute" and conv["roof"].startswith("conv rate 10.0 GFLOP/s = 50% of matmul peak")
+    rb = 2 * 4 * 16 * 32 * 32 * 4
+    assert relu["predicted_s"] == pytest.approx(2e-6 + rb / 1e9, rel=1e-3) and relu["bound"] == "memory"
+    assert relu["roof"].startswith("activation bandwidth 1.0 GB/s = 50% of copy bw")
+    assert flat["predicted_s"] == 1.5e-6 and flat["bound"] == "overhead"
+
+
+def test_rate_fit_and_curve_interpolate_in_log_space():
+    xs = [[a, b] for a in range(4) for b in range(4)]
+    fit = RateFit(torch.tensor(xs, dtype=torch.float64).numpy(), torch.tensor([10 + a - 0.5 * b for a, b in xs],
+                                                                               dtype=torch.float64).numpy())
+    assert fit([1.5, 2.0]) == pytest.approx(2 ** (10 + 1.5 - 1.0), rel=1e-3)  # a linear law is exact
+    curve = Curve([1e3, 1e5], [1e9, 1e10])
+    assert curve(1e4) == pytest.approx(math.sqrt(1e9 * 1e10))
+    assert curve(1e2) == pytest.approx(1e9) and curve(1e7) == pytest.approx(1e10)  # constant beyond the ends
+
+
+def test_calibration_grid_is_synthetic_and_seeded():
+    import random
+
+    a = conv_configs(random.Random(1), 10, False, quick=False)
+    assert a == conv_configs(random.Random(1), 10, False, quick=False)  # deterministic
+    assert all(c["c_in"] == 3 or c["c_in"] % 8 == 0 for c in a)
+    dw = conv_configs(random.Random(2), 10, True, quick=False)
+    assert all(c["groups"] == c["c_in"] == c["c_out"] for c in dw)
+    row = rows_of(nn.Conv2d(8, 8, 3), (8, 9, 9))[0]
+    assert signature(row, 2) == ("conv", (3, 3), (1, 1), "[[8, 9, 9]]", "[8, 7, 7]", 2)
+
+
+def test_profile_uses_a_given_time_model_and_says_why():
+    from archstat import profile
+    from archstat.profiling.ceilings import Ceilings
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten())
+    p = profile(net, (3, 16, 16), batch=2, warmup=1, repeat=2, layer_repeat=1, quiet=True,
+                ceilings=Ceilings("d", matmul={"fp32": 1e12}, copy_bw=1e12), time_model=TimeModel(law_points()))
+    conv = p.layers.iloc[0]
+    assert conv["family"] == "conv" and conv["ceiling"] == "conv (calibrated)" and conv["bound"] == "compute"
+    assert conv["predicted_s"] == pytest.approx(conv["floor_s"] + conv["t_compute_s"])
+    assert p.summary["roofline"]["predicted_sum_s"] == pytest.approx(p.layers["predicted_s"].sum())
+    assert p.context["ceilings"]["time_model"]["points"]["conv"] == 5
+
+
+def test_progress_says_what_it_measures_and_is_quiet_off_a_terminal(capsys):
+    from archstat import profile
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+    profile(net, (3, 8, 8), warmup=1, repeat=2, layer_repeat=1, ceilings=False)  # stderr is not a tty here
+    assert capsys.readouterr().err == ""
+    profile(net, (3, 8, 8), warmup=1, repeat=2, layer_repeat=1, ceilings=False, quiet=False)
+    err = capsys.readouterr().err
+    assert "timing the whole model" in err and "timing every op call" in err
+
+
+def test_monotone_time_never_falls_with_more_bytes():
+    from archstat.profiling.time_model import monotone
+
+    assert monotone([1.0, 3.0, 2.0, 4.0]) == [1.0, 2.5, 2.5, 4.0]
+    assert monotone([5.0, 1.0, 1.0]) == pytest.approx([7 / 3] * 3)
+    assert monotone([1.0, 2.0]) == [1.0, 2.0]
+
+
+def test_fresh_pages_are_charged_to_the_largest_outputs_only():
+    from archstat.profiling.fresh_pages import is_fresh
+
+    assert is_fresh(40 * 2 ** 20, 40 * 2 ** 20) and is_fresh(33 * 2 ** 20, 400 * 2 ** 20)  # >= 32 MiB: always mmap
+    assert is_fresh(6 * 2 ** 20, 10 * 2 ** 20) and not is_fresh(4 * 2 ** 20, 10 * 2 ** 20)
+    assert not is_fresh(2 ** 19, 2 ** 19)  # small buffers come from the heap
+    pts = law_points() + [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [], "time_s": 1e-9}]
+    tm = TimeModel(pts)
+    net = nn.Sequential(nn.Conv2d(16, 64, 1, bias=False), nn.ReLU(inplace=True), nn.Conv2d(64, 16, 1, bias=False))
+    rows = pd.DataFrame(rows_of(net, (16, 64, 64), batch=8))
+    pred = tm.predict(rows, 8, 4).to_dict("records")
+    big = 8 * 64 * 64 * 64 * 4  # the largest output: fresh pages, 1 ns per byte
+    assert pred[0]["t_fresh_s"] == pytest.approx(big * 1e-9)
+    assert pred[1]["t_fresh_s"] == 0.0  # in-place ReLU allocates nothing
+    assert pred[2]["t_fresh_s"] == 0.0  # a quarter of the largest: from the heap
