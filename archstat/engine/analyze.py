@@ -1,6 +1,7 @@
 """Model + input shape -> one tidy DataFrame, one row per op call (DESIGN.md's JSON contract).
 
-Columns: ``name, op, call`` (the row key), ``in_shapes``, ``out_shape`` (per sample), ``kernel``,
+Columns: ``name, op, call`` (the row key), ``in_shapes``, ``out_shape`` (per sample), ``batched``
+(False: a value made from parameters and buffers alone, whose shapes are shown whole), ``kernel``,
 ``stride``, ``padding``, ``params``, ``macs``, ``flops`` (in the chosen convention), ``act_bytes``,
 ``alloc``, ``supported``, ``oracle_supported``, plus ``kind``, ``sources`` (row indices feeding
 this row, -1 = model input), ``hparams`` and ``work`` for the derived analyses.  Raw integers (or
@@ -41,7 +42,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
+COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "batched", "kernel", "stride", "padding", "params", "macs",
            "flops", "act_bytes", "alloc", "supported", "oracle_supported", "kind", "sources", "hparams", "work",
            *(f"flops_{c}" for c in CONVENTIONS), "source_parts", "out_part_bytes"]
 
@@ -60,8 +61,9 @@ def input_spec(input_shape: Sequence[int], batch: int, dtype: torch.dtype, symbo
     return TensorSpec((sym["N"], shape[0], *(sym[s] for s in spatial)), dtype)
 
 
-def _per_sample(spec) -> list:
-    return [simplify(s) for s in spec.shape[1:]]
+def _per_sample(spec: TensorSpec, batched: bool = True) -> list:
+    """The shape a table prints: without the batch when the value carries it, else whole."""
+    return [simplify(s) for s in (spec.shape[1:] if batched else spec.shape)]
 
 
 def _rows(records: list[OpRecord], convention: str) -> list[dict]:
@@ -76,9 +78,11 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
         # every convention's count, so that reconciliations are a groupby, not a re-trace
         counts = {c: fn(cost, rec.inputs) for c, fn in counters.items()}
         flops, oracle_ok = counts[convention]
+        batched = rec.batched and len(outs[0].shape) > 0  # a scalar (a loss, a counter) has no batch
         rows.append({
             "name": rec.name, "op": rec.op, "call": calls[key],
-            "in_shapes": [_per_sample(t) for t in rec.inputs], "out_shape": _per_sample(outs[0]),
+            "in_shapes": [_per_sample(t, rec.input_batched(k)) for k, t in enumerate(rec.inputs)],
+            "out_shape": _per_sample(outs[0], batched), "batched": batched,
             "kernel": cost.kernel, "stride": cost.stride, "padding": cost.padding,
             "params": rec.params, "macs": simplify(cost.macs) if rec.supported else 0,
             "flops": simplify(flops) if rec.supported else 0,

@@ -48,6 +48,14 @@ class OpRecord:
     # the model state (``get_attr`` parameters and buffers) this call reads as arguments: a functional
     # call's weights, and the bytes a kernel reads besides its activations
     state_inputs: list = field(default_factory=list)
+    # per input (``inputs`` order): does it carry the batch (flows from the model input)?  A value
+    # made from parameters and buffers alone (``a * b``, ``weight * scale``) does not
+    inputs_batched: Optional[list] = None
+    batched: bool = True  # does the output carry the batch as its first dimension
+
+    def input_batched(self, k: int) -> bool:
+        """Whether input ``k`` carries the batch (True where unknown, as for the meta engine)."""
+        return True if self.inputs_batched is None or k >= len(self.inputs_batched) else self.inputs_batched[k]
 
 
 # What a row's ``sources`` hold besides row indices: the model input, or the model's own state
@@ -153,6 +161,7 @@ class Interpreter:
         self._parts: dict[fx.Node, frozenset] = {}
         # module -> arithmetic on sizes it does (``h * w``), which TorchScript traces as aten ops
         self.shape_ops: dict[str, set] = {}
+        self._batched: dict[fx.Node, bool] = {}  # node -> does its tensor value carry the batch
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
         env = self._env = {}  # fresh for each run
@@ -165,6 +174,7 @@ class Interpreter:
                         raise ArchstatError(f"forward() needs an argument {node.target!r} that archstat cannot supply")
                     value = node.args[0]
                 env[node] = value
+                self._batched[node] = True
             elif node.op == "get_attr":
                 env[node] = self._get_attr(str(node.target))
             elif node.op == "output":  # the records whose values the model returns
@@ -177,7 +187,10 @@ class Interpreter:
                 env[node] = self._call(node, args, kwargs)
                 if len(self.records) > count:
                     self._source[node] = count
-                elif node.all_input_nodes and node.all_input_nodes[0] in self._source:
+                    self._batched[node] = self.records[count].batched
+                else:  # getitem, getattr, shape arithmetic: batched when what it reads is
+                    self._batched[node] = any(self._batched.get(n, False) for n in node.all_input_nodes)
+                if len(self.records) == count and node.all_input_nodes and node.all_input_nodes[0] in self._source:
                     # getitem of a split's output, etc.: the value comes from the same record
                     self._source[node] = self._source[node.all_input_nodes[0]]
                     self._note_parts(node)
@@ -245,7 +258,10 @@ class Interpreter:
 
     def _record(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Any:
         inputs = [t for t in tensors_in((args, kwargs)) if not isinstance(t, ParamSpec)]
-        if module is not None and not inputs:  # a layer applied to a buffer (Swin v2's coordinate table MLP)
+        # a layer applied to a buffer (Swin v2's coordinate table MLP), or a function of parameters
+        # alone (``a * b``, weight standardisation): the state is its input, as autograd sees it
+        state_only = not inputs
+        if state_only:
             inputs = tensors_in((args, kwargs))
         formula = module_formula(module) if module is not None else FUNCTION_FORMULAS.get(op)
         owner = owner_name(node)
@@ -259,13 +275,28 @@ class Interpreter:
         feeding = [n for n in node.all_input_nodes
                    if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
         sources = [self._source.get(n, MODEL_INPUT) for n in feeding]
-        if module is not None and not feeding and inputs:  # a layer fed a buffer or parameter
+        if state_only and inputs:  # fed parameters or buffers only
             sources = [STATE] * len(inputs)
+        batched_value = {id(t): self._batched.get(n, False) for n in feeding for t in tensors_in(self._env[n])}
+        inputs_batched = [batched_value.get(id(t), False) for t in inputs]
         parts = [sorted(self._parts[n]) if n in self._parts else None for n in feeding]
         state = [t for t in tensors_in((args, kwargs)) if isinstance(t, ParamSpec)]
         self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module,
-                                     parts if any(p is not None for p in parts) else None, node, state))
+                                     parts if any(p is not None for p in parts) else None, node, state,
+                                     inputs_batched, self._carries_batch(node, inputs_batched, cost.out)))
         return cost.out
+
+    def _carries_batch(self, node: fx.Node, inputs_batched: list[bool], out: Any) -> bool:
+        """A value carries the batch when a tensor input does, or when its sizes come from one
+        (``class_token.expand(x.shape[0], -1, -1)``); parameters and buffers alone make none, and
+        neither does a reduction to a scalar."""
+        outs = tensors_in(out)
+        if outs and len(outs[0].shape) == 0:
+            return False
+        if any(inputs_batched):
+            return True
+        return any(self._batched.get(n, False) for n in node.all_input_nodes
+                   if not tensors_in(self._env[n]))
 
     def _unsupported(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Cost:
         """No formula: get the output shape from a meta-device run, and cost nothing we cannot know."""

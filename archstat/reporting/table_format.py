@@ -27,8 +27,10 @@ SUMMED = ("params", "act_bytes", *TRAINING_FIELDS)  # what a folded row adds up
 
 
 def extra_fields(df: pd.DataFrame) -> list[str]:
-    """The optional per-row fields this table carries, in output order."""
-    return [c for c in TRAINING_FIELDS + RF_FIELDS if c in df.columns]
+    """The optional per-row fields this table carries, in output order.  ``batched`` appears when a
+    row holds a value without the batch (made from parameters alone), whose shapes are whole."""
+    unbatched = "batched" in df.columns and not df["batched"].all()
+    return ["batched"] * unbatched + [c for c in TRAINING_FIELDS + RF_FIELDS if c in df.columns]
 
 
 def scaled(value: Any, divisor: int) -> str:
