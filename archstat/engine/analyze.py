@@ -100,6 +100,8 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
 
 def _cut(rows: list[dict], upto: str) -> list[dict]:
     """Rows up to and including the last call owned by ``upto`` or one of its submodules."""
+    if not upto:
+        raise ArchstatError("--upto needs a layer name (such as features.5 or layer1), got an empty one")
     owned = [i for i, r in enumerate(rows) if r["name"] == upto or r["name"].startswith(upto + ".")]
     if not owned:
         names = sorted({r["name"] for r in rows if r["name"]})
@@ -166,6 +168,8 @@ def analyze_rows(
     spec = input_spec(input_shape, batch, dtype, symbolic)
     if mode not in ("eval", "train"):
         raise ArchstatError(f"unknown mode {mode!r}: use eval or train")
+    if upto is not None and not upto:
+        _cut([], upto)  # an empty name is an error before any work
     rows = _product(model, input_shape, spec, mode, convention, None)
     return cut_rows(rows, upto) if upto is not None else rows
 

@@ -48,6 +48,7 @@ from archstat.errors import ArchstatError
 from archstat.validation.module_checks import oracle_columns, oracle_flags
 from archstat.validation.oracles import flopcounter_counts, fvcore_counts, row_checks
 from archstat.engine.trace import training_mode
+from archstat.validation.fits import check_fits
 from archstat.validation.live_memory_check import measured_live
 from archstat.validation.real_run import RealRun, random_input, tensors
 from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
@@ -110,6 +111,7 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     df = rows.df.copy()
     df["flops"] = df[f"flops_{convention}"]
     timing = {"analyze_s": time.perf_counter() - t0}
+    check_fits(rows, dev)  # before the input is allocated
     x = random_input(rows, dev, seed)
     real, graph_out, model_out, fc, fv, measured = _real_runs(rows, x, seed, timing)
     _real_columns(df, real.calls, rows, measured)
