@@ -21,6 +21,7 @@ from torch import nn
 from archstat.engine.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
 from archstat.engine.interpret import Interpreter, OpRecord
+from archstat.engine.liveness import liveness
 from archstat.engine.meta_run import meta_records
 from archstat.engine.rows import Rows, named_module, row_weights
 from archstat.spec import TensorSpec, leaves, simplify
@@ -44,7 +45,7 @@ def __getattr__(name: str):
 
 COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "batched", "kernel", "stride", "padding", "params", "macs",
            "flops", "act_bytes", "alloc", "supported", "oracle_supported", "kind", "sources", "hparams", "work",
-           *(f"flops_{c}" for c in CONVENTIONS), "source_parts", "out_part_bytes"]
+           *(f"flops_{c}" for c in CONVENTIONS), "source_parts", "out_part_bytes", "used", "traced"]
 
 
 def input_spec(input_shape: Sequence[int], batch: int, dtype: torch.dtype, symbolic: bool) -> TensorSpec:
@@ -98,6 +99,18 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
     return rows
 
 
+def _price_dead_rows(rows: list[dict], outputs: Optional[list[int]], convention: str) -> None:
+    """Mark ``used`` (the outputs depend on it) and ``traced`` (fvcore's jit trace keeps it); a row
+    the trace drops costs 0 under fvcore, which never sees it (no unsupported warning either)."""
+    used, traced = liveness(rows, outputs)
+    for r, u, t in zip(rows, used, traced):
+        r["used"], r["traced"] = u, t
+        if not t and r["supported"]:
+            r["flops_fvcore"] = 0
+            if convention == "fvcore":
+                r["flops"], r["oracle_supported"] = 0, True
+
+
 def _cut(rows: list[dict], upto: str) -> list[dict]:
     """Rows up to and including the last call owned by ``upto`` or one of its submodules."""
     if not upto:
@@ -120,16 +133,19 @@ def _interpret(model: nn.Module, spec: TensorSpec, graph: Optional[fx.Graph]
     except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
         records = meta_records(model, spec, why=str(exc).split(": ", 1)[-1])
         # outputs unknown: every value nobody reads is kept to the end
-        return records, None, {"engine": "meta", "outputs": None, "output_parts": None, "shape_ops": {}}
+        return records, None, {"engine": "meta", "outputs": None, "output_parts": None, "shape_ops": {},
+                         "output_rows": None}
     interpreter = Interpreter(model, graph)
     records = interpreter.run([spec])
     return records, graph, {"engine": "fx", "outputs": interpreter.outputs,
-                            "output_parts": interpreter.output_parts, "shape_ops": interpreter.shape_ops}
+                            "output_parts": interpreter.output_parts, "shape_ops": interpreter.shape_ops,
+                            "output_rows": interpreter.output_rows}
 
 
 def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.DataFrame:
     """The table of ``records`` (cut after ``upto``), with its totals and ``context`` in ``attrs``."""
     rows = _rows(records, context["convention"])
+    _price_dead_rows(rows, context.get("output_rows"), context["convention"])
     if upto is not None:
         rows = _cut(rows, upto)
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -139,7 +155,7 @@ def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.Da
         "model": c["model"], "input": c["input"], "batch": c["batch"], "dtype": c["dtype"], "mode": c["mode"],
         "convention": c["convention"], "symbolic": c["symbolic"], "upto": upto, "engine": c["engine"],
         "outputs": c["outputs"] if upto is None else None, "input_bytes": c["input_bytes"],
-        "output_parts": c["output_parts"] if upto is None else None,
+        "output_parts": c["output_parts"] if upto is None else None, "output_rows": c.get("output_rows"),
         "shape_ops": {k: sorted(v) for k, v in c["shape_ops"].items()},
         "total": {k: simplify(sum(r[k] for r in rows)) for k in ("params", "macs", "flops", "act_bytes")},
         "params_all": c["params_all"],

@@ -55,8 +55,10 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
     """fvcore's handles, op by op (fvcore/nn/flop_count.py and its ignore list in jit_analysis.py)."""
     kind, affine = cost.kind, bool(cost.work.get("affine", False))
     if kind in ("conv", "conv_transpose"):
-        # padding="same"/"valid" runs aten::_convolution_mode, which fvcore has no handle for
-        return (0, False) if isinstance(cost.padding, str) else (cost.macs, True)
+        # padding="same"/"valid" runs aten::_convolution_mode, which fvcore has no handle for; with
+        # a padding_mode other than zeros, F.pad runs first and the conv itself pads nothing
+        string_padded = isinstance(cost.padding, str) and cost.hparams.get("padding_mode", "zeros") == "zeros"
+        return (0, False) if string_padded else (cost.macs, True)
     if kind == "matmul":
         a, b = cost.hparams["shapes"]
         if len(b) < 2:  # matrix-vector: fvcore's matmul handle asserts a 2-d right operand

@@ -157,6 +157,7 @@ class Interpreter:
         self._env: dict[fx.Node, Any] = {}  # node -> its value (TensorSpec, int, sympy expression ...)
         self.outputs: Optional[list[int]] = None  # records feeding the graph output (-1: the input itself)
         self.output_parts: Optional[list] = None  # per entry of ``outputs``: the parts returned (None: all)
+        self.output_rows: Optional[list[int]] = None  # every record a returned value holds (packed ones too)
         # getitem node -> the leaves of its producer's tuple output that its value holds
         self._parts: dict[fx.Node, frozenset] = {}
         # module -> arithmetic on sizes it does (``h * w``), which TorchScript traces as aten ops
@@ -179,6 +180,7 @@ class Interpreter:
                 env[node] = self._get_attr(str(node.target))
             elif node.op == "output":  # the records whose values the model returns
                 self.outputs, self.output_parts = self._sources_of(node.all_input_nodes)
+                self.output_rows = self._rows_behind(node.all_input_nodes)
                 break
             else:
                 args = fx.node.map_arg(node.args, lambda n: env[n])
@@ -205,6 +207,24 @@ class Interpreter:
         held = frozenset(k for k, o in enumerate(outs) if any(o is t for t in mine))
         if held and len(held) < len(outs):
             self._parts[node] = held
+
+    def _rows_behind(self, nodes: list) -> list[int]:
+        """The records whose values ``nodes`` hold, looking through values packed without a record
+        (GoogLeNet's namedtuple of logits and aux logits)."""
+        made = {rec.node: i for i, rec in enumerate(self.records)}
+        found, stack, seen = set(), list(nodes), set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n in made:
+                found.add(made[n])
+            elif n.op == "placeholder":
+                continue
+            else:  # a getitem, a packed tuple: the values it holds
+                stack.extend(n.all_input_nodes)
+        return sorted(found)
 
     def _sources_of(self, nodes: list) -> tuple[list[int], list]:
         """Producer records of ``nodes`` (-1: the model input) and the parts of each that are read."""
