@@ -138,3 +138,16 @@ def test_a_computed_weight_is_saved_and_differentiated():
     linear = training_memory(rows).set_index("op").loc["linear"]
     assert linear.saved == ["input0"] and linear.saved_bytes == 2 * 32 * 4  # relu's output, for d/dW
     assert backward_flops(rows).set_index("op").loc["linear"].grad_weight_macs == 2 * 32 * 10
+
+
+def test_validate_catches_a_value_shown_as_if_it_carried_the_batch():
+    """The old display (8x1x1 shown as 1x1, batched) must fail validate's shape check."""
+    from archstat.validation.validate import validate_rows
+
+    rows = analyze_rows(ConvTimesProduct(), (3, 8, 8), batch=2, convention="fvcore")
+    assert validate_rows(rows).attrs["agree"]
+    product = rows.df.index[(rows.df.op == "mul") & (rows.df.call == 0)][0]
+    rows.df.at[product, "batched"] = True
+    rows.df.at[product, "out_shape"] = [1, 1]
+    df = validate_rows(rows)
+    assert not df.loc[product, "shape_ok"] and not df.attrs["agree"]

@@ -34,6 +34,8 @@ def backward_rows(rows: Rows, flow: GradFlow | None = None) -> pd.DataFrame:
         need = flow.inputs[i]
         if r["kind"] == "matmul" and len(need) == 2:
             a, b = macs * need[0], macs * need[1]  # d/da needs b, d/db needs a: one product each
+        elif r["kind"] == "matmul" and len(need) == 3 and r["hparams"].get("added"):  # baddbmm: input + b1 @ b2
+            a, b = macs * need[1], macs * need[2]
         else:
             a = macs if need and need[0] else 0
             b = macs if flow.weights[i] else 0

@@ -81,6 +81,8 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
     if kind == "linear":  # d/dW needs the input; d/dx needs a computed weight (a parameter is state)
         return [("in", 0)] * param_grad + [("in", 1)] * (len(need) > 1 and need[0])
     if kind == "matmul":
+        if len(need) == 3 and hp.get("added"):  # baddbmm / addmm: the product's operands are inputs 1, 2
+            return [("in", 2)] * need[1] + [("in", 1)] * need[2]
         if len(need) == 2:
             return [("in", 1)] * need[0] + [("in", 0)] * need[1]
         return [("in", 0)] if param_grad else []

@@ -59,6 +59,10 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
         # a padding_mode other than zeros, F.pad runs first and the conv itself pads nothing
         string_padded = isinstance(cost.padding, str) and cost.hparams.get("padding_mode", "zeros") == "zeros"
         return (0, False) if string_padded else (cost.macs, True)
+    if kind == "matmul" and cost.hparams.get("fn") == "einsum":  # its einsum handle: one per MAC
+        return cost.macs, True
+    if kind == "matmul" and cost.hparams.get("fn") == "baddbmm":  # no handle for aten::baddbmm
+        return 0, False
     if kind == "matmul":
         a, b = cost.hparams["shapes"]
         if len(b) < 2:  # matrix-vector: fvcore's matmul handle asserts a 2-d right operand

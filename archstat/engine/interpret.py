@@ -18,7 +18,7 @@ from torch import nn
 
 from archstat.errors import ArchstatError, first_line, message_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, ShapeError, checked_cost, module_formula, tensors_in
-from archstat.spec import TensorSpec, is_symbolic, leaves
+from archstat.spec import TensorSpec, is_symbolic, leaves, same_size
 from archstat.engine.trace import op_name, owner_name
 
 
@@ -163,9 +163,11 @@ class Interpreter:
         # module -> arithmetic on sizes it does (``h * w``), which TorchScript traces as aten ops
         self.shape_ops: dict[str, set] = {}
         self._batched: dict[fx.Node, bool] = {}  # node -> does its tensor value carry the batch
+        self.batch: Optional[Any] = None  # the input's batch size (an int, or N in symbolic mode)
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
         env = self._env = {}  # fresh for each run
+        self.batch = inputs[0].shape[0] if inputs and inputs[0].shape else None
         placeholders = iter(inputs)
         for node in self.graph.nodes:
             if node.op == "placeholder":
@@ -298,7 +300,7 @@ class Interpreter:
         if state_only and inputs:  # fed parameters or buffers only
             sources = [STATE] * len(inputs)
         batched_value = {id(t): self._batched.get(n, False) for n in feeding for t in tensors_in(self._env[n])}
-        inputs_batched = [batched_value.get(id(t), False) for t in inputs]
+        inputs_batched = [batched_value.get(id(t), False) and self._leads_with_batch(t) for t in inputs]
         parts = [sorted(self._parts[n]) if n in self._parts else None for n in feeding]
         state = [t for t in tensors_in((args, kwargs)) if isinstance(t, ParamSpec)]
         self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module,
@@ -306,12 +308,15 @@ class Interpreter:
                                      inputs_batched, self._carries_batch(node, inputs_batched, cost.out)))
         return cost.out
 
+    def _leads_with_batch(self, spec: TensorSpec) -> bool:
+        return len(spec.shape) > 0 and (self.batch is None or same_size(spec.shape[0], self.batch))
+
     def _carries_batch(self, node: fx.Node, inputs_batched: list[bool], out: Any) -> bool:
         """A value carries the batch when a tensor input does, or when its sizes come from one
         (``class_token.expand(x.shape[0], -1, -1)``); parameters and buffers alone make none, and
         neither does a reduction to a scalar."""
         outs = tensors_in(out)
-        if outs and len(outs[0].shape) == 0:
+        if outs and not self._leads_with_batch(outs[0]):  # a scalar, a merged (N*L, C) or reduced value
             return False
         if any(inputs_batched):
             return True

@@ -186,5 +186,5 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 
 # Importing the op families fills the registries.
-from archstat.formulas import (activation, casts, conv, elementwise, linear, norm, pad, pool,  # noqa: E402,F401
+from archstat.formulas import (activation, casts, contraction, conv, elementwise, linear, norm, pad, pool,  # noqa: E402,F401,E501
                                reduce, resize, tensor_ops)
