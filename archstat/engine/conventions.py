@@ -37,7 +37,7 @@ def _out(cost: Cost):
 
 
 def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
-    if cost.kind in MATRIX_KINDS:
+    if cost.kind in MATRIX_KINDS or cost.kind == "attention":  # attention: its two products
         return cost.macs, True
     if cost.kind in ("pool", "adaptive_pool"):
         return _numel(_out(cost)) * cost.work["window"], True
@@ -123,7 +123,7 @@ def flopcounter(cost: Cost, inputs: list) -> tuple[Size, bool]:
 def hardware(cost: Cost, inputs: list) -> tuple[Size, bool]:
     """Arithmetic a device performs: 2 per MAC plus the elementwise work."""
     kind = cost.kind
-    if kind in MATRIX_KINDS:
+    if kind in MATRIX_KINDS or kind == "attention":
         return 2 * cost.macs, True
     if kind in ("pool", "adaptive_pool"):
         return _numel(_out(cost)) * cost.work["window"], True

@@ -48,7 +48,8 @@ class Interpreter:
         self._parts: dict[fx.Node, frozenset] = {}
         # module -> arithmetic on sizes it does (``h * w``), which TorchScript traces as aten ops
         self.shape_ops: dict[str, set] = {}
-        self._batched: dict[fx.Node, bool] = {}  # node -> does its tensor value carry the batch
+        self._batched: dict[fx.Node, bool] = {}  # node -> does its value depend on the model input
+        self._carrying: list[bool] = []  # the last record's dataflow flag, for run() to file
         self.batch: Optional[Any] = None  # the input's batch size (an int, or N in symbolic mode)
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
@@ -77,7 +78,7 @@ class Interpreter:
                 env[node] = self._call(node, args, kwargs)
                 if len(self.records) > count:
                     self._source[node] = count
-                    self._batched[node] = self.records[count].batched
+                    self._batched[node] = self._carrying.pop()
                 else:  # getitem, getattr, shape arithmetic: batched when what it reads is
                     self._batched[node] = any(self._batched.get(n, False) for n in node.all_input_nodes)
                 if len(self.records) == count and node.all_input_nodes and node.all_input_nodes[0] in self._source:
@@ -185,26 +186,28 @@ class Interpreter:
         sources = [self._source.get(n, MODEL_INPUT) for n in feeding]
         if state_only and inputs:  # fed parameters or buffers only
             sources = [STATE] * len(inputs)
-        batched_value = {id(t): self._batched.get(n, False) for n in feeding for t in tensors_in(self._env[n])}
-        inputs_batched = [batched_value.get(id(t), False) and self._leads_with_batch(t) for t in inputs]
+        carried = {id(t): self._batched.get(n, False) for n in feeding for t in tensors_in(self._env[n])}
+        carries = self._carries_batch(node, [carried.get(id(t), False) for t in inputs])
+        self._carrying.append(carries)
+        # shown per sample when it carries the batch as its first dimension (not merged, not reduced)
+        inputs_batched = [carried.get(id(t), False) and self._leads_with_batch(t) for t in inputs]
+        outs = tensors_in(cost.out)
+        batched = carries and bool(outs) and self._leads_with_batch(outs[0])
         parts = [sorted(self._parts[n]) if n in self._parts else None for n in feeding]
         state = [t for t in tensors_in((args, kwargs)) if isinstance(t, ParamSpec)]
         self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module,
                                      parts if any(p is not None for p in parts) else None, node, state,
-                                     inputs_batched, self._carries_batch(node, inputs_batched, cost.out)))
+                                     inputs_batched, batched))
         return cost.out
 
     def _leads_with_batch(self, spec: TensorSpec) -> bool:
         return len(spec.shape) > 0 and (self.batch is None or same_size(spec.shape[0], self.batch))
 
-    def _carries_batch(self, node: fx.Node, inputs_batched: list[bool], out: Any) -> bool:
-        """A value carries the batch when a tensor input does, or when its sizes come from one
-        (``class_token.expand(x.shape[0], -1, -1)``); parameters and buffers alone make none, and
-        neither does a reduction to a scalar."""
-        outs = tensors_in(out)
-        if outs and not self._leads_with_batch(outs[0]):  # a scalar, a merged (N*L, C) or reduced value
-            return False
-        if any(inputs_batched):
+    def _carries_batch(self, node: fx.Node, inputs_carry: list[bool]) -> bool:
+        """A value carries the batch (depends on the model input) when a tensor input does, or when
+        its sizes come from one (``class_token.expand(x.shape[0], -1, -1)``); parameters and buffers
+        alone make none."""
+        if any(inputs_carry):
             return True
         return any(self._batched.get(n, False) for n in node.all_input_nodes
                    if not tensors_in(self._env[n]))

@@ -48,7 +48,7 @@ class OpRecord:
     # per input (``inputs`` order): does it carry the batch (flows from the model input)?  A value
     # made from parameters and buffers alone (``a * b``, ``weight * scale``) does not
     inputs_batched: Optional[list] = None
-    batched: bool = True  # does the output carry the batch as its first dimension
+    batched: bool = True  # does the output carry the batch as its first dimension (shown per sample)
 
     def input_batched(self, k: int) -> bool:
         """Whether input ``k`` carries the batch (True where unknown, as for the meta engine)."""
