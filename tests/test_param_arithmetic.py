@@ -151,3 +151,17 @@ def test_validate_catches_a_value_shown_as_if_it_carried_the_batch():
     rows.df.at[product, "out_shape"] = [1, 1]
     df = validate_rows(rows)
     assert not df.loc[product, "shape_ok"] and not df.attrs["agree"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["table", "test_param_arithmetic:ConvTimesProduct", "--input", "3x8x8", "--training"],
+    ["table", "test_param_arithmetic:ScaledLinear", "--input", "32", "--training", "--format", "json"],
+    ["validate", "test_param_arithmetic:ConvTimesProduct", "--input", "3x8x8", "--mode", "train", "--batch", "2"],
+    ["validate", "test_param_arithmetic:WSBlock", "--input", "3x8x8", "--mode", "train", "--batch", "2"],
+])
+def test_the_commands_of_the_issue_run_and_agree(capsys, argv):
+    from archstat.cli import main
+
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "error" not in out.lower() and ("AGREE" in out if argv[0] == "validate" else out)

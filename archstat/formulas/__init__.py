@@ -188,4 +188,4 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 # Importing the op families fills the registries.
 from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, indexing, linear,  # noqa: E402,F401,E501
-                               norm, pad, pool, reduce, resize, tensor_ops)
+                               norm, pad, pool, reduce, resize, tensor_ops, unfold)
