@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, first_line
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,11 @@ def resolve_model(spec: str, *, device: str | torch.device = "meta", **kwargs: A
             return obj, tuple(getattr(obj, "default_input", (3, 224, 224)))
         if not callable(obj):
             raise ArchstatError(f"{spec!r} is neither an nn.Module nor a callable that builds one")
-        with torch.device(device):
-            model = obj(**kwargs)
+        try:
+            with torch.device(device):
+                model = obj(**kwargs)
+        except Exception as exc:  # a class that needs arguments, a builder that raises: the user's input
+            raise ArchstatError(f"building {spec!r} failed: {first_line(exc)}") from None
         if not isinstance(model, nn.Module):
             raise ArchstatError(f"{spec!r} returned {type(model).__name__}, not an nn.Module")
         return model, tuple(getattr(model, "default_input", getattr(obj, "default_input", (3, 224, 224))))

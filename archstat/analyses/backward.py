@@ -29,10 +29,13 @@ def backward_rows(rows: Rows, flow: GradFlow | None = None) -> pd.DataFrame:
     flow = flow or grad_flow(rows)
     gin, gw, fc = [], [], []
     for i, r in enumerate(rows.df.to_dict("records")):
-        macs = int(r["macs"]) if r["supported"] and r["kind"] in MATRIX_KINDS else 0
+        # a row the outputs do not depend on (a dead branch) gets no gradient: no backward work
+        macs = int(r["macs"]) if r["supported"] and r["kind"] in MATRIX_KINDS and r.get("used", True) else 0
         need = flow.inputs[i]
         if r["kind"] == "matmul" and len(need) == 2:
             a, b = macs * need[0], macs * need[1]  # d/da needs b, d/db needs a: one product each
+        elif r["kind"] == "matmul" and len(need) == 3 and r["hparams"].get("added"):  # baddbmm: input + b1 @ b2
+            a, b = macs * need[1], macs * need[2]
         else:
             a = macs if need and need[0] else 0
             b = macs if flow.weights[i] else 0

@@ -14,11 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archstat.engine.rows import Rows
-from archstat.engine.interpret import MODEL_INPUT
+from archstat.engine.interpret import MODEL_INPUT, OpRecord, ParamSpec
 
 # ops whose output never needs a gradient: cut from the graph, integer or bool results, fresh fills
 NO_GRAD_FNS = ("detach", "floordiv", "lt", "le", "gt", "ge", "eq", "ne", "argmax", "argmin",
                "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like")
+
+# ops whose second tensor input, when there is one, is the weight (a functional call on a weight
+# the forward computes: weight standardisation, a scaled or low-rank weight)
+WEIGHTED_KINDS = ("conv", "conv_transpose", "linear")
 
 
 @dataclass
@@ -38,14 +42,24 @@ def input_sources(sources: list, n_inputs: int) -> list[int]:
     return (list(sources) + [sources[-1] if sources else -1] * n_inputs)[:n_inputs]
 
 
+def state_grad(record: OpRecord, k: int) -> bool:
+    """Does input ``k`` of a call fed model state (a parameter, or a buffer) require grad?  A
+    function of parameters alone (``a * b``, ``weight * scale``) is a subgraph autograd records."""
+    t = record.inputs[k] if k < len(record.inputs) else None
+    return isinstance(t, ParamSpec) and t.tensor is not None and t.tensor.requires_grad
+
+
 def grad_flow(rows: Rows, input_requires_grad: bool = False) -> GradFlow:
     out, ins, params, weights, srcs = [], [], [], [], []
     for i, r in enumerate(rows.df.to_dict("records")):
         src = input_sources(list(r["sources"]), len(r["in_shapes"]))
-        need = [out[s] if s >= 0 else input_requires_grad and s == MODEL_INPUT for s in src]  # STATE: none
+        need = [out[s] if s >= 0 else input_requires_grad if s == MODEL_INPUT else state_grad(rows.records[i], k)
+                for k, s in enumerate(src)]
         p = any(t.requires_grad for t in rows.params[i])
         matrices = [t for t in rows.params[i] if t.dim() >= 2]
-        weights.append(any(t.requires_grad for t in matrices) if matrices else p)
+        # a weight computed in forward (``F.linear(x, w * s)``) is the second tensor input
+        computed = r["kind"] in WEIGHTED_KINDS and len(need) > 1 and need[1]
+        weights.append(computed or (any(t.requires_grad for t in matrices) if matrices else p))
         fn = r["hparams"].get("fn") if isinstance(r["hparams"], dict) else None
         out.append((any(need) or p) and fn not in NO_GRAD_FNS)
         ins.append(need)

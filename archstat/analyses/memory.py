@@ -69,17 +69,20 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
     declared = (r.get("work") or {}).get("saved")
     if declared is not None:
         return [tuple(item) for item in declared]
-    x = [batch, *r["in_shapes"][0]] if r["in_shapes"] else []
-    out = [batch, *r["out_shape"]]
+    lead = [batch] if r.get("batched", True) else []  # a value of parameters alone has no batch
+    x = [*lead, *r["in_shapes"][0]] if r["in_shapes"] else []
+    out = [*lead, *r["out_shape"]]
     if kind in ("conv", "conv_transpose"):
         if r["padding"] == "same":
             extra = [hp["dilation"][i] * (k - 1) % 2 for i, k in enumerate(r["kernel"])]
             if any(extra):  # asymmetric "same": PyTorch pads a copy by the odd remainder first
                 return [("new", prod(x[:2]) * prod(s + e for s, e in zip(x[2:], extra)), dtype)]
-        return [("in", 0)]
-    if kind == "linear":
-        return [("in", 0)] if param_grad else []
+        return [("in", 0)] + [("in", 1)] * (len(need) > 1)  # a computed weight is saved as an activation
+    if kind == "linear":  # d/dW needs the input; d/dx needs a computed weight (a parameter is state)
+        return [("in", 0)] * param_grad + [("in", 1)] * (len(need) > 1 and need[0])
     if kind == "matmul":
+        if len(need) == 3 and hp.get("added"):  # baddbmm / addmm: the product's operands are inputs 1, 2
+            return [("in", 2)] * need[1] + [("in", 1)] * need[2]
         if len(need) == 2:
             return [("in", 1)] * need[0] + [("in", 0)] * need[1]
         return [("in", 0)] if param_grad else []

@@ -37,13 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_dtype(name: str):
+    """``--dtype`` -> a torch dtype among the floating types the formulas price (one line, exit 2 else)."""
     import torch
 
     from archstat.errors import ArchstatError
 
+    ANALYSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
     value = getattr(torch, name.replace("torch.", ""), None)
+    use = "use float32, float16, bfloat16 or float64"
     if not isinstance(value, torch.dtype):
-        raise ArchstatError(f"unknown --dtype {name!r}: use float32, float16, bfloat16 or float64")
+        raise ArchstatError(f"unknown --dtype {name!r}: {use}")
+    if value not in ANALYSED_DTYPES:  # int8, bool, complex64, float8 ...: no formula prices them
+        raise ArchstatError(f"--dtype {name!r} is not a type archstat analyses: {use}")
     return value
 
 
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     # one trace: the extra columns below are computed over the whole graph's rows, then cut like the table
     rows = analyze_rows(model, shape, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
                         convention=args.convention, symbolic=args.symbolic)
-    df = cut_rows(rows, args.upto).df if args.upto else rows.df
+    df = cut_rows(rows, args.upto).df if args.upto is not None else rows.df
     df.attrs["model_name"] = args.model  # the title says what was asked for: resnet50 (ResNet)
     df = with_extras(rows, df, args)
     if lecture is not None:

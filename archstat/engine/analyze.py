@@ -1,6 +1,7 @@
 """Model + input shape -> one tidy DataFrame, one row per op call (DESIGN.md's JSON contract).
 
-Columns: ``name, op, call`` (the row key), ``in_shapes``, ``out_shape`` (per sample), ``kernel``,
+Columns: ``name, op, call`` (the row key), ``in_shapes``, ``out_shape`` (per sample), ``batched``
+(False: a value made from parameters and buffers alone, whose shapes are shown whole), ``kernel``,
 ``stride``, ``padding``, ``params``, ``macs``, ``flops`` (in the chosen convention), ``act_bytes``,
 ``alloc``, ``supported``, ``oracle_supported``, plus ``kind``, ``sources`` (row indices feeding
 this row, -1 = model input), ``hparams`` and ``work`` for the derived analyses.  Raw integers (or
@@ -22,6 +23,7 @@ from torch import nn
 from archstat.engine.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
 from archstat.engine.interpret import Interpreter, OpRecord
+from archstat.engine.liveness import liveness
 from archstat.engine.meta_run import meta_records
 from archstat.engine.rows import Rows, named_module, row_weights
 from archstat.spec import TensorSpec, leaves, simplify
@@ -43,9 +45,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "kernel", "stride", "padding", "params", "macs",
+COLUMNS = ["name", "op", "call", "in_shapes", "out_shape", "batched", "kernel", "stride", "padding", "params", "macs",
            "flops", "act_bytes", "alloc", "supported", "oracle_supported", "kind", "sources", "hparams", "work",
-           *(f"flops_{c}" for c in CONVENTIONS), "source_parts", "out_part_bytes"]
+           *(f"flops_{c}" for c in CONVENTIONS), "source_parts", "out_part_bytes", "used", "traced"]
 
 
 def input_spec(input_shape: Sequence[int], batch: int, dtype: torch.dtype, symbolic: bool) -> TensorSpec:
@@ -75,8 +77,9 @@ def batch_hint(input_shape: Sequence[int]):
         raise
 
 
-def _per_sample(spec) -> list:
-    return [simplify(s) for s in spec.shape[1:]]
+def _per_sample(spec: TensorSpec, batched: bool = True) -> list:
+    """The shape a table prints: without the batch when the value carries it, else whole."""
+    return [simplify(s) for s in (spec.shape[1:] if batched else spec.shape)]
 
 
 def _rows(records: list[OpRecord], convention: str) -> list[dict]:
@@ -91,9 +94,11 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
         # every convention's count, so that reconciliations are a groupby, not a re-trace
         counts = {c: fn(cost, rec.inputs) for c, fn in counters.items()}
         flops, oracle_ok = counts[convention]
+        batched = rec.batched and len(outs[0].shape) > 0  # a scalar (a loss, a counter) has no batch
         rows.append({
             "name": rec.name, "op": rec.op, "call": calls[key],
-            "in_shapes": [_per_sample(t) for t in rec.inputs], "out_shape": _per_sample(outs[0]),
+            "in_shapes": [_per_sample(t, rec.input_batched(k)) for k, t in enumerate(rec.inputs)],
+            "out_shape": _per_sample(outs[0], batched), "batched": batched,
             "kernel": cost.kernel, "stride": cost.stride, "padding": cost.padding,
             "params": rec.params, "macs": simplify(cost.macs) if rec.supported else 0,
             "flops": simplify(flops) if rec.supported else 0,
@@ -109,8 +114,22 @@ def _rows(records: list[OpRecord], convention: str) -> list[dict]:
     return rows
 
 
+def _price_dead_rows(rows: list[dict], outputs: Optional[list[int]], convention: str) -> None:
+    """Mark ``used`` (the outputs depend on it) and ``traced`` (fvcore's jit trace keeps it); a row
+    the trace drops costs 0 under fvcore, which never sees it (no unsupported warning either)."""
+    used, traced = liveness(rows, outputs)
+    for r, u, t in zip(rows, used, traced):
+        r["used"], r["traced"] = u, t
+        if not t and r["supported"]:
+            r["flops_fvcore"] = 0
+            if convention == "fvcore":
+                r["flops"], r["oracle_supported"] = 0, True
+
+
 def _cut(rows: list[dict], upto: str) -> list[dict]:
     """Rows up to and including the last call owned by ``upto`` or one of its submodules."""
+    if not upto:
+        raise ArchstatError("--upto needs a layer name (such as features.5 or layer1), got an empty one")
     owned = [i for i, r in enumerate(rows) if r["name"] == upto or r["name"].startswith(upto + ".")]
     if not owned:
         names = sorted({r["name"] for r in rows if r["name"]})
@@ -129,16 +148,19 @@ def _interpret(model: nn.Module, spec: TensorSpec, graph: Optional[fx.Graph]
     except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
         records = meta_records(model, spec, why=str(exc).split(": ", 1)[-1])
         # outputs unknown: every value nobody reads is kept to the end
-        return records, None, {"engine": "meta", "outputs": None, "output_parts": None, "shape_ops": {}}
+        return records, None, {"engine": "meta", "outputs": None, "output_parts": None, "shape_ops": {},
+                         "output_rows": None}
     interpreter = Interpreter(model, graph)
     records = interpreter.run([spec])
     return records, graph, {"engine": "fx", "outputs": interpreter.outputs,
-                            "output_parts": interpreter.output_parts, "shape_ops": interpreter.shape_ops}
+                            "output_parts": interpreter.output_parts, "shape_ops": interpreter.shape_ops,
+                            "output_rows": interpreter.output_rows}
 
 
 def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.DataFrame:
     """The table of ``records`` (cut after ``upto``), with its totals and ``context`` in ``attrs``."""
     rows = _rows(records, context["convention"])
+    _price_dead_rows(rows, context.get("output_rows"), context["convention"])
     if upto is not None:
         rows = _cut(rows, upto)
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -148,7 +170,7 @@ def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.Da
         "model": c["model"], "input": c["input"], "batch": c["batch"], "dtype": c["dtype"], "mode": c["mode"],
         "convention": c["convention"], "symbolic": c["symbolic"], "upto": upto, "engine": c["engine"],
         "outputs": c["outputs"] if upto is None else None, "input_bytes": c["input_bytes"],
-        "output_parts": c["output_parts"] if upto is None else None,
+        "output_parts": c["output_parts"] if upto is None else None, "output_rows": c.get("output_rows"),
         "shape_ops": {k: sorted(v) for k, v in c["shape_ops"].items()},
         "total": {k: simplify(sum(r[k] for r in rows)) for k in ("params", "macs", "flops", "act_bytes")},
         "params_all": c["params_all"],
@@ -177,6 +199,8 @@ def analyze_rows(
     spec = input_spec(input_shape, batch, dtype, symbolic)
     if mode not in ("eval", "train"):
         raise ArchstatError(f"unknown mode {mode!r}: use eval or train")
+    if upto is not None and not upto:
+        _cut([], upto)  # an empty name is an error before any work
     rows = _product(model, input_shape, spec, mode, convention, None)
     return cut_rows(rows, upto) if upto is not None else rows
 

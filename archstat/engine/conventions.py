@@ -37,7 +37,7 @@ def _out(cost: Cost):
 
 
 def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
-    if cost.kind in MATRIX_KINDS:
+    if cost.kind in MATRIX_KINDS or cost.kind == "attention":  # attention: its two products
         return cost.macs, True
     if cost.kind in ("pool", "adaptive_pool"):
         return _numel(_out(cost)) * cost.work["window"], True
@@ -48,15 +48,21 @@ def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
 FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv", "eq", "ge", "gt")
 # copies fvcore has neither a handle for nor on its ignore list (it ignores zeros_like, full_like, roll)
 FVCORE_UNHANDLED_COPIES = ("pixel_shuffle", "pixel_unshuffle", "pad", "ones_like", "empty_like", "rand_like",
-                           "randn_like", "flip", "clone", "repeat")
+                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold")
 
 
 def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
     """fvcore's handles, op by op (fvcore/nn/flop_count.py and its ignore list in jit_analysis.py)."""
     kind, affine = cost.kind, bool(cost.work.get("affine", False))
     if kind in ("conv", "conv_transpose"):
-        # padding="same"/"valid" runs aten::_convolution_mode, which fvcore has no handle for
-        return (0, False) if isinstance(cost.padding, str) else (cost.macs, True)
+        # padding="same"/"valid" runs aten::_convolution_mode, which fvcore has no handle for; with
+        # a padding_mode other than zeros, F.pad runs first and the conv itself pads nothing
+        string_padded = isinstance(cost.padding, str) and cost.hparams.get("padding_mode", "zeros") == "zeros"
+        return (0, False) if string_padded else (cost.macs, True)
+    if kind == "matmul" and cost.hparams.get("fn") == "einsum":  # its einsum handle: one per MAC
+        return cost.macs, True
+    if kind == "matmul" and cost.hparams.get("fn") == "baddbmm":  # no handle for aten::baddbmm
+        return 0, False
     if kind == "matmul":
         a, b = cost.hparams["shapes"]
         if len(b) < 2:  # matrix-vector: fvcore's matmul handle asserts a 2-d right operand
@@ -117,7 +123,7 @@ def flopcounter(cost: Cost, inputs: list) -> tuple[Size, bool]:
 def hardware(cost: Cost, inputs: list) -> tuple[Size, bool]:
     """Arithmetic a device performs: 2 per MAC plus the elementwise work."""
     kind = cost.kind
-    if kind in MATRIX_KINDS:
+    if kind in MATRIX_KINDS or kind == "attention":
         return 2 * cost.macs, True
     if kind in ("pool", "adaptive_pool"):
         return _numel(_out(cost)) * cost.work["window"], True

@@ -9,50 +9,19 @@ once on meta tensors so that the shapes downstream stay right, and its record sa
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
 import torch.fx as fx
 from torch import nn
 
-from archstat.errors import ArchstatError, first_line, message_line
-from archstat.formulas import FUNCTION_FORMULAS, Cost, ShapeError, checked_cost, module_formula, tensors_in
-from archstat.spec import TensorSpec, is_symbolic, leaves
+from archstat.errors import ArchstatError, message_line
+from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
+from archstat.engine.records import (MODEL_INPUT, STATE, OpRecord, ParamCounter, ParamSpec,  # noqa: F401
+                                     aliasing, apply_formula, as_meta, as_spec)
+from archstat.spec import TensorSpec, leaves, same_size
 from archstat.engine.trace import op_name, owner_name
 
-
-@dataclass(frozen=True)
-class ParamSpec(TensorSpec):
-    """A parameter or buffer read with ``get_attr``; ``tensor`` lets us count it once."""
-
-    tensor: Optional[torch.Tensor] = field(default=None, compare=False)
-
-
-@dataclass
-class OpRecord:
-    """One op call: who owns it, what went in, and what it cost."""
-
-    name: str
-    op: str
-    inputs: list  # TensorSpecs fed in, in argument order
-    sources: list  # record index of each tensor input's producer (-1: the model input)
-    cost: Cost
-    params: int
-    supported: bool
-    module: Optional[nn.Module] = None
-    # per source: which outputs of a multi-output producer this op reads (indices into
-    # leaves(producer.cost.out)), or None for all of them / a single-output producer
-    source_parts: Optional[list] = None
-    node: Optional[fx.Node] = None  # the fx node of this call (fx engine; None for the meta engine)
-    # the model state (``get_attr`` parameters and buffers) this call reads as arguments: a functional
-    # call's weights, and the bytes a kernel reads besides its activations
-    state_inputs: list = field(default_factory=list)
-
-
-# What a row's ``sources`` hold besides row indices: the model input, or the model's own state
-# (a parameter or buffer fed to a layer, as Swin V2's coordinate table): no activation, no gradient.
-MODEL_INPUT, STATE = -1, -2
 
 # Python arithmetic on sizes that torch.jit.trace records as aten::mul/add/sub/div, ops fvcore has
 # no handle for (it ignores floor_divide and Int): validate expects them among fvcore's unsupported.
@@ -61,81 +30,6 @@ TRACED_SHAPE_OPS = ("mul", "add", "sub", "div", "truediv")
 _TENSOR_ATTRS = {"shape": lambda t: t.shape, "dtype": lambda t: t.dtype, "ndim": lambda t: len(t.shape),
                  "device": lambda t: torch.device("meta")}
 _SHAPE_METHODS = ("size", "dim", "numel")
-
-
-def _as_meta(value: Any) -> Any:
-    if isinstance(value, TensorSpec):
-        if any(is_symbolic(s) for s in value.shape):
-            raise ArchstatError("symbolic")
-        return torch.empty(tuple(int(s) for s in value.shape), dtype=value.dtype, device="meta")
-    if isinstance(value, (list, tuple)):
-        return type(value)(_as_meta(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _as_meta(v) for k, v in value.items()}
-    return value
-
-
-def aliasing(out: Any, inputs: list[torch.Tensor]) -> tuple[bool, bool]:
-    """``(alloc, new_bytes)`` of an op without a formula, read off its meta-device run: returning an
-    input (torchvision's stochastic_depth in eval) allocates nothing and adds no bytes; returning
-    views of the inputs allocates nothing.  Anything else is taken to allocate."""
-    outs = leaves(out, torch.Tensor)
-    if outs and all(any(o is t for t in inputs) for o in outs):
-        return False, False
-    bases = {id(t) for t in inputs} | {id(t._base) for t in inputs if t._base is not None}
-    if outs and all(o._base is not None and id(o._base) in bases for o in outs):
-        return False, True
-    return True, True
-
-
-def _as_spec(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return TensorSpec.of(value)
-    if isinstance(value, (list, tuple)):
-        return tuple(_as_spec(v) for v in value)
-    return value
-
-
-def apply_formula(formula: Any, module: Optional[nn.Module], inputs: list, args: tuple, kwargs: dict,
-                  owner: str, op: str) -> Cost:
-    """Run a formula and check what it returns (:func:`checked_cost`).
-
-    A ShapeError becomes a one-line error that names the layer and its input.  A formula from
-    outside archstat (``archstat.register_module``) that fails in any other way is named in a
-    one-line error too; archstat's own formulas keep their traceback, which would be our bug.
-    """
-    where = f"layer {owner or '<root>'} ({op})"
-    try:
-        cost = formula(module, inputs) if module is not None else formula(args, kwargs)
-    except ShapeError as exc:
-        shown = "x".join(str(s) for s in inputs[0].sample_shape) if inputs else "?"
-        raise ArchstatError(f"{where}: {exc} [its input per sample: {shown}]") from None
-    except (NotImplementedError, ArchstatError):
-        raise
-    except Exception as exc:
-        if getattr(formula, "__module__", "").startswith("archstat."):
-            raise
-        name = getattr(formula, "__qualname__", repr(formula))
-        raise ArchstatError(f"formula {name} for {where} failed: {first_line(exc)}") from None
-    return checked_cost(cost, formula, where)
-
-
-class ParamCounter:
-    """Parameters first used by each call: a shared module or a tied weight counts once."""
-
-    def __init__(self) -> None:
-        self._seen: set[int] = set()
-
-    def count(self, module: Optional[nn.Module], args: tuple = (), kwargs: Optional[dict] = None) -> int:
-        tensors = list(module.parameters()) if module is not None else [
-            t.tensor for t in tensors_in((args, kwargs or {}))
-            if isinstance(t, ParamSpec) and isinstance(t.tensor, nn.Parameter)]
-        total = 0
-        for p in tensors:
-            if id(p) not in self._seen:
-                self._seen.add(id(p))
-                total += p.numel()
-        return total
 
 
 class Interpreter:
@@ -149,13 +43,18 @@ class Interpreter:
         self._env: dict[fx.Node, Any] = {}  # node -> its value (TensorSpec, int, sympy expression ...)
         self.outputs: Optional[list[int]] = None  # records feeding the graph output (-1: the input itself)
         self.output_parts: Optional[list] = None  # per entry of ``outputs``: the parts returned (None: all)
+        self.output_rows: Optional[list[int]] = None  # every record a returned value holds (packed ones too)
         # getitem node -> the leaves of its producer's tuple output that its value holds
         self._parts: dict[fx.Node, frozenset] = {}
         # module -> arithmetic on sizes it does (``h * w``), which TorchScript traces as aten ops
         self.shape_ops: dict[str, set] = {}
+        self._batched: dict[fx.Node, bool] = {}  # node -> does its value depend on the model input
+        self._carrying: list[bool] = []  # the last record's dataflow flag, for run() to file
+        self.batch: Optional[Any] = None  # the input's batch size (an int, or N in symbolic mode)
 
     def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
         env = self._env = {}  # fresh for each run
+        self.batch = inputs[0].shape[0] if inputs and inputs[0].shape else None
         placeholders = iter(inputs)
         for node in self.graph.nodes:
             if node.op == "placeholder":
@@ -165,10 +64,12 @@ class Interpreter:
                         raise ArchstatError(f"forward() needs an argument {node.target!r} that archstat cannot supply")
                     value = node.args[0]
                 env[node] = value
+                self._batched[node] = True
             elif node.op == "get_attr":
                 env[node] = self._get_attr(str(node.target))
             elif node.op == "output":  # the records whose values the model returns
                 self.outputs, self.output_parts = self._sources_of(node.all_input_nodes)
+                self.output_rows = self._rows_behind(node.all_input_nodes)
                 break
             else:
                 args = fx.node.map_arg(node.args, lambda n: env[n])
@@ -177,7 +78,10 @@ class Interpreter:
                 env[node] = self._call(node, args, kwargs)
                 if len(self.records) > count:
                     self._source[node] = count
-                elif node.all_input_nodes and node.all_input_nodes[0] in self._source:
+                    self._batched[node] = self._carrying.pop()
+                else:  # getitem, getattr, shape arithmetic: batched when what it reads is
+                    self._batched[node] = any(self._batched.get(n, False) for n in node.all_input_nodes)
+                if len(self.records) == count and node.all_input_nodes and node.all_input_nodes[0] in self._source:
                     # getitem of a split's output, etc.: the value comes from the same record
                     self._source[node] = self._source[node.all_input_nodes[0]]
                     self._note_parts(node)
@@ -192,6 +96,24 @@ class Interpreter:
         held = frozenset(k for k, o in enumerate(outs) if any(o is t for t in mine))
         if held and len(held) < len(outs):
             self._parts[node] = held
+
+    def _rows_behind(self, nodes: list) -> list[int]:
+        """The records whose values ``nodes`` hold, looking through values packed without a record
+        (GoogLeNet's namedtuple of logits and aux logits)."""
+        made = {rec.node: i for i, rec in enumerate(self.records)}
+        found, stack, seen = set(), list(nodes), set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n in made:
+                found.add(made[n])
+            elif n.op == "placeholder":
+                continue
+            else:  # a getitem, a packed tuple: the values it holds
+                stack.extend(n.all_input_nodes)
+        return sorted(found)
 
     def _sources_of(self, nodes: list) -> tuple[list[int], list]:
         """Producer records of ``nodes`` (-1: the model input) and the parts of each that are read."""
@@ -245,7 +167,10 @@ class Interpreter:
 
     def _record(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Any:
         inputs = [t for t in tensors_in((args, kwargs)) if not isinstance(t, ParamSpec)]
-        if module is not None and not inputs:  # a layer applied to a buffer (Swin v2's coordinate table MLP)
+        # a layer applied to a buffer (Swin v2's coordinate table MLP), or a function of parameters
+        # alone (``a * b``, weight standardisation): the state is its input, as autograd sees it
+        state_only = not inputs
+        if state_only:
             inputs = tensors_in((args, kwargs))
         formula = module_formula(module) if module is not None else FUNCTION_FORMULAS.get(op)
         owner = owner_name(node)
@@ -259,19 +184,39 @@ class Interpreter:
         feeding = [n for n in node.all_input_nodes
                    if any(not isinstance(t, ParamSpec) for t in tensors_in(self._env[n]))]
         sources = [self._source.get(n, MODEL_INPUT) for n in feeding]
-        if module is not None and not feeding and inputs:  # a layer fed a buffer or parameter
+        if state_only and inputs:  # fed parameters or buffers only
             sources = [STATE] * len(inputs)
+        carried = {id(t): self._batched.get(n, False) for n in feeding for t in tensors_in(self._env[n])}
+        carries = self._carries_batch(node, [carried.get(id(t), False) for t in inputs])
+        self._carrying.append(carries)
+        # shown per sample when it carries the batch as its first dimension (not merged, not reduced)
+        inputs_batched = [carried.get(id(t), False) and self._leads_with_batch(t) for t in inputs]
+        outs = tensors_in(cost.out)
+        batched = carries and bool(outs) and self._leads_with_batch(outs[0])
         parts = [sorted(self._parts[n]) if n in self._parts else None for n in feeding]
         state = [t for t in tensors_in((args, kwargs)) if isinstance(t, ParamSpec)]
         self.records.append(OpRecord(owner, op, inputs, sources, cost, params, supported, module,
-                                     parts if any(p is not None for p in parts) else None, node, state))
+                                     parts if any(p is not None for p in parts) else None, node, state,
+                                     inputs_batched, batched))
         return cost.out
+
+    def _leads_with_batch(self, spec: TensorSpec) -> bool:
+        return len(spec.shape) > 0 and (self.batch is None or same_size(spec.shape[0], self.batch))
+
+    def _carries_batch(self, node: fx.Node, inputs_carry: list[bool]) -> bool:
+        """A value carries the batch (depends on the model input) when a tensor input does, or when
+        its sizes come from one (``class_token.expand(x.shape[0], -1, -1)``); parameters and buffers
+        alone make none."""
+        if any(inputs_carry):
+            return True
+        return any(self._batched.get(n, False) for n in node.all_input_nodes
+                   if not tensors_in(self._env[n]))
 
     def _unsupported(self, node: fx.Node, op: str, args: tuple, kwargs: dict, module: Optional[nn.Module]) -> Cost:
         """No formula: get the output shape from a meta-device run, and cost nothing we cannot know."""
         kwargs = {k: v for k, v in kwargs.items() if k not in ("_fn", "inplace")}
         try:
-            meta_args, meta_kwargs = _as_meta(args), _as_meta(kwargs)
+            meta_args, meta_kwargs = as_meta(args), as_meta(kwargs)
             if module is not None:
                 runner = module if all(p.is_meta for p in module.parameters()) else copy.deepcopy(module).to("meta")
                 out = runner(*meta_args, **meta_kwargs)
@@ -286,4 +231,4 @@ class Interpreter:
             raise ArchstatError(f"op {op} at layer {owner_name(node) or '<root>'} has no formula and fails "
                                 f"on meta tensors: {message_line(exc)}") from None
         alloc, new_bytes = aliasing(out, leaves((meta_args, meta_kwargs), torch.Tensor))
-        return Cost(out=_as_spec(out), kind="unsupported", alloc=alloc, new_bytes=new_bytes)
+        return Cost(out=as_spec(out), kind="unsupported", alloc=alloc, new_bytes=new_bytes)

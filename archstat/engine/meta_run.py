@@ -20,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 
 from archstat.errors import ArchstatError, message_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
-from archstat.engine.interpret import OpRecord, ParamCounter, ParamSpec, aliasing, apply_formula
+from archstat.engine.records import OpRecord, ParamCounter, ParamSpec, aliasing, apply_formula
 from archstat.spec import TensorSpec, leaves
 from archstat.engine.trace import ALIASES
 

@@ -59,6 +59,7 @@ KINDS: dict[str, str] = {
     "conv_transpose": "transposed convolution (macs as for conv, over the input grid)",
     "linear": "fully connected: macs = in*out per row",
     "matmul": "matrix product; hparams['shapes'] = (left shape, right shape)",
+    "attention": "scaled dot-product attention: macs = B*H*L*S*(E+Ev); hparams['kernel'] names the kernel",
     "pool": "max/avg pooling; work['window'] = elements read per output element",
     "adaptive_pool": "adaptive pooling; work['window'], hparams['mode'] ('avg'|'max'), hparams['output_size']",
     "batch_norm": "batch norm; work['affine'], hparams['training']",
@@ -186,5 +187,5 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 
 # Importing the op families fills the registries.
-from archstat.formulas import (activation, casts, conv, elementwise, linear, norm, pad, pool,  # noqa: E402,F401
-                               reduce, resize, tensor_ops)
+from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, indexing, linear,  # noqa: E402,F401,E501
+                               norm, pad, pool, reduce, resize, tensor_ops, unfold)

@@ -23,7 +23,8 @@ def batch_norm_module(m: nn.Module, inputs: list) -> Cost:
     # batch statistics are used in training, and always when no running stats are tracked
     training = m.training or m.running_mean is None
     return Cost(out=x.with_shape(x.shape), kind="batch_norm",
-                work={"affine": m.affine, "transient_bytes": _statistics(x, x.shape[1]) if training else 0},
+                work={"affine": m.affine, "transient_bytes": _statistics(x, x.shape[1]) if training else 0,
+                      "updates_state": bool(m.training and m.running_mean is not None)},
                 hparams={"training": training, "affine": m.affine})
 
 
@@ -40,8 +41,10 @@ def batch_norm_function(args: tuple, kwargs: dict) -> Cost:
     a = {**dict(zip(names, args)), **kwargs}
     affine, x = a.get("weight") is not None, a["input"]
     training = bool(a.get("training", False)) or a.get("running_mean") is None
+    updates = bool(a.get("training", False)) and a.get("running_mean") is not None  # running stats written
     return Cost(out=x.with_shape(x.shape), kind="batch_norm",
-                work={"affine": affine, "transient_bytes": _statistics(x, x.shape[1]) if training else 0},
+                work={"affine": affine, "transient_bytes": _statistics(x, x.shape[1]) if training else 0,
+                      "updates_state": updates},
                 hparams={"training": training, "affine": affine})
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
 from archstat.formulas._checks import dim_index
+from archstat.formulas.indexing import getitem_tensor_index
 from archstat.spec import TensorSpec, is_symbolic, prod, same_size, simplify, view_strides
 
 
@@ -240,9 +241,12 @@ def _slice_len(size, s: slice):
 
 @register_function("getitem")
 def getitem_function(args: tuple, kwargs: dict) -> Cost:
-    """Basic indexing (ints, slices, None, ...): a view.  Advanced (tensor) indexing has no formula."""
+    """Basic indexing (ints, slices, None, ...): a view.  One integer tensor index: a gather
+    (:func:`archstat.formulas.indexing.getitem_tensor_index`); other advanced indexing has no formula."""
     x, index = args[0], args[1]
     index = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(i, TensorSpec) for i in index):  # one integer tensor index: a gather
+        return getitem_tensor_index(x, index)
     if any(not isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in index):
         raise NotImplementedError("advanced indexing")
     if Ellipsis in index:

@@ -27,8 +27,11 @@ SUMMED = ("params", "act_bytes", *TRAINING_FIELDS)  # what a folded row adds up
 
 
 def extra_fields(df: pd.DataFrame) -> list[str]:
-    """The optional per-row fields this table carries, in output order."""
-    return [c for c in ["lecture", *TRAINING_FIELDS, *RF_FIELDS] if c in df.columns]
+    """The optional per-row fields this table carries, in output order.  ``batched`` appears when a
+    row holds a value without the batch (made from parameters alone), whose shapes are whole."""
+    unbatched = "batched" in df.columns and not df["batched"].all()
+    dead = "used" in df.columns and not df["used"].all()  # values computed but never used
+    return ["batched"] * unbatched + ["used"] * dead + [c for c in ["lecture", *TRAINING_FIELDS, *RF_FIELDS] if c in df.columns]
 
 
 def scaled(value: Any, divisor: int) -> str:
@@ -79,7 +82,7 @@ def display_rows(df: pd.DataFrame, folded: bool = True) -> list[dict[str, str]]:
     out = []
     for r in rows:
         ins = r["in_shapes"][0] if r["in_shapes"] else []
-        mark = "" if r["supported"] else " (unsupported)"
+        mark = ("" if r["supported"] else " (unsupported)") + ("" if r.get("used", True) else " (unused)")
         out.append({
             "layer": r["name"] or "<root>", **({"lecture": r["lecture"]} if "lecture" in r else {}),
             "op": r["op"] + mark, "C_in": str(ins[0]) if ins else "", "H/W in": _hw(ins),

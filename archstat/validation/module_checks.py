@@ -66,8 +66,9 @@ def oracle_columns(df: pd.DataFrame, work: nn.Module, fv: dict, fc: dict, train:
     names = sorted(set(canon.values()) | set(df["name"]))
     checkable = (df.groupby("name")["supported"].all()).to_dict()
     # MACs against fvcore's matrix ops, over the ops fvcore handles (a conv with padding="same" runs
-    # aten::_convolution_mode, which fvcore skips; FlopCounterMode still checks its MACs, times 2)
-    df["fvcore_handled_macs"] = df["macs"].where(df["oracle_supported"], 0)
+    # aten::_convolution_mode, which fvcore skips; FlopCounterMode still checks its MACs, times 2),
+    # and in the rows its jit trace keeps (a dead branch is eliminated)
+    df["fvcore_handled_macs"] = df["macs"].where(df["oracle_supported"] & df["traced"], 0)
     df["module_macs"], df["fvcore_macs"], df["macs_ok"] = module_checks(
         df, "fvcore_handled_macs", {n: c["macs"] for n, c in fv.items()}, names, checkable)
     df["module_fvcore"], df["fvcore_flops"], df["fvcore_ok"] = module_checks(

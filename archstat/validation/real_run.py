@@ -43,7 +43,7 @@ def random_input(rows: Rows, device: torch.device | str, seed: int) -> torch.Ten
 
 @dataclass
 class RealCall:
-    """What one row's real call did: output shapes (per sample), bytes, and storage sharing."""
+    """What one row's real call did: output shapes (whole, batch included), bytes, and storage sharing."""
 
     out_shapes: list
     out_nbytes: int
@@ -59,7 +59,7 @@ def describe_call(inputs: list[torch.Tensor], output: Any) -> RealCall:
     views = {(storage_key(t), tuple(t.shape), t.stride(), t.storage_offset()) for t in inputs}
     alloc = not any(storage_key(o) in in_keys for o in outs)
     same = any((storage_key(o), tuple(o.shape), o.stride(), o.storage_offset()) in views for o in outs)
-    return RealCall([list(o.shape[1:]) for o in outs], sum(o.nbytes for o in outs), alloc, not same)
+    return RealCall([list(o.shape) for o in outs], sum(o.nbytes for o in outs), alloc, not same)
 
 
 @dataclass

@@ -3,7 +3,8 @@
 ``validate(model, input_shape)`` returns analyze()'s rows, keyed by ``(name, op, call)``, each next
 to what really happened, with one boolean per check:
 
-* ``shape_ok``: the real output's shape (per sample) equals the formula's ``out_shape``;
+* ``shape_ok``: the real output's whole shape equals the formula's (``out_shape``, after the batch
+  when the row is ``batched``);
 * ``params_ok``: parameter elements the real call reads for the first time (shared storage once);
 * ``bytes_ok``: the real outputs' ``nbytes`` (0 when the output is the very same memory view as
   an input: in-place ops, identities), and whether the output got its own storage (``alloc``);
@@ -47,6 +48,7 @@ from archstat.errors import ArchstatError
 from archstat.validation.module_checks import oracle_columns, oracle_flags
 from archstat.validation.oracles import flopcounter_counts, fvcore_counts, row_checks
 from archstat.engine.trace import training_mode
+from archstat.validation.fits import check_fits
 from archstat.validation.live_memory_check import measured_live
 from archstat.validation.real_run import RealRun, random_input, tensors
 from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
@@ -117,6 +119,7 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     df = rows.df.copy()
     df["flops"] = df[f"flops_{convention}"]
     timing = {"analyze_s": time.perf_counter() - t0}
+    check_fits(rows, dev)  # before the input is allocated
     x = random_input(rows, dev, seed)
     real, graph_out, model_out, fc, fv, measured = _real_runs(rows, x, seed, timing, stage)
     _real_columns(df, real.calls, rows, measured)
@@ -184,8 +187,12 @@ def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict, stage: Call
 
 def _real_columns(df: pd.DataFrame, calls: list, rows: Rows, measured: Optional[list[int]]) -> None:
     """Shapes, params, bytes and (eval, fx) live bytes per row, next to the real run's."""
-    df["real_out_shape"] = [c.out_shapes[0] if c.out_shapes else None for c in calls]
-    df["shape_ok"] = [list(map(int, a)) == b for a, b in zip(df["out_shape"], df["real_out_shape"])]
+    # whole shapes are compared, so that a value without the batch (``a * b`` of two parameters)
+    # shown as if its first dimension were the batch fails; the real shape is shown like the row's
+    real = [c.out_shapes[0] if c.out_shapes else None for c in calls]
+    lead = [[rows.batch] if b else [] for b in df["batched"]]
+    df["real_out_shape"] = [None if r is None else r[1:] if b else r for r, b in zip(real, df["batched"])]
+    df["shape_ok"] = [r is not None and [*p, *map(int, a)] == r for a, p, r in zip(df["out_shape"], lead, real)]
     df["real_params"] = [c.params for c in calls]
     df["params_ok"] = df["params"] == df["real_params"]
     df["real_act_bytes"] = [c.out_nbytes if c.new_bytes else 0 for c in calls]

@@ -1,0 +1,91 @@
+"""Tensor contractions beyond matmul: ``einsum`` and the fused ``baddbmm`` / ``addmm``.
+
+einsum of two operands, ``"bhqd,bhkd->bhqk"``: every index is a batch index (in both operands and
+the output), a free index of one operand (in it and the output), or a contracted index (in both
+operands, not in the output).  PyTorch permutes both operands into one ``bmm``, so
+
+    MACs = product of the sizes of all indices (batch x free x free x contracted),
+
+what FlopCounterMode counts (2 per MAC, from that bmm) and fvcore's einsum handle (1 per MAC).
+An index in one operand only that is not in the output is summed away before the product (torch
+and fvcore then disagree), and a product without a contracted index is an elementwise ``mul``:
+both are left without a formula (flagged), as are einsums of other than two operands.
+
+``baddbmm(input, b1, b2)`` = ``beta * input + alpha * (b1 @ b2)`` with b1 (B, n, k), b2 (B, k, m):
+MACs = B * n * k * m, the addition is not a MAC; ``addmm`` likewise without B.  fvcore has a
+handle for addmm, not for baddbmm.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from archstat.formulas import Cost, ShapeError, register_function
+from archstat.formulas._checks import broadcast_shapes
+from archstat.spec import Size, TensorSpec, is_symbolic, prod
+
+
+def _expand_ellipsis(terms: list[str], ranks: list[int]) -> list[str]:
+    """Replace ``...`` by fresh upper-case letters, right-aligned as einsum broadcasts them."""
+    width = max([r - (len(t) - 3) for t, r in zip(terms, ranks) if "..." in t] or [0])
+    fresh = "".join(chr(ord("A") + i) for i in range(width))
+    return [t.replace("...", fresh[width - (r - (len(t) - 3)):]) if "..." in t else t for t, r in zip(terms, ranks)]
+
+
+def parse_einsum(equation: str, ranks: list[int]) -> tuple[list[str], str]:
+    """``"ij,jk->ik"`` -> (["ij", "jk"], "ik"); without ``->`` the output is the indices seen once, sorted."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if not arrow:
+        letters = "".join(terms).replace("...", "")
+        out = ("..." if "..." in lhs else "") + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    expanded = _expand_ellipsis(terms + [out], ranks + [max(ranks)])
+    return expanded[:-1], expanded[-1]
+
+
+def _operands(args: tuple) -> tuple[str, list[TensorSpec]]:
+    equation, rest = args[0], args[1:]
+    if len(rest) == 1 and isinstance(rest[0], (list, tuple)):
+        rest = tuple(rest[0])
+    return equation, [t for t in rest if isinstance(t, TensorSpec)]
+
+
+@register_function("einsum")
+def einsum_function(args: tuple, kwargs: dict) -> Cost:
+    equation, ops = _operands(args)
+    if len(ops) != 2:
+        raise NotImplementedError("einsum of other than two operands")
+    (ta, tb), out = parse_einsum(equation, [len(t.shape) for t in ops])
+    sizes: dict[str, Any] = {}
+    for term, t in zip((ta, tb), ops):
+        if len(term) != len(t.shape):
+            raise ShapeError(f"einsum {equation!r}: operand of shape {list(t.shape)} has {len(term)} indices")
+        for c, s in zip(term, t.shape):
+            if c in sizes and sizes[c] != s and 1 not in (sizes[c], s) and not is_symbolic(s):
+                raise ShapeError(f"einsum {equation!r}: index {c} is {sizes[c]} and {s}")
+            sizes[c] = s if c not in sizes or sizes[c] == 1 else sizes[c]
+    contracted = [c for c in sizes if c in ta and c in tb and c not in out]
+    summed_alone = [c for c in sizes if c not in out and not (c in ta and c in tb)]
+    if not contracted or summed_alone:
+        raise NotImplementedError("einsum without a contraction, or summing an index of one operand")
+    macs: Size = prod(sizes[c] for c in sizes)
+    return Cost(out=ops[0].with_shape(tuple(sizes[c] for c in out)), kind="matmul", macs=macs,
+                hparams={"fn": "einsum", "equation": f"{ta},{tb}->{out}",
+                         "shapes": [list(ops[0].shape), list(ops[1].shape)]})
+
+
+@register_function("baddbmm", "addmm")
+def baddbmm_function(args: tuple, kwargs: dict) -> Cost:
+    names = ("input", "mat1", "mat2") if kwargs.get("_fn") == "addmm" else ("input", "batch1", "batch2")
+    a = {**dict(zip(names, args)), **kwargs}
+    x, m1, m2 = a[names[0]], a[names[1]], a[names[2]]
+    rank = 2 if names[1] == "mat1" else 3
+    if len(m1.shape) != rank or len(m2.shape) != rank:
+        raise ShapeError(f"{kwargs.get('_fn')} expects {rank}-d products, got {list(m1.shape)} and {list(m2.shape)}")
+    if m1.shape[-1] != m2.shape[-2] and not is_symbolic(m1.shape[-1]):
+        raise ShapeError(f"cannot multiply shapes {list(m1.shape)} and {list(m2.shape)}")
+    shape = (*m1.shape[:-1], m2.shape[-1])
+    broadcast_shapes(x.shape, shape)  # the added input broadcasts to the product's shape
+    return Cost(out=m1.with_shape(shape), kind="matmul", macs=prod(shape) * m1.shape[-1],
+                hparams={"fn": kwargs.get("_fn", "baddbmm"), "shapes": [list(m1.shape), list(m2.shape)],
+                         "added": True})
