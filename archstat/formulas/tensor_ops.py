@@ -22,7 +22,7 @@ from archstat.formulas.indexing import getitem_tensor_index
 from archstat.spec import TensorSpec, is_symbolic, prod, same_size, simplify, view_strides
 
 
-@register_function("cat", "concat", "concatenate")
+@register_function("cat")  # torch.concat / concatenate: trace.ALIASES names them cat
 def cat_function(args: tuple, kwargs: dict) -> Cost:
     tensors = list(args[0])
     dim = dim_index(args[1] if len(args) > 1 else kwargs.get("dim", 0), len(tensors[0].shape))
