@@ -65,3 +65,33 @@ def test_zoo_backward_exact_slow(name):
 
     torch.manual_seed(0)
     assert_exact(get_model(name, device=None), model_info(name).default_input, batch=2)  # BN in training needs 2 samples at 1x1
+
+
+class DetachedConv(nn.Module):
+    """A conv whose output reaches the loss only through ``detach`` (or ``detach_``): autograd records
+    it (its input is saved) but no gradient ever reaches it, so its backward does no work."""
+
+    def __init__(self, how: str = "detach") -> None:
+        super().__init__()
+        self.how = how
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.lin = nn.Linear(4 * 5 * 5, 2)
+
+    def forward(self, x):
+        y = self.conv(torch.relu(self.stem(x)))
+        if self.how == "detach_":  # in place: the name ``y`` is detached for every later reader
+            y.detach_()
+            return self.lin(y.flatten(1))
+        return self.lin(y.detach().flatten(1))
+
+
+@pytest.mark.parametrize("how", ["detach", "detach_"])
+def test_detached_conv_gets_no_backward(how):
+    from archstat.validation.validate import validate
+    df = assert_exact(DetachedConv(how), (3, 5, 5))
+    assert (df[df.op == "Conv2d"].bwd_macs == 0).all()
+    assert df[df.op == "Linear"].iloc[0].bwd_macs > 0
+    v = validate(DetachedConv(how), (3, 5, 5), batch=2, mode="train")
+    assert v.attrs["agree"], v.attrs["mismatches"]
+    assert v.attrs["checks"]["saved_ok"]["failed"] == v.attrs["checks"]["bwd_ok"]["failed"] == 0

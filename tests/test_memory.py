@@ -97,3 +97,33 @@ def test_inplace_activation_keeps_a_copy_or_its_result(act):
     copies = act not in (nn.ReLU, nn.ELU)
     assert act_row.saved_bytes == 2 * 4 * 6 * 6 * 4  # the copy, or the result (first saved here)
     assert est[est.name == "3"].iloc[0].saved_bytes == (2 * 4 * 6 * 6 * 4 if copies else 0)
+
+
+class ParamViewProduct(nn.Module):
+    """``torch.mm(h, w.t())`` behind a Python branch (so the meta-device engine runs it, which records
+    no input for ``w.t()``): the saved operand is a view of a parameter (or a buffer), i.e. the
+    model's state, counted with the parameters, not as an activation."""
+
+    def __init__(self, source: str, trainable: bool) -> None:
+        super().__init__()
+        self.source = source
+        self.lin = nn.Linear(10, 10)
+        self.w = nn.Parameter(torch.rand(8, 10), requires_grad=trainable)
+        self.register_buffer("b", torch.rand(8, 10))
+
+    def forward(self, x):
+        if x.dim() == 2:  # not traceable by fx
+            h = self.lin(x) if self.source.startswith("h") else x
+            return torch.mm(h, (self.b if self.source.endswith("buf") else self.w).t())
+        return x
+
+
+@pytest.mark.parametrize("source", ["h_param", "x_param", "h_buf"])
+@pytest.mark.parametrize("trainable", [True, False])
+def test_saved_view_of_a_parameter_is_state(source, trainable):
+    from archstat.validation.validate import validate
+    est, real = assert_exact(ParamViewProduct(source, trainable), (10,))
+    assert est.attrs["engine"] == "meta"
+    v = validate(ParamViewProduct(source, trainable), (10,), batch=2, mode="train")
+    assert v.attrs["checks"]["saved_ok"]["failed"] == v.attrs["checks"]["bwd_ok"]["failed"] == 0
+    assert v.attrs["totals"]["training_saved"][0] == v.attrs["totals"]["training_saved"][1]

@@ -31,6 +31,8 @@ def backward_rows(rows: Rows, flow: GradFlow | None = None) -> pd.DataFrame:
     for i, r in enumerate(rows.df.to_dict("records")):
         # a row the outputs do not depend on (a dead branch) gets no gradient: no backward work
         macs = int(r["macs"]) if r["supported"] and r["kind"] in MATRIX_KINDS and r.get("used", True) else 0
+        if flow.reached is not None and not flow.reached[i]:  # no gradient reaches it (``detach``)
+            macs = 0
         need = flow.inputs[i]
         if r["kind"] == "matmul" and len(need) == 2:
             a, b = macs * need[0], macs * need[1]  # d/da needs b, d/db needs a: one product each

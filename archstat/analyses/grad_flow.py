@@ -32,6 +32,7 @@ class GradFlow:
     params: list  # per row: does it read a parameter that requires grad
     weights: list  # per row: does its weight (a parameter of rank >= 2; else any parameter) require grad
     input_source: list  # per row: per tensor input, the producing row (-1: the model input, -2: state)
+    reached: list = None  # per row: does backward send a gradient into its output (it reaches the loss)
 
 
 def input_sources(sources: list, n_inputs: int) -> list[int]:
@@ -49,11 +50,31 @@ def state_grad(record: OpRecord, k: int) -> bool:
     return isinstance(t, ParamSpec) and t.tensor is not None and t.tensor.requires_grad
 
 
+def _reached(out: list, ins: list, srcs: list, outputs) -> list:
+    """Rows backward sends a gradient to: an output that requires grad, or a row feeding, through an
+    input that requires grad, a reached row.  A row recorded by autograd whose value gets to the loss
+    only through ``detach`` is never reached: it saves its tensors, but its backward never runs.
+    Unknown outputs (meta engine): every row that requires grad."""
+    if outputs is None:
+        return list(out)
+    reached = [False] * len(out)
+    for i in outputs:
+        if 0 <= i < len(out):
+            reached[i] = out[i]
+    for j in range(len(out) - 1, -1, -1):  # rows are in execution order: consumers come later
+        if reached[j]:
+            for s, n in zip(srcs[j], ins[j]):
+                if s >= 0 and n and out[s]:
+                    reached[s] = True
+    return reached
+
+
 def grad_flow(rows: Rows, input_requires_grad: bool = False) -> GradFlow:
     out, ins, params, weights, srcs = [], [], [], [], []
+    detached: dict = {}  # row -> the ``detach_`` row after which its value requires no grad
     for i, r in enumerate(rows.df.to_dict("records")):
         src = input_sources(list(r["sources"]), len(r["in_shapes"]))
-        need = [out[s] if s >= 0 else input_requires_grad if s == MODEL_INPUT else state_grad(rows.records[i], k)
+        need = [False if s in detached else out[s] if s >= 0 else input_requires_grad if s == MODEL_INPUT else state_grad(rows.records[i], k)
                 for k, s in enumerate(src)]
         p = any(t.requires_grad for t in rows.params[i])
         matrices = [t for t in rows.params[i] if t.dim() >= 2]
@@ -62,7 +83,9 @@ def grad_flow(rows: Rows, input_requires_grad: bool = False) -> GradFlow:
         weights.append(computed or (any(t.requires_grad for t in matrices) if matrices else p))
         fn = r["hparams"].get("fn") if isinstance(r["hparams"], dict) else None
         out.append((any(need) or p) and fn not in NO_GRAD_FNS)
+        if fn == "detach" and r["hparams"].get("inplace") and src and src[0] >= 0:  # detach_  # in place: later readers of the tensor see no grad
+            detached[src[0]] = i
         ins.append(need)
         params.append(p)
         srcs.append(src)
-    return GradFlow(out, ins, params, weights, srcs)
+    return GradFlow(out, ins, params, weights, srcs, _reached(out, ins, srcs, rows.df.attrs.get("output_rows")))

@@ -146,11 +146,14 @@ def _elementwise(fn: Optional[str], need: list[bool], param_grad: bool) -> Optio
 
 
 def _storages(df: pd.DataFrame, flow: GradFlow) -> list:
-    """Storage id of each row's output: its own, or (views, in-place ops, identities) its input's."""
+    """Storage id of each row's output: its own, or (views, in-place ops, identities) its input's.
+
+    A view with no activation input (the meta engine records ``w.t()`` on a parameter with no
+    input) views model state: a parameter or buffer, counted apart, as autograd's hooks see it."""
     own: list = []
     for i, r in enumerate(df.to_dict("records")):
         src = flow.input_source[i]
-        own.append(("row", i) if r["alloc"] or not src else own[src[0]] if src[0] >= 0
+        own.append(("row", i) if r["alloc"] else ("state",) if not src else own[src[0]] if src[0] >= 0
                    else ("input",) if src[0] == MODEL_INPUT else ("state",))
     return own
 

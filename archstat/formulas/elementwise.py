@@ -15,7 +15,7 @@ from archstat.formulas import Cost, register_function
 from archstat.formulas._checks import broadcast_shapes
 from archstat.spec import TensorSpec
 
-ELEMENTWISE = ("add", "sub", "mul", "div", "truediv", "floordiv", "pow", "maximum", "minimum",
+ELEMENTWISE = ("add", "sub", "mul", "div", "floordiv", "pow", "maximum", "minimum",
                "rsub", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "clamp", "where")
 
 

@@ -45,7 +45,7 @@ def upsample_module(m: nn.Upsample, inputs: list) -> Cost:
     return _resized(inputs[0], m.size, m.scale_factor, m.mode)
 
 
-@register_function("interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+@register_function("interpolate")  # F.upsample* are wrappers: their inner interpolate call is the row
 def interpolate_function(args: tuple, kwargs: dict) -> Cost:
     a = {**dict(zip(("input", "size", "scale_factor", "mode"), args)), **kwargs}
     fn = kwargs.get("_fn", "interpolate")

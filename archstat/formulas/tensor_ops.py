@@ -22,7 +22,7 @@ from archstat.formulas.indexing import getitem_tensor_index
 from archstat.spec import TensorSpec, is_symbolic, prod, same_size, simplify, view_strides
 
 
-@register_function("cat", "concat", "concatenate")
+@register_function("cat")  # torch.concat / concatenate: trace.ALIASES names them cat
 def cat_function(args: tuple, kwargs: dict) -> Cost:
     tensors = list(args[0])
     dim = dim_index(args[1] if len(args) > 1 else kwargs.get("dim", 0), len(tensors[0].shape))
@@ -124,7 +124,9 @@ def _expand(x: TensorSpec, sizes: tuple) -> tuple[list, list]:
 def view_like_function(args: tuple, kwargs: dict) -> Cost:
     x, fn = args[0], kwargs.get("_fn")
     rest = args[1:]
-    if fn == "detach" or (fn == "contiguous" and x.is_contiguous):
+    if fn == "detach":  # detach_ (in place) also cuts the tensor's later readers (grad_flow)
+        return _unchanged(x, fn, **({"inplace": True} if kwargs.get("inplace") else {}))
+    if fn == "contiguous" and x.is_contiguous:
         return _unchanged(x, fn)
     if fn == "contiguous":
         return Cost(out=x.with_shape(x.shape), kind="copy", hparams={"fn": fn})
