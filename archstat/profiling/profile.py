@@ -124,18 +124,8 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     ``refresh_ceilings`` measures the ceilings and the time model again; ``quiet`` silences the
     progress bar (None: shown when stderr is a terminal).
     """
-    dev = resolve_device(device)
-    dtype = check_precision(precision)
-    shape = tuple(input_shape or getattr(model, "default_input", ()) or ())
-    if not shape:
-        raise ArchstatError("profile needs an input shape (e.g. (3, 224, 224)): the model has no default_input")
-    if not isinstance(batch, int) or batch < 1:
-        raise ArchstatError(f"batch must be >= 1, got {batch}")
-    d = DEFAULTS[dev.type]
-    warmup = d["warmup"] if warmup is None else warmup
-    repeat = d["repeat"] if repeat is None else repeat
-    layer_repeat = d["layer_repeat"] if layer_repeat is None else layer_repeat
-    check_counts(warmup, repeat, layer_repeat)
+    dev, dtype, shape = resolve_device(device), check_precision(precision), _input_shape(model, input_shape, batch)
+    warmup, repeat, layer_repeat = _counts(dev, warmup, repeat, layer_repeat)
     net = prepare(model, dev, dtype, channels_last)
     rows = analyze_rows(net, shape, batch=batch, dtype=dtype)  # the one trace: table, records and nodes
     df = rows.df
@@ -216,6 +206,27 @@ def _forward(net: nn.Module, df: pd.DataFrame, x: torch.Tensor, dev: torch.devic
         row = _run_row("forward", times, batch, flops, peak, base, ceil, precision)
     row.update({"peak_mem_source": source, **_forward_memory_estimate(net, df, peak)})
     return row
+
+
+def _input_shape(model: nn.Module, input_shape: Optional[Sequence[int]], batch: object) -> tuple:
+    """The per-sample shape asked for (or the model's ``default_input``); the batch checked."""
+    shape = tuple(input_shape or getattr(model, "default_input", ()) or ())
+    if not shape:
+        raise ArchstatError("profile needs an input shape (e.g. (3, 224, 224)): the model has no default_input")
+    if not isinstance(batch, int) or batch < 1:
+        raise ArchstatError(f"batch must be >= 1, got {batch}")
+    return shape
+
+
+def _counts(dev: torch.device, warmup: Optional[int], repeat: Optional[int],
+            layer_repeat: Optional[int]) -> tuple[int, int, int]:
+    """The device's default counts where none is given, each checked."""
+    d = DEFAULTS[dev.type]
+    warmup = d["warmup"] if warmup is None else warmup
+    repeat = d["repeat"] if repeat is None else repeat
+    layer_repeat = d["layer_repeat"] if layer_repeat is None else layer_repeat
+    check_counts(warmup, repeat, layer_repeat)
+    return warmup, repeat, layer_repeat
 
 
 def check_counts(warmup: object, repeat: object, layer_repeat: object) -> None:
