@@ -61,6 +61,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the global gradient norm")
     p.add_argument("--amp", action="store_true", help="mixed precision: bf16 autocast on CPU, fp16 on CUDA")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and batches")
+    p.add_argument("--stochastic-depth", type=float, default=0.0, metavar="P",
+                   help="zoo ResNets: drop each residual branch per sample in training, probability 0 -> P over the blocks")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun with GPU ranks: SyncBatchNorm (statistics over all ranks); no-op in one process")
     p.add_argument("--classes", type=_classes, default=None, help="train on these classes only, e.g. 0,1,2,3,4")
     p.add_argument("--train-per-class", type=positive_int, default=None, metavar="N", help="a small training split")
     p.add_argument("--model-kw", action="append", default=[], metavar="NAME=VALUE",
@@ -123,7 +127,8 @@ def config_from(args, **extra):
         max_steps=args.max_steps, classes=args.classes, train_per_class=args.train_per_class,
         model_kw=parse_model_kw(args.model_kw), quiet=args.quiet, threads=args.threads,
         decay_norm_and_bias=args.decay_norm_and_bias, ema_warmup=args.ema_warmup, clip_grad=args.clip_grad,
-        amp=args.amp, channels_last=args.channels_last, **extra)
+        amp=args.amp, channels_last=args.channels_last,
+        stochastic_depth=args.stochastic_depth, sync_bn=args.sync_bn, **extra)
 
 
 def run(args) -> int:

@@ -68,6 +68,25 @@ def wrap(model: nn.Module, env: DistEnv) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+SYNC_BN_NOTICE = "notice: --sync-bn does nothing in a single process (it shares BatchNorm statistics across torchrun ranks)"
+
+
+def sync_batchnorm(model: nn.Module, env: DistEnv) -> tuple[nn.Module, int]:
+    """Under DDP, every BatchNorm -> ``SyncBatchNorm`` (statistics over all ranks' batches); (model, count).
+
+    A single process gets the model back unchanged (count 0).  Same parameters, buffers and
+    ``state_dict`` keys, so checkpoints load into the plain model.  torch's SyncBatchNorm only
+    synchronises CUDA (or XPU/HPU) tensors; on CPU ranks it would fail at the first training step,
+    so that is refused here as one line.
+    """
+    if not env.distributed:
+        return model, 0
+    if env.device.type == "cpu":
+        raise ArchstatError("--sync-bn needs GPU ranks: torch's SyncBatchNorm does not run on CPU (gloo)")
+    count = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model), count
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 

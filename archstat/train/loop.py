@@ -50,6 +50,8 @@ class TrainConfig:
     clip_grad: float | None = None  # max global gradient norm
     amp: bool = False  # autocast: bf16 on CPU, fp16 (with loss scaling) on CUDA
     channels_last: bool = False
+    stochastic_depth: float = 0.0  # zoo ResNets: residual branches dropped per sample, 0 -> P over the blocks
+    sync_bn: bool = False  # SyncBatchNorm under DDP (GPU ranks); a notice and no-op in one process
     save: str = "best"  # best | last | all | none
     out: str | None = None
     device: str = "auto"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from archstat.train.data import Splits
 from archstat.train.ema import EMA
 from archstat.train.engine import count_params, epoch_batches, evaluate, loss_of
 from archstat.train.optim import build_optimizer, build_scheduler, cycle_ends, param_groups
+from archstat.train.stochastic_depth import apply_stochastic_depth
 from archstat.train.setup import build_model, check_input_fits, load_data
 
 WARMUP_STEPS = 3
@@ -70,6 +72,13 @@ def prepare(cfg, splits: Splits | None, model: nn.Module | None, env: D.DistEnv)
     if model is None:
         model = build_model(cfg.model, splits.num_classes, splits.input_shape[0], cfg.seed, cfg.model_kw)
         check_input_fits(model, splits.input_shape, cfg.model)
+    check_world(len(splits.train), env)
+    if cfg.stochastic_depth:
+        apply_stochastic_depth(model, cfg.stochastic_depth, cfg.model)
+    if cfg.sync_bn:
+        if not env.distributed:
+            print(D.SYNC_BN_NOTICE, file=sys.stderr)
+        model, _ = D.sync_batchnorm(model, env)
     model = model.to(env.device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     pipeline = (parse_augment(cfg.augment, splits.num_classes, splits.denormalise(splits.train.tensors[0]))
                 if cfg.augment else None)
@@ -88,6 +97,17 @@ def prepare(cfg, splits: Splits | None, model: nn.Module | None, env: D.DistEnv)
         augmenter=Augmenter(pipeline, splits.mean, splits.std, seed=cfg.seed + 1000 * env.rank) if pipeline else None,
         ema=EMA(model, cfg.ema, warmup=cfg.ema_warmup) if cfg.ema is not None else None, scaler=scaler,
         snap_at=set(cycle_ends(total, cfg.cycles)) if cfg.schedule == "cyclic" else set(), device=env.device)
+
+
+def check_world(n_train: int, env: D.DistEnv) -> None:
+    """Under torchrun each rank needs at least one training sample of its own.
+
+    ``--batch`` is per process, so any world size works with any batch; but with fewer training
+    samples than ranks, ``DistributedSampler`` would pad the shards with repeated samples.
+    """
+    if n_train < env.world:
+        raise ArchstatError(f"torchrun with {env.world} processes needs at least {env.world} training samples, "
+                            f"the training split has {n_train}")
 
 
 def resume(st: LoopState, cfg, out: Path | None, env: D.DistEnv) -> None:
