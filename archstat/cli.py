@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from archstat.commands import COMMAND_MODULES
+from archstat.commands import COMMAND_MODULES, summary
 from archstat.errors import ArchstatError
 
 
@@ -21,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="archstat", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="archstat", description=summary(__doc__))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"archstat.commands.{name}").register(sub)

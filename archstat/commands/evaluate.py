@@ -8,12 +8,13 @@ the training transforms the checkpoint records.
 """
 from __future__ import annotations
 
+from archstat.commands import summary
 from archstat.errors import ArchstatError
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="accuracy and confusion matrix of a saved training checkpoint",
-                              description=__doc__.splitlines()[0])
+                              description=summary(__doc__))
     p.add_argument("model", metavar="MODEL", help="the architecture the checkpoint was trained as")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="best.pt / last.pt / epoch_K.pt")
     p.add_argument("--split", default="test", choices=("test", "val"), help="which split to score (default test)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from archstat.commands import summary
+
 
 def _floats(text: str) -> list[float]:
     try:
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
     from archstat.commands.train import add_train_args
 
     p = subparsers.add_parser("search", help="random or grid search over learning rate and weight decay",
-                              description=__doc__.splitlines()[0])
+                              description=summary(__doc__))
     add_train_args(p)
     p.set_defaults(epochs=2)
     p.add_argument("--mode", choices=("random", "grid"), default="random")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from archstat.commands._common import parse_input, positive_int
+from archstat.commands import summary
 from archstat.errors import ArchstatError
 
 
@@ -78,7 +79,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model on digits or an image folder (curves, checkpoints, checks)",
-                              description=__doc__.splitlines()[0],
+                              description=summary(__doc__),
                               epilog="several processes: torchrun --standalone --nproc_per_node N -m archstat train "
                                      "MODEL ... (one machine; --batch is per process); across machines add --nnodes, "
                                      "--node_rank and --rdzv-endpoint HOST:PORT")
