@@ -33,8 +33,17 @@ from archstat.engine.trace import TraceError, trace_graph, training_mode
 @functools.cache
 def symbols() -> dict[str, "sympy.Symbol"]:
     """The symbolic batch and sizes ``N, H, W, L, D`` (positive integers), made on first use."""
+    import copy
+
     import sympy  # 0.3 s at start-up that a numeric table never needs
 
+    # pandas deep-copies ``df.attrs`` on every row or column taken from a frame; a symbolic frame's
+    # attrs hold sympy expressions, and deep-copying a Max/Min rebuilds it through Max.__new__, which
+    # re-simplifies its arguments (~0.25 s each: most of a symbolic table's time).  sympy expressions
+    # are immutable, so a deep copy may be the object itself, as for ints and strings.
+    for cls in (sympy.Max, sympy.Min, sympy.Add, sympy.Mul, sympy.Pow, sympy.floor, sympy.ceiling,
+                sympy.Symbol, sympy.Integer, sympy.Rational):
+        copy._deepcopy_dispatch.setdefault(cls, copy._deepcopy_atomic)
     return {name: sympy.Symbol(name, positive=True, integer=True) for name in ("N", "H", "W", "L", "D")}
 
 
