@@ -9,7 +9,7 @@ the training transforms the checkpoint records.
 from __future__ import annotations
 
 from archstat.commands import summary
-from archstat.errors import ArchstatError
+from archstat.errors import ArchstatError, message_line
 
 
 def register(subparsers) -> None:
@@ -66,8 +66,7 @@ def run(args) -> int:
     try:
         model.load_state_dict(ck["model"])
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ArchstatError(f"{args.checkpoint} does not fit {args.model}: {first[:160]}") from None
+        raise ArchstatError(f"{args.checkpoint} does not fit {args.model}: {message_line(exc)[:160]}") from None
     splits = load_data(cfg.get("data", "digits"), shape, args.model, cfg.get("seed", 0), cfg.get("classes"),
                        cfg.get("train_per_class"))
     x, y = getattr(splits, args.split).tensors

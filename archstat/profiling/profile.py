@@ -40,9 +40,10 @@ from archstat.profiling.precision import check_precision, precision_flags
 from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
 from archstat.profiling.roofline import roofline, roofline_summary
 from archstat.progress import Stages
-from archstat.profiling.timing import environment, free_memory, oom_guard, peak_bytes, reset_peak, stats, time_calls
+from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, stats, time_calls
 from archstat.device import resolve_device
 from archstat.engine.trace import training_mode
+from archstat.validation.fits import free_memory, state_bytes
 from archstat.validation.live_storages import eager_peak
 
 DEFAULTS = {"cuda": {"warmup": 10, "repeat": 50, "layer_repeat": 10},
@@ -201,7 +202,7 @@ def _forward(net: nn.Module, df: pd.DataFrame, x: torch.Tensor, dev: torch.devic
         times = time_calls(lambda: net(x), dev, warmup, repeat, budget)
         peak, source = peak_bytes(dev), "CUDA caching allocator (max_memory_allocated)"
         if peak is None:  # CPU: no allocator statistics; count live storages at the dispatch level
-            peak = _state_bytes(net) + x.nbytes + eager_peak(net, x)
+            peak = state_bytes(net) + x.nbytes + eager_peak(net, x)
             source = "weights + input + live activations tracked at the dispatch level (eager forward)"
         row = _run_row("forward", times, batch, flops, peak, base, ceil, precision)
     row.update({"peak_mem_source": source, **_forward_memory_estimate(net, df, peak)})
@@ -267,17 +268,13 @@ def check_fits(df: pd.DataFrame, batch: int, free: int, total: int) -> None:
                         f"GiB are free; {hint}")
 
 
-def _state_bytes(net: nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
-
-
 def _forward_memory_estimate(net: nn.Module, df: pd.DataFrame, measured: Optional[int]) -> dict[str, Any]:
     """Weights and buffers plus the inference peak of live activations (``archstat.analyses.live_memory``),
     next to the allocator's peak of the timed forward passes."""
     live = inference_peak(df)
     if live is None:
         return {"memory_estimate_bytes": None, "memory_estimate_note": "no inference-peak estimate"}
-    estimate = _state_bytes(net) + live["peak_bytes"]
+    estimate = state_bytes(net) + live["peak_bytes"]
     return {"memory_estimate_bytes": estimate,
             "memory_estimate_note": f"weights and buffers + live activations at {live['peak_name']} (fx schedule; "
                                     "an eager forward's locals and cuDNN workspaces come on top)",

@@ -142,17 +142,3 @@ def environment(device: torch.device) -> dict[str, object]:
         env.update({"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
                     "capability": ".".join(map(str, torch.cuda.get_device_capability(device)))})
     return env
-
-
-def free_memory(device: torch.device) -> Optional[tuple[int, int]]:
-    """``(free, total)`` bytes: CUDA's ``mem_get_info``; on CPU, MemAvailable and MemTotal of
-    ``/proc/meminfo`` (None where the OS does not say)."""
-    if device.type == "cuda":
-        free, total = torch.cuda.mem_get_info(device)
-        return int(free), int(total)
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as fh:
-            info = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in fh if ln.split()[1:2] and ln.split()[1].isdigit()}
-        return info["MemAvailable"], info["MemTotal"]
-    except (OSError, KeyError, ValueError, IndexError):
-        return None

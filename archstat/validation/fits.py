@@ -18,30 +18,43 @@ from archstat.engine.rows import Rows
 from archstat.errors import ArchstatError
 
 
-def available_bytes(device: torch.device) -> Optional[int]:
-    """Free memory on ``device`` in bytes, or None when it cannot be told."""
+def free_memory(device: torch.device) -> Optional[tuple[int, int]]:
+    """``(free, total)`` bytes on ``device``: CUDA's ``mem_get_info``; on the CPU ``MemAvailable`` and
+    ``MemTotal`` of ``/proc/meminfo`` (psutil where /proc is absent); None when it cannot be told."""
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+        free, total = torch.cuda.mem_get_info(device)
+        return int(free), int(total)
     if device.type != "cpu":
         return None
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
+        with open("/proc/meminfo", encoding="utf-8") as fh:
+            info = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in fh if ln.split()[1:2] and ln.split()[1].isdigit()}
+        return info["MemAvailable"], info["MemTotal"]
+    except (OSError, KeyError, ValueError, IndexError):
         pass
     try:
         import psutil
     except ImportError:
         return None
-    return int(psutil.virtual_memory().available)
+    vm = psutil.virtual_memory()
+    return int(vm.available), int(vm.total)
+
+
+def available_bytes(device: torch.device) -> Optional[int]:
+    """Free memory on ``device`` in bytes, or None when it cannot be told."""
+    memory = free_memory(device)
+    return memory[0] if memory is not None else None
+
+
+def state_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
 def needed_bytes(rows: Rows) -> int:
     """Lower bound of a real run's bytes: model state + live activation peak (eval), or + every
     activation output (train)."""
-    state = sum(t.numel() * t.element_size() for t in [*rows.model.parameters(), *rows.model.buffers()])
+    state = state_bytes(rows.model)
     df = rows.df
     if rows.mode == "train":
         acts = int(df.attrs.get("input_bytes", 0)) + int(sum(int(b) for b in df["act_bytes"]))
