@@ -35,7 +35,9 @@ class Cost:
     which the inference peak adds for that op; and ``saved``: what autograd keeps for backward,
     as a list of ``("in", k)`` (the k-th tensor input), ``("out",)`` (the output) and
     ``("new", numel, dtype)`` (a tensor the op makes), when the kind's default (see
-    ``archstat.analyses.memory``) does not fit.  ``alloc`` is False for views,
+    ``archstat.analyses.memory``) does not fit; and ``bwd_products``: for a layer made of several
+    matrix products (``nn.MultiheadAttention``), the products its backward computes, as
+    ``(macs, k)``: needed when tensor input ``k`` needs a gradient, or always (``k = -1``, the weights').  ``alloc`` is False for views,
     in-place ops and ops that return their input; ``new_bytes`` is False for the last two only,
     whose output is the input's memory and so adds nothing to the lecture's memory column.
     """
@@ -206,4 +208,5 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 # Importing the op families fills the registries.
 from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, indexing, linear,  # noqa: E402,F401,E501
+                               multihead,
                                norm, pad, pool, reduce, resize, tensor_ops, unfold)
