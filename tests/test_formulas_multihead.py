@@ -139,3 +139,69 @@ def test_multihead_attention_validates(name, mode):
     df = validate(build(), shape, batch=2, mode=mode)
     assert df.attrs["agree"], df.attrs["mismatches"]
     assert not df.attrs["partial"] and df["supported"].all()
+
+
+class TinyViT(nn.Module):
+    """Patches (a strided conv), a class token, position embedding, two pre-norm encoder blocks
+    (nn.MultiheadAttention with need_weights=False, as torchvision's ViT calls it), a head."""
+
+    def __init__(self, dim: int = 16, depth: int = 2, classes: int = 10) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 4, stride=4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, 17, dim))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(2 * depth))
+        self.attn = nn.ModuleList(nn.MultiheadAttention(dim, 4, batch_first=True) for _ in range(depth))
+        self.mlp = nn.ModuleList(nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+                                 for _ in range(depth))
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):  # N x 3 x 16 x 16
+        x = self.patch(x).flatten(2).transpose(1, 2)  # N x 16 x dim
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+        for i, (attn, mlp) in enumerate(zip(self.attn, self.mlp)):
+            h = self.norms[2 * i](x)
+            x = x + attn(h, h, h, need_weights=False)[0]
+            x = x + mlp(self.norms[2 * i + 1](x))
+        return self.head(x[:, 0])
+
+
+def build_tiny_vit() -> nn.Module:
+    torch.manual_seed(0)
+    return TinyViT()
+
+
+@pytest.mark.parametrize("argv", [
+    ["table", f"{__name__}:build_tiny_vit", "--input", "3x16x16", "--format", "json"],
+    ["table", f"{__name__}:build_tiny_vit", "--input", "3x16x16", "--training", "--format", "json"],
+])
+def test_tiny_vit_tables_fully_costed(argv, capsys):
+    import json
+
+    from archstat.cli import main
+
+    assert main(argv) == 0
+    table = json.loads(capsys.readouterr().out)
+    rows = [r for r in table["layers"] if r["op"] == "MultiheadAttention"]
+    assert len(rows) == 2 and all(r["supported"] for r in table["layers"])
+
+
+def test_tiny_vit_validate_train_and_compare(capsys):
+    import json
+
+    from archstat.cli import main
+
+    vit = f"{__name__}:build_tiny_vit"
+    assert main(["validate", vit, "--input", "3x16x16", "--mode", "train", "--batch", "2", "--quiet"]) == 0
+    assert "AGREE: every check passed" in capsys.readouterr().out
+    assert main(["compare", vit, vit, "--input", "3x16x16", "--format", "json"]) == 0
+    models = json.loads(capsys.readouterr().out)["models"]
+    # fully costed: no "partial: unsupported ..." note, and the training memory is known
+    assert all("partial" not in str(m.get("notes")) and m["train_bytes_1"] for m in models), models
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_tiny_vit_fully_costed(mode):
+    df = validate(build_tiny_vit(), (3, 16, 16), batch=2, mode=mode)
+    assert df.attrs["agree"], df.attrs["mismatches"]
+    assert not df.attrs["partial"] and df["supported"].all()
