@@ -196,6 +196,15 @@ def test_degradation_residual_deep_net_does_not(degradation_result):
         assert loss - s["final_train_loss[plain shallow]"] < 0.3
 
 
+def test_degradation_shallow_residual_beside_the_deep_one(degradation_result):
+    # He et al.'s Figure 4 (right): with shortcuts the deeper net is no worse than the shallower one
+    s = degradation_result.summary
+    assert s["depth[residual shallow]"] == s["depth[plain shallow]"] < s["depth[residual deep]"]
+    assert s["final_train_loss[residual deep]"] < s["final_train_loss[residual shallow]"] + 0.3
+    assert s["deep_residual_minus_shallow_residual"] == pytest.approx(
+        s["final_train_loss[residual deep]"] - s["final_train_loss[residual shallow]"])
+
+
 def test_degradation_bias_pair_trains(degradation_result):
     df = degradation_result.tables["final"]
     pair = df[df.variant.str.contains("bias")]
@@ -351,6 +360,37 @@ def test_cli_writes_reproducible_figures_and_numbers(tmp_path, capsys):
     assert any(n.endswith(".png") for n in names) and any(n.endswith(".csv") for n in names)
     for name in names:
         assert hashlib.sha256((a / name).read_bytes()).digest() == hashlib.sha256((b / name).read_bytes()).digest()
+
+
+def test_experiment_progress_bar_on_stderr(capsys, monkeypatch):
+    from archstat import progress as P
+    from archstat.experiments._common import progress_steps
+
+    monkeypatch.setattr(P, "enabled", lambda disable=False: not disable)  # as on a terminal
+    with progress_steps("demo", 3) as step:
+        for what in ("first", "second", "third"):
+            step(what)
+    captured = capsys.readouterr()
+    assert "experiment demo" in captured.err and "third" in captured.err  # the current step is shown
+    assert captured.out == ""  # progress never mixes with the numbers on stdout
+
+
+def test_an_experiment_steps_its_bar(monkeypatch):
+    """augment (the cheap one) opens its bar and steps it; the bar itself is tested above."""
+    from contextlib import contextmanager
+
+    import archstat.experiments.augment_gallery as module
+
+    steps: list[str] = []
+
+    @contextmanager
+    def record(name, total):
+        yield steps.append
+        assert name == "augment" and 1 <= len(steps) <= total
+
+    monkeypatch.setattr(module, "progress_steps", record)
+    run_experiment("augment", None, quick=True)
+    assert steps
 
 
 def test_cli_rejects_unknown_name(capsys):

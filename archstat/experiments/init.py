@@ -36,7 +36,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.experiments._common import ExperimentResult, new_figure, save_figure, save_numbers, seed_everything
+from archstat.experiments._common import (ExperimentResult, new_figure, progress_steps, save_figure, save_numbers,
+                                          seed_everything)
 
 SCHEMES = ("0.01", "0.05", "kaiming", "xavier", "xavier_tanh_gain")
 TANH_GAIN = 5.0 / 3.0  # torch.nn.init.calculate_gain("tanh")
@@ -191,8 +192,11 @@ def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> Exper
     """Run the experiment.  The lecture's sizes are cheap, so ``quick`` changes nothing here."""
     seed_everything(seed)
     result = ExperimentResult("init")
-    df, hists = mlp_table(width=4096, layers=6, batch=16, seed=seed)
-    res = residual_table(blocks=8, channels=16, size=16, batch=32, seed=seed)
+    with progress_steps("init", 2) as step:
+        step("the 4096-wide MLP, every activation and init")
+        df, hists = mlp_table(width=4096, layers=6, batch=16, seed=seed)
+        step("residual stacks")
+        res = residual_table(blocks=8, channels=16, size=16, batch=32, seed=seed)
     result.tables = {"mlp": df, "residual": res}
 
     def ratio(act: str, scheme: str) -> float:  # std at layer 6 / std at layer 1
