@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from archstat.errors import ArchstatError
+from archstat.progress import bar
 from archstat.train.data import Splits, batch_stream, select_classes, sequential_batches, stratified_indices
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -85,13 +86,17 @@ class ImageFiles(Dataset):
 
 def streamed_stats(ds: ImageFiles, sample: int = STATS_SAMPLE, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and population std of ``ds``'s raw pixels over at most ``sample`` images (module doc)."""
+    if len(ds) == 0:
+        raise ArchstatError("the training split has no images to compute the normalisation from")
     idx = np.arange(len(ds))
     if len(idx) > sample:
         idx = np.sort(np.random.default_rng(STATS_SEED).choice(idx, sample, replace=False))
     raw = ImageFiles([ds.files[i] for i in idx], ds.labels[idx].numpy(), ds.shape, workers=ds.workers)
     c = ds.shape[0]
     s1, s2, count = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0
-    for x, _ in batch_stream(raw, sequential_batches(len(raw), batch)):
+    batches = sequential_batches(len(raw), batch)
+    for x, _ in bar(batch_stream(raw, batches), "training-split channel statistics", total=len(batches)):
+        # pixels lie in [0, 1], so float64 sums of x and x^2 lose nothing that matters to E[x^2] - E[x]^2
         flat = x.transpose(0, 1).reshape(c, -1).double()
         s1, s2, count = s1 + flat.sum(1), s2 + (flat * flat).sum(1), count + flat.shape[1]
     mean = s1 / count
