@@ -312,10 +312,12 @@ def test_activation_dead_relus_are_provoked(activations_result):
     s = activations_result.summary
     healthy, large, negative = (s[f"dead_channel_share[ReLU|{c}]"] for c in
                                 ("lr 0.05, bias 0 (healthy)", "lr 0.3 (large)", "lr 0.05, bias -0.5 at init"))
-    assert large > healthy and large > 0.02  # a large learning rate kills channels for good
-    assert negative > 0.05
+    assert large > healthy and large > 0.02  # a large learning rate kills channels
+    assert negative >= 0  # some revive as the layers below learn: only "at init" is claimed
     dead = activations_result.tables["dead_relu"]
-    assert (dead[dead.case.str.contains("bias -0.5")].query("activation == 'ReLU'").dead_channel_share_init > 0).all()
+    relu = dead[dead.activation == "ReLU"].set_index("case")
+    assert relu.dead_channel_share_init["lr 0.05, bias -0.5 at init"] > 0.05  # a negative bias: dead from the start
+    assert relu.dead_channel_share_init["lr 0.3 (large)"] == 0  # the large-lr ones died while training
     assert (dead[dead.activation == "LeakyReLU(0.01)"].dead_channel_share == 0).all()  # never zero gradient
     layers = activations_result.tables["dead_relu_layers"]
     assert len(layers) == len(dead) * 4 and layers.dead_channel_share.max() > 0.1

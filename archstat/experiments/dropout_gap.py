@@ -8,14 +8,19 @@ scored in eval mode on the whole training split and on the validation split (nev
 
 Two settings:
 
-- clean labels: digits are easy for this net, so the no-dropout net reaches 100% training accuracy
-  and the measured gap is small either way (the effect on the loss gap is small and on the accuracy
-  gap nil; the numbers say so);
+- clean labels: digits are easy for this net, so both nets reach 100% training accuracy and the gap
+  is small either way; dropout narrows the *loss* gap a little and not the accuracy gap;
 - 30% of the *training* labels replaced by random classes (validation labels untouched): a net that
   memorises the noise fits the wrong labels, its training accuracy on them rises to ~100% while its
   validation accuracy falls; dropout resists the memorisation.  Training accuracy is measured
   against the labels the net was trained with, the noisy ones, so a net that ignores the noise sits
   near 0.7 + 0.3/10 = 73% there.
+
+Measured (full size, 30 epochs, seed 0, reports/experiments/dropout.json, `archstat experiment dropout`):
+clean labels, training - validation accuracy 2.5 points without dropout and 3.1 with it (validation
+loss - training loss 0.103 and 0.088): no regularisation visible in accuracy.  Noisy labels: without
+dropout 97.9% training / 80.8% validation (gap +17.1 points: memorised), with dropout 74.0% / 95.6%
+(it fits the clean 70%, not the noise): there dropout's regularisation is plain.
 """
 from __future__ import annotations
 
