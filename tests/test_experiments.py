@@ -65,6 +65,19 @@ def test_init_tanh_saturates_with_large_weights(init_result):
     assert init_result.summary["tanh_0.01_std_ratio_l6_over_l1"] < 0.2
 
 
+def test_init_xavier_tanh_decays_and_the_tanh_gain_holds(init_result):
+    # Xavier's 1/Din keeps Var(z) = E[a^2], but tanh contracts, so the std still falls layer after layer;
+    # PyTorch's gain 5/3 settles it at a fixed point
+    df = init_result.tables["mlp"]
+    tanh = df[df.activation == "tanh"]
+    xavier = tanh[tanh.init == "xavier"]["std"].to_numpy()
+    gained = tanh[tanh.init == "xavier_tanh_gain"]["std"].to_numpy()
+    assert (xavier[1:] < xavier[:-1]).all() and xavier[-1] / xavier[2] < 0.8
+    assert 0.95 < gained[-1] / gained[2] < 1.05 and gained[-1] > 1.5 * xavier[-1]
+    assert init_result.summary["tanh_xavier_std_ratio_l6_over_l1"] < 0.6
+    assert any("still decays" in n for n in init_result.notes)
+
+
 def test_init_residual_variance(init_result):
     s = init_result.summary
     assert s["residual_kaiming_both_var_growth_per_block"] > 1.5  # grows at every block
@@ -103,6 +116,16 @@ def test_dropout_torch_is_inverted(dropout_result):
     assert s["torch_kept_value"] == pytest.approx(1 / (1 - s["pytorch_dropout_p"]))
     assert s["torch_mean_output"] == pytest.approx(1.0, abs=0.01)
     assert round(s["log10_masks_4096_units"]) == 1233
+
+
+def test_dropout_regularises_noisy_labels(dropout_result):
+    # without dropout the net memorises the noisy training labels; with it, validation accuracy is higher
+    s, key = dropout_result.summary, "30% noisy training labels"
+    assert s[f"val_accuracy[{key}|dropout keep 0.5]"] > s[f"val_accuracy[{key}|no dropout]"] + 0.03
+    assert s[f"train_accuracy[{key}|no dropout]"] > s[f"train_accuracy[{key}|dropout keep 0.5]"] + 0.05
+    gap = dropout_result.tables["regularisation"]
+    assert set(gap.variant) == {"no dropout", "dropout keep 0.5"} and set(gap.setting) == {"clean labels", key}
+    assert (gap.groupby(["setting", "variant"]).epoch.max() == s["regularisation_epochs"]).all()
 
 
 def test_dropout_ensemble_approaches_scaled_net(dropout_result):
@@ -171,6 +194,15 @@ def test_degradation_residual_deep_net_does_not(degradation_result):
         loss = s[f"final_train_loss[{kind} deep]"]
         assert loss < s["final_train_loss[plain deep]"] / 3
         assert loss - s["final_train_loss[plain shallow]"] < 0.3
+
+
+def test_degradation_shallow_residual_beside_the_deep_one(degradation_result):
+    # He et al.'s Figure 4 (right): with shortcuts the deeper net is no worse than the shallower one
+    s = degradation_result.summary
+    assert s["depth[residual shallow]"] == s["depth[plain shallow]"] < s["depth[residual deep]"]
+    assert s["final_train_loss[residual deep]"] < s["final_train_loss[residual shallow]"] + 0.3
+    assert s["deep_residual_minus_shallow_residual"] == pytest.approx(
+        s["final_train_loss[residual deep]"] - s["final_train_loss[residual shallow]"])
 
 
 def test_degradation_bias_pair_trains(degradation_result):
@@ -276,6 +308,21 @@ def test_activation_saturation_and_vanishing_gradient(activations_result):
     assert 0.5 < s["mlp_grad_norm_layer1_over_layer6[kaiming|ReLU]"] < 2
 
 
+def test_activation_dead_relus_are_provoked(activations_result):
+    s = activations_result.summary
+    healthy, large, negative = (s[f"dead_channel_share[ReLU|{c}]"] for c in
+                                ("lr 0.05, bias 0 (healthy)", "lr 0.3 (large)", "lr 0.05, bias -0.5 at init"))
+    assert large > healthy and large > 0.02  # a large learning rate kills channels
+    assert negative >= 0  # some revive as the layers below learn: only "at init" is claimed
+    dead = activations_result.tables["dead_relu"]
+    relu = dead[dead.activation == "ReLU"].set_index("case")
+    assert relu.dead_channel_share_init["lr 0.05, bias -0.5 at init"] > 0.05  # a negative bias: dead from the start
+    assert relu.dead_channel_share_init["lr 0.3 (large)"] == 0  # the large-lr ones died while training
+    assert (dead[dead.activation == "LeakyReLU(0.01)"].dead_channel_share == 0).all()  # never zero gradient
+    layers = activations_result.tables["dead_relu_layers"]
+    assert len(layers) == len(dead) * 4 and layers.dead_channel_share.max() > 0.1
+
+
 def test_activation_training_table(activations_result):
     s = activations_result.summary
     assert s["model"] == "resnet18"
@@ -315,6 +362,37 @@ def test_cli_writes_reproducible_figures_and_numbers(tmp_path, capsys):
     assert any(n.endswith(".png") for n in names) and any(n.endswith(".csv") for n in names)
     for name in names:
         assert hashlib.sha256((a / name).read_bytes()).digest() == hashlib.sha256((b / name).read_bytes()).digest()
+
+
+def test_experiment_progress_bar_on_stderr(capsys, monkeypatch):
+    from archstat import progress as P
+    from archstat.experiments._common import progress_steps
+
+    monkeypatch.setattr(P, "enabled", lambda disable=False: not disable)  # as on a terminal
+    with progress_steps("demo", 3) as step:
+        for what in ("first", "second", "third"):
+            step(what)
+    captured = capsys.readouterr()
+    assert "experiment demo" in captured.err and "third" in captured.err  # the current step is shown
+    assert captured.out == ""  # progress never mixes with the numbers on stdout
+
+
+def test_an_experiment_steps_its_bar(monkeypatch):
+    """augment (the cheap one) opens its bar and steps it; the bar itself is tested above."""
+    from contextlib import contextmanager
+
+    import archstat.experiments.augment_gallery as module
+
+    steps: list[str] = []
+
+    @contextmanager
+    def record(name, total):
+        yield steps.append
+        assert name == "augment" and 1 <= len(steps) <= total
+
+    monkeypatch.setattr(module, "progress_steps", record)
+    run_experiment("augment", None, quick=True)
+    assert steps
 
 
 def test_cli_rejects_unknown_name(capsys):

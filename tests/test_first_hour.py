@@ -67,7 +67,7 @@ def test_googlenet_stem_names_its_lrn_layers(capsys):
 
 
 def test_data_naming_a_file_says_it_is_a_file(tmp_path):
-    from archstat.train.data import folder_splits
+    from archstat.train.folder import folder_splits
 
     f = tmp_path / "images.zip"
     f.write_bytes(b"")

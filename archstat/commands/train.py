@@ -28,6 +28,16 @@ def _input(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of worker processes >= 0, got {text!r}")
+    return n
+
+
 def _classes(text: str) -> list[int]:
     try:
         return [int(c) for c in text.split(",") if c.strip()]
@@ -72,6 +82,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="extra keyword for the model builder, e.g. aux_logits=False (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--workers", type=_workers, default=0, metavar="N",
+                   help="DataLoader processes decoding an image folder's batches (default 0: this process; "
+                        "digits stay in memory)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=positive_int, default=None, help="cap the iterations (schedule spans them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -126,7 +139,7 @@ def config_from(args, **extra):
         schedule=args.schedule, cycles=args.cycles, warmup=args.warmup, augment=args.augment,
         label_smoothing=args.label_smoothing, ema=args.ema, device=args.device, seed=args.seed,
         max_steps=args.max_steps, classes=args.classes, train_per_class=args.train_per_class,
-        model_kw=parse_model_kw(args.model_kw), quiet=args.quiet, threads=args.threads,
+        model_kw=parse_model_kw(args.model_kw), quiet=args.quiet, threads=args.threads, workers=args.workers,
         decay_norm_and_bias=args.decay_norm_and_bias, ema_warmup=args.ema_warmup, clip_grad=args.clip_grad,
         amp=args.amp, channels_last=args.channels_last,
         stochastic_depth=args.stochastic_depth, sync_bn=args.sync_bn, **extra)

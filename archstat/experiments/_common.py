@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import math
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,22 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     random.seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def progress_steps(name: str, total: int) -> Iterator[Callable[[str], None]]:
+    """The experiment's bar on stderr: ``step(what)`` as each of ``total`` units of work starts.
+
+    archstat.progress's bar, so it shows on a terminal and is silent with --quiet or off a terminal.
+    """
+    from archstat.progress import progress, stepper
+
+    bar = progress(total=total, desc=f"experiment {name}", unit="step")
+    try:
+        yield stepper(bar)
+        bar.update(max(0, total - bar.n))  # the last unit is done when the block ends
+    finally:
+        bar.close()
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (6.4, 4.8), **kw: Any):

@@ -7,6 +7,7 @@ checkpoints or schedules: that is all this does.  ``archstat train`` is the full
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -24,8 +25,11 @@ class Budget:
     weight_decay: float = 0.0
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: Budget, *, seed: int) -> list[float]:
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: Budget, *, seed: int,
+          on_epoch: Optional[Callable[[int], None]] = None) -> list[float]:
     """Train in place; return the training loss of every step (train mode, before the update).
+
+    ``on_epoch(e)`` is called as epoch e (1-based) starts: the experiments' progress bars.
 
     The batch order depends on ``seed`` only, so two variants trained with the same seed see the
     same images in the same order.  A step whose loss is not finite stops training (the variant
@@ -40,7 +44,9 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: Budget, *,
     losses: list[float] = []
     steps_per_epoch = -(-len(x) // budget.batch)
     model.train()
-    for _ in range(budget.epochs):
+    for epoch in range(budget.epochs):
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
         for idx in torch.randperm(len(x), generator=gen).split(budget.batch):
             loss = F.cross_entropy(model(x[idx]), y[idx])
             if not torch.isfinite(loss):

@@ -19,7 +19,10 @@ Three measurements:
    measured in the trained CNNs, with the share of "dead" channels (no gradient for any test image
    at any position);
 3. the lecture's CIFAR-10 table at CPU scale: the zoo's ``resnet18`` (torchvision layout, BatchNorm) on
-   digits at 1x16x16, one per activation, same seed, batches, optimiser and steps; test accuracy.
+   digits at 1x16x16, one per activation, same seed, batches, optimiser and steps; test accuracy;
+4. dying ReLUs, provoked with a large learning rate or a negative initial bias in a net without
+   BatchNorm, against Leaky ReLU (:mod:`archstat.experiments.dead_relu`): the trained resnet18s of (3)
+   have no dead channels, so (2)'s ~50% zero gradients are ordinary ReLU sparsity, not dead units.
 """
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.experiments._common import ExperimentResult, new_figure, save_figure, save_numbers, seed_everything
+from archstat.experiments._common import (ExperimentResult, new_figure, progress_steps, save_figure, save_numbers,
+                                          seed_everything)
 from archstat.experiments._train import Budget, evaluate, recalibrate_bn, train
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -131,7 +135,8 @@ def cnn_zero_grad(model: nn.Module, x: torch.Tensor) -> list[dict]:
     return rows
 
 
-def train_table(*, size: int, epochs: int, seed: int, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def train_table(*, size: int, epochs: int, seed: int, names: list[str],
+                step: Callable[[str], None] = lambda _: None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """resnet18 from the zoo with each activation: same seed, batches, optimiser and steps."""
     from archstat.models import get_model
     from archstat.train.data import digits_splits
@@ -144,7 +149,8 @@ def train_table(*, size: int, epochs: int, seed: int, names: list[str]) -> tuple
     for name in names:
         torch.manual_seed(seed)
         model = get_model("resnet18", num_classes=splits.num_classes, in_channels=1, act_layer=ACTIVATIONS[name])
-        losses = train(model, x, y, budget, seed=seed)
+        losses = train(model, x, y, budget, seed=seed,
+                       on_epoch=lambda e, name=name: step(f"resnet18, {name}: epoch {e}/{epochs}"))
         recalibrate_bn(model, x)
         train_loss, train_acc = evaluate(model, x, y)
         test_loss, test_acc = evaluate(model, xte, yte)
@@ -218,14 +224,21 @@ def _plot_accuracy(table: pd.DataFrame, size: int, epochs: int, out: Path, resul
 
 
 def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> ExperimentResult:
+    from archstat.experiments.dead_relu import CASES, dead_relu_table, plot_dead
+
     seed_everything(seed)
-    size, epochs = (8, 1) if quick else (16, 6)
+    size, epochs, dead_epochs = (8, 1, 2) if quick else (16, 6, 8)
     names = ["Sigmoid", "ReLU", "LeakyReLU(0.01)"] if quick else list(ACTIVATIONS)
-    curves = curves_table()
-    mlp = mlp_zero_grad_table(width=4096, layers=6, batch=16, seed=seed)
-    table, cnn = train_table(size=size, epochs=epochs, seed=seed, names=names)
+    dead_acts = {k: ACTIVATIONS[k] for k in ("ReLU", "LeakyReLU(0.01)")}
+    with progress_steps("activations", 1 + len(names) * epochs + len(dead_acts) * len(CASES)) as step:
+        step("curves and the 4096-wide MLP")
+        curves = curves_table()
+        mlp = mlp_zero_grad_table(width=4096, layers=6, batch=16, seed=seed)
+        table, cnn = train_table(size=size, epochs=epochs, seed=seed, names=names, step=step)
+        dead_layers, dead = dead_relu_table(dead_acts, epochs=dead_epochs, seed=seed, on_case=step)
     result = ExperimentResult("activations", tables={"accuracy": table, "mlp_zero_grad": mlp,
-                                                     "cnn_zero_grad": cnn, "curves": curves})
+                                                     "cnn_zero_grad": cnn, "curves": curves,
+                                                     "dead_relu": dead, "dead_relu_layers": dead_layers})
     result.summary = {"model": "resnet18", "input": f"1x{size}x{size}", "epochs": epochs}
     result.summary.update({f"test_accuracy[{r.activation}]": float(r.test_accuracy) for r in table.itertuples()})
     for (init, name), d in mlp.groupby(["init", "activation"], sort=False):
@@ -234,15 +247,20 @@ def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> Exper
     for name, d in cnn.groupby("activation", sort=False):
         result.summary[f"cnn_zero_grad_share[{name}]"] = float(d.zero_grad_share.mean())
         result.summary[f"cnn_dead_channel_share[{name}]"] = float(d.dead_channel_share.mean())
+    for r in dead.itertuples():
+        result.summary[f"dead_channel_share[{r.activation}|{r.case}]"] = float(r.dead_channel_share)
     result.notes += ["PyTorch parameters: LeakyReLU alpha 0.01 (lecture: 0.1), PReLU alpha initialised 0.25, "
                      "GELU exact (lecture's x*sigmoid(1.702x) is an approximation)",
                      "SGD lr 0.05, momentum 0.9, weight decay 5e-4, batch 64; BN statistics recomputed "
                      "over the training split before evaluation",
-                     "one seed; one test image is 0.28 %, so gaps of a few images between the ReLU family are noise"]
+                     "one seed; one test image is 0.28 %, so gaps of a few images between the ReLU family are noise",
+                     f"dead ReLU panel: 4 convs without BN on 8x8 digits, {dead_epochs} epochs, SGD momentum 0.9; "
+                     "a channel is dead when |f'(z)| < 0.005 for every training image at every position"]
     if out is not None:
         _plot_functions(curves, out, result)
         _plot_zero_grads(mlp, cnn, out, result)
         _plot_grad_norms(mlp, out, result)
         _plot_accuracy(table, size, epochs, out, result)
+        plot_dead(dead_layers, dead, dead_epochs, out, result)
     save_numbers(result, out)
     return result

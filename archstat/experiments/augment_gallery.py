@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from archstat.experiments._common import ExperimentResult, new_figure, save_figure, save_numbers, seed_everything
+from archstat.experiments._common import (ExperimentResult, new_figure, progress_steps, save_figure, save_numbers,
+                                          seed_everything)
 
 SIZE = 96
 
@@ -144,9 +145,19 @@ def _plot_randaugment_ops(x: torch.Tensor, names: list[str], out: Path | None, r
 def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> ExperimentResult:
     """The gallery is cheap at any size; ``quick`` changes nothing."""
     seed_everything(seed)
-    x, names = gallery_images(seed)
-    outs, df = run_gallery(x, names, seed)
-    result = ExperimentResult("augment", tables={"gallery": df})
+    with progress_steps("augment", 2) as step:
+        step("every augmentation on the gallery images")
+        x, names = gallery_images(seed)
+        outs, df = run_gallery(x, names, seed)
+        result = ExperimentResult("augment", tables={"gallery": df})
+        step("figures" if out is not None else "summary")
+        _finish(result, df, x, names, outs, out)
+    return result
+
+
+def _finish(result: ExperimentResult, df: pd.DataFrame, x: torch.Tensor, names: list[str], outs: dict,
+            out: Path | None) -> None:
+    """The summary, the figures and the numbers of the gallery."""
     by_t = df.groupby("augmentation", sort=False)
     result.summary = {f"mean_abs_change[{t}]": float(d.mean_abs_change.mean()) for t, d in by_t}
     result.summary["images"] = names
@@ -158,4 +169,3 @@ def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> Exper
         _plot_gallery(x, names, outs, out, result)
         _plot_randaugment_ops(x, names, out, result)
     save_numbers(result, out)
-    return result

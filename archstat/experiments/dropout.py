@@ -17,6 +17,8 @@ to the ensemble like 1/sqrt(M), and the ensemble sits close to, not on, the scal
 
 The lecture's count of masks for a 4096-unit layer, 2^4096, is 10^1233 (4096 * log10 2 = 1233.0);
 the note's "10^1023" is a typo.
+
+Dropout as a regulariser (training vs validation, with and without): :mod:`archstat.experiments.dropout_gap`.
 """
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.experiments._common import ExperimentResult, new_figure, save_figure, save_numbers, seed_everything
+from archstat.experiments._common import (ExperimentResult, new_figure, progress_steps, save_figure, save_numbers,
+                                          seed_everything)
+from archstat.experiments.dropout_gap import gap_table, plot_gap
 
 
 class ThreeLayerNet(nn.Module):
@@ -100,28 +104,6 @@ def convergence_table(net: ThreeLayerNet, x: torch.Tensor, *, keep: float, max_m
     return pd.DataFrame(rows)
 
 
-def train_on_digits(keep: float, *, epochs: int, seed: int) -> tuple[ThreeLayerNet, torch.Tensor, torch.Tensor]:
-    """The lecture's net trained with inverted dropout on 8x8 digits (64 inputs); returns test data."""
-    from archstat.train.data import digits_splits
-
-    splits = digits_splits(input_shape=(1, 8, 8), seed=seed)
-    xtr, ytr = splits.train.tensors
-    xte, yte = splits.test.tensors
-    xtr, xte = xtr.flatten(1), xte.flatten(1)
-    torch.manual_seed(seed)
-    net = ThreeLayerNet(64, 256, splits.num_classes)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(xtr), generator=gen).split(64):
-            loss = nn.functional.cross_entropy(
-                net(xtr[idx], keep=keep, mode="inverted_train", masks=(True, True), gen=gen), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return net, xte, yte
-
-
 @torch.no_grad()
 def ensemble_table(net: ThreeLayerNet, x: torch.Tensor, y: torch.Tensor, *, keep: float, max_masks: int,
                    seed: int) -> tuple[pd.DataFrame, float]:
@@ -144,15 +126,20 @@ def ensemble_table(net: ThreeLayerNet, x: torch.Tensor, y: torch.Tensor, *, keep
 
 
 def _plot_ensemble(df: pd.DataFrame, scaled_acc: float, out: Path | None, result: ExperimentResult) -> None:
-    fig, ax = new_figure(size=(7, 4.6))
-    ax.semilogx(df.masks, 100 * df.ensemble_accuracy, marker="o", label="ensemble: mean softmax of M masks")
-    ax.semilogx(df.masks, 100 * df.agreement_with_scaled, marker="s",
-                label="ensemble's prediction = scaled net's (share of test images)")
-    ax.axhline(100 * scaled_acc, color="k", ls="--", label=f"scaled (test-time) net: {100 * scaled_acc:.1f}%")
-    ax.set(title="Dropout as an ensemble: trained 3-layer net on digits (test split)",
-           xlabel="number of dropout masks averaged, M", ylabel="percent of test images (%)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    """Two quantities, two panels: the ensemble's accuracy, and how often it agrees with the scaled net."""
+    fig, (acc, agree) = new_figure(1, 2, size=(12, 4.6))
+    acc.semilogx(df.masks, 100 * df.ensemble_accuracy, marker="o", label="ensemble: mean softmax of M masks")
+    acc.axhline(100 * scaled_acc, color="k", ls="--", label=f"scaled (test-time) net: {100 * scaled_acc:.1f}%")
+    acc.set(title="Test accuracy", xlabel="number of dropout masks averaged, M", ylabel="test accuracy (%)")
+    agree.semilogx(df.masks, 100 * df.agreement_with_scaled, marker="s", color="C1",
+                   label="ensemble's class = scaled net's class")
+    agree.axhline(100, color="k", ls=":", lw=1, label="full agreement")
+    agree.set(title="Agreement with the scaled net", xlabel="number of dropout masks averaged, M",
+              ylabel="test images where the two predict the same class (%)")
+    for ax in (acc, agree):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Dropout as an ensemble: trained 3-layer net (keep 0.5) on digits, test split")
     save_figure(fig, out, "dropout_ensemble.png", result)
 
 
@@ -184,16 +171,26 @@ def torch_dropout_is_inverted(drop: float, n: int, seed: int) -> dict[str, float
 
 
 def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> ExperimentResult:
+    from archstat.train.data import digits_splits
+
     gen = seed_everything(seed)
     keep = 0.5  # the lecture's p (keep); PyTorch's p = 1 - keep
     max_masks = 1_000 if quick else 20_000
-    net = ThreeLayerNet(64, 256, 10)
-    x = torch.randn(8, 64, generator=gen)
-    df = convergence_table(net, x, keep=keep, max_masks=max_masks, seed=seed)
-    trained, xte, yte = train_on_digits(keep, epochs=5 if quick else 30, seed=seed)
-    ens, scaled_acc = ensemble_table(trained, xte, yte, keep=keep, max_masks=100 if quick else 1000, seed=seed)
-    result = ExperimentResult("dropout", tables={"convergence": df, "ensemble": ens})
+    epochs = 16 if quick else 30
+    with progress_steps("dropout", 2 + 4 * epochs) as step:
+        step("mean of M masks against the test output")
+        net = ThreeLayerNet(64, 256, 10)
+        x = torch.randn(8, 64, generator=gen)
+        df = convergence_table(net, x, keep=keep, max_masks=max_masks, seed=seed)
+        splits = digits_splits(input_shape=(1, 8, 8), seed=seed)
+        gap, trained = gap_table(splits, epochs=epochs, seed=seed, step=step)
+        step("the trained net as an ensemble of masks")
+        xte, yte = splits.test.tensors
+        ens, scaled_acc = ensemble_table(trained, xte.flatten(1), yte, keep=keep,
+                                         max_masks=100 if quick else 1000, seed=seed)
+    result = ExperimentResult("dropout", tables={"convergence": df, "ensemble": ens, "regularisation": gap})
     last = df[df.masks == df.masks.max()].set_index("case").rel_error
+    final = gap[gap.epoch == epochs]
     result.summary = {
         "keep_probability_lecture_p": keep,
         "pytorch_dropout_p": 1 - keep,
@@ -205,16 +202,26 @@ def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> Exper
         "digits_ensemble_test_accuracy": float(ens.ensemble_accuracy.iloc[-1]),
         "digits_ensemble_agreement_with_scaled": float(ens.agreement_with_scaled.iloc[-1]),
         "digits_single_mask_test_accuracy": float(ens.ensemble_accuracy.iloc[0]),
+        "regularisation_epochs": epochs,
     }
+    for r in final.itertuples():
+        key = f"{r.setting}|{r.variant}"
+        result.summary[f"train_accuracy[{key}]"] = float(r.train_accuracy)
+        result.summary[f"val_accuracy[{key}]"] = float(r.val_accuracy)
+        result.summary[f"accuracy_gap[{key}]"] = float(r.train_accuracy - r.val_accuracy)
+        result.summary[f"loss_gap[{key}]"] = float(r.val_loss - r.train_loss)
     result.notes += [
         "lecture p = keep probability; PyTorch nn.Dropout(p) = drop probability",
         "one mask before an affine layer: E[train] = test exactly; the error falls like 1/sqrt(M)",
         "two masks (ReLU in between): the scaled net only approximates the ensemble mean (Jensen gap: "
         "large for the random net, small for the trained one, whose predictions agree with it)",
         "2^4096 = 10^1233 masks for a 4096-unit layer (the note's 10^1023 is a typo)",
+        "regularisation: gap = training - validation accuracy (loss gap = validation - training loss) at the "
+        "last epoch; training accuracy is against the labels trained on (the noisy ones in the noisy setting)",
     ]
     if out is not None:  # drawing is the slow part; skip it when nothing is written
         _plot(df, keep, out, result)
         _plot_ensemble(ens, scaled_acc, out, result)
+        plot_gap(gap, out, result)
     save_numbers(result, out)
     return result

@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from archstat.experiments._common import ExperimentResult, new_figure, save_figure, save_numbers, seed_everything
+from archstat.experiments._common import (ExperimentResult, new_figure, progress_steps, save_figure, save_numbers,
+                                          seed_everything)
 from archstat.experiments._train import Budget, epoch_means, evaluate, train
 
 PIXELS = (27, 28)  # row 3, columns 3 and 4 of the 8x8 image: two strongly correlated pixels
@@ -105,7 +106,8 @@ def _model(kind: str, seed: int) -> nn.Module:
     return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def training_table(xtr, ytr, xte, yte, *, epochs: int, lrs: tuple[float, ...], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def training_table(xtr, ytr, xte, yte, *, epochs: int, lrs: tuple[float, ...], seed: int,
+                   step: Callable[[str], None] = lambda _: None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (model, preprocessing, lr): the training loss of every epoch, and the final numbers."""
     transforms = fit_transforms(xtr)
     curves, finals = [], []
@@ -114,6 +116,7 @@ def training_table(xtr, ytr, xte, yte, *, epochs: int, lrs: tuple[float, ...], s
         for name, f in transforms.items():
             a, b = f(xtr).float(), f(xte).float()
             for lr in lrs:
+                step(f"{kind}, {name}, lr {lr:g}")
                 model = _model(kind, seed)
                 losses = train(model, a, ytr, Budget(epochs=epochs, batch=64, lr=lr), seed=seed)
                 per_epoch = epoch_means(losses, steps)
@@ -182,12 +185,14 @@ def run(out: Path | None = None, *, quick: bool = False, seed: int = 0) -> Exper
     seed_everything(seed)
     xtr, ytr, xte, yte = raw_digits(seed)
     lrs = (0.01, 0.1) if quick else (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
-    curves, finals = training_table(xtr, ytr, xte, yte, epochs=3 if quick else 5, lrs=lrs, seed=seed)
-    views = _pair_views(xtr)
+    with progress_steps("preprocess", 2 * len(fit_transforms(xtr)) * len(lrs) + 1) as step:
+        curves, finals = training_table(xtr, ytr, xte, yte, epochs=3 if quick else 5, lrs=lrs, seed=seed, step=step)
+        step("pixel pairs and the loss's sensitivity to the weights")
+        views = _pair_views(xtr)
+        sens = weight_sensitivity(xtr, ytr, seed=seed)
     pair_stats = pd.DataFrame([{"view": k, "mean_0": float(v[:, 0].mean()), "mean_1": float(v[:, 1].mean()),
                                 "var_0": float(v[:, 0].var()), "var_1": float(v[:, 1].var()),
                                 "corr": float(np.corrcoef(v.numpy().T)[0, 1])} for k, v in views.items()])
-    sens = weight_sensitivity(xtr, ytr, seed=seed)
     result = ExperimentResult("preprocess", tables={"pair_stats": pair_stats, "sensitivity": sens,
                                                     "final": finals, "curves": curves})
     whitened = fit_transforms(xtr)["PCA-whitened"](xtr)

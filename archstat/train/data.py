@@ -1,37 +1,38 @@
 """Datasets that need no download: scikit-learn's digits, or any ImageFolder-style directory.
 
-Both return :class:`Splits`: three ``TensorDataset``s of float32 ``N x C x H x W`` images and int64
-labels, normalised per channel with statistics of the *training* split only, as the lecture does:
+Both return :class:`Splits`: three datasets of float32 ``C x H x W`` images and int64 labels,
+normalised per channel with statistics of the *training* split only, as the lecture does:
 
     x'[n, c, i, j] = (x[n, c, i, j] - mean_c) / std_c,
     mean_c = mean over (n in train, i, j) of x[n, c, i, j],  std_c likewise (population std).
 
-Using the validation/test images for these statistics would leak them into training.
+Using the validation/test images for these statistics would leak them into training.  Digits are
+small and live in memory (``TensorDataset``); an image folder is decoded lazily, image by image, in
+DataLoader workers (:mod:`archstat.train.folder`).  :func:`batch_stream` reads batches from either.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from archstat.errors import ArchstatError
 
 TEST_SPLIT_SEED = 0  # the test split never depends on --seed
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 @dataclass
 class Splits:
     """Train / validation / test sets with the normalisation they share."""
 
-    train: TensorDataset
-    val: TensorDataset
-    test: TensorDataset
+    train: Dataset  # TensorDataset (digits) or folder.ImageFiles (decoded on access)
+    val: Dataset
+    test: Dataset
     num_classes: int
     mean: torch.Tensor  # (C,), of the raw [0, 1] training pixels
     std: torch.Tensor  # (C,)
@@ -73,7 +74,7 @@ def _fit(x: torch.Tensor, shape: tuple[int, int, int], mode: str) -> torch.Tenso
     return x.contiguous()
 
 
-def _stratified_indices(labels: np.ndarray, seed: int, val: float, test: float) -> tuple[np.ndarray, ...]:
+def stratified_indices(labels: np.ndarray, seed: int, val: float, test: float) -> tuple[np.ndarray, ...]:
     """Stratified (train, val, test) index split; every class keeps its proportion.
 
     The test split is drawn with its own fixed seed (``TEST_SPLIT_SEED``), so ``--seed`` reshuffles
@@ -88,10 +89,13 @@ def _stratified_indices(labels: np.ndarray, seed: int, val: float, test: float) 
     return np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
 
 
-def make_splits(images: torch.Tensor, labels: np.ndarray, parts: Sequence[np.ndarray],
-                 shape: tuple[int, int, int], mode: str, class_names: list[str],
-                 classes: Sequence[int] | None, train_per_class: int | None, seed: int) -> Splits:
-    """Select classes (relabelled 0..k-1 in the given order), fit the shape, normalise by train stats."""
+def select_classes(labels: np.ndarray, parts: Sequence[np.ndarray], class_names: list[str],
+                   classes: Sequence[int] | None, train_per_class: int | None,
+                   seed: int) -> tuple[np.ndarray, tuple[np.ndarray, ...], list[str]]:
+    """Keep ``classes`` (relabelled 0..k-1 in the given order) and at most ``train_per_class`` training rows each.
+
+    Returns the relabelled labels, the (train, val, test) rows left and the class names kept.
+    """
     names = class_names
     if classes is not None:
         classes = list(classes)
@@ -108,12 +112,19 @@ def make_splits(images: torch.Tensor, labels: np.ndarray, parts: Sequence[np.nda
         rng = np.random.default_rng(seed)
         keep = [rng.permutation(train_idx[labels[train_idx] == k])[:train_per_class] for k in range(len(names))]
         train_idx = np.sort(np.concatenate(keep))
-    parts = [train_idx, *parts[1:]]
+    return labels, (train_idx, *parts[1:]), list(names)
+
+
+def make_splits(images: torch.Tensor, labels: np.ndarray, parts: Sequence[np.ndarray],
+                 shape: tuple[int, int, int], mode: str, class_names: list[str],
+                 classes: Sequence[int] | None, train_per_class: int | None, seed: int) -> Splits:
+    """In-memory splits: select classes, fit the shape, normalise by the training split's statistics."""
+    labels, parts, names = select_classes(labels, parts, class_names, classes, train_per_class, seed)
     xs = [_fit(images[torch.as_tensor(p)], shape, mode) for p in parts]
     mean, std = channel_stats(xs[0])
     sets = [TensorDataset((x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1), torch.as_tensor(labels[p]))
             for x, p in zip(xs, parts)]
-    return Splits(sets[0], sets[1], sets[2], len(names), mean, std, tuple(shape), list(names), tuple(parts))
+    return Splits(sets[0], sets[1], sets[2], len(names), mean, std, tuple(shape), names, tuple(parts))
 
 
 def digits_splits(input_shape: tuple[int, int, int] = (1, 32, 32), seed: int = 0,
@@ -135,88 +146,44 @@ def digits_splits(input_shape: tuple[int, int, int] = (1, 32, 32), seed: int = 0
     digits = load_digits()
     images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
     labels = np.asarray(digits.target, dtype=np.int64)
-    parts = _stratified_indices(labels, seed, val_fraction, test_fraction)
+    parts = stratified_indices(labels, seed, val_fraction, test_fraction)
     return make_splits(images, labels, parts, shape, mode, [str(d) for d in range(10)],
                         classes, train_per_class, seed)
 
 
-def _scan(root: Path) -> tuple[list[Path], list[int], list[str]]:
-    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files, labels = [], []
-    for k, name in enumerate(names):
-        for f in sorted((root / name).rglob("*")):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(f)
-                labels.append(k)
-    return files, labels, names
+def sequential_batches(n: int, batch: int) -> list[list[int]]:
+    """``[[0 .. batch-1], [batch .. 2 batch-1], ...]``: every index once, in order."""
+    return [list(range(i, min(i + batch, n))) for i in range(0, n, batch)]
 
 
-def _read_images(files: Sequence[Path], channels: int, size: tuple[int, int]) -> torch.Tensor:
-    """Decode with PIL to grey or RGB, resize bilinearly to ``size`` and scale to [0, 1]."""
-    from PIL import Image
+def batch_stream(ds: Dataset, batches: Sequence[Sequence[int]],
+                 workers: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(x, y)`` for each index list in ``batches``, in order.
 
-    out = np.empty((len(files), size[0], size[1], 3 if channels == 3 else 1), dtype=np.float32)
-    for i, f in enumerate(files):
-        try:
-            with Image.open(f) as im:
-                im = im.convert("RGB" if channels == 3 else "L").resize((size[1], size[0]), Image.BILINEAR)
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-        except OSError as exc:
-            raise ArchstatError(f"cannot read image {f}: {exc}") from None
-        out[i] = arr.reshape(size[0], size[1], -1)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-
-
-def folder_splits(path: str | Path, input_shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0,
-                  classes: Sequence[int] | None = None, *, val_fraction: float = 0.2,
-                  test_fraction: float = 0.2, train_per_class: int | None = None) -> Splits:
-    """An ImageFolder-style directory: ``root/<class>/<image>`` (class = sorted sub-folder name).
-
-    If ``root`` has ``train/`` (and optionally ``val/``, ``test/``) sub-folders with the same class
-    folders, those splits are used as given; otherwise one stratified split is drawn by ``seed``.
+    A ``TensorDataset`` is indexed directly; any other dataset (an image folder) goes through a
+    DataLoader whose ``workers`` processes (default: the dataset's own ``workers``) decode the
+    images while the caller computes.  A decoding error raised in a worker stays one line.
     """
-    root = Path(path)
-    if root.is_file():
-        raise ArchstatError(f"--data {str(path)!r} is a file; give digits or an ImageFolder directory "
-                            "(root/<class>/<image>)")
-    if not root.is_dir():
-        raise ArchstatError(f"data folder {str(path)!r} does not exist (expected digits or an ImageFolder directory)")
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) != 3 or shape[0] not in (1, 3):
-        raise ArchstatError(f"image folders need a 1xHxW or 3xHxW input, got {'x'.join(map(str, shape))}")
-    if (root / "train").is_dir():
-        files, labels, names = _scan(root / "train")
-        sizes = [len(files)]
-        for split in ("val", "test"):
-            if (root / split).is_dir():
-                f2, l2, n2 = _scan(root / split)
-                if n2 != names:
-                    raise ArchstatError(f"{root / split} has classes {n2}, train has {names}")
-                files, labels = files + f2, labels + l2
-                sizes.append(len(f2))
-            else:
-                sizes.append(0)
-        if sizes[1] == 0 or sizes[2] == 0:
-            raise ArchstatError(f"{root} has train/ but lacks a non-empty val/ or test/ folder")
-        bounds = np.cumsum([0, *sizes])
-        parts = tuple(np.arange(bounds[i], bounds[i + 1]) for i in range(3))
-    else:
-        files, labels, names = _scan(root)
-        parts = None
-    if len(names) < 2 or not files:
-        raise ArchstatError(f"{root} needs at least two class sub-folders with images in them")
-    label_arr = np.asarray(labels, dtype=np.int64)
-    if parts is None:
-        if np.bincount(label_arr).min() < 3:
-            raise ArchstatError(f"{root}: every class needs at least 3 images for a train/val/test split")
-        parts = _stratified_indices(label_arr, seed, val_fraction, test_fraction)
-    images = _read_images(files, shape[0], shape[1:])
-    return make_splits(images, label_arr, parts, shape, "resize", names, classes, train_per_class, seed)
+    if isinstance(ds, TensorDataset):
+        for idx in batches:
+            idx = torch.as_tensor(idx, dtype=torch.long)
+            yield ds.tensors[0][idx], ds.tensors[1][idx]
+        return
+    workers = getattr(ds, "workers", 0) if workers is None else workers
+    dl = DataLoader(ds, batch_sampler=[list(b) for b in batches], num_workers=workers)
+    try:
+        yield from dl
+    except ArchstatError as exc:  # a worker's error arrives wrapped with its traceback
+        text = str(exc).strip().splitlines()
+        raise ArchstatError(text[-1].split("ArchstatError: ", 1)[-1] if text else "a data worker failed") from None
 
 
 def load_splits(data: str, input_shape: tuple[int, int, int], seed: int = 0,
-                classes: Sequence[int] | None = None, **kwargs) -> Splits:
-    """``"digits"`` or a directory path -> Splits (what ``--data`` accepts)."""
+                classes: Sequence[int] | None = None, *, workers: int = 0, **kwargs) -> Splits:
+    """``"digits"`` (in memory; ``workers`` unused) or a directory path (decoded lazily by ``workers``
+    DataLoader processes) -> Splits (what ``--data`` accepts)."""
     if data == "digits":
         return digits_splits(input_shape, seed, classes, **kwargs)
-    return folder_splits(data, input_shape, seed, classes, **kwargs)
+    from archstat.train.folder import folder_splits  # folder builds on this module
+
+    return folder_splits(data, input_shape, seed, classes, workers=workers, **kwargs)

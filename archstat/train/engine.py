@@ -9,12 +9,14 @@ one-hot labels.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import BatchSampler, DistributedSampler, TensorDataset
+from torch.utils.data import BatchSampler, Dataset, DistributedSampler, TensorDataset
+
+from archstat.train.data import batch_stream, sequential_batches
 
 AUX_WEIGHT = 0.3
 
@@ -68,11 +70,19 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch: int = 256,
     return torch.cat(out) if out else torch.empty(0)
 
 
-def evaluate(model: nn.Module, ds: TensorDataset, batch: int = 256,
+def evaluate(model: nn.Module, ds: Dataset, batch: int = 256,
              device: torch.device | str | None = None) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` on a dataset, in eval mode."""
-    x, y = ds.tensors
-    logits = predict_logits(model, x, batch, device)
+    """(mean cross-entropy, accuracy) of ``model`` on a dataset, in eval mode.
+
+    An in-memory ``TensorDataset`` is scored at once; an image folder streams through its workers.
+    """
+    if isinstance(ds, TensorDataset):
+        x, y = ds.tensors
+        logits = predict_logits(model, x, batch, device)
+    else:
+        parts = [(predict_logits(model, xb, batch, device), yb)
+                 for xb, yb in batch_stream(ds, sequential_batches(len(ds), batch))]
+        logits, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
 
 
@@ -90,11 +100,6 @@ def epoch_batches(n: int, batch: int, epoch: int, seed: int, rank: int = 0, worl
     sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
     sampler.set_epoch(epoch)
     return iter(BatchSampler(sampler, batch, drop_last=len(sampler) > batch))
-
-
-def take(ds: TensorDataset, idx: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    idx = torch.as_tensor(idx)
-    return ds.tensors[0][idx], ds.tensors[1][idx]
 
 
 def count_params(model: nn.Module) -> int:

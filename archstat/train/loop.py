@@ -20,8 +20,8 @@ from torch import nn
 
 from archstat.errors import ArchstatError
 from archstat.train import dist as D
-from archstat.train.data import Splits
-from archstat.train.engine import correct, evaluate, freeze_batchnorm, progress_bar, take
+from archstat.train.data import Splits, batch_stream
+from archstat.train.engine import correct, evaluate, freeze_batchnorm, progress_bar
 from archstat.train.metrics import MetricsCSV, plot_curves
 from archstat.train.state import LoopState, prepare, resume, save_epoch, summarise, train_step
 
@@ -65,6 +65,7 @@ class TrainConfig:
     quiet: bool = False
     freeze_bn: bool = False  # BatchNorm in eval mode while training (transfer learning)
     threads: int | None = None  # torch intra-op threads; 1 is fastest for small models on a busy CPU
+    workers: int = 0  # DataLoader processes decoding an image folder (digits stay in memory)
 
 
 @dataclass
@@ -141,10 +142,10 @@ def _epoch(st: LoopState, cfg: TrainConfig, epoch: int, env: D.DistEnv, bar, log
     t_epoch, seen, loss_sum, corr_sum = time.perf_counter(), 0, 0.0, 0.0
     batches = list(st.batches(epoch))
     row: dict[str, Any] = {}
-    for i, idx in enumerate(batches):
+    # in memory (digits) or decoded by cfg.workers DataLoader processes while the model trains (a folder)
+    for i, (idx, (x, y)) in enumerate(zip(batches, batch_stream(st.splits.train, batches, cfg.workers))):
         if st.step >= st.total:
             break
-        x, y = take(st.splits.train, idx)
         loss_v, logits, y, lr = train_step(st, cfg, x, y)
         c, n = correct(logits.detach().float(), y), len(idx)
         seen, loss_sum, corr_sum = seen + n, loss_sum + loss_v * n, corr_sum + c

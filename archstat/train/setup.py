@@ -74,8 +74,8 @@ def check_input_fits(model: nn.Module, shape: tuple[int, int, int], spec: str) -
 
 
 def load_data(data: str, input_shape: tuple[int, ...] | None, model: str, seed: int = 0,
-              classes: Sequence[int] | None = None, train_per_class: int | None = None) -> Splits:
+              classes: Sequence[int] | None = None, train_per_class: int | None = None, workers: int = 0) -> Splits:
     shape = tuple(input_shape) if input_shape else default_input(model, data)
     if len(shape) != 3:
         raise ArchstatError(f"training needs a CxHxW input, got {'x'.join(map(str, shape))}")
-    return load_splits(data, shape, seed=seed, classes=classes, train_per_class=train_per_class)
+    return load_splits(data, shape, seed=seed, classes=classes, train_per_class=train_per_class, workers=workers)

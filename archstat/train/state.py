@@ -68,7 +68,8 @@ def prepare(cfg, splits: Splits | None, model: nn.Module | None, env: D.DistEnv)
         raise ArchstatError(f"--ema decay must be in (0, 1), got {cfg.ema}")
     if cfg.clip_grad is not None and cfg.clip_grad <= 0:
         raise ArchstatError(f"--clip-grad must be > 0, got {cfg.clip_grad}")
-    splits = splits or load_data(cfg.data, cfg.input_shape, cfg.model, cfg.seed, cfg.classes, cfg.train_per_class)
+    splits = splits or load_data(cfg.data, cfg.input_shape, cfg.model, cfg.seed, cfg.classes, cfg.train_per_class,
+                                 cfg.workers)
     if model is None:
         model = build_model(cfg.model, splits.num_classes, splits.input_shape[0], cfg.seed, cfg.model_kw)
         check_input_fits(model, splits.input_shape, cfg.model)
@@ -80,8 +81,9 @@ def prepare(cfg, splits: Splits | None, model: nn.Module | None, env: D.DistEnv)
             print(D.SYNC_BN_NOTICE, file=sys.stderr)
         model, _ = D.sync_batchnorm(model, env)
     model = model.to(env.device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
-    pipeline = (parse_augment(cfg.augment, splits.num_classes, splits.denormalise(splits.train.tensors[0]))
-                if cfg.augment else None)
+    # only PCA lighting needs every training image at once (an image folder is otherwise never decoded whole)
+    raw = splits.denormalise(splits.train.tensors[0]) if "pca" in cfg.augment else None
+    pipeline = parse_augment(cfg.augment, splits.num_classes, raw) if cfg.augment else None
     opt = build_optimizer(param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias), cfg.optimizer, cfg.lr,
                           cfg.weight_decay, cfg.momentum)
 
