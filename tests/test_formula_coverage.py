@@ -56,7 +56,7 @@ class Elementwise(nn.Module):
         z = z + torch.maximum(z, pos) + torch.minimum(z, pos)
         masks = [z == pos, z != pos, z >= pos, z <= pos, z < pos]
         z = sum((z * m for m in masks), z) + torch.amax(z, 1, keepdim=True) + torch.amin(z, 1, keepdim=True) + z.sum(1, keepdim=True)
-        z = z + z.detach().contiguous() + torch.zeros_like(z) + torch.full_like(z, 2) + torch.empty_like(z) * 0
+        z = z + z.detach().contiguous() + torch.zeros_like(z) + torch.full_like(z, 2) + (torch.empty_like(z) > 0) * 0.0
         z = z + 0 * torch.rand_like(z) + 0 * torch.randn_like(z)
         a, b = torch.split(z, 2, 1)
         c, d = torch.chunk(z, 2, 1)

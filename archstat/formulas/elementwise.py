@@ -19,6 +19,28 @@ ELEMENTWISE = ("add", "sub", "mul", "div", "floordiv", "pow", "maximum", "minimu
                "rsub", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "clamp", "where")
 
 
+FLOAT_RESULT = ("div", "exp", "log", "sqrt", "rsqrt")
+DEFAULT_OF_CATEGORY = {1: torch.int64, 3: torch.complex64}
+
+
+def category(dtype: torch.dtype) -> int:
+    """bool 0 < integer 1 < floating 2 < complex 3: the order in which PyTorch lets a scalar promote."""
+    if dtype == torch.bool:
+        return 0
+    return 3 if dtype.is_complex else 2 if dtype.is_floating_point else 1
+
+
+def with_scalars(dtype: torch.dtype, scalars: list) -> torch.dtype:
+    """``torch.result_type`` with Python scalars: a scalar of a higher category than the tensors gives
+    that category's default dtype (``bool_mask * 0.5`` is float32, ``int_tensor + 1.5`` float32);
+    otherwise the tensors' dtype stands (``half_tensor * 2.0`` stays half)."""
+    for s in scalars:
+        cat = 0 if isinstance(s, bool) else 1 if isinstance(s, int) else 2 if isinstance(s, float) else 3
+        if cat > category(dtype):
+            dtype = torch.get_default_dtype() if cat == 2 else DEFAULT_OF_CATEGORY[cat]
+    return dtype
+
+
 @register_function(*ELEMENTWISE)
 def elementwise_function(args: tuple, kwargs: dict) -> Cost:
     tensors = [a for a in args if isinstance(a, TensorSpec)]
@@ -26,9 +48,14 @@ def elementwise_function(args: tuple, kwargs: dict) -> Cost:
     for t in tensors:
         shape = broadcast_shapes(shape, t.shape)
     inplace = bool(kwargs.get("inplace", False))
+    fn = kwargs.get("_fn")
     # the result has the promoted dtype of the tensor operands (``mask * x`` is float); where's condition is not one
-    values = tensors[1:] if kwargs.get("_fn") == "where" and len(tensors) > 1 else tensors
+    values = tensors[1:] if fn == "where" and len(tensors) > 1 else tensors
     dtype = functools.reduce(torch.promote_types, [t.dtype for t in values])
+    scalars = [a for a in (args[1:] if fn == "where" else args) if isinstance(a, (bool, int, float, complex))]
+    dtype = with_scalars(dtype, scalars)
+    if fn in FLOAT_RESULT and category(dtype) < 2 and kwargs.get("rounding_mode") is None:
+        dtype = torch.get_default_dtype()  # true division, exp, log and roots of integers are floating
     out = tensors[0] if inplace else TensorSpec(tuple(shape), dtype)  # in place: the same tensor, same strides
     return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,
                 hparams={"fn": kwargs.get("_fn", "elementwise"), "inplace": inplace, "tensor_args": len(tensors)})
