@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,7 +12,9 @@ from archstat.train.ensemble import ensemble_probs, independent_ensemble, snapsh
 from archstat.train.loop import TrainConfig, train
 from archstat.train.setup import load_data
 from archstat.train.ema import EMA, warmed_decay
-from archstat.train.transfer import linear_probe, replace_head, transfer_table
+from archstat.errors import ArchstatError
+from archstat.train.probe import PROBE_CS, choose_c, linear_probe, stage_features
+from archstat.train.transfer import in_source_norm, replace_head, transfer_table
 from archstat.train.tta import shift, ten_crops, tta_line, tta_report, views_from_augment
 
 TINY = "archstat.train.tiny:tiny_cnn"
@@ -108,7 +111,7 @@ def test_replace_head_and_linear_probe(splits):
     assert m[-1] is head and head.out_features == 3 and torch.equal(m[0].weight, old)
     pre = train(cfg(epochs=2, classes=[0, 1, 2, 3, 4]), splits=None).model
     tgt = load_data("digits", (1, 12, 12), TINY, 0, [5, 6, 7, 8, 9], 10)
-    probe = linear_probe(pre, tgt)
+    probe = linear_probe(pre, tgt.train.tensors, {"test": tgt.test.tensors}, stages=False)
     assert probe["weight"].shape == (5, pre[-1].in_features) and 0.5 < probe["test_acc"] <= 1
     # the probe folded into one linear layer scores what the probe scored
     model = copy.deepcopy(pre)
@@ -121,13 +124,53 @@ def test_replace_head_and_linear_probe(splits):
     assert abs(acc - probe["test_acc"]) < 0.01
 
 
+def test_stage_features_pool_each_spatial_size_then_the_penultimate():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 1),
+                      nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+    x = torch.randn(5, 1, 8, 8)
+    f = stage_features(m, x)
+    with torch.no_grad():
+        a1 = m[1](m[0](x))  # the ReLU's output replaces the conv's (same 8x8 size)
+        a2 = m[3](m[2](a1))
+    want = torch.cat([a1.mean((2, 3)), a2.mean((2, 3)), a2.flatten(1)], 1)
+    assert f.shape == (5, 3 + 4 + 64) and torch.allclose(torch.as_tensor(f), want, atol=1e-6)
+    assert stage_features(m, x, stages=False).shape == (5, 64)
+
+
+def test_probe_regularisation_is_chosen_by_cross_validation_on_the_labelled_images():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 5)
+    informative = rng.normal(size=(15, 2)) + 3 * np.eye(3)[y][:, :2]
+    z = np.concatenate([informative, rng.normal(size=(15, 200))], 1)  # 200 noise features: C must be small
+    c, acc = choose_c(z, y)
+    assert c <= 0.1 and acc > 0.6
+    with pytest.raises(ArchstatError, match="at least 2 labelled images per class"):
+        choose_c(z[:4], np.array([0, 1, 2, 2]))
+
+
+def test_in_source_norm_feeds_target_pixels_in_the_source_normalisation():
+    src = load_data("digits", (1, 12, 12), TINY, 0, [0, 1, 2, 3, 4], None)
+    tgt = load_data("digits", (1, 12, 12), TINY, 0, [5, 6, 7, 8, 9], 5)
+    view = in_source_norm(tgt, src)
+    assert torch.allclose(src.denormalise(view.test.tensors[0]), tgt.denormalise(tgt.test.tensors[0]), atol=1e-5)
+    assert not torch.allclose(view.train.tensors[0], tgt.train.tensors[0])
+    assert torch.equal(view.train.tensors[1], tgt.train.tensors[1]) and len(view.val) == len(tgt.val)
+
+
 def test_transfer_table_has_four_measured_cells(tmp_path):
     lines = []
-    r = transfer_table(cfg(epochs=2, out=str(tmp_path)), little=5, target_iters=60, log=lines.append)
+    r = transfer_table(cfg(epochs=2, out=str(tmp_path)), little=5, target_iters=60, draws=2, log=lines.append)
     assert set(r["cells"]) == {"little/similar", "much/similar", "little/different", "much/different"}
-    assert r["target_test_images"] == 180 and r["cells"]["little/similar"]["target_train_images"] == 25
+    little = r["cells"]["little/similar"]
+    assert r["target_test_images"] == 180 and little["target_train_images"] == 25
+    assert little["draws"] == 2 and r["cells"]["much/similar"]["draws"] == 1
+    per = [d["linear_frozen"] for d in little["per_draw"]]
+    assert little["linear_frozen"] == pytest.approx(np.mean(per)) and little["linear_frozen_std"] == pytest.approx(np.std(per, ddof=1))
+    assert [d["target_train_images"] for d in little["per_draw"]] == [25, 25]
     for c in r["cells"].values():
         assert 0.2 <= c["scratch"] <= 1 and 0 <= c["linear_frozen"] <= 1 and 0 <= c["fine_tune"] <= 1
+        assert 0 <= c["linear_penultimate"] <= 1 and c["per_draw"][0]["probe_C"] in PROBE_CS
         helps = max(c["linear_frozen"], c["fine_tune"]) >= c["scratch"] + 0.0005
         assert ("transfer helps" in c["verdict"]) == helps and ("does not help" in c["verdict"]) == (not helps)
     assert "| target data | source |" in lines[-1] and lines[-1].count("\n| ") == 5

@@ -119,7 +119,7 @@ def run_after(cfg, args) -> int:
         from archstat.train.transfer import transfer_table
 
         print("transfer learning, the lecture's 2x2 table (target digits 5-9):", flush=True)
-        report["transfer"] = transfer_table(cfg, little=args.transfer_per_class)
+        report["transfer"] = transfer_table(cfg, little=args.transfer_per_class, draws=args.transfer_draws)
     if args.ensemble or args.snapshots:
         splits = load_data(cfg.data, cfg.input_shape, cfg.model, cfg.seed, cfg.classes, cfg.train_per_class)
     if args.ensemble:

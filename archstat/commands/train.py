@@ -117,6 +117,8 @@ def register(subparsers) -> None:
     a.add_argument("--transfer", action="store_true",
                    help="the lecture's 2x2 table: little/much digits 5-9 data x similar (digits 0-4)/different source")
     a.add_argument("--transfer-per-class", type=positive_int, default=5, metavar="N", help="'little data' (default 5)")
+    a.add_argument("--transfer-draws", type=positive_int, default=1, metavar="K",
+                   help="average the little-data cells over K random draws of the target images (default 1)")
     a.add_argument("--tta", action="store_true",
                    help="also score test-time augmentation built from --augment (and resize + centre crop)")
     p.set_defaults(func=run)

@@ -6,11 +6,15 @@ Target: digits 5-9.  Rows: *little* target data (``little`` images per class, 5 
 natural-image patches, :mod:`archstat.train.sources`).  In each cell, three methods on the same
 target test split (the 5-9 images of the fixed test split):
 
-1. *Linear on frozen features*: the pre-trained network up to its classifier, in eval mode, gives a
-   feature vector per image; an L2-regularised logistic regression on the standardised features is
-   the new classifier, its ``C`` chosen on the target validation split.
-2. *Fine-tuning*: the classifier replaced by (1)'s (the "linear probe, then fine-tune" order of
-   Kumar et al. 2022), then every weight trained at a tenth of the LR, BatchNorm frozen.
+1. *Linear on frozen features*: the pre-trained network in eval mode, fed the target images in the
+   source's normalisation, gives the pooled output of each stage and the classifier's input
+   (:mod:`archstat.train.probe`); an L2-regularised logistic regression on the standardised
+   features is the new classifier, its ``C`` chosen by cross-validation on the labelled target
+   images alone.  The same probe on the penultimate features only is reported beside it: a
+   5-class network's last features have collapsed onto its own classes and read digits 5-9 worse.
+2. *Fine-tuning*: the classifier replaced by the penultimate probe (the "linear probe, then
+   fine-tune" order of Kumar et al. 2022), then every weight trained at a tenth of the LR,
+   BatchNorm frozen.
 3. *From scratch*: the same architecture trained on the target data alone (the baseline).
 
 The lecture's reading: with little data and a similar source, a linear classifier on frozen features
@@ -26,23 +30,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from archstat.errors import ArchstatError
 from archstat.train.data import Splits
-from archstat.train.engine import model_device
-from archstat.train.loop import TrainConfig, train
+from archstat.train.loop import Run, TrainConfig, train
+from archstat.train.probe import classifier_name, linear_probe
 from archstat.train.setup import load_data
 
-PROBE_CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 FINE_TUNE_CLIP = 5.0
-
-
-def classifier_name(model: nn.Module) -> str:
-    """The main classifier: the last ``nn.Linear`` outside auxiliary heads."""
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and "aux" not in n]
-    if not names:
-        raise ArchstatError("transfer learning needs a model whose classifier is an nn.Linear")
-    return names[-1]
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
@@ -58,47 +54,23 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     return head
 
 
-@torch.no_grad()
-def features(model: nn.Module, x: torch.Tensor, batch: int = 256) -> np.ndarray:
-    """Eval-mode inputs of the classifier (the penultimate features) for all of ``x``."""
-    head = model.get_submodule(classifier_name(model))
-    grabbed: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda m, inp, out: grabbed.append(inp[0].flatten(1).float().cpu()))
-    was, dev = model.training, model_device(model)
-    model.eval()
-    try:
-        for i in range(0, len(x), batch):
-            model(x[i:i + batch].to(dev))
-    finally:
-        hook.remove()
-        model.train(was)
-    return torch.cat(grabbed).numpy()
+def in_source_norm(tgt: Splits, src: Splits) -> Splits:
+    """The target splits normalised as the pre-trained network saw its inputs, ``(x s_t + m_t - m_s) / s_s``
+    (statistics of 25 target images would shift every activation the frozen layers compute)."""
+    view = (1, -1, 1, 1)
+
+    def move(d: TensorDataset) -> TensorDataset:
+        x, y = d.tensors
+        return TensorDataset((x * tgt.std.view(view) + tgt.mean.view(view) - src.mean.view(view)) / src.std.view(view), y)
+
+    return dataclasses.replace(tgt, train=move(tgt.train), val=move(tgt.val), test=move(tgt.test),
+                               mean=src.mean.clone(), std=src.std.clone())
 
 
-def standardiser(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and scale of training features; scales floored at 1% of the median so that near-constant
-    features (dead units) are not blown up into huge probe weights."""
-    mean, sd = f.mean(axis=0), f.std(axis=0)
-    floor = 0.01 * float(np.median(sd[sd > 0])) if (sd > 0).any() else 1.0
-    return mean, np.maximum(sd, floor)
-
-
-def linear_probe(model: nn.Module, tgt: Splits) -> dict[str, Any]:
-    """Logistic regression on frozen, standardised features; ``C`` by validation accuracy."""
-    from sklearn.linear_model import LogisticRegression
-
-    (xtr, ytr), (xva, yva), (xte, yte) = (s.tensors for s in (tgt.train, tgt.val, tgt.test))
-    raw = features(model, xtr)
-    mean, scale = standardiser(raw)
-    ftr, fva, fte = ((f - mean) / scale for f in (raw, features(model, xva), features(model, xte)))
-    fits = [LogisticRegression(C=c, max_iter=3000).fit(ftr, ytr.numpy()) for c in PROBE_CS]
-    val = [clf.score(fva, yva.numpy()) for clf in fits]
-    k = int(np.argmax(val))
-    clf = fits[k]
-    w = clf.coef_ / scale  # the probe as one linear layer on raw features
-    b = clf.intercept_ - w @ mean
-    return {"C": PROBE_CS[k], "val_acc": val[k], "test_acc": float(clf.score(fte, yte.numpy())),
-            "weight": torch.as_tensor(w, dtype=torch.float32), "bias": torch.as_tensor(b, dtype=torch.float32)}
+def probe(pre: nn.Module, tgt: Splits, stages: bool, seed: int) -> dict[str, Any]:
+    """:func:`archstat.train.probe.linear_probe` fitted on ``tgt.train``, scored on its val and test."""
+    return linear_probe(pre, tgt.train.tensors, {"val": tgt.val.tensors, "test": tgt.test.tensors},
+                        stages=stages, seed=seed)
 
 
 def pretrain(base: TrainConfig, source: str, shape: tuple[int, int, int], out: str | None):
@@ -118,15 +90,15 @@ def target_config(base: TrainConfig, tgt: Splits, target_iters: int) -> TrainCon
                                ema=None, save="none", out=None)
 
 
-def fine_tune(pre: nn.Module, tgt: Splits, tcfg: TrainConfig, probe: dict[str, Any]) -> float | None:
-    """Head from the linear probe, then everything at lr/10 with BatchNorm frozen and gradients clipped
-    at norm ``FINE_TUNE_CLIP``; test accuracy, or None if the loss still diverged."""
+def fine_tune(pre: nn.Module, tgt: Splits, tcfg: TrainConfig, head_probe: dict[str, Any]) -> float | None:
+    """Head from the penultimate linear probe, then everything at lr/10 with BatchNorm frozen and gradients
+    clipped at norm ``FINE_TUNE_CLIP``; test accuracy, or None if the loss still diverged."""
     model = copy.deepcopy(pre)
     head = replace_head(model, tgt.num_classes)
     with torch.no_grad():
-        head.weight.copy_(probe["weight"])
+        head.weight.copy_(head_probe["weight"])
         if head.bias is not None:
-            head.bias.copy_(probe["bias"])
+            head.bias.copy_(head_probe["bias"])
     try:
         run = train(dataclasses.replace(tcfg, lr=tcfg.lr / 10, freeze_bn=True, clip_grad=tcfg.clip_grad or FINE_TUNE_CLIP),
                     splits=tgt, model=model)
@@ -146,46 +118,78 @@ def verdict(cell: dict[str, Any]) -> str:
     return f"transfer does not help here: scratch is {-gain:.1f} points ahead of {name}"
 
 
+def measure_cell(pre: Run, tgt: Splits, scratch: float, tcfg: TrainConfig, seed: int) -> dict[str, Any]:
+    """One draw of one cell: the stage probe, fine-tuning from the penultimate probe, and scratch's figure."""
+    view = in_source_norm(tgt, pre.splits)
+    frozen = probe(pre.model, view, stages=True, seed=seed)
+    head = probe(pre.model, view, stages=False, seed=seed)
+    return {"linear_frozen": frozen["test_acc"], "probe_C": frozen["C"], "probe_cv_acc": frozen["cv_acc"],
+            "probe_features": frozen["features"], "linear_penultimate": head["test_acc"], "scratch": scratch,
+            "fine_tune": fine_tune(pre.model, view, tcfg, head), "target_train_images": len(tgt.train)}
+
+
+def summarise_draws(draws: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean of each method over the draws (``None`` if any draw diverged), with the sample std and the draws."""
+    cell: dict[str, Any] = {"draws": len(draws), "target_train_images": draws[0]["target_train_images"],
+                            "per_draw": draws}
+    for k in ("linear_frozen", "linear_penultimate", "fine_tune", "scratch"):
+        vals = [d[k] for d in draws]
+        ok = all(v is not None for v in vals)
+        cell[k] = float(np.mean(vals)) if ok else None
+        cell[f"{k}_std"] = float(np.std(vals, ddof=1)) if ok and len(vals) > 1 else 0.0
+    cell["verdict"] = verdict(cell)
+    return cell
+
+
 def transfer_table(base: TrainConfig, little: int = 5, target: Sequence[int] = (5, 6, 7, 8, 9),
-                   target_iters: int = 200, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The 2x2 table (little/much target data x similar/different source), every cell measured."""
+                   target_iters: int = 200, draws: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The 2x2 table (little/much target data x similar/different source), every cell measured.
+
+    The little-data cells are averaged over ``draws`` random draws of the ``little`` images per class
+    (seeds ``base.seed``, ``base.seed + 1``, ...; scratch is retrained on each); the much-data cells use
+    the whole training split once.
+    """
     if base.data != "digits":
         raise ArchstatError("--transfer uses digits 5-9 as the target; use --data digits")
+    if draws < 1:
+        raise ArchstatError(f"--transfer-draws must be >= 1, got {draws}")
     base = dataclasses.replace(base, resume=False)
     sub = (lambda name: f"{base.out}/{name}") if base.out else (lambda name: None)
-    tgts = {"little": load_data("digits", base.input_shape, base.model, base.seed, list(target), little),
-            "much": load_data("digits", base.input_shape, base.model, base.seed, list(target), None)}
-    shape = tgts["much"].input_shape
-    scratch = {k: train(target_config(base, t, target_iters), splits=t).summary["test_acc"] for k, t in tgts.items()}
+    load = lambda seed, per_class: load_data("digits", base.input_shape, base.model, seed, list(target), per_class)  # noqa: E731
+    tgts = {"little": [load(base.seed + i, little) for i in range(draws)], "much": [load(base.seed, None)]}
+    shape = tgts["much"][0].input_shape
+    scratch = {k: [train(dataclasses.replace(target_config(base, t, target_iters), seed=base.seed + i), splits=t)
+                   .summary["test_acc"] for i, t in enumerate(ts)] for k, ts in tgts.items()}
     cells: dict[str, dict[str, Any]] = {}
     sources = {}
     for source in ("similar", "different"):
         pre = pretrain(base, source, shape, sub(f"pretrain_{source}"))
         sources[source] = pre.summary["test_acc"]
         log(f"  pre-trained on the {source} source: test acc {100 * pre.summary['test_acc']:.2f}% on its own task")
-        for size, tgt in tgts.items():
-            probe = linear_probe(pre.model, tgt)
-            cell = {"linear_frozen": probe["test_acc"], "probe_C": probe["C"], "scratch": scratch[size],
-                    "fine_tune": fine_tune(pre.model, tgt, target_config(base, tgt, target_iters), probe),
-                    "target_train_images": len(tgt.train)}
-            cell["verdict"] = verdict(cell)
-            cells[f"{size}/{source}"] = cell
-    log(format_table(cells, len(tgts["much"].test)))
-    return {"target_classes": list(target), "target_test_images": len(tgts["much"].test),
+        for size, ts in tgts.items():
+            cells[f"{size}/{source}"] = summarise_draws([
+                measure_cell(pre, t, scratch[size][i], target_config(base, t, target_iters), base.seed + i)
+                for i, t in enumerate(ts)])
+    log(format_table(cells, len(tgts["much"][0].test)))
+    return {"target_classes": list(target), "target_test_images": len(tgts["much"][0].test),
             "sources": {"similar": "digits 0-4", "different": "rotation of natural-image patches (sklearn photos)"},
-            "source_test_acc": sources, "cells": cells}
+            "source_test_acc": sources, "little_draws": draws, "cells": cells}
 
 
-def _pct(v: float | None) -> str:
-    return "diverged" if v is None else f"{100 * v:.2f}%"
+def _pct(v: float | None, sd: float = 0.0) -> str:
+    if v is None:
+        return "diverged"
+    return f"{100 * v:.2f}% ± {100 * sd:.2f}" if sd else f"{100 * v:.2f}%"
 
 
 def format_table(cells: dict[str, dict[str, Any]], n_test: int) -> str:
-    lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; probe C chosen on validation):",
-             "| target data | source | linear on frozen | fine-tune | scratch | verdict |",
-             "|---|---|---:|---:|---:|---|"]
+    """Markdown table; a cell over several draws prints mean ± sample std."""
+    lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; linear probes on pooled stage + "
+             "penultimate features, C by cross-validation on the labelled target images only):",
+             "| target data | source | draws | linear on frozen | (penultimate only) | fine-tune | scratch | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for key, c in cells.items():
         size, source = key.split("/")
-        lines.append(f"| {size} ({c['target_train_images']} images) | {source} | {_pct(c['linear_frozen'])} | "
-                     f"{_pct(c['fine_tune'])} | {_pct(c['scratch'])} | {c['verdict']} |")
+        nums = " | ".join(_pct(c[k], c[f"{k}_std"]) for k in ("linear_frozen", "linear_penultimate", "fine_tune", "scratch"))
+        lines.append(f"| {size} ({c['target_train_images']} images) | {source} | {c['draws']} | {nums} | {c['verdict']} |")
     return "\n".join(lines)
