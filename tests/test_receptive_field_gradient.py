@@ -180,3 +180,25 @@ def test_a_linear_on_the_width_mixes_every_column():
     rf = receptive_field(analyze_rows(net, shape))
     assert not rf.regular.iloc[1:].any()
     assert check_fields(net, shape) == 2  # only the first conv, in H and W
+
+
+@pytest.mark.parametrize("hw,out", [((7, 5), (3, 3)), ((10, 11), (4, 3)), ((9, 13), (5, 4))])
+def test_adaptive_pool_with_uneven_bins_prints_its_widest_field(hw: tuple, out: tuple):
+    """Uneven bins have no one (R, J, P), so the row is irregular, but its size column must still be
+    the field of its widest unit, measured here on every unit by the gradient (L=7, O=3: bins of 3, 3
+    and 3 pixels, after a 3-wide conv a field of 5; ``ceil(L/O) + 1`` would print 6)."""
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(out))
+    shape = (1, hw[0] + 2, hw[1] + 2)  # the conv's output, the pool's input, is hw
+    work, _ = positive_copy(net)
+    x = torch.ones(1, *shape, dtype=torch.float64, requires_grad=True)
+    y = work(x)
+    widest = [0, 0]
+    for i in range(out[0]):
+        for j in range(out[1]):
+            (g,) = torch.autograd.grad(y[0, 0, i, j], x, retain_graph=True)
+            nz = g[0, 0] != 0
+            rows, cols = nz.any(1).nonzero().flatten(), nz.any(0).nonzero().flatten()
+            widest = [max(widest[0], int(rows[-1] - rows[0]) + 1), max(widest[1], int(cols[-1] - cols[0]) + 1)]
+    rf = receptive_field(analyze_rows(net, shape)).set_index("op")
+    assert [rf.loc["AdaptiveAvgPool2d", "rf_h"], rf.loc["AdaptiveAvgPool2d", "rf_w"]] == widest
+    assert not rf.loc["AdaptiveAvgPool2d", "regular"]
