@@ -1,0 +1,49 @@
+"""The padded input copy of an asymmetric ``padding="same"`` conv (transient memory), against the
+tensors PyTorch really makes: a dispatch mode records the output of every ``constant_pad_nd`` the
+conv runs.  ``same`` pads ``d*(k-1)`` per dim; where that is odd PyTorch pads a copy first."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from archstat import analyze
+
+
+class PadCopies(TorchDispatchMode):
+    """Bytes of every tensor written by aten's ``constant_pad_nd`` while the mode is on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket == torch.ops.aten.constant_pad_nd:
+            self.bytes += out.numel() * out.element_size()
+        return out
+
+
+CASES = [  # (module, per-sample input): odd and even d*(k-1) in each dim, 1-d to 3-d, float64
+    (nn.Conv2d(2, 3, (4, 3), padding="same"), (2, 9, 7)),
+    (nn.Conv2d(2, 3, (4, 2), padding="same"), (2, 9, 7)),
+    (nn.Conv2d(2, 3, 4, padding="same", dilation=2), (2, 9, 7)),
+    (nn.Conv2d(2, 3, (3, 5), padding="same", dilation=(1, 3)), (2, 9, 7)),
+    (nn.Conv2d(2, 3, (2, 3), padding="same", dilation=(3, 1)), (2, 9, 7)),
+    (nn.Conv1d(3, 2, 6, padding="same").double(), (3, 11)),
+    (nn.Conv3d(1, 2, (2, 3, 4), padding="same"), (1, 5, 6, 7)),
+    (nn.Conv2d(2, 3, 4, padding=1), (2, 9, 7)),
+]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_same_pad_copy_matches_pytorch(case: int, batch: int):
+    conv, shape = CASES[case]
+    dtype = next(conv.parameters()).dtype
+    x = torch.randn(batch, *shape, dtype=dtype)
+    with torch.no_grad(), PadCopies() as mode:
+        conv(x)
+    df = analyze(nn.Sequential(conv), shape, batch=batch, dtype=dtype)
+    assert df["work"].iloc[0]["transient_bytes"] == mode.bytes
