@@ -202,3 +202,11 @@ def test_adaptive_pool_with_uneven_bins_prints_its_widest_field(hw: tuple, out: 
     rf = receptive_field(analyze_rows(net, shape)).set_index("op")
     assert [rf.loc["AdaptiveAvgPool2d", "rf_h"], rf.loc["AdaptiveAvgPool2d", "rf_w"]] == widest
     assert not rf.loc["AdaptiveAvgPool2d", "regular"]
+
+
+def test_same_and_valid_padding_strings():
+    """``padding="same"`` pads ``d*(k-1)`` in all, the smaller half on the left (even kernels are
+    asymmetric); ``"valid"`` pads nothing.  The gradient sees the left pad as the field's P."""
+    net = nn.Sequential(nn.Conv2d(1, 2, (4, 3), padding="same", dilation=(1, 2)), nn.Conv2d(2, 2, 3, 2, padding="valid"),
+                        nn.Conv2d(2, 2, (5, 2), padding="same"), nn.Conv2d(2, 1, (2, 6), padding="same", dilation=(3, 1)))
+    assert check_fields(net, (1, 41, 37)) == 2 * 4  # every conv, in H and W
