@@ -27,11 +27,23 @@ def elementwise_function(args: tuple, kwargs: dict) -> Cost:
         shape = broadcast_shapes(shape, t.shape)
     inplace = bool(kwargs.get("inplace", False))
     # the result has the promoted dtype of the tensor operands (``mask * x`` is float); where's condition is not one
-    values = tensors[1:] if kwargs.get("_fn") == "where" and len(tensors) > 1 else tensors
-    dtype = functools.reduce(torch.promote_types, [t.dtype for t in values])
+    if kwargs.get("_fn") == "where" and len(args) >= 3:
+        dtype = _where_dtype(args)
+    else:
+        dtype = functools.reduce(torch.promote_types, [t.dtype for t in tensors])
     out = tensors[0] if inplace else TensorSpec(tuple(shape), dtype)  # in place: the same tensor, same strides
     return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,
                 hparams={"fn": kwargs.get("_fn", "elementwise"), "inplace": inplace, "tensor_args": len(tensors)})
+
+
+def _where_dtype(args: tuple) -> torch.dtype:
+    """``torch.where(cond, a, b)``: ``a`` and ``b`` promoted as PyTorch does, Python numbers included
+    (``where(c, 1.0, 0.0)`` is the default float dtype, not the condition's bool; ``where(c, x, 0)``
+    is x's).  ``torch.result_type`` on meta stand-ins of the same rank (a 0-dim tensor ranks below
+    a dimensioned one)."""
+    a, b = (torch.empty((1,) * len(v.shape), dtype=v.dtype, device="meta") if isinstance(v, TensorSpec) else v
+            for v in args[1:3])
+    return torch.result_type(a, b)
 
 
 COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
