@@ -12,7 +12,8 @@ from archstat import analyze
 
 
 class PadCopies(TorchDispatchMode):
-    """Bytes of every tensor written by aten's ``constant_pad_nd`` while the mode is on."""
+    """Bytes of every tensor written by an aten pad op (``constant_pad_nd``, ``reflection_pad*``,
+    ``replication_pad*``; the circular pad is a ``new_empty`` filled by slices) while the mode is on."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -20,7 +21,7 @@ class PadCopies(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if func.overloadpacket == torch.ops.aten.constant_pad_nd:
+        if "pad" in func.overloadpacket.__name__ or func.overloadpacket == torch.ops.aten.new_empty:
             self.bytes += out.numel() * out.element_size()
         return out
 
@@ -47,3 +48,23 @@ def test_same_pad_copy_matches_pytorch(case: int, batch: int):
         conv(x)
     df = analyze(nn.Sequential(conv), shape, batch=batch, dtype=dtype)
     assert df["work"].iloc[0]["transient_bytes"] == mode.bytes
+
+
+PADDED_FIRST = [  # padding_mode reflect / replicate / circular: PyTorch pads a copy by the whole padding first
+    (nn.Conv2d(2, 3, (4, 3), padding="same", padding_mode="reflect"), (2, 9, 7)),
+    (nn.Conv2d(2, 3, 3, padding="same", dilation=(2, 1), padding_mode="replicate"), (2, 9, 7)),
+    (nn.Conv1d(2, 3, 5, padding="same", padding_mode="circular"), (2, 11)),
+    (nn.Conv2d(2, 3, 3, padding="valid", padding_mode="reflect"), (2, 9, 7)),
+    (nn.Conv2d(2, 3, 3, padding=(2, 1), padding_mode="replicate"), (2, 9, 7)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(PADDED_FIRST)))
+def test_padding_mode_copy_matches_pytorch(case: int):
+    """The copy: the tensors PyTorch's pad ops write (``reflection_pad2d``, ``replication_pad2d``,
+    the circular pad), padding 0 ("valid") included, since F.pad still copies."""
+    conv, shape = PADDED_FIRST[case]
+    with torch.no_grad(), PadCopies() as mode:
+        conv(torch.randn(2, *shape))
+    df = analyze(nn.Sequential(conv), shape, batch=2)
+    assert mode.bytes > 0 and df["work"].iloc[0]["transient_bytes"] == mode.bytes
