@@ -20,7 +20,8 @@ those the map saw; and a mutant no test reaches is reported ``uncovered`` (a sur
     nice -n 19 python bench/mutation.py --sample 200 --seed 0                      # stratified over the files
     python bench/mutation.py --list            # count the mutants per file, run nothing
 
-Prints the date, versions, machine and load first; rewrites ``mutants.csv`` after every mutant (so a
+Leave the target files alone while it runs (each mutant is read from them).  Prints the date,
+versions, machine and load first; rewrites ``mutants.csv`` after every mutant (so a
 stopped run keeps what it did; ``--resume`` goes on from it) and ``summary.md`` at the end.
 """
 from __future__ import annotations
@@ -225,6 +226,8 @@ def main() -> None:
         chosen = [m for m in everything if any(o in f"{m.path}:{m.line} {m.what}" for o in args.only)]
     else:
         chosen = stratified(everything, args.sample, args.seed)
+    for m in chosen:
+        _SOURCES.setdefault(m.path, (ROOT / m.path).read_text().splitlines())
     out = Path(args.out)
     done = _read_done(out / "mutants.csv") if args.resume else {}
     cover = _load_map(args, chosen)
@@ -334,14 +337,16 @@ def _atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+_SOURCES: dict[str, list[str]] = {}  # each target's lines as the run found them (the files may change during it)
+
+
 def write_csv(path: Path, chosen: list[Mutant]) -> None:
     import io
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "line", "site", "mutation", "status", "tests", "seconds", "source_line"])
-    sources: dict[str, list[str]] = {}
     for m in chosen:
-        lines = sources.setdefault(m.path, (ROOT / m.path).read_text().splitlines())
+        lines = _SOURCES.setdefault(m.path, (ROOT / m.path).read_text().splitlines())
         w.writerow([m.path, m.line, m.index, m.what, m.status, m.tests, f"{m.seconds:.1f}", lines[m.line - 1].strip()])
     _atomic(path, buf.getvalue())
 
@@ -349,7 +354,8 @@ def write_csv(path: Path, chosen: list[Mutant]) -> None:
 def write_summary(path: Path, chosen: list[Mutant], total: int, head: str, tail: str, argv: str) -> None:
     """Counts per file and the survivors (the verdicts on them are in SURVIVORS.md, by hand)."""
     statuses = ("killed", "timeout", "survived", "uncovered", "")
-    lines = [f"# Mutation testing: {len(chosen)} of {total} mutants", "",
+    ran = sum(bool(m.status) for m in chosen)
+    lines = [f"# Mutation testing: {ran} of {total} mutants run ({len(chosen)} chosen)", "",
              f"`nice -n 19 python bench/mutation.py {argv}`".replace("  ", " "), "",
              f"Started {head}; {tail}.", "",
              "| file | mutants | " + " | ".join(statuses[:-1]) + " | not run | test time (s) |", "|---|" + "---:|" * (len(statuses) + 2)]
