@@ -68,3 +68,15 @@ def test_padding_mode_copy_matches_pytorch(case: int):
         conv(torch.randn(2, *shape))
     df = analyze(nn.Sequential(conv), shape, batch=2)
     assert mode.bytes > 0 and df["work"].iloc[0]["transient_bytes"] == mode.bytes
+
+
+@pytest.mark.parametrize("size,c", [(7, 3), (9, 2), (6, 4)])
+def test_local_response_norm_padded_square_matches_pytorch(size: int, c: int):
+    """LRN pads the squared input by ``size - 1`` channels; with ``size > C + 1`` that copy,
+    ``(C + size - 1) / C`` input sizes, is the larger of its temporaries, so it is the row's transient."""
+    lrn, shape = nn.LocalResponseNorm(size), (c, 5, 6)
+    with torch.no_grad(), PadCopies() as mode:
+        lrn(torch.randn(2, *shape))
+    df = analyze(nn.Sequential(lrn), shape, batch=2)
+    assert mode.bytes == 2 * (c + size - 1) * 5 * 6 * 4  # the oracle saw the padded copy
+    assert df["work"].iloc[0]["transient_bytes"] == mode.bytes
