@@ -27,13 +27,13 @@ stopped run keeps what it did; ``--resume`` goes on from it) and ``summary.md`` 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
 import platform
 import random
 import shutil
+import shlex
 import signal
 import sys
 import tempfile
@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pytest
 from mutants import Mutant, mutants, mutated_source
+from mutation_report import SOURCES, atomic_write, read_done, write_csv, write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 # the fast tests that check numbers of the target files (the default profile); every mutant may be
@@ -227,9 +228,9 @@ def main() -> None:
     else:
         chosen = stratified(everything, args.sample, args.seed)
     for m in chosen:
-        _SOURCES.setdefault(m.path, (ROOT / m.path).read_text().splitlines())
+        SOURCES.setdefault(m.path, (ROOT / m.path).read_text().splitlines())
     out = Path(args.out)
-    done = _read_done(out / "mutants.csv") if args.resume else {}
+    done = read_done(out / "mutants.csv") if args.resume else {}
     cover = _load_map(args, chosen)
     print(f"{len(cover['seconds'])} tests, {sum(cover['seconds'].values()):.0f} s", file=sys.stderr, flush=True)
     order = chosen[:]
@@ -237,7 +238,7 @@ def main() -> None:
     todo = [m for m in order if (m.path, m.index, m.what) not in done]
     for m in chosen:
         m.status, m.seconds, m.tests = done.get((m.path, m.index, m.what), ("", 0.0, 0))
-    argv = " ".join(sys.argv[1:])
+    argv = shlex.join(sys.argv[1:])
     results = Path(tempfile.mkdtemp(prefix="archstat-mut-results-"))
     workers = []
     for w in range(args.jobs):
@@ -282,7 +283,7 @@ def _load_map(args: argparse.Namespace, chosen: list[Mutant]) -> dict:
     cover = coverage_map(scratch, args.tests, sorted({m.path for m in chosen}), 40 * args.timeout)
     shutil.rmtree(scratch)
     if args.map:
-        _atomic(Path(args.map), json.dumps(cover))
+        atomic_write(Path(args.map), json.dumps(cover))
     return cover
 
 
@@ -320,54 +321,6 @@ def worker(ms: list[Mutant], cover: dict, timeout: float, results: Path) -> None
                 fh.flush()
     finally:
         shutil.rmtree(scratch)
-
-
-def _read_done(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    with open(path, newline="") as fh:
-        return {(r["path"], int(r["site"]), r["mutation"]): (r["status"], float(r["seconds"]), int(r["tests"]))
-                for r in csv.DictReader(fh) if r["status"]}
-
-
-def _atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-_SOURCES: dict[str, list[str]] = {}  # each target's lines as the run found them (the files may change during it)
-
-
-def write_csv(path: Path, chosen: list[Mutant]) -> None:
-    import io
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "line", "site", "mutation", "status", "tests", "seconds", "source_line"])
-    for m in chosen:
-        lines = _SOURCES.setdefault(m.path, (ROOT / m.path).read_text().splitlines())
-        w.writerow([m.path, m.line, m.index, m.what, m.status, m.tests, f"{m.seconds:.1f}", lines[m.line - 1].strip()])
-    _atomic(path, buf.getvalue())
-
-
-def write_summary(path: Path, chosen: list[Mutant], total: int, head: str, tail: str, argv: str) -> None:
-    """Counts per file and the survivors (the verdicts on them are in SURVIVORS.md, by hand)."""
-    statuses = ("killed", "timeout", "survived", "uncovered", "")
-    ran = sum(bool(m.status) for m in chosen)
-    lines = [f"# Mutation testing: {ran} of {total} mutants run ({len(chosen)} chosen)", "",
-             f"`nice -n 19 python bench/mutation.py {argv}`".replace("  ", " "), "",
-             f"Started {head}; {tail}.", "",
-             "| file | mutants | " + " | ".join(statuses[:-1]) + " | not run | test time (s) |", "|---|" + "---:|" * (len(statuses) + 2)]
-    for p in dict.fromkeys(m.path for m in chosen):
-        mine = [m for m in chosen if m.path == p]
-        counts = [sum(m.status == s for m in mine) for s in statuses]
-        lines.append(f"| `{p}` | {len(mine)} | " + " | ".join(map(str, counts)) + f" | {sum(m.seconds for m in mine):.0f} |")
-    counts = [sum(m.status == s for m in chosen) for s in statuses]
-    lines.append(f"| all | {len(chosen)} | " + " | ".join(map(str, counts)) + f" | {sum(m.seconds for m in chosen):.0f} |")
-    lines += ["", "Survivors and uncovered mutants (each is killed by a test or explained in SURVIVORS.md):", ""]
-    lines += [f"- `{m.path}:{m.line}` {m.what} ({m.status})" for m in chosen if m.status in ("survived", "uncovered")]
-    _atomic(path, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
