@@ -1,232 +1,326 @@
-"""Mutation testing (a bench, not CI): plant small bugs in the formulas, the conventions and some
-analyses, and see whether the fast relevant tests catch each one.
+"""Mutation testing (a bench, not CI): plant small bugs in the formulas, the conventions and the
+receptive-field formulas, and see whether the fast relevant tests catch each one.
 
-A small AST mutator of our own (no extra dependency): binary operators swapped (``+``/``-``,
-``*`` -> ``+``, ``//`` -> ``*``...), comparisons swapped (``<``/``<=``, ``==``/``!=``, ``in``/``not in``),
-integer constants +1, booleans flipped, ``and``/``or`` swapped, ``not`` dropped.  Docstrings and
-error messages (f-strings) are left alone.  Each mutant is the whole file unparsed with one
-change, written into a scratch copy of ``archstat/``; a forked child (torch already imported by
-the parent, so a mutant costs the tests, not the start-up) puts the copy first on ``sys.path`` and
-runs the file's tests with ``pytest -x``.  Exit 0 means the mutant survived.
+The mutants come from ``bench/mutants.py`` (our own AST mutator, no extra dependency).  Each one is
+the whole file with one change, written into a scratch copy of ``archstat/``; a forked child (torch,
+pandas, sympy and hypothesis already imported by the parent, so a mutant costs its tests, not the
+start-up) puts the copy first on ``sys.path`` and runs pytest ``-x -q -p no:cacheprovider``: exit 0
+means the mutant survived, a failure (or a hang past the timeout) that it was killed.
 
-    nice -n 19 python bench/mutation.py --sample 60 --seed 0 --out reports/mutation
+What makes all of the mutants affordable is a coverage map, built once per test set by the same
+fork with a line tracer on the target files: for each test, the target lines it executes, and its
+time.  A mutant then runs only the tests that execute its node, fastest first, and stops at the
+first failure.  That is sound: a test that never reaches the mutated node runs the same code as
+without the mutation, so it cannot fail because of it.  Three rules keep it so: lines run at import
+or collection (module constants, registries, default arguments) select the whole test set;
+hypothesis runs derandomized (``derandomize=True``, no example database), so the examples are
+those the map saw; and a mutant no test reaches is reported ``uncovered`` (a survivor), not run.
+
+    nice -n 19 python bench/mutation.py --seed 0 --out reports/mutation            # every mutant
+    nice -n 19 python bench/mutation.py --sample 200 --seed 0                      # stratified over the files
     python bench/mutation.py --list            # count the mutants per file, run nothing
 
-Prints the date, versions and machine first; writes ``survivors.csv`` and ``summary.md``.
+Leave the target files alone while it runs (each mutant is read from them).  Prints the date,
+versions, machine and load first; rewrites ``mutants.csv`` after every mutant (so a
+stopped run keeps what it did; ``--resume`` goes on from it) and ``summary.md`` at the end.
 """
 from __future__ import annotations
 
 import argparse
-import ast
-import copy
-import csv
 import datetime
+import json
 import os
 import platform
 import random
 import shutil
+import shlex
 import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from mutants import Mutant, mutants, mutated_source
+from mutation_report import SOURCES, atomic_write, read_done, write_csv, write_summary
+
 ROOT = Path(__file__).resolve().parents[1]
-# file -> the fast tests that should catch a bug in it (the default profile, -x)
-TESTS = {
-    "archstat/formulas/": ["tests/test_formulas_table.py", "tests/test_formula_coverage.py",
-                           "tests/test_lecture_oracle.py", "tests/test_formulas_views.py", "tests/test_symbolic.py",
-                           "tests/test_validate_ops.py"],
-    "archstat/engine/conventions.py": ["tests/test_lecture_oracle.py", "tests/test_validate_ops.py",
-                                       "tests/test_formula_coverage.py"],
-    "archstat/analyses/receptive_field.py": ["tests/test_receptive_field_gradient.py"],
-}
+# the fast tests that check numbers of the target files (the default profile); every mutant may be
+# killed by any of them, and runs those that execute its node
+TESTS = ["tests/test_formulas_table.py", "tests/test_formula_coverage.py", "tests/test_lecture_oracle.py",
+         "tests/test_formulas_views.py", "tests/test_symbolic.py", "tests/test_validate_ops.py",
+         "tests/test_weights_only.py", "tests/test_same_pad_copy.py", "tests/test_hardware_flops.py",
+         "tests/test_receptive_field_gradient.py"]
 DEFAULT_TARGETS = ["archstat/formulas/conv.py", "archstat/formulas/pool.py", "archstat/formulas/linear.py",
                    "archstat/formulas/elementwise.py", "archstat/formulas/norm.py", "archstat/formulas/resize.py",
                    "archstat/formulas/pad.py", "archstat/formulas/reduce.py", "archstat/engine/conventions.py",
-                   "archstat/analyses/receptive_field.py:1-213"]  # the columns' formulas (not the check's walk)
-
-BINOPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.FloorDiv: ast.Mult, ast.Div: ast.Mult,
-          ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult}
-CMPOPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-          ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
+                   "archstat/analyses/receptive_field.py:1-219"]  # the columns' formulas (not the check's walk)
+IMPORT = "<import>"  # the map's name for lines run outside any test (archstat's import)
+COLLECT = "<collect>"  # + a test file: lines run by that file's own module-level code
 
 
-@dataclass
-class Mutant:
-    path: str
-    index: int  # the index-th mutable site of the file, in ast.walk order
-    line: int
-    what: str
-    status: str = ""
-    seconds: float = 0.0
+class _Select:
+    """pytest plugin: keep the ``chosen`` test ids, in the given order (fastest first)."""
+
+    def __init__(self, chosen: list[str]) -> None:
+        self.order = {nodeid: i for i, nodeid in enumerate(chosen)}
+
+    def pytest_collection_modifyitems(self, config, items) -> None:
+        keep = sorted((it for it in items if it.nodeid in self.order), key=lambda it: self.order[it.nodeid])
+        config.hook.pytest_deselected(items=[it for it in items if it.nodeid not in self.order])
+        items[:] = keep
 
 
-def _skipped(tree: ast.AST) -> set[int]:
-    """ids of nodes inside docstrings and f-strings (messages): mutating them proves nothing."""
-    out: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.JoinedStr):
-            out |= {id(n) for n in ast.walk(node)}
-        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body and isinstance(
-                node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant):
-            out.add(id(node.body[0].value))
-    return out
+class _Trace:
+    """pytest plugin + sys.settrace: the lines of ``files`` (absolute path -> name) each test runs.
+
+    Lines run outside a test are ``COLLECT + test file`` when a test module's own code called
+    them while pytest collected it (cases and expectations built at import: they matter to that
+    file's tests only), else IMPORT (module-level code of archstat: it matters to every test)."""
+
+    def __init__(self, files: dict[str, str], tests: list[str]) -> None:
+        self.files, self.context, self.codes = files, IMPORT, {}
+        self.tests = {str(ROOT / t): t for t in tests}
+        self.lines: dict[str, set] = {}
+        self.seconds: dict[str, float] = {}
+
+    def _outside(self, frame) -> str:
+        """The context of a call outside any test: the first module-level frame up the stack decides."""
+        while frame is not None:
+            if frame.f_code.co_name == "<module>":
+                test = self.tests.get(frame.f_code.co_filename)
+                return COLLECT + test if test else IMPORT
+            frame = frame.f_back
+        return IMPORT
+
+    def tracer(self, frame, event, arg):
+        if event != "call":
+            return None
+        code = frame.f_code
+        name = self.codes.get(code)
+        if name is None:
+            name = self.codes[code] = self.files.get(code.co_filename, "")
+        if not name:
+            return None
+        context = self.context if self.context != IMPORT else self._outside(frame)
+        seen = self.lines.setdefault(context, set())
+
+        def local(frame, event, arg):
+            if event == "line":
+                seen.add(f"{name}:{frame.f_lineno}")
+            return local
+        return local
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        self.context, start = item.nodeid, time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[item.nodeid] = time.monotonic() - start
+            self.context = IMPORT
 
 
-def _sites(tree: ast.AST) -> list[tuple[ast.AST, str]]:
-    """Mutable nodes with a description of their mutation, in a deterministic order."""
-    skip, sites = _skipped(tree), []
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in BINOPS:
-            sites.append((node, f"{type(node.op).__name__} -> {BINOPS[type(node.op)].__name__}"))
-        elif isinstance(node, ast.Compare):
-            for i, op in enumerate(node.ops):
-                if type(op) in CMPOPS:
-                    sites.append((node, f"cmp{i}: {type(op).__name__} -> {CMPOPS[type(op)].__name__}"))
-        elif isinstance(node, ast.Constant) and type(node.value) is int:
-            sites.append((node, f"{node.value} -> {node.value + 1}"))
-        elif isinstance(node, ast.Constant) and type(node.value) is bool:
-            sites.append((node, f"{node.value} -> {not node.value}"))
-        elif isinstance(node, ast.BoolOp):
-            sites.append((node, f"{type(node.op).__name__} -> {'Or' if isinstance(node.op, ast.And) else 'And'}"))
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            sites.append((node, "not x -> x"))
-    return sites
+def _child(src: Path, files: list[str], plugin, log: Path) -> int:
+    """In the forked child: ``src`` first on sys.path, pytest on ``files`` with ``plugin``."""
+    os.chdir(ROOT)
+    sys.path.insert(0, str(src))
+    os.environ["HYPOTHESIS_PROFILE"] = "mutation"  # registered by the parent; conftest loads it by name
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    return int(pytest.main([*files, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings"], plugins=[plugin]))
 
 
-def _apply(node: ast.AST, what: str) -> ast.AST:
-    """Mutate ``node`` in place (or return its replacement, for ``not x``)."""
-    if isinstance(node, (ast.BinOp, ast.AugAssign)):
-        node.op = BINOPS[type(node.op)]()
-    elif isinstance(node, ast.Compare):
-        i = int(what[3:what.index(":")])
-        node.ops[i] = CMPOPS[type(node.ops[i])]()
-    elif isinstance(node, ast.Constant):
-        node.value = (not node.value) if type(node.value) is bool else node.value + 1
-    elif isinstance(node, ast.BoolOp):
-        node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
-    elif isinstance(node, ast.UnaryOp):
-        return node.operand
-    return node
-
-
-class _Replace(ast.NodeTransformer):
-    def __init__(self, target: ast.AST, new: ast.AST) -> None:
-        self.target, self.new = target, new
-
-    def generic_visit(self, node: ast.AST) -> ast.AST:
-        return self.new if node is self.target else super().generic_visit(node)
-
-
-def mutants(target: str) -> list[Mutant]:
-    """The mutants of ``path`` or ``path:first-last`` (only the sites on those lines)."""
-    path, _, lines = target.partition(":")
-    first, last = (int(v) for v in lines.split("-")) if lines else (0, 10**9)
-    tree = ast.parse((ROOT / path).read_text())
-    return [Mutant(path, i, line, w) for i, (n, w) in enumerate(_sites(tree))
-            if first <= (line := getattr(n, "lineno", 0)) <= last]
-
-
-def mutated_source(m: Mutant) -> str:
-    tree = ast.parse((ROOT / m.path).read_text())
-    node, what = _sites(tree)[m.index]
-    new = _apply(node, what)
-    if new is not node:
-        tree = _Replace(node, new).visit(tree)
-    return ast.unparse(ast.fix_missing_locations(tree))
-
-
-def tests_for(path: str) -> list[str]:
-    return next(t for prefix, t in TESTS.items() if path.startswith(prefix))
-
-
-def run_tests(src: Path, tests: list[str], timeout: float) -> str:
-    """Fork, run pytest on ``tests`` with ``src`` first on sys.path; 'killed', 'survived' or 'timeout'."""
+def fork(src: Path, files: list[str], plugin, timeout: float, log: Path, result: Path | None = None) -> str:
+    """Run pytest in a forked child; 'killed' (a test failed or errored), 'survived', or 'timeout'."""
     pid = os.fork()
-    if pid == 0:  # child
-        os.chdir(ROOT)
-        sys.path.insert(0, str(src))
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        import pytest
-        code = pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings"])
-        os._exit(int(code))
+    if pid == 0:
+        code = 3
+        try:
+            if isinstance(plugin, _Trace):
+                sys.settrace(plugin.tracer)
+            code = _child(src, files, plugin, log)
+            if result is not None:
+                sys.settrace(None)
+                result.write_text(json.dumps({"lines": {k: sorted(v) for k, v in plugin.lines.items()},
+                                              "seconds": plugin.seconds}))
+        finally:
+            os._exit(code)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return "timeout"
 
 
+def coverage_map(scratch: Path, tests: list[str], targets: list[str], timeout: float) -> dict:
+    """{"lines": {test id or IMPORT: ["path:line", ...]}, "seconds": {test id: s}} of ``tests``."""
+    files = {str(scratch / t): t for t in targets}
+    result = scratch / "map.json"
+    status = fork(scratch, tests, _Trace(files, tests), timeout, scratch / "map.log", result)
+    if status != "survived":
+        sys.exit(f"the unmutated tests fail ({status}); the end of their output:\n"
+                 + (scratch / "map.log").read_text()[-3000:])
+    return json.loads(result.read_text())
+
+
+def select(m: Mutant, cover: dict) -> list[str] | None:
+    """The tests that execute ``m``'s node, fastest first (all of a file's if its collection runs it,
+    all of them if archstat's import does), or None if none does."""
+    span = {f"{m.path}:{n}" for n in range(m.line, m.end + 1)}
+    hit = {t for t, lines in cover["lines"].items() if span & set(lines)}
+    if IMPORT in hit:
+        hit = set(cover["seconds"])
+    for ctx in [t for t in hit if t.startswith(COLLECT)]:
+        hit |= {t for t in cover["seconds"] if t.startswith(ctx[len(COLLECT):] + "::")}
+    hit = {t for t in hit if t in cover["seconds"]}
+    return sorted(hit, key=lambda t: cover["seconds"][t]) if hit else None
+
+
+def stratified(everything: list[Mutant], sample: int, seed: int) -> list[Mutant]:
+    """``sample`` mutants, each file's share in proportion to its count (at least one); all if 0."""
+    if not sample or sample >= len(everything):
+        return everything
+    rng, chosen = random.Random(seed), []
+    for path in dict.fromkeys(m.path for m in everything):
+        mine = [m for m in everything if m.path == path]
+        chosen += rng.sample(mine, max(1, round(sample * len(mine) / len(everything))))
+    return sorted(chosen, key=lambda m: (m.path, m.index))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", nargs="*", default=DEFAULT_TARGETS)
-    ap.add_argument("--sample", type=int, default=60, help="mutants to run, drawn uniformly over all targets")
+    ap.add_argument("--sample", type=int, default=0, help="mutants to run, stratified over the files (0: all)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant (a hang counts as killed)")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds per mutant on top of 4x its tests' time")
     ap.add_argument("--out", default=str(ROOT / "reports" / "mutation"))
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="keep the statuses already in OUT/mutants.csv")
     ap.add_argument("--only", nargs="*", default=[], help="run the mutants whose 'path:line what' contains one of these")
-    ap.add_argument("--tests", nargs="*", default=[], help="run these tests instead of the file's fast set")
+    ap.add_argument("--tests", nargs="*", default=TESTS, help="the test files (default: the fast number checks)")
+    ap.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own scratch copy")
+    ap.add_argument("--map", default="", help="a JSON file for the coverage map: read if it exists, else written")
     args = ap.parse_args()
-    import torch
-    print(f"{datetime.datetime.now():%Y-%m-%d %H:%M}  python {platform.python_version()}  torch {torch.__version__}"
-          f"  {platform.machine()} {os.cpu_count()} cores  load {os.getloadavg()[0]:.1f}", flush=True)
     everything = [m for t in args.targets for m in mutants(t)]
     if args.list:
         for t in args.targets:
             print(t, len(mutants(t)))
         print("total", len(everything))
         return
+    import torch
     import hypothesis, pandas, sympy, torch.fx  # noqa: F401,E401  (shared by every forked child)
+    from hypothesis import HealthCheck, settings
+    from tqdm import tqdm  # not archstat.progress: the parent must not import archstat (the child's is the mutant)
+    settings.register_profile("mutation", max_examples=40, deadline=None, derandomize=True, database=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    started = datetime.datetime.now(datetime.timezone.utc)
+    head = (f"{started:%Y-%m-%d %H:%M} UTC  python {platform.python_version()}  torch {torch.__version__}  "
+            f"{platform.machine()} {os.cpu_count()} cores  load {os.getloadavg()[0]:.1f}")
+    print(head, flush=True)
     if args.only:
         chosen = [m for m in everything if any(o in f"{m.path}:{m.line} {m.what}" for o in args.only)]
     else:
-        chosen = sorted(random.Random(args.seed).sample(everything, min(args.sample, len(everything))),
-                        key=lambda m: (m.path, m.index))
-    if args.tests:
-        TESTS.clear()
-        TESTS[""] = args.tests
+        chosen = stratified(everything, args.sample, args.seed)
+    for m in chosen:
+        SOURCES.setdefault(m.path, (ROOT / m.path).read_text().splitlines())
+    out = Path(args.out)
+    done = read_done(out / "mutants.csv") if args.resume else {}
+    cover = _load_map(args, chosen)
+    print(f"{len(cover['seconds'])} tests, {sum(cover['seconds'].values()):.0f} s", file=sys.stderr, flush=True)
+    order = chosen[:]
+    random.Random(args.seed).shuffle(order)  # a stopped run has done a random part of every file
+    todo = [m for m in order if (m.path, m.index, m.what) not in done]
+    for m in chosen:
+        m.status, m.seconds, m.tests = done.get((m.path, m.index, m.what), ("", 0.0, 0))
+    argv = shlex.join(sys.argv[1:])
+    results = Path(tempfile.mkdtemp(prefix="archstat-mut-results-"))
+    workers = []
+    for w in range(args.jobs):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                worker(todo[w::args.jobs], cover, args.timeout, results / f"{w}.jsonl")
+            finally:
+                os._exit(0)
+        workers.append(pid)
+    by_key = {(m.path, m.index, m.what): m for m in chosen}
+    bar, offsets = tqdm(total=len(todo), desc="mutants", unit="mutant", file=sys.stderr), {}
+    while workers:
+        workers = [pid for pid in workers if not os.waitpid(pid, os.WNOHANG)[0]]
+        time.sleep(1)
+        for part in sorted(results.glob("*.jsonl")):
+            with open(part) as fh:
+                fh.seek(offsets.get(part, 0))
+                lines = fh.readlines()
+                offsets[part] = fh.tell()
+            for line in lines:
+                path, index, what, status, seconds, tests = json.loads(line)
+                m = by_key[(path, index, what)]
+                m.status, m.seconds, m.tests = status, seconds, tests
+                bar.update()
+                tqdm.write(f"{m.status:9s} {m.path}:{m.line} {m.what} ({m.tests} tests, {m.seconds:.0f} s)",
+                           file=sys.stderr)
+            if lines:
+                write_csv(out / "mutants.csv", chosen)
+                now = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}"
+                write_summary(out / "summary.md", chosen, len(everything), head, f"last mutant {now}", argv)
+    shutil.rmtree(results)
+
+
+def _load_map(args: argparse.Namespace, chosen: list[Mutant]) -> dict:
+    """The coverage map: read from ``--map`` if that file exists, else built (and saved there)."""
+    if args.map and Path(args.map).exists():
+        return json.loads(Path(args.map).read_text())
     scratch = Path(tempfile.mkdtemp(prefix="archstat-mut-"))
     shutil.copytree(ROOT / "archstat", scratch / "archstat")
-    baseline = run_tests(scratch, sorted({t for m in chosen for t in tests_for(m.path)}), args.timeout * 3)
-    assert baseline == "survived", f"the unmutated tests fail ({baseline}): fix them first"
-    for n, m in enumerate(chosen, 1):
-        target = scratch / m.path
-        original = target.read_text()
-        target.write_text(mutated_source(m))
-        start = time.monotonic()
-        m.status = run_tests(scratch, tests_for(m.path), args.timeout)
-        m.seconds = time.monotonic() - start
-        target.write_text(original)
-        print(f"[{n}/{len(chosen)}] {m.status:8s} {m.path}:{m.line} {m.what} ({m.seconds:.0f} s)", flush=True)
+    print(f"coverage map of {len(args.tests)} test files ...", file=sys.stderr, flush=True)
+    cover = coverage_map(scratch, args.tests, sorted({m.path for m in chosen}), 40 * args.timeout)
     shutil.rmtree(scratch)
-    write_report(Path(args.out), chosen, len(everything), args)
+    if args.map:
+        atomic_write(Path(args.map), json.dumps(cover))
+    return cover
 
 
-def write_report(out: Path, chosen: list[Mutant], total: int, args: argparse.Namespace) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "mutants.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "line", "mutation", "status", "seconds", "source_line"])
-        for m in chosen:
-            line = (ROOT / m.path).read_text().splitlines()[m.line - 1].strip() if m.line else ""
-            w.writerow([m.path, m.line, m.what, m.status, f"{m.seconds:.0f}", line])
-    survived = [m for m in chosen if m.status == "survived"]
-    lines = [f"# Mutation testing: {len(chosen)} of {total} mutants (seed {args.seed})", "",
-             f"killed {sum(m.status == 'killed' for m in chosen)}, timeout {sum(m.status == 'timeout' for m in chosen)}, "
-             f"survived {len(survived)}", "", "Survivors (see mutants.csv; each is explained in SURVIVORS.md):", ""]
-    lines += [f"- `{m.path}:{m.line}` {m.what}" for m in survived]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+def run_one(m: Mutant, scratch: Path, cover: dict, timeout: float) -> None:
+    """Run ``m`` against the tests that execute it (in ``scratch``, restored after); set its status."""
+    picked = select(m, cover)
+    if picked is None:
+        m.status = "uncovered"
+        return
+    target = scratch / m.path
+    original = target.read_text()
+    target.write_text(mutated_source(m))
+    start, budget = time.monotonic(), 4 * sum(cover["seconds"][t] for t in picked) + timeout
+    files = list(dict.fromkeys(t.split("::")[0] for t in picked))
+    try:
+        m.status = fork(scratch, files, _Select(picked), budget, scratch / "mutant.log")
+    finally:
+        target.write_text(original)
+    m.seconds, m.tests = time.monotonic() - start, len(picked)
+
+
+def worker(ms: list[Mutant], cover: dict, timeout: float, results: Path) -> None:
+    """A forked worker: its own scratch copy of archstat/, one JSON line per mutant; stops when
+    the parent is gone (between mutants)."""
+    parent = os.getppid()
+    scratch = Path(tempfile.mkdtemp(prefix="archstat-mut-"))
+    shutil.copytree(ROOT / "archstat", scratch / "archstat")
+    try:
+        with open(results, "a") as fh:
+            for m in ms:
+                if os.getppid() != parent:
+                    break
+                run_one(m, scratch, cover, timeout)
+                fh.write(json.dumps([m.path, m.index, m.what, m.status, m.seconds, m.tests]) + "\n")
+                fh.flush()
+    finally:
+        shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":

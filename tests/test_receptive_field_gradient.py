@@ -180,3 +180,71 @@ def test_a_linear_on_the_width_mixes_every_column():
     rf = receptive_field(analyze_rows(net, shape))
     assert not rf.regular.iloc[1:].any()
     assert check_fields(net, shape) == 2  # only the first conv, in H and W
+
+
+@pytest.mark.parametrize("hw,out", [((7, 5), (3, 3)), ((10, 11), (4, 3)), ((9, 13), (5, 4))])
+def test_adaptive_pool_with_uneven_bins_prints_its_widest_field(hw: tuple, out: tuple):
+    """Uneven bins have no one (R, J, P), so the row is irregular, but its size column must still be
+    the field of its widest unit, measured here on every unit by the gradient (L=7, O=3: bins of 3, 3
+    and 3 pixels, after a 3-wide conv a field of 5; ``ceil(L/O) + 1`` would print 6)."""
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(out))
+    shape = (1, hw[0] + 2, hw[1] + 2)  # the conv's output, the pool's input, is hw
+    work, _ = positive_copy(net)
+    x = torch.ones(1, *shape, dtype=torch.float64, requires_grad=True)
+    y = work(x)
+    widest = [0, 0]
+    for i in range(out[0]):
+        for j in range(out[1]):
+            (g,) = torch.autograd.grad(y[0, 0, i, j], x, retain_graph=True)
+            nz = g[0, 0] != 0
+            rows, cols = nz.any(1).nonzero().flatten(), nz.any(0).nonzero().flatten()
+            widest = [max(widest[0], int(rows[-1] - rows[0]) + 1), max(widest[1], int(cols[-1] - cols[0]) + 1)]
+    rf = receptive_field(analyze_rows(net, shape)).set_index("op")
+    assert [rf.loc["AdaptiveAvgPool2d", "rf_h"], rf.loc["AdaptiveAvgPool2d", "rf_w"]] == widest
+    assert not rf.loc["AdaptiveAvgPool2d", "regular"]
+
+
+def test_same_and_valid_padding_strings():
+    """``padding="same"`` pads ``d*(k-1)`` in all, the smaller half on the left (even kernels are
+    asymmetric); ``"valid"`` pads nothing.  The gradient sees the left pad as the field's P."""
+    net = nn.Sequential(nn.Conv2d(1, 2, (4, 3), padding="same", dilation=(1, 2)), nn.Conv2d(2, 2, 3, 2, padding="valid"),
+                        nn.Conv2d(2, 2, (5, 2), padding="same"), nn.Conv2d(2, 1, (2, 6), padding="same", dilation=(3, 1)))
+    assert check_fields(net, (1, 41, 37)) == 2 * 4  # every conv, in H and W
+
+
+class PadWidth(nn.Module):
+    """``F.pad`` with a 2-entry list pads only the last dim (W): H's left pad is 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (3, 1))
+
+
+def test_a_pad_of_the_width_only_leaves_the_height_alone():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, 2), PadWidth(), nn.Conv2d(2, 1, 3, 2))
+    assert check_fields(net, (1, 40, 36)) == 2 * 2
+
+
+class GlobalMean(nn.Module):
+    """A spatial mean kept as 1x1, then a 1x1 conv: both see every position of the conv before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(1, 2, 3, 2), nn.Conv2d(2, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x).mean((2, 3), keepdim=True))
+
+
+def test_a_global_mean_sees_the_union_of_its_input_fields():
+    """Its field is the first unit's start to the last unit's end, ``R + (L - 1) * J``, measured by
+    the gradient of the 1x1 output; the rows from there on are ``global``."""
+    net, shape = GlobalMean(), (1, 20, 15)  # conv: 9 x 7 units, R = 3, J = 2: 3 + 8*2 = 19, 3 + 6*2 = 15
+    work, _ = positive_copy(net)
+    x = torch.ones(1, *shape, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(work(x).sum(), x)
+    nz = g[0, 0] != 0
+    rows, cols = nz.any(1).nonzero().flatten(), nz.any(0).nonzero().flatten()
+    rf = receptive_field(analyze_rows(net, shape))
+    last = rf.iloc[-1]
+    assert (last.rf_h, last.rf_w) == (int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1)
+    assert list(rf["global"]) == [False, True, True]

@@ -14,7 +14,9 @@ of the paths' intervals, i.e. the largest path: with equal J, ``P = max P`` and
 
 A row is ``regular`` when its units' fields follow that formula exactly; transposed convs,
 upsampling and adaptive pools whose bins are uneven are not (``regular = False``: their numbers
-are the largest window, an upper bound).  Rows after a flatten or a linear layer see all the
+are the largest window, an upper bound).  For an adaptive pool that window is its largest bin,
+``max_i ceil((i+1)*L/O) - floor(i*L/O)`` (``formulas.pool.adaptive_window``), so the size column is
+the exact field of its widest unit, not a bound that overshoots.  Rows after a flatten or a linear layer see all the
 positions of the layer they collapse (``global``: ``R + (L - 1) * J``, which need not be the
 whole input: AlexNet's strides never reach the last two columns of a 227x227 image).
 
@@ -36,6 +38,7 @@ import pandas as pd
 from archstat.analyses.grad_flow import input_sources
 from archstat.engine.rows import Rows
 from archstat.errors import ArchstatError
+from archstat.formulas.pool import adaptive_window
 
 TRANSPARENT = ("activation", "batch_norm", "group_norm", "layer_norm", "instance_norm", "lrn", "dropout",
                "identity", "elementwise", "concat")
@@ -87,8 +90,8 @@ def _window(r: dict, field: Field) -> Optional[Field]:
             if o == 1 or L % o == 0:
                 k.append(L if o == 1 else L // o)
                 s.append(1 if o == 1 else L // o)
-            else:  # uneven bins: the largest one, an upper bound
-                k.append(-(-L // o) + 1)
+            else:  # uneven bins: the largest one (ceil(L/o) or ceil(L/o) + 1, depending on L and o)
+                k.append(adaptive_window(L, o))
                 s.append(max(L // o, 1))
                 regular = False
         pad, dil = [0] * len(k), [1] * len(k)

@@ -104,7 +104,7 @@ def weights_only(df: pd.DataFrame) -> int:
     """Parameters without biases (the slides' FC rows and GoogLeNet Table 1 count these)."""
     total = 0
     for kind, params, hp in zip(df["kind"], df["params"], df["hparams"]):
-        bias = hp.get("c_out", hp.get("out_features", 0)) if hp.get("bias") and kind in ("conv", "linear") else 0
+        bias = hp.get("c_out", hp.get("out_features", 0)) if hp.get("bias") and kind in ("conv", "conv_transpose", "linear") else 0
         total += int(params) - int(bias)
     return total
 
