@@ -65,9 +65,9 @@ class LiveStorages(TorchDispatchMode):
             del self.refs[key]
 
 
-def existing_storages(model: torch.nn.Module, x: torch.Tensor) -> set[int]:
-    """Storages that exist before the run and are not activations: weights, buffers, the input."""
-    return {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), x]}
+def existing_storages(model: torch.nn.Module, *inputs: torch.Tensor) -> set[int]:
+    """Storages that exist before the run and are not activations: weights, buffers, the inputs."""
+    return {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), *inputs]}
 
 
 def eager_peak(model: torch.nn.Module, x: torch.Tensor) -> int:

@@ -50,7 +50,8 @@ from archstat.validation.oracles import flopcounter_counts, fvcore_counts, row_c
 from archstat.engine.trace import training_mode
 from archstat.validation.fits import check_fits
 from archstat.validation.live_memory_check import measured_live
-from archstat.validation.real_run import RealRun, random_input, tensors
+from archstat.engine.inputs import call_args
+from archstat.validation.real_run import RealRun, tensors
 from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
 
 # totals compared with the real run, not an oracle
@@ -120,8 +121,8 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     df["flops"] = df[f"flops_{convention}"]
     timing = {"analyze_s": time.perf_counter() - t0}
     check_fits(rows, dev)  # before the input is allocated
-    x = random_input(rows, dev, seed)
-    real, graph_out, model_out, fc, fv, measured = _real_runs(rows, x, seed, timing, stage)
+    args, kwargs = rows.example(dev, seed)  # every input the model takes
+    real, graph_out, model_out, fc, fv, measured = _real_runs(rows, args, kwargs, seed, timing, stage)
     _real_columns(df, real.calls, rows, measured)
     t = time.perf_counter()
     training_totals: dict[str, tuple[int, int]] = {}
@@ -156,7 +157,8 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     return df
 
 
-def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict, stage: Callable[[str], object]) -> tuple:
+def _real_runs(rows: Rows, args: list, kwargs: dict, seed: int, timing: dict, stage: Callable[[str], object]
+               ) -> tuple:
     """The graph run along the rows, the model's own forward under FlopCounterMode, fvcore's trace, and
     (eval) the live bytes per row; each one's seconds go into ``timing``."""
     work = rows.model
@@ -165,23 +167,23 @@ def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict, stage: Call
         torch.manual_seed(seed)
         stage(STAGES[1])
         real = RealRun(work, rows)
-        graph_out = real.run(x)
+        graph_out = real.run(args, kwargs)
         timing["real_run_s"] = time.perf_counter() - t
 
         def forward() -> Any:
             torch.manual_seed(seed)
-            return work(x)
+            return work(*args, **kwargs)
 
         stage(STAGES[2])
         t = time.perf_counter()
         fc, model_out = flopcounter_counts(work, forward)
         timing["flopcounter_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        fv = fvcore_counts(work, x)
+        fv = fvcore_counts(work, call_args(work, args, kwargs))  # fvcore's jit trace takes no keywords
         timing["fvcore_s"] = time.perf_counter() - t
         # inference memory is an eval-mode question (a training step's memory is archstat.analyses.memory's)
         stage(STAGES[3])
-        measured = measured_live(work, rows, x) if rows.mode == "eval" else None
+        measured = measured_live(work, rows, args, kwargs) if rows.mode == "eval" else None
     return real, graph_out, model_out, fc, fv, measured
 
 
