@@ -8,25 +8,37 @@ from archstat.errors import ArchstatError
 
 
 def parse_input(text: str) -> tuple[int, ...]:
-    """``"3x227x227"`` -> ``(3, 227, 227)``; ``CxL`` for 1-d models.  Per sample, no batch."""
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ArchstatError(f"malformed --input {text!r}: expected CxHxW such as 3x224x224") from None
-    if len(dims) not in (1, 2, 3):
-        raise ArchstatError(f"malformed --input {text!r}: expected CxHxW (or CxL, or F), got {len(dims)} numbers")
-    if any(d <= 0 for d in dims):
-        raise ArchstatError(f"--input {text!r} has a zero or negative size; every size must be >= 1")
-    return dims
+    """``"3x227x227"`` -> ``(3, 227, 227)``: one float input's shape per sample (``train --input``)."""
+    from archstat.engine.inputs import parse_input as parse_spec
+
+    spec = parse_spec(text)
+    if spec.dtype is not None:
+        raise ArchstatError(f"--input {text!r}: this command takes one float input (CxHxW), no dtype")
+    return spec.shape
 
 
-def input_arg(text: str) -> tuple[int, ...]:
-    """argparse type for --input: a malformed shape is a usage error (one line, exit 2)."""
+def input_arg(text: str) -> tuple:
+    """argparse type for the analysis commands' repeatable ``--input [NAME=]SHAPE[:DTYPE[:HIGH]]``:
+    ``(name or None, InputSpec)``; a malformed one is a usage error (one line, exit 2)."""
+    from archstat.engine.inputs import parse_input as parse_spec
+
+    name, _, shape = text.rpartition("=")
     try:
-        return parse_input(text)
+        if name and not name.isidentifier():
+            raise ArchstatError(f"malformed --input {text!r}: a keyword input is NAME=SHAPE, such as mask=16x16:bool")
+        return (name or None, parse_spec(shape))
     except ArchstatError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_inputs(args: argparse.Namespace, default_input) -> dict:
+    """``{"inputs": [...], "kwargs": {...}}`` for analyze/validate/profile from the ``--input`` flags,
+    in order (positional ones in forward's order, ``NAME=...`` by name), or the model's default input."""
+    given = args.input or [(None, default_input)]
+    named = {n: s for n, s in given if n is not None}
+    if len(named) != sum(1 for n, _ in given if n is not None):
+        raise ArchstatError("--input: a keyword input is given twice")
+    return {"inputs": [s for n, s in given if n is None], "kwargs": named}
 
 
 def positive_int(text: str) -> int:
@@ -46,8 +58,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, many: bool = False) -> No
         parser.add_argument("models", nargs="+", metavar="MODEL", help="zoo names or package.module:callable")
     else:
         parser.add_argument("model", metavar="MODEL", help="zoo name (see `archstat list`) or package.module:callable")
-    parser.add_argument("--input", type=input_arg, default=None, metavar="CxHxW",
-                        help="input shape per sample (default: the model's default input)")
+    parser.add_argument("--input", type=input_arg, action="append", default=None, metavar="SHAPE[:DTYPE[:HIGH]]",
+                        help="input shape per sample, CxHxW (default: the model's default input); repeat it for a "
+                             "model with several inputs, in forward's order, each with its own dtype "
+                             "(--input 3x224x224 --input 77:int64:1000: integers drawn below 1000, zeros without a "
+                             "bound); NAME=SHAPE gives a keyword input")
     parser.add_argument("--batch", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
 
 

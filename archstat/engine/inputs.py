@@ -245,3 +245,16 @@ def example_inputs(inputs: ModelInputs, specs: tuple[list[TensorSpec], dict[str,
     args = [example_tensor(s, f, dev, gen) for s, f in zip(inputs.args, specs[0])]
     kwargs = {k: example_tensor(inputs.kwargs[k], f, dev, gen) for k, f in specs[1].items()}
     return args, kwargs
+
+
+def several_text(described: Optional[list[dict]]) -> Optional[str]:
+    """``3x224x224, 77:int64:1000, mask=16:bool`` for ``df.attrs["inputs"]`` (:meth:`ModelInputs.describe`)
+    when it is more than the one plain float input (None then: the one-input output stays as it was)."""
+    if not described or (len(described) == 1 and described[0]["name"] is None and described[0]["dtype"] is None):
+        return None
+    parts = []
+    for d in described:
+        text = "x".join(map(str, d["shape"])) + (f":{d['dtype']}" if d["dtype"] else "")
+        text += f":{d['high']}" if d["high"] is not None else ""
+        parts.append(f"{d['name']}={text}" if d["name"] else text)
+    return ", ".join(parts)

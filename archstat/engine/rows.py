@@ -45,6 +45,12 @@ class Rows:
         """The (first) input's shape per sample, as given to :func:`archstat.engine.analyze.analyze_rows`."""
         return tuple(self.df.attrs["input"])
 
+    @property
+    def given(self) -> dict:
+        """The inputs as :func:`archstat.engine.analyze.analyze_rows` takes them again (another mode):
+        ``analyze_rows(rows.model, batch=rows.batch, **rows.given)``."""
+        return {"inputs": list(self.inputs.args), "kwargs": dict(self.inputs.kwargs)}
+
     def example(self, device: torch.device | str, seed: int) -> tuple[list[torch.Tensor], dict[str, Any]]:
         """Real tensors for every input, seeded (:func:`archstat.engine.inputs.example_inputs`): what
         every real run along these rows feeds, as ``model(*args, **kwargs)``."""

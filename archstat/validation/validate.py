@@ -83,7 +83,7 @@ STAGES = ("trace", "real run", "FLOP oracles", "live bytes", "training checks")
 
 def validate(
     model: nn.Module,
-    input_shape: Sequence[int],
+    input_shape: Optional[Sequence[int]] = None,
     batch: int = 1,
     device: str | torch.device = "cpu",
     mode: str = "eval",
@@ -91,11 +91,17 @@ def validate(
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
     on_stage: Callable[[str], object] | None = None,
+    *,
+    inputs: Optional[Sequence[Any]] = None,
+    kwargs: Optional[dict] = None,
 ) -> pd.DataFrame:
     """Per-row agreement of ``analyze()`` with one real run of ``model`` and with fvcore / FlopCounterMode.
 
     ``df.attrs`` holds ``agree`` (every check passed), ``partial`` (some op has no formula),
     ``mismatches`` (one line each, naming the layer and both values), ``totals`` and ``timing``.
+    A model with several inputs takes ``inputs`` / ``kwargs`` as :func:`archstat.engine.analyze.analyze_rows`
+    does; every real run feeds all of them (floats: seeded normals; integers: ``randint(0, high)``, or
+    zeros without a bound; example tensors as given).
     The model is traced once (:func:`archstat.engine.analyze.analyze_rows`); see :func:`validate_rows`.
     """
     stage = on_stage or (lambda name: None)
@@ -105,7 +111,8 @@ def validate(
     work = real_copy(model, dev, dtype, mode)
     counter(convention)  # reject an unknown convention before any work
     # costed in the fvcore convention, so that ``oracle_supported`` is fvcore's verdict whatever is shown
-    rows = analyze_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore")
+    rows = analyze_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore", inputs=inputs,
+                        kwargs=kwargs)
     return validate_rows(rows, convention=convention, seed=seed, device=dev, started=t0, on_stage=stage)
 
 
