@@ -221,3 +221,12 @@ def test_bad_inputs_one_line_exit_2(capsys, argv, message):
     code, out, err = run_cli(capsys, *argv)
     lines = err.strip().splitlines()
     assert code == 2 and out == "" and len(lines) == 1 and message in lines[0], err
+
+
+def test_html_page_names_every_input(tmp_path, capsys):
+    out = tmp_path / "two.html"
+    code, _, err = run_cli(capsys, "html", MODEL, *ARGV, "--out", str(out))
+    page = out.read_text(encoding="utf-8")
+    assert code == 0, err
+    assert f"inputs 3x16x16, 7:int64:{VOCAB}" in page
+    assert "one input; this one takes 2" in page  # the receptive field refused with its reason, not drawn

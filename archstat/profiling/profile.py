@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from archstat.engine.analyze import analyze_rows
-from archstat.engine.inputs import InputSpec, example_tensor, several_text
+from archstat.engine.inputs import several_text
 from archstat.engine.rows import Rows
 from archstat.engine.conventions import counter
 from archstat.errors import ArchstatError
@@ -39,12 +39,12 @@ from archstat.profiling.calibrate import get_time_model
 from archstat.profiling.ceilings import Ceilings, defend, get_ceilings
 from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
 from archstat.profiling.precision import check_precision, precision_flags
+from archstat.profiling.profile_inputs import make_inputs, profile_inputs
 from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
 from archstat.profiling.roofline import roofline, roofline_summary
 from archstat.progress import Stages
 from archstat.profiling.timing import environment, oom_guard, peak_bytes, reset_peak, stats, time_calls
 from archstat.device import resolve_device
-from archstat.spec import TensorSpec
 from archstat.engine.trace import training_mode
 from archstat.validation.fits import free_memory, state_bytes
 from archstat.validation.live_storages import eager_peak
@@ -74,24 +74,6 @@ def prepare(model: nn.Module, device: torch.device, dtype: torch.dtype, channels
         return model
     out = copy.deepcopy(model).to(device=device, dtype=dtype)
     return out.to(memory_format=torch.channels_last) if channels_last else out
-
-
-def make_input(shape: Sequence[int], batch: int, device: torch.device, dtype: torch.dtype,
-               channels_last: bool) -> torch.Tensor:
-    """One float input of ``shape`` per sample (``bench/gpu_steps.py``); models: :func:`make_inputs`."""
-    x = example_tensor(InputSpec(tuple(shape)), TensorSpec((batch, *shape), dtype), torch.device(device),
-                       torch.Generator(torch.device(device)).manual_seed(0))
-    return x.to(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-
-
-def make_inputs(rows: Rows, device: torch.device, channels_last: bool) -> tuple[list, dict]:
-    """Every input the model takes (:meth:`Rows.example`), 4-d float ones in channels-last when asked."""
-    args, kwargs = rows.example(device, 0)
-
-    def fmt(x: torch.Tensor) -> torch.Tensor:
-        return x.to(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-
-    return [fmt(a) for a in args], {k: fmt(v) for k, v in kwargs.items()}
 
 
 def _run_row(phase: str, times: list[float], batch: int, flops: float, peak: Optional[int],
@@ -143,7 +125,7 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     progress bar (None: shown when stderr is a terminal).
     """
     dev, dtype = resolve_device(device), check_precision(precision)
-    given = _given(model, input_shape, inputs, kwargs, batch)
+    given = profile_inputs(model, input_shape, inputs, kwargs, batch)
     warmup, repeat, layer_repeat = _counts(dev, warmup, repeat, layer_repeat)
     net = prepare(model, dev, dtype, channels_last)
     rows = analyze_rows(net, batch=batch, dtype=dtype, **given)  # the one trace: table, records and nodes
@@ -230,19 +212,6 @@ def _forward(net: nn.Module, df: pd.DataFrame, feed: tuple[list, dict], batch: i
         row = _run_row("forward", times, batch, flops, peak, base, ceil, precision)
     row.update({"peak_mem_source": source, **_forward_memory_estimate(net, df, peak)})
     return row
-
-
-def _given(model: nn.Module, input_shape: Optional[Sequence[int]], inputs: Optional[Sequence[Any]],
-           kwargs: Optional[dict], batch: object) -> dict:
-    """The inputs asked for (or the model's ``default_input``) as analyze_rows takes them; the batch checked."""
-    if not isinstance(batch, int) or batch < 1:
-        raise ArchstatError(f"batch must be >= 1, got {batch}")
-    if inputs or kwargs:
-        return {"input_shape": input_shape, "inputs": inputs, "kwargs": kwargs}
-    shape = tuple(input_shape or getattr(model, "default_input", ()) or ())
-    if not shape:
-        raise ArchstatError("profile needs an input shape (e.g. (3, 224, 224)): the model has no default_input")
-    return {"input_shape": shape}
 
 
 def _counts(dev: torch.device, warmup: Optional[int], repeat: Optional[int],

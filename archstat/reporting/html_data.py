@@ -44,6 +44,12 @@ def _shape(shape: Sequence) -> str:
     return "×".join(str(int(d)) for d in shape)
 
 
+def input_label(attrs: dict) -> str:
+    """The graph's input node: ``input 3×224×224``, or every input when there are several."""
+    several = several_text(attrs.get("inputs"))
+    return f"inputs {several}" if several else "input " + _shape(attrs["input"])
+
+
 def model_page(label: str, model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, batch: int = 1,
                mode: str = "eval", convention: str = "lecture", inputs: Optional[Sequence[Any]] = None,
                kwargs: Optional[dict] = None) -> ModelPage:
@@ -135,7 +141,8 @@ def comparison_rows(pages: Sequence[ModelPage]) -> list[dict]:
     out = []
     for p in pages:
         t, tr = p.df.attrs["total"], p.training or {}
-        out.append({"model": p.label, "input": _shape(p.df.attrs["input"]), "rows": len(p.df),
+        out.append({"model": p.label, "input": several_text(p.df.attrs.get("inputs")) or _shape(p.df.attrs["input"]),
+                    "rows": len(p.df),
                     "params": int(t["params"]), "macs": int(t["macs"]), "flops": int(t["flops"]),
                     "act_bytes": int(t["act_bytes"]), "peak_bytes": int(p.peak["peak_bytes"]) if p.peak else None,
                     "train_bytes": tr.get("total"), "rf": last_receptive_field(p.df)})
