@@ -178,7 +178,8 @@ def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.Da
     unsupported = sorted({f"{r['op']} ({r['name'] or '<root>'})" for r in rows if not r["supported"]})
     c = context
     df.attrs.update({
-        "model": c["model"], "input": c["input"], "inputs": c["inputs"], "batch": c["batch"], "dtype": c["dtype"], "mode": c["mode"],
+        "model": c["model"], "input": c["input"], "inputs": c["inputs"], "batch": c["batch"], "dtype": c["dtype"],
+        "mode": c["mode"],
         "convention": c["convention"], "symbolic": c["symbolic"], "upto": upto, "engine": c["engine"],
         "outputs": c["outputs"] if upto is None else None, "input_bytes": c["input_bytes"],
         "output_parts": c["output_parts"] if upto is None else None, "output_rows": c.get("output_rows"),

@@ -44,13 +44,6 @@ class InputSpec:
     batch: Optional[int] = None
     example: Optional[torch.Tensor] = field(default=None, compare=False, repr=False)
 
-    def text(self) -> str:
-        """``3x224x224`` or ``77:int64[:1000]``, as ``--input`` takes it."""
-        out = "x".join(str(s) for s in self.shape) or "scalar"
-        if self.dtype is not None and self.dtype != torch.float32 or self.high is not None:
-            out += ":" + str(self.dtype or torch.float32).replace("torch.", "")
-        return out + (f":{self.high}" if self.high is not None else "")
-
 
 def parse_input(text: str) -> InputSpec:
     """``"3x227x227"`` -> ``InputSpec((3, 227, 227))``; ``"77:int64:1000"`` adds a dtype and a bound.
@@ -138,8 +131,8 @@ class ModelInputs:
         return tuple(self.all[0].shape)
 
     def text(self) -> str:
-        """``3x224x224, 77:int64``; keyword inputs as ``mask=16:bool``."""
-        return ", ".join([a.text() for a in self.args] + [f"{k}={v.text()}" for k, v in self.kwargs.items()])
+        """``3x224x224`` for one plain input; ``3x224x224, 77:int64:1000, mask=16:bool`` for several."""
+        return several_text(self.describe()) or "x".join(map(str, self.first_shape))
 
     def describe(self) -> list[dict]:
         """JSON-ready: one ``{"name", "shape", "dtype", "high"}`` per input (name None when positional)."""

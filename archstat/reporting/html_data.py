@@ -112,8 +112,8 @@ def summary_items(page: ModelPage) -> list[tuple[str, str]]:
     """(quantity, value with units) for the page's totals."""
     df, a = page.df, page.df.attrs
     t = a["total"]
-    items = [("input (per sample)", several_text(a.get("inputs")) or _shape(a["input"])), ("batch, dtype, graph", f"{a['batch']}, {a['dtype']}, "
-                                                                                  f"{a['mode']} mode"),
+    items = [("input (per sample)", several_text(a.get("inputs")) or _shape(a["input"])),
+             ("batch, dtype, graph", f"{a['batch']}, {a['dtype']}, {a['mode']} mode"),
              ("op calls (table rows)", f"{len(df):,}"), ("params", f"{int(t['params']):,} ({int(t['params']) / 1e6:,.2f} M)"),
              ("MACs", f"{int(t['macs']):,} ({int(t['macs']) / 1e9:,.3f} G)"),
              (f"FLOPs ({a['convention']} convention)", f"{int(t['flops']):,} ({int(t['flops']) / 1e9:,.3f} G)"),

@@ -38,7 +38,8 @@ def canonical_names(model: nn.Module) -> dict[int, str]:
 
 
 def fvcore_counts(model: nn.Module, x: Any) -> dict[str, dict[str, Any]]:
-    """fvcore on ``model(x)`` (one tensor, or a tuple of positional inputs), per module name: ``flops`` (fvcore total), ``macs`` (its matrix ops), ``unsupported`` (Counter)."""
+    """fvcore on ``model(x)`` (one tensor, or a tuple of positional inputs), per module name:
+    ``flops`` (fvcore total), ``macs`` (its matrix ops), ``unsupported`` (Counter)."""
     from fvcore.nn import FlopCountAnalysis
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)
