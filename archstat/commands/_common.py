@@ -9,36 +9,39 @@ from archstat.errors import ArchstatError
 
 def parse_input(text: str) -> tuple[int, ...]:
     """``"3x227x227"`` -> ``(3, 227, 227)``: one float input's shape per sample (``train --input``)."""
-    from archstat.engine.inputs import parse_input as parse_spec
+    from archstat.engine.input_text import read_input
 
-    spec = parse_spec(text)
-    if spec.dtype is not None:
-        raise ArchstatError(f"--input {text!r}: this command takes one float input (CxHxW), no dtype")
-    return spec.shape
+    read = read_input(text)
+    if read.dtype is not None or read.name is not None:
+        raise ArchstatError(f"--input {text!r}: this command takes one float input (CxHxW), no dtype or name")
+    return read.shape
 
 
-def input_arg(text: str) -> tuple:
+def input_arg(text: str) -> str:
     """argparse type for the analysis commands' repeatable ``--input [NAME=]SHAPE[:DTYPE[:HIGH]]``:
-    ``(name or None, InputSpec)``; a malformed one is a usage error (one line, exit 2)."""
-    from archstat.engine.inputs import parse_input as parse_spec
+    checked without torch (a malformed one is a usage error: one line, exit 2), kept as text."""
+    from archstat.engine.input_text import read_input
 
-    name, _, shape = text.rpartition("=")
     try:
-        if name and not name.isidentifier():
-            raise ArchstatError(f"malformed --input {text!r}: a keyword input is NAME=SHAPE, such as mask=16x16:bool")
-        return (name or None, parse_spec(shape))
+        read_input(text)
     except ArchstatError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def model_inputs(args: argparse.Namespace, default_input) -> dict:
     """``{"inputs": [...], "kwargs": {...}}`` for analyze/validate/profile from the ``--input`` flags,
     in order (positional ones in forward's order, ``NAME=...`` by name), or the model's default input."""
-    given = args.input or [(None, default_input)]
-    named = {n: s for n, s in given if n is not None}
+    from archstat.engine.input_text import read_input
+    from archstat.engine.inputs import parse_input as parse_spec
+
+    if not args.input:
+        return {"inputs": [default_input], "kwargs": {}}
+    given = [(read_input(t).name, t.rpartition("=")[2]) for t in args.input]
+    named = {n: parse_spec(t) for n, t in given if n is not None}
     if len(named) != sum(1 for n, _ in given if n is not None):
         raise ArchstatError("--input: a keyword input is given twice")
-    return {"inputs": [s for n, s in given if n is None], "kwargs": named}
+    return {"inputs": [parse_spec(t) for n, t in given if n is None], "kwargs": named}
 
 
 def positive_int(text: str) -> int:

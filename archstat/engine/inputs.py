@@ -7,7 +7,8 @@ real runs draw (``randint(0, high)``; without a bound they are zeros, a valid in
 embedding or gather).  A real example tensor given through the Python API keeps its values, and
 the real runs feed it as it is.
 
-On the command line: ``--input 3x224x224 --input 77:int64 --input 77:int64:1000`` (SHAPE[:DTYPE[:HIGH]]).
+On the command line: ``--input 3x224x224 --input 77:int64 --input 77:int64:1000`` (SHAPE[:DTYPE[:HIGH]],
+read by :mod:`archstat.engine.input_text`).
 In Python, each input may be a per-sample shape, an :class:`InputSpec`, a batch-first
 :class:`~archstat.spec.TensorSpec` or a tensor (meta tensors are enough; a batch-first input sets
 the batch).  :func:`batch_specs` gives the engine its batch-first TensorSpecs, :func:`bind` maps
@@ -21,14 +22,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
+from archstat.engine.input_text import read_input
 from archstat.errors import ArchstatError
 from archstat.spec import TensorSpec
-
-FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-# the dtypes an input may have: the floats the formulas price, integer indices and boolean masks
-INPUT_DTYPES = {str(d).replace("torch.", ""): d for d in (
-    *FLOAT_DTYPES, torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)}
-SYNTAX = "SHAPE[:DTYPE[:HIGH]] such as 3x224x224 or 77:int64:1000"
 
 
 @dataclass(frozen=True)
@@ -46,37 +42,12 @@ class InputSpec:
 
 
 def parse_input(text: str) -> InputSpec:
-    """``"3x227x227"`` -> ``InputSpec((3, 227, 227))``; ``"77:int64:1000"`` adds a dtype and a bound.
-
-    A bad shape, an unknown dtype or a bound on a float input is one :class:`ArchstatError` line."""
-    parts = text.split(":")
-    if len(parts) > 3 or not parts[0]:
-        raise ArchstatError(f"malformed --input {text!r}: expected {SYNTAX}")
-    dims = parts[0].lower().replace("×", "x").split("x")
-    try:
-        shape = tuple(int(p) for p in dims)
-    except ValueError:
-        raise ArchstatError(f"malformed --input {text!r}: expected CxHxW such as 3x224x224 ({SYNTAX})") from None
-    if len(shape) not in (1, 2, 3):
-        raise ArchstatError(f"malformed --input {text!r}: expected CxHxW (or CxL, or F), got {len(shape)} numbers")
-    if any(d <= 0 for d in shape):
-        raise ArchstatError(f"--input {text!r} has a zero or negative size; every size must be >= 1")
-    dtype = None
-    if len(parts) > 1:
-        dtype = INPUT_DTYPES.get(parts[1].strip().lower().replace("torch.", ""))
-        if dtype is None:
-            raise ArchstatError(f"--input {text!r}: unknown dtype {parts[1]!r}; use one of {', '.join(INPUT_DTYPES)}")
-    high = None
-    if len(parts) > 2:
-        if dtype is None or dtype.is_floating_point:
-            raise ArchstatError(f"--input {text!r}: a bound (:HIGH) is for integer and bool inputs only")
-        try:
-            high = int(parts[2])
-        except ValueError:
-            raise ArchstatError(f"--input {text!r}: the bound {parts[2]!r} is not an integer") from None
-        if high < 1 or (dtype == torch.bool and high > 2):
-            raise ArchstatError(f"--input {text!r}: the bound must be >= 1 (bool: 1 or 2), got {high}")
-    return InputSpec(shape, dtype, high)
+    """``"3x227x227"`` -> ``InputSpec((3, 227, 227))``; ``"77:int64:1000"`` adds a dtype and a bound
+    (:func:`archstat.engine.input_text.read_input` reads the text; a keyword name is refused here)."""
+    read = read_input(text)
+    if read.name is not None:
+        raise ArchstatError(f"--input {text!r}: a keyword input (NAME=) is given by name, as kwargs")
+    return InputSpec(read.shape, None if read.dtype is None else getattr(torch, read.dtype), read.high)
 
 
 def as_input(value: Any, what: str = "input") -> InputSpec:
