@@ -80,7 +80,8 @@ def torchvision_step(name: str, tv_name: str, build_ours: Callable[[], torch.nn.
         tvm_mod = importlib.import_module("torchvision.models")
     except ImportError:
         return {"status": "skipped", "reason": "torchvision not installed on this machine"}
-    from archstat.profiling.profile import make_input, prepare
+    from archstat.profiling.profile import prepare
+    from archstat.profiling.profile_inputs import make_input
 
     res: dict[str, Any] = {"status": "ok", "torchvision_name": tv_name}
     torch.manual_seed(0)

@@ -145,30 +145,43 @@ def _elementwise(fn: Optional[str], need: list[bool], param_grad: bool) -> Optio
     return None
 
 
-def _storages(df: pd.DataFrame, flow: GradFlow) -> list:
+def _storages(rows: Rows, flow: GradFlow) -> list:
     """Storage id of each row's output: its own, or (views, in-place ops, identities) its input's.
 
     A view with no activation input (the meta engine records ``w.t()`` on a parameter with no
     input) views model state: a parameter or buffer, counted apart, as autograd's hooks see it."""
     own: list = []
-    for i, r in enumerate(df.to_dict("records")):
+    for i, r in enumerate(rows.df.to_dict("records")):
         src = flow.input_source[i]
         own.append(("row", i) if r["alloc"] else ("state",) if not src else own[src[0]] if src[0] >= 0
-                   else ("input",) if src[0] == MODEL_INPUT else ("state",))
+                   else model_input_key(rows, i, 0) if src[0] == MODEL_INPUT else ("state",))
     return own
+
+
+def model_input_key(rows: Rows, i: int, k: int) -> tuple:
+    """``("input", j)``: the storage of model input j, which row i reads as its tensor input k.
+
+    The interpreter hands each row the very TensorSpec of the input (identity); the meta engine's
+    copies are matched by shape and dtype."""
+    given = [*rows.specs[0], *rows.specs[1].values()]
+    spec = rows.records[i].inputs[k] if k < len(rows.records[i].inputs) else None
+    j = next((j for j, s in enumerate(given) if s is spec), None)
+    if j is None:
+        j = next((j for j, s in enumerate(given) if s == spec), 0)
+    return ("input", j)
 
 
 def saved_per_row(rows: Rows, device: str = "cpu", flow: Optional[GradFlow] = None) -> pd.DataFrame:
     """Per row: ``requires_grad``, ``saved`` (what autograd keeps), ``saved_bytes`` (storages first
     saved by this row), ``saved_all_bytes`` (every saved tensor, no dedup) and ``saved_storages``
-    (those storages: id -> bytes; ``("input",)`` is the model input)."""
+    (those storages: id -> bytes; ``("input", j)`` is model input j)."""
     df = rows.df
     flow = flow or grad_flow(rows)
     batch, dtype = int(df.attrs["batch"]), getattr(torch, df.attrs["dtype"])
-    input_bytes = batch * prod(df.attrs["input"]) * dtype.itemsize
-    own = _storages(df, flow)
+    inputs = {("input", j): int(s.nbytes) for j, s in enumerate([*rows.specs[0], *rows.specs[1].values()])}
+    own = _storages(rows, flow)
     # a parameter or buffer saved for backward is model state, counted apart (state_bytes)
-    size = {("input",): input_bytes, ("state",): 0,
+    size = {**inputs, ("state",): 0,
             **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])}}
     seen: set = set()
     saved, first, every, known, storages = [], [], [], [], []
@@ -180,7 +193,8 @@ def saved_per_row(rows: Rows, device: str = "cpu", flow: Optional[GradFlow] = No
         for k, item in enumerate(items or []):
             if item[0] == "in":
                 src = flow.input_source[i][item[1]]
-                keys.append((own[src] if src >= 0 else ("input",) if src == MODEL_INPUT else ("state",), item))
+                keys.append((own[src] if src >= 0 else model_input_key(rows, i, item[1]) if src == MODEL_INPUT
+                             else ("state",), item))
             elif item[0] == "out":
                 keys.append((own[i], item))
             else:

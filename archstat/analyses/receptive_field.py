@@ -201,6 +201,9 @@ def receptive_field(rows: Rows) -> pd.DataFrame:
     df = rows.df
     if df.attrs.get("symbolic"):
         raise ArchstatError("the receptive field needs numbers: drop --symbolic")
+    if len(df.attrs.get("inputs") or [None]) > 1:  # every model input would be taken for the image
+        raise ArchstatError(f"the receptive field is defined for a model with one input; this one takes "
+                            f"{len(df.attrs['inputs'])}")
     fs = fields(df)
     out = df[["name", "op", "call", "kind", "out_shape"]].copy()
 

@@ -8,25 +8,40 @@ from archstat.errors import ArchstatError
 
 
 def parse_input(text: str) -> tuple[int, ...]:
-    """``"3x227x227"`` -> ``(3, 227, 227)``; ``CxL`` for 1-d models.  Per sample, no batch."""
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ArchstatError(f"malformed --input {text!r}: expected CxHxW such as 3x224x224") from None
-    if len(dims) not in (1, 2, 3):
-        raise ArchstatError(f"malformed --input {text!r}: expected CxHxW (or CxL, or F), got {len(dims)} numbers")
-    if any(d <= 0 for d in dims):
-        raise ArchstatError(f"--input {text!r} has a zero or negative size; every size must be >= 1")
-    return dims
+    """``"3x227x227"`` -> ``(3, 227, 227)``: one float input's shape per sample (``train --input``)."""
+    from archstat.engine.input_text import read_input
+
+    read = read_input(text)
+    if read.dtype is not None or read.name is not None:
+        raise ArchstatError(f"--input {text!r}: this command takes one float input (CxHxW), no dtype or name")
+    return read.shape
 
 
-def input_arg(text: str) -> tuple[int, ...]:
-    """argparse type for --input: a malformed shape is a usage error (one line, exit 2)."""
+def input_arg(text: str) -> str:
+    """argparse type for the analysis commands' repeatable ``--input [NAME=]SHAPE[:DTYPE[:HIGH]]``:
+    checked without torch (a malformed one is a usage error: one line, exit 2), kept as text."""
+    from archstat.engine.input_text import read_input
+
     try:
-        return parse_input(text)
+        read_input(text)
     except ArchstatError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def model_inputs(args: argparse.Namespace, default_input) -> dict:
+    """``{"inputs": [...], "kwargs": {...}}`` for analyze/validate/profile from the ``--input`` flags,
+    in order (positional ones in forward's order, ``NAME=...`` by name), or the model's default input."""
+    from archstat.engine.input_text import read_input
+    from archstat.engine.inputs import parse_input as parse_spec
+
+    if not args.input:
+        return {"inputs": [default_input], "kwargs": {}}
+    given = [(read_input(t).name, t.rpartition("=")[2]) for t in args.input]
+    named = {n: parse_spec(t) for n, t in given if n is not None}
+    if len(named) != sum(1 for n, _ in given if n is not None):
+        raise ArchstatError("--input: a keyword input is given twice")
+    return {"inputs": [parse_spec(t) for n, t in given if n is None], "kwargs": named}
 
 
 def positive_int(text: str) -> int:
@@ -46,8 +61,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, many: bool = False) -> No
         parser.add_argument("models", nargs="+", metavar="MODEL", help="zoo names or package.module:callable")
     else:
         parser.add_argument("model", metavar="MODEL", help="zoo name (see `archstat list`) or package.module:callable")
-    parser.add_argument("--input", type=input_arg, default=None, metavar="CxHxW",
-                        help="input shape per sample (default: the model's default input)")
+    parser.add_argument("--input", type=input_arg, action="append", default=None, metavar="SHAPE[:DTYPE[:HIGH]]",
+                        help="input shape per sample, CxHxW (default: the model's default input); repeat it for a "
+                             "model with several inputs, in forward's order, each with its own dtype "
+                             "(--input 3x224x224 --input 77:int64:1000: integers drawn below 1000, zeros without a "
+                             "bound); NAME=SHAPE gives a keyword input")
     parser.add_argument("--batch", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.commands._common import add_convention_arg, add_model_args
+from archstat.commands._common import add_convention_arg, add_model_args, model_inputs
 
 SORT_KEYS = ("model", "params", "macs", "flops", "act_bytes", "train_bytes_1", "train_bytes_n", "depth",
              "weight_layers", "top1_err", "top5_err", "ilsvrc_top5_err", "latency_ms")
@@ -37,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     set_quiet(args.quiet)
     with progress(total=len(args.models), desc="compare", unit="model", disable=len(args.models) < 3) as bar:
-        table = compare(args.models, args.input, batch=args.batch, convention=args.convention, sort=args.sort,
-                        descending=args.descending, gpu_dir=Path(args.gpu_results), on_model=bar.update)
+        given = model_inputs(args, None) if args.input else {}
+        table = compare(args.models, batch=args.batch, convention=args.convention, sort=args.sort,
+                        descending=args.descending, gpu_dir=Path(args.gpu_results), on_model=bar.update,
+                        **given)
     print(FORMATTERS[args.format](table))
     if args.plot:
         from archstat.reporting.plots import compare_bars

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.commands._common import add_convention_arg, add_model_args
+from archstat.commands._common import add_convention_arg, add_model_args, model_inputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     pages = []
     for spec in args.models:
         model, default_input = resolve_model(spec)
-        pages.append(model_page(spec, model, args.input or default_input, batch=args.batch, mode=args.mode,
-                                convention=args.convention))
+        pages.append(model_page(spec, model, batch=args.batch, mode=args.mode, convention=args.convention,
+                                **model_inputs(args, default_input)))
     path = write_page(Path(args.out), render(pages))
     print(f"wrote {path} ({path.stat().st_size / 1024:,.0f} KB, {len(pages)} model{'s' if len(pages) > 1 else ''})")
     return 0

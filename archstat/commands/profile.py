@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.commands._common import add_model_args, positive_int
+from archstat.commands._common import add_model_args, model_inputs, positive_int
 
 
 def _nonneg_int(text: str) -> int:
@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))  # before any build
     model, default_input = resolve_model(args.model, device=device)
-    result = profile(model, args.input or default_input, batch=args.batch, device=device, precision=args.precision,
+    result = profile(model, batch=args.batch, device=device, precision=args.precision,
                      channels_last=args.channels_last, warmup=args.warmup, repeat=args.repeat,
                      layer_repeat=args.layer_repeat, train=args.train, layers=not args.no_layers,
                      ceilings=not args.no_roofline, quick=args.quick, refresh_ceilings=args.refresh_ceilings,
-                     quiet=True if args.quiet else None)
+                     quiet=True if args.quiet else None, **model_inputs(args, default_input))
     print(to_json(result) if args.format == "json" else to_csv(result) if args.format == "csv"
           else to_text(result, top=args.top))
     return 0

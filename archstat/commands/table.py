@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.commands._common import add_convention_arg, add_model_args
+from archstat.commands._common import add_convention_arg, add_model_args, model_inputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,18 +72,18 @@ def run(args: argparse.Namespace) -> int:
     # a training step's cost is the training graph's (dropout masks, BN batch statistics) unless asked otherwise
     args.mode = args.mode or ("train" if args.training else "eval")
     model, default_input = resolve_model(args.model)
-    shape = args.input or default_input
+    given = model_inputs(args, default_input)
     if args.reconcile:
         from archstat.analyses.reconcile import reconcile
         from archstat.reporting.reconcile_format import reconcile_text
 
-        table = reconcile(analyze_rows(model, shape, batch=args.batch, mode=args.mode))
+        table = reconcile(analyze_rows(model, batch=args.batch, mode=args.mode, **given))
         print(table.to_csv(index=False) if args.format == "csv" else
               table.to_json(orient="records") if args.format == "json" else reconcile_text(table))
         return 0
     # one trace: the extra columns below are computed over the whole graph's rows, then cut like the table
-    rows = analyze_rows(model, shape, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
-                        convention=args.convention, symbolic=args.symbolic)
+    rows = analyze_rows(model, batch=args.batch, dtype=parse_dtype(args.dtype), mode=args.mode,
+                        convention=args.convention, symbolic=args.symbolic, **given)
     df = cut_rows(rows, args.upto).df if args.upto is not None else rows.df
     df.attrs["model_name"] = args.model  # the title says what was asked for: resnet50 (ResNet)
     df = with_extras(rows, df, args)

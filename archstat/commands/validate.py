@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.commands._common import add_convention_arg, add_model_args
+from archstat.commands._common import add_convention_arg, add_model_args, model_inputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     set_quiet(args.quiet)
     with progress(total=len(STAGES), desc="validate", unit="check") as bar:
-        df = validate(model, args.input or default_input, batch=args.batch, device=device, mode=args.mode,
-                      convention=args.convention, seed=args.seed, on_stage=stepper(bar))
+        df = validate(model, batch=args.batch, device=device, mode=args.mode,
+                      convention=args.convention, seed=args.seed, on_stage=stepper(bar),
+                      **model_inputs(args, default_input))
     print(to_json(df) if args.format == "json" else to_text(df))
     return exit_code(df)

@@ -10,10 +10,10 @@ sympy expressions in symbolic mode), no units.  ``df.attrs`` carries the totals 
 from __future__ import annotations
 
 import contextlib
-
+import dataclasses
 import difflib
 import functools
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -22,6 +22,7 @@ from torch import nn
 
 from archstat.engine.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
+from archstat.engine.inputs import ModelInputs, batch_specs, float_dtype, resolve_batch
 from archstat.engine.interpret import Interpreter, OpRecord
 from archstat.engine.liveness import liveness
 from archstat.engine.meta_run import meta_records
@@ -148,19 +149,20 @@ def _cut(rows: list[dict], upto: str) -> list[dict]:
     return rows[: owned[-1] + 1]
 
 
-def _interpret(model: nn.Module, spec: TensorSpec, graph: Optional[fx.Graph]
+def _interpret(model: nn.Module, specs: tuple[list[TensorSpec], dict[str, TensorSpec]], graph: Optional[fx.Graph]
                ) -> tuple[list[OpRecord], Optional[fx.Graph], dict]:
     """One trace (unless ``graph`` is given) and one interpreter pass, or the meta-device run where fx
     cannot trace, in the model's current mode: the records and what the attrs say about the outputs."""
+    args, kwargs = specs
     try:
         graph = graph if graph is not None else trace_graph(model)
     except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
-        records = meta_records(model, spec, why=str(exc).split(": ", 1)[-1])
+        records = meta_records(model, args, kwargs, why=str(exc).split(": ", 1)[-1])
         # outputs unknown: every value nobody reads is kept to the end
         return records, None, {"engine": "meta", "outputs": None, "output_parts": None, "shape_ops": {},
                          "output_rows": None}
     interpreter = Interpreter(model, graph)
-    records = interpreter.run([spec])
+    records = interpreter.run(args, kwargs)
     return records, graph, {"engine": "fx", "outputs": interpreter.outputs,
                             "output_parts": interpreter.output_parts, "shape_ops": interpreter.shape_ops,
                             "output_rows": interpreter.output_rows}
@@ -176,7 +178,8 @@ def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.Da
     unsupported = sorted({f"{r['op']} ({r['name'] or '<root>'})" for r in rows if not r["supported"]})
     c = context
     df.attrs.update({
-        "model": c["model"], "input": c["input"], "batch": c["batch"], "dtype": c["dtype"], "mode": c["mode"],
+        "model": c["model"], "input": c["input"], "inputs": c["inputs"], "batch": c["batch"], "dtype": c["dtype"],
+        "mode": c["mode"],
         "convention": c["convention"], "symbolic": c["symbolic"], "upto": upto, "engine": c["engine"],
         "outputs": c["outputs"] if upto is None else None, "input_bytes": c["input_bytes"],
         "output_parts": c["output_parts"] if upto is None else None, "output_rows": c.get("output_rows"),
@@ -191,13 +194,16 @@ def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.Da
 
 def analyze_rows(
     model: nn.Module,
-    input_shape: Sequence[int],
+    input_shape: Optional[Sequence[int]] = None,
     batch: int = 1,
     dtype: torch.dtype = torch.float32,
     mode: str = "eval",
     convention: str = "lecture",
     symbolic: bool = False,
     upto: Optional[str] = None,
+    *,
+    inputs: Optional[Sequence[Any]] = None,
+    kwargs: Optional[Mapping[str, Any]] = None,
 ) -> Rows:
     """:func:`analyze`'s table together with each row's fx node, module, weights and record.
 
@@ -205,41 +211,61 @@ def analyze_rows(
     downstream takes the returned :class:`Rows`; none traces the model again.
     """
     counter(convention)  # reject an unknown convention before any work
-    spec = input_spec(input_shape, batch, dtype, symbolic)
+    given = ModelInputs.of(input_shape, inputs, kwargs)
+    specs = _specs(given, batch, dtype, symbolic)
     if mode not in ("eval", "train"):
         raise ArchstatError(f"unknown mode {mode!r}: use eval or train")
     if upto is not None and not upto:
         _cut([], upto)  # an empty name is an error before any work
-    rows = _product(model, input_shape, spec, mode, convention, None)
+    rows = _product(model, given, specs, dtype, mode, convention, None)
     return cut_rows(rows, upto) if upto is not None else rows
+
+
+def _specs(given: ModelInputs, batch: int, dtype: torch.dtype, symbolic: bool
+           ) -> tuple[list[TensorSpec], dict[str, TensorSpec]]:
+    """Batch-first specs of every input: the first as :func:`input_spec` makes it (symbolic N, H, W),
+    the others with the same batch and their own sizes."""
+    n = resolve_batch(given, batch)
+
+    def make(k: int, shape: tuple) -> TensorSpec:
+        spec = input_spec(shape, n, dtype, symbolic and k == 0)  # checks the sizes
+        return TensorSpec((symbols()["N"], *spec.shape[1:]), dtype) if symbolic and k else spec
+
+    return batch_specs(given, dtype, make)
 
 
 def reinterpret(rows: Rows, batch: Optional[int] = None, dtype: Optional[torch.dtype] = None,
                 symbolic: bool = False, convention: Optional[str] = None) -> Rows:
     """The same graph costed for another input: another batch, dtype, or symbolic ``N, H, W``.
 
-    No new trace: the interpreter walks ``rows.graph`` again with the new input spec (shapes and
-    costs are functions of the spec; the graph is not).  Rows of the meta engine have no graph to
+    No new trace: the interpreter walks ``rows.graph`` again with the new input specs (shapes and
+    costs are functions of the specs; the graph is not).  Rows of the meta engine have no graph to
     reuse: fx is tried again (it fails fast, with the same reason) and the meta-device copy runs
     again.  Always the whole graph (``--upto`` cuts come after).
     """
     convention = convention or str(rows.df.attrs["convention"])
     counter(convention)
-    spec = input_spec(rows.input_shape, rows.batch if batch is None else batch,
-                      rows.dtype if dtype is None else dtype, symbolic)
-    return _product(rows.model, list(rows.df.attrs["input"]), spec, rows.mode, convention, rows.graph)
+    given = rows.inputs
+    if batch is not None:  # a new batch replaces the one batch-first inputs carried
+        given = ModelInputs(tuple(dataclasses.replace(a, batch=None, example=None) for a in given.args),
+                            {k: dataclasses.replace(v, batch=None, example=None) for k, v in given.kwargs.items()})
+    dtype = rows.dtype if dtype is None else dtype
+    specs = _specs(given, rows.batch if batch is None else batch, dtype, symbolic)
+    return _product(rows.model, given, specs, dtype, rows.mode, convention, rows.graph)
 
 
-def _product(model: nn.Module, input_shape: Sequence[int], spec: TensorSpec, mode: str, convention: str,
-             graph: Optional[fx.Graph]) -> Rows:
-    """Interpret (tracing unless ``graph`` is given) and build the product for ``spec``."""
-    symbolic = any(not isinstance(s, int) for s in spec.shape)
-    batch, dtype = spec.shape[0], spec.dtype
-    with training_mode(model, mode == "train"), batch_hint(input_shape):  # formulas read BatchNorm's `training`
-        records, graph, found = _interpret(model, spec, graph)
-    context = {"model": type(model).__name__, "input": list(input_shape), "batch": "N" if symbolic else batch,
-               "dtype": str(dtype).replace("torch.", ""), "mode": mode, "convention": convention,
-               "symbolic": symbolic, "input_bytes": simplify(spec.nbytes),
+def _product(model: nn.Module, given: ModelInputs, specs: tuple[list[TensorSpec], dict[str, TensorSpec]],
+             dtype: torch.dtype, mode: str, convention: str, graph: Optional[fx.Graph]) -> Rows:
+    """Interpret (tracing unless ``graph`` is given) and build the product for ``specs``."""
+    first = [*specs[0], *specs[1].values()][0]
+    symbolic = any(not isinstance(s, int) for s in first.shape)
+    batch = first.shape[0]
+    with training_mode(model, mode == "train"), batch_hint(given.first_shape):  # formulas read BatchNorm's `training`
+        records, graph, found = _interpret(model, specs, graph)
+    context = {"model": type(model).__name__, "input": list(given.first_shape), "inputs": given.describe(),
+               "batch": "N" if symbolic else batch,
+               "dtype": str(float_dtype(given, dtype)).replace("torch.", ""), "mode": mode, "convention": convention,
+               "symbolic": symbolic, "input_bytes": simplify(sum(s.nbytes for s in [*specs[0], *specs[1].values()])),
                "params_all": sum(p.numel() for p in model.parameters()), **found}
     df = _frame(records, context, None)
     if found["engine"] == "fx":
@@ -251,7 +277,7 @@ def _product(model: nn.Module, input_shape: Sequence[int], spec: TensorSpec, mod
         params = [list(m.parameters()) if m is not None else row_weights(r) if r.module is None else []
                   for m, r in zip(modules, records)]
         nodes = [None] * len(records)
-    return Rows(df, found["engine"], graph, nodes, params, modules, records, model, spec)
+    return Rows(df, found["engine"], graph, nodes, params, modules, records, model, first, given, specs)
 
 
 def cut_rows(rows: Rows, upto: str) -> Rows:
@@ -261,25 +287,33 @@ def cut_rows(rows: Rows, upto: str) -> Rows:
     df = _frame(rows.records, dict(rows.df.attrs), upto)
     n = len(df)
     return Rows(df, rows.engine, rows.graph, rows.nodes[:n], rows.params[:n], rows.modules[:n], rows.records[:n],
-                rows.model, rows.spec)
+                rows.model, rows.spec, rows.inputs, rows.specs)
 
 
 def analyze(
     model: nn.Module,
-    input_shape: Sequence[int],
+    input_shape: Optional[Sequence[int]] = None,
     batch: int = 1,
     dtype: torch.dtype = torch.float32,
     mode: str = "eval",
     convention: str = "lecture",
     symbolic: bool = False,
     upto: Optional[str] = None,
+    *,
+    inputs: Optional[Sequence[Any]] = None,
+    kwargs: Optional[Mapping[str, Any]] = None,
 ) -> pd.DataFrame:
     """Per-op-call table of ``model`` on inputs of ``input_shape`` (per sample, e.g. ``(3, 224, 224)``).
 
+    A model with several inputs takes ``inputs=[...]`` (positional, in ``forward``'s order) and
+    ``kwargs={name: ...}`` (keyword inputs) instead: each a shape per sample, an
+    :class:`archstat.engine.inputs.InputSpec` (own dtype), a batch-first TensorSpec or a tensor
+    (meta tensors are enough; a batch-first input sets the batch).
     Nothing is run and nothing is allocated: the model is traced with torch.fx and every op is
     costed by its formula.  With ``symbolic=True`` the batch and spatial sizes are sympy symbols
-    ``N, H, W`` and every number is a closed form.  ``upto`` keeps the rows up to a named layer.
+    ``N, H, W`` (of the first input; the others keep their sizes) and every number is a closed form.
+    ``upto`` keeps the rows up to a named layer.
     :func:`analyze_rows` returns the same table with each row's node, module and weights.
     """
     return analyze_rows(model, input_shape, batch=batch, dtype=dtype, mode=mode, convention=convention,
-                        symbolic=symbolic, upto=upto).df
+                        symbolic=symbolic, upto=upto, inputs=inputs, kwargs=kwargs).df

@@ -15,6 +15,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from archstat.engine.inputs import bind
 from archstat.errors import ArchstatError, message_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
 from archstat.engine.records import (MODEL_INPUT, STATE, OpRecord, ParamCounter, ParamSpec,  # noqa: F401
@@ -30,6 +31,11 @@ TRACED_SHAPE_OPS = ("mul", "add", "sub", "div", "truediv")
 _TENSOR_ATTRS = {"shape": lambda t: t.shape, "dtype": lambda t: t.dtype, "ndim": lambda t: len(t.shape),
                  "device": lambda t: torch.device("meta")}
 _SHAPE_METHODS = ("size", "dim", "numel")
+
+
+def placeholder_params(placeholders: list[fx.Node]) -> list[tuple[str, bool, Any]]:
+    """A graph's inputs as :func:`archstat.engine.inputs.bind` takes them: name, has a default, default."""
+    return [(str(n.target).lstrip("*"), bool(n.args), n.args[0] if n.args else None) for n in placeholders]
 
 
 class Interpreter:
@@ -52,18 +58,16 @@ class Interpreter:
         self._carrying: list[bool] = []  # the last record's dataflow flag, for run() to file
         self.batch: Optional[Any] = None  # the input's batch size (an int, or N in symbolic mode)
 
-    def run(self, inputs: list[TensorSpec]) -> list[OpRecord]:
+    def run(self, inputs: list[TensorSpec], kwargs: Optional[dict[str, TensorSpec]] = None) -> list[OpRecord]:
+        """Records of one pass with ``inputs`` (positional, in ``forward``'s order) and ``kwargs`` (by name)."""
         env = self._env = {}  # fresh for each run
-        self.batch = inputs[0].shape[0] if inputs and inputs[0].shape else None
-        placeholders = iter(inputs)
+        placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
+        values = iter(bind(placeholder_params(placeholders), inputs, kwargs or {}))
+        given = [*inputs, *(kwargs or {}).values()]
+        self.batch = given[0].shape[0] if given and given[0].shape else None
         for node in self.graph.nodes:
             if node.op == "placeholder":
-                value = next(placeholders, None)
-                if value is None:
-                    if not node.args:
-                        raise ArchstatError(f"forward() needs an argument {node.target!r} that archstat cannot supply")
-                    value = node.args[0]
-                env[node] = value
+                env[node] = next(values)
                 self._batched[node] = True
             elif node.op == "get_attr":
                 env[node] = self._get_attr(str(node.target))

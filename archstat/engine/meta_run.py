@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from archstat.engine.inputs import call_args
 from archstat.errors import ArchstatError, message_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
 from archstat.engine.records import OpRecord, ParamCounter, ParamSpec, aliasing, apply_formula
@@ -117,11 +118,15 @@ class Recorder(TorchFunctionMode):
         return out
 
 
-def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRecord]:
-    """Records of one meta-device forward pass of a copy of ``model`` (in its current mode).
+def meta_records(model: nn.Module, specs: list[TensorSpec], kwargs: Optional[dict[str, TensorSpec]] = None,
+                 why: str = "") -> list[OpRecord]:
+    """Records of one meta-device forward pass of a copy of ``model`` (in its current mode) on inputs
+    ``specs`` (positional) and ``kwargs`` (by name).
 
     ``why`` is fx's reason, quoted in the error when this engine cannot help either."""
-    if any(not isinstance(s, int) for s in spec.shape):
+    kwargs = kwargs or {}
+    call_args(model, specs, kwargs)  # a missing or unknown input is one line before the copy is made
+    if any(not isinstance(s, int) for spec in [*specs, *kwargs.values()] for s in spec.shape):
         raise ArchstatError(f"{type(model).__name__} cannot be traced with torch.fx ({why}), and symbolic mode needs fx")
     clone = copy.deepcopy(model).to("meta")
     names = {id(m): n for n, m in clone.named_modules()}
@@ -152,10 +157,15 @@ def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRe
 
     for m in clone.modules():  # hooks on our copy only; the user's model never sees them
         handles += [m.register_forward_pre_hook(pre, with_kwargs=True), m.register_forward_hook(post)]
-    x = torch.empty(spec.shape, dtype=spec.dtype, device="meta")
+
+    def meta(spec: TensorSpec) -> torch.Tensor:
+        return torch.empty(spec.shape, dtype=spec.dtype, device="meta")
+
+    # made before the recorder starts: it would record their torch.empty as ops
+    args, named = [meta(s) for s in specs], {k: meta(v) for k, v in kwargs.items()}
     try:
         with rec, torch.no_grad():
-            clone(x)
+            clone(*args, **named)
     except ArchstatError:
         raise
     except Exception as exc:

@@ -10,14 +10,15 @@ it with ``torch.fx.GraphModule(copy, rows.graph)``: a graph names submodules by 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import pandas as pd
 import torch
 import torch.fx as fx
 from torch import nn
 
+from archstat.engine.inputs import ModelInputs, example_inputs
 from archstat.engine.interpret import OpRecord
 from archstat.formulas import module_formula
 from archstat.spec import TensorSpec
@@ -35,12 +36,25 @@ class Rows:
     modules: list  # per row: the module called, or None for a functional op
     records: list  # per row: the interpreter's OpRecord (specs in and out, the Cost)
     model: nn.Module  # the module that was traced (the graph's root)
-    spec: TensorSpec  # the input it was interpreted for (batch first)
+    spec: TensorSpec  # the (first) input it was interpreted for (batch first)
+    inputs: ModelInputs = field(default_factory=ModelInputs)  # every input as given (per sample)
+    specs: tuple = ((), {})  # every input batch first: (positional TensorSpecs, keyword name -> TensorSpec)
 
     @property
     def input_shape(self) -> tuple:
-        """The input's shape per sample, as given to :func:`archstat.engine.analyze.analyze_rows`."""
+        """The (first) input's shape per sample, as given to :func:`archstat.engine.analyze.analyze_rows`."""
         return tuple(self.df.attrs["input"])
+
+    @property
+    def given(self) -> dict:
+        """The inputs as :func:`archstat.engine.analyze.analyze_rows` takes them again (another mode):
+        ``analyze_rows(rows.model, batch=rows.batch, **rows.given)``."""
+        return {"inputs": list(self.inputs.args), "kwargs": dict(self.inputs.kwargs)}
+
+    def example(self, device: torch.device | str, seed: int) -> tuple[list[torch.Tensor], dict[str, Any]]:
+        """Real tensors for every input, seeded (:func:`archstat.engine.inputs.example_inputs`): what
+        every real run along these rows feeds, as ``model(*args, **kwargs)``."""
+        return example_inputs(self.inputs, self.specs, device, seed)
 
     @property
     def batch(self) -> int:
@@ -48,7 +62,8 @@ class Rows:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.spec.dtype
+        """The floating dtype of the analysis (of the weights in a real run; integer inputs keep theirs)."""
+        return getattr(torch, str(self.df.attrs["dtype"]))
 
     @property
     def mode(self) -> str:

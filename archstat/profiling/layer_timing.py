@@ -114,13 +114,15 @@ def instrument(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node]) -> tuple
     return gm, order
 
 
-def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: torch.Tensor,
-                device: torch.device, warmup: int, repeat: int) -> list[list[float]]:
-    """``repeat`` passes of per-node seconds, one list per pass, in the order of ``nodes``.
+def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any,
+                device: torch.device, warmup: int, repeat: int, kwargs: Optional[dict] = None) -> list[list[float]]:
+    """``repeat`` passes of per-node seconds, one list per pass, in the order of ``nodes``, on ``x``
+    (one tensor, or the positional inputs) and the keyword inputs ``kwargs``.
 
     The instrumented graph runs as generated Python code, not node by node through
     ``fx.Interpreter``: what the timing adds per op call is one function call and one event record.
     """
+    args, kwargs = ([x] if isinstance(x, torch.Tensor) else list(x)), dict(kwargs or {})
     gm, order = instrument(model, graph, nodes)
     position = {n: i for i, n in enumerate(order)}
     index = [position[n] for n in nodes]
@@ -130,7 +132,7 @@ def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: torc
         _ACTIVE.append(clock)
         try:
             clock.mark()
-            gm(x)
+            gm(*args, **kwargs)  # the generated forward takes keyword inputs by name
         finally:
             _ACTIVE.pop()
         return clock.intervals()

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from archstat.engine.analyze import analyze_rows
+from archstat.engine.inputs import several_text
+from archstat.engine.rows import Rows
 from archstat.engine.conventions import counter
 from archstat.errors import ArchstatError
 from archstat.analyses.live_memory import inference_peak
@@ -37,6 +39,7 @@ from archstat.profiling.calibrate import get_time_model
 from archstat.profiling.ceilings import Ceilings, defend, get_ceilings
 from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
 from archstat.profiling.precision import check_precision, precision_flags
+from archstat.profiling.profile_inputs import make_inputs, profile_inputs
 from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
 from archstat.profiling.roofline import roofline, roofline_summary
 from archstat.progress import Stages
@@ -73,12 +76,6 @@ def prepare(model: nn.Module, device: torch.device, dtype: torch.dtype, channels
     return out.to(memory_format=torch.channels_last) if channels_last else out
 
 
-def make_input(shape: Sequence[int], batch: int, device: torch.device, dtype: torch.dtype,
-               channels_last: bool) -> torch.Tensor:
-    x = torch.randn(batch, *shape, device=device, dtype=dtype)
-    return x.to(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-
-
 def _run_row(phase: str, times: list[float], batch: int, flops: float, peak: Optional[int],
              baseline: Optional[int], ceil: Optional[Ceilings], precision: str) -> dict[str, Any]:
     s = stats(times)
@@ -113,9 +110,11 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
             warmup: Optional[int] = None, repeat: Optional[int] = None, layer_repeat: Optional[int] = None,
             train: bool = False, layers: bool = True, ceilings: Ceilings | bool = True, quick: bool = False,
             time_budget_s: Optional[float] = None, refresh_ceilings: bool = False, time_model: Any = True,
-            quiet: Optional[bool] = None) -> Profile:
+            quiet: Optional[bool] = None, inputs: Optional[Sequence[Any]] = None,
+            kwargs: Optional[dict] = None) -> Profile:
     """Time ``model`` on ``batch`` random inputs of ``input_shape`` (per sample) and join the results
-    to ``analyze()``'s rows.
+    to ``analyze()``'s rows.  A model with several inputs takes ``inputs`` / ``kwargs`` as
+    :func:`archstat.engine.analyze.analyze_rows` does; every timed call feeds all of them.
 
     ``ceilings``: True measures (or loads from cache) the device ceilings and adds the roofline;
     a :class:`Ceilings` is used as given; False skips both.  ``quick`` shrinks the calibration
@@ -125,10 +124,12 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     ``refresh_ceilings`` measures the ceilings and the time model again; ``quiet`` silences the
     progress bar (None: shown when stderr is a terminal).
     """
-    dev, dtype, shape = resolve_device(device), check_precision(precision), _input_shape(model, input_shape, batch)
+    dev, dtype = resolve_device(device), check_precision(precision)
+    given = profile_inputs(model, input_shape, inputs, kwargs, batch)
     warmup, repeat, layer_repeat = _counts(dev, warmup, repeat, layer_repeat)
     net = prepare(model, dev, dtype, channels_last)
-    rows = analyze_rows(net, shape, batch=batch, dtype=dtype)  # the one trace: table, records and nodes
+    rows = analyze_rows(net, batch=batch, dtype=dtype, **given)  # the one trace: table, records and nodes
+    batch = rows.batch
     df = rows.df
     graph, records, nodes, wbytes = trace_records(rows)
     memory = free_memory(dev)
@@ -139,15 +140,17 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     stages = Stages(2 + int(layers) + int(train), quiet)
     flops = float(sum(int(counter("hardware")(r.cost, r.inputs)[0]) for r in records if r.supported))
     context = {**environment(dev), "precision": precision, "dtype": str(dtype).replace("torch.", ""),
-               "channels_last": channels_last, "batch": batch, "input": list(shape), "warmup": warmup,
+               "channels_last": channels_last, "batch": batch, "input": list(rows.input_shape),
+               **({"inputs": several_text(rows.df.attrs["inputs"])} if several_text(rows.df.attrs["inputs"]) else {}),
+               "warmup": warmup,
                "repeat": repeat, "layer_repeat": layer_repeat if layers else 0, "timing": TIMING_METHOD[dev.type],
                "model": type(model).__name__}
     runs, passes = [], None
     with precision_flags(precision) as flags:
         context.update(flags)
-        x = make_input(shape, batch, dev, dtype, channels_last)
+        feed = make_inputs(rows, dev, channels_last)
         stages.next(f"timing the whole model ({warmup} warm-up + {repeat} calls)")
-        runs.append(_forward(net, df, x, dev, warmup, repeat, time_budget_s, flops, ceil, precision))
+        runs.append(_forward(net, df, feed, batch, dev, warmup, repeat, time_budget_s, flops, ceil, precision))
         if ceil is not None:  # a run faster than its ceiling: measure the ceiling again (if ours), or say so
             ceil, context["ceiling_check"] = defend(ceil, runs[0]["achieved_flops_per_s"], dev, precision,
                                                     "the whole model", quick=quick, quiet=quiet,
@@ -157,12 +160,13 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
         if layers:
             stages.next(f"timing every op call ({layer_repeat} instrumented passes)")
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
-                passes = time_layers(net, graph, nodes, x, dev, warmup=1, repeat=layer_repeat)
-        x = None  # free the input before the training step allocates its own
+                passes = time_layers(net, graph, nodes, feed[0], dev, warmup=1, repeat=layer_repeat,
+                                     kwargs=feed[1])
+        feed = None  # free the inputs before the training step allocates its own
         summary: dict[str, Any] = {}
         if train:
             stages.next(f"timing a training step ({repeat} calls)")
-            runs.append(_train(net, shape, batch, dev, dtype, channels_last, warmup, repeat, time_budget_s,
+            runs.append(_train(net, rows, dev, channels_last, warmup, repeat, time_budget_s,
                                flops, ceil, precision, summary))
     stages.close()
     frame = _layer_frame(df, records, wbytes, passes)
@@ -192,31 +196,22 @@ def _summarize(frame: pd.DataFrame, passes: list[list[float]], whole: float, cei
     return frame
 
 
-def _forward(net: nn.Module, df: pd.DataFrame, x: torch.Tensor, dev: torch.device, warmup: int, repeat: int,
-             budget: Optional[float], flops: float, ceil: Optional[Ceilings], precision: str) -> dict:
-    """Time the whole forward pass in inference mode; its peak memory, next to the estimate."""
-    batch = x.shape[0]
+def _forward(net: nn.Module, df: pd.DataFrame, feed: tuple[list, dict], batch: int, dev: torch.device, warmup: int,
+             repeat: int, budget: Optional[float], flops: float, ceil: Optional[Ceilings], precision: str) -> dict:
+    """Time the whole forward pass on every input (``feed``: args, kwargs) in inference mode; its peak
+    memory, next to the estimate."""
+    args, kwargs = feed
     with oom_guard(batch, dev, "forward"), training_mode(net, False), torch.inference_mode():
         reset_peak(dev)
         base = int(torch.cuda.memory_allocated(dev)) if dev.type == "cuda" else None
-        times = time_calls(lambda: net(x), dev, warmup, repeat, budget)
+        times = time_calls(lambda: net(*args, **kwargs), dev, warmup, repeat, budget)
         peak, source = peak_bytes(dev), "CUDA caching allocator (max_memory_allocated)"
         if peak is None:  # CPU: no allocator statistics; count live storages at the dispatch level
-            peak = state_bytes(net) + x.nbytes + eager_peak(net, x)
+            peak = state_bytes(net) + sum(t.nbytes for t in [*args, *kwargs.values()]) + eager_peak(net, args, kwargs)
             source = "weights + input + live activations tracked at the dispatch level (eager forward)"
         row = _run_row("forward", times, batch, flops, peak, base, ceil, precision)
     row.update({"peak_mem_source": source, **_forward_memory_estimate(net, df, peak)})
     return row
-
-
-def _input_shape(model: nn.Module, input_shape: Optional[Sequence[int]], batch: object) -> tuple:
-    """The per-sample shape asked for (or the model's ``default_input``); the batch checked."""
-    shape = tuple(input_shape or getattr(model, "default_input", ()) or ())
-    if not shape:
-        raise ArchstatError("profile needs an input shape (e.g. (3, 224, 224)): the model has no default_input")
-    if not isinstance(batch, int) or batch < 1:
-        raise ArchstatError(f"batch must be >= 1, got {batch}")
-    return shape
 
 
 def _counts(dev: torch.device, warmup: Optional[int], repeat: Optional[int],
@@ -281,14 +276,15 @@ def _forward_memory_estimate(net: nn.Module, df: pd.DataFrame, measured: Optiona
             "memory_error": (measured - estimate) / estimate if measured else math.nan}
 
 
-def _train(net: nn.Module, shape: tuple, batch: int, dev: torch.device, dtype: torch.dtype, channels_last: bool,
+def _train(net: nn.Module, rows: Rows, dev: torch.device, channels_last: bool,
            warmup: int, repeat: int, budget: Optional[float], fwd_flops: float, ceil: Optional[Ceilings],
            precision: str, summary: dict) -> dict:
     """Time a full training step (forward, loss, backward, SGD-momentum step) on a copy of the model."""
+    batch = rows.batch
     with oom_guard(batch, dev, "training step"):
         model = copy.deepcopy(net).train()
-        x = make_input(shape, batch, dev, dtype, channels_last)
-        step = train_step_fn(model, x, batch)
+        args, kwargs = make_inputs(rows, dev, channels_last)
+        step = train_step_fn(model, args, batch, kwargs)
         for _ in range(max(warmup, 1)):  # the first step allocates the momentum buffers
             step()
         reset_peak(dev)
@@ -297,12 +293,12 @@ def _train(net: nn.Module, shape: tuple, batch: int, dev: torch.device, dtype: t
         peak = peak_bytes(dev)
     # backward ~ 2x forward for conv/linear (grad-input + grad-weight): an estimate, labelled as one
     row = _run_row("train", times, batch, 3 * fwd_flops, peak, base, ceil, precision)
-    estimate, note = train_memory_estimate(net, shape, batch, dtype)
+    estimate, note = train_memory_estimate(net, rows)
     row.update({"flops_note": "3 x forward hardware FLOPs (backward ~ 2 x forward)",
                 "memory_estimate_bytes": estimate, "memory_estimate_note": note,
                 "memory_error": (peak - estimate) / estimate if peak and estimate else math.nan})
     summary["train_memory"] = {"measured_peak_bytes": peak, "estimate_bytes": estimate, "note": note}
-    del model, x
+    del model, args, kwargs
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     return row

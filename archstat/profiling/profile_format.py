@@ -70,7 +70,7 @@ def to_text(p: Any, top: int = 0) -> str:
     lines.append(f"precision {c['precision']} ({c['dtype']}; cudnn.allow_tf32={c['cudnn_allow_tf32']}, "
                  f"matmul.allow_tf32={c['matmul_allow_tf32']}, cudnn.benchmark={c['cudnn_benchmark']}), "
                  f"{'channels-last' if c['channels_last'] else 'contiguous'}, batch {c['batch']}, "
-                 f"input {'x'.join(map(str, c['input']))}")
+                 + (f"inputs {c['inputs']}" if c.get("inputs") else f"input {'x'.join(map(str, c['input']))}"))
     lines.append(f"timing: {c['timing']}; warmup {c['warmup']}, repeat {c['repeat']}")
     lines.append("")
     head = ["phase", "median ms", "min ms", "max ms", "IQR ms", "CV %", "images/s", "peak MiB", "est. MiB", "TFLOP/s",

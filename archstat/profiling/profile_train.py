@@ -8,7 +8,7 @@ loss with weight 0.3, as the GoogLeNet paper does; a non-2-d output falls back t
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,7 @@ from torch import nn
 from archstat.errors import ArchstatError, message_line
 from archstat.analyses.memory import training_memory
 from archstat.engine.analyze import analyze_rows
+from archstat.engine.rows import Rows
 
 
 def _outputs(out: Any) -> list[torch.Tensor]:
@@ -39,22 +40,24 @@ def _loss(outs: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
     return total
 
 
-def train_step_fn(model: nn.Module, x: torch.Tensor, batch: int) -> Callable[[], None]:
-    """A closure doing one full training step of ``model`` (already in train mode) on ``x``."""
+def train_step_fn(model: nn.Module, x: Any, batch: int, kwargs: Optional[dict] = None) -> Callable[[], None]:
+    """A closure doing one full training step of ``model`` (already in train mode) on ``x`` (one
+    tensor, or the positional inputs) and the keyword inputs ``kwargs``."""
+    args, kwargs = ([x] if isinstance(x, torch.Tensor) else list(x)), dict(kwargs or {})
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     try:
-        outs = _outputs(model(x))
+        outs = _outputs(model(*args, **kwargs))
     except (ValueError, RuntimeError) as exc:
         if "out of memory" in str(exc).lower():
             raise
         first = message_line(exc)
         raise ArchstatError(f"training step fails at batch {batch}: {first}") from None
     classes = outs[0].shape[-1] if outs[0].dim() == 2 else 1
-    labels = torch.randint(0, classes, (batch,), device=x.device)
+    labels = torch.randint(0, classes, (batch,), device=outs[0].device)
     opt.zero_grad(set_to_none=True)
 
     def step() -> None:
-        loss = _loss(_outputs(model(x)), labels)
+        loss = _loss(_outputs(model(*args, **kwargs)), labels)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -62,8 +65,7 @@ def train_step_fn(model: nn.Module, x: torch.Tensor, batch: int) -> Callable[[],
     return step
 
 
-def train_memory_estimate(model: nn.Module, shape: Sequence[int], batch: int, dtype: torch.dtype
-                          ) -> tuple[Optional[int], str]:
+def train_memory_estimate(model: nn.Module, rows: Rows) -> tuple[Optional[int], str]:
     """The symbolic training-memory estimate (``archstat.analyses.memory``, SGD with momentum) for the step
     that ``profile(train=True)`` times, and a note saying what it covers.
 
@@ -72,7 +74,8 @@ def train_memory_estimate(model: nn.Module, shape: Sequence[int], batch: int, dt
     """
     try:
         # the training graph: another mode, so its own trace
-        df = training_memory(analyze_rows(model, tuple(shape), batch=batch, dtype=dtype, mode="train"), optimizer="sgd")
+        df = training_memory(analyze_rows(model, batch=rows.batch, dtype=rows.dtype, mode="train", **rows.given),
+                             optimizer="sgd")
     except ArchstatError as exc:
         return None, f"no estimate: {exc}"
     note = "archstat.analyses.memory.training_memory (sgd)"

@@ -12,7 +12,7 @@ batch 1, ``archstat.analyses.live_memory``), ``train_bytes_1`` / ``train_bytes_n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
 from torch import nn
@@ -49,8 +49,7 @@ def _published(name: str) -> dict:
     return out
 
 
-def _training_bytes(model: nn.Module, input_shape: Sequence[int], batches: Sequence[int]
-                    ) -> list[tuple[Optional[int], str]]:
+def _training_bytes(model: nn.Module, given: dict, batches: Sequence[int]) -> list[tuple[Optional[int], str]]:
     """Per batch: device bytes a training step holds (``archstat.analyses.memory``, SGD with
     momentum), and a note.  One trace of the training graph, costed again for each batch.
 
@@ -58,7 +57,7 @@ def _training_bytes(model: nn.Module, input_shape: Sequence[int], batches: Seque
     empty instead of showing a zero.
     """
     try:
-        rows = analyze_rows(model, tuple(input_shape), batch=batches[0], mode="train")
+        rows = analyze_rows(model, batch=batches[0], mode="train", **given)
         return [_step_bytes(rows if b == batches[0] else reinterpret(rows, batch=b)) for b in batches]
     except ArchstatError as exc:
         return [(None, f"n/a ({exc})")] * len(batches)
@@ -83,15 +82,18 @@ def _last_conv_receptive_field(rows: Rows) -> tuple[Optional[tuple[int, int]], s
     return (int(last["rf_h"]), int(last["rf_w"])), ""
 
 
-def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch: int = 1,
+def model_row(name: str, model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, batch: int = 1,
               convention: str = "lecture", latency: Optional[dict] = None,
-              rows: Optional[Rows] = None) -> dict:
-    """One comparison row for ``model`` (``rows``: its batch-1 eval ``analyze_rows`` product to reuse)."""
-    rows = rows if rows is not None else analyze_rows(model, input_shape, convention=convention)
+              rows: Optional[Rows] = None, inputs: Optional[Sequence[Any]] = None,
+              kwargs: Optional[dict] = None) -> dict:
+    """One comparison row for ``model`` on ``input_shape`` (or several ``inputs`` / ``kwargs``, as
+    :func:`archstat.engine.analyze.analyze_rows` takes them; ``rows``: its batch-1 eval product to reuse)."""
+    rows = rows if rows is not None else analyze_rows(model, input_shape, convention=convention, inputs=inputs,
+                                                      kwargs=kwargs)
     df = rows.df
     total = df.attrs["total"]
     notes = []
-    steps = _training_bytes(model, input_shape, [1] if batch == 1 else [1, batch])
+    steps = _training_bytes(model, rows.given, [1] if batch == 1 else [1, batch])
     (train_1, why_1), (train_n, why_n) = steps[0], steps[-1]
     rf, why_rf = _last_conv_receptive_field(rows)
     for what, why in (("training memory", why_1 or why_n), ("receptive field", why_rf)):
@@ -100,7 +102,7 @@ def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch:
     if df.attrs.get("partial"):
         notes.append("partial: unsupported " + ", ".join(df.attrs["unsupported"]))
     row = {
-        "model": name, "input": "x".join(map(str, input_shape)), "params": int(total["params"]),
+        "model": name, "input": rows.inputs.text(), "params": int(total["params"]),
         "macs": int(total["macs"]), "flops": int(total["flops"]), "convention": convention,
         "act_bytes": int(total["act_bytes"]), "peak_bytes": (inference_peak(df) or {}).get("peak_bytes"),
         "train_bytes_1": train_1, "train_bytes_n": train_n, "batch": batch,
@@ -118,9 +120,11 @@ def model_row(name: str, model: nn.Module, input_shape: Sequence[int], *, batch:
 
 def compare(names: Sequence[str], input_shape: Optional[Sequence[int]] = None, *, batch: int = 1,
             convention: str = "lecture", sort: Optional[str] = None, descending: bool = False,
-            gpu_dir: Path = Path("reports/gpu"), on_model: Optional[Callable[[], object]] = None) -> pd.DataFrame:
+            gpu_dir: Path = Path("reports/gpu"), on_model: Optional[Callable[[], object]] = None,
+            inputs: Optional[Sequence[Any]] = None, kwargs: Optional[dict] = None) -> pd.DataFrame:
     """One row per model (zoo names or ``package.module:callable``), in the given order or sorted;
-    ``on_model()`` is called after each (the CLI's progress bar)."""
+    ``on_model()`` is called after each (the CLI's progress bar).  Every model gets ``input_shape``
+    (or its default input), or the several ``inputs`` / ``kwargs`` when given."""
     from archstat.models import resolve_model
 
     if sort is not None and sort not in SORTABLE:
@@ -129,8 +133,10 @@ def compare(names: Sequence[str], input_shape: Optional[Sequence[int]] = None, *
     rows = []
     for name in names:
         model, default_input = resolve_model(name)
-        rows.append(model_row(name, model, tuple(input_shape or default_input), batch=batch,
-                              convention=convention, latency=latencies.get(name)))
+        several = {"inputs": inputs, "kwargs": kwargs} if inputs or kwargs else \
+            {"input_shape": tuple(input_shape or default_input)}
+        rows.append(model_row(name, model, batch=batch, convention=convention, latency=latencies.get(name),
+                              **several))
         if on_model is not None:
             on_model()
     table = pd.DataFrame(rows, columns=COLUMNS)

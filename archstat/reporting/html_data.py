@@ -8,7 +8,7 @@ shown above the graph (formatted here, with units).  ``comparison_rows`` lines s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 from torch import nn
@@ -16,6 +16,7 @@ from torch import nn
 from archstat.analyses.live_memory import inference_peak
 from archstat.analyses.table_columns import with_receptive_field, with_training
 from archstat.engine.analyze import analyze, analyze_rows
+from archstat.engine.inputs import several_text
 from archstat.engine.rows import Rows
 from archstat.errors import ArchstatError
 
@@ -43,11 +44,20 @@ def _shape(shape: Sequence) -> str:
     return "×".join(str(int(d)) for d in shape)
 
 
-def model_page(label: str, model: nn.Module, input_shape: Sequence[int], *, batch: int = 1, mode: str = "eval",
-               convention: str = "lecture") -> ModelPage:
+def input_label(attrs: dict) -> str:
+    """The graph's input node: ``input 3×224×224``, or every input when there are several."""
+    several = several_text(attrs.get("inputs"))
+    return f"inputs {several}" if several else "input " + _shape(attrs["input"])
+
+
+def model_page(label: str, model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, batch: int = 1,
+               mode: str = "eval", convention: str = "lecture", inputs: Optional[Sequence[Any]] = None,
+               kwargs: Optional[dict] = None) -> ModelPage:
     """Analyse ``model`` for the page: rows of ``mode``'s graph, the eval graph's inference peak,
-    a training step's memory (batch ``batch``, fp32, SGD with momentum) and the receptive field."""
-    rows = analyze_rows(model, input_shape, batch=batch, mode=mode, convention=convention)
+    a training step's memory (batch ``batch``, fp32, SGD with momentum) and the receptive field.
+    ``inputs`` / ``kwargs``: several inputs, as :func:`archstat.engine.analyze.analyze_rows` takes them."""
+    rows = analyze_rows(model, input_shape, batch=batch, mode=mode, convention=convention, inputs=inputs,
+                        kwargs=kwargs)
     return page_from_rows(label, rows)
 
 
@@ -56,7 +66,7 @@ def page_from_rows(label: str, rows: Rows, df: Optional[pd.DataFrame] = None,
     """A ``ModelPage`` from a product already traced (``archstat report`` reuses its own, and its
     table ``df`` with the receptive-field columns); the other mode is traced only when needed."""
     df = rows.df if df is None else df
-    eval_df = df if rows.mode == "eval" else analyze(rows.model, rows.input_shape, batch=rows.batch)
+    eval_df = df if rows.mode == "eval" else analyze(rows.model, batch=rows.batch, **rows.given)
     page = ModelPage(label, df, inference_peak(eval_df) or None, training)
     if "rf" not in df.columns:
         try:
@@ -65,8 +75,8 @@ def page_from_rows(label: str, rows: Rows, df: Optional[pd.DataFrame] = None,
             page.rf_error = str(exc)
     if training is None:
         try:
-            train_rows = rows if rows.mode == "train" else analyze_rows(rows.model, rows.input_shape,
-                                                                         batch=rows.batch, mode="train")
+            train_rows = rows if rows.mode == "train" else analyze_rows(rows.model, batch=rows.batch, mode="train",
+                                                                         **rows.given)
             page.training = with_training(train_rows).attrs["training"]
         except ArchstatError as exc:
             page.training_error = str(exc)
@@ -102,8 +112,8 @@ def summary_items(page: ModelPage) -> list[tuple[str, str]]:
     """(quantity, value with units) for the page's totals."""
     df, a = page.df, page.df.attrs
     t = a["total"]
-    items = [("input (per sample)", _shape(a["input"])), ("batch, dtype, graph", f"{a['batch']}, {a['dtype']}, "
-                                                                                  f"{a['mode']} mode"),
+    items = [("input (per sample)", several_text(a.get("inputs")) or _shape(a["input"])),
+             ("batch, dtype, graph", f"{a['batch']}, {a['dtype']}, {a['mode']} mode"),
              ("op calls (table rows)", f"{len(df):,}"), ("params", f"{int(t['params']):,} ({int(t['params']) / 1e6:,.2f} M)"),
              ("MACs", f"{int(t['macs']):,} ({int(t['macs']) / 1e9:,.3f} G)"),
              (f"FLOPs ({a['convention']} convention)", f"{int(t['flops']):,} ({int(t['flops']) / 1e9:,.3f} G)"),
@@ -131,7 +141,8 @@ def comparison_rows(pages: Sequence[ModelPage]) -> list[dict]:
     out = []
     for p in pages:
         t, tr = p.df.attrs["total"], p.training or {}
-        out.append({"model": p.label, "input": _shape(p.df.attrs["input"]), "rows": len(p.df),
+        out.append({"model": p.label, "input": several_text(p.df.attrs.get("inputs")) or _shape(p.df.attrs["input"]),
+                    "rows": len(p.df),
                     "params": int(t["params"]), "macs": int(t["macs"]), "flops": int(t["flops"]),
                     "act_bytes": int(t["act_bytes"]), "peak_bytes": int(p.peak["peak_bytes"]) if p.peak else None,
                     "train_bytes": tr.get("total"), "rf": last_receptive_field(p.df)})

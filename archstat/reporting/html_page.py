@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 from archstat.engine.conventions import DESCRIPTIONS
 from archstat.errors import ArchstatError
 from archstat.reporting.html_charts import comparison_charts
-from archstat.reporting.html_data import COLUMNS, ModelPage, comparison_rows, payload_rows, summary_items
+from archstat.reporting.html_data import COLUMNS, ModelPage, comparison_rows, input_label, payload_rows, summary_items
 from archstat.reporting.html_graph import esc, graph_views
 
 MARKER = "<!-- archstat html page -->"
@@ -45,7 +45,7 @@ def _model_section(k: int, page: ModelPage) -> str:
     main = df.attrs.get("outputs", [len(df) - 1])
     sink = main[0] if main and isinstance(main[0], int) and main[0] >= 0 else None
     views = graph_views(list(df["name"]), list(df["op"]), [list(s) for s in df["sources"]],
-                        "input " + "×".join(map(str, df.attrs["input"])), sink)
+                        input_label(df.attrs), sink)
     items = "".join(f"<dt>{esc(q)}</dt><dd>{esc(v)}</dd>" for q, v in summary_items(page))
     view_buttons = "".join(f'<button data-v="{v.key}"{" class=on" if j == 0 else ""}>{esc(v.title)} ({v.nodes})'
                            f'</button>' for j, v in enumerate(views))

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from archstat.engine.conventions import DESCRIPTIONS
+from archstat.engine.inputs import several_text
 from archstat.analyses.live_memory import inference_peak
 from archstat.spec import is_symbolic
 
@@ -143,8 +144,9 @@ ROOT_NOTE = ('<root>: ops in the model\'s own forward, such as torch.flatten (na
 
 def _header(df: pd.DataFrame) -> str:
     a = df.attrs
-    shape = "x".join(map(str, a["input"]))
-    return (f"{title(a)}  input {shape}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
+    several = several_text(a.get("inputs"))
+    shape = f"s {several}" if several else " " + "x".join(map(str, a["input"]))
+    return (f"{title(a)}  input{shape}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
             f"convention: {DESCRIPTIONS[a['convention']]}")
 
 
@@ -256,11 +258,17 @@ def _without_attrs(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(df, copy=False)
 
 
+def _several(attrs: dict) -> dict:
+    """``{"inputs": [...]}`` (name, shape, dtype, high of each) for a model given more than one plain
+    input; nothing otherwise, so that a one-input table's JSON stays as it was (``input`` is the first)."""
+    return {"inputs": attrs["inputs"]} if several_text(attrs.get("inputs")) else {}
+
+
 def to_dict(df: pd.DataFrame) -> dict:
     a, full, df = df.attrs, df, _without_attrs(df)
     return jsonable({
-        "model": a["model"], "input": a["input"], "batch": a["batch"], "dtype": a["dtype"], "mode": a["mode"],
-        "convention": a["convention"], "symbolic": a["symbolic"],
+        "model": a["model"], "input": a["input"], **_several(a), "batch": a["batch"], "dtype": a["dtype"],
+        "mode": a["mode"], "convention": a["convention"], "symbolic": a["symbolic"],
         "layers": [{k: r[k] for k in JSON_FIELDS + extra_fields(df)} for r in df.to_dict("records")],
         "total": a["total"], "params_all": a["params_all"], "partial": a["partial"],
         "unsupported": a["unsupported"], "oracle_unsupported": a["oracle_unsupported"],

@@ -16,6 +16,7 @@ import sympy
 from sympy.printing.str import StrPrinter
 
 from archstat.analyses.named_sizes import NamedSizes, name_sizes, plain_records
+from archstat.engine.inputs import several_text
 from archstat.engine.conventions import DESCRIPTIONS
 from archstat.reporting.table_format import ROOT_NOTE, fold, grouped_unsupported, title
 
@@ -141,7 +142,12 @@ def header(df: pd.DataFrame) -> list[str]:
     a = df.attrs
     dims = {1: [], 2: ["L"], 3: ["H", "W"], 4: ["D", "H", "W"]}[len(a["input"])]
     shape = "x".join([str(a["input"][0]), *dims])
-    return [f"{title(a)}  input {shape}  batch N  {a['dtype']}  {a['mode']} mode  closed forms (sizes named below)",
+    several = several_text(a.get("inputs"))
+    if several:  # the first input is in N, H, W; the others keep their sizes
+        shape = "s " + ", ".join([shape, *several.split(", ")[1:]])
+    else:
+        shape = " " + shape
+    return [f"{title(a)}  input{shape}  batch N  {a['dtype']}  {a['mode']} mode  closed forms (sizes named below)",
             f"convention: {DESCRIPTIONS[a['convention']]}"]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from archstat.reporting.table_format import UNSUPPORTED_HINT, jsonable, grouped_unsupported
+from archstat.engine.inputs import several_text
 from archstat.spec import is_symbolic
 from archstat.validation.module_checks import oracle_skips
 from archstat.validation.validate import REAL_TOTALS
@@ -70,7 +71,9 @@ def agreement_rows(df: pd.DataFrame) -> list[dict[str, str]]:
 
 def to_text(df: pd.DataFrame) -> str:
     a = df.attrs
-    head = (f"{a['model']}  input {'x'.join(map(str, a['input']))}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
+    shown = several_text(a.get("inputs"))
+    inputs = f"inputs {shown}" if shown else "input " + "x".join(map(str, a["input"]))
+    head = (f"{a['model']}  {inputs}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
             f"device {a['device']}  engine {a['engine']}  convention {a['convention']} (flops total "
             f"{_n(sum(int(v) for v in df['flops']))}; every convention with an oracle is checked below)")
     rows = agreement_rows(df)
@@ -116,8 +119,10 @@ def to_text(df: pd.DataFrame) -> str:
 def to_dict(df: pd.DataFrame) -> dict:
     a = df.attrs
     return jsonable({
-        "model": a["model"], "input": a["input"], "batch": a["batch"], "dtype": a["dtype"], "mode": a["mode"],
-        "device": a["device"], "convention": a["convention"], "engine": a["engine"], "agree": a["agree"],
+        "model": a["model"], "input": a["input"],
+        **({"inputs": a["inputs"]} if several_text(a.get("inputs")) else {}),  # one plain input: as before
+        "batch": a["batch"], "dtype": a["dtype"], "mode": a["mode"], "device": a["device"],
+        "convention": a["convention"], "engine": a["engine"], "agree": a["agree"],
         "partial": a["partial"], "unsupported": a["unsupported"], "oracle_unsupported": a["oracle_unsupported"],
         "fvcore_unsupported": a["fvcore_unsupported"], "fidelity": a["fidelity"], "checks": a["checks"],
         "totals": {k: {"archstat": v[0], "oracle": v[1]} for k, v in a["totals"].items()},

@@ -12,7 +12,7 @@ import torch
 
 from archstat.engine.rows import Rows
 from archstat.engine.trace import training_mode
-from archstat.validation.real_run import RealRun, random_input, tensors
+from archstat.validation.real_run import RealRun, tensors
 
 
 def scalar_loss(out: Any) -> torch.Tensor:
@@ -51,12 +51,12 @@ def measured_backward(rows: Rows, seed: int = 0, device: str | torch.device = "c
     """
     dev = torch.device(device)
     work = copy.deepcopy(rows.model).to(device=dev, dtype=rows.dtype)
-    x = random_input(rows, dev, seed)
+    args, kwargs = rows.example(dev, seed)
     runner = RealRun(work, rows)
     nodes = NodeRows(runner)
     runner.listeners.append(nodes)
     with training_mode(work, rows.mode == "train"), torch.enable_grad():
-        loss = scalar_loss(runner.run(x))
+        loss = scalar_loss(runner.run(args, kwargs))
     return count_backward(loss, nodes, len(rows.df))
 
 

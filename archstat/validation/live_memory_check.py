@@ -11,7 +11,7 @@ squares, pads and pools), not the scratch space inside one kernel (cuDNN workspa
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.fx as fx
@@ -28,8 +28,10 @@ def _enter_row(row: int) -> None:
     _ACTIVE[-1].enter_row(row)
 
 
-def measured_live(model: torch.nn.Module, rows: Rows, x: torch.Tensor) -> Optional[list[int]]:
-    """Per row of ``rows``: the most activation bytes alive during its real call (input excluded).
+def measured_live(model: torch.nn.Module, rows: Rows, args: Sequence[torch.Tensor],
+                  kwargs: Optional[dict] = None) -> Optional[list[int]]:
+    """Per row of ``rows``: the most activation bytes alive during its real call on ``args`` and
+    ``kwargs`` (every input excluded).
 
     None for models that ran on the meta engine (no graph to run).
     """
@@ -40,12 +42,13 @@ def measured_live(model: torch.nn.Module, rows: Rows, x: torch.Tensor) -> Option
         with graph.inserting_before(copies[node]):
             graph.call_function(_enter_row, (i,))
     gm = fx.GraphModule(model, graph)
-    known = existing_storages(model, x)
+    kwargs = kwargs or {}
+    known = existing_storages(model, *args, *kwargs.values())
     tracker = LiveStorages(known, len(rows.nodes))
     _ACTIVE.append(tracker)
     try:
         with torch.no_grad(), tracker:
-            out = gm(x)
+            out = gm(*args, **kwargs)  # the generated forward takes keyword inputs by name
         del out
     finally:
         _ACTIVE.pop()

@@ -65,18 +65,20 @@ class LiveStorages(TorchDispatchMode):
             del self.refs[key]
 
 
-def existing_storages(model: torch.nn.Module, x: torch.Tensor) -> set[int]:
-    """Storages that exist before the run and are not activations: weights, buffers, the input."""
-    return {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), x]}
+def existing_storages(model: torch.nn.Module, *inputs: torch.Tensor) -> set[int]:
+    """Storages that exist before the run and are not activations: weights, buffers, the inputs."""
+    return {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), *inputs]}
 
 
-def eager_peak(model: torch.nn.Module, x: torch.Tensor) -> int:
+def eager_peak(model: torch.nn.Module, x: Any, kwargs: Optional[dict] = None) -> int:
     """The most activation bytes alive at once during one call of the model's own ``forward`` on
-    ``x`` (inference mode, weights and input excluded): a measured peak where the device has no
-    allocator statistics (CPU), with the eager forward's own lifetimes (Python locals included)."""
-    known = existing_storages(model, x)
+    ``x`` (one tensor, or the positional inputs) and ``kwargs`` (inference mode, weights and inputs
+    excluded): a measured peak where the device has no allocator statistics (CPU), with the eager
+    forward's own lifetimes (Python locals included)."""
+    args, kwargs = ([x] if isinstance(x, torch.Tensor) else list(x)), dict(kwargs or {})
+    known = existing_storages(model, *args, *kwargs.values())
     tracker = LiveStorages(known, 0)
     with torch.inference_mode(), tracker:
-        out = model(x)
+        out = model(*args, **kwargs)
     del out
     return tracker.peak

@@ -22,7 +22,7 @@ import torch
 from archstat.analyses.memory import saved_per_row, state_bytes
 from archstat.engine.rows import Rows
 from archstat.engine.trace import training_mode
-from archstat.validation.real_run import RealRun, random_input, storage_key, tensors
+from archstat.validation.real_run import RealRun, storage_key, tensors
 
 GPU_TOLERANCE = 0.05  # relative, on the forward pass's kept bytes (cuDNN BN reserve space, allocator slack)
 BLOCK = 512  # the CUDA caching allocator's rounding
@@ -64,10 +64,10 @@ def measured_saved(rows: Rows, device: str | torch.device = "cpu", seed: int = 0
     work = copy.deepcopy(rows.model).to(device=device, dtype=rows.dtype)
     state = {storage_key(t) for t in list(work.parameters()) + list(work.buffers())}
     hook = SavedTensors(state)
-    x = random_input(rows, device, seed)
+    args, kwargs = rows.example(device, seed)
     with training_mode(work, rows.mode == "train"), torch.enable_grad():
         with torch.autograd.graph.saved_tensors_hooks(hook.pack, lambda t: t):
-            RealRun(work, rows, listeners=[hook]).run(x)
+            RealRun(work, rows, listeners=[hook]).run(args, kwargs)
     per_row = [hook.per_row.get(i, 0) for i in range(len(rows.df))]
     return {"per_row": per_row, "saved": sum(per_row), "state": hook.state_bytes}
 
@@ -97,8 +97,8 @@ def gpu_memory_check(rows: Rows, device: str = "cuda", optimizer: str = "sgd") -
         torch.cuda.synchronize(dev) if dev.type == "cuda" else None
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
-        x = torch.randn(rows.batch, *rows.input_shape, device=dev)
-        out = work(x)
+        args, kwargs = rows.example(dev, 0)
+        out = work(*args, **kwargs)
         fwd = torch.cuda.memory_allocated(dev) - base
         outs = tensors(out)
         out_bytes = sum(_rounded(t.untyped_storage().nbytes()) for t in outs)
@@ -107,8 +107,10 @@ def gpu_memory_check(rows: Rows, device: str = "cuda", optimizer: str = "sgd") -
         opt.step()
         torch.cuda.synchronize(dev)
         peak = torch.cuda.max_memory_allocated(dev) - base
-    input_bytes = _rounded(x.untyped_storage().nbytes())
-    forward_estimate = est_saved["saved_blocks"] + (0 if est_saved["input_saved"] else input_bytes) + out_bytes
+    # the inputs autograd saves are among the saved blocks already; the others are alive too
+    unsaved = sum(_rounded(x.untyped_storage().nbytes()) for j, x in enumerate([*args, *kwargs.values()])
+                  if ("input", j) not in est_saved["inputs_saved"])
+    forward_estimate = est_saved["saved_blocks"] + unsaved + out_bytes
     rel = abs(fwd - forward_estimate) / max(fwd, 1)
     return {"forward_measured": fwd, "forward_estimate": forward_estimate, "forward_rel_err": rel,
             "ok": rel <= GPU_TOLERANCE, "tolerance": GPU_TOLERANCE, "saved_estimate": int(per_row["saved_bytes"].sum()),
@@ -120,4 +122,4 @@ def _estimate_blocks(rows, per_row) -> dict[str, Any]:
     """The estimate's saved storages, each rounded to the allocator's 512-byte blocks."""
     blocks = [(key, nbytes) for storages in per_row["saved_storages"] for key, nbytes in storages.items()]
     return {"saved_blocks": sum(_rounded(b) for _, b in blocks if b),
-            "input_saved": any(key == ("input",) for key, _ in blocks)}
+            "inputs_saved": {key for key, _ in blocks if key[0] == "input"}}

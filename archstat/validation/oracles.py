@@ -37,8 +37,9 @@ def canonical_names(model: nn.Module) -> dict[int, str]:
     return names
 
 
-def fvcore_counts(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, Any]]:
-    """Per module name: ``flops`` (fvcore total), ``macs`` (its matrix ops), ``unsupported`` (Counter)."""
+def fvcore_counts(model: nn.Module, x: Any) -> dict[str, dict[str, Any]]:
+    """fvcore on ``model(x)`` (one tensor, or a tuple of positional inputs), per module name:
+    ``flops`` (fvcore total), ``macs`` (its matrix ops), ``unsupported`` (Counter)."""
     from fvcore.nn import FlopCountAnalysis
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)

@@ -17,6 +17,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from archstat.engine.inputs import bind
+from archstat.engine.interpret import placeholder_params
 from archstat.engine.meta_run import NOT_OPS, Recorder, function_name
 from archstat.engine.rows import Rows
 from archstat.errors import ArchstatError, first_line, is_oom
@@ -32,13 +34,6 @@ def tensors(value: Any) -> list[torch.Tensor]:
 def storage_key(t: torch.Tensor) -> int:
     """Identity of a tensor's storage: views and in-place results share their base's key."""
     return t.untyped_storage().data_ptr()
-
-
-def random_input(rows: Rows, device: torch.device | str, seed: int) -> torch.Tensor:
-    """A seeded standard-normal batch of the shape and dtype the rows were computed for."""
-    dev = torch.device(device)
-    return torch.randn(rows.batch, *rows.input_shape, device=dev, dtype=rows.dtype,
-                       generator=torch.Generator(dev).manual_seed(seed))
 
 
 @dataclass
@@ -93,10 +88,14 @@ class RealRun:
         for listener in self.listeners:
             listener.row_done(index)
 
-    def run(self, x: torch.Tensor) -> Any:
+    def run(self, args: Any, kwargs: Optional[dict] = None) -> Any:
+        """Run on ``args`` (one tensor, or the positional inputs) and ``kwargs`` (keyword inputs), as
+        :meth:`archstat.engine.rows.Rows.example` makes them."""
+        args, kwargs = ([args] if isinstance(args, torch.Tensor) else list(args)), dict(kwargs or {})
         self.calls, self._seen = [], set()
         try:
-            self.output = _FxRun(self).run(x) if self.rows.engine == "fx" else _hooked_run(self, x)
+            self.output = _FxRun(self).run(*args, **kwargs) if self.rows.engine == "fx" else \
+                _hooked_run(self, args, kwargs)
         except ArchstatError:
             raise
         except Exception as exc:
@@ -106,8 +105,8 @@ class RealRun:
             # a shape its own code rejects): one line naming the layer, not a traceback
             df, i = self.rows.df, len(self.calls)
             where = f"layer {df['name'].iloc[i] or '<root>'} ({df['op'].iloc[i]})" if i < len(df) else "the output"
-            raise ArchstatError(f"the real model fails at {where} on a batch of {x.shape[0]} "
-                                f"({'x'.join(map(str, x.shape[1:]))}): {first_line(exc)}") from None
+            raise ArchstatError(f"the real model fails at {where} on a batch of {self.rows.batch} "
+                                f"({self.rows.inputs.text()}): {first_line(exc)}") from None
         if len(self.calls) != len(self.rows.df):
             raise ArchstatError(f"the real run made {len(self.calls)} op calls where the analysis has "
                                 f"{len(self.rows.df)} rows")
@@ -121,6 +120,11 @@ class _FxRun(fx.Interpreter):
         self.owner = owner
         self.row_of = {n: i for i, n in enumerate(owner.rows.nodes)}
 
+    def run(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """fx.Interpreter takes positional inputs only: keyword ones are bound to their placeholders."""
+        placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
+        return super().run(*bind(placeholder_params(placeholders), args, kwargs))
+
     def run_node(self, n: fx.Node) -> Any:
         out = super().run_node(n)
         index = self.row_of.get(n)
@@ -132,7 +136,7 @@ class _FxRun(fx.Interpreter):
         return out
 
 
-def _hooked_run(owner: RealRun, x: torch.Tensor) -> Any:
+def _hooked_run(owner: RealRun, args: list, kwargs: dict) -> Any:
     """The meta engine's instrumentation (module hooks + TorchFunctionMode), on the real model."""
     model = owner.model
     state = {"inside": 0, "row": 0}
@@ -167,7 +171,7 @@ def _hooked_run(owner: RealRun, x: torch.Tensor) -> Any:
         handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
     try:
         with _Real():
-            return model(x)
+            return model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()

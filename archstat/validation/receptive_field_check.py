@@ -108,6 +108,9 @@ def measure(rows: Rows, rows_to_check: Optional[Sequence[int]] = None) -> pd.Dat
         raise ValueError("the empirical receptive-field check needs a model torch.fx can trace")
     if rows.mode != "eval":
         raise ValueError("the empirical receptive-field check runs the eval graph: give it eval-mode rows")
+    if len(rows.inputs.all) > 1:
+        raise ValueError("the empirical receptive-field check backpropagates to one image input; this model takes "
+                         f"{len(rows.inputs.all)}")
     input_shape = rows.input_shape
     work = check_mode_copy(rows.model)
     df = rows.df

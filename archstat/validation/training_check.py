@@ -26,7 +26,7 @@ from archstat.engine.rows import Rows
 from archstat.engine.trace import training_mode
 from archstat.validation.backward_check import NodeRows, count_backward, scalar_loss
 from archstat.validation.memory_check import SavedTensors
-from archstat.validation.real_run import RealRun, random_input, storage_key
+from archstat.validation.real_run import RealRun, storage_key
 from archstat.validation.oracles import row_checks
 
 TRAINING_COLUMNS = ("saved_bytes", "real_saved_bytes", "saved_ok", "bwd_flops", "real_bwd_flops", "bwd_ok")
@@ -43,7 +43,7 @@ def measured_training(rows: Rows, device: torch.device, seed: int) -> tuple[dict
     runner.listeners.append(nodes)
     with training_mode(work, rows.mode == "train"), torch.enable_grad():
         with torch.autograd.graph.saved_tensors_hooks(hook.pack, lambda t: t):
-            out = runner.run(random_input(rows, device, seed))
+            out = runner.run(*rows.example(device, seed))
         loss = scalar_loss(out)  # outside the hooks: the loss's own saved tensors belong to no row
     per_row = [hook.per_row.get(i, 0) for i in range(len(rows.df))]
     saved = {"per_row": per_row, "saved": sum(per_row), "state": hook.state_bytes}

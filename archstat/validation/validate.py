@@ -50,7 +50,8 @@ from archstat.validation.oracles import flopcounter_counts, fvcore_counts, row_c
 from archstat.engine.trace import training_mode
 from archstat.validation.fits import check_fits
 from archstat.validation.live_memory_check import measured_live
-from archstat.validation.real_run import RealRun, random_input, tensors
+from archstat.engine.inputs import call_args
+from archstat.validation.real_run import RealRun, tensors
 from archstat.validation.training_check import TRAINING_COLUMNS, training_checks
 
 # totals compared with the real run, not an oracle
@@ -82,7 +83,7 @@ STAGES = ("trace", "real run", "FLOP oracles", "live bytes", "training checks")
 
 def validate(
     model: nn.Module,
-    input_shape: Sequence[int],
+    input_shape: Optional[Sequence[int]] = None,
     batch: int = 1,
     device: str | torch.device = "cpu",
     mode: str = "eval",
@@ -90,11 +91,17 @@ def validate(
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
     on_stage: Callable[[str], object] | None = None,
+    *,
+    inputs: Optional[Sequence[Any]] = None,
+    kwargs: Optional[dict] = None,
 ) -> pd.DataFrame:
     """Per-row agreement of ``analyze()`` with one real run of ``model`` and with fvcore / FlopCounterMode.
 
     ``df.attrs`` holds ``agree`` (every check passed), ``partial`` (some op has no formula),
     ``mismatches`` (one line each, naming the layer and both values), ``totals`` and ``timing``.
+    A model with several inputs takes ``inputs`` / ``kwargs`` as :func:`archstat.engine.analyze.analyze_rows`
+    does; every real run feeds all of them (floats: seeded normals; integers: ``randint(0, high)``, or
+    zeros without a bound; example tensors as given).
     The model is traced once (:func:`archstat.engine.analyze.analyze_rows`); see :func:`validate_rows`.
     """
     stage = on_stage or (lambda name: None)
@@ -104,7 +111,8 @@ def validate(
     work = real_copy(model, dev, dtype, mode)
     counter(convention)  # reject an unknown convention before any work
     # costed in the fvcore convention, so that ``oracle_supported`` is fvcore's verdict whatever is shown
-    rows = analyze_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore")
+    rows = analyze_rows(work, input_shape, batch=batch, dtype=dtype, mode=mode, convention="fvcore", inputs=inputs,
+                        kwargs=kwargs)
     return validate_rows(rows, convention=convention, seed=seed, device=dev, started=t0, on_stage=stage)
 
 
@@ -120,8 +128,8 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     df["flops"] = df[f"flops_{convention}"]
     timing = {"analyze_s": time.perf_counter() - t0}
     check_fits(rows, dev)  # before the input is allocated
-    x = random_input(rows, dev, seed)
-    real, graph_out, model_out, fc, fv, measured = _real_runs(rows, x, seed, timing, stage)
+    args, kwargs = rows.example(dev, seed)  # every input the model takes
+    real, graph_out, model_out, fc, fv, measured = _real_runs(rows, args, kwargs, seed, timing, stage)
     _real_columns(df, real.calls, rows, measured)
     t = time.perf_counter()
     training_totals: dict[str, tuple[int, int]] = {}
@@ -156,7 +164,8 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     return df
 
 
-def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict, stage: Callable[[str], object]) -> tuple:
+def _real_runs(rows: Rows, args: list, kwargs: dict, seed: int, timing: dict, stage: Callable[[str], object]
+               ) -> tuple:
     """The graph run along the rows, the model's own forward under FlopCounterMode, fvcore's trace, and
     (eval) the live bytes per row; each one's seconds go into ``timing``."""
     work = rows.model
@@ -165,23 +174,23 @@ def _real_runs(rows: Rows, x: torch.Tensor, seed: int, timing: dict, stage: Call
         torch.manual_seed(seed)
         stage(STAGES[1])
         real = RealRun(work, rows)
-        graph_out = real.run(x)
+        graph_out = real.run(args, kwargs)
         timing["real_run_s"] = time.perf_counter() - t
 
         def forward() -> Any:
             torch.manual_seed(seed)
-            return work(x)
+            return work(*args, **kwargs)
 
         stage(STAGES[2])
         t = time.perf_counter()
         fc, model_out = flopcounter_counts(work, forward)
         timing["flopcounter_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        fv = fvcore_counts(work, x)
+        fv = fvcore_counts(work, call_args(work, args, kwargs))  # fvcore's jit trace takes no keywords
         timing["fvcore_s"] = time.perf_counter() - t
         # inference memory is an eval-mode question (a training step's memory is archstat.analyses.memory's)
         stage(STAGES[3])
-        measured = measured_live(work, rows, x) if rows.mode == "eval" else None
+        measured = measured_live(work, rows, args, kwargs) if rows.mode == "eval" else None
     return real, graph_out, model_out, fc, fv, measured
 
 
