@@ -4,8 +4,8 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
 
     t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_fresh
 
-``t_fresh`` is the first-touch cost of an output that comes back as fresh pages (CPU only; see
-``fresh_pages``); 0 for every other row.
+``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
+(CPU only, under ``fresh_pages.pinned_heap``); 0 for every other row.
 
 * ``floor_f``: the per-call dispatch floor of the family, the time of its smallest benchmark.
 * ``R_f(config)``: the FLOP/s such a kernel reaches (conv, depthwise conv, linear; 0 FLOPs elsewhere).
@@ -34,14 +34,22 @@ import pandas as pd
 from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.op_families import COMPUTE_FAMILIES, calibrated, family, features, numel, work
 
-K_NEAREST = 3
+K_NEAREST = 4
+KERNEL_WEIGHT = 3.0
 RIDGE = 1e-2
 MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_fresh_s", "rate_flops_per_s",
                  "bandwidth_bytes_per_s", "bound", "roof", "calibrated"]
 
 
 class RateFit:
-    """``log2 R(x)`` = ridge-linear trend in ``x`` + IDW mean of the ``K`` nearest residuals."""
+    """``log2 R(x)`` = ridge-linear trend in ``x`` + IDW mean of the ``K`` nearest residuals, never extrapolated.
+
+    Each standardised feature is clamped to the range the benchmarks covered, and ``R`` to the fastest
+    benchmark: a layer beyond the grid (VGG-16's 30-GFLOP convs at batch 8) is predicted at the edge of
+    what was measured, not on the trend's extension (which predicted 600 GFLOP/s where the machine's
+    convs reach 230).  The first feature (the kernel area) counts ``KERNEL_WEIGHT`` times in the
+    distance, so a 3x3 conv's neighbours are 3x3 convs where the grid has them.
+    """
 
     def __init__(self, xs: np.ndarray, ys: np.ndarray) -> None:
         self.mu, self.sd = xs.mean(0), xs.std(0) + 1e-9
@@ -51,14 +59,17 @@ class RateFit:
         reg[0, 0] = 0.0
         self.coef = np.linalg.solve(a.T @ a + reg, a.T @ ys)
         self.z, self.resid = z, ys - a @ self.coef
+        self.lo, self.hi, self.top = z.min(0), z.max(0), float(ys.max())
+        self.weight = np.ones(z.shape[1])
+        self.weight[0] = KERNEL_WEIGHT
 
     def __call__(self, x: list[float]) -> float:
-        z = (np.asarray(x, dtype=float) - self.mu) / self.sd
+        z = np.clip((np.asarray(x, dtype=float) - self.mu) / self.sd, self.lo, self.hi)
         trend = float(self.coef[0] + z @ self.coef[1:])
-        d = np.sqrt(((self.z - z) ** 2).sum(1))
+        d = np.sqrt((((self.z - z) * self.weight) ** 2).sum(1))
         near = np.argsort(d)[:K_NEAREST]
         w = 1.0 / (d[near] + 0.25)
-        return 2.0 ** (trend + float((w * self.resid[near]).sum() / w.sum()))
+        return 2.0 ** min(trend + float((w * self.resid[near]).sum() / w.sum()), self.top)
 
 
 def monotone(ts: list[float]) -> list[float]:
@@ -126,7 +137,7 @@ class TimeModel:
                 "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
-    def predict_row(self, row: dict, batch: int, itemsize: int, largest: float = math.inf) -> dict[str, Any]:
+    def predict_row(self, row: dict, batch: int, itemsize: int) -> dict[str, Any]:
         fam = family(row)
         flops, nbytes = work(row, batch, itemsize)
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
@@ -136,7 +147,7 @@ class TimeModel:
         t_c = flops / rate if flops and rate == rate else 0.0
         t_m = nbytes / bw if nbytes and bw == bw else 0.0
         out_bytes = out_elements(row) * batch * itemsize
-        t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes, largest) else 0.0
+        t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"))[1]
         bound = "overhead" if fam == "dispatch" else bound
         return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_f, "floor_s": floor, "t_compute_s": t_c,
@@ -148,9 +159,8 @@ class TimeModel:
         """``MODEL_COLUMNS`` for every row of ``rows`` (analyze()'s columns), same index."""
         out = []
         records = rows.to_dict("records")
-        largest = max((out_elements(r) * batch * itemsize for r in records if r.get("alloc")), default=0.0)
         for row in records:
-            p = self.predict_row(row, batch, itemsize, largest)
+            p = self.predict_row(row, batch, itemsize)
             p["roof"] = why(p, peak, copy_bw)
             p.pop("_bw_family")
             out.append(p)
