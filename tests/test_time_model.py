@@ -66,11 +66,21 @@ def test_the_formula_by_hand():
 
 
 def test_rate_fit_and_curve_interpolate_in_log_space():
-    xs = [[a, b] for a in range(4) for b in range(4)]
-    fit = RateFit(torch.tensor(xs, dtype=torch.float64).numpy(), torch.tensor([10 + a - 0.5 * b for a, b in xs],
-                                                                               dtype=torch.float64).numpy())
-    assert fit([1.5, 2.0]) == pytest.approx(2 ** (10 + 1.5 - 1.0), rel=1e-3)  # a linear law is exact
-    assert fit([9.0, 0.0]) == pytest.approx(2 ** (10 + 3 - 0.0), rel=1e-3)  # beyond the grid: its edge, no trend
+    import numpy as np
+
+    xs = np.array([[a, b] for a in range(4) for b in range(4)], dtype=float)
+    ys = np.array([10 + a - 0.5 * b for a, b in xs])
+    fit = RateFit(xs, ys)
+    # on a benchmark, by hand: itself at distance 0 (weight 1/0.25) and its 4 nearest, the kernel axis
+    # counted 3x: (1, 1) and (1, 3) at 1/sd, then (1, 0) at 2/sd (the kernel's neighbours (0, 2) and (2, 2)
+    # are 3/sd away); sd(a) = sd(b) = sqrt(1.25)
+    sd = math.sqrt(1.25)
+    pairs = [(0.0, 10.0), (1 / sd, 10.5), (1 / sd, 9.5), (2 / sd, 11.0)]
+    by_hand = sum(y / (d + 0.25) for d, y in pairs) / sum(1 / (d + 0.25) for d, _ in pairs)
+    assert math.log2(fit([1.0, 2.0])) == pytest.approx(by_hand, abs=1e-6)
+    mid = math.log2(fit([1.5, 2.0]))
+    assert 10.0 <= mid <= 11.0  # a weighted mean of its neighbours: (1, 2) and (2, 2) are 10 and 11
+    assert math.log2(fit([30.0, 0.0])) <= ys.max() + 1e-9  # beyond the grid: never above what was measured
     curve = Curve([1e3, 1e5], [1e9, 1e10])
     assert curve(1e4) == pytest.approx(math.sqrt(1e9 * 1e10))
     assert curve(1e2) == pytest.approx(1e9) and curve(1e7) == pytest.approx(1e10)  # constant beyond the ends

@@ -5,15 +5,16 @@ channel counts drawn log-uniformly and rounded to a multiple of 8, spatial sizes
 from {1, 2, 4, 8, 16}.  Nothing is taken from the zoo, so a model's predicted times are out of
 sample; ``bench/roofline_accuracy.py`` counts how many grid points happen to coincide with one of the
 model's layers (``signature``).  Each module is described by ``analyze()`` like any model, priced by
-``op_families.work``/``features``, and timed with ``timing.time_calls`` (compute families, hot) or
-``flushed_times`` (memory families: caches emptied, the input the previous op would have written
-re-written); each point is the *median* call, as a model's per-layer times are medians of passes.
+``op_families.work``/``features``, and timed with ``flushed_times`` on the CPU (caches emptied, then
+the input the previous op would have written re-written) or ``timing.time_calls`` (convs, and every
+family on a GPU); each point is the *median* call, as a model's per-layer times are medians of passes.
 
 Grid (``quick`` shrinks every count and size, for tests): 112 convolutions (kernel 1x1 and 3x3 for
 three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth, stems; output
 planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels for resolution),
-32 depthwise convolutions (3x3, 5x5), 24 linears (M = 1..64 rows), and per memory family 14 sizes
-from a few hundred bytes to ~14 MB, the smallest of which gives the family's per-call floor.
+32 depthwise convolutions (3x3, 5x5), 24 linears (M = 1..64 rows), and per memory family 20 sizes
+from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
+family's per-call floor.
 About 60-90 s on 2 CPU cores.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
 MAX_FLOPS = 6e9  # per call: keeps each conv benchmark under ~40 ms on 2 CPU cores
 MAX_BYTES = 1e8  # per call, bytes moved
-MAX_OUT_BYTES = 16 * 2 ** 20  # outputs below the pinned 32 MiB mmap threshold: the fresh-page cost is measured apart
+MAX_OUT_BYTES = 32 * 2 ** 20 - 1  # outputs below glibc's 32 MiB mmap ceiling: the fresh-page cost is measured apart
 
 
 class Apply(nn.Module):
@@ -129,10 +130,12 @@ MEMORY_OPS: dict[str, Callable[[], nn.Module]] = {
 
 
 def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
-    """``n`` tensors from ~256 B to ~80 MB (quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
+    """``n`` tensors from ~256 B to 32 MB (activations ~100 MB; quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
     (fewer for the smallest tensors), so that the curve averages over plane sizes as CNNs mix them."""
     cases = []
-    top = (3.5e6 if not quick else 2.5e5) * big  # elements: CPU tensors stay below glibc's 32 MiB mmap ceiling
+    # elements: outputs stay below glibc's 32 MiB mmap ceiling (fresh pages are charged apart), except
+    # the in-place activation's, which allocates nothing: VGG's ReLUs stream 100 MB, far beyond any cache
+    top = (8e6 if fam != "activation" else 2.6e7) * big if not quick else 2.5e5 * big
     for i in range(n):
         elems = 64 * (top / 64) ** (i / max(n - 1, 1))
         c = 4 if i == 0 else min(_ch(rng, 16, 2048), max(4, int(elems) // 4 // 4 * 4))
@@ -140,8 +143,8 @@ def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1
         mod = MEMORY_OPS[fam]()
         if fam == "batch_norm":
             mod = nn.BatchNorm2d(c).eval()
-        if fam == "pool_max" and rng.random() < 0.4:
-            mod = nn.MaxPool2d(2, 2)
+        if fam == "pool_max":  # ResNet's stem, VGG's, and the stride-1 pools of Inception's branches
+            mod = rng.choice([nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 2), nn.MaxPool2d(3, 1, 1)])
         if fam == "pool_avg" and rng.random() < 0.4:
             mod = nn.AvgPool2d(3, 2, 1)
         if fam == "adaptive_pool" and side >= 7 and rng.random() < 0.4:  # a 7x7 head (VGG) besides global pooling
@@ -151,7 +154,7 @@ def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1
 
 
 _FLUSH: list[torch.Tensor] = []
-PRODUCED = ("activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
+PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
 
 
 def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callable[[], Any]] = None) -> list[float]:
@@ -160,9 +163,10 @@ def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callab
 
     A loop that repeats one op on one tensor keeps everything in cache; in a forward pass the weights
     and the older operands are cold (a residual add's shortcut, a concat's branches), while the input
-    of an activation, a batch norm or a pool was written by the op just before it, and is in cache as
-    far as it fits.  An earlier grid flushed everything: in-place ReLUs were then predicted 15-100%
-    too slow on every model at batch 1 (e.g. resnet50: +93%), which this corrects for by construction.
+    of most ops was written by the op just before it, and is in cache as far as it fits.  Measured
+    hot, a linear layer streamed its 8-15 MB of weights at 40-50 GB/s from cache where a model's
+    classifier reads them cold at 12-17 GB/s (predicted 2-3x too fast); flushing everything, in-place
+    ReLUs were predicted 15-100% too slow at batch 1 (e.g. resnet50: +93%).
     """
     if not _FLUSH:
         _FLUSH.append(torch.empty(16 * 2 ** 20))
@@ -209,12 +213,13 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
         call = lambda: fn(*args)  # noqa: E731
         first = args[0] if isinstance(args[0], torch.Tensor) else None
         produce = (lambda: first.mul_(1.0)) if fam in PRODUCED and first is not None else None  # noqa: E731
-        if device.type == "cpu" and fam in MEMORY_FAMILIES:
+        flops, nbytes = work(row, batch, itemsize)
+        if device.type == "cpu" and fam not in ("conv", "conv_dw"):
             times = flushed_times(call, repeat=7, produce=produce)
-        else:  # compute families: hot, as the benchmarks of a peak are; their weights are small next to the work
+        else:  # convs: back to back (their weights are small next to their work; flushed, they were
+            # predicted 30-40% too slow), as on a GPU, whose caches are small next to its layers
             times = time_calls(call, device, warmup=2, repeat=15, budget_s=0.12)
-    flops, nbytes = work(row, batch, itemsize)
-    return {"family": family(row), "flops": flops, "bytes": nbytes, "features": features(row, batch),
+    return {"family": fam, "flops": flops, "bytes": nbytes, "features": features(row, batch),
             "time_s": stats(times)["median"], "signature": list(signature(row, batch))}
 
 
@@ -224,7 +229,7 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     rng = random.Random(SEED)
     tiny = {"kernel": (1, 1), "c_in": 8, "c_out": 8, "size": 1, "stride": 1, "batch": 1, "groups": 1}
     big = 16 if device.type == "cuda" else 1  # a GPU's layers are larger before they leave the launch floor
-    n_conv, n_dw, n_linear, n_memory = (12, 5, 4, 4) if quick else (112, 32, 24, 14)
+    n_conv, n_dw, n_linear, n_memory = (12, 5, 4, 4) if quick else (112, 32, 24, 20)
     cases = [conv_case(c) for c in [tiny] + conv_configs(rng, n_conv, False, quick, big)]  # tiny: the floor
     cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}]
               + conv_configs(rng, n_dw, True, quick, big)]
