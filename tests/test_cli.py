@@ -54,17 +54,16 @@ def test_reconcile(capsys):
     assert code == 0 and "flopcounter" in out and "conv" in out
 
 
-def test_any_importable_model(tmp_path):
+def test_any_importable_model(tmp_path, monkeypatch, capsys):
+    # in process (the CLI's main, as the console script calls it): the import path, not the process, is tested
     (tmp_path / "mynet.py").write_text(
         "import torch\ndef build():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())\n")
-    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "archstat", "table", "mynet:build", "--input", "3x8x8", "--format",
-                           "json"], capture_output=True, text=True, cwd=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["total"]["macs"] == 4 * 6 * 6 * 27
-    proc = subprocess.run([sys.executable, "-m", "archstat", "table", "mynet:nothing"], capture_output=True,
-                          text=True, cwd=tmp_path, env=env)
-    assert proc.returncode == 2 and "has no attribute" in proc.stderr
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run_cli(capsys, "table", "mynet:build", "--input", "3x8x8", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["total"]["macs"] == 4 * 6 * 6 * 27
+    code, out, err = run_cli(capsys, "table", "mynet:nothing")
+    assert code == 2 and "has no attribute" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -100,13 +99,13 @@ def test_bad_input_from_a_real_process_has_no_traceback():
     assert proc.stderr.count("\n") == 1 and "features.12" in proc.stderr
 
 
-def test_untraceable_model_exit_2(tmp_path):
+def test_untraceable_model_exit_2(tmp_path, monkeypatch, capsys):
     (tmp_path / "badmodel.py").write_text(
         "import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
         "        return x if x.sum() > 0 else -x\n")
-    proc = subprocess.run([sys.executable, "-m", "archstat", "table", "badmodel:M"], capture_output=True, text=True,
-                          cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 2 and "cannot trace M" in proc.stderr and "Traceback" not in proc.stderr
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run_cli(capsys, "table", "badmodel:M")
+    assert code == 2 and out == "" and "cannot trace M" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_list(capsys):

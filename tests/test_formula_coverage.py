@@ -26,6 +26,7 @@ import archstat
 import test_formulas_attention
 import test_formulas_contraction
 import test_formulas_indexing
+import test_formulas_multihead
 import test_formulas_unfold
 import test_validate_ops
 import test_validate_patterns
@@ -138,9 +139,10 @@ def _all_cases() -> dict:
     cases = {f"ops:{k}": (v[0], v[1]) for k, v in test_validate_ops.CASES.items()}
     cases.update({f"patterns:{k}": v for k, v in test_validate_patterns.CASES.items()})
     cases.update(COMPOSITES)
-    # the attention, contraction, indexing and unfold files validate each of these in eval and train
+    # the attention, multihead, contraction, indexing and unfold files validate each of these in eval and train
     cases.update({f"contraction:{i}": (c[0], c[1]) for i, c in enumerate(test_formulas_contraction.CASES)})
     cases.update({f"attention:{k}": (build(), shape) for k, (build, shape) in test_formulas_attention.CASES.items()})
+    cases.update({f"multihead:{k}": (build(), shape) for k, (build, shape) in test_formulas_multihead.CASES.items()})
     cases.update({"indexing:bias": (test_formulas_indexing.RelativeBias(), (2, 9, 9)),
                   "indexing:picks": (test_formulas_indexing.Picks(), (4, 6)),
                   "unfold": (test_formulas_unfold.PatchMixer(2, 1), (3, 8, 8))})

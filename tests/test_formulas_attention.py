@@ -18,9 +18,9 @@ class SelfAttention(nn.Module):
     """A transformer block's attention: qkv projection, heads, SDPA, output projection."""
 
     def __init__(self, d: int = 16, heads: int = 4, causal: bool = False, mask: str = "", dropout: float = 0.0,
-                 length: int = 6) -> None:
+                 length: int = 6, contiguous: bool = False) -> None:
         super().__init__()
-        self.heads, self.causal, self.dropout = heads, causal, dropout
+        self.heads, self.causal, self.dropout, self.contiguous = heads, causal, dropout, contiguous
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.register_buffer("mask", None if not mask else
                              (torch.rand(length, length) > 0.3) | torch.eye(length, dtype=torch.bool) if mask == "bool"
@@ -29,6 +29,8 @@ class SelfAttention(nn.Module):
     def forward(self, x):
         n, length, d = x.shape
         q, k, v = self.qkv(x).reshape(n, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if self.contiguous:  # (B, H, L, E) in memory order: the kernel's output follows q's layout
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask, is_causal=self.causal,
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.proj(out.transpose(1, 2).reshape(n, length, d))
@@ -39,6 +41,7 @@ CASES = {  # name -> (module, input per sample)
     "causal": (lambda: SelfAttention(causal=True), (6, 16)),
     "float_mask": (lambda: SelfAttention(mask="float"), (6, 16)),
     "bool_mask": (lambda: SelfAttention(mask="bool"), (6, 16)),
+    "contiguous_heads": (lambda: SelfAttention(contiguous=True), (6, 16)),  # then transpose + reshape copies
 }
 
 

@@ -110,7 +110,8 @@ def test_naive_roofline_is_matmul_peak_and_copy_bandwidth():
     relu = rows[("relu", "ReLU")]
     assert relu["bound"] == "memory" and relu["intensity"] == pytest.approx(relu["flops_hardware"] / relu["bytes_moved"])
     assert rows[("", "flatten")]["bound"] == "none" and rows[("", "flatten")]["predicted_s"] == 0
-    assert "roofline" in p.summary and p.summary["roofline"]["layers"] >= 0
+    timed = (p.layers["naive_predicted_s"] > 0) & (p.layers["time_s"] >= p.summary["roofline"]["min_time_s"])
+    assert p.summary["roofline"]["layers"] == int(timed.sum())  # recounted from the rows
 
 
 def test_roofline_summary_statistics():

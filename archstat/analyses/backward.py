@@ -34,7 +34,12 @@ def backward_rows(rows: Rows, flow: GradFlow | None = None) -> pd.DataFrame:
         if flow.reached is not None and not flow.reached[i]:  # no gradient reaches it (``detach``)
             macs = 0
         need = flow.inputs[i]
-        if r["kind"] == "matmul" and len(need) == 2:
+        products = (r.get("work") or {}).get("bwd_products")
+        live = r["supported"] and r.get("used", True) and (flow.reached is None or flow.reached[i])
+        if products is not None:  # a composite layer lists its backward products: (MACs, input k or -1)
+            a = sum(m for m, k in products if live and k >= 0 and k < len(need) and need[k])
+            b = sum(m for m, k in products if live and k < 0) if flow.out[i] else 0
+        elif r["kind"] == "matmul" and len(need) == 2:
             a, b = macs * need[0], macs * need[1]  # d/da needs b, d/db needs a: one product each
         elif r["kind"] == "matmul" and len(need) == 3 and r["hparams"].get("added"):  # baddbmm: input + b1 @ b2
             a, b = macs * need[1], macs * need[2]

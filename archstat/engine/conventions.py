@@ -59,6 +59,15 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
         # a padding_mode other than zeros, F.pad runs first and the conv itself pads nothing
         string_padded = isinstance(cost.padding, str) and cost.hparams.get("padding_mode", "zeros") == "zeros"
         return (0, False) if string_padded else (cost.macs, True)
+    if kind == "attention" and cost.hparams.get("fn") == "multi_head_attention":
+        # traced as linears, bmm for the weighted sum, and for the scores bmm (baddbmm with a mask:
+        # no handle); without need_weights SDPA (no handle); the scaling mul and softmax inside
+        hp = cost.hparams
+        if hp["kernel"] == "native_mha":  # inference under no_grad: the fused kernel, no handle
+            return 0, False
+        if not hp["need_weights"]:
+            return hp["in_proj_macs"] + hp["out_proj_macs"], True
+        return hp["in_proj_macs"] + hp["out_proj_macs"] + hp["context_macs"] + hp["score_macs"] * (not hp["masked"]), True
     if kind == "matmul" and cost.hparams.get("fn") == "einsum":  # its einsum handle: one per MAC
         return cost.macs, True
     if kind == "matmul" and cost.hparams.get("fn") == "baddbmm":  # no handle for aten::baddbmm
@@ -104,7 +113,8 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
 def fvcore_unsupported_inside(kind: str, hparams: dict) -> bool:
     """Does fvcore report an unsupported op inside a row whose main op it counts?  A conv with
     ``padding_mode`` reflect / replicate / circular runs ``aten::pad`` (unhandled) before the conv."""
-    return kind == "conv" and hparams.get("padding_mode", "zeros") != "zeros"
+    return (kind == "conv" and hparams.get("padding_mode", "zeros") != "zeros") or \
+        (kind == "attention" and hparams.get("fn") == "multi_head_attention")  # its scaling mul, softmax
 
 
 def _matrix_vector(cost: Cost) -> bool:
@@ -115,6 +125,12 @@ def flopcounter(cost: Cost, inputs: list) -> tuple[Size, bool]:
     """FlopCounterMode: 2 per multiply-add of mm/addmm/bmm/baddbmm and convolutions (aten level)."""
     if _matrix_vector(cost):  # runs aten::mv / aten::dot, which FlopCounterMode has no formula for
         return 0, False
+    if cost.kind == "attention" and cost.hparams.get("fn") == "multi_head_attention":
+        # the fused inference kernel has no formula; the slow path's linears and bmm's do (flash SDPA: 0)
+        hp = cost.hparams
+        if hp["kernel"] == "native_mha":
+            return 0, True
+        return 2 * (hp["in_proj_macs"] + hp["out_proj_macs"] + (hp["score_macs"] + hp["context_macs"]) * hp["need_weights"]), True
     if cost.kind in MATRIX_KINDS:
         return 2 * cost.macs, True
     return 0, cost.kind != "unsupported"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -30,16 +30,24 @@ NOT_OPS = {"size", "dim", "numel", "shape", "dtype", "device", "is_contiguous", 
             "__format__", "__repr__", "item", "tolist", "__getstate__", "__reduce_ex__", "grad_fn", "_is_view"}
 
 
-def _spec(value: Any) -> Any:
+def _spec(value: Any, memo: Optional[dict] = None) -> Any:
+    """Tensors -> TensorSpecs (parameters -> ParamSpecs); with ``memo``, one spec per tensor, so
+    that a tensor passed twice (``mha(x, x, x)``) is the same spec twice, as in the fx engine."""
+    if memo is not None and isinstance(value, torch.Tensor) and id(value) in memo:
+        return memo[id(value)]
     if isinstance(value, nn.Parameter):
-        return ParamSpec(tuple(value.shape), value.dtype, tensor=value)
-    if isinstance(value, torch.Tensor):
-        return TensorSpec.of(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_spec(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _spec(v) for k, v in value.items()}
-    return value
+        spec: Any = ParamSpec(tuple(value.shape), value.dtype, tensor=value)
+    elif isinstance(value, torch.Tensor):
+        spec = TensorSpec.of(value)
+    elif isinstance(value, (list, tuple)):
+        return type(value)(_spec(v, memo) for v in value)
+    elif isinstance(value, dict):
+        return {k: _spec(v, memo) for k, v in value.items()}
+    else:
+        return value
+    if memo is not None:
+        memo[id(value)] = spec
+    return spec
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -120,13 +128,16 @@ def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRe
     rec = Recorder()
     handles = []
 
-    def pre(module: nn.Module, args: tuple) -> None:
+    def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
         rec.stack.append(names[id(module)])
         formula = module_formula(module)
         if formula is not None and not rec.inside_leaf and module is not clone:
-            inputs = [t for t in tensors_in(_spec(args)) if not isinstance(t, ParamSpec)]
-            module._archstat_pending = (apply_formula(formula, module, inputs, args, {}, names[id(module)],
-                                                      type(module).__name__), inputs, rec.sources(_tensors(args)))
+            memo: dict = {}
+            spec_args, spec_kwargs = _spec(args, memo), _spec(kwargs, memo)
+            inputs = [t for t in tensors_in((spec_args, spec_kwargs)) if not isinstance(t, ParamSpec)]
+            module._archstat_pending = (apply_formula(formula, module, inputs, spec_args, spec_kwargs,
+                                                      names[id(module)], type(module).__name__), inputs,
+                                        rec.sources(_tensors((args, kwargs))))
             rec.inside_leaf += 1
 
     def post(module: nn.Module, args: tuple, output: Any) -> None:
@@ -140,7 +151,7 @@ def meta_records(model: nn.Module, spec: TensorSpec, why: str = "") -> list[OpRe
                              rec.params.count(module), True, module), output)
 
     for m in clone.modules():  # hooks on our copy only; the user's model never sees them
-        handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+        handles += [m.register_forward_pre_hook(pre, with_kwargs=True), m.register_forward_hook(post)]
     x = torch.empty(spec.shape, dtype=spec.dtype, device="meta")
     try:
         with rec, torch.no_grad():

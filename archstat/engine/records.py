@@ -15,7 +15,7 @@ import torch.fx as fx
 from torch import nn
 
 from archstat.errors import ArchstatError, first_line
-from archstat.formulas import Cost, ShapeError, checked_cost, tensors_in
+from archstat.formulas import CallInputs, Cost, ShapeError, checked_cost, tensors_in
 from archstat.spec import TensorSpec, is_symbolic, leaves
 
 
@@ -97,13 +97,17 @@ def apply_formula(formula: Any, module: Optional[nn.Module], inputs: list, args:
                   owner: str, op: str) -> Cost:
     """Run a formula and check what it returns (:func:`checked_cost`).
 
+    A module formula gets ``inputs`` as a :class:`CallInputs` carrying the call's ``args`` and
+    ``kwargs``, so that it sees how the layer was called, as a function formula does.
+
     A ShapeError becomes a one-line error that names the layer and its input.  A formula from
     outside archstat (``archstat.register_module``) that fails in any other way is named in a
     one-line error too; archstat's own formulas keep their traceback, which would be our bug.
     """
     where = f"layer {owner or '<root>'} ({op})"
     try:
-        cost = formula(module, inputs) if module is not None else formula(args, kwargs)
+        # a module formula sees the call too (``need_weights=False``, a mask, an initial state)
+        cost = formula(module, CallInputs(inputs, args, kwargs)) if module is not None else formula(args, kwargs)
     except ShapeError as exc:
         shown = "x".join(str(s) for s in inputs[0].sample_shape) if inputs else "?"
         raise ArchstatError(f"{where}: {exc} [its input per sample: {shown}]") from None

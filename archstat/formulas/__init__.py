@@ -35,7 +35,9 @@ class Cost:
     which the inference peak adds for that op; and ``saved``: what autograd keeps for backward,
     as a list of ``("in", k)`` (the k-th tensor input), ``("out",)`` (the output) and
     ``("new", numel, dtype)`` (a tensor the op makes), when the kind's default (see
-    ``archstat.analyses.memory``) does not fit.  ``alloc`` is False for views,
+    ``archstat.analyses.memory``) does not fit; and ``bwd_products``: for a layer made of several
+    matrix products (``nn.MultiheadAttention``), the products its backward computes, as
+    ``(macs, k)``: needed when tensor input ``k`` needs a gradient, or always (``k = -1``, the weights').  ``alloc`` is False for views,
     in-place ops and ops that return their input; ``new_bytes`` is False for the last two only,
     whose output is the input's memory and so adds nothing to the lecture's memory column.
     """
@@ -79,6 +81,22 @@ KINDS: dict[str, str] = {
     "unsupported": "no formula: cost unknown, flagged (set by the engine, not by formulas)",
 }
 
+class CallInputs(list):
+    """What a module formula gets as ``inputs``: the TensorSpecs of the call's tensor arguments, in
+    order (a plain list to the formula that only needs them), plus the call itself: ``args`` and
+    ``kwargs`` as the module was called, tensors replaced by TensorSpecs (the same spec object
+    where the same tensor is passed twice, ``mha(x, x, x)``), as a function formula gets them.
+
+    Why: what a layer computes can depend on how it is called, not only on how it was built
+    (``need_weights=False`` or a mask passed to ``nn.MultiheadAttention``, an initial state to
+    ``nn.LSTM``).
+    """
+
+    def __init__(self, inputs: list, args: tuple = (), kwargs: Optional[dict] = None) -> None:
+        super().__init__(inputs)
+        self.args, self.kwargs = tuple(args), dict(kwargs or {})
+
+
 ModuleFormula = Callable[[nn.Module, list], Cost]
 FunctionFormula = Callable[[tuple, dict], Cost]
 
@@ -90,7 +108,8 @@ def register_module(*types: type) -> Callable[[ModuleFormula], ModuleFormula]:
     """Decorator: ``formula(module, inputs) -> Cost`` prices every call of a module of these types.
 
     ``inputs`` are the :class:`TensorSpec` s of the call's tensor arguments (shapes may be sympy
-    expressions under ``symbolic=True``: use arithmetic, not ``int()``).  A registered module is a
+    expressions under ``symbolic=True``: use arithmetic, not ``int()``); the engine passes a
+    :class:`CallInputs`, whose ``args`` / ``kwargs`` are the call's own arguments.  A registered module is a
     leaf of the trace: its insides are not costed op by op.  Also the public extension point
     (``archstat.register_module``) for a user's own layer; ``archstat validate`` then checks the
     formula's shape and count against the real module.
@@ -138,9 +157,10 @@ def registered(modules: Optional[Mapping[type, ModuleFormula]] = None,
 
 
 def _all_specs(value: Any) -> bool:
-    """A TensorSpec, or a non-empty (nested) tuple/list of them."""
+    """A TensorSpec, or a non-empty (nested) tuple/list of them, where a None may stand for an
+    output the layer does not compute (``MultiheadAttention(need_weights=False)``'s weights)."""
     if isinstance(value, (tuple, list)):
-        return bool(value) and all(_all_specs(v) for v in value)
+        return bool(leaves(value, TensorSpec)) and all(v is None or _all_specs(v) for v in value)
     return isinstance(value, TensorSpec)
 
 
@@ -188,4 +208,5 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 # Importing the op families fills the registries.
 from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, indexing, linear,  # noqa: E402,F401,E501
+                               multihead,
                                norm, pad, pool, reduce, resize, tensor_ops, unfold)

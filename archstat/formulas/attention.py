@@ -11,8 +11,10 @@ of the work there).
 
 Kernel.  On the CPU (torch 2.13) ``_scaled_dot_product_flash_attention_for_cpu`` runs when q, k, v
 are 4-d with equal batch, heads and head size, the mask is 2-d or 4-d, and ``dropout_p == 0``.
-It allocates the output, laid out as (B, L, H, Ev) and returned transposed (so that the usual
-``out.transpose(1, 2).reshape(B, L, H * Ev)`` is a view), and a float32 log-sum-exp (B, H, L), and, for a boolean mask, a copy of
+It allocates the output in q's memory order (q from the usual ``(B, L, H, E)`` projection transposed
+to ``(B, H, L, E)``: so is the output, and ``out.transpose(1, 2).reshape(B, L, H * Ev)`` is a view;
+q made contiguous as (B, H, L, E): so is the output, and that reshape copies), and a float32
+log-sum-exp (B, H, L), and, for a boolean mask, a copy of
 the mask in q's dtype; backward keeps q, k, v, the output, the log-sum-exp and the mask (the float
 copy of a boolean one).  This is the kernel the estimate assumes.  Any other call (dropout, 3-d
 inputs, different head sizes, grouped-query attention) runs the unfused math kernel, whose
@@ -43,6 +45,17 @@ def flash_cpu_runs(q: TensorSpec, k: TensorSpec, v: TensorSpec, mask, dropout_p:
     return all(t.stride[-1] == 1 for t in (q, k, v))
 
 
+def dense_strides(shape: tuple, like: tuple) -> tuple:
+    """Strides of a dense tensor of ``shape`` whose dimensions lie in memory in the order of the strides
+    ``like`` (largest first; ties keep the dimension order), as ``torch.empty_like`` lays one out."""
+    order = sorted(range(len(shape)), key=lambda d: (-like[d], d))
+    strides, step = [0] * len(shape), 1
+    for d in reversed(order):
+        strides[d] = step
+        step *= shape[d]
+    return tuple(strides)
+
+
 @register_function("scaled_dot_product_attention")
 def sdpa_function(args: tuple, kwargs: dict) -> Cost:
     a = {**dict(zip(NAMES, args)), **kwargs}
@@ -61,8 +74,7 @@ def sdpa_function(args: tuple, kwargs: dict) -> Cost:
         transient += prod(mask.shape) * q.dtype.itemsize
     elif mask is not None and type(mask) is TensorSpec:  # an activation (a parameter or buffer is state)
         saved.append(("in", 3))
-    # the kernel writes (B, L, H, Ev) and returns it transposed: out.transpose(1, 2) is contiguous
-    out = q.as_view((b, h, length, ev), (length * h * ev, ev, h * ev, 1))
+    out = q.as_view((b, h, length, ev), dense_strides((b, h, length, ev), q.stride))
     return Cost(out=out, kind="attention", macs=b * h * length * s * (e + ev),
                 hparams={"kernel": "flash_cpu", "is_causal": bool(a.get("is_causal")), "masked": mask is not None},
                 work={"transient_bytes": transient, "saved": saved})
