@@ -5,13 +5,17 @@ channel counts drawn log-uniformly and rounded to a multiple of 8, spatial sizes
 from {1, 2, 4, 8, 16}.  Nothing is taken from the zoo, so a model's predicted times are out of
 sample; ``bench/roofline_accuracy.py`` counts how many grid points happen to coincide with one of the
 model's layers (``signature``).  Each module is described by ``analyze()`` like any model, priced by
-``op_families.work``/``features``, and timed with ``timing.time_calls`` (the fastest of a few calls: the op's cost
-without the interruptions of other processes).
+``op_families.work``/``features``, and timed with ``flushed_times`` on the CPU (caches emptied, then
+the input the previous op would have written re-written) or ``timing.time_calls`` (convs, and every
+family on a GPU); each point is the *median* call, as a model's per-layer times are medians of passes.
 
-Grid (``quick`` shrinks every count and size, for tests):  48 convolutions (kernels 1x1, 3x3, 5x5,
-7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth of them, stems), 20 depthwise convolutions
-(3x3, 5x5), 18 linears (M = 1..64 rows), and per memory family 11 sizes from a few hundred bytes to
-~80 MB, the smallest of which gives the family's per-call floor.  About 30-60 s on 2 CPU cores.
+Grid (``quick`` shrinks every count and size, for tests): 112 convolutions (kernel 1x1 and 3x3 for
+three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth, stems; output
+planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels for resolution),
+32 depthwise convolutions (3x3, 5x5), 24 linears (M = 1..64 rows), and per memory family 20 sizes
+from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
+family's per-call floor.
+About 60-90 s on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -30,11 +34,12 @@ from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-KERNELS = [((1, 1), 0.35), ((3, 3), 0.33), ((5, 5), 0.08), ((7, 7), 0.07), ((1, 7), 0.06), ((7, 1), 0.06),
-           ((11, 11), 0.05)]
-MAX_FLOPS = 1.5e9  # per call: keeps each conv benchmark under ~30 ms on 2 CPU cores
+KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
+           ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
+MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
+MAX_FLOPS = 6e9  # per call: keeps each conv benchmark under ~40 ms on 2 CPU cores
 MAX_BYTES = 1e8  # per call, bytes moved
-MAX_OUT_BYTES = 16 * 2 ** 20  # outputs below glibc's mmap ceiling: the fresh-page cost is measured apart
+MAX_OUT_BYTES = 32 * 2 ** 20 - 1  # outputs below glibc's 32 MiB mmap ceiling: the fresh-page cost is measured apart
 
 
 class Apply(nn.Module):
@@ -82,13 +87,13 @@ def conv_configs(rng: random.Random, n: int, depthwise: bool, quick: bool, big: 
         k = (rng.choice([(3, 3)] * 4 + [(5, 5)]) if depthwise else rng.choices(kernels, weights)[0])
         c_in = _ch(rng, 16, 1024) if depthwise else (3 if rng.random() < 0.1 else _ch(rng, 16, 2048))
         c_out = c_in if depthwise else _ch(rng, 16, 2048)
-        size = int(round(_logu(rng, 4, 112 if not quick else 16)))
+        size = int(round(_logu(rng, 4, 224 if not quick else 16)))
         stride = 2 if rng.random() < (0.25 if k != (11, 11) else 0) else (4 if k == (11, 11) else 1)
         batch = rng.choice([1, 2, 4, 8, 16]) * (1 if rng.random() < 0.3 else big)
         flops = 2 * batch * c_out * size * size * (1 if depthwise else c_in) * k[0] * k[1]
         nbytes = 4 * batch * (c_in * (size * stride) ** 2 + c_out * size * size)
         out_ok = big > 1 or 4 * batch * c_out * size * size <= MAX_OUT_BYTES
-        if flops <= cap and out_ok and nbytes <= MAX_BYTES * big / (64 if quick else 1) and (quick or flops >= 2e5):
+        if c_out * size * size <= MAX_PLANE and flops <= cap and out_ok and nbytes <= MAX_BYTES * big / (64 if quick else 1) and (quick or flops >= 2e5):
             out.append({"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride, "batch": batch,
                         "groups": c_in if depthwise else 1})
     return out
@@ -125,10 +130,12 @@ MEMORY_OPS: dict[str, Callable[[], nn.Module]] = {
 
 
 def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
-    """``n`` tensors from ~256 B to ~80 MB (quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
+    """``n`` tensors from ~256 B to 32 MB (activations ~100 MB; quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
     (fewer for the smallest tensors), so that the curve averages over plane sizes as CNNs mix them."""
     cases = []
-    top = (3.5e6 if not quick else 2.5e5) * big  # elements: CPU tensors stay below glibc's 32 MiB mmap ceiling
+    # elements: outputs stay below glibc's 32 MiB mmap ceiling (fresh pages are charged apart), except
+    # the in-place activation's, which allocates nothing: VGG's ReLUs stream 100 MB, far beyond any cache
+    top = (8e6 if fam != "activation" else 2.6e7) * big if not quick else 2.5e5 * big
     for i in range(n):
         elems = 64 * (top / 64) ** (i / max(n - 1, 1))
         c = 4 if i == 0 else min(_ch(rng, 16, 2048), max(4, int(elems) // 4 // 4 * 4))
@@ -136,26 +143,30 @@ def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1
         mod = MEMORY_OPS[fam]()
         if fam == "batch_norm":
             mod = nn.BatchNorm2d(c).eval()
-        if fam == "pool_max" and rng.random() < 0.4:
-            mod = nn.MaxPool2d(2, 2)
+        if fam == "pool_max":  # ResNet's stem, VGG's, and the stride-1 pools of Inception's branches
+            mod = rng.choice([nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 2), nn.MaxPool2d(3, 1, 1)])
         if fam == "pool_avg" and rng.random() < 0.4:
             mod = nn.AvgPool2d(3, 2, 1)
+        if fam == "adaptive_pool" and side >= 7 and rng.random() < 0.4:  # a 7x7 head (VGG) besides global pooling
+            mod = nn.AdaptiveAvgPool2d(7)
         cases.append((mod, (c, side, side), 1))
     return cases
 
 
-COLD = True  # CPU memory-bound benchmarks start from flushed caches (see cold_times)
 _FLUSH: list[torch.Tensor] = []
+PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
 
 
-def cold_times(call: Callable[[], Any], repeat: int) -> list[float]:
-    """Seconds per call, the CPU caches emptied before each (a 64 MiB buffer written in between).
+def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callable[[], Any]] = None) -> list[float]:
+    """Seconds per call, the CPU caches emptied before each (a 64 MiB buffer written in between), then
+    ``produce()`` (untimed) writing the operand that, in a model, the previous op has just written.
 
-    A loop that repeats one op on one tensor keeps it in cache; in a forward pass the weights of a
-    linear layer are cold, and on a shared 2-core machine so are most activations by the time the
-    next op reads them.  Per-layer errors on a loaded machine favoured cold over hot benchmarks for
-    the memory-bound families (hot: predicted 60-80% too fast; cold: within about +-50%, too slow
-    on the smallest tensors), so this choice, unlike the benchmarks, was made looking at real models.
+    A loop that repeats one op on one tensor keeps everything in cache; in a forward pass the weights
+    and the older operands are cold (a residual add's shortcut, a concat's branches), while the input
+    of most ops was written by the op just before it, and is in cache as far as it fits.  Measured
+    hot, a linear layer streamed its 8-15 MB of weights at 40-50 GB/s from cache where a model's
+    classifier reads them cold at 12-17 GB/s (predicted 2-3x too fast); flushing everything, in-place
+    ReLUs were predicted 15-100% too slow at batch 1 (e.g. resnet50: +93%).
     """
     if not _FLUSH:
         _FLUSH.append(torch.empty(16 * 2 ** 20))
@@ -163,6 +174,8 @@ def cold_times(call: Callable[[], Any], repeat: int) -> list[float]:
     out = []
     for _ in range(repeat):
         _FLUSH[0].fill_(1.0)
+        if produce is not None:
+            produce()
         t0 = time.perf_counter()
         call()
         out.append(time.perf_counter() - t0)
@@ -193,34 +206,36 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
         mod, x = mod.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
     # time the call a model's generated code makes: the layer itself, or the function on ready operands
     inner = mod[0]
+    fam = family(row)
     with torch.inference_mode():
-        if isinstance(inner, Apply):
-            fn, args = inner.fn, inner.operands(x)
-            call = lambda: fn(*args)  # noqa: E731
-        else:
-            call = lambda: inner(x)  # noqa: E731
-        if COLD and device.type == "cpu" and family(row) not in ("conv", "conv_dw"):
-            times = cold_times(call, repeat=7)
-        else:
+        args = inner.operands(x) if isinstance(inner, Apply) else (x,)
+        fn = inner.fn if isinstance(inner, Apply) else inner
+        call = lambda: fn(*args)  # noqa: E731
+        first = args[0] if isinstance(args[0], torch.Tensor) else None
+        produce = (lambda: first.mul_(1.0)) if fam in PRODUCED and first is not None else None  # noqa: E731
+        flops, nbytes = work(row, batch, itemsize)
+        if device.type == "cpu" and fam not in ("conv", "conv_dw"):
+            times = flushed_times(call, repeat=7, produce=produce)
+        else:  # convs: back to back (their weights are small next to their work; flushed, they were
+            # predicted 30-40% too slow), as on a GPU, whose caches are small next to its layers
             times = time_calls(call, device, warmup=2, repeat=15, budget_s=0.12)
-    flops, nbytes = work(row, batch, itemsize)
-    return {"family": family(row), "flops": flops, "bytes": nbytes, "features": features(row, batch),
-            "time_s": stats(times)["min"], "signature": list(signature(row, batch))}
+    return {"family": fam, "flops": flops, "bytes": nbytes, "features": features(row, batch),
+            "time_s": stats(times)["median"], "signature": list(signature(row, batch))}
 
 
 def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quick: bool = False,
              quiet: Optional[bool] = None) -> list[dict[str, Any]]:
     """Time the whole synthetic grid; one point per benchmark (see the module docstring)."""
     rng = random.Random(SEED)
-    scale = 4 if quick else 1
     tiny = {"kernel": (1, 1), "c_in": 8, "c_out": 8, "size": 1, "stride": 1, "batch": 1, "groups": 1}
     big = 16 if device.type == "cuda" else 1  # a GPU's layers are larger before they leave the launch floor
-    cases = [conv_case(c) for c in [tiny] + conv_configs(rng, 48 // scale, False, quick, big)]  # tiny: the floor
+    n_conv, n_dw, n_linear, n_memory = (12, 5, 4, 4) if quick else (112, 32, 24, 20)
+    cases = [conv_case(c) for c in [tiny] + conv_configs(rng, n_conv, False, quick, big)]  # tiny: the floor
     cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}]
-              + conv_configs(rng, 20 // scale, True, quick, big)]
-    cases += [(nn.Linear(8, 8), (8,), 1)] + linear_cases(rng, 18 // scale, quick, big)
+              + conv_configs(rng, n_dw, True, quick, big)]
+    cases += [(nn.Linear(8, 8), (8,), 1)] + linear_cases(rng, n_linear, quick, big)
     for fam in MEMORY_FAMILIES:
-        cases += memory_cases(rng, fam, 11 if not quick else 4, quick, big)
+        cases += memory_cases(rng, fam, n_memory, quick, big)
     cases.append((Apply(lambda t: t.flatten(1)), (4, 2, 2), 1))  # a view: the dispatch floor
     itemsize = torch.empty((), dtype=dtype).element_size()
     points = [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [], "signature": ["fresh_pages"],
@@ -229,7 +244,7 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
         if isinstance(mod, Apply) and shape == (4, 2, 2):
             x = torch.randn(1, *shape, device=device, dtype=dtype)
             fn = mod.fn
-            t = stats(time_calls(lambda: fn(x), device, warmup=2, repeat=50, budget_s=0.05))["min"]
+            t = stats(time_calls(lambda: fn(x), device, warmup=2, repeat=50, budget_s=0.05))["median"]
             points.append({"family": "dispatch", "flops": 0.0, "bytes": 0.0, "features": [], "time_s": t,
                            "signature": ["dispatch"]})
             continue

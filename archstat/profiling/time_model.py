@@ -4,14 +4,13 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
 
     t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_fresh
 
-``t_fresh`` is the first-touch cost of an output that comes back as fresh pages (CPU only; see
-``fresh_pages``); 0 for every other row.
+``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
+(CPU only, under ``fresh_pages.pinned_heap``); 0 for every other row.
 
 * ``floor_f``: the per-call dispatch floor of the family, the time of its smallest benchmark.
-* ``R_f(config)``: the FLOP/s such a kernel reaches (conv, depthwise conv, linear; 0 FLOPs elsewhere).
-  ``log2 R`` is fitted on the family's benchmarks as a linear function of the log2 features (ridge
-  least squares), plus the inverse-distance-weighted residual of the ``K`` nearest benchmarks in
-  feature space (standardised): a global trend, corrected locally where the grid has close neighbours.
+* ``R_f(config)``: the FLOP/s such a kernel reaches (conv, depthwise conv, linear; 0 FLOPs elsewhere):
+  the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest of the family's benchmarks
+  in (standardised) log2-feature space (``RateFit``).
 * ``BW_f(B)``: the bandwidth the family reaches at that size, ``B_i / (t_i - floor_f)`` on its
   benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in ``(log B, log BW)`` and constant beyond the ends (cache
   sizes show up as steps).  Conv families use the ``copy`` family's curve; linear its own, from the
@@ -34,31 +33,36 @@ import pandas as pd
 from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.op_families import COMPUTE_FAMILIES, calibrated, family, features, numel, work
 
-K_NEAREST = 3
-RIDGE = 1e-2
+K_NEAREST = 4
+KERNEL_WEIGHT = 3.0
 MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_fresh_s", "rate_flops_per_s",
                  "bandwidth_bytes_per_s", "bound", "roof", "calibrated"]
 
 
 class RateFit:
-    """``log2 R(x)`` = ridge-linear trend in ``x`` + IDW mean of the ``K`` nearest residuals."""
+    """``log2 R(x)`` = the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest benchmarks.
+
+    Distances are taken between standardised log2 features, the first (the kernel area) counted
+    ``KERNEL_WEIGHT`` times, so that a 3x3 conv's neighbours are 3x3 convs where the grid has them
+    (nn-Meter's lesson: one predictor per kernel type).  A weighted mean of measured rates never
+    leaves their range: an earlier fit added a ridge-linear trend in the features, whose extension
+    beyond the grid predicted 600 GFLOP/s for VGG-16's 30-GFLOP convs at batch 8 (the machine's convs
+    reach 230), and which did worse inside the grid too (median layer error 28% against 26% over the
+    ten benchmark runs of ``bench/roofline_accuracy.py``, same calibration, same measurements).
+    """
 
     def __init__(self, xs: np.ndarray, ys: np.ndarray) -> None:
         self.mu, self.sd = xs.mean(0), xs.std(0) + 1e-9
-        z = (xs - self.mu) / self.sd
-        a = np.hstack([np.ones((len(z), 1)), z])
-        reg = RIDGE * np.eye(a.shape[1])
-        reg[0, 0] = 0.0
-        self.coef = np.linalg.solve(a.T @ a + reg, a.T @ ys)
-        self.z, self.resid = z, ys - a @ self.coef
+        self.z, self.ys = (xs - self.mu) / self.sd, np.asarray(ys, dtype=float)
+        self.weight = np.ones(xs.shape[1])
+        self.weight[0] = KERNEL_WEIGHT
 
     def __call__(self, x: list[float]) -> float:
         z = (np.asarray(x, dtype=float) - self.mu) / self.sd
-        trend = float(self.coef[0] + z @ self.coef[1:])
-        d = np.sqrt(((self.z - z) ** 2).sum(1))
+        d = np.sqrt((((self.z - z) * self.weight) ** 2).sum(1))
         near = np.argsort(d)[:K_NEAREST]
         w = 1.0 / (d[near] + 0.25)
-        return 2.0 ** (trend + float((w * self.resid[near]).sum() / w.sum()))
+        return 2.0 ** float((w * self.ys[near]).sum() / w.sum())
 
 
 def monotone(ts: list[float]) -> list[float]:
@@ -93,9 +97,9 @@ class TimeModel:
         self.state = state or {}
         by: dict[str, list[dict]] = {}
         self.page_cost = next((p["time_s"] for p in points if p["family"] == "fresh_pages"), 0.0)
-        points = [p for p in points if p["family"] != "fresh_pages"]
         for p in points:
-            by.setdefault(p["family"], []).append(p)
+            if p["family"] != "fresh_pages":
+                by.setdefault(p["family"], []).append(p)
         self.floor = {f: min(p["time_s"] for p in ps) for f, ps in by.items()}
         self.rate: dict[str, RateFit] = {}
         self.bw: dict[str, Curve] = {}
@@ -104,20 +108,18 @@ class TimeModel:
             if f in COMPUTE_FAMILIES:
                 ok = [p for p in ps if p["flops"] > 0 and p["time_s"] > 1.5 * fl]
                 if f == "linear":  # rows M >= 16 set the rate; M <= 4 stream the weights: their bandwidth
-                    stream = sorted((p for p in ok if p["features"][0] <= 2), key=lambda p: p["bytes"])
+                    stream = [p for p in ok if p["features"][0] <= 2]
                     if stream:
-                        t = monotone([p["time_s"] - fl for p in stream])
-                        self.bw[f] = Curve([p["bytes"] for p in stream], [p["bytes"] / ti for p, ti in zip(stream, t)])
+                        self.bw[f] = bandwidth_curve(stream, "time_s", fl)
                     ok = [p for p in ok if p["features"][0] >= 4] or ok
                 if len(ok) >= 3:
                     xs = np.array([p["features"] for p in ok], dtype=float)
                     ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
                     self.rate[f] = RateFit(xs, ys)
             elif f != "dispatch":
-                ok = sorted((p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl), key=lambda p: p["bytes"])
+                ok = [p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
                 if ok:
-                    t = monotone([p["time_s"] - fl for p in ok])
-                    self.bw[f] = Curve([p["bytes"] for p in ok], [p["bytes"] / ti for p, ti in zip(ok, t)])
+                    self.bw[f] = bandwidth_curve(ok, "time_s", fl)
         self.n_points = {f: len(ps) for f, ps in by.items()}
 
     def describe(self) -> dict[str, Any]:
@@ -126,17 +128,17 @@ class TimeModel:
                 "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
-    def predict_row(self, row: dict, batch: int, itemsize: int, largest: float = math.inf) -> dict[str, Any]:
+    def predict_row(self, row: dict, batch: int, itemsize: int) -> dict[str, Any]:
         fam = family(row)
         flops, nbytes = work(row, batch, itemsize)
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
-        floor = self.floor.get(fam, self.floor.get("dispatch", 0.0))
+        floor, curve = self.floor.get(fam, self.floor.get("dispatch", 0.0)), self.bw.get(fam_bw)
         rate = self.rate[fam](features(row, batch)) if fam in self.rate and flops else math.nan
-        bw = self.bw[fam_bw](nbytes) if fam_bw in self.bw and nbytes else math.nan
+        bw = curve(nbytes) if curve is not None and nbytes else math.nan
         t_c = flops / rate if flops and rate == rate else 0.0
         t_m = nbytes / bw if nbytes and bw == bw else 0.0
         out_bytes = out_elements(row) * batch * itemsize
-        t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes, largest) else 0.0
+        t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"))[1]
         bound = "overhead" if fam == "dispatch" else bound
         return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_f, "floor_s": floor, "t_compute_s": t_c,
@@ -148,13 +150,19 @@ class TimeModel:
         """``MODEL_COLUMNS`` for every row of ``rows`` (analyze()'s columns), same index."""
         out = []
         records = rows.to_dict("records")
-        largest = max((out_elements(r) * batch * itemsize for r in records if r.get("alloc")), default=0.0)
         for row in records:
-            p = self.predict_row(row, batch, itemsize, largest)
+            p = self.predict_row(row, batch, itemsize)
             p["roof"] = why(p, peak, copy_bw)
             p.pop("_bw_family")
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
+
+
+def bandwidth_curve(points: list[dict], key: str, floor: float) -> Curve:
+    """``BW(B) = B_i / (t_i - floor)`` over the points sorted by bytes, ``t_i - floor`` made non-decreasing."""
+    points = sorted(points, key=lambda p: p["bytes"])
+    t = monotone([p[key] - floor for p in points])
+    return Curve([p["bytes"] for p in points], [p["bytes"] / ti for p, ti in zip(points, t)])
 
 
 def out_elements(row: dict) -> int:
