@@ -52,3 +52,25 @@ def test_the_fit_estimate_is_state_plus_the_live_peak(monkeypatch):
     monkeypatch.setattr(fits, "available_bytes", lambda device: state + peak - 1)
     with pytest.raises(ArchstatError, match="smaller --batch"):
         fits.check_fits(rows, torch.device("cpu"))
+
+
+def test_subclasses_of_norm_and_pool_layers_are_costed_as_their_base():
+    """A subclass keeps its base's formula whatever its name (the dimension once came from the name)."""
+    import torch
+    from torch import nn
+
+    from archstat.validation.validate import validate
+
+    class FrozenBN(nn.BatchNorm2d):
+        pass
+
+    class Pool(nn.MaxPool2d):
+        pass
+
+    class Head(nn.AdaptiveAvgPool2d):
+        pass
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), FrozenBN(8), Pool(2), Head(1))
+    df = validate(net, (3, 16, 16), batch=2)
+    assert df.attrs["agree"] and df["supported"].all()

@@ -7,6 +7,13 @@ from archstat.formulas import ShapeError
 from archstat.spec import Size, TensorSpec, is_symbolic
 
 
+def spatial_dims(m: object, *by_dims: type) -> int:
+    """1, 2 or 3: which of ``by_dims`` (the 1-d, 2-d and 3-d classes of one layer) ``m`` is an instance of.
+
+    From the class hierarchy, not the class name: a ``FrozenBN(nn.BatchNorm2d)`` is 2-d."""
+    return next(d for d, cls in enumerate(by_dims, start=1) if isinstance(m, cls))
+
+
 def require_rank(x: TensorSpec, ranks: Sequence[int], what: str) -> None:
     if len(x.shape) not in ranks:
         want = " or ".join(f"{r - 1}-d" for r in ranks)

@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 from archstat.formulas import Cost, ShapeError, register_function, register_module
-from archstat.formulas._checks import require_channels, require_rank
+from archstat.formulas._checks import require_channels, require_rank, spatial_dims
 from archstat.spec import Size, TensorSpec, is_symbolic, prod
 
 
 @register_module(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 def batch_norm_module(m: nn.Module, inputs: list) -> Cost:
     x = inputs[0]
-    dims = int(type(m).__name__[-2])
+    dims = spatial_dims(m, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
     require_rank(x, (2, 3) if dims == 1 else (dims + 2,), type(m).__name__)
     require_channels(x.shape[1], m.num_features, "channels")
     # batch statistics are used in training, and always when no running stats are tracked

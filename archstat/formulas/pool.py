@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from archstat.formulas import Cost, register_function, register_module
-from archstat.formulas._checks import require_positive, require_rank
+from archstat.formulas._checks import require_positive, require_rank, spatial_dims
 from archstat.spec import Size, TensorSpec, ceil_div, is_symbolic, pair, prod
 
 
@@ -71,14 +71,14 @@ def _dropped_indices(out: TensorSpec, mode: str, returned: bool) -> Size:
 
 @register_module(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 def max_pool_module(m: nn.Module, inputs: list) -> Cost:
-    dims = int(type(m).__name__[-2])
+    dims = spatial_dims(m, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
     return _pool_cost(inputs[0], dims, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, "max",
                       type(m).__name__, m.return_indices)
 
 
 @register_module(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 def avg_pool_module(m: nn.Module, inputs: list) -> Cost:
-    dims = int(type(m).__name__[-2])
+    dims = spatial_dims(m, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
     return _pool_cost(inputs[0], dims, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, "avg", type(m).__name__)
 
 
@@ -115,8 +115,10 @@ def _adaptive_cost(x: TensorSpec, dims: int, output_size, mode: str, what: str) 
 
 
 def _adaptive_module(m: nn.Module, inputs: list) -> Cost:
-    dims = int(type(m).__name__[-2])
-    mode = "max" if "Max" in type(m).__name__ else "avg"
+    maxes = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+    mode = "max" if isinstance(m, maxes) else "avg"
+    dims = spatial_dims(m, *maxes) if mode == "max" else spatial_dims(
+        m, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
     return _adaptive_cost(inputs[0], dims, m.output_size, mode, type(m).__name__)
 
 
