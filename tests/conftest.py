@@ -1,8 +1,29 @@
 import os
+from collections.abc import Iterator
 
+import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 # CI runs a few hundred examples in total; `HYPOTHESIS_PROFILE=thorough pytest -m slow` runs thousands.
 settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _one_intra_op_thread() -> Iterator[None]:
+    """Every test runs on one torch intra-op thread; the thread count is restored after it.
+
+    The tests run small tensors (random nets, zoo models at small inputs), where two OpenMP
+    threads on a busy 2-core machine wait on each other at every op: the 81 input-gradient
+    backwards of GoogLeNet's receptive-field check at 3x96x96 took 106-150 s on two threads and
+    8.8 s on one (load average 12).  What the tests check (shapes, counts, fields, equalities of
+    numbers) does not depend on the thread count; a test that sets its own count still may.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
