@@ -61,6 +61,8 @@ KINDS: dict[str, str] = {
     "conv_transpose": "transposed convolution (macs as for conv, over the input grid)",
     "linear": "fully connected: macs = in*out per row",
     "matmul": "matrix product; hparams['shapes'] = (left shape, right shape)",
+    "recurrent": "nn.LSTM / GRU / RNN: macs = the gates' matrix products, all layers, directions and steps; "
+                 "work['pointwise'] = the cells' elementwise ops; hparams['kernel'] ('mkldnn' fused or 'aten')",
     "attention": "scaled dot-product attention: macs = B*H*L*S*(E+Ev); hparams['kernel'] names the kernel",
     "pool": "max/avg pooling; work['window'] = elements read per output element",
     "adaptive_pool": "adaptive pooling; work['window'], hparams['mode'] ('avg'|'max'), hparams['output_size']",
@@ -209,4 +211,4 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 # Importing the op families fills the registries.
 from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, indexing, linear,  # noqa: E402,F401,E501
                                multihead,
-                               norm, pad, pool, reduce, resize, tensor_ops, unfold)
+                               norm, pad, pool, recurrent, reduce, resize, tensor_ops, unfold)
