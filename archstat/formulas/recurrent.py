@@ -35,7 +35,7 @@ from torch import nn
 from archstat.formulas import Cost, register_module
 from archstat.formulas._checks import require_channels
 from archstat.formulas.timeline import Timeline
-from archstat.spec import Size, TensorSpec, leaves
+from archstat.spec import Size, TensorSpec, is_symbolic, leaves
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 # pointwise ops per step, per batch row, in units of H (see the module docstring)
@@ -73,6 +73,8 @@ def recurrent_module(m: nn.RNNBase, inputs: list) -> Cost:
         raise NotImplementedError(f"{type(m).__name__} variant")
     bf = m.batch_first
     b, t = (x.shape[0], x.shape[1]) if bf else (x.shape[1], x.shape[0])
+    if is_symbolic(t):  # memory is replayed step by step: it needs the number of steps
+        raise NotImplementedError(f"{type(m).__name__} with a symbolic number of steps")
     require_channels(x.shape[-1], m.input_size, "input features")
     d, h, p = 1 + m.bidirectional, m.hidden_size, m.proj_size or m.hidden_size
     layers = _layers(m, b, t)
@@ -84,13 +86,20 @@ def recurrent_module(m: nn.RNNBase, inputs: list) -> Cost:
     outs: tuple = (out, (h_n, x.with_shape((d * m.num_layers, b, h)))) if m.mode == "LSTM" else (out, h_n)
     out_bytes = sum(o.nbytes for o in leaves(outs, TensorSpec))
     peak = _Inference(m, b, t, x.dtype.itemsize, hx is not None, bf).peak(kernel == "mkldnn")
+    work: dict = {"pointwise": d * m.num_layers * t * b * POINTWISE[m.mode] * h, "transient_bytes": peak - out_bytes}
+    h0 = next((i for i, v in enumerate(inputs) if hx is not None and v is leaves(hx, TensorSpec)[0]), None)
+    work["bwd_products"] = _backward(m, layers, b, t, h0)
+    work["bwd_flopcounter"] = kernel == "aten"  # FlopCounterMode has no formula for oneDNN's backward
+    if kernel == "aten":  # oneDNN's training workspace has a size of its own making: saved stays unknown
+        work["saved"] = _saved(m, inputs, hx, b, t, bf and not (isinstance(t, int) and t == 1)
+                               and not (isinstance(b, int) and b == 1), x.dtype)
     return Cost(out=outs, kind="recurrent", macs=macs,
                 hparams={"fn": m.mode.lower(), "kernel": kernel, "layers": m.num_layers, "directions": d,
                          "hidden": h, "proj": m.proj_size, "steps": t, "batch_first": bf,
                          "initial_state": hx is not None,
                          "input_macs": sum(v["input"] for v in layers),
                          "hidden_macs": sum(v["hidden"] + v["proj"] for v in layers)},
-                work={"pointwise": d * m.num_layers * t * b * POINTWISE[m.mode] * h, "transient_bytes": peak - out_bytes})
+                work=work)
 
 
 class _Inference:
@@ -205,3 +214,52 @@ class _Inference:
             else:
                 tl.new(f"y{at}", u)
             tl.free("gates", "tanh", *([f"c{before}"] if before else []))
+
+
+def _saved(m: nn.RNNBase, inputs: list, hx: Any, b: Size, t: Size, copied: bool, dtype: torch.dtype) -> list:
+    """What autograd keeps on the aten path (read off ``saved_tensors_hooks``), U = B*H, Q = B*P:
+
+    * the input projection's input: the layer's input (layer 0: the call's input, or its
+      contiguous copy per direction when ``batch_first``; above it the previous layer's output);
+    * the initial states (zeros the op makes, or the ones given): what step 0's products read;
+    * per step, the recurrent product's input h_{t-1} (step 0: the initial state) and the cell's:
+      RNN its output (U, which is the next step's h_{t-1}); GRU the gates (3U) and three U's (the new gate, r * (h W_hn) before it is
+      overwritten, h - n); LSTM the gates (4U), c_{t-1}, tanh(c_t), and with projections the
+      projection's input o * tanh(c_t) (U).  The last step's h is kept by nothing.
+    """
+    d, h, p, steps = 1 + m.bidirectional, m.hidden_size, m.proj_size or m.hidden_size, int(t)
+    u, q = b * h, b * p
+    states = d * m.num_layers * b
+    given = [i for i, x in enumerate(inputs) if any(x is s for s in leaves(hx, TensorSpec))] if hx is not None else []
+    items: list = [("in", i) for i in given] if given else \
+        [("new", states * p, dtype)] + ([("new", states * h, dtype)] if m.mode == "LSTM" else [])
+    per_step = {"RNN_TANH": [u], "RNN_RELU": [u], "GRU": [3 * u, u, u, u],
+                "LSTM": [4 * u, u] + ([u] if m.proj_size else [])}[m.mode]
+    for layer in range(m.num_layers):
+        if layer == 0:
+            items += [("new", t * b * m.input_size, dtype)] * d if copied else [("in", 0)]
+        else:
+            items.append(("new", t * b * d * p, dtype))
+        for _ in range(d):
+            for i in range(steps):
+                items += [("new", n, dtype) for n in per_step]
+                if i and m.mode == "LSTM":  # h_{t-1} and c_{t-1} (and an LSTM's c_{t-1}): the previous step's results
+                    items += [("new", q, dtype), ("new", u, dtype)]
+                elif i and m.mode == "GRU":  # h_{t-1}, made by the step before (an RNN's is its tanh, above)
+                    items.append(("new", u, dtype))
+    return items
+
+
+def _backward(m: nn.RNNBase, layers: list[dict[str, Size]], b: Size, t: Size, h0: int | None) -> list:
+    """The products backward computes, as ``(MACs, k)`` (Cost.work["bwd_products"]): each forward
+    product's weight gradient (k = -1), and its input's: the call's input (k = 0) for layer 0's
+    projection, always above it; h_{t-1} for steps 1..T-1, step 0 only for a given h_0 (input k =
+    ``h0``) that needs it (zeros made inside need none); an LSTM projection's input always."""
+    out: list = []
+    for layer, v in enumerate(layers):
+        step = v["hidden"] // t  # one step of the recurrent product, both directions
+        out += [(v["input"], -1), (v["input"], 0 if layer == 0 else -1), (v["hidden"], -1),
+                (v["hidden"] - step, -1), (v["proj"], -1), (v["proj"], -1)]
+        if h0 is not None:
+            out.append((step, h0))
+    return [(macs, k) for macs, k in out if not (isinstance(macs, int) and macs == 0)]
