@@ -34,9 +34,10 @@ class Recur(nn.Module):
             b = x.shape[0] if self.batch_first else x.shape[1]
             h0 = self.h0.expand(-1, b, -1).contiguous() * 2  # computed: h_0 needs a gradient in training
             hx = (h0, self.c0.expand(-1, b, -1).contiguous()) if self.lstm else h0
-            out, state = self.rnn(x, hx)
+            res = self.rnn(x, hx)
         else:
-            out, state = self.rnn(x)
+            res = self.rnn(x)
+        out, state = res[0], res[1]  # indexed, not unpacked: fx traces it (the fx engine, live bytes checked)
         h = state[0] if self.lstm else state
         return out.flatten(1).sum(1) + h.sum(0).sum(1)
 
@@ -114,5 +115,8 @@ def test_recurrent_validates(name, mode):
     build, shape = CASES[name]
     torch.manual_seed(0)
     df = validate(build(), shape, batch=2, mode=mode)
+    assert df.attrs["engine"] == "fx"  # so that the live bytes (eval) are checked too
+    if mode == "eval":
+        assert df[df.kind == "recurrent"]["live_ok"].all()
     assert df.attrs["agree"], df.attrs["mismatches"]
     assert not df.attrs["partial"] and df["supported"].all()

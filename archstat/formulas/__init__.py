@@ -209,6 +209,6 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 
 # Importing the op families fills the registries.
-from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, indexing, linear,  # noqa: E402,F401,E501
+from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, embedding, indexing, linear,  # noqa: E402,F401,E501
                                multihead,
                                norm, pad, pool, recurrent, reduce, resize, tensor_ops, unfold)
