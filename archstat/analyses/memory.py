@@ -181,7 +181,8 @@ def saved_per_row(rows: Rows, device: str = "cpu", flow: Optional[GradFlow] = No
     own = _storages(df, flow)
     # a parameter or buffer saved for backward is model state, counted apart (state_bytes)
     size = {("input",): input_bytes, ("state",): 0,
-            **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])},
+            **{("row", i): int((w or {}).get("storage_bytes", b)) for i, (b, w) in enumerate(zip(df["act_bytes"],
+                                                                                                 df["work"]))},
             **{("part", i, k): int(b) for i, many in enumerate(df["out_part_bytes"]) for k, b in enumerate(many or [])}}
     seen: set = set()
     saved, first, every, known, storages = [], [], [], [], []

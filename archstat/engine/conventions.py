@@ -48,7 +48,7 @@ def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
 FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv", "eq", "ge", "gt")
 # copies fvcore has neither a handle for nor on its ignore list (it ignores zeros_like, full_like, roll)
 FVCORE_UNHANDLED_COPIES = ("pixel_shuffle", "pixel_unshuffle", "pad", "ones_like", "empty_like", "rand_like",
-                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold", "embedding")
+                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold", "fold", "embedding")
 
 
 def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:

@@ -37,7 +37,9 @@ class Cost:
     ``("new", numel, dtype)`` (a tensor the op makes), when the kind's default (see
     ``archstat.analyses.memory``) does not fit; and ``bwd_products``: for a layer made of several
     matrix products (``nn.MultiheadAttention``), the products its backward computes, as
-    ``(macs, k)``: needed when tensor input ``k`` needs a gradient, or always (``k = -1``, the weights').  ``alloc`` is False for views,
+    ``(macs, k)``: needed when tensor input ``k`` needs a gradient, or always (``k = -1``, the weights');
+    ``storage_bytes``: the bytes of the storage a single output lives in when larger than its values
+    (the CPU's col2im sizes its result's storage like its input).  ``alloc`` is False for views,
     in-place ops and ops that return their input; ``new_bytes`` is False for the last two only,
     whose output is the input's memory and so adds nothing to the lecture's memory column.
     """
