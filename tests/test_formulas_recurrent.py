@@ -120,3 +120,42 @@ def test_recurrent_validates(name, mode):
         assert df[df.kind == "recurrent"]["live_ok"].all()
     assert df.attrs["agree"], df.attrs["mismatches"]
     assert not df.attrs["partial"] and df["supported"].all()
+
+
+@pytest.mark.slow
+def test_inference_transients_over_the_variants():
+    """The replayed allocations against the dispatch-level tracker validate uses, on every mix of
+    kind, layers (1-3), direction, batch_first, proj_size, given states, dtype and steps (1, 3)."""
+    import itertools
+
+    from torch.utils._pytree import tree_leaves
+
+    from archstat.formulas import CallInputs
+    from archstat.formulas.recurrent import recurrent_module
+    from archstat.spec import TensorSpec
+    from archstat.validation.live_storages import LiveStorages, existing_storages
+
+    wrong = []
+    for cls, layers, bi, bf, proj, init, dtype, steps in itertools.product(
+            ["LSTM", "GRU", "RNN"], [1, 2, 3], [False, True], [False, True], [0, 3], [False, True],
+            [torch.float32, torch.float64], [1, 3]):
+        if proj and cls != "LSTM":
+            continue
+        kw = {"num_layers": layers, "bidirectional": bi, "batch_first": bf, **({"proj_size": proj} if proj else {})}
+        m = getattr(nn, cls)(6, 5, **kw).to(dtype).eval()
+        x = torch.randn((2, steps, 6) if bf else (steps, 2, 6), dtype=dtype)
+        args: list = [x]
+        if init:
+            h0 = torch.randn((2 if bi else 1) * layers, 2, proj or 5, dtype=dtype)
+            args.append((h0, torch.randn(h0.shape[0], 2, 5, dtype=dtype)) if cls == "LSTM" else h0)
+        known = existing_storages(m, x) | {a.untyped_storage().data_ptr() for a in tree_leaves(args[1:])}
+        tracker = LiveStorages(known, 0)
+        with torch.no_grad(), tracker:
+            out = m(*args)
+        real = tracker.peak - sum(o.untyped_storage().nbytes() for o in tree_leaves(out))
+        specs = [TensorSpec.of(a) if isinstance(a, torch.Tensor) else tuple(map(TensorSpec.of, a)) for a in args]
+        cost = recurrent_module(m, CallInputs(tree_leaves(specs), tuple(specs), {}))
+        shapes = [list(o.shape) for o in tree_leaves(out)] == [list(o.shape) for o in tree_leaves(cost.out)]
+        if cost.work["transient_bytes"] != real or not shapes:
+            wrong.append((cls, kw, init, dtype, steps, cost.work["transient_bytes"], real))
+    assert not wrong, wrong
