@@ -49,13 +49,14 @@ def fused(m: nn.RNNBase, dtype: torch.dtype) -> bool:
 
 
 def _layers(m: nn.RNNBase, b: Size, t: Size) -> list[dict[str, Size]]:
-    """Per layer (both directions together): the MACs of its input, recurrent and projection products."""
+    """Per layer (both directions together): the MACs of its input, recurrent (all steps, and one
+    step) and projection products."""
     d, g, h = 1 + m.bidirectional, GATES[m.mode], m.hidden_size
     p = m.proj_size or h
     out = []
     for layer in range(m.num_layers):
         width = m.input_size if layer == 0 else d * p
-        out.append({"input": d * t * b * width * g * h, "hidden": d * t * b * p * g * h,
+        out.append({"input": d * t * b * width * g * h, "hidden": d * t * b * p * g * h, "step": d * b * p * g * h,
                     "proj": d * t * b * h * p if m.proj_size else 0, "width": width})
     return out
 
@@ -88,7 +89,7 @@ def recurrent_module(m: nn.RNNBase, inputs: list) -> Cost:
     peak = _Inference(m, b, t, x.dtype.itemsize, hx is not None, bf).peak(kernel == "mkldnn")
     work: dict = {"pointwise": d * m.num_layers * t * b * POINTWISE[m.mode] * h, "transient_bytes": peak - out_bytes}
     h0 = next((i for i, v in enumerate(inputs) if hx is not None and v is leaves(hx, TensorSpec)[0]), None)
-    work["bwd_products"] = _backward(m, layers, b, t, h0)
+    work["bwd_products"] = _backward(layers, h0)
     work["bwd_flopcounter"] = kernel == "aten"  # FlopCounterMode has no formula for oneDNN's backward
     if kernel == "aten":  # oneDNN's training workspace has a size of its own making: saved stays unknown
         work["saved"] = _saved(m, inputs, hx, b, t, bf and not (isinstance(t, int) and t == 1)
@@ -250,14 +251,14 @@ def _saved(m: nn.RNNBase, inputs: list, hx: Any, b: Size, t: Size, copied: bool,
     return items
 
 
-def _backward(m: nn.RNNBase, layers: list[dict[str, Size]], b: Size, t: Size, h0: int | None) -> list:
+def _backward(layers: list[dict[str, Size]], h0: int | None) -> list:
     """The products backward computes, as ``(MACs, k)`` (Cost.work["bwd_products"]): each forward
     product's weight gradient (k = -1), and its input's: the call's input (k = 0) for layer 0's
     projection, always above it; h_{t-1} for steps 1..T-1, step 0 only for a given h_0 (input k =
     ``h0``) that needs it (zeros made inside need none); an LSTM projection's input always."""
     out: list = []
     for layer, v in enumerate(layers):
-        step = v["hidden"] // t  # one step of the recurrent product, both directions
+        step = v["step"]  # one step of the recurrent product, both directions
         out += [(v["input"], -1), (v["input"], 0 if layer == 0 else -1), (v["hidden"], -1),
                 (v["hidden"] - step, -1), (v["proj"], -1), (v["proj"], -1)]
         if h0 is not None:
