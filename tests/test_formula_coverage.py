@@ -25,8 +25,11 @@ from torch.utils.flop_counter import FlopCounterMode
 import archstat
 import test_formulas_attention
 import test_formulas_contraction
+import test_formulas_embedding
+import test_formulas_fold
 import test_formulas_indexing
 import test_formulas_multihead
+import test_formulas_recurrent
 import test_formulas_unfold
 import test_validate_ops
 import test_validate_patterns
@@ -143,6 +146,8 @@ def _all_cases() -> dict:
     cases.update({f"contraction:{i}": (c[0], c[1]) for i, c in enumerate(test_formulas_contraction.CASES)})
     cases.update({f"attention:{k}": (build(), shape) for k, (build, shape) in test_formulas_attention.CASES.items()})
     cases.update({f"multihead:{k}": (build(), shape) for k, (build, shape) in test_formulas_multihead.CASES.items()})
+    cases.update({f"recurrent:{k}": (build(), shape) for k, (build, shape) in test_formulas_recurrent.CASES.items()})
+    cases.update({"embedding": (test_formulas_embedding.Lookup(), (6,)), "fold": (test_formulas_fold.FoldBack(), (3, 8, 8))})
     cases.update({"indexing:bias": (test_formulas_indexing.RelativeBias(), (2, 9, 9)),
                   "indexing:picks": (test_formulas_indexing.Picks(), (4, 6)),
                   "unfold": (test_formulas_unfold.PatchMixer(2, 1), (3, 8, 8))})

@@ -49,7 +49,9 @@ def backward_rows(rows: Rows, flow: GradFlow | None = None) -> pd.DataFrame:
         groups = r["hparams"].get("groups", 1) if r["kind"] in ("conv", "conv_transpose") else 1
         gin.append(a)
         gw.append(b)
-        fc.append(2 * a + 2 * b * groups)
+        # a fused kernel whose backward FlopCounterMode has no formula for (oneDNN's LSTM) counts 0 there
+        counted = (r.get("work") or {}).get("bwd_flopcounter", True)
+        fc.append((2 * a + 2 * b * groups) * counted)
     return pd.DataFrame({"needs_grad": flow.out, "grad_input_macs": gin, "grad_weight_macs": gw,
                          "bwd_macs": [x + y for x, y in zip(gin, gw)], "bwd_flops_flopcounter": fc},
                         index=rows.df.index)

@@ -61,7 +61,9 @@ def _pick(keys: list[Storage], parts: Optional[list]) -> list[Storage]:
 
 def _sizes(df: pd.DataFrame) -> dict[Storage, int]:
     size: dict[Storage, int] = {}
-    for i, (nbytes, alloc, many) in enumerate(zip(df["act_bytes"], df["alloc"], df["out_part_bytes"])):
+    for i, (nbytes, alloc, many, work) in enumerate(zip(df["act_bytes"], df["alloc"], df["out_part_bytes"],
+                                                       df["work"])):
+        nbytes = (work or {}).get("storage_bytes", nbytes)  # a result in a larger storage (CPU col2im)
         if alloc:
             for k, b in enumerate(many or [nbytes]):
                 size[(i, k if many else None)] = int(b)

@@ -151,10 +151,12 @@ def _storages(rows: Rows, flow: GradFlow) -> list:
     A view with no activation input (the meta engine records ``w.t()`` on a parameter with no
     input) views model state: a parameter or buffer, counted apart, as autograd's hooks see it."""
     own: list = []
-    for i, r in enumerate(rows.df.to_dict("records")):
+    records = rows.df.to_dict("records")
+    for i, r in enumerate(records):
         src = flow.input_source[i]
-        own.append(("row", i) if r["alloc"] else ("state",) if not src else own[src[0]] if src[0] >= 0
-                   else model_input_key(rows, i, 0) if src[0] == MODEL_INPUT else ("state",))
+        own.append(("row", i) if r["alloc"] else ("state",) if not src else part_read(records[i], src[0], own,
+                                                                                         records)
+                   if src[0] >= 0 else model_input_key(rows, i, 0) if src[0] == MODEL_INPUT else ("state",))
     return own
 
 
@@ -171,6 +173,16 @@ def model_input_key(rows: Rows, i: int, k: int) -> tuple:
     return ("input", j)
 
 
+def part_read(r: dict, j: int, own: list, records: list) -> tuple:
+    """The storage row ``r`` reads from row ``j``: one output of its own when ``j`` allocates
+    several (an LSTM's output, h_n and c_n) and ``r`` picks one (``out[0]``), else ``j``'s."""
+    parts, many = r.get("source_parts"), records[j].get("out_part_bytes")
+    pick = parts[r["sources"].index(j)] if parts and j in r["sources"] else None
+    if own[j] == ("row", j) and many and pick is not None and len(pick) == 1:
+        return ("part", j, pick[0])
+    return own[j]
+
+
 def saved_per_row(rows: Rows, device: str = "cpu", flow: Optional[GradFlow] = None) -> pd.DataFrame:
     """Per row: ``requires_grad``, ``saved`` (what autograd keeps), ``saved_bytes`` (storages first
     saved by this row), ``saved_all_bytes`` (every saved tensor, no dedup) and ``saved_storages``
@@ -182,10 +194,13 @@ def saved_per_row(rows: Rows, device: str = "cpu", flow: Optional[GradFlow] = No
     own = _storages(rows, flow)
     # a parameter or buffer saved for backward is model state, counted apart (state_bytes)
     size = {**inputs, ("state",): 0,
-            **{("row", i): int(b) for i, b in enumerate(df["act_bytes"])}}
+            **{("row", i): int((w or {}).get("storage_bytes", b)) for i, (b, w) in enumerate(zip(df["act_bytes"],
+                                                                                                 df["work"]))},
+            **{("part", i, k): int(b) for i, many in enumerate(df["out_part_bytes"]) for k, b in enumerate(many or [])}}
     seen: set = set()
     saved, first, every, known, storages = [], [], [], [], []
-    for i, r in enumerate(df.to_dict("records")):
+    records = df.to_dict("records")
+    for i, r in enumerate(records):
         items = saved_items(r, flow.inputs[i], flow.weights[i], rows.modules[i], batch, dtype, device) \
             if flow.out[i] else []
         known.append(items is not None)
@@ -193,7 +208,8 @@ def saved_per_row(rows: Rows, device: str = "cpu", flow: Optional[GradFlow] = No
         for k, item in enumerate(items or []):
             if item[0] == "in":
                 src = flow.input_source[i][item[1]]
-                keys.append((own[src] if src >= 0 else model_input_key(rows, i, item[1]) if src == MODEL_INPUT
+                keys.append((part_read(r, src, own, records) if src >= 0 else model_input_key(rows, i, item[1])
+                             if src == MODEL_INPUT
                              else ("state",), item))
             elif item[0] == "out":
                 keys.append((own[i], item))

@@ -37,7 +37,7 @@ def _out(cost: Cost):
 
 
 def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
-    if cost.kind in MATRIX_KINDS or cost.kind == "attention":  # attention: its two products
+    if cost.kind in MATRIX_KINDS or cost.kind in ("attention", "recurrent"):  # their matrix products
         return cost.macs, True
     if cost.kind in ("pool", "adaptive_pool"):
         return _numel(_out(cost)) * cost.work["window"], True
@@ -48,7 +48,7 @@ def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
 FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv", "eq", "ge", "gt")
 # copies fvcore has neither a handle for nor on its ignore list (it ignores zeros_like, full_like, roll)
 FVCORE_UNHANDLED_COPIES = ("pixel_shuffle", "pixel_unshuffle", "pad", "ones_like", "empty_like", "rand_like",
-                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold")
+                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold", "fold", "embedding")
 
 
 def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
@@ -131,6 +131,8 @@ def flopcounter(cost: Cost, inputs: list) -> tuple[Size, bool]:
         if hp["kernel"] == "native_mha":
             return 0, True
         return 2 * (hp["in_proj_macs"] + hp["out_proj_macs"] + (hp["score_macs"] + hp["context_macs"]) * hp["need_weights"]), True
+    if cost.kind == "recurrent":  # oneDNN's fused LSTM has no formula; the aten path's mm/addmm do
+        return (0 if cost.hparams["kernel"] == "mkldnn" else 2 * cost.macs), True
     if cost.kind in MATRIX_KINDS:
         return 2 * cost.macs, True
     return 0, cost.kind != "unsupported"
@@ -141,6 +143,8 @@ def hardware(cost: Cost, inputs: list) -> tuple[Size, bool]:
     kind = cost.kind
     if kind in MATRIX_KINDS or kind == "attention":
         return 2 * cost.macs, True
+    if kind == "recurrent":  # the gates' products and the cells' pointwise ops
+        return 2 * cost.macs + cost.work["pointwise"], True
     if kind in ("pool", "adaptive_pool"):
         return _numel(_out(cost)) * cost.work["window"], True
     if kind == "batch_norm":

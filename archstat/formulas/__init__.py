@@ -37,7 +37,9 @@ class Cost:
     ``("new", numel, dtype)`` (a tensor the op makes), when the kind's default (see
     ``archstat.analyses.memory``) does not fit; and ``bwd_products``: for a layer made of several
     matrix products (``nn.MultiheadAttention``), the products its backward computes, as
-    ``(macs, k)``: needed when tensor input ``k`` needs a gradient, or always (``k = -1``, the weights').  ``alloc`` is False for views,
+    ``(macs, k)``: needed when tensor input ``k`` needs a gradient, or always (``k = -1``, the weights');
+    ``storage_bytes``: the bytes of the storage a single output lives in when larger than its values
+    (the CPU's col2im sizes its result's storage like its input).  ``alloc`` is False for views,
     in-place ops and ops that return their input; ``new_bytes`` is False for the last two only,
     whose output is the input's memory and so adds nothing to the lecture's memory column.
     """
@@ -61,6 +63,8 @@ KINDS: dict[str, str] = {
     "conv_transpose": "transposed convolution (macs as for conv, over the input grid)",
     "linear": "fully connected: macs = in*out per row",
     "matmul": "matrix product; hparams['shapes'] = (left shape, right shape)",
+    "recurrent": "nn.LSTM / GRU / RNN: macs = the gates' matrix products, all layers, directions and steps; "
+                 "work['pointwise'] = the cells' elementwise ops; hparams['kernel'] ('mkldnn' fused or 'aten')",
     "attention": "scaled dot-product attention: macs = B*H*L*S*(E+Ev); hparams['kernel'] names the kernel",
     "pool": "max/avg pooling; work['window'] = elements read per output element",
     "adaptive_pool": "adaptive pooling; work['window'], hparams['mode'] ('avg'|'max'), hparams['output_size']",
@@ -207,6 +211,6 @@ def tensors_in(values: Any) -> list[TensorSpec]:
 
 
 # Importing the op families fills the registries.
-from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, indexing, linear,  # noqa: E402,F401,E501
+from archstat.formulas import (activation, attention, casts, contraction, conv, elementwise, embedding, indexing, linear,  # noqa: E402,F401,E501
                                multihead,
-                               norm, pad, pool, reduce, resize, tensor_ops, unfold)
+                               norm, pad, pool, recurrent, reduce, resize, tensor_ops, unfold)

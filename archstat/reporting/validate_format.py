@@ -34,6 +34,8 @@ def _mark(value: Any) -> str:
 def _n(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, float) and value != value:  # not known (a fused kernel's saved workspace)
+        return "?"
     return str(value) if is_symbolic(value) else f"{int(value):,}"
 
 
