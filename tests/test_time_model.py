@@ -152,5 +152,7 @@ def test_first_touch_cost_is_measured_not_zero():
     the earlier measurement compared two fresh arms and returned about 0."""
     from archstat.profiling.fresh_pages import measure
 
-    assert measure(torch.device("cpu"), sizes=(40 << 20,), repeat=3) > 0.02e-9  # s/byte; ~0.25e-9 on 2 EPYC cores
+    # s/byte; 0.25-0.5e-9 on 2 EPYC cores.  The best of three runs: one run can be disturbed by another
+    # process (it failed once inside the full suite, never alone); the old bug gave ~0 every time
+    assert max(measure(torch.device("cpu"), sizes=(40 << 20,), repeat=3) for _ in range(3)) > 0.02e-9
     assert measure(torch.device("meta")) == 0.0
