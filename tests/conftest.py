@@ -2,7 +2,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import torch
+from _zoo_utils import one_thread
 from hypothesis import HealthCheck, settings
 
 # CI runs a few hundred examples in total; `HYPOTHESIS_PROFILE=thorough pytest -m slow` runs thousands.
@@ -21,9 +21,5 @@ def _one_intra_op_thread() -> Iterator[None]:
     8.8 s on one (load average 12).  What the tests check (shapes, counts, fields, equalities of
     numbers) does not depend on the thread count; a test that sets its own count still may.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(before)

@@ -20,14 +20,6 @@ from archstat.train.tta import shift, ten_crops, tta_line, tta_report, views_fro
 TINY = "archstat.train.tiny:tiny_cnn"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def splits():
     return load_data("digits", (1, 12, 12), TINY)

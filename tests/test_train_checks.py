@@ -24,14 +24,6 @@ def digits16():
     return load_data("digits", (1, 16, 16), TINY)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # A default-run subset of the zoo at small inputs; bench/train_checks.py covers every model.
 ZOO_SUBSET = [("alexnet", (1, 63, 63)), ("resnet18", (1, 16, 16)), ("vgg11_bn", (1, 32, 32))]
 

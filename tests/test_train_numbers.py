@@ -26,14 +26,6 @@ from archstat.train.tta import tta_report, views_probs, views_from_augment
 TINY = "archstat.train.tiny:tiny_cnn"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _scalar_model(value: float) -> nn.Linear:
     m = nn.Linear(1, 1, bias=False)
     with torch.no_grad():

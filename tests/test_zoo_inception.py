@@ -28,15 +28,6 @@ from archstat.models.inception import InceptionOutputs
 NAMES = ["googlenet", "googlenet_bn", "inception_v3", "inception_v4"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests run many tiny convolutions; with 2 OpenMP threads on a busy 2-core machine
-    the threads spin-wait on each other and a 15x15 GoogLeNet step takes seconds instead of
-    ~0.1 s.  One thread for this module only, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 AUX = {"googlenet", "googlenet_bn", "inception_v3"}
 
 
