@@ -14,8 +14,7 @@ three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a t
 planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels for resolution),
 32 depthwise convolutions (3x3, 5x5), 24 linears (M = 1..64 rows), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
-family's per-call floor.
-About 60-90 s on 2 CPU cores.
+family's per-call floor.  About 60-90 s on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -93,7 +92,8 @@ def conv_configs(rng: random.Random, n: int, depthwise: bool, quick: bool, big: 
         flops = 2 * batch * c_out * size * size * (1 if depthwise else c_in) * k[0] * k[1]
         nbytes = 4 * batch * (c_in * (size * stride) ** 2 + c_out * size * size)
         out_ok = big > 1 or 4 * batch * c_out * size * size <= MAX_OUT_BYTES
-        if c_out * size * size <= MAX_PLANE and flops <= cap and out_ok and nbytes <= MAX_BYTES * big / (64 if quick else 1) and (quick or flops >= 2e5):
+        bytes_ok = nbytes <= MAX_BYTES * big / (64 if quick else 1)
+        if c_out * size * size <= MAX_PLANE and flops <= cap and out_ok and bytes_ok and (quick or flops >= 2e5):
             out.append({"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride, "batch": batch,
                         "groups": c_in if depthwise else 1})
     return out
@@ -130,8 +130,9 @@ MEMORY_OPS: dict[str, Callable[[], nn.Module]] = {
 
 
 def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
-    """``n`` tensors from ~256 B to 32 MB (activations ~100 MB; quick: ~1 MB), log-spaced; channels log-uniform in 16..2048
-    (fewer for the smallest tensors), so that the curve averages over plane sizes as CNNs mix them."""
+    """``n`` tensors from ~256 B to 32 MB (activations ~100 MB; quick: ~1 MB), log-spaced; channels
+    log-uniform in 16..2048 (fewer for the smallest tensors), so that the curve averages over plane
+    sizes as CNNs mix them."""
     cases = []
     # elements: outputs stay below glibc's 32 MiB mmap ceiling (fresh pages are charged apart), except
     # the in-place activation's, which allocates nothing: VGG's ReLUs stream 100 MB, far beyond any cache

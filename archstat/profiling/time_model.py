@@ -12,8 +12,8 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
   the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest of the family's benchmarks
   in (standardised) log2-feature space (``RateFit``).
 * ``BW_f(B)``: the bandwidth the family reaches at that size, ``B_i / (t_i - floor_f)`` on its
-  benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in ``(log B, log BW)`` and constant beyond the ends (cache
-  sizes show up as steps).  Conv families use the ``copy`` family's curve; linear its own, from the
+  benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in
+  ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Conv families use the ``copy`` family's curve; linear its own, from the
   benchmarks with M <= 4 rows, which stream their weights (its rate is fitted on M >= 16).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
@@ -142,8 +142,8 @@ class TimeModel:
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"))[1]
         bound = "overhead" if fam == "dispatch" else bound
         return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_f, "floor_s": floor, "t_compute_s": t_c,
-                "t_memory_s": t_m, "t_fresh_s": t_f, "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound,
-                "roof": "", "calibrated": calibrated(row), "_bw_family": fam_bw}
+                "t_memory_s": t_m, "t_fresh_s": t_f, "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw,
+                "bound": bound, "roof": "", "calibrated": calibrated(row), "_bw_family": fam_bw}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
