@@ -17,7 +17,11 @@ MultiheadAttention with ``add_bias_kv``, ``add_zero_attn``, ``is_causal``, ``bia
 mask, or dropout in training with ``need_weights=False``; SDPA with dropout or different head sizes
 (the unfused math kernel); recurrent dropout between layers in training; in training, an LSTM
 without ``proj_size`` in float32 (oneDNN's fused kernel: its training workspace is of its own
-making, so saved bytes are ``?``); einsums with a summed-away or no contracted index, or one of size 1 (mixing over one token).
+making, so saved bytes are ``?``); einsums with a summed-away or no contracted index, or one of size 1 (mixing over one token);
+in eval, an einsum whose operand torch copies for its bmm (token mixing ``bld,lm->bmd``, or a
+non-contiguous x): the copy is not modelled, live memory is low; eval einsums read ``x.contiguous()``;
+in eval, F.linear with a computed weight on a non-contiguous x (transient bytes overestimated): it
+reads ``x.contiguous()`` too.
 A padding mask always keeps position 0, so no attention row is fully masked (NaN, not a cost).
 """
 from __future__ import annotations
@@ -105,13 +109,15 @@ class EinsumMix(nn.Module):
     """Mixing written as einsum: over channels (``bld,de->ble``), over tokens (``bld,lm->bmd``,
     MLP-Mixer), or attention as two einsums (``bld,bmd->blm`` then ``blm,bmd->bld``)."""
 
-    def __init__(self, d: int, length: int, how: str) -> None:
+    def __init__(self, d: int, length: int, how: str, contiguous: bool = False) -> None:
         super().__init__()
-        self.how = how
+        self.how, self.contiguous = how, contiguous
         size = (d, d) if how == "channels" else (length, length)
         self.w = nn.Parameter(torch.randn(size) / size[0] ** 0.5) if how != "attention" else None
 
     def forward(self, x, mask=None):
+        if self.contiguous:
+            x = x.contiguous()
         if self.how == "channels":
             return torch.einsum("bld,de->ble", x, self.w)
         if self.how == "tokens":
@@ -137,9 +143,9 @@ class ParamLinear(nn.Module):
     """A linear layer whose weight is computed from parameters: ``weight * scale``, weight
     standardisation ``(w - mean) / sqrt(var + eps)`` per output row, or low-rank ``A @ B``."""
 
-    def __init__(self, d_in: int, d_out: int, how: str, rank: int) -> None:
+    def __init__(self, d_in: int, d_out: int, how: str, rank: int, contiguous: bool = False) -> None:
         super().__init__()
-        self.how = how
+        self.how, self.contiguous = how, contiguous
         if how == "lowrank":
             self.a = nn.Parameter(torch.randn(d_out, rank) / rank ** 0.5)
             self.b = nn.Parameter(torch.randn(rank, d_in) / d_in ** 0.5)
@@ -156,7 +162,7 @@ class ParamLinear(nn.Module):
         else:
             mean = self.weight.mean(1, keepdim=True)
             w = (self.weight - mean) / torch.sqrt(((self.weight - mean) ** 2).mean(1, keepdim=True) + 1e-5)
-        return F.linear(x, w, self.bias)
+        return F.linear(x.contiguous() if self.contiguous else x, w, self.bias)
 
 
 class Masking(nn.Module):
@@ -239,7 +245,11 @@ def seq_block(draw, d: int, length: int, train: bool, has_mask: bool) -> tuple[n
         mask = None if (padding or causal) else _mask2d(draw, length, draw(st.sampled_from(["none", "bool", "float"])))
         body = SDPA(d, heads, causal, mask, padding)
     elif kind == "einsum" and length > 1:  # over one token the contraction is a `mul` (flagged)
-        body = EinsumMix(d, length, draw(st.sampled_from(["channels", "tokens", "attention"])))
+        # where torch copies an operand for its bmm (token mixing, or a non-contiguous x) the copy is a
+        # temporary the einsum formula does not model (eval live memory low; test_einsum_operand_copy):
+        # in eval, einsum reads a contiguous x and does not mix tokens
+        how = draw(st.sampled_from(["channels", "attention"] + (["tokens"] if train else [])))
+        body = EinsumMix(d, length, how, contiguous=not train)
     elif kind == "rnn":
         cls = draw(st.sampled_from([nn.LSTM, nn.GRU, nn.RNN]))
         layers, bidir = draw(st.integers(1, 2)), draw(st.booleans())
@@ -263,7 +273,9 @@ def seq_block(draw, d: int, length: int, train: bool, has_mask: bool) -> tuple[n
     elif kind == "param":
         how = draw(st.sampled_from(["scale", "ws", "lowrank"]))
         d_out = d if residual else draw(st.integers(2, 8))
-        layer = ParamLinear(d, d_out, how, draw(st.integers(1, 3)))
+        # F.linear with a computed weight on a non-contiguous x: the transient bytes are overestimated
+        # when out < in (test_linear_computed_weight_transient): in eval, it reads x.contiguous()
+        layer = ParamLinear(d, d_out, how, draw(st.integers(1, 3)), contiguous=not train)
         return (Residual(layer), d) if residual else (layer, d_out)
     elif kind == "norm" or kind == "einsum":
         return Plain(nn.LayerNorm(d, elementwise_affine=draw(st.booleans()))), d
