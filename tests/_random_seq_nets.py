@@ -22,6 +22,8 @@ in eval, an einsum whose operand torch copies for its bmm (token mixing ``bld,lm
 non-contiguous x): the copy is not modelled, live memory is low; eval einsums read ``x.contiguous()``;
 in eval, F.linear with a computed weight on a non-contiguous x (transient bytes overestimated): it
 reads ``x.contiguous()`` too.
+A residual adds to a contiguous ``x`` (an elementwise result's layout is always contiguous for
+archstat, TensorIterator's follows the first operand).
 A padding mask always keeps position 0, so no attention row is fully masked (NaN, not a cost).
 """
 from __future__ import annotations
@@ -39,13 +41,16 @@ VOCAB = 11
 
 
 class Residual(nn.Module):
-    """``x + body(x)`` for a (N, L, D) body that keeps the shape."""
+    """``x + body(x)`` for a (N, L, D) body that keeps the shape.  ``x`` is made contiguous first:
+    archstat gives an elementwise result a contiguous layout, where torch's TensorIterator follows the
+    first operand's (a transposed ``x``; test_add_follows_first_operand_layout)."""
 
     def __init__(self, body: nn.Module) -> None:
         super().__init__()
         self.body = body
 
     def forward(self, x, mask=None):
+        x = x.contiguous()
         return x + self.body(x, mask)
 
 

@@ -127,3 +127,19 @@ def test_recurrent_time_major_view_input(cls, mode):
     df = validate(TimeMajor(), (3, 4), batch=2, mode=mode)
     assert df.attrs["agree"], df.attrs["mismatches"]
     assert not df.attrs["partial"]
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: an elementwise result is given a contiguous layout; torch's "
+                   "TensorIterator lays it out as its first operand (x.transpose(1, 2) + y is not contiguous)")
+def test_add_follows_first_operand_layout():
+    """Found by this generator: ``(x.transpose(1, 2) + y).contiguous()`` copies in torch (its sum
+    has strides (12, 1, 3) at N=2, 3x4), archstat counts no copy (0 vs 96 bytes)."""
+    import torch
+
+    class AddThenContiguous(torch.nn.Module):
+        def forward(self, x):
+            t = x.transpose(1, 2)
+            return (t + torch.relu(t.contiguous())).contiguous()
+
+    df = validate(AddThenContiguous(), (4, 3), batch=2)
+    assert df.attrs["agree"], df.attrs["mismatches"]
