@@ -80,7 +80,8 @@ class MHA(nn.Module):
     def forward(self, x, mask=None):
         q = x if self.batch_first else x.transpose(0, 1)
         kv = q if self.memory is None else self.memory(q)
-        pad = ~mask if (self.padding and mask is not None) else None
+        # True where padded; `mask == 0`, as `~mask` (operator.invert) has no formula: flagged
+        pad = (mask == 0) if (self.padding and mask is not None) else None
         out, _ = self.mha(q, kv, kv, key_padding_mask=pad, need_weights=self.need_weights,
                           attn_mask=self.attn_mask, average_attn_weights=self.average)
         return out if self.batch_first else out.transpose(0, 1)
@@ -192,7 +193,7 @@ class SeqNet(nn.Module):
             h = h.flatten(2).transpose(1, 2)
         mask = second if self.second == "mask" else None
         if self.second == "tokens":
-            h = h + self.extra(second)
+            h = h.contiguous() + self.extra(second)  # contiguous: see Residual
         for block in self.blocks:
             h = block(h, mask)
         return self.head(h)

@@ -143,3 +143,24 @@ def test_add_follows_first_operand_layout():
 
     df = validate(AddThenContiguous(), (4, 3), batch=2)
     assert df.attrs["agree"], df.attrs["mismatches"]
+
+
+def test_where_saves_its_condition():
+    """Found by this generator (fixed): ``torch.where(cond, x, y)`` saves its condition for backward
+    (the gradient is routed by it); its saved bytes were unknown, so the row's check was skipped."""
+    import torch
+
+    class Leaky(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = self.fc(x)
+            return torch.where(h > 0, h, h * 0.1)
+
+    df = validate(Leaky(), (3, 4), batch=2, mode="train")
+    assert df.attrs["agree"], df.attrs["mismatches"]
+    checks = df.attrs["checks"]["saved_ok"]
+    assert checks["ok"] == len(df) and checks["skipped"] == 0, checks
+    assert int(df.loc[df["op"] == "where", "saved_bytes"].iloc[0]) == 2 * 3 * 4  # the bool condition
