@@ -220,14 +220,15 @@ class TiedHead(nn.Module):
         return F.linear(h, self.embedding.weight)
 
 
-def _mask2d(draw, length: int, kind: str) -> Optional[torch.Tensor]:
-    """A 2-d (L, L) attention mask: boolean (True: may attend) or float (added), the diagonal kept."""
+def _mask2d(draw, length: int, kind: str, blocked: bool = False) -> Optional[torch.Tensor]:
+    """A 2-d (L, L) attention mask, the diagonal kept: float (added), or boolean, True where a query
+    may attend (SDPA's meaning) or, with ``blocked``, where it may not (MultiheadAttention's)."""
     if kind == "none":
         return None
     keep = torch.tensor(draw(st.lists(st.booleans(), min_size=length * length, max_size=length * length)))
     keep = keep.view(length, length) | torch.eye(length, dtype=torch.bool)
     if kind == "bool":
-        return keep
+        return ~keep if blocked else keep
     return torch.zeros(length, length).masked_fill(~keep, float("-inf"))
 
 
@@ -243,7 +244,7 @@ def seq_block(draw, d: int, length: int, train: bool, has_mask: bool) -> tuple[n
         dropout = draw(st.sampled_from([0.0, 0.2])) if (need or not train) else 0.0
         padding = has_mask and draw(st.booleans())
         body = MHA(d, heads, draw(st.booleans()), need, draw(st.booleans()),
-                   _mask2d(draw, length, draw(st.sampled_from(["none", "none", "bool", "float"]))),
+                   _mask2d(draw, length, draw(st.sampled_from(["none", "none", "bool", "float"])), blocked=True),
                    padding, dropout, draw(st.booleans()))
     elif kind == "sdpa":
         padding = has_mask and draw(st.booleans())
