@@ -202,3 +202,22 @@ def test_mha_cross_time_major_view_saved():
 
     df = validate(Cross(), (2, 4), batch=2, mode="train")
     assert df.attrs["agree"], df.attrs["mismatches"]
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: einsum's result is laid out contiguous; torch returns the "
+                   "bmm result permuted back, so for 'bld,lm->bmd' a later .contiguous() copies")
+def test_einsum_result_layout():
+    """Found by this generator: ``einsum("bld,lm->bmd", x, w).contiguous()`` in training,
+    N=2, L=2, D=4: activation bytes of the copy archstat 0 vs real 64."""
+    import torch
+
+    class Mix(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(2, 2))
+
+        def forward(self, x):
+            return torch.einsum("bld,lm->bmd", x.contiguous(), self.w).contiguous() * 2
+
+    df = validate(Mix(), (2, 4), batch=2, mode="train")
+    assert df.attrs["agree"], df.attrs["mismatches"]
