@@ -24,6 +24,7 @@ x): the copy is not modelled, live memory is low, and token mixing's result is a
 archstat lays out contiguous: einsums read ``x.contiguous()`` and do not mix tokens;
 in eval, F.linear with a computed weight on a non-contiguous x (transient bytes overestimated): it
 reads ``x.contiguous()`` too.
+MultiheadAttention with one head is not given a padding mask (its live bytes are high).
 A cross attention that is not batch_first reads a contiguous query (on a transposed view its saved
 bytes are low); SDPA is not drawn with one token and one head (the transpose back swaps two
 size-1 dims).
@@ -250,7 +251,8 @@ def seq_block(draw, d: int, length: int, train: bool, has_mask: bool) -> tuple[n
         need = draw(st.booleans())
         # training dropout is modelled only where PyTorch takes the bmm path (need_weights=True)
         dropout = draw(st.sampled_from([0.0, 0.2])) if (need or not train) else 0.0
-        padding = has_mask and draw(st.booleans())
+        # one head with a padding mask: test_mha_one_head_padding_mask_live
+        padding = has_mask and heads > 1 and draw(st.booleans())
         body = MHA(d, heads, draw(st.booleans()), need, draw(st.booleans()),
                    _mask2d(draw, length, draw(st.sampled_from(["none", "none", "bool", "float"])), blocked=True),
                    padding, dropout, draw(st.booleans()))
@@ -259,7 +261,7 @@ def seq_block(draw, d: int, length: int, train: bool, has_mask: bool) -> tuple[n
         causal = not padding and draw(st.booleans())
         mask = None if (padding or causal) else _mask2d(draw, length, draw(st.sampled_from(["none", "bool", "float"])))
         body = SDPA(d, heads, causal, mask, padding)
-    elif kind == "einsum" and length > 1:  # over one token the contraction is a `mul` (flagged)
+    elif kind == "einsum" and length > 1 and d > 1:  # a contraction over size 1 is a `mul` (flagged)
         # where torch copies an operand for its bmm (token mixing, or a non-contiguous x) the copy is a
         # temporary the einsum formula does not model (eval live memory low; test_einsum_operand_copy),
         # and token mixing's result is a permuted view, laid out contiguous by archstat

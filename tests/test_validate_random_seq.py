@@ -221,3 +221,20 @@ def test_einsum_result_layout():
 
     df = validate(Mix(), (2, 4), batch=2, mode="train")
     assert df.attrs["agree"], df.attrs["mismatches"]
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: MultiheadAttention with a key_padding_mask and one head: "
+                   "archstat's inference live bytes are N*S float32 high (torch's mask reshape is a view for H=1)")
+def test_mha_one_head_padding_mask_live():
+    """Found by this generator: one head, need_weights=False, a bool key_padding_mask, N=2, S=7, E=4:
+    live bytes archstat 2,016 vs real 1,960 with a bool attn_mask too (56 = 2*7*4); two or four heads agree."""
+    import torch
+    from torch import nn
+
+    from _random_seq_nets import MHA, InputSpec, PoolHead, SeqNet
+
+    mask = torch.tensor([[True] + [False] * 6] * 2)
+    net = SeqNet(nn.Embedding(11, 4), [MHA(4, 1, True, False, False, torch.zeros(7, 7, dtype=torch.bool), True,
+                                           0.0, True)], PoolHead(4, 1, False), "mask", None)
+    df = validate(net, inputs=[InputSpec((7,), torch.int64, 11)], kwargs={"second": mask}, batch=2)
+    assert df.attrs["agree"], df.attrs["mismatches"]
