@@ -136,6 +136,8 @@ def _elementwise(fn: Optional[str], need: list[bool], param_grad: bool) -> Optio
                 return [("in", 1)] * need[0] + [("in", 0)] * need[1]
             return [("in", 1), ("in", 0)] if need[1] else [("in", 1)]
         return [("in", 0)] if param_grad else []  # times a scalar: nothing; times a parameter: the input
+    if fn == "where":  # where(cond, x, y): backward routes the gradient by cond, saved when x or y needs one
+        return [("in", 0)] if any(need[1:]) else []
     if fn in ("maximum", "minimum"):
         return [("in", 1), ("in", 0)]
     if fn in OUTPUT_SAVERS:

@@ -8,7 +8,8 @@ operands, not in the output).  PyTorch permutes both operands into one ``bmm``, 
 
 what FlopCounterMode counts (2 per MAC, from that bmm) and fvcore's einsum handle (1 per MAC).
 An index in one operand only that is not in the output is summed away before the product (torch
-and fvcore then disagree), and a product without a contracted index is an elementwise ``mul``:
+and fvcore then disagree), and a product without a contracted index (or whose contracted indices
+all have size 1) is an elementwise ``mul``:
 both are left without a formula (flagged), as are einsums of other than two operands.
 
 ``baddbmm(input, b1, b2)`` = ``beta * input + alpha * (b1 @ b2)`` with b1 (B, n, k), b2 (B, k, m):
@@ -64,7 +65,10 @@ def einsum_function(args: tuple, kwargs: dict) -> Cost:
             if c in sizes and sizes[c] != s and 1 not in (sizes[c], s) and not is_symbolic(s):
                 raise ShapeError(f"einsum {equation!r}: index {c} is {sizes[c]} and {s}")
             sizes[c] = s if c not in sizes or sizes[c] == 1 else sizes[c]
-    contracted = [c for c in sizes if c in ta and c in tb and c not in out]
+    # a contracted index of size 1 sums nothing: torch's sumproduct_pair then multiplies elementwise
+    # (``mul``, no ``bmm``), so only indices of another size make a contraction
+    contracted = [c for c in sizes if c in ta and c in tb and c not in out and not (isinstance(sizes[c], int)
+                                                                                  and sizes[c] == 1)]
     summed_alone = [c for c in sizes if c not in out and not (c in ta and c in tb)]
     if not contracted or summed_alone:
         raise NotImplementedError("einsum without a contraction, or summing an index of one operand")

@@ -35,7 +35,7 @@ from torch import nn
 from archstat.formulas import Cost, register_module
 from archstat.formulas._checks import require_channels
 from archstat.formulas.timeline import Timeline
-from archstat.spec import Size, TensorSpec, is_symbolic, leaves
+from archstat.spec import Size, TensorSpec, is_symbolic, leaves, strides_are_contiguous
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 # pointwise ops per step, per batch row, in units of H (see the module docstring)
@@ -86,14 +86,18 @@ def recurrent_module(m: nn.RNNBase, inputs: list) -> Cost:
     h_n = x.with_shape((d * m.num_layers, b, p))
     outs: tuple = (out, (h_n, x.with_shape((d * m.num_layers, b, h)))) if m.mode == "LSTM" else (out, h_n)
     out_bytes = sum(o.nbytes for o in leaves(outs, TensorSpec))
-    peak = _Inference(m, b, t, x.dtype.itemsize, hx is not None, bf).peak(kernel == "mkldnn")
+    # the kernels read the input time-major (T, B, I) and copy it when that is not contiguous: a
+    # batch_first input (transposed unless one step or one sample), or a time-major one that is a view
+    tm = (x.shape[1], x.shape[0], x.shape[2]) if bf else x.shape
+    tm_stride = (x.stride[1], x.stride[0], x.stride[2]) if bf else x.stride
+    copied = not strides_are_contiguous(tm, tm_stride)
+    peak = _Inference(m, b, t, x.dtype.itemsize, hx is not None, copied).peak(kernel == "mkldnn")
     work: dict = {"pointwise": d * m.num_layers * t * b * POINTWISE[m.mode] * h, "transient_bytes": peak - out_bytes}
     h0 = next((i for i, v in enumerate(inputs) if hx is not None and v is leaves(hx, TensorSpec)[0]), None)
     work["bwd_products"] = _backward(layers, h0)
     work["bwd_flopcounter"] = kernel == "aten"  # FlopCounterMode has no formula for oneDNN's backward
     if kernel == "aten":  # oneDNN's training workspace has a size of its own making: saved stays unknown
-        work["saved"] = _saved(m, inputs, hx, b, t, bf and not (isinstance(t, int) and t == 1)
-                               and not (isinstance(b, int) and b == 1), x.dtype)
+        work["saved"] = _saved(m, inputs, hx, b, t, copied, x.dtype)
     return Cost(out=outs, kind="recurrent", macs=macs,
                 hparams={"fn": m.mode.lower(), "kernel": kernel, "layers": m.num_layers, "directions": d,
                          "hidden": h, "proj": m.proj_size, "steps": t, "batch_first": bf,
@@ -113,16 +117,16 @@ class _Inference:
     * aten: per layer and direction the input projection (T*B*G*H), then per step the cell's
       temporaries and its new hidden (kept for the ``stack`` of the outputs); a layer's projection
       and step outputs go once the next layer starts.
-    * ``batch_first``: the input is first copied (T*B*I, alive to the end); on the aten path the
+    * a time-major input that is not contiguous (``batch_first``, or a view): it is first copied
+      (T*B*I, alive to the end); on the aten path the
       first layer's projection is ``mm`` then a bias ``add`` (two T*B*G*H tensors for a moment).
     """
 
-    def __init__(self, m: nn.RNNBase, b: Size, t: Size, size: int, given: bool, bf: bool) -> None:
-        self.m, self.b, self.t, self.s, self.given, self.bf = m, b, t, size, given, bf
+    def __init__(self, m: nn.RNNBase, b: Size, t: Size, size: int, given: bool, copied: bool) -> None:
+        self.m, self.b, self.t, self.s, self.given = m, b, t, size, given
         self.d, self.h, self.p, self.g = 1 + m.bidirectional, m.hidden_size, m.proj_size or m.hidden_size, GATES[m.mode]
         self.tl = Timeline()
-        # the transposed input is copied unless it is contiguous anyway (one step, or one sample)
-        self.copied = bf and not (isinstance(t, int) and t == 1) and not (isinstance(b, int) and b == 1)
+        self.copied = copied  # the time-major input is not contiguous: the kernels copy it
 
     def peak(self, fused_kernel: bool) -> Size:
         m, tl, s, b, t, d = self.m, self.tl, self.s, self.b, self.t, self.d
