@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import ctypes
 import statistics
-import time
-from typing import Any
 
 import torch
+
+from archstat.profiling.timing import stats, time_calls
 
 MMAP_MAX = 32 * 2 ** 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: the mmap threshold never rises above it
 
@@ -36,16 +36,6 @@ def _has_glibc() -> bool:
         return False
 
 
-def _median_s(fn: Any, repeat: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 def measure(device: torch.device, sizes: tuple[int, ...] = (40 << 20, 64 << 20, 96 << 20), repeat: int = 5) -> float:
     """Seconds per byte of first-touching a fresh buffer of at least ``MMAP_MAX`` (0 on CUDA or without glibc).
 
@@ -56,9 +46,9 @@ def measure(device: torch.device, sizes: tuple[int, ...] = (40 << 20, 64 << 20, 
     per_byte = []
     for size in sizes:
         n = size // 4
-        fresh = _median_s(lambda: torch.empty(n).fill_(0), repeat)
+        fresh = stats(time_calls(lambda: torch.empty(n).fill_(0), device, warmup=1, repeat=repeat))["median"]
         buf = torch.empty(n)
-        warm = _median_s(lambda: buf.fill_(0), repeat)
+        warm = stats(time_calls(lambda: buf.fill_(0), device, warmup=1, repeat=repeat))["median"]
         del buf
         per_byte.append(max(fresh - warm, 0.0) / size)
     return float(statistics.median(per_byte))
