@@ -91,7 +91,7 @@ def test_calibration_grid_is_synthetic_and_seeded():
 
     a = conv_configs(random.Random(1), 10, False, quick=False)
     assert a == conv_configs(random.Random(1), 10, False, quick=False)  # deterministic
-    assert all(c["c_in"] == 3 or c["c_in"] % 8 == 0 for c in a)
+    assert all(c["c_in"] == 3 or c["c_in"] % 16 == 0 for c in a)  # AVX-512 blocks of 16 floats, as CNNs use
     dw = conv_configs(random.Random(2), 10, True, quick=False)
     assert all(c["groups"] == c["c_in"] == c["c_out"] for c in dw)
     row = rows_of(nn.Conv2d(8, 8, 3), (8, 9, 9))[0]
@@ -163,3 +163,28 @@ def test_first_touch_cost_is_measured_not_zero():
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) > 0.02e-9  # s/byte; 0.25-0.5e-9 on 2 EPYC cores
     assert measure(torch.device("meta")) == 0.0
+
+
+def test_hot_floor_and_the_successor_term_by_hand():
+    """A flushed family's floor is its warm per-call time; each op pays what the op before it left
+    behind (``after_s`` of its benchmarks), views pass that on, and the first op pays nothing."""
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "activation":  # flushed benchmarks: 2 us cold floor, 0.5 us warm
+            p["hot_s"] = 0.5e-6 + p["bytes"] / 1e9 if p["bytes"] < 100 else p["time_s"]
+            p["after_s"] = 1e-6 if p["bytes"] < 1e5 else 4e-6  # small ReLUs leave 1 us behind, big ones 4
+        if p["family"] == "conv":
+            p["after_s"] = 20e-6  # every conv costs its successor 20 us
+    tm = TimeModel(pts)
+    assert tm.hot_floor["activation"] == pytest.approx(0.5e-6 + 8 / 1e9) and "conv" not in tm.hot_floor
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.Flatten(0, 0), nn.ReLU(), nn.ReLU())
+    rows = pd.DataFrame(rows_of(net, (16, 32, 32), batch=4))
+    conv, view, relu1, relu2 = tm.predict(rows, 4, 4).to_dict("records")
+    assert conv["t_after_s"] == 0.0 and view["t_after_s"] == 0.0  # nothing before the conv; a view pays no successor term
+    rb = 2 * 4 * 16 * 32 * 32 * 4  # 131 kB moved: between the 1e4 and 1e6 benchmarks
+    assert relu1["t_after_s"] == pytest.approx(20e-6)  # the conv's, through the view
+    # warm floor + bytes at the law's 1 GB/s (fitted above the cold floor) + the conv's 20 us
+    assert relu1["predicted_s"] == pytest.approx(tm.hot_floor["activation"] + rb / 1e9 + 20e-6, rel=1e-3)
+    lb = [math.log(b) for b in (8.0, 1e4, 1e6, 1e8)]
+    by_hand = 1e-6 + (4e-6 - 1e-6) * (math.log(rb) - lb[1]) / (lb[2] - lb[1])  # linear in log bytes
+    assert relu2["t_after_s"] == pytest.approx(by_hand, rel=1e-6)

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import torch
 
 from archstat.profiling.cache import cache_dir, finish_state, machine_state, read_entries, stale, write_entry
-from archstat.profiling.microbench import SEED, run_grid
+from archstat.profiling.microbench import GRID_VERSION, SEED, run_grid
 from archstat.profiling.precision import PRECISIONS, precision_flags
 from archstat.profiling.time_model import TimeModel
 from archstat.profiling.timing import device_name
@@ -26,7 +26,8 @@ def cache_path():  # noqa: ANN201 - a pathlib.Path
 
 def entry_key(device: torch.device, precision: str, channels_last: bool, quick: bool = False) -> str:
     return (f"{device_name(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads | {precision} | "
-            f"{'channels_last' if channels_last else 'contiguous'} | seed {SEED}{' | quick' if quick else ''}")
+            f"{'channels_last' if channels_last else 'contiguous'} | seed {SEED} | grid {GRID_VERSION}"
+            f"{' | quick' if quick else ''}")
 
 
 def cached_entries(device: torch.device) -> dict[str, dict]:

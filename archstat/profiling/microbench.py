@@ -12,7 +12,7 @@ family on a GPU); each point is the *median* call, as a model's per-layer times 
 Grid (``quick`` shrinks every count and size, for tests): 112 convolutions (kernel 1x1 and 3x3 for
 three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth, stems; output
 planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels for resolution),
-32 depthwise convolutions (3x3, 5x5), 24 linears (M = 1..64 rows), and per memory family 20 sizes
+32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor.  About 60-90 s on 2 CPU cores.
 """
@@ -33,6 +33,7 @@ from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
+GRID_VERSION = 2  # part of the cache key: 2 = channels in multiples of 16, points carry hot_s and after_s
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -74,7 +75,7 @@ def _logu(rng: random.Random, lo: float, hi: float) -> float:
 
 
 def _ch(rng: random.Random, lo: int, hi: int) -> int:
-    return max(8, int(round(_logu(rng, lo, hi) / 8)) * 8)
+    return max(16, int(round(_logu(rng, lo, hi) / 16)) * 16)
 
 
 def conv_configs(rng: random.Random, n: int, depthwise: bool, quick: bool, big: int = 1) -> list[dict]:
@@ -109,7 +110,7 @@ def conv_case(cfg: dict) -> tuple[nn.Module, tuple, int]:
 def linear_cases(rng: random.Random, n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
     cases = []
     while len(cases) < n:
-        m = rng.choice([1, 1, 2, 4, 8, 16, 32, 64]) * (1 if rng.random() < 0.5 else big)
+        m = rng.choice([1, 1, 1, 2, 4, 8, 16, 32, 64]) * (1 if rng.random() < 0.5 else big)
         k, o = _ch(rng, 64, 8192 if not quick else 256), _ch(rng, 64, 8192 if not quick else 256)
         if k * o * 4 <= 160e6:
             cases.append((nn.Linear(k, o), (k,), m))
@@ -169,12 +170,10 @@ def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callab
     classifier reads them cold at 12-17 GB/s (predicted 2-3x too fast); flushing everything, in-place
     ReLUs were predicted 15-100% too slow at batch 1 (e.g. resnet50: +93%).
     """
-    if not _FLUSH:
-        _FLUSH.append(torch.empty(16 * 2 ** 20))
     call()
     out = []
     for _ in range(repeat):
-        _FLUSH[0].fill_(1.0)
+        flush_caches()
         if produce is not None:
             produce()
         t0 = time.perf_counter()
@@ -215,13 +214,53 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
         first = args[0] if isinstance(args[0], torch.Tensor) else None
         produce = (lambda: first.mul_(1.0)) if fam in PRODUCED and first is not None else None  # noqa: E731
         flops, nbytes = work(row, batch, itemsize)
-        if device.type == "cpu" and fam not in ("conv", "conv_dw"):
+        flushed = device.type == "cpu" and fam not in ("conv", "conv_dw")
+        if flushed:
             times = flushed_times(call, repeat=7, produce=produce)
         else:  # convs: back to back (their weights are small next to their work; flushed, they were
             # predicted 30-40% too slow), as on a GPU, whose caches are small next to its layers
             times = time_calls(call, device, warmup=2, repeat=15, budget_s=0.12)
-    return {"family": fam, "flops": flops, "bytes": nbytes, "features": features(row, batch),
-            "time_s": stats(times)["median"], "signature": list(signature(row, batch))}
+        point = {"family": fam, "flops": flops, "bytes": nbytes, "features": features(row, batch),
+                 "time_s": stats(times)["median"], "signature": list(signature(row, batch))}
+        if device.type == "cpu":
+            if flushed:  # the family's per-call time with code and data warm (its floor, from the smallest case)
+                point["hot_s"] = stats(time_calls(call, device, warmup=2, repeat=15, budget_s=0.03))["median"]
+            point["after_s"] = successor_penalty(call, (lambda: (flush_caches(), produce and produce())) if flushed else None)
+    return point
+
+
+def flush_caches() -> None:
+    """Empty the CPU caches: write a 64 MiB buffer (twice the last-level cache of the machines we
+    calibrate on; see ``flushed_times``)."""
+    if not _FLUSH:
+        _FLUSH.append(torch.empty(16 * 2 ** 20))
+    _FLUSH[0].fill_(1.0)
+
+
+def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5) -> float:
+    """Seconds an op costs the op after it: an in-place ReLU over the op's output timed right after
+    the op (``prepare()`` untimed before each, as the op itself was timed), minus the same ReLU
+    timed back to back.  ``max(0, median(after) - median(hot))``.
+
+    Why: a large op leaves the caches full of its own data.  The next op finds its code, PyTorch's
+    dispatch state and (when the op writes past the caches) its input in DRAM: a ReLU over 16 KB ran in
+    2 us back to back and in 45-75 us right after a linear layer that streamed 411 MB of weights; a
+    copy of 64 MiB before it cost the same, a copy of 16 MiB almost nothing.  The successor pays this,
+    whatever its family, so it is measured per op here and charged to the next row (``TimeModel``).
+    """
+    out = call()
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        return 0.0
+    after = []
+    for _ in range(repeat):
+        if prepare is not None:
+            prepare()
+        out = call()
+        t0 = time.perf_counter()
+        torch.relu_(out)
+        after.append(time.perf_counter() - t0)
+    hot = time_calls(lambda: torch.relu_(out), torch.device("cpu"), warmup=2, repeat=15, budget_s=0.02)
+    return max(0.0, stats(after)["median"] - stats(hot)["median"])
 
 
 def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quick: bool = False,
@@ -230,7 +269,7 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     rng = random.Random(SEED)
     tiny = {"kernel": (1, 1), "c_in": 8, "c_out": 8, "size": 1, "stride": 1, "batch": 1, "groups": 1}
     big = 16 if device.type == "cuda" else 1  # a GPU's layers are larger before they leave the launch floor
-    n_conv, n_dw, n_linear, n_memory = (12, 5, 4, 4) if quick else (112, 32, 24, 20)
+    n_conv, n_dw, n_linear, n_memory = (12, 5, 4, 4) if quick else (112, 32, 36, 20)
     cases = [conv_case(c) for c in [tiny] + conv_configs(rng, n_conv, False, quick, big)]  # tiny: the floor
     cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}]
               + conv_configs(rng, n_dw, True, quick, big)]

@@ -2,12 +2,20 @@
 
 For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes moved ``B``):
 
-    t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_fresh
+    t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_fresh + t_after(previous op)
 
 ``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
-(CPU only, under ``fresh_pages.pinned_heap``); 0 for every other row.
+(CPU only, under ``fresh_pages.pinned_heap``); 0 for every other row.  ``t_after`` is what the op
+before it leaves behind (``successor_s``; rows are in execution order, a view passes it on): after a
+large op the caches hold that op's data, and the next op fetches its code, PyTorch's dispatch state
+and often its input from DRAM (a ReLU over 16 KB: 2 us back to back, 45-75 us right after a linear
+layer that streamed 411 MB).  Each benchmark measures it (``microbench.successor_penalty``: an
+in-place ReLU over the op's output right after the op, minus the same ReLU back to back), and the
+model reads it like the rate: from the nearest benchmarks (compute families) or by bytes moved.
 
-* ``floor_f``: the per-call dispatch floor of the family, the time of its smallest benchmark.
+* ``floor_f``: the per-call floor of the family, the time of its smallest benchmark; for the CPU
+  families timed after a cache flush, the smallest benchmark's time back to back (``hot_s``): the
+  flush's cold start (30-60 us) is paid in a model only after a large op, which ``t_after`` prices.
 * ``R_f(config)``: the FLOP/s such a kernel reaches (conv, depthwise conv, linear; 0 FLOPs elsewhere):
   the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest of the family's benchmarks
   in (standardised) log2-feature space (``RateFit``).
@@ -20,7 +28,7 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
 Every prediction says why: ``bound`` is the largest of the three terms (``compute``, ``memory``,
 ``overhead``), and ``roof`` names the calibrated rate or bandwidth (and its share of the measured
 matmul peak or copy bandwidth).  A person can check one layer by hand from the ``rate`` and
-``bandwidth`` columns: ``t = floor + max(F / rate, B / bandwidth)``.
+``bandwidth`` columns: ``t = floor + max(F / rate, B / bandwidth) + t_fresh + t_after``.
 """
 from __future__ import annotations
 
@@ -34,8 +42,9 @@ from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.op_families import COMPUTE_FAMILIES, calibrated, family, features, numel, work
 
 K_NEAREST = 4
+LINEAR_MV = "linear (1 row)"  # the bandwidth curve of matrix-vector linears
 KERNEL_WEIGHT = 3.0
-MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_fresh_s", "rate_flops_per_s",
+MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_fresh_s", "t_after_s", "rate_flops_per_s",
                  "bandwidth_bytes_per_s", "bound", "roof", "calibrated"]
 
 
@@ -51,7 +60,8 @@ class RateFit:
     ten benchmark runs of ``bench/roofline_accuracy.py``, same calibration, same measurements).
     """
 
-    def __init__(self, xs: np.ndarray, ys: np.ndarray) -> None:
+    def __init__(self, xs: np.ndarray, ys: np.ndarray, log: bool = True) -> None:
+        self.log = log
         self.mu, self.sd = xs.mean(0), xs.std(0) + 1e-9
         self.z, self.ys = (xs - self.mu) / self.sd, np.asarray(ys, dtype=float)
         self.weight = np.ones(xs.shape[1])
@@ -62,7 +72,8 @@ class RateFit:
         d = np.sqrt((((self.z - z) * self.weight) ** 2).sum(1))
         near = np.argsort(d)[:K_NEAREST]
         w = 1.0 / (d[near] + 0.25)
-        return 2.0 ** float((w * self.ys[near]).sum() / w.sum())
+        mean = float((w * self.ys[near]).sum() / w.sum())
+        return 2.0 ** mean if self.log else mean
 
 
 def monotone(ts: list[float]) -> list[float]:
@@ -107,10 +118,15 @@ class TimeModel:
             fl = self.floor[f]
             if f in COMPUTE_FAMILIES:
                 ok = [p for p in ps if p["flops"] > 0 and p["time_s"] > 1.5 * fl]
-                if f == "linear":  # rows M >= 16 set the rate; M <= 4 stream the weights: their bandwidth
-                    stream = [p for p in ok if p["features"][0] <= 2]
-                    if stream:
-                        self.bw[f] = bandwidth_curve(stream, "time_s", fl)
+                if f == "linear":  # rows M >= 16 set the rate; fewer rows stream the weights: their bandwidth
+                    # M = 1 is a matrix-vector product (gemv: it read 411 MB of weights at 20 GB/s here);
+                    # M = 2..8 a matrix product that packs the weights first (4-7 GB/s): two curves
+                    gemv = [p for p in ok if p["features"][0] == 0]
+                    packed = [p for p in ok if 0 < p["features"][0] <= 3]
+                    if gemv:
+                        self.bw[LINEAR_MV] = bandwidth_curve(gemv, "time_s", fl)
+                    if packed or gemv:
+                        self.bw[f] = bandwidth_curve(packed or gemv, "time_s", fl)
                     ok = [p for p in ok if p["features"][0] >= 4] or ok
                 if len(ok) >= 3:
                     xs = np.array([p["features"] for p in ok], dtype=float)
@@ -121,6 +137,31 @@ class TimeModel:
                 if ok:
                     self.bw[f] = bandwidth_curve(ok, "time_s", fl)
         self.n_points = {f: len(ps) for f, ps in by.items()}
+        # per-call floors with code and data warm: a flushed benchmark's first call pays a cold start
+        # (30-60 us on CPU) that a model's op pays only after a large op (the successor term below)
+        self.hot_floor = {f: min(p["hot_s"] for p in ps if "hot_s" in p) for f, ps in by.items()
+                          if any("hot_s" in p for p in ps)}
+        self.after_rate: dict[str, RateFit] = {}
+        self.after_curve: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for f, ps in by.items():
+            ok = [p for p in ps if "after_s" in p]
+            if f in COMPUTE_FAMILIES and len(ok) >= 3:
+                self.after_rate[f] = RateFit(np.array([p["features"] for p in ok], dtype=float),
+                                             np.array([p["after_s"] for p in ok]), log=False)
+            elif ok:
+                ok.sort(key=lambda p: p["bytes"])
+                self.after_curve[f] = (np.log([max(p["bytes"], 1.0) for p in ok]), np.array([p["after_s"] for p in ok]))
+
+    def successor_s(self, row: dict, fam: str, batch: int, nbytes: float) -> float:
+        """Seconds this op call costs the next one (``microbench.successor_penalty`` of its nearest
+        benchmarks: the same kernel-feature neighbours as the rate for compute families, the
+        interpolation in log bytes for memory families); 0 without a calibration of it."""
+        if fam in self.after_rate:
+            return max(0.0, self.after_rate[fam](features(row, batch)))
+        if fam in self.after_curve and nbytes:
+            lb, ys = self.after_curve[fam]
+            return float(np.interp(math.log(max(nbytes, 1.0)), lb, ys))
+        return 0.0
 
     def describe(self) -> dict[str, Any]:
         """What the JSON records about the calibration: points per family, floors, when measured."""
@@ -128,11 +169,16 @@ class TimeModel:
                 "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
-    def predict_row(self, row: dict, batch: int, itemsize: int) -> dict[str, Any]:
+    def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0) -> dict[str, Any]:
+        """One row's prediction; ``after_s`` is what the op before it costs it (``successor_s``)."""
         fam = family(row)
         flops, nbytes = work(row, batch, itemsize)
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
+        if fam == "linear" and LINEAR_MV in self.bw and features(row, batch)[0] == 0:
+            fam_bw = LINEAR_MV  # one row: the matrix-vector kernel
         floor, curve = self.floor.get(fam, self.floor.get("dispatch", 0.0)), self.bw.get(fam_bw)
+        floor = self.hot_floor.get(fam, floor)
+        after_s = 0.0 if fam == "dispatch" else after_s
         rate = self.rate[fam](features(row, batch)) if fam in self.rate and flops else math.nan
         bw = curve(nbytes) if curve is not None and nbytes else math.nan
         t_c = flops / rate if flops and rate == rate else 0.0
@@ -141,19 +187,24 @@ class TimeModel:
         t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"))[1]
         bound = "overhead" if fam == "dispatch" else bound
-        return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_f, "floor_s": floor, "t_compute_s": t_c,
-                "t_memory_s": t_m, "t_fresh_s": t_f, "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw,
-                "bound": bound, "roof": "", "calibrated": calibrated(row), "_bw_family": fam_bw}
+        return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_f + after_s, "floor_s": floor,
+                "t_compute_s": t_c, "t_memory_s": t_m, "t_fresh_s": t_f, "t_after_s": after_s,
+                "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound, "roof": "",
+                "calibrated": calibrated(row), "_bw_family": fam_bw,
+                "_successor_s": self.successor_s(row, fam, batch, nbytes) if fam != "dispatch" else None}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
         """``MODEL_COLUMNS`` for every row of ``rows`` (analyze()'s columns), same index."""
         out = []
         records = rows.to_dict("records")
+        after = 0.0  # rows are in execution order: each pays what the op before it left behind
         for row in records:
-            p = self.predict_row(row, batch, itemsize)
+            p = self.predict_row(row, batch, itemsize, after)
             p["roof"] = why(p, peak, copy_bw)
             p.pop("_bw_family")
+            successor = p.pop("_successor_s")
+            after = after if successor is None else successor  # a view passes the state on
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
 
