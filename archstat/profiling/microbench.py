@@ -225,7 +225,8 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
         if device.type == "cpu":
             if flushed:  # the family's per-call time with code and data warm (its floor, from the smallest case)
                 point["hot_s"] = stats(time_calls(call, device, warmup=2, repeat=15, budget_s=0.03))["median"]
-            point["after_s"] = successor_penalty(call, (lambda: (flush_caches(), produce and produce())) if flushed else None)
+            # what the op itself leaves behind, not the flush: its operand re-written, no flush
+            point["after_s"] = successor_penalty(call, produce)
     return point
 
 
@@ -239,8 +240,8 @@ def flush_caches() -> None:
 
 def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5) -> float:
     """Seconds an op costs the op after it: an in-place ReLU over the op's output timed right after
-    the op (``prepare()`` untimed before each, as the op itself was timed), minus the same ReLU
-    timed back to back.  ``max(0, median(after) - median(hot))``.
+    the op (``prepare()`` untimed before each: the write of its input by the op before it), minus
+    the same ReLU timed back to back.  ``max(0, median(after) - median(hot))``.
 
     Why: a large op leaves the caches full of its own data.  The next op finds its code, PyTorch's
     dispatch state and (when the op writes past the caches) its input in DRAM: a ReLU over 16 KB ran in

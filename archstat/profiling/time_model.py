@@ -136,6 +136,13 @@ class TimeModel:
                 ok = [p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
                 if ok:
                     self.bw[f] = bandwidth_curve(ok, "time_s", fl)
+                if f.startswith("pool"):  # a curve per window size: per output, a 2x2 max pool took 10.6 ns
+                    # and a 3x3 one 12-16 (a fixed cost per output besides the window's reads), so one
+                    # curve over window traffic mixed the two and priced GoogLeNet's 3x3 pools 2x too slow
+                    for w in {window_of(p) for p in ok}:
+                        same = [p for p in ok if window_of(p) == w]
+                        if len(same) >= 3:
+                            self.bw[f"{f} {w}"] = bandwidth_curve(same, "time_s", fl)
         self.n_points = {f: len(ps) for f, ps in by.items()}
         # per-call floors with code and data warm: a flushed benchmark's first call pays a cold start
         # (30-60 us on CPU) that a model's op pays only after a large op (the successor term below)
@@ -176,6 +183,8 @@ class TimeModel:
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
         if fam == "linear" and LINEAR_MV in self.bw and features(row, batch)[0] == 0:
             fam_bw = LINEAR_MV  # one row: the matrix-vector kernel
+        if fam.startswith("pool"):
+            fam_bw = nearest_window(self.bw, fam, window_of(row)) or fam_bw
         floor, curve = self.floor.get(fam, self.floor.get("dispatch", 0.0)), self.bw.get(fam_bw)
         floor = self.hot_floor.get(fam, floor)
         after_s = 0.0 if fam == "dispatch" else after_s
@@ -214,6 +223,22 @@ def bandwidth_curve(points: list[dict], key: str, floor: float) -> Curve:
     points = sorted(points, key=lambda p: p["bytes"])
     t = monotone([p[key] - floor for p in points])
     return Curve([p["bytes"] for p in points], [p["bytes"] / ti for p, ti in zip(points, t)])
+
+
+def window_of(point_or_row: dict) -> str:
+    """A pool's window as ``KxK`` (from a calibration point's signature or a row's ``kernel``)."""
+    kernel = point_or_row["signature"][1] if "signature" in point_or_row else point_or_row.get("kernel")
+    dims = [int(k) for k in (kernel or [1])] if isinstance(kernel, (list, tuple)) else [int(kernel or 1)] * 2
+    return "x".join(map(str, dims))
+
+
+def nearest_window(curves: dict, fam: str, window: str) -> Optional[str]:
+    """The key of ``fam``'s curve for the calibrated window nearest ``window`` in area (None without one)."""
+    area = lambda w: numel([int(d) for d in w.split("x")])  # noqa: E731
+    keys = [k for k in curves if k.startswith(fam + " ")]
+    if not keys:
+        return None
+    return min(keys, key=lambda k: (abs(math.log(area(k.split(" ")[1]) / area(window))), k))
 
 
 def out_elements(row: dict) -> int:
