@@ -172,22 +172,25 @@ def test_hot_floor_and_the_successor_term_by_hand():
     for p in pts:
         if p["family"] == "activation":  # flushed benchmarks: 2 us cold floor, 0.5 us warm
             p["hot_s"] = 0.5e-6 + p["bytes"] / 1e9 if p["bytes"] < 100 else p["time_s"]
-            p["after_s"] = 1e-6 if p["bytes"] < 1e5 else 4e-6  # small ReLUs leave 1 us behind, big ones 4
+            p["after_s"], p["out_bytes"] = (1e-6 if p["bytes"] < 1e5 else 4e-6), p["bytes"] / 2  # small ReLUs leave 1 us, big ones 4
         if p["family"] == "conv":
-            p["after_s"] = 20e-6  # every conv costs its successor 20 us
+            p["after_s"], p["out_bytes"] = 20e-6, p["flops"]  # every conv costs its successor 20 us
     tm = TimeModel(pts)
     assert tm.hot_floor["activation"] == pytest.approx(0.5e-6 + 8 / 1e9) and "conv" not in tm.hot_floor
     net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.Flatten(0, 0), nn.ReLU(), nn.ReLU())
     rows = pd.DataFrame(rows_of(net, (16, 32, 32), batch=4))
     conv, view, relu1, relu2 = tm.predict(rows, 4, 4).to_dict("records")
     assert conv["t_after_s"] == 0.0 and view["t_after_s"] == 0.0  # nothing before the conv; a view pays no successor term
-    rb = 2 * 4 * 16 * 32 * 32 * 4  # 131 kB moved: between the 1e4 and 1e6 benchmarks
+    rb = 2 * 4 * 16 * 32 * 32 * 4  # 131 kB moved, 65.5 kB out: between the benchmarks of 5e3 and 5e5 out
     assert relu1["t_after_s"] == pytest.approx(20e-6)  # the conv's, through the view
     # warm floor + bytes at the law's 1 GB/s (fitted above the cold floor) + the conv's 20 us
     assert relu1["predicted_s"] == pytest.approx(tm.hot_floor["activation"] + rb / 1e9 + 20e-6, rel=1e-3)
-    lb = [math.log(b) for b in (8.0, 1e4, 1e6, 1e8)]
-    by_hand = 1e-6 + (4e-6 - 1e-6) * (math.log(rb) - lb[1]) / (lb[2] - lb[1])  # linear in log bytes
-    assert relu2["t_after_s"] == pytest.approx(by_hand, rel=1e-6)
+    # running median of 5 over (1, 1, 4, 4) us at outputs 4, 5e3, 5e5, 5e7 bytes: medians of (1, 1, 4),
+    # (1, 1, 4, 4), (1, 1, 4, 4), (1, 4, 4)
+    assert list(tm.after_curve["activation"][1] * 1e6) == pytest.approx([1, 2.5, 2.5, 4])
+    assert relu2["t_after_s"] == pytest.approx(2.5e-6)  # 65.5 kB out: between 5e3 and 5e5, both 2.5 us
+    assert tm.successor_s("activation", math.sqrt(5e5 * 5e7)) == pytest.approx(3.25e-6)  # halfway in log bytes
+    assert tm.successor_s("activation", 1e12) == pytest.approx(4e-6) and tm.successor_s("lrn", 1e6) == 0.0
 
 
 def test_pools_are_priced_from_the_curve_of_their_own_window():

@@ -28,12 +28,12 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
-from archstat.profiling.op_families import MEMORY_FAMILIES, family, features, work
+from archstat.profiling.op_families import MEMORY_FAMILIES, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 2  # part of the cache key: 2 = channels in multiples of 16, points carry hot_s and after_s
+GRID_VERSION = 3  # part of the cache key: channels in multiples of 16, points carry hot_s, after_s, out_bytes
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -227,6 +227,7 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                 point["hot_s"] = stats(time_calls(call, device, warmup=2, repeat=15, budget_s=0.03))["median"]
             # what the op itself leaves behind, not the flush: its operand re-written, no flush
             point["after_s"] = successor_penalty(call, produce)
+            point["out_bytes"] = output_bytes(row, batch, itemsize)
     return point
 
 

@@ -77,6 +77,11 @@ def work(row: dict, batch: int, itemsize: int) -> tuple[float, float]:
     return flops, float((ins + out) * batch * itemsize + int(row.get("params") or 0) * itemsize)
 
 
+def output_bytes(row: dict, batch: int, itemsize: int) -> int:
+    """Bytes of the row's output(s) for the whole batch."""
+    return sum(numel(s) for s in _all_shapes(row.get("out_shape"))) * batch * itemsize
+
+
 def features(row: dict, batch: int) -> list[float]:
     """log2 features of a compute row (see the module docstring); [] for memory families."""
     fam, hp = family(row), row.get("hparams") or {}

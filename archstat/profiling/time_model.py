@@ -11,7 +11,7 @@ large op the caches hold that op's data, and the next op fetches its code, PyTor
 and often its input from DRAM (a ReLU over 16 KB: 2 us back to back, 45-75 us right after a linear
 layer that streamed 411 MB).  Each benchmark measures it (``microbench.successor_penalty``: an
 in-place ReLU over the op's output right after the op, minus the same ReLU back to back), and the
-model reads it like the rate: from the nearest benchmarks (compute families) or by bytes moved.
+model reads it per family against the size of the op's output.
 
 * ``floor_f``: the per-call floor of the family, the time of its smallest benchmark; for the CPU
   families timed after a cache flush, the smallest benchmark's time back to back (``hot_s``): the
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from archstat.profiling.fresh_pages import is_fresh
-from archstat.profiling.op_families import COMPUTE_FAMILIES, calibrated, family, features, numel, work
+from archstat.profiling.op_families import COMPUTE_FAMILIES, calibrated, family, features, numel, output_bytes, work
 
 K_NEAREST = 4
 LINEAR_MV = "linear (1 row)"  # the bandwidth curve of matrix-vector linears
@@ -148,32 +148,27 @@ class TimeModel:
         # (30-60 us on CPU) that a model's op pays only after a large op (the successor term below)
         self.hot_floor = {f: min(p["hot_s"] for p in ps if "hot_s" in p) for f, ps in by.items()
                           if any("hot_s" in p for p in ps)}
-        self.after_rate: dict[str, RateFit] = {}
         self.after_curve: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for f, ps in by.items():
-            ok = [p for p in ps if "after_s" in p]
-            if f in COMPUTE_FAMILIES and len(ok) >= 3:
-                self.after_rate[f] = RateFit(np.array([p["features"] for p in ok], dtype=float),
-                                             np.array([p["after_s"] for p in ok]), log=False)
-            elif ok:
-                ok.sort(key=lambda p: p["bytes"])
-                self.after_curve[f] = (np.log([max(p["bytes"], 1.0) for p in ok]), np.array([p["after_s"] for p in ok]))
+            ok = sorted((p for p in ps if "after_s" in p and p.get("out_bytes")), key=lambda p: p["out_bytes"])
+            if ok:
+                self.after_curve[f] = (np.log([p["out_bytes"] for p in ok]), running_median([p["after_s"] for p in ok]))
 
-    def successor_s(self, row: dict, fam: str, batch: int, nbytes: float) -> float:
-        """Seconds this op call costs the next one (``microbench.successor_penalty`` of its nearest
-        benchmarks: the same kernel-feature neighbours as the rate for compute families, the
-        interpolation in log bytes for memory families); 0 without a calibration of it."""
-        if fam in self.after_rate:
-            return max(0.0, self.after_rate[fam](features(row, batch)))
-        if fam in self.after_curve and nbytes:
-            lb, ys = self.after_curve[fam]
-            return float(np.interp(math.log(max(nbytes, 1.0)), lb, ys))
-        return 0.0
+    def successor_s(self, fam: str, out_bytes: float) -> float:
+        """Seconds this op call costs the next one: ``microbench.successor_penalty`` of the family's
+        benchmarks, against the bytes of their output (running median of 5, interpolated in log bytes).
+
+        The output's size is what sets it: a conv whose output fits the caches leaves 2-30 us behind,
+        one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration."""
+        if fam not in self.after_curve or not out_bytes:
+            return 0.0
+        lb, ys = self.after_curve[fam]
+        return float(np.interp(math.log(out_bytes), lb, ys))
 
     def describe(self) -> dict[str, Any]:
         """What the JSON records about the calibration: points per family, floors, when measured."""
-        return {"points": self.n_points, "floor_s": self.floor, "fresh_page_s_per_byte": self.page_cost,
-                "measured": self.state,
+        return {"points": self.n_points, "floor_s": self.floor, "warm_floor_s": self.hot_floor,
+                "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
     def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0) -> dict[str, Any]:
@@ -192,7 +187,7 @@ class TimeModel:
         bw = curve(nbytes) if curve is not None and nbytes else math.nan
         t_c = flops / rate if flops and rate == rate else 0.0
         t_m = nbytes / bw if nbytes and bw == bw else 0.0
-        out_bytes = out_elements(row) * batch * itemsize
+        out_bytes = output_bytes(row, batch, itemsize)
         t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"))[1]
         bound = "overhead" if fam == "dispatch" else bound
@@ -200,7 +195,7 @@ class TimeModel:
                 "t_compute_s": t_c, "t_memory_s": t_m, "t_fresh_s": t_f, "t_after_s": after_s,
                 "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound, "roof": "",
                 "calibrated": calibrated(row), "_bw_family": fam_bw,
-                "_successor_s": self.successor_s(row, fam, batch, nbytes) if fam != "dispatch" else None}
+                "_successor_s": self.successor_s(fam, out_bytes) if fam != "dispatch" else None}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
@@ -241,9 +236,11 @@ def nearest_window(curves: dict, fam: str, window: str) -> Optional[str]:
     return min(keys, key=lambda k: (abs(math.log(area(k.split(" ")[1]) / area(window))), k))
 
 
-def out_elements(row: dict) -> int:
-    out = row.get("out_shape") or []
-    return numel(out) if out and all(isinstance(d, (int, float)) for d in out) else 0
+def running_median(ys: list[float], width: int = 5) -> np.ndarray:
+    """Each value replaced by the median of the ``width`` values around it (fewer at the ends):
+    one benchmark disturbed by another process moves the curve by nothing."""
+    half = width // 2
+    return np.array([float(np.median(ys[max(0, i - half):i + half + 1])) for i in range(len(ys))])
 
 
 def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
