@@ -208,3 +208,15 @@ def test_pools_are_priced_from_the_curve_of_their_own_window():
     assert p2["bandwidth_bytes_per_s"] == pytest.approx(2e9, rel=1e-2)
     assert p3["bandwidth_bytes_per_s"] == pytest.approx(1 / 0.3e-9, rel=1e-2)
     assert p4["bandwidth_bytes_per_s"] == pytest.approx(1 / 0.3e-9, rel=1e-2)  # 4x4 is nearer 3x3 than 2x2
+
+
+def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
+    from archstat.profiling.microbench import combine
+
+    a = [{"family": "conv", "time_s": 2.0, "after_s": 1.0, "signature": ["a"]},
+         {"family": "relu", "time_s": 1.0, "hot_s": 0.5, "after_s": 0.0, "signature": ["b"]}]
+    b = [{"family": "conv", "time_s": 1.5, "after_s": 3.0, "signature": ["a"]},
+         {"family": "relu", "time_s": 1.2, "hot_s": 0.4, "after_s": 2.0, "signature": ["b"]}]
+    conv, relu = combine([a, b])
+    assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "signature": ["a"]}
+    assert relu == {"family": "relu", "time_s": 1.0, "hot_s": 0.4, "after_s": 1.0, "signature": ["b"]}
