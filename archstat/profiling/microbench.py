@@ -14,7 +14,7 @@ three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a t
 planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels for resolution),
 32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
-family's per-call floor.  About 60-90 s on 2 CPU cores.
+family's per-call floor.  Timed in two passes (each point the faster): about 60 s on 2 CPU cores.
 """
 from __future__ import annotations
 
