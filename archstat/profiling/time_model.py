@@ -136,9 +136,9 @@ class TimeModel:
                 ok = [p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
                 if ok:
                     self.bw[f] = bandwidth_curve(ok, "time_s", fl)
-                if f.startswith("pool"):  # a curve per window and stride: per output, a 2x2 max pool took
-                    # 10.6 ns, a 3x3 one 12 at stride 1 and 16 at stride 2 (a fixed cost per output besides
-                    # the window's reads), so one curve over window traffic priced GoogLeNet's pools 2x too slow
+                if f.startswith("pool"):  # a curve per window size: per output, a 2x2 max pool took 10.6 ns
+                    # and a 3x3 one 12-16 (a fixed cost per output besides the window's reads), so one
+                    # curve over window traffic mixed the two and priced GoogLeNet's 3x3 pools 2x too slow
                     for w in {window_of(p) for p in ok}:
                         same = [p for p in ok if window_of(p) == w]
                         if len(same) >= 3:
@@ -221,34 +221,19 @@ def bandwidth_curve(points: list[dict], key: str, floor: float) -> Curve:
 
 
 def window_of(point_or_row: dict) -> str:
-    """A pool's window and stride as ``KxK/SxS`` (from a calibration point's signature or a row)."""
-    sig = point_or_row.get("signature")
-    kernel, stride = (sig[1], sig[2]) if sig else (point_or_row.get("kernel"), point_or_row.get("stride"))
-    return f"{'x'.join(map(str, pair(kernel)))}/{'x'.join(map(str, pair(stride)))}"
-
-
-def pair(value: Any) -> list[int]:
-    """A kernel or stride as a list of ints (an int means the same along both dims; None means 1)."""
-    return [int(v) for v in value] if isinstance(value, (list, tuple)) and value else [int(value or 1)] * 2
+    """A pool's window as ``KxK`` (from a calibration point's signature or a row's ``kernel``)."""
+    kernel = point_or_row["signature"][1] if "signature" in point_or_row else point_or_row.get("kernel")
+    dims = [int(k) for k in (kernel or [1])] if isinstance(kernel, (list, tuple)) else [int(kernel or 1)] * 2
+    return "x".join(map(str, dims))
 
 
 def nearest_window(curves: dict, fam: str, window: str) -> Optional[str]:
-    """The key of ``fam``'s curve for the calibrated window and stride nearest ``window``: the least
-    ``|log(area ratio)| + |log(stride area ratio)|`` (None without one)."""
-    def areas(w: str) -> tuple[int, int]:
-        k, s = w.split("/")
-        return numel([int(d) for d in k.split("x")]), numel([int(d) for d in s.split("x")])
-
+    """The key of ``fam``'s curve for the calibrated window nearest ``window`` in area (None without one)."""
+    area = lambda w: numel([int(d) for d in w.split("x")])  # noqa: E731
     keys = [k for k in curves if k.startswith(fam + " ")]
     if not keys:
         return None
-    (ka, sa) = areas(window)
-
-    def distance(key: str) -> tuple[float, str]:
-        kb, sb = areas(key.split(" ", 1)[1])
-        return abs(math.log(kb / ka)) + abs(math.log(sb / sa)), key
-
-    return min(keys, key=distance)
+    return min(keys, key=lambda k: (abs(math.log(area(k.split(" ")[1]) / area(window))), k))
 
 
 def running_median(ys: list[float], width: int = 5) -> np.ndarray:
