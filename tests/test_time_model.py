@@ -183,6 +183,10 @@ def test_hot_floor_and_the_successor_term_by_hand():
     assert conv["t_after_s"] == 0.0 and view["t_after_s"] == 0.0  # nothing before the conv; a view pays no successor term
     rb = 2 * 4 * 16 * 32 * 32 * 4  # 131 kB moved, 65.5 kB out: between the benchmarks of 5e3 and 5e5 out
     assert relu1["t_after_s"] == pytest.approx(20e-6)  # the conv's, through the view
+    assert relu1["bound"] == "memory"  # its 131 us of bytes outweigh the conv's 20 us
+    from archstat.profiling.time_model import why
+    p = {**relu1, "t_memory_s": 1e-6, "bound": "previous op"}
+    assert why(p, math.nan, math.nan).startswith("the op before left the caches cold: 20.0 us")
     # warm floor + bytes at the law's 1 GB/s (fitted above the cold floor) + the conv's 20 us
     assert relu1["predicted_s"] == pytest.approx(tm.hot_floor["activation"] + rb / 1e9 + 20e-6, rel=1e-3)
     # running median of 5 over (1, 1, 4, 4) us at outputs 4, 5e3, 5e5, 5e7 bytes: medians of (1, 1, 4),

@@ -25,8 +25,8 @@ model reads it per family against the size of the op's output.
   benchmarks with M <= 4 rows, which stream their weights (its rate is fitted on M >= 16).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
-Every prediction says why: ``bound`` is the largest of the three terms (``compute``, ``memory``,
-``overhead``), and ``roof`` names the calibrated rate or bandwidth (and its share of the measured
+Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
+``allocation``, ``previous op``), and ``roof`` names the calibrated rate or bandwidth (and its share of the measured
 matmul peak or copy bandwidth).  A person can check one layer by hand from the ``rate`` and
 ``bandwidth`` columns: ``t = floor + max(F / rate, B / bandwidth) + t_fresh + t_after``.
 """
@@ -60,8 +60,7 @@ class RateFit:
     ten benchmark runs of ``bench/roofline_accuracy.py``, same calibration, same measurements).
     """
 
-    def __init__(self, xs: np.ndarray, ys: np.ndarray, log: bool = True) -> None:
-        self.log = log
+    def __init__(self, xs: np.ndarray, ys: np.ndarray) -> None:
         self.mu, self.sd = xs.mean(0), xs.std(0) + 1e-9
         self.z, self.ys = (xs - self.mu) / self.sd, np.asarray(ys, dtype=float)
         self.weight = np.ones(xs.shape[1])
@@ -72,8 +71,7 @@ class RateFit:
         d = np.sqrt((((self.z - z) * self.weight) ** 2).sum(1))
         near = np.argsort(d)[:K_NEAREST]
         w = 1.0 / (d[near] + 0.25)
-        mean = float((w * self.ys[near]).sum() / w.sum())
-        return 2.0 ** mean if self.log else mean
+        return 2.0 ** float((w * self.ys[near]).sum() / w.sum())
 
 
 def monotone(ts: list[float]) -> list[float]:
@@ -189,7 +187,8 @@ class TimeModel:
         t_m = nbytes / bw if nbytes and bw == bw else 0.0
         out_bytes = output_bytes(row, batch, itemsize)
         t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
-        bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"))[1]
+        bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"),
+                    (after_s, "previous op"))[1]
         bound = "overhead" if fam == "dispatch" else bound
         return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_f + after_s, "floor_s": floor,
                 "t_compute_s": t_c, "t_memory_s": t_m, "t_fresh_s": t_f, "t_after_s": after_s,
@@ -251,6 +250,8 @@ def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
     if p["bound"] == "memory":
         share = f" = {p['bandwidth_bytes_per_s'] / copy_bw:.0%} of copy bw" if copy_bw == copy_bw and copy_bw else ""
         return f"{p['_bw_family']} bandwidth {p['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s{share}"
+    if p["bound"] == "previous op":
+        return f"the op before left the caches cold: {p['t_after_s'] * 1e6:.1f} us (its output re-read from DRAM)"
     if p["bound"] == "allocation":
         return f"fresh output pages {p['t_fresh_s'] * 1e3:.2f} ms (first touch of a new buffer)"
     return f"per-call floor {p['floor_s'] * 1e6:.1f} us ({p['family']})"
