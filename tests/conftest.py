@@ -1,9 +1,15 @@
 import os
 from collections.abc import Iterator
 
-import pytest
-from _zoo_utils import one_thread
-from hypothesis import HealthCheck, settings
+# One BLAS thread for numpy/scipy (sklearn's probes, L-BFGS): read when OpenBLAS loads, so set before
+# anything imports numpy; subprocesses inherit it.  The probes fit 25-1000 x ~200 problems, where a
+# second thread only adds hand-offs: the transfer-table test spent 80 s of CPU with two threads on a
+# busy 2-core machine and 15 s with one (`/usr/bin/time`, same test).  A value already set is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+from _zoo_utils import one_thread  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # CI runs a few hundred examples in total; `HYPOTHESIS_PROFILE=thorough pytest -m slow` runs thousands.
 settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -90,8 +90,17 @@ def test_init_residual_variance(init_result):
 
 # ---------------------------------------------------------------- dropout
 
+@pytest.fixture(scope="module")
+def dropout_quick_files(tmp_path_factory):
+    """The quick dropout run, with its files: the claims below read its numbers, and the CLI test
+    compares its own run's files with these byte for byte (one quick run fewer than two of its own)."""
+    return run_experiment("dropout", tmp_path_factory.mktemp("quick_dropout"), quick=True)
+
+
 @pytest.fixture(scope="module", params=SIZES)
 def dropout_result(request, tmp_path_factory):
+    if request.param == "quick":
+        return request.getfixturevalue("dropout_quick_files")
     return _result("dropout", request.param, tmp_path_factory)
 
 
@@ -346,8 +355,8 @@ def test_cli_names_match_registry():
     assert set(NAMES) == set(EXPERIMENTS)
 
 
-def test_cli_writes_reproducible_figures_and_numbers(tmp_path, capsys):
-    a, b = tmp_path / "a", tmp_path / "b"
+def test_cli_writes_reproducible_figures_and_numbers(tmp_path, capsys, dropout_quick_files):
+    a = tmp_path / "a"
     args = _parser().parse_args(["experiment", "dropout", "--out", str(a), "--quick"])
     assert args.func(args) == 0
     assert "torch_kept_value" in capsys.readouterr().out
@@ -355,8 +364,10 @@ def test_cli_writes_reproducible_figures_and_numbers(tmp_path, capsys):
     assert payload["summary"]["pytorch_dropout_p"] == 0.5
     assert (a / "dropout_convergence.csv").read_text().startswith("case,masks,rel_error")
     assert (a / "dropout_convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # a second run, through the API, gives byte-identical files (seeded; PNG without Software tag)
-    rb = run_experiment("dropout", b, quick=True)
+    # a second run, through the API (the module's quick run), gives byte-identical files
+    # (seeded; PNG without Software tag)
+    rb = dropout_quick_files
+    b = rb.files[0].parent
     names = sorted(p.name for p in rb.files)
     assert sorted(p.name for p in a.iterdir()) == names
     assert any(n.endswith(".png") for n in names) and any(n.endswith(".csv") for n in names)

@@ -49,9 +49,16 @@ def check(name: str, h: int, w: int, n: int) -> None:
 def test_named_sizes_reproduce_the_integer_table(name):
     for h, w, n in sizes(name, 1, seed=0):
         check(name, h, w, n)
-    text = to_symbolic_text(symbolic(name)[0])
+    df, ns, _ = symbolic(name)
+    text = to_symbolic_text(df, ns=ns)  # the names checked above, not named a second time
     assert max(map(len, text.splitlines())) <= WIDTH
     assert "floor(" not in text.split("\nsizes (")[0]  # every row is in the names
+
+
+def test_text_names_the_sizes_itself_as_the_caller_did():
+    """The CLI's path (no ``ns``): the text names the sizes itself, exactly as above."""
+    df, ns, _ = symbolic("alexnet")
+    assert to_symbolic_text(df) == to_symbolic_text(df, ns=ns)
 
 
 @pytest.mark.slow

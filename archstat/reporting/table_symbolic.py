@@ -165,9 +165,13 @@ def footer(df: pd.DataFrame, ns: NamedSizes) -> list[str]:
     return lines
 
 
-def to_symbolic_text(df: pd.DataFrame, folded: bool = True) -> str:
-    """The named-size table as text: header, rows, the sizes and the totals."""
-    ns = name_sizes(df)
+def to_symbolic_text(df: pd.DataFrame, folded: bool = True, ns: NamedSizes | None = None) -> str:
+    """The named-size table as text: header, rows, the sizes and the totals.
+
+    ``ns``: the names already given to ``df`` by :func:`name_sizes` (naming VGG's sizes and adaptive
+    windows takes a quarter of a second; a caller that holds them need not name them again).
+    """
+    ns = name_sizes(df) if ns is None else ns
     rows = symbolic_rows(df, ns, folded)
     cols = list(rows[0])
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
