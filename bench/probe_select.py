@@ -6,7 +6,11 @@ the linear probe on 5 labelled images per class of digits 5-9 (``C`` by cross-va
 and scores it on the 180-image *validation* split of digits 5-9, over 3 draws of the 25 images.
 The test split is never read.  The pixels themselves are probed the same way as the reference.
 
-    python bench/probe_select.py [--threads 1]
+    python bench/probe_select.py [--threads 1] [--source-epochs 8] [--source-augment crop=2] [--only 2:8:crop=2]
+
+``--source-epochs`` / ``--source-augment`` vary the source network's recipe (default: the one
+``--transfer`` uses, the same as scratch's); ``--only`` probes the listed candidates
+(``STAGES:GRID:AUGMENT``, ``all`` for every stage) instead of the whole list.
 
 Prints one row per candidate: mean ± sample std of validation accuracy over the draws.
 """
@@ -35,21 +39,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--draws", type=int, default=3)
+    p.add_argument("--source-epochs", type=int, default=8)
+    p.add_argument("--source-augment", default="crop=2")
+    p.add_argument("--only", default=None, help="comma-separated STAGES:GRID:AUGMENT candidates")
     args = p.parse_args(argv)
+    cands = CANDIDATES if not args.only else [
+        (None if st == "all" else int(st), int(g), aug)
+        for st, g, aug in (c.split(":", 2) for c in args.only.split(","))]
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    base = TrainConfig(model="resnet18", input_shape=SHAPE, epochs=8, batch=64, lr=0.05, augment="crop=2",
-                       save="none", quiet=True, threads=args.threads)
+    base = TrainConfig(model="resnet18", input_shape=SHAPE, epochs=args.source_epochs, batch=64, lr=0.05,
+                       augment=args.source_augment, save="none", quiet=True, threads=args.threads)
     pre = pretrain(base, "similar", SHAPE, None)
-    print(f"source (digits 0-4) validation {100 * pre.summary['final_val_acc']:.2f}%, {time.perf_counter() - t0:.0f} s",
-          flush=True)
+    print(f"source: {args.source_epochs} epochs, --augment {args.source_augment}; digits 0-4 validation "
+          f"{100 * pre.summary['final_val_acc']:.2f}%, {time.perf_counter() - t0:.0f} s", flush=True)
     tgts = [in_source_norm(load_data("digits", SHAPE, "resnet18", seed, [5, 6, 7, 8, 9], 5), pre.splits)
             for seed in range(args.draws)]
     print("| stages | grid | probe sees | validation accuracy (mean ± std over draws) |\n|---|---:|---|---:|")
     rows = [("pixels", "-", aug, [fit_probe(pixels, t.train.tensors, {"val": t.val.tensors}, i,
                                             normalised_views(aug, t))["val_acc"] for i, t in enumerate(tgts)])
             for aug in ("", "crop=2")]
-    for stages, grid, aug in CANDIDATES:
+    for stages, grid, aug in cands:
         accs = [linear_probe(pre.model, t.train.tensors, {"val": t.val.tensors}, stages=stages, grid=grid, seed=i,
                              views=normalised_views(aug, t))["val_acc"] for i, t in enumerate(tgts)]
         rows.append(("penultimate" if stages == 0 else "all" if stages is None else f"first {stages}", grid, aug, accs))
