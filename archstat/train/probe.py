@@ -24,7 +24,7 @@ Speed.  The minimiser ``W`` lies in the span of the (standardised, hence centred
 the penalty's gradient ``W / C`` must cancel the loss's, a combination of the ``z_i``.  So the
 regression is fitted on the rows' coordinates in an orthonormal basis ``V`` of that span
 (``z -> V^T z``, at most ``n`` numbers instead of thousands of features) and gives the same
-classifier, ``W = W_V V^T``: exact, and 100x cheaper on 25 images.
+classifier, ``W = W_V V^T``: exact, and far cheaper.
 """
 from __future__ import annotations
 
