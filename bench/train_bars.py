@@ -9,7 +9,10 @@ transfer table on resnet18.  Targets (issue 16), printed as PASS/FAIL lines:
 * resnet18 test accuracy >= 95%;
 * EMA (decay 0.995) test accuracy >= raw - 0.5 points;  TTA test accuracy >= single crop;
 * 5 target images per class, digits 0-4 -> 5-9: linear on frozen features >= scratch + 5 points
-  (means over 3 random draws of the 25 images; the probe's C by cross-validation on those 25 only).
+  (means over 3 random draws of the 25 images; the probe reads the stem and layer1 pooled on an 8x8
+  grid plus the penultimate features, sees the 25 images in their 5 training views, and takes its C
+  by cross-validation on those 25 only; stages, grid and views were chosen on validation by
+  ``bench/probe_select.py``).
 
     python bench/train_bars.py [--models resnet18,vgg11,googlenet] [--lrs 0.05] [--transfer] [--threads 1]
 """
@@ -79,7 +82,7 @@ def transfer(cli, out: Path, extra: list[str], lr: float) -> bool:
     spread = lambda k: f"{100 * cell[k]:.2f}% ± {100 * cell[k + '_std']:.2f}"  # noqa: E731
     return _check("transfer, 5/class, 0-4 -> 5-9: linear on frozen >= scratch + 5", gain >= 5,
                   f"linear {spread('linear_frozen')} vs scratch {spread('scratch')} (mean ± std over "
-                  f"{cell['draws']} draws), {gain:+.1f} points")
+                  f"{cell['draws']} draws), {gain:+.1f} points; linear on pixels {spread('linear_pixels')}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from archstat.train.loop import TrainConfig, train
 from archstat.train.setup import load_data
 from archstat.train.ema import EMA, warmed_decay
 from archstat.errors import ArchstatError
-from archstat.train.probe import PROBE_CS, choose_c, linear_probe, stage_features
+from archstat.train.probe import PROBE_CS, choose_c, linear_probe, span_basis, stage_features
 from archstat.train.transfer import in_source_norm, replace_head, transfer_table
 from archstat.train.tta import shift, ten_crops, tta_line, tta_report, views_from_augment
 
@@ -103,7 +103,7 @@ def test_replace_head_and_linear_probe(splits):
     assert m[-1] is head and head.out_features == 3 and torch.equal(m[0].weight, old)
     pre = train(cfg(epochs=2, classes=[0, 1, 2, 3, 4]), splits=None).model
     tgt = load_data("digits", (1, 12, 12), TINY, 0, [5, 6, 7, 8, 9], 10)
-    probe = linear_probe(pre, tgt.train.tensors, {"test": tgt.test.tensors}, stages=False)
+    probe = linear_probe(pre, tgt.train.tensors, {"test": tgt.test.tensors}, stages=0)
     assert probe["weight"].shape == (5, pre[-1].in_features) and 0.5 < probe["test_acc"] <= 1
     # the probe folded into one linear layer scores what the probe scored
     model = copy.deepcopy(pre)
@@ -127,7 +127,13 @@ def test_stage_features_pool_each_spatial_size_then_the_penultimate():
         a2 = m[3](m[2](a1))
     want = torch.cat([a1.mean((2, 3)), a2.mean((2, 3)), a2.flatten(1)], 1)
     assert f.shape == (5, 3 + 4 + 64) and torch.allclose(torch.as_tensor(f), want, atol=1e-6)
-    assert stage_features(m, x, stages=False).shape == (5, 64)
+    assert stage_features(m, x, stages=0).shape == (5, 64)
+    # a 2x2 grid: four cell means per channel (8x8 -> 4x4 cells, 4x4 -> 2x2 cells), the first stage alone
+    g = stage_features(m, x, stages=1, grid=2)
+    cells = a1.unfold(2, 4, 4).unfold(3, 4, 4).mean((-1, -2)).flatten(1)
+    assert g.shape == (5, 3 * 4 + 64) and torch.allclose(torch.as_tensor(g), torch.cat([cells, a2.flatten(1)], 1), atol=1e-6)
+    # a grid finer than a map keeps the map whole (no upsampling)
+    assert stage_features(m, x, grid=16).shape == (5, 3 * 64 + 4 * 16 + 64)
 
 
 def test_probe_regularisation_is_chosen_by_cross_validation_on_the_labelled_images():
@@ -139,6 +145,36 @@ def test_probe_regularisation_is_chosen_by_cross_validation_on_the_labelled_imag
     assert c <= 0.1 and acc > 0.6
     with pytest.raises(ArchstatError, match="at least 2 labelled images per class"):
         choose_c(z[:4], np.array([0, 1, 2, 2]))
+
+
+def test_probe_folds_split_images_not_their_views():
+    """Noise features, each image with an exact copy as its 'view': if a copy could sit in the training
+    folds while its image is held out, CV would read ~100%; split by image it stays near chance."""
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 6)
+    z = rng.normal(size=(18, 50))
+    zz, yy, groups = np.concatenate([z, z]), np.concatenate([y, y]), np.tile(np.arange(18), 2)
+    _, leaky = choose_c(zz, yy, groups=np.arange(36))
+    _, honest = choose_c(zz, yy, groups=groups)
+    assert leaky > 0.9 and honest < 0.6
+
+
+def test_probe_fitted_in_the_span_of_its_rows_is_the_full_classifier():
+    """L2 logistic regression on n rows in d >> n dimensions: fitting on the coordinates in the rows'
+    span gives the same decision function as fitting on all d features."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 5)
+    z = rng.normal(size=(15, 300)) + np.eye(3)[y] @ rng.normal(size=(3, 300))
+    z -= z.mean(0)
+    test = rng.normal(size=(40, 300))
+    basis = span_basis(z)
+    assert basis.shape == (300, 14)  # centred rows span n - 1 dimensions
+    full = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(z, y)
+    small = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(z @ basis, y)
+    assert np.allclose(full.decision_function(test), small.decision_function(test @ basis), atol=1e-4)
+    assert np.allclose(full.coef_, small.coef_ @ basis.T, atol=1e-4)
 
 
 def test_in_source_norm_feeds_target_pixels_in_the_source_normalisation():
@@ -167,10 +203,10 @@ def test_transfer_table_has_four_measured_cells(tmp_path, monkeypatch):
     assert [d["target_train_images"] for d in little["per_draw"]] == [25, 25]
     for c in r["cells"].values():
         assert 0.2 <= c["scratch"] <= 1 and 0 <= c["linear_frozen"] <= 1 and 0 <= c["fine_tune"] <= 1
-        assert 0 <= c["linear_penultimate"] <= 1 and c["per_draw"][0]["probe_C"] in grid
+        assert 0 <= c["linear_penultimate"] <= 1 and 0 <= c["linear_pixels"] <= 1 and c["per_draw"][0]["probe_C"] in grid
         helps = max(c["linear_frozen"], c["fine_tune"]) >= c["scratch"] + 0.0005
         assert ("transfer helps" in c["verdict"]) == helps and ("does not help" in c["verdict"]) == (not helps)
-    assert "| target data | source |" in lines[-1] and lines[-1].count("\n| ") == 5
+    assert "| target data | source |" in lines[-1] and lines[-1].count("\n| ") == 5 and "(pixels, no network)" in lines[-1]
 
 
 def test_feature_extraction_freezes_backbone_and_batchnorm(splits):

@@ -7,11 +7,16 @@ natural-image patches, :mod:`archstat.train.sources`).  In each cell, three meth
 target test split (the 5-9 images of the fixed test split):
 
 1. *Linear on frozen features*: the pre-trained network in eval mode, fed the target images in the
-   source's normalisation, gives the pooled output of each stage and the classifier's input
-   (:mod:`archstat.train.probe`); an L2-regularised logistic regression on the standardised
-   features is the new classifier, its ``C`` chosen by cross-validation on the labelled target
-   images alone.  The same probe on the penultimate features only is reported beside it: a
-   5-class network's last features have collapsed onto its own classes and read digits 5-9 worse.
+   source's normalisation, gives the output of its first ``PROBE_STAGES`` stages, each average-pooled
+   onto a ``PROBE_GRID x PROBE_GRID`` grid (coarse layout kept: digits are spatial), and the
+   classifier's input (:mod:`archstat.train.probe`).  The lecture's advice for little data from a
+   different task is a linear classifier on *earlier* stages: the last ones have specialised to the
+   source's classes.  The labelled images are seen in the views scratch trains with (``--augment``'s
+   shifts, :func:`archstat.train.tta.views_from_augment`); an L2-regularised logistic regression on
+   the standardised features is the new classifier, its ``C`` chosen by cross-validation on the
+   labelled target images alone.  Stages and grid were chosen on the target's *validation* split
+   (docs/measured.md), never on test.  Beside it: the same probe on the penultimate features only,
+   and on the pixels themselves (what frozen features must beat to be worth having).
 2. *Fine-tuning*: the classifier replaced by the penultimate probe (the "linear probe, then
    fine-tune" order of Kumar et al. 2022), then every weight trained at a tenth of the LR,
    BatchNorm frozen.
@@ -35,10 +40,14 @@ from torch.utils.data import TensorDataset
 from archstat.errors import ArchstatError
 from archstat.train.data import Splits
 from archstat.train.loop import Run, TrainConfig, train
-from archstat.train.probe import classifier_name, linear_probe
+from archstat.train.probe import classifier_name, fit_probe, linear_probe, pixels
 from archstat.train.setup import load_data
+from archstat.train.tta import views_from_augment
 
 FINE_TUNE_CLIP = 5.0
+METHODS = ("linear_frozen", "linear_penultimate", "linear_pixels", "fine_tune", "scratch")
+PROBE_STAGES: int | None = 2  # the stem and layer1 of a ResNet: chosen on the target validation split (docs/measured.md)
+PROBE_GRID = 8  # each stage map average-pooled onto a PROBE_GRID x PROBE_GRID grid
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
@@ -67,10 +76,19 @@ def in_source_norm(tgt: Splits, src: Splits) -> Splits:
                                mean=src.mean.clone(), std=src.std.clone())
 
 
-def probe(pre: nn.Module, tgt: Splits, stages: bool, seed: int) -> dict[str, Any]:
-    """:func:`archstat.train.probe.linear_probe` fitted on ``tgt.train``, scored on its val and test."""
+def normalised_views(augment: str, split: Splits) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """The non-identity views of ``augment`` (:func:`archstat.train.tta.views_from_augment`: the shifts
+    scratch trains with), as functions on ``split``-normalised images (views act on raw pixels)."""
+    m, s = split.mean.view(1, -1, 1, 1), split.std.view(1, -1, 1, 1)
+    return [lambda x, v=v: (v(x * s + m) - m) / s for name, v in views_from_augment(augment).items() if name != "identity"]
+
+
+def probe(pre: nn.Module, tgt: Splits, stages: int | None, seed: int, augment: str = "",
+          grid: int = PROBE_GRID) -> dict[str, Any]:
+    """:func:`archstat.train.probe.linear_probe` fitted on ``tgt.train`` (plus the views of ``augment``),
+    scored on its val and test."""
     return linear_probe(pre, tgt.train.tensors, {"val": tgt.val.tensors, "test": tgt.test.tensors},
-                        stages=stages, seed=seed)
+                        stages=stages, grid=grid, seed=seed, views=normalised_views(augment, tgt))
 
 
 def pretrain(base: TrainConfig, source: str, shape: tuple[int, int, int], out: str | None):
@@ -121,10 +139,12 @@ def verdict(cell: dict[str, Any]) -> str:
 def measure_cell(pre: Run, tgt: Splits, scratch: float, tcfg: TrainConfig, seed: int) -> dict[str, Any]:
     """One draw of one cell: the stage probe, fine-tuning from the penultimate probe, and scratch's figure."""
     view = in_source_norm(tgt, pre.splits)
-    frozen = probe(pre.model, view, stages=True, seed=seed)
-    head = probe(pre.model, view, stages=False, seed=seed)
+    frozen = probe(pre.model, view, PROBE_STAGES, seed, tcfg.augment)
+    head = probe(pre.model, view, 0, seed, tcfg.augment, grid=1)
+    pix = fit_probe(pixels, view.train.tensors, {"test": view.test.tensors}, seed, normalised_views(tcfg.augment, view))
     return {"linear_frozen": frozen["test_acc"], "probe_C": frozen["C"], "probe_cv_acc": frozen["cv_acc"],
-            "probe_features": frozen["features"], "linear_penultimate": head["test_acc"], "scratch": scratch,
+            "probe_features": frozen["features"], "probe_reads": frozen["reads"], "probe_views": frozen["views"],
+            "linear_penultimate": head["test_acc"], "linear_pixels": pix["test_acc"], "scratch": scratch,
             "fine_tune": fine_tune(pre.model, view, tcfg, head), "target_train_images": len(tgt.train)}
 
 
@@ -132,7 +152,7 @@ def summarise_draws(draws: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean of each method over the draws (``None`` if any draw diverged), with the sample std and the draws."""
     cell: dict[str, Any] = {"draws": len(draws), "target_train_images": draws[0]["target_train_images"],
                             "per_draw": draws}
-    for k in ("linear_frozen", "linear_penultimate", "fine_tune", "scratch"):
+    for k in METHODS:
         vals = [d[k] for d in draws]
         ok = all(v is not None for v in vals)
         cell[k] = float(np.mean(vals)) if ok else None
@@ -184,12 +204,15 @@ def _pct(v: float | None, sd: float = 0.0) -> str:
 
 def format_table(cells: dict[str, dict[str, Any]], n_test: int) -> str:
     """Markdown table; a cell over several draws prints mean ± sample std."""
-    lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; linear probes on pooled stage + "
-             "penultimate features, C by cross-validation on the labelled target images only):",
-             "| target data | source | draws | linear on frozen | (penultimate only) | fine-tune | scratch | verdict |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    stages = "all" if PROBE_STAGES is None else f"the first {PROBE_STAGES}"
+    lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; linear on frozen: {stages} stages pooled "
+             f"{PROBE_GRID}x{PROBE_GRID} + penultimate features, the labelled images in their training views, C by "
+             "cross-validation on them only):",
+             "| target data | source | draws | linear on frozen | (penultimate only) | (pixels, no network) | fine-tune "
+             "| scratch | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for key, c in cells.items():
         size, source = key.split("/")
-        nums = " | ".join(_pct(c[k], c[f"{k}_std"]) for k in ("linear_frozen", "linear_penultimate", "fine_tune", "scratch"))
+        nums = " | ".join(_pct(c[k], c[f"{k}_std"]) for k in METHODS)
         lines.append(f"| {size} ({c['target_train_images']} images) | {source} | {c['draws']} | {nums} | {c['verdict']} |")
     return "\n".join(lines)
