@@ -359,13 +359,21 @@ def run_phase(todo: list[Mutant], target, cover: dict, args: argparse.Namespace,
 
 
 def _load_map(args: argparse.Namespace, chosen: list[Mutant]) -> dict:
-    """The coverage map: read from ``--map`` if that file exists, else built (and saved there)."""
+    """The coverage map of every target file: read from ``--map`` if that file exists (it must have
+    traced every chosen mutant's file: an untraced file would make all its mutants 'uncovered'),
+    else built (and saved there)."""
+    files = sorted({t.partition(":")[0] for t in args.targets} | {m.path for m in chosen})
     if args.map and Path(args.map).exists():
-        return json.loads(Path(args.map).read_text())
+        cover = json.loads(Path(args.map).read_text())
+        missing = sorted({m.path for m in chosen} - set(cover.get("files", [])))
+        if missing:
+            sys.exit(f"{args.map} did not trace {', '.join(missing)}: build a new map (another --map path)")
+        return cover
     scratch = Path(tempfile.mkdtemp(prefix="archstat-mut-"))
     shutil.copytree(ROOT / "archstat", scratch / "archstat")
     print(f"coverage map of {len(args.tests)} test files ...", file=sys.stderr, flush=True)
-    cover = coverage_map(scratch, args.tests, sorted({m.path for m in chosen}), 40 * args.timeout)
+    cover = coverage_map(scratch, args.tests, files, 40 * args.timeout)
+    cover["files"] = files
     shutil.rmtree(scratch)
     if args.map:
         atomic_write(Path(args.map), json.dumps(cover))
