@@ -234,7 +234,8 @@ def main() -> None:
                     help="auto: the warm runner where it can make the mutant, else fresh; fresh: always fresh")
     ap.add_argument("--identity", action="store_true",
                     help="run the unmutated code against every mapped test through both runners, print both verdicts")
-    ap.add_argument("--map", default="", help="a JSON file for the coverage map: read if it exists, else written")
+    ap.add_argument("--map", nargs="*", default=[], help="a JSON file for the coverage map: read if it exists, else "
+                    "written; several (all existing, of disjoint test sets): their union")
     args = ap.parse_args()
     everything = [m for t in args.targets for m in mutants(t)]
     if args.list:
@@ -361,14 +362,16 @@ def run_phase(todo: list[Mutant], target, cover: dict, args: argparse.Namespace,
 def _load_map(args: argparse.Namespace, chosen: list[Mutant]) -> dict:
     """The coverage map of every target file: read from ``--map`` if that file exists (it must have
     traced every chosen mutant's file: an untraced file would make all its mutants 'uncovered'),
-    else built (and saved there)."""
+    else built (and saved there).  Several maps (of different test files) are merged."""
     files = sorted({t.partition(":")[0] for t in args.targets} | {m.path for m in chosen})
-    if args.map and Path(args.map).exists():
-        cover = json.loads(Path(args.map).read_text())
+    if args.map and all(Path(p).exists() for p in args.map):
+        cover = merged([json.loads(Path(p).read_text()) for p in args.map])
         missing = sorted({m.path for m in chosen} - set(cover.get("files", [])))
         if missing:
-            sys.exit(f"{args.map} did not trace {', '.join(missing)}: build a new map (another --map path)")
+            sys.exit(f"{' '.join(args.map)} did not trace {', '.join(missing)}: build a new map (another --map path)")
         return cover
+    if len(args.map) > 1:
+        sys.exit("several --map files are merged, not built: build each with its own --tests first")
     scratch = Path(tempfile.mkdtemp(prefix="archstat-mut-"))
     shutil.copytree(ROOT / "archstat", scratch / "archstat")
     print(f"coverage map of {len(args.tests)} test files ...", file=sys.stderr, flush=True)
@@ -376,8 +379,19 @@ def _load_map(args: argparse.Namespace, chosen: list[Mutant]) -> dict:
     cover["files"] = files
     shutil.rmtree(scratch)
     if args.map:
-        atomic_write(Path(args.map), json.dumps(cover))
+        atomic_write(Path(args.map[0]), json.dumps(cover))
     return cover
+
+
+def merged(maps: list[dict]) -> dict:
+    """The union of coverage maps of disjoint test sets (the lines each context runs, the tests' times);
+    a file counts as traced if every map traced it."""
+    out: dict = {"lines": {}, "seconds": {}, "files": sorted(set.intersection(*(set(m.get("files", [])) for m in maps)))}
+    for m in maps:
+        for context, lines in m["lines"].items():
+            out["lines"][context] = sorted(set(out["lines"].get(context, [])) | set(lines))
+        out["seconds"].update(m["seconds"])
+    return out
 
 
 def run_one(m: Mutant, scratch: Path, cover: dict, timeout: float) -> None:
