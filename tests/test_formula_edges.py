@@ -113,3 +113,28 @@ def test_hardware_count_of_an_lstm_is_more_than_its_products():
     row = analyze(model, (t, i), batch=n, convention="hardware").set_index("op").loc["LSTM"]
     macs = t * n * 4 * h * (i + h)
     assert row["macs"] == macs and row["flops"] > 2 * macs
+
+
+@pytest.mark.parametrize("fn,dtype", [(lambda m, x: x * 1j, torch.float32), (lambda m, x: torch.exp(x), torch.float64),
+                                      (lambda m, x: x / 3.0, torch.float64)], ids=["complex_scalar", "exp64", "div64"])
+def test_result_dtype_of_scalars_and_float_functions_matches_pytorch(fn, dtype):
+    """A complex scalar makes a float tensor complex; exp and true division keep a float64 tensor
+    float64 (elementwise.py:30, floating's category ``2 -> 3``; :57, ``< 2`` -> ``<= 2``).  The
+    oracle is the tensor PyTorch returns."""
+    model = Call(fn)
+    out = model(torch.ones(2, 3, 4, dtype=dtype))
+    row = analyze(model, (3, 4), batch=2, dtype=dtype).iloc[-1]
+    assert row["act_bytes"] == out.nbytes
+
+
+def test_flopcounter_handles_what_it_counts_zero():
+    """FlopCounterMode counts 0 for ReLU, batch norm and pooling, which is archstat's count too: those
+    rows are within the oracle, and the total is the tool's (conventions.py:138, ``!=`` -> ``==``)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2)).eval()
+    with FlopCounterMode(display=False) as fc:
+        model(torch.randn(2, 3, 8, 8))
+    df = analyze(model, (3, 8, 8), batch=2, convention="flopcounter")
+    assert int(df["flops"].sum()) == fc.get_total_flops()
+    assert df["oracle_supported"].all()

@@ -79,3 +79,15 @@ def test_uneven_adaptive_bins_step_by_floor_or_ceil(size: int, out: int):
             step = probe.extents[1][2 * dim] - probe.extents[0][2 * dim]
             assert step in (size // out, -(-size // out))
             assert jump <= step <= jump + 1, (dim, jump, step)
+
+
+def test_a_one_dimensional_net_has_a_height_of_one_row():
+    """A 1-d net's input has one row: every unit's gradient lies in row 0 of a height-1 view, so the
+    height columns read R = 1, J = 1, P = 0 (receptive_field.py:215, the pad default ``0 -> 1``)."""
+    model = nn.Sequential(nn.Conv1d(2, 2, 3, padding=1), nn.AvgPool1d(2))
+    rf = receptive_field(analyze_rows(model, (2, 16)))
+    x = torch.ones(1, 2, 16, dtype=torch.float64, requires_grad=True)
+    positive_copy(model)[0](x)[0, 0, 3].backward()
+    assert (x.grad[0].abs().sum(0) > 0).nonzero().flatten().tolist() == [5, 6, 7, 8]  # the width: R=4, J=2, P=1
+    assert rf[["rf_h", "jump_h", "pad_h"]].values.tolist() == [[1, 1, 0]] * len(rf)
+    assert rf.iloc[-1][["rf_w", "jump_w", "pad_w"]].tolist() == [4, 2, 1]
