@@ -91,3 +91,24 @@ def test_a_one_dimensional_net_has_a_height_of_one_row():
     assert (x.grad[0].abs().sum(0) > 0).nonzero().flatten().tolist() == [5, 6, 7, 8]  # the width: R=4, J=2, P=1
     assert rf[["rf_h", "jump_h", "pad_h"]].values.tolist() == [[1, 1, 0]] * len(rf)
     assert rf.iloc[-1][["rf_w", "jump_w", "pad_w"]].tolist() == [4, 2, 1]
+
+
+class Shuffle(nn.Module):
+    """conv -> channel shuffle by ``permute`` of a 5-d view (H, W stay put) -> conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.last = nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.first(x)
+        n, c, h, w = y.shape
+        y = y.reshape(n, 2, c // 2, h, w).permute(0, 2, 1, 3, 4).reshape(n, c, h, w)
+        return self.last(y)
+
+
+def test_a_channel_shuffle_keeps_the_field_regular():
+    """A permute that moves channel dims only leaves every unit's field a window, as the gradient
+    measures; the formula keeps it regular, so both convs are checked (receptive_field.py:78,
+    ``fn == "permute"`` -> ``!=``, which counts the spatial dims that stay put as moved)."""
+    assert check_fields(Shuffle(), (4, 13, 13)) == 4
