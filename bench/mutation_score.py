@@ -4,6 +4,7 @@ mutants argued one per line in ``SURVIVORS.md`` (table rows ``| `path:line` | `m
 ``path:line@site`` where two sites of a line share a mutation's name).
 
     python bench/mutation_score.py reports/mutation
+    python bench/mutation_score.py --merge OUT.csv RERUN.csv ...   # reruns -> one rerun.csv: killed if any killed it
 """
 from __future__ import annotations
 
@@ -43,19 +44,40 @@ def score(folder: Path) -> dict:
         if r["status"] not in NOT_KILLED:
             verdicts["killed by the run"] += 1
         elif rerun.get(key) in ("killed", "timeout"):
-            verdicts["killed by a new test (rerun)"] += 1
+            verdicts["killed in a rerun (more tests)"] += 1
         elif (where[0], "", where[1]) in equivalent or (where[0], r["site"], where[1]) in equivalent:
             verdicts["equivalent"] += 1
         else:
             verdicts["survivor"] += 1
-            left.append(f"{where[0]} {where[1]}")
+            verdicts["survivor, not rerun against the newer tests"] += key not in rerun
+            left.append(f"{where[0]} {where[1]}" + ("" if key in rerun else "  (not rerun)"))
     non_equivalent = len(run) - verdicts["equivalent"]
     return {"run": len(run), **verdicts, "non_equivalent": non_equivalent,
             "before": sum(r["status"] in NOT_KILLED for r in run), "left": left,
             "score": verdicts["survivor"] / non_equivalent if non_equivalent else 0.0}
 
 
+def merge(out: Path, parts: list[Path]) -> None:
+    """One row per rerun mutant: the first rerun that killed it (or timed out), else its last verdict."""
+    best: dict = {}
+    for part in parts:
+        for r in _rows(part):
+            key = (r["path"], r["site"], r["mutation"])
+            if best.get(key, {}).get("status") not in ("killed", "timeout"):
+                best[key] = {**r, "rerun": part.parent.name}
+    fields = [*next(iter(best.values())).keys()] if best else ["path", "line", "site", "mutation", "status"]
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(best.values())
+    tmp.replace(out)
+
+
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--merge":
+        merge(Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]])
+        return
     s = score(Path(sys.argv[1] if len(sys.argv) > 1 else "reports/mutation"))
     for k, v in s.items():
         if k != "left":
