@@ -30,6 +30,7 @@ class Mutant:
     status: str = ""  # killed, survived, timeout, or uncovered (no test executes the node)
     seconds: float = 0.0
     tests: int = 0  # how many tests were selected for it
+    runner: str = ""  # warm (the code swapped in a forked warm process) or fresh (a scratch copy, imported anew)
 
 
 def _skipped(tree: ast.AST) -> set[int]:
@@ -100,11 +101,16 @@ def mutants(target: str) -> list[Mutant]:
             if first <= (line := getattr(n, "lineno", 0)) <= last]
 
 
-def mutated_source(m: Mutant) -> str:
-    """The source of ``m.path`` with ``m``'s one change."""
+def mutated_tree(m: Mutant) -> ast.Module:
+    """The AST of ``m.path`` with ``m``'s one change; the other nodes keep their line and column numbers."""
     tree = ast.parse((ROOT / m.path).read_text())
     node, what = _sites(tree)[m.index]
     new = _apply(node, what)
     if new is not node:
         tree = _Replace(node, new).visit(tree)
-    return ast.unparse(ast.fix_missing_locations(tree))
+    return ast.fix_missing_locations(tree)
+
+
+def mutated_source(m: Mutant) -> str:
+    """The source of ``m.path`` with ``m``'s one change."""
+    return ast.unparse(mutated_tree(m))

@@ -1,11 +1,21 @@
 """Mutation testing (a bench, not CI): plant small bugs in the formulas, the conventions and the
 receptive-field formulas, and see whether the fast relevant tests catch each one.
 
-The mutants come from ``bench/mutants.py`` (our own AST mutator, no extra dependency).  Each one is
-the whole file with one change, written into a scratch copy of ``archstat/``; a forked child (torch,
-pandas, sympy and hypothesis already imported by the parent, so a mutant costs its tests, not the
-start-up) puts the copy first on ``sys.path`` and runs pytest ``-x -q -p no:cacheprovider``: exit 0
-means the mutant survived, a failure (or a hang past the timeout) that it was killed.
+The mutants come from ``bench/mutants.py`` (our own AST mutator, no extra dependency).  Two runners
+make them; either way a forked child runs pytest ``-x -q -p no:cacheprovider`` on the mutant: exit 0
+means it survived, a failure (or a hang past the timeout) that it was killed.
+
+* warm (the default where it can): a worker imports archstat and collects the test modules once,
+  then forks a child per mutant that swaps the mutated function's code into the live function
+  objects (``bench/mutation_patch.py`` has the argument why that is the mutant).  A mutant then
+  costs its tests only.
+* fresh (mutants of module-level code, or of code archstat's import runs; ``--runner fresh`` for
+  all): the whole file with one change, written into a scratch copy of ``archstat/``; a forked
+  child (torch, pandas, sympy and hypothesis already imported) puts the copy first on
+  ``sys.path``, so it pays archstat's import and pytest's collection of the test modules anew.
+
+``--identity`` runs the unmutated code through both runners (each must say 'survived'); the same
+``--only`` set run with and without ``--runner fresh`` compares their verdicts.
 
 What makes all of the mutants affordable is a coverage map, built once per test set by the same
 fork with a line tracer on the target files: for each test, the target lines it executes, and its
@@ -19,6 +29,7 @@ those the map saw; and a mutant no test reaches is reported ``uncovered`` (a sur
     nice -n 19 python bench/mutation.py --seed 0 --out reports/mutation            # every mutant
     nice -n 19 python bench/mutation.py --sample 200 --seed 0                      # stratified over the files
     python bench/mutation.py --list            # count the mutants per file, run nothing
+    nice -n 19 python bench/mutation.py --identity --map MAP.json                  # both runners, no mutant
 
 Leave the target files alone while it runs (each mutant is read from them).  Prints the date,
 versions, machine and load first; rewrites ``mutants.csv`` after every mutant (so a
@@ -28,6 +39,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
+import gc
 import json
 import os
 import platform
@@ -41,7 +54,9 @@ import time
 from pathlib import Path
 
 import pytest
+from tqdm import tqdm  # not archstat.progress: the parent must not import archstat (the child's is the mutant)
 from mutants import Mutant, mutants, mutated_source
+from mutation_patch import Warm, code_pairs
 from mutation_report import SOURCES, atomic_write, read_done, write_csv, write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_formulas_table.py", "tests/test_formula_coverage.py", "tests/test_lecture_oracle.py",
          "tests/test_formulas_views.py", "tests/test_symbolic.py", "tests/test_validate_ops.py",
          "tests/test_weights_only.py", "tests/test_same_pad_copy.py", "tests/test_hardware_flops.py",
-         "tests/test_receptive_field_gradient.py"]
+         "tests/test_receptive_field_gradient.py", "tests/test_pool_forms.py", "tests/test_reduce_keepdim.py",
+         "tests/test_matrix_vector.py", "tests/test_where_dtype.py", "tests/test_receptive_field.py"]
 DEFAULT_TARGETS = ["archstat/formulas/conv.py", "archstat/formulas/pool.py", "archstat/formulas/linear.py",
                    "archstat/formulas/elementwise.py", "archstat/formulas/norm.py", "archstat/formulas/resize.py",
                    "archstat/formulas/pad.py", "archstat/formulas/reduce.py", "archstat/engine/conventions.py",
@@ -121,18 +137,22 @@ class _Trace:
             self.context = IMPORT
 
 
-def _child(src: Path, files: list[str], plugin, log: Path) -> int:
-    """In the forked child: ``src`` first on sys.path, pytest on ``files`` with ``plugin``."""
+def _child(src: Path | None, files: list[str], plugin, log: Path, setup=None) -> int:
+    """In the forked child: ``src`` first on sys.path (the fresh runner) or ``setup()`` (the warm
+    runner's patch), then pytest on ``files`` with ``plugin``."""
     os.chdir(ROOT)
-    sys.path.insert(0, str(src))
-    os.environ["HYPOTHESIS_PROFILE"] = "mutation"  # registered by the parent; conftest loads it by name
+    if src is not None:
+        sys.path.insert(0, str(src))
+    if setup is not None:
+        setup()
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(out, 1)
     os.dup2(out, 2)
     return int(pytest.main([*files, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings"], plugins=[plugin]))
 
 
-def fork(src: Path, files: list[str], plugin, timeout: float, log: Path, result: Path | None = None) -> str:
+def fork(src: Path | None, files: list[str], plugin, timeout: float, log: Path, result: Path | None = None,
+         setup=None) -> str:
     """Run pytest in a forked child; 'killed' (a test failed or errored), 'survived', or 'timeout'."""
     pid = os.fork()
     if pid == 0:
@@ -140,7 +160,7 @@ def fork(src: Path, files: list[str], plugin, timeout: float, log: Path, result:
         try:
             if isinstance(plugin, _Trace):
                 sys.settrace(plugin.tracer)
-            code = _child(src, files, plugin, log)
+            code = _child(src, files, plugin, log, setup)
             if result is not None:
                 sys.settrace(None)
                 result.write_text(json.dumps({"lines": {k: sorted(v) for k, v in plugin.lines.items()},
@@ -169,11 +189,16 @@ def coverage_map(scratch: Path, tests: list[str], targets: list[str], timeout: f
     return json.loads(result.read_text())
 
 
+def contexts(m: Mutant, cover: dict) -> set[str]:
+    """The map's contexts (test ids, IMPORT, COLLECT + file) that execute ``m``'s node."""
+    span = {f"{m.path}:{n}" for n in range(m.line, m.end + 1)}
+    return {t for t, lines in cover["lines"].items() if span & set(lines)}
+
+
 def select(m: Mutant, cover: dict) -> list[str] | None:
     """The tests that execute ``m``'s node, fastest first (all of a file's if its collection runs it,
     all of them if archstat's import does), or None if none does."""
-    span = {f"{m.path}:{n}" for n in range(m.line, m.end + 1)}
-    hit = {t for t, lines in cover["lines"].items() if span & set(lines)}
+    hit = contexts(m, cover)
     if IMPORT in hit:
         hit = set(cover["seconds"])
     for ctx in [t for t in hit if t.startswith(COLLECT)]:
@@ -205,7 +230,12 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=[], help="run the mutants whose 'path:line what' contains one of these")
     ap.add_argument("--tests", nargs="*", default=TESTS, help="the test files (default: the fast number checks)")
     ap.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own scratch copy")
-    ap.add_argument("--map", default="", help="a JSON file for the coverage map: read if it exists, else written")
+    ap.add_argument("--runner", choices=["auto", "fresh"], default="auto",
+                    help="auto: the warm runner where it can make the mutant, else fresh; fresh: always fresh")
+    ap.add_argument("--identity", action="store_true",
+                    help="run the unmutated code against every mapped test through both runners, print both verdicts")
+    ap.add_argument("--map", nargs="*", default=[], help="a JSON file for the coverage map: read if it exists, else "
+                    "written; several (all existing, of disjoint test sets): their union")
     args = ap.parse_args()
     everything = [m for t in args.targets for m in mutants(t)]
     if args.list:
@@ -216,9 +246,9 @@ def main() -> None:
     import torch
     import hypothesis, pandas, sympy, torch.fx  # noqa: F401,E401  (shared by every forked child)
     from hypothesis import HealthCheck, settings
-    from tqdm import tqdm  # not archstat.progress: the parent must not import archstat (the child's is the mutant)
     settings.register_profile("mutation", max_examples=40, deadline=None, derandomize=True, database=None,
                               suppress_health_check=[HealthCheck.too_slow])
+    os.environ["HYPOTHESIS_PROFILE"] = "mutation"  # conftest loads it by name, in every child and warm worker
     started = datetime.datetime.now(datetime.timezone.utc)
     head = (f"{started:%Y-%m-%d %H:%M} UTC  python {platform.python_version()}  torch {torch.__version__}  "
             f"{platform.machine()} {os.cpu_count()} cores  load {os.getloadavg()[0]:.1f}")
@@ -233,24 +263,77 @@ def main() -> None:
     done = read_done(out / "mutants.csv") if args.resume else {}
     cover = _load_map(args, chosen)
     print(f"{len(cover['seconds'])} tests, {sum(cover['seconds'].values()):.0f} s", file=sys.stderr, flush=True)
+    if args.identity:
+        identity(cover, args.timeout)
+        return
     order = chosen[:]
     random.Random(args.seed).shuffle(order)  # a stopped run has done a random part of every file
     todo = [m for m in order if (m.path, m.index, m.what) not in done]
     for m in chosen:
-        m.status, m.seconds, m.tests = done.get((m.path, m.index, m.what), ("", 0.0, 0))
+        m.status, m.seconds, m.tests, m.runner = done.get((m.path, m.index, m.what), ("", 0.0, 0, ""))
     argv = shlex.join(sys.argv[1:])
+    report = functools.partial(_report, out, chosen, len(everything), head, argv)
+    warm = [m for m in todo if args.runner == "auto" and warmable(m, cover)]
+    fresh = [m for m in todo if m not in warm]
+    gc.freeze()  # the heap imported so far is never garbage; the children's collections skip it
+    print(f"{len(warm)} mutants for the warm runner, {len(fresh)} for the fresh one", file=sys.stderr, flush=True)
+    tests = sorted({t.split("::")[0] for t in cover["seconds"]})
+    again = run_phase(warm, functools.partial(warm_worker, tests=tests), cover, args, report)
+    run_phase(fresh + again, worker, cover, args, report)
+
+
+def identity(cover: dict, timeout: float) -> None:
+    """The identity mutant (no change) through both runners: each must say 'survived'."""
+    picked = sorted(cover["seconds"], key=lambda t: cover["seconds"][t])
+    files = list(dict.fromkeys(t.split("::")[0] for t in picked))
+    budget = 4 * sum(cover["seconds"].values()) + timeout
+    scratch = Path(tempfile.mkdtemp(prefix="archstat-mut-"))
+    shutil.copytree(ROOT / "archstat", scratch / "archstat")
+    for runner in ("fresh", "warm"):
+        start = time.monotonic()
+        if runner == "fresh":
+            status = fork(scratch, files, _Select(picked), budget, scratch / "fresh.log")
+        else:
+            pid = os.fork()
+            if pid == 0:  # the warm state lives in a child, so that this process stays clean for the fresh runner
+                warm = Warm(files, scratch / "collect.log")
+                code = fork(None, files, _Select(picked), budget, scratch / "warm.log", setup=functools.partial(
+                    _warm_setup, warm, [], []))
+                os._exit({"survived": 0, "killed": 1}.get(code, 2))
+            status = ["survived", "killed", "timeout"][os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])]
+        print(f"identity, {runner} runner: {status} ({len(picked)} tests, {time.monotonic() - start:.0f} s)", flush=True)
+    shutil.rmtree(scratch)
+
+
+def warmable(m: Mutant, cover: dict) -> bool:
+    """Whether the warm runner can make ``m``: a change inside a function that archstat's import
+    does not run (see ``mutation_patch``)."""
+    return IMPORT not in contexts(m, cover) and code_pairs(m) is not None
+
+
+def _report(out: Path, chosen: list[Mutant], total: int, head: str, argv: str) -> None:
+    write_csv(out / "mutants.csv", chosen)
+    now = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}"
+    write_summary(out / "summary.md", chosen, total, head, f"last mutant {now}", argv)
+
+
+def run_phase(todo: list[Mutant], target, cover: dict, args: argparse.Namespace, report) -> list[Mutant]:
+    """Run ``todo`` in ``args.jobs`` forked ``target`` workers; set each mutant's status as its line
+    comes back, call ``report()`` after each batch.  Returns those a warm worker sent back ('fresh')."""
+    if not todo:
+        return []
     results = Path(tempfile.mkdtemp(prefix="archstat-mut-results-"))
     workers = []
     for w in range(args.jobs):
         pid = os.fork()
         if pid == 0:
             try:
-                worker(todo[w::args.jobs], cover, args.timeout, results / f"{w}.jsonl")
+                target(todo[w::args.jobs], cover, args.timeout, results / f"{w}.jsonl")
             finally:
                 os._exit(0)
         workers.append(pid)
-    by_key = {(m.path, m.index, m.what): m for m in chosen}
-    bar, offsets = tqdm(total=len(todo), desc="mutants", unit="mutant", file=sys.stderr), {}
+    by_key = {(m.path, m.index, m.what): m for m in todo}
+    bar, offsets, again = tqdm(total=len(todo), desc="mutants", unit="mutant", file=sys.stderr), {}, []
     while workers:
         workers = [pid for pid in workers if not os.waitpid(pid, os.WNOHANG)[0]]
         time.sleep(1)
@@ -260,31 +343,55 @@ def main() -> None:
                 lines = fh.readlines()
                 offsets[part] = fh.tell()
             for line in lines:
-                path, index, what, status, seconds, tests = json.loads(line)
+                path, index, what, status, seconds, tests, runner = json.loads(line)
                 m = by_key[(path, index, what)]
-                m.status, m.seconds, m.tests = status, seconds, tests
                 bar.update()
-                tqdm.write(f"{m.status:9s} {m.path}:{m.line} {m.what} ({m.tests} tests, {m.seconds:.0f} s)",
+                if status == "fresh":
+                    again.append(m)
+                    continue
+                m.status, m.seconds, m.tests, m.runner = status, seconds, tests, runner
+                tqdm.write(f"{m.status:9s} {runner:5s} {m.path}:{m.line} {m.what} ({m.tests} tests, {m.seconds:.1f} s)",
                            file=sys.stderr)
             if lines:
-                write_csv(out / "mutants.csv", chosen)
-                now = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}"
-                write_summary(out / "summary.md", chosen, len(everything), head, f"last mutant {now}", argv)
+                report()
+    bar.close()
     shutil.rmtree(results)
+    return again
 
 
 def _load_map(args: argparse.Namespace, chosen: list[Mutant]) -> dict:
-    """The coverage map: read from ``--map`` if that file exists, else built (and saved there)."""
-    if args.map and Path(args.map).exists():
-        return json.loads(Path(args.map).read_text())
+    """The coverage map of every target file: read from ``--map`` if that file exists (it must have
+    traced every chosen mutant's file: an untraced file would make all its mutants 'uncovered'),
+    else built (and saved there).  Several maps (of different test files) are merged."""
+    files = sorted({t.partition(":")[0] for t in args.targets} | {m.path for m in chosen})
+    if args.map and all(Path(p).exists() for p in args.map):
+        cover = merged([json.loads(Path(p).read_text()) for p in args.map])
+        missing = sorted({m.path for m in chosen} - set(cover.get("files", [])))
+        if missing:
+            sys.exit(f"{' '.join(args.map)} did not trace {', '.join(missing)}: build a new map (another --map path)")
+        return cover
+    if len(args.map) > 1:
+        sys.exit("several --map files are merged, not built: build each with its own --tests first")
     scratch = Path(tempfile.mkdtemp(prefix="archstat-mut-"))
     shutil.copytree(ROOT / "archstat", scratch / "archstat")
     print(f"coverage map of {len(args.tests)} test files ...", file=sys.stderr, flush=True)
-    cover = coverage_map(scratch, args.tests, sorted({m.path for m in chosen}), 40 * args.timeout)
+    cover = coverage_map(scratch, args.tests, files, 40 * args.timeout)
+    cover["files"] = files
     shutil.rmtree(scratch)
     if args.map:
-        atomic_write(Path(args.map), json.dumps(cover))
+        atomic_write(Path(args.map[0]), json.dumps(cover))
     return cover
+
+
+def merged(maps: list[dict]) -> dict:
+    """The union of coverage maps of disjoint test sets (the lines each context runs, the tests' times);
+    a file counts as traced if every map traced it."""
+    out: dict = {"lines": {}, "seconds": {}, "files": sorted(set.intersection(*(set(m.get("files", [])) for m in maps)))}
+    for m in maps:
+        for context, lines in m["lines"].items():
+            out["lines"][context] = sorted(set(out["lines"].get(context, [])) | set(lines))
+        out["seconds"].update(m["seconds"])
+    return out
 
 
 def run_one(m: Mutant, scratch: Path, cover: dict, timeout: float) -> None:
@@ -302,7 +409,7 @@ def run_one(m: Mutant, scratch: Path, cover: dict, timeout: float) -> None:
         m.status = fork(scratch, files, _Select(picked), budget, scratch / "mutant.log")
     finally:
         target.write_text(original)
-    m.seconds, m.tests = time.monotonic() - start, len(picked)
+    m.seconds, m.tests, m.runner = time.monotonic() - start, len(picked), "fresh"
 
 
 def worker(ms: list[Mutant], cover: dict, timeout: float, results: Path) -> None:
@@ -317,10 +424,45 @@ def worker(ms: list[Mutant], cover: dict, timeout: float, results: Path) -> None
                 if os.getppid() != parent:
                     break
                 run_one(m, scratch, cover, timeout)
-                fh.write(json.dumps([m.path, m.index, m.what, m.status, m.seconds, m.tests]) + "\n")
+                fh.write(json.dumps([m.path, m.index, m.what, m.status, m.seconds, m.tests, m.runner]) + "\n")
                 fh.flush()
     finally:
         shutil.rmtree(scratch)
+
+
+def warm_worker(ms: list[Mutant], cover: dict, timeout: float, results: Path, tests: list[str]) -> None:
+    """A forked worker of the warm runner: imports archstat and the test modules once, then forks
+    each mutant from that state (``mutation_patch``).  A mutant it cannot make goes back as 'fresh'."""
+    parent = os.getppid()
+    logs = Path(tempfile.mkdtemp(prefix="archstat-mut-warm-"))
+    warm = Warm(tests, logs / "collect.log")
+    try:
+        with open(results, "a") as fh:
+            for m in ms:
+                if os.getppid() != parent:
+                    break
+                picked, plan, start = select(m, cover), None, time.monotonic()
+                if picked is None:
+                    m.status = "uncovered"
+                elif (plan := warm.plan(m)) is None:
+                    m.status = "fresh"
+                else:
+                    budget = 4 * sum(cover["seconds"][t] for t in picked) + timeout
+                    files = list(dict.fromkeys(t.split("::")[0] for t in picked))
+                    again = [c[len(COLLECT):] for c in contexts(m, cover) if c.startswith(COLLECT)]
+                    m.status = fork(None, files, _Select(picked), budget, logs / "mutant.log",
+                                    setup=functools.partial(_warm_setup, warm, plan, again))
+                    m.seconds, m.tests, m.runner = time.monotonic() - start, len(picked), "warm"
+                fh.write(json.dumps([m.path, m.index, m.what, m.status, m.seconds, m.tests, m.runner]) + "\n")
+                fh.flush()
+    finally:
+        shutil.rmtree(logs)
+
+
+def _warm_setup(warm: Warm, plan: list, again: list[str]) -> None:
+    """In a warm mutant's child: the mutated code in, the test modules that build at import forgotten."""
+    warm.patch(plan)
+    warm.forget(again)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ from pathlib import Path
 from mutants import ROOT, Mutant
 
 def read_done(path: Path) -> dict:
-    """(path, site, mutation) -> (status, seconds, tests) of the mutants a CSV already has a status for."""
+    """(path, site, mutation) -> (status, seconds, tests, runner) of the mutants a CSV already has a status for."""
     if not path.exists():
         return {}
     with open(path, newline="") as fh:
-        return {(r["path"], int(r["site"]), r["mutation"]): (r["status"], float(r["seconds"]), int(r["tests"]))
+        return {(r["path"], int(r["site"]), r["mutation"]): (r["status"], float(r["seconds"]), int(r["tests"]),
+                                                             r.get("runner", ""))
                 for r in csv.DictReader(fh) if r["status"]}
 
 
@@ -32,10 +33,10 @@ SOURCES: dict[str, list[str]] = {}  # each target's lines as the run found them 
 def write_csv(path: Path, chosen: list[Mutant]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "line", "site", "mutation", "status", "tests", "seconds", "source_line"])
+    w.writerow(["path", "line", "site", "mutation", "status", "tests", "seconds", "runner", "source_line"])
     for m in chosen:
         lines = SOURCES.setdefault(m.path, (ROOT / m.path).read_text().splitlines())
-        w.writerow([m.path, m.line, m.index, m.what, m.status, m.tests, f"{m.seconds:.1f}", lines[m.line - 1].strip()])
+        w.writerow([m.path, m.line, m.index, m.what, m.status, m.tests, f"{m.seconds:.1f}", m.runner, lines[m.line - 1].strip()])
     atomic_write(path, buf.getvalue())
 
 
