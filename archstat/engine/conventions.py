@@ -45,10 +45,11 @@ def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
 
 
 # Elementwise ops on fvcore's ignore list (counted 0 on purpose, not "unsupported").
-FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv", "eq", "ge", "gt")
+FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv", "eq", "ge", "gt", "masked_fill")
 # copies fvcore has neither a handle for nor on its ignore list (it ignores zeros_like, full_like, roll)
 FVCORE_UNHANDLED_COPIES = ("pixel_shuffle", "pixel_unshuffle", "pad", "ones_like", "empty_like", "rand_like",
-                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold", "fold", "embedding")
+                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold", "fold", "embedding",
+                           "new_ones", "setitem_scalar", "zero", "fill")
 
 
 def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
