@@ -67,10 +67,8 @@ def test_size_one_contraction_is_flagged():
     assert not two.attrs["partial"] and two.attrs["total"]["macs"] == 2 * 2 * 2 * 4
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: einsum's formula has no temporaries; torch copies an "
-                   "operand that its permutation cannot view as a bmm operand, here x (N, L, D) for 'bld,lm->bmd'")
 def test_einsum_operand_copy():
-    """Found by this generator: einsum's inference live memory misses the copy torch makes of an
+    """Found by this generator (fixed: ``formulas.contraction`` models torch's bmm operand copies): einsum's inference live memory misses the copy torch makes of an
     operand whose permuted layout is not a bmm operand (token mixing: N*L*D elements, archstat 128 vs
     real 192 bytes at N=2, L=2, D=4; the same for ``bld,bmd->blm`` on a transposed, non-contiguous x)."""
     import torch
@@ -202,10 +200,9 @@ def test_mha_cross_time_major_view_saved():
     assert df.attrs["agree"], df.attrs["mismatches"]
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: einsum's result is laid out contiguous; torch returns the "
-                   "bmm result permuted back, so for 'bld,lm->bmd' a later .contiguous() copies")
 def test_einsum_result_layout():
-    """Found by this generator: ``einsum("bld,lm->bmd", x, w).contiguous()`` in training,
+    """Found by this generator (fixed: the result keeps the bmm's layout, permuted back):
+    ``einsum("bld,lm->bmd", x, w).contiguous()`` in training,
     N=2, L=2, D=4: activation bytes of the copy archstat 0 vs real 64."""
     import torch
 
