@@ -81,7 +81,8 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
     if kind == "linear":  # d/dW needs the input; d/dx needs a computed weight (a parameter is state)
         # an input that cannot be viewed as (rows, in) is saved as the contiguous copy matmul made
         x_saved = ("new", hp["input_copy"], dtype) if hp.get("input_copy") else ("in", 0)
-        return [x_saved] * param_grad + [("in", 1)] * (len(need) > 1 and need[0])
+        computed = hp.get("computed_weight", True)  # else the second tensor input is a computed bias
+        return [x_saved] * param_grad + [("in", 1)] * (computed and len(need) > 1 and need[0])
     if kind == "matmul":
         if len(need) == 3 and hp.get("added"):  # baddbmm / addmm: the product's operands are inputs 1, 2
             return [("in", 2)] * need[1] + [("in", 1)] * need[2]

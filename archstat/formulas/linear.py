@@ -55,7 +55,11 @@ def linear_module(m: nn.Linear, inputs: list) -> Cost:
 def linear_function(args: tuple, kwargs: dict) -> Cost:
     a = {**dict(zip(("input", "weight", "bias"), args)), **kwargs}
     w = a["weight"]
-    return _linear_cost(a["input"], w.shape[1], w.shape[0], a.get("bias") is not None)
+    cost = _linear_cost(a["input"], w.shape[1], w.shape[0], a.get("bias") is not None)
+    # a weight the forward computes (weight * scale) is an activation backward keeps; a computed bias
+    # alone (Swin V2's zeroed qkv bias) is not kept
+    cost.hparams["computed_weight"] = type(w) is TensorSpec
+    return cost
 
 
 @register_function("matmul", "mm", "bmm")
