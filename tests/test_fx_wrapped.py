@@ -85,6 +85,18 @@ class ValueNet(nn.Module):
         return by_value(self.lin(x))
 
 
+class Fills(nn.Module):
+    """Fresh tensors from ``x.new_*`` and in-place fills, next to the activation they are sized by."""
+
+    def forward(self, x):  # N x L
+        ones = x.new_ones(x.shape)
+        half = x.new_empty((x.shape[0], 1)).fill_(0.5)
+        scale = x.new_full((1, x.shape[1]), 2.0)
+        y = torch.relu(x) * ones + half * scale
+        y[:, :1].zero_()
+        return y
+
+
 def build() -> nn.Module:
     torch.manual_seed(0)
     return WindowNet()
@@ -129,3 +141,10 @@ def test_a_branch_on_values_stays_an_opaque_call():
     """It cannot run on meta tensors either: a one-line error names it (as for any op without a formula)."""
     with pytest.raises(ArchstatError, match="op by_value at layer <root> has no formula"):
         archstat.analyze(ValueNet(), (4,), batch=2)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_fills_validate(mode):
+    a = validate(Fills(), (6,), batch=2, mode=mode).attrs
+    assert a["agree"], a["mismatches"][:5]
+    assert not a["partial"], a["unsupported"]

@@ -86,6 +86,8 @@ def bmm_copies(a: TensorSpec, b: TensorSpec, batch: tuple) -> list[Size]:
     (broadcast) batch dims cannot be viewed as one, as the heads of a permuted qkv in Swin's
     ``k.transpose(-2, -1)``.  The copy lives while the product runs and is what backward saves.
     """
+    if any(is_symbolic(s) for s in (*a.shape, *b.shape, *a.stride, *b.stride)):
+        return [0, 0]  # symbolic mode prices no memory
     out = []
     for x in (a, b):
         lead = len(batch) - (len(x.shape) - 2)
