@@ -193,3 +193,52 @@ def pair(value: Any, n: int = 2) -> tuple:
     if isinstance(value, (tuple, list)):
         return tuple(value) if len(value) == n else tuple(value) * n if len(value) == 1 else tuple(value)
     return (value,) * n
+
+
+def iterator_strides(shape: Sequence[Size], operands: Sequence["TensorSpec"]) -> Optional[tuple[Size, ...]]:
+    """Strides of a new elementwise result of ``shape`` from ``operands``, as TensorIterator lays it
+    out; None for the contiguous layout (or symbolic sizes, where the order cannot be compared).
+
+    Why: ``x.transpose(1, 2) + y`` is not contiguous in PyTorch: its dims are ordered as the first
+    operand's strides order them (``reorder_dimensions``: an insertion sort from the innermost dim,
+    each pair decided by the first operand whose strides differ there, broadcast dims skipped, equal
+    strides putting the smaller dim inside), then packed densely in that order.
+    """
+    nd = len(shape)
+    if all(o.strides is None for o in operands) or any(is_symbolic(s) for s in shape):
+        return None
+    expanded = []
+    for o in operands:
+        lead = nd - len(o.shape)
+        expanded.append([0] * lead + [0 if same_size(size, 1) and not same_size(shape[lead + i], 1) else st
+                                      for i, (size, st) in enumerate(zip(o.shape, o.stride))])
+    if any(is_symbolic(s) for st in expanded for s in st):
+        return None
+
+    def should_swap(d0: int, d1: int) -> int:
+        for st in expanded:
+            a, b = st[d0], st[d1]
+            if a == 0 or b == 0:
+                continue
+            if a != b:
+                return -1 if a < b else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(nd))[::-1]  # perm[0]: the innermost dim
+    for i in range(1, nd):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = should_swap(perm[d0], perm[d1])
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    strides: list[Size] = [0] * nd
+    step: Size = 1
+    for d in perm:
+        strides[d] = step
+        step = step * shape[d]
+    return None if strides_are_contiguous(shape, strides) else tuple(strides)

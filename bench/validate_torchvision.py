@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import os
 import platform
 import sys
 import time
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     print(f"# archstat validate --mode {args.mode} on torchvision classification models, "
           f"{datetime.date.today().isoformat()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-          f"{platform.processor() or platform.machine()} CPU, batch 2, random weights", flush=True)
+          f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} at start), batch 2, random weights", flush=True)
     counts = {"agree": 0, "DISAGREE": 0, "ERROR": 0, "skip": 0}
     for name in args.models or torchvision.models.list_models(module=torchvision.models):
         torch.manual_seed(0)

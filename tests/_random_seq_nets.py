@@ -19,9 +19,6 @@ mask, or dropout in training with ``need_weights=False``; SDPA with dropout or d
 (the unfused math kernel); recurrent dropout between layers in training; in training, an LSTM
 without ``proj_size`` in float32 (oneDNN's fused kernel: its training workspace is of its own
 making, so saved bytes are ``?``); einsums with a summed-away or no contracted index, or one of size 1 (mixing over one token);
-an einsum whose operand torch copies for its bmm (token mixing ``bld,lm->bmd``, or a non-contiguous
-x): the copy is not modelled, live memory is low, and token mixing's result is a permuted view that
-archstat lays out contiguous: einsums read ``x.contiguous()`` and do not mix tokens;
 in eval, F.linear with a computed weight on a non-contiguous x (transient bytes overestimated): it
 reads ``x.contiguous()`` too.
 MultiheadAttention with one head is not given a padding mask (its live bytes are high).
@@ -262,11 +259,10 @@ def seq_block(draw, d: int, length: int, train: bool, has_mask: bool) -> tuple[n
         mask = None if (padding or causal) else _mask2d(draw, length, draw(st.sampled_from(["none", "bool", "float"])))
         body = SDPA(d, heads, causal, mask, padding)
     elif kind == "einsum" and length > 1 and d > 1:  # a contraction over size 1 is a `mul` (flagged)
-        # where torch copies an operand for its bmm (token mixing, or a non-contiguous x) the copy is a
-        # temporary the einsum formula does not model (eval live memory low; test_einsum_operand_copy),
-        # and token mixing's result is a permuted view, laid out contiguous by archstat
-        # (test_einsum_result_layout): einsum reads a contiguous x and does not mix tokens
-        body = EinsumMix(d, length, draw(st.sampled_from(["channels", "attention"])), contiguous=True)
+        # token mixing and a non-contiguous x make torch copy an operand for its bmm, and the result a
+        # permuted view (test_einsum_operand_copy, test_einsum_result_layout): drawn since modelled
+        body = EinsumMix(d, length, draw(st.sampled_from(["channels", "tokens", "attention"])),
+                         contiguous=draw(st.booleans()))
     elif kind == "rnn":
         cls = draw(st.sampled_from([nn.LSTM, nn.GRU, nn.RNN]))
         layers, bidir = draw(st.integers(1, 2)), draw(st.booleans())

@@ -31,6 +31,7 @@ import test_formulas_indexing
 import test_formulas_multihead
 import test_formulas_recurrent
 import test_formulas_unfold
+import test_fx_wrapped
 import test_validate_ops
 import test_validate_patterns
 from archstat.formulas import FUNCTION_FORMULAS, MODULE_FORMULAS, registered
@@ -150,7 +151,8 @@ def _all_cases() -> dict:
     cases.update({"embedding": (test_formulas_embedding.Lookup(), (6,)), "fold": (test_formulas_fold.FoldBack(), (3, 8, 8))})
     cases.update({"indexing:bias": (test_formulas_indexing.RelativeBias(), (2, 9, 9)),
                   "indexing:picks": (test_formulas_indexing.Picks(), (4, 6)),
-                  "unfold": (test_formulas_unfold.PatchMixer(2, 1), (3, 8, 8))})
+                  "unfold": (test_formulas_unfold.PatchMixer(2, 1), (3, 8, 8)),
+                  "wrapped": (test_fx_wrapped.build(), (8, 10)), "fills": (test_fx_wrapped.Fills(), (6,))})
     return cases
 
 

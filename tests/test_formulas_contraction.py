@@ -100,3 +100,19 @@ def test_contractions_validate(case, mode):
     df = validate(module, shape, batch=2, mode=mode)
     assert df.attrs["agree"], df.attrs["mismatches"]
     assert not df.attrs["partial"] and df["supported"].all()
+
+
+def test_fvcore_reads_a_large_einsum_rounded():
+    """fvcore prices an einsum (other than two equations it knows) off numpy's einsum_path report,
+    printed to 4 significant digits: 2*2*49*49*32 = 307,328 MACs read as 307,350.  The fvcore
+    convention says so, exact against FlopCountAnalysis; the MACs stay exact."""
+    import torch
+
+    class Heads(torch.nn.Module):
+        def forward(self, q):  # N x G x H x P x D
+            return torch.einsum("bghid,bghjd->bghij", q, q * 2)
+
+    df = validate(Heads(), (2, 2, 49, 32), batch=1, convention="fvcore")
+    assert df.attrs["agree"], df.attrs["mismatches"]
+    row = df[df.op == "einsum"].iloc[0]
+    assert row.macs == 307_328 and row.flops == 307_350

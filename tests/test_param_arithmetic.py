@@ -93,7 +93,23 @@ class TiedAutoencoder(nn.Module):
         return F.linear(torch.relu(self.enc(x)), self.enc.weight.t())
 
 
+class ComputedBias(nn.Module):
+    """A bias the forward computes (Swin V2 zeroes the key part of a cloned qkv bias): backward
+    keeps the input, not the bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre = nn.Linear(32, 32)  # so that the input needs a gradient
+        self.weight, self.bias = nn.Parameter(torch.randn(12, 32)), nn.Parameter(torch.randn(12))
+
+    def forward(self, x):
+        bias = self.bias.clone()
+        bias[4:8].zero_()
+        return F.linear(torch.relu(self.pre(x)), self.weight, bias)
+
+
 MODELS = {  # name -> (builder, input per sample)
+    "computed_bias": (ComputedBias, (32,)),
     "conv_times_product": (ConvTimesProduct, (3, 8, 8)),
     "scaled_linear": (ScaledLinear, (32,)),
     "weight_standardised_block": (WSBlock, (3, 8, 8)),

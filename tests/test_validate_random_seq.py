@@ -67,10 +67,8 @@ def test_size_one_contraction_is_flagged():
     assert not two.attrs["partial"] and two.attrs["total"]["macs"] == 2 * 2 * 2 * 4
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: einsum's formula has no temporaries; torch copies an "
-                   "operand that its permutation cannot view as a bmm operand, here x (N, L, D) for 'bld,lm->bmd'")
 def test_einsum_operand_copy():
-    """Found by this generator: einsum's inference live memory misses the copy torch makes of an
+    """Found by this generator (fixed: ``formulas.contraction`` models torch's bmm operand copies): einsum's inference live memory misses the copy torch makes of an
     operand whose permuted layout is not a bmm operand (token mixing: N*L*D elements, archstat 128 vs
     real 192 bytes at N=2, L=2, D=4; the same for ``bld,bmd->blm`` on a transposed, non-contiguous x)."""
     import torch
@@ -129,11 +127,10 @@ def test_recurrent_time_major_view_input(cls, mode):
     assert not df.attrs["partial"]
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: an elementwise result is given a contiguous layout; torch's "
-                   "TensorIterator lays it out as its first operand (x.transpose(1, 2) + y is not contiguous)")
 def test_add_follows_first_operand_layout():
-    """Found by this generator: ``(x.transpose(1, 2) + y).contiguous()`` copies in torch (its sum
-    has strides (12, 1, 3) at N=2, 3x4), archstat counts no copy (0 vs 96 bytes)."""
+    """Found by this generator (fixed): ``(x.transpose(1, 2) + y).contiguous()`` copies in torch (its
+    sum has strides (12, 1, 3) at N=2, 3x4: TensorIterator lays it out as its first operand);
+    archstat gave every elementwise result a contiguous layout and counted no copy (0 vs 96 bytes)."""
     import torch
 
     class AddThenContiguous(torch.nn.Module):
@@ -181,11 +178,10 @@ def test_transpose_of_size_one_dims():
     assert df.attrs["agree"], df.attrs["mismatches"]
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: MultiheadAttention's saved bytes miss a copy when query "
-                   "differs from key/value and the time-major inputs are transposed views")
 def test_mha_cross_time_major_view_saved():
-    """Found by this generator: not batch_first, ``mha(q, kv, kv)`` with q = x.transpose(0, 1) and
-    kv a Linear of q, in training: saved bytes archstat 352 vs autograd 416 (N=2, L=2, E=4)."""
+    """Found by this generator (fixed): not batch_first, ``mha(q, kv, kv)`` with q = x.transpose(0, 1)
+    and kv a Linear of q, in training: saved bytes archstat 352 vs autograd 416 (N=2, L=2, E=4).  The
+    Linear on the transposed view saves the contiguous (rows, in) copy matmul makes, not its input."""
     import torch
 
     from _random_seq_nets import MHA
@@ -204,10 +200,9 @@ def test_mha_cross_time_major_view_saved():
     assert df.attrs["agree"], df.attrs["mismatches"]
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: einsum's result is laid out contiguous; torch returns the "
-                   "bmm result permuted back, so for 'bld,lm->bmd' a later .contiguous() copies")
 def test_einsum_result_layout():
-    """Found by this generator: ``einsum("bld,lm->bmd", x, w).contiguous()`` in training,
+    """Found by this generator (fixed: the result keeps the bmm's layout, permuted back):
+    ``einsum("bld,lm->bmd", x, w).contiguous()`` in training,
     N=2, L=2, D=4: activation bytes of the copy archstat 0 vs real 64."""
     import torch
 

@@ -18,7 +18,8 @@ from archstat.engine.interpret import MODEL_INPUT, OpRecord, ParamSpec
 
 # ops whose output never needs a gradient: cut from the graph, integer or bool results, fresh fills
 NO_GRAD_FNS = ("detach", "floordiv", "lt", "le", "gt", "ge", "eq", "ne", "argmax", "argmin",
-               "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like")
+               "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+               "new_zeros", "new_ones", "new_full", "new_empty")
 
 # ops whose second tensor input, when there is one, is the weight (a functional call on a weight
 # the forward computes: weight standardisation, a scaled or low-rank weight)

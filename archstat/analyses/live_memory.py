@@ -6,9 +6,10 @@ identity reuses its first input's storage; an op with several outputs of their o
 with its indices, attention with its weights) makes one storage per output, and a reader that
 picks one of them (``source_parts``) keeps only that one alive.  A storage lives from the row that
 creates it to the last row that reads a value in it (``sources``); the model's outputs live to
-the end, and the input for the whole call (the caller holds it).  While row ``t`` runs, its inputs and its output
-are both alive, plus any temporaries of an op composed of several (``work["transient_bytes"]``:
-LocalResponseNorm pads a squared copy of its input):
+the end, and the input for the whole call (the caller holds it); a value whose sizes a later node
+reads (``x.size(0)``, attrs ``held``) lives until that read, as fx's generated code keeps it.  While
+row ``t`` runs, its inputs and its output are both alive, plus any temporaries of an op composed of
+several (``work["transient_bytes"]``: LocalResponseNorm pads a squared copy of its input):
 
     live[t] = input bytes + sum(bytes(s) for storages s with first(s) <= t <= last(s)) + transient[t]
     peak    = max_t live[t]
@@ -87,6 +88,10 @@ def live_bytes(df: pd.DataFrame, transients: bool = True) -> Optional[list[int]]
         for j, k in enumerate(sources):
             for s in (_pick(owner[k], _part(row_parts, j)) if k >= 0 else [INPUT]):
                 last[s] = max(last.get(s, t), t)
+    for k, t in df.attrs.get("held") or []:  # read later by a node that is no row (``x.size(0)``)
+        if k < n:
+            for s in owner[k]:
+                last[s] = max(last[s], min(t, n - 1))
     outputs, output_parts = df.attrs.get("outputs"), df.attrs.get("output_parts")
     if outputs is None:  # the meta engine does not say what the model returns: keep every unread value
         read = {k for sources in df["sources"] for k in sources}

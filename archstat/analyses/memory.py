@@ -79,12 +79,16 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
                 return [("new", prod(x[:2]) * prod(s + e for s, e in zip(x[2:], extra)), dtype)]
         return [("in", 0)] + [("in", 1)] * (len(need) > 1)  # a computed weight is saved as an activation
     if kind == "linear":  # d/dW needs the input; d/dx needs a computed weight (a parameter is state)
-        return [("in", 0)] * param_grad + [("in", 1)] * (len(need) > 1 and need[0])
+        # an input that cannot be viewed as (rows, in) is saved as the contiguous copy matmul made
+        x_saved = ("new", hp["input_copy"], dtype) if hp.get("input_copy") else ("in", 0)
+        computed = hp.get("computed_weight", True)  # else the second tensor input is a computed bias
+        return [x_saved] * param_grad + [("in", 1)] * (computed and len(need) > 1 and need[0])
     if kind == "matmul":
         if len(need) == 3 and hp.get("added"):  # baddbmm / addmm: the product's operands are inputs 1, 2
             return [("in", 2)] * need[1] + [("in", 1)] * need[2]
-        if len(need) == 2:
-            return [("in", 1)] * need[0] + [("in", 0)] * need[1]
+        if len(need) == 2:  # an operand torch.matmul copied (see formulas.linear.bmm_copies): the copy
+            saved = [("new", c, dtype) if c else ("in", k) for k, c in enumerate(hp.get("copies") or [0, 0])]
+            return [saved[1]] * need[0] + [saved[0]] * need[1]
         return [("in", 0)] if param_grad else []
     if kind == "batch_norm":
         c = x[1] if hp.get("training") else 0
@@ -138,6 +142,8 @@ def _elementwise(fn: Optional[str], need: list[bool], param_grad: bool) -> Optio
         return [("in", 0)] if param_grad else []  # times a scalar: nothing; times a parameter: the input
     if fn == "where":  # where(cond, x, y): backward routes the gradient by cond, saved when x or y needs one
         return [("in", 0)] if any(need[1:]) else []
+    if fn == "masked_fill":  # the gradient passes where the mask is False: the mask is kept
+        return [("in", 1)] if need[0] else []
     if fn in ("maximum", "minimum"):
         return [("in", 1), ("in", 0)]
     if fn in OUTPUT_SAVERS:

@@ -19,12 +19,13 @@ turns them into a FLOP count, and says whether its reference tool handles the op
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from archstat.engine.convention_names import CONVENTIONS
 from archstat.errors import ArchstatError
 from archstat.formulas import Cost
-from archstat.spec import Size, prod
+from archstat.spec import Size, is_symbolic, prod
 
 MATRIX_KINDS = ("conv", "conv_transpose", "linear", "matmul")
 
@@ -45,10 +46,11 @@ def lecture(cost: Cost, inputs: list) -> tuple[Size, bool]:
 
 
 # Elementwise ops on fvcore's ignore list (counted 0 on purpose, not "unsupported").
-FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv", "eq", "ge", "gt")
+FVCORE_IGNORED_ELEMENTWISE = ("clamp", "floordiv", "eq", "ge", "gt", "masked_fill")
 # copies fvcore has neither a handle for nor on its ignore list (it ignores zeros_like, full_like, roll)
 FVCORE_UNHANDLED_COPIES = ("pixel_shuffle", "pixel_unshuffle", "pad", "ones_like", "empty_like", "rand_like",
-                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold", "fold", "embedding")
+                           "randn_like", "flip", "clone", "repeat", "index_select", "unfold", "fold", "embedding",
+                           "new_ones", "setitem_scalar", "zero", "fill")
 
 
 def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
@@ -68,8 +70,9 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
         if not hp["need_weights"]:
             return hp["in_proj_macs"] + hp["out_proj_macs"], True
         return hp["in_proj_macs"] + hp["out_proj_macs"] + hp["context_macs"] + hp["score_macs"] * (not hp["masked"]), True
-    if kind == "matmul" and cost.hparams.get("fn") == "einsum":  # its einsum handle: one per MAC
-        return cost.macs, True
+    if kind == "matmul" and cost.hparams.get("fn") == "einsum":
+        hp = cost.hparams
+        return fvcore_einsum(hp.get("source") or hp["equation"], hp["equation"], cost.macs), True
     if kind == "matmul" and cost.hparams.get("fn") == "baddbmm":  # no handle for aten::baddbmm
         return 0, False
     if kind == "matmul":
@@ -108,6 +111,22 @@ def fvcore(cost: Cost, inputs: list) -> tuple[Size, bool]:
     if kind == "elementwise":
         return 0, cost.hparams.get("fn") in FVCORE_IGNORED_ELEMENTWISE
     return 0, False  # pooling, reductions, LRN, unsupported: fvcore skips them
+
+
+def fvcore_einsum(source: str, equation: str, macs: Size) -> Size:
+    """fvcore's einsum handle: the MACs for ``abc,abd->acd`` and ``abc,adc->adb`` (letters renamed
+    in order of appearance); any other equation reads numpy's ``einsum_path`` report, whose
+    "Optimized FLOP count" is printed as ``%.3e`` of ``2*MACs + 1`` (numpy counts a multiply and
+    an add, plus one), then halved and floored: 4 significant digits (MaxViT's attention:
+    39,337,984 MACs read as 39,340,000).  ``source`` is the equation as written, ``equation`` the
+    parsed one (``...`` expanded, the output explicit).  Symbolic MACs are kept whole."""
+    letters = {c: chr(97 + i) for i, c in enumerate(dict.fromkeys(c for c in source if c.isalpha()))}
+    renamed = "".join(letters.get(c, c) for c in source)
+    if renamed in ("abc,abd->acd", "abc,adc->adb") or is_symbolic(macs):
+        return macs
+    inputs, out = equation.split("->")
+    summed = set(inputs.replace(",", "")) - set(out)
+    return math.floor(float(f"{(2 if summed else 1) * macs + 1:.3e}") / 2)
 
 
 def fvcore_unsupported_inside(kind: str, hparams: dict) -> bool:

@@ -22,6 +22,7 @@ from archstat.engine.records import (MODEL_INPUT, STATE, OpRecord, ParamCounter,
                                      aliasing, apply_formula, as_meta, as_spec)
 from archstat.spec import TensorSpec, leaves, same_size
 from archstat.engine.trace import op_name, owner_name
+from archstat.engine.wrapped import is_wrapped_call, splice_body
 
 
 # Python arithmetic on sizes that torch.jit.trace records as aten::mul/add/sub/div, ops fvcore has
@@ -50,6 +51,9 @@ class Interpreter:
         self.outputs: Optional[list[int]] = None  # records feeding the graph output (-1: the input itself)
         self.output_parts: Optional[list] = None  # per entry of ``outputs``: the parts returned (None: all)
         self.output_rows: Optional[list[int]] = None  # every record a returned value holds (packed ones too)
+        # record -> the last record made before a node that reads its value without being a row
+        # (``x.size(0)`` late in a forward): the real run frees the value only after that read
+        self.held: dict[int, int] = {}
         # getitem node -> the leaves of its producer's tuple output that its value holds
         self._parts: dict[fx.Node, frozenset] = {}
         # module -> arithmetic on sizes it does (``h * w``), which TorchScript traces as aten ops
@@ -75,6 +79,8 @@ class Interpreter:
                 self.outputs, self.output_parts = self._sources_of(node.all_input_nodes)
                 self.output_rows = self._rows_behind(node.all_input_nodes)
                 break
+            elif is_wrapped_call(node) and op_name(node)[0] not in FUNCTION_FORMULAS and self._inline(node):
+                continue  # its body's nodes follow it in the graph now, and are costed one by one
             else:
                 args = fx.node.map_arg(node.args, lambda n: env[n])
                 kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
@@ -85,11 +91,26 @@ class Interpreter:
                     self._batched[node] = self._carrying.pop()
                 else:  # getitem, getattr, shape arithmetic: batched when what it reads is
                     self._batched[node] = any(self._batched.get(n, False) for n in node.all_input_nodes)
+                    for n in node.all_input_nodes:
+                        if n in self._source and tensors_in(env[n]):  # a tensor, not sizes read off one
+                            self.held[self._source[n]] = count - 1
                 if len(self.records) == count and node.all_input_nodes and node.all_input_nodes[0] in self._source:
                     # getitem of a split's output, etc.: the value comes from the same record
                     self._source[node] = self._source[node.all_input_nodes[0]]
                     self._note_parts(node)
         return self.records
+
+    def _inline(self, node: fx.Node) -> bool:
+        """Splice the body of an ``fx.wrap``'d call into the graph (see ``archstat.engine.wrapped``);
+        False where it stays an opaque call (symbolic sizes, an untraceable body)."""
+        try:
+            values = {n: as_meta(self._env[n]) for n in node.all_input_nodes}
+        except ArchstatError:  # symbolic sizes: no meta run; the call stays opaque (and needs a formula)
+            return False
+        if not splice_body(self.graph, node, values):
+            return False
+        self.graph.erase_node(node)
+        return True
 
     def _note_parts(self, node: fx.Node) -> None:
         """Which leaves of a multi-output record ``node``'s value (a getitem) holds, by identity:

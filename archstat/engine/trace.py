@@ -30,7 +30,7 @@ OPERATOR_NAMES = {
 }
 INPLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv}
 ALIASES = {"concat": "cat", "concatenate": "cat", "true_divide": "div", "divide": "div", "multiply": "mul",
-           "subtract": "sub"}
+           "subtract": "sub", "swapaxes": "transpose", "swapdims": "transpose"}  # MaxViT swaps axes
 
 
 class TraceError(ArchstatError):

@@ -22,7 +22,7 @@ from typing import Any
 
 from archstat.formulas import Cost, ShapeError, register_function
 from archstat.formulas._checks import broadcast_shapes
-from archstat.spec import Size, TensorSpec, is_symbolic, prod
+from archstat.spec import Size, TensorSpec, contiguous_strides, is_symbolic, prod, view_strides
 
 
 def _expand_ellipsis(terms: list[str], ranks: list[int]) -> list[str]:
@@ -73,9 +73,41 @@ def einsum_function(args: tuple, kwargs: dict) -> Cost:
     if not contracted or summed_alone:
         raise NotImplementedError("einsum without a contraction, or summing an index of one operand")
     macs: Size = prod(sizes[c] for c in sizes)
-    return Cost(out=ops[0].with_shape(tuple(sizes[c] for c in out)), kind="matmul", macs=macs,
-                hparams={"fn": "einsum", "equation": f"{ta},{tb}->{out}",
-                         "shapes": [list(ops[0].shape), list(ops[1].shape)]})
+    copies, strides = _bmm_layout(ta, tb, out, ops, sizes)
+    out_spec = TensorSpec(tuple(sizes[c] for c in out), ops[0].dtype, strides)
+    return Cost(out=out_spec.as_view(out_spec.shape, out_spec.stride), kind="matmul", macs=macs,
+                work={"transient_bytes": sum(copies) * ops[0].dtype.itemsize},
+                hparams={"fn": "einsum", "equation": f"{ta},{tb}->{out}", "source": equation.replace(" ", ""),
+                         "shapes": [list(ops[0].shape), list(ops[1].shape)], "copies": copies})
+
+
+def _bmm_layout(ta: str, tb: str, out: str, ops: list[TensorSpec], sizes: dict) -> tuple[list[Size], tuple]:
+    """torch's ``sumproduct_pair``: the operands, aligned to the output's indices then the contracted
+    ones, are permuted to (batch, free, contracted) and (batch, contracted, free) and reshaped for one
+    ``bmm``: a copy of each (elements; 0 if none) where no such view exists.  The result is the bmm's
+    (batch, left free, right free) laid out that way and permuted to the output's order: its strides."""
+    if any(is_symbolic(s) for s in sizes.values()):
+        return [0, 0], contiguous_strides([sizes[c] for c in out])
+    summed = sorted(c for c in sizes if c not in out)
+    big = {c: [c in t and sizes[c] != 1 and t_shape[t.index(c)] != 1 for t, t_shape in
+               ((ta, ops[0].shape), (tb, ops[1].shape))] for c in sizes}
+    lro = [c for c in out if all(big[c])]
+    lo = [c for c in out if big[c][0] and not big[c][1]]
+    ro = [c for c in out if c not in lro and c not in lo]
+    total = [c for c in summed if all(big[c])]
+    copies = []
+    for term, t, order, groups in ((ta, ops[0], lro + lo + total, (lro, lo, total)),
+                                   (tb, ops[1], lro + total + ro, (lro, total, ro))):
+        shape = [t.shape[term.index(c)] if c in term else 1 for c in order]
+        stride = [t.stride[term.index(c)] if c in term else 1 for c in order]
+        target = [prod(sizes[c] for c in g) for g in groups]
+        copies.append(prod(target) if view_strides(shape, stride, target) is None else 0)
+    made = lro + lo + ro  # the bmm's result, contiguous in this order
+    step, of = 1, {}
+    for c in reversed(made):
+        of[c] = step
+        step = step * sizes[c]
+    return copies, tuple(of[c] for c in out)
 
 
 @register_function("baddbmm", "addmm")

@@ -13,7 +13,7 @@ import torch
 
 from archstat.formulas import Cost, register_function
 from archstat.formulas._checks import broadcast_shapes
-from archstat.spec import TensorSpec
+from archstat.spec import TensorSpec, iterator_strides
 
 ELEMENTWISE = ("add", "sub", "mul", "div", "floordiv", "pow", "maximum", "minimum",
                "rsub", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "clamp", "where")
@@ -56,7 +56,8 @@ def elementwise_function(args: tuple, kwargs: dict) -> Cost:
     dtype = with_scalars(dtype, scalars)
     if fn in FLOAT_RESULT and category(dtype) < 2 and kwargs.get("rounding_mode") is None:
         dtype = torch.get_default_dtype()  # true division, exp, log and roots of integers are floating
-    out = tensors[0] if inplace else TensorSpec(tuple(shape), dtype)  # in place: the same tensor, same strides
+    # in place: the same tensor, same strides; else laid out as TensorIterator orders the operands
+    out = tensors[0] if inplace else TensorSpec(tuple(shape), dtype, iterator_strides(shape, tensors))
     return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,
                 hparams={"fn": kwargs.get("_fn", "elementwise"), "inplace": inplace, "tensor_args": len(tensors)})
 
@@ -69,7 +70,7 @@ def comparison_function(args: tuple, kwargs: dict) -> Cost:
     """``a < b`` and friends: an elementwise op whose output is bool (1 byte), with no gradient."""
     cost = elementwise_function(args, kwargs)
     out = cost.out
-    cost.out = out if cost.hparams["inplace"] else TensorSpec(out.shape, torch.bool)
+    cost.out = out if cost.hparams["inplace"] else TensorSpec(out.shape, torch.bool, out.strides)
     return cost
 
 
@@ -82,6 +83,39 @@ def fill_function(args: tuple, kwargs: dict) -> Cost:
     x = args[0]
     dtype = kwargs.get("dtype") or x.dtype
     return Cost(out=TensorSpec(tuple(x.shape), dtype), kind="copy", hparams={"fn": kwargs.get("_fn", "fill")})
+
+
+NEW_FILLS = ("new_zeros", "new_ones", "new_full", "new_empty")
+
+
+@register_function(*NEW_FILLS)
+def new_fill_function(args: tuple, kwargs: dict) -> Cost:
+    """``x.new_zeros(size)`` (``new_full(size, v)``): a new tensor of ``size`` with ``x``'s dtype, reading
+    none of ``x``'s values (no gradient flows through)."""
+    x, rest = args[0], args[1:]
+    size = kwargs.get("size", rest[0] if rest else ())
+    if isinstance(size, int) or (size is not None and not isinstance(size, (tuple, list))):
+        size = rest if kwargs.get("_fn") != "new_full" else rest[:1]  # new_zeros(2, 3): sizes as arguments
+    dtype = kwargs.get("dtype") or x.dtype
+    return Cost(out=TensorSpec(tuple(size), dtype), kind="copy", hparams={"fn": kwargs.get("_fn", "new_zeros")})
+
+
+@register_function("zero", "fill")
+def fill_in_place_function(args: tuple, kwargs: dict) -> Cost:
+    """``x.zero_()`` / ``x.fill_(v)``: written in place (Swin V2 zeroes the key part of a cloned qkv bias)."""
+    return Cost(out=args[0], kind="copy", alloc=False, new_bytes=False, hparams={"fn": kwargs.get("_fn", "zero")})
+
+
+@register_function("masked_fill")
+def masked_fill_function(args: tuple, kwargs: dict) -> Cost:
+    """``x.masked_fill(mask, v)``: ``x`` where ``mask`` is False, ``v`` elsewhere; the mask broadcasts to
+    ``x``.  Elementwise, no MACs; backward needs the mask (``analyses.memory``)."""
+    x, mask = args[0], args[1] if len(args) > 1 else kwargs["mask"]
+    inplace = bool(kwargs.get("inplace", False))
+    shape = tuple(broadcast_shapes(x.shape, mask.shape))
+    out = x if inplace else TensorSpec(shape, x.dtype, iterator_strides(shape, [x]))  # a clone keeps x's layout
+    return Cost(out=out, kind="elementwise", alloc=not inplace, new_bytes=not inplace,
+                hparams={"fn": "masked_fill", "inplace": inplace, "tensor_args": 2})
 
 
 @register_function("flip", "roll")

@@ -80,3 +80,19 @@ def index_select_function(args: tuple, kwargs: dict) -> Cost:
     shape[dim] = idx.shape[0] if idx.shape else 1
     return Cost(out=x.with_shape(shape), kind="copy", hparams={"fn": "index_select", "dim": dim},
                 work={"saved": _saved_index(idx, 1 if type(x) is TensorSpec else 0)})
+
+
+@register_function("setitem")
+def setitem_function(args: tuple, kwargs: dict) -> Cost:
+    """``x[key] = value`` (basic indexing): written in place into ``x``, no MACs, nothing allocated;
+    autograd's copy into a slice saves nothing.  A tensor key has no formula."""
+    x, key = args[0], args[1]
+    key = key if isinstance(key, tuple) else (key,)
+    if any(isinstance(k, TensorSpec) for k in key):
+        raise NotImplementedError("assignment through a tensor index")
+    # a scalar is written with aten::fill_ (fvcore has no handle), a tensor with aten::copy_
+    # a scalar is written with aten::fill_ (fvcore has no handle), a tensor with aten::copy_; PyTorch
+    # first wraps the scalar in a 0-d tensor of x's dtype, alive while the op runs
+    scalar = not isinstance(args[2], TensorSpec)
+    return Cost(out=x, kind="copy", alloc=False, new_bytes=False, hparams={"fn": "setitem_scalar" if scalar else "setitem"},
+                work={"transient_bytes": x.dtype.itemsize if scalar else 0})

@@ -19,9 +19,12 @@ def _linear_cost(x: TensorSpec, in_features: int, out_features: int, bias: bool)
     require_channels(x.shape[-1], in_features, "input features")
     rows = prod(x.shape[:-1])
     out = x.with_shape((*x.shape[:-1], out_features))
+    # the (rows, in) copy of an input no such view exists of: what backward saves instead of the input
+    copy = rows * in_features if len(x.shape) > 2 and not x.is_contiguous and \
+        view_strides(x.shape, x.stride, (rows, in_features)) is None else 0
     return Cost(out=out, kind="linear", macs=rows * in_features * out_features,
                 work={"transient_bytes": _linear_transient(x, out, bias)},
-                hparams={"in_features": in_features, "out_features": out_features, "bias": bias})
+                hparams={"in_features": in_features, "out_features": out_features, "bias": bias, "input_copy": copy})
 
 
 def _linear_transient(x: TensorSpec, out: TensorSpec, bias: bool) -> Size:
@@ -52,7 +55,11 @@ def linear_module(m: nn.Linear, inputs: list) -> Cost:
 def linear_function(args: tuple, kwargs: dict) -> Cost:
     a = {**dict(zip(("input", "weight", "bias"), args)), **kwargs}
     w = a["weight"]
-    return _linear_cost(a["input"], w.shape[1], w.shape[0], a.get("bias") is not None)
+    cost = _linear_cost(a["input"], w.shape[1], w.shape[0], a.get("bias") is not None)
+    # a weight the forward computes (weight * scale) is an activation backward keeps; a computed bias
+    # alone (Swin V2's zeroed qkv bias) is not kept
+    cost.hparams["computed_weight"] = type(w) is TensorSpec
+    return cost
 
 
 @register_function("matmul", "mm", "bmm")
@@ -66,5 +73,27 @@ def matmul_function(args: tuple, kwargs: dict) -> Cost:
     m = (sb[-1],) if len(sb) > 1 else ()
     batch = broadcast_shapes(sa[:-2], sb[:-2])
     out_shape = (*batch, *n, *m)
+    copies = bmm_copies(a, b, batch) if len(sa) >= 3 and len(sb) >= 3 else [0, 0]
     return Cost(out=a.with_shape(out_shape), kind="matmul", macs=prod(batch) * prod(n) * k * prod(m),
-                hparams={"shapes": [list(sa), list(sb)]})
+                work={"transient_bytes": (copies[0] + copies[1]) * a.dtype.itemsize},
+                hparams={"shapes": [list(sa), list(sb)], "copies": copies})
+
+
+def bmm_copies(a: TensorSpec, b: TensorSpec, batch: tuple) -> list[Size]:
+    """Elements of the contiguous copy ``torch.matmul`` makes of each operand (0: none), both >= 3-d.
+
+    It runs ``bmm`` on ``x.expand(*batch, r, c).reshape(prod(batch), r, c)``: a copy where the
+    (broadcast) batch dims cannot be viewed as one, as the heads of a permuted qkv in Swin's
+    ``k.transpose(-2, -1)``.  The copy lives while the product runs and is what backward saves.
+    """
+    if any(is_symbolic(s) for s in (*a.shape, *b.shape, *a.stride, *b.stride)):
+        return [0, 0]  # symbolic mode prices no memory
+    out = []
+    for x in (a, b):
+        lead = len(batch) - (len(x.shape) - 2)
+        shape = (*batch, *x.shape[-2:])
+        stride = (0,) * lead + tuple(0 if size == 1 and full != 1 else st for size, full, st in
+                                     zip(x.shape[:-2], batch[lead:], x.stride[:-2])) + tuple(x.stride[-2:])
+        merged = (prod(batch), *x.shape[-2:])
+        out.append(prod(merged) if view_strides(shape, stride, merged) is None else 0)
+    return out

@@ -36,7 +36,7 @@ from torch import nn
 from archstat.formulas import Cost, register_module
 from archstat.formulas._checks import require_channels, require_rank
 from archstat.formulas.timeline import Timeline
-from archstat.spec import Size, TensorSpec
+from archstat.spec import Size, TensorSpec, view_strides
 
 NAMES = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights", "is_causal")
 
@@ -185,7 +185,7 @@ class _Memory:
         holders = []
         for k, rows, width in self._linears():
             name = f"proj{k}"
-            if self.bf:  # (L, B, E) transposed: matmul copies it to (L*B, E), mm, then the bias add
+            if self._copied(k):  # (L, B, E) transposed: matmul copies it to (L*B, E), mm, then the bias add
                 t.new("copy", rows * self._in_features(k) * s)
                 t.new("mm", rows * width * s)
                 t.free("copy")
@@ -199,6 +199,16 @@ class _Memory:
                 name = f"packed{k}"
             holders += [name] * (width // e)
         return holders[0], holders[1], holders[2]
+
+    def _copied(self, k: int) -> bool:
+        """Is input ``k`` copied by its in-projection?  batch_first inputs are transposed to (L, B, E),
+        which the linear copies to (L*B, E) unless a view exists (L = 1 or B = 1)."""
+        if not self.bf:
+            return False
+        x = self.a[("query", "key", "value")[k]]
+        shape, st = x.shape, x.stride
+        return view_strides((shape[1], shape[0], *shape[2:]), (st[1], st[0], *st[2:]),
+                            (shape[0] * shape[1], *shape[2:])) is None
 
     def _in_features(self, k: int) -> int:
         return (self.e, self.m.kdim, self.m.vdim)[k] if not self.m._qkv_same_embed_dim else self.e
@@ -216,7 +226,7 @@ class _Memory:
         projected: dict[int, bool] = {}  # input index -> its projection is a packed (k, v) copy
         for k, rows, width in self._linears():
             # the linear keeps its input: the reshaped copy of a transposed input, else the input
-            items.append(("new", rows * self._in_features(k), dtype) if self.bf else ("in", k))
+            items.append(("new", rows * self._in_features(k), dtype) if self._copied(k) else ("in", k))
             projected[k] = width > e
         packed = [("new", rows * width, dtype) for k, rows, width in self._linears() if width > e]
         plain = [("new", rows * e, dtype) for k, rows, width in self._linears() if width == e]

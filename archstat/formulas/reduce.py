@@ -10,7 +10,7 @@ import torch
 from archstat.formulas import Cost, register_function
 from archstat.formulas.elementwise import elementwise_function
 from archstat.formulas._checks import dim_index
-from archstat.spec import TensorSpec
+from archstat.spec import TensorSpec, iterator_strides
 
 
 @register_function("mean", "sum", "amax", "amin")
@@ -61,6 +61,7 @@ def normalize_function(args: tuple, kwargs: dict) -> Cost:
     d = dim_index(a.get("dim", 1), len(x.shape))
     reduced = x.numel // x.shape[d]
     small = reduced * x.dtype.itemsize
-    return Cost(out=x.with_shape(x.shape), kind="elementwise", hparams={"fn": "normalize", "p": a.get("p", 2.0)},
+    out = TensorSpec(x.shape, x.dtype, iterator_strides(x.shape, [x]))  # the division keeps x's layout
+    return Cost(out=out, kind="elementwise", hparams={"fn": "normalize", "p": a.get("p", 2.0)},
                 work={"transient_bytes": small, "saved": [("in", 0), ("new", reduced, x.dtype),
                                                              ("new", reduced, x.dtype)]})

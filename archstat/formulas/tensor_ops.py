@@ -267,4 +267,6 @@ def getitem_function(args: tuple, kwargs: dict) -> Cost:
         dim += 1  # an int index drops the dim
     shape += list(x.shape[dim:])
     strides += list(x.stride[dim:])
-    return Cost(out=x.as_view(shape, strides), kind="view", alloc=False, hparams={"fn": "getitem"})
+    # slices that keep every element (``x[:, :L]`` of a length-L dim) give the very same view: no new bytes
+    same = all(isinstance(i, slice) for i in index) and list(x.shape) == shape and list(x.stride) == strides
+    return Cost(out=x.as_view(shape, strides), kind="view", alloc=False, new_bytes=not same, hparams={"fn": "getitem"})

@@ -70,7 +70,8 @@ def oracle_columns(df: pd.DataFrame, work: nn.Module, fv: dict, fc: dict, train:
     # and in the rows its jit trace keeps (a dead branch is eliminated)
     df["fvcore_handled_macs"] = df["macs"].where(df["oracle_supported"] & df["traced"], 0)
     # a multi-head attention row: fvcore's matrix ops are the ones it prices (no SDPA, no baddbmm)
-    mha = [isinstance(h, dict) and h.get("fn") == "multi_head_attention" for h in df["hparams"]]
+    # and an einsum's, which fvcore reads rounded off numpy's report (conventions.fvcore_einsum)
+    mha = [isinstance(h, dict) and h.get("fn") in ("multi_head_attention", "einsum") for h in df["hparams"]]
     df.loc[mha, "fvcore_handled_macs"] = df.loc[mha, "flops_fvcore"].where(df.loc[mha, "traced"], 0)
     df["module_macs"], df["fvcore_macs"], df["macs_ok"] = module_checks(
         df, "fvcore_handled_macs", {n: c["macs"] for n, c in fv.items()}, names, checkable)
