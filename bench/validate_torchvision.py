@@ -6,7 +6,8 @@ Needs torchvision, which does not install beside this project's CPU torch; in a 
     /tmp/tv/bin/python bench/validate_torchvision.py [eval|train] [--max-params 90e6] [--models a,b]
 
 Random weights (nothing is downloaded), batch 2, 3x96x96 (3x224x224 for ViT/Swin/MaxViT, whose
-patching needs it; 3x107x107 for Inception v3).  One line per model: agree / DISAGREE (with the
+patching needs it; 3x107x107 for Inception v3, 3x299x299 in training, where its auxiliary head runs
+and needs the 17x17 grid that only 299x299 inputs give).  One line per model: agree / DISAGREE (with the
 first mismatches) / ERROR, whether the totals are partial (ops without a formula) and which.
 """
 from __future__ import annotations
@@ -28,10 +29,12 @@ from archstat.errors import first_line
 NEEDS_224 = ("vit", "swin", "maxvit")
 
 
-def input_for(name: str) -> tuple[int, int, int]:
+def input_for(name: str, mode: str = "eval") -> tuple[int, int, int]:
     if name.startswith(NEEDS_224):
         return (3, 224, 224)
-    return (3, 107, 107) if name.startswith("inception") else (3, 96, 96)
+    if name.startswith("inception"):  # training runs the auxiliary head: 5x5 conv on a 17x17 grid / 3
+        return (3, 299, 299) if mode == "train" else (3, 107, 107)
+    return (3, 96, 96)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t = time.perf_counter()
         try:
-            a = archstat.validate(model, input_for(name), batch=2, mode=args.mode).attrs
+            a = archstat.validate(model, input_for(name, args.mode), batch=2, mode=args.mode).attrs
         except Exception as exc:  # noqa: BLE001 - one line per model, the sweep goes on
             counts["ERROR"] += 1
             print(f"{name:24s} ERROR    {first_line(exc)[:200]}", flush=True)
