@@ -4,6 +4,11 @@ Needs torchvision, which does not install beside this project's CPU torch; in a 
 
     python -m venv /tmp/tv && /tmp/tv/bin/pip install torch==2.14.1 torchvision==0.29.1 -e ".[test]"
     /tmp/tv/bin/python bench/validate_torchvision.py [eval|train] [--max-params 90e6] [--models a,b]
+    /tmp/tv/bin/python bench/validate_torchvision.py [eval|train] --dense
+
+``--dense``: the segmentation models (FCN, DeepLabV3, LR-ASPP; their outputs are dicts) and the
+feature extractors of the detectors (RetinaNet's and FCOS's ResNet-50 + FPN backbones, a dict of five
+maps) instead of the classifiers, at 3x128x128.
 
 Random weights (nothing is downloaded), batch 2, 3x96x96 (3x224x224 for ViT/Swin/MaxViT, whose
 patching needs it; 3x107x107 for Inception v3, 3x299x299 in training, where its auxiliary head runs
@@ -37,11 +42,27 @@ def input_for(name: str, mode: str = "eval") -> tuple[int, int, int]:
     return (3, 96, 96)
 
 
+def dense_models() -> dict[str, object]:
+    """Builders of the dense-prediction models and detector backbones (random weights, nothing downloaded)."""
+    from torchvision.models import detection, segmentation
+
+    seg = dict(weights=None, weights_backbone=None)
+    return {
+        "fcn_resnet50": lambda: segmentation.fcn_resnet50(**seg, aux_loss=True),
+        "deeplabv3_resnet50": lambda: segmentation.deeplabv3_resnet50(**seg, aux_loss=True),
+        "deeplabv3_mobilenet_v3_large": lambda: segmentation.deeplabv3_mobilenet_v3_large(**seg),
+        "lraspp_mobilenet_v3_large": lambda: segmentation.lraspp_mobilenet_v3_large(**seg),
+        "retinanet_resnet50_fpn.backbone": lambda: detection.retinanet_resnet50_fpn(**seg).backbone,
+        "fcos_resnet50_fpn.backbone": lambda: detection.fcos_resnet50_fpn(**seg).backbone,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mode", nargs="?", default="eval", choices=("eval", "train"))
     ap.add_argument("--max-params", type=float, default=90e6, help="skip larger models (time and memory)")
     ap.add_argument("--models", type=lambda s: s.split(","), default=None)
+    ap.add_argument("--dense", action="store_true", help="segmentation models and detector backbones instead")
     args = ap.parse_args(argv)
     try:
         import torchvision
@@ -50,14 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    print(f"# archstat validate --mode {args.mode} on torchvision classification models, "
+    kind = "segmentation models and detector backbones" if args.dense else "classification models"
+    print(f"# archstat validate --mode {args.mode} on torchvision {kind}, "
           f"{datetime.date.today().isoformat()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
           f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f} at start), batch 2, random weights", flush=True)
     counts = {"agree": 0, "DISAGREE": 0, "ERROR": 0, "skip": 0}
-    for name in args.models or torchvision.models.list_models(module=torchvision.models):
+    dense = dense_models() if args.dense else {}
+    for name in args.models or list(dense) or torchvision.models.list_models(module=torchvision.models):
         torch.manual_seed(0)
-        model = torchvision.models.get_model(name, weights=None)
+        model = dense[name]() if args.dense else torchvision.models.get_model(name, weights=None)
         n_params = sum(p.numel() for p in model.parameters())
         if n_params > args.max_params:
             counts["skip"] += 1
@@ -65,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t = time.perf_counter()
         try:
-            a = archstat.validate(model, input_for(name, args.mode), batch=2, mode=args.mode).attrs
+            shape = (3, 128, 128) if args.dense else input_for(name, args.mode)
+            a = archstat.validate(model, shape, batch=2, mode=args.mode).attrs
         except Exception as exc:  # noqa: BLE001 - one line per model, the sweep goes on
             counts["ERROR"] += 1
             print(f"{name:24s} ERROR    {first_line(exc)[:200]}", flush=True)
