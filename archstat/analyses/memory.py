@@ -89,6 +89,11 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
         if len(need) == 2:  # an operand torch.matmul copied (see formulas.linear.bmm_copies): the copy
             saved = [("new", c, dtype) if c else ("in", k) for k, c in enumerate(hp.get("copies") or [0, 0])]
             return [saved[1]] * need[0] + [saved[0]] * need[1]
+        if param_grad and hp.get("copies") and any(hp["copies"]):  # one data operand, the other a
+            # parameter (einsum(x, self.w)): the parameter's gradient needs the data operand, and
+            # autograd saves the copy bmm made of it where one was made
+            k = data_operand(r, lead)
+            return [("new", hp["copies"][k], dtype) if k is not None and hp["copies"][k] else ("in", 0)]
         return [("in", 0)] if param_grad else []
     if kind == "batch_norm":
         c = x[1] if hp.get("training") else 0
@@ -129,6 +134,18 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
     if kind in ("view", "identity", "copy", "concat", "upsample"):
         return []
     return None
+
+
+def data_operand(r: dict, lead: list[int]) -> Optional[int]:
+    """Which operand of a two-operand contraction (``hparams["shapes"]``, whole tensors) is the row's
+    one tensor input (``in_shapes``, per sample): None if neither or both match."""
+    ins = r.get("in_shapes") or []
+    shapes = (r.get("hparams") or {}).get("shapes") or []
+    if len(ins) != 1 or len(shapes) != 2:
+        return None
+    full = lead + list(ins[0])
+    hits = [k for k, s in enumerate(shapes) if list(s) == full]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _elementwise(fn: Optional[str], need: list[bool], param_grad: bool) -> Optional[list[Item]]:
