@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import archstat
-from archstat.validation.validate import validate
+from _validated import validated
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
@@ -60,6 +60,4 @@ def test_index_rows_by_hand():
 @pytest.mark.parametrize("build, shape", [(RelativeBias, (2, 9, 9)), (Picks, (4, 6))])
 def test_indexing_validates(build, shape, mode):
     torch.manual_seed(0)
-    df = validate(build(), shape, batch=2, mode=mode)
-    assert df.attrs["agree"], df.attrs["mismatches"]
-    assert not df.attrs["partial"] and df["supported"].all()
+    df = validated(build(), shape, mode)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import archstat
-from archstat.validation.validate import validate
+from _validated import validated
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
@@ -136,9 +136,7 @@ def test_variants_not_modelled_are_flagged(module, call):
 def test_multihead_attention_validates(name, mode):
     build, shape = CASES[name]
     torch.manual_seed(0)
-    df = validate(build(), shape, batch=2, mode=mode)
-    assert df.attrs["agree"], df.attrs["mismatches"]
-    assert not df.attrs["partial"] and df["supported"].all()
+    df = validated(build(), shape, mode)
 
 
 class TinyViT(nn.Module):
@@ -202,6 +200,4 @@ def test_tiny_vit_validate_train_and_compare(capsys):
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_tiny_vit_fully_costed(mode):
-    df = validate(build_tiny_vit(), (3, 16, 16), batch=2, mode=mode)
-    assert df.attrs["agree"], df.attrs["mismatches"]
-    assert not df.attrs["partial"] and df["supported"].all()
+    df = validated(build_tiny_vit(), (3, 16, 16), mode)

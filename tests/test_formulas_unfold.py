@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import archstat
-from archstat.validation.validate import validate
+from _validated import validated
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
@@ -39,6 +39,4 @@ def test_unfold_row(unfold, shape, out_shape):
 @pytest.mark.parametrize("stride, padding", [(2, 1), (1, 0)])
 def test_unfold_validates(stride, padding, mode):
     torch.manual_seed(0)
-    df = validate(PatchMixer(stride, padding), (3, 8, 8), batch=2, mode=mode)
-    assert df.attrs["agree"], df.attrs["mismatches"]
-    assert not df.attrs["partial"] and df["supported"].all()
+    df = validated(PatchMixer(stride, padding), (3, 8, 8), mode)
