@@ -87,15 +87,20 @@ def test_initial_state_given_at_call_time_reaches_the_formula():
     assert not _row(Recur(), (4, 8)).hparams["initial_state"]
 
 
-def test_fused_lstm_training_memory_is_unknown_not_guessed():
-    """oneDNN's workspace has a size of oneDNN's making: the saved bytes say '?' rather than a number."""
+def test_fused_lstm_saved_bytes_by_hand():
+    """oneDNN's LSTM in training, B=2, T=4, I=8, H=5, batch_first: the kernel's time-major copy of
+    the input (T*B*I floats), the zero h_0 and c_0 (B*H each), its output (T*B*H, the module's
+    output), h_T and c_T (B*H each) and the workspace: seven parts of at most a page (gates
+    4*2*32 floats, h_t 4*2*16, five state buffers of 2*5*2 rows of 16 or 5 floats): 7 * 4096 bytes."""
     from archstat.analyses.memory import saved_per_row
     from archstat.engine.analyze import analyze_rows
 
     rows = analyze_rows(Recur().train(), (4, 8), batch=2, mode="train")
     saved = saved_per_row(rows)
     index = [i for i, k in enumerate(rows.df["kind"]) if k == "recurrent"][0]
-    assert not saved["saved_known"].iloc[index]
+    assert saved["saved_known"].iloc[index]
+    floats = 4 * 2 * 8 + 2 * (2 * 5) + 4 * 2 * 5 + 2 * (2 * 5)
+    assert saved["saved_bytes"].iloc[index] == 4 * floats + 7 * 4096
 
 
 @pytest.mark.parametrize("build", [

@@ -51,7 +51,7 @@ INPUT_SAVERS_ELEMENTWISE = ("pow", "log", "abs", "clamp")
 INPLACE_CLONERS = ("relu6", "hardtanh", "silu", "hardswish", "hardsigmoid", "mish")
 OPTIMIZER_STATES = {"sgd": 1, "sgd_plain": 0, "adam": 2, "adamw": 2}
 
-Item = tuple  # ("in", j) | ("out",) | ("new", numel, dtype)
+Item = tuple  # ("in", j) | ("out",) | ("out", k) (output k of several) | ("new", numel, dtype)
 
 
 def _acc(dtype: torch.dtype) -> torch.dtype:
@@ -236,8 +236,8 @@ def saved_per_row(rows: Rows, device: str = "cpu", flow: Optional[GradFlow] = No
                 keys.append((part_read(r, src, own, records) if src >= 0 else model_input_key(rows, i, item[1])
                              if src == MODEL_INPUT
                              else ("state",), item))
-            elif item[0] == "out":
-                keys.append((own[i], item))
+            elif item[0] == "out":  # ("out", k): output k of several (an LSTM's output, h_n, c_n)
+                keys.append((("part", i, item[1]) if len(item) > 1 and r.get("out_part_bytes") else own[i], item))
             else:
                 key = ("new", i, k)
                 size[key] = int(item[1]) * item[2].itemsize
@@ -256,7 +256,7 @@ def _describe(item: Item) -> str:
     if item[0] == "in":
         return f"input{item[1]}"
     if item[0] == "out":
-        return "output"
+        return f"output{item[1]}" if len(item) > 1 else "output"
     return f"{item[1]}x{str(item[2]).replace('torch.', '')}"
 
 

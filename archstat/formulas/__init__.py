@@ -33,8 +33,8 @@ class Cost:
     element), ``affine`` (norm has a learnable scale/shift), and ``transient_bytes``: memory an op
     made of several kernels holds only while it runs (a Swish's sigmoid before the multiply),
     which the inference peak adds for that op; and ``saved``: what autograd keeps for backward,
-    as a list of ``("in", k)`` (the k-th tensor input), ``("out",)`` (the output) and
-    ``("new", numel, dtype)`` (a tensor the op makes), when the kind's default (see
+    as a list of ``("in", k)`` (the k-th tensor input), ``("out",)`` (the output; ``("out", k)``:
+    output k of several) and ``("new", numel, dtype)`` (a tensor the op makes), when the kind's default (see
     ``archstat.analyses.memory``) does not fit; and ``bwd_products``: for a layer made of several
     matrix products (``nn.MultiheadAttention``), the products its backward computes, as
     ``(macs, k)``: needed when tensor input ``k`` needs a gradient, or always (``k = -1``, the weights');
@@ -185,10 +185,10 @@ def checked_cost(cost: Any, formula: Callable, where: str) -> Cost:
                             f"as the layer returns them), e.g. inputs[0].with_shape(...)")
     for item in cost.work.get("saved") or ():
         if not (isinstance(item, (tuple, list)) and item and (
-                (item[0] == "in" and len(item) == 2 and isinstance(item[1], int)) or tuple(item) == ("out",)
+                (item[0] in ("in", "out") and len(item) == 2 and isinstance(item[1], int)) or tuple(item) == ("out",)
                 or (item[0] == "new" and len(item) == 3))):
             raise ArchstatError(f"formula {name} for {where}: work['saved'] item {item!r} is not "
-                                f"('in', k), ('out',) or ('new', numel, dtype)")
+                                f"('in', k), ('out',), ('out', k) or ('new', numel, dtype)")
     return cost
 
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from archstat.formulas import Cost, register_module
 from archstat.formulas._checks import require_channels
+from archstat.formulas.onednn_rnn import lstm_workspace_bytes
 from archstat.formulas.timeline import Timeline
 from archstat.spec import Size, TensorSpec, is_symbolic, leaves, strides_are_contiguous
 
@@ -96,8 +97,10 @@ def recurrent_module(m: nn.RNNBase, inputs: list) -> Cost:
     h0 = next((i for i, v in enumerate(inputs) if hx is not None and v is leaves(hx, TensorSpec)[0]), None)
     work["bwd_products"] = _backward(layers, h0)
     work["bwd_flopcounter"] = kernel == "aten"  # FlopCounterMode has no formula for oneDNN's backward
-    if kernel == "aten":  # oneDNN's training workspace has a size of its own making: saved stays unknown
+    if kernel == "aten":
         work["saved"] = _saved(m, inputs, hx, b, t, copied, x.dtype)
+    elif not is_symbolic(b):  # oneDNN's workspace is paged: it needs a number, not a closed form
+        work["saved"] = _fused_saved(m, inputs, hx, b, t, copied)
     return Cost(out=outs, kind="recurrent", macs=macs,
                 hparams={"fn": m.mode.lower(), "kernel": kernel, "layers": m.num_layers, "directions": d,
                          "hidden": h, "proj": m.proj_size, "steps": t, "batch_first": bf,
@@ -252,6 +255,57 @@ def _saved(m: nn.RNNBase, inputs: list, hx: Any, b: Size, t: Size, copied: bool,
                     items += [("new", q, dtype), ("new", u, dtype)]
                 elif i and m.mode == "GRU":  # h_{t-1}, made by the step before (an RNN's is its tanh, above)
                     items.append(("new", u, dtype))
+    return items
+
+
+def _given_states(m: nn.RNNBase, inputs: list, hx: Any, states: Size) -> list | None:
+    """The initial h and c as autograd saves them: the ones given (a copy when not contiguous, as
+    ``hx.contiguous()`` makes), or the zeros ``nn.LSTM`` makes, each (D*L, B, H)."""
+    if hx is None:
+        return [("new", states, torch.float32), ("new", states, torch.float32)]
+    items = []
+    for spec in leaves(hx, TensorSpec):
+        k = next((i for i, v in enumerate(inputs) if v is spec), None)
+        if k is None:  # a state the engine did not hand over as an input: cannot be named
+            return None
+        items.append(("in", k) if strides_are_contiguous(spec.shape, spec.stride) else ("new", states, spec.dtype))
+    return items
+
+
+def _fused_saved(m: nn.RNNBase, inputs: list, hx: Any, b: Size, t: Size, copied: bool) -> list | None:
+    """What autograd keeps for oneDNN's fused float32 LSTM (derivatives.yaml ``mkldnn_rnn_layer``:
+    input, the four weights, hx, cx, output, hy, cy, workspace; read off ``saved_tensors_hooks``),
+    per layer and direction, with U = B*H:
+
+    * the initial states, once (every call saves its slice ``hx[index]`` of the same storage);
+    * the layer's input: layer 0 the call's input, or the one time-major contiguous copy both
+      directions read; above it the previous layer's output (one direction: that call's output;
+      two: their ``cat``, T*B*2H);
+    * the weights are parameters (model state), but without biases RNN.cpp passes ``zeros`` the
+      weights' sizes as the two biases: 4H*W and 4H*H new per call;
+    * its output T*B*H (one direction, last layer: the module's output itself, part 0), hy and cy
+      (U each; the module's h_n and c_n are ``stack`` copies of them, not saved);
+    * the uint8 workspace, :func:`archstat.formulas.onednn_rnn.lstm_workspace_bytes`.
+    """
+    d, h, steps, f32 = 1 + m.bidirectional, m.hidden_size, int(t), torch.float32
+    states = _given_states(m, inputs, hx, d * m.num_layers * b * h)
+    if states is None:
+        return None
+    items: list = states
+    items.append(("new", steps * b * m.input_size, f32) if copied else ("in", 0))
+    for layer in range(m.num_layers):
+        width, last = m.input_size if layer == 0 else d * h, layer == m.num_layers - 1
+        for _ in range(d):
+            if not m.bias:
+                items += [("new", 4 * h * width, f32), ("new", 4 * h * h, f32)]
+            if not (last and d == 1):  # one direction: the next layer's input is this very output
+                items.append(("new", steps * b * h, f32))
+            items += [("new", b * h, f32), ("new", b * h, f32),
+                      ("new", lstm_workspace_bytes(steps, int(b), width, h), torch.uint8)]
+        if d == 2 and not last:  # the next layer's input: both directions' outputs side by side
+            items.append(("new", steps * b * 2 * h, f32))
+    if d == 1:
+        items.append(("out", 0))
     return items
 
 
