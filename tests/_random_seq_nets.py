@@ -16,9 +16,8 @@ a token tensor whose embedding is added.
 Not drawn, because archstat flags them unsupported (a flag, not a number to check):
 MultiheadAttention with ``add_bias_kv``, ``add_zero_attn``, ``is_causal``, ``bias=False``, a 3-d
 mask, or dropout in training with ``need_weights=False``; SDPA with dropout or different head sizes
-(the unfused math kernel); recurrent dropout between layers in training; in training, an LSTM
-without ``proj_size`` in float32 (oneDNN's fused kernel: its training workspace is of its own
-making, so saved bytes are ``?``); einsums with a summed-away or no contracted index, or one of size 1 (mixing over one token);
+(the unfused math kernel); recurrent dropout between layers in training; einsums with a
+summed-away or no contracted index, or one of size 1 (mixing over one token);
 in eval, F.linear with a computed weight on a non-contiguous x (transient bytes overestimated): it
 reads ``x.contiguous()`` too.
 MultiheadAttention with one head is not given a padding mask (its live bytes are high).
@@ -270,11 +269,8 @@ def seq_block(draw, d: int, length: int, train: bool, has_mask: bool) -> tuple[n
         extra = {}
         if cls is nn.RNN:
             extra["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]))
-        proj = 0
-        if cls is nn.LSTM and (train or draw(st.booleans())):  # fused oneDNN LSTM: `?` saved in training
-            proj = draw(st.integers(1, hidden - 1)) if hidden > 1 else 0
-            if proj == 0:
-                cls, extra = nn.GRU, {}
+        # an LSTM with a projection runs the aten cell loop; without, oneDNN's fused kernel (float32)
+        proj = draw(st.integers(1, hidden - 1)) if cls is nn.LSTM and draw(st.booleans()) else 0
         if proj:
             extra["proj_size"] = proj
         dropout = 0.3 if (layers > 1 and not train and draw(st.booleans())) else 0.0

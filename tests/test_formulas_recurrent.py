@@ -56,6 +56,10 @@ CASES = {  # name -> (builder, input per sample)
     "rnn": (lambda: Recur("RNN"), (4, 8)),
     "rnn_relu_h0_bidir": (lambda: Recur("RNN", nonlinearity="relu", init=True, bidirectional=True), (4, 8)),
     "one_step": (lambda: Recur("GRU"), (1, 8)),
+    # without biases the fused kernel is handed zeros the weights' sizes (saved in training), and the
+    # aten path's first projection of a batch_first input is an mm with no bias add
+    "lstm_no_bias_deep_bidir_h0": (lambda: Recur(bias=False, num_layers=2, bidirectional=True, init=True), (4, 8)),
+    "gru_no_bias": (lambda: Recur("GRU", bias=False), (4, 8)),
 }
 
 
@@ -128,7 +132,7 @@ def test_recurrent_validates(name, mode):
 @pytest.mark.slow
 def test_inference_transients_over_the_variants():
     """The replayed allocations against the dispatch-level tracker validate uses, on every mix of
-    kind, layers (1-3), direction, batch_first, proj_size, given states, dtype and steps (1, 3)."""
+    kind, layers (1-3), direction, batch_first, proj_size, given states, dtype, steps (1, 3) and bias."""
     import itertools
 
     from torch.utils._pytree import tree_leaves
@@ -139,12 +143,13 @@ def test_inference_transients_over_the_variants():
     from archstat.validation.live_storages import LiveStorages, existing_storages
 
     wrong = []
-    for cls, layers, bi, bf, proj, init, dtype, steps in itertools.product(
+    for cls, layers, bi, bf, proj, init, dtype, steps, bias in itertools.product(
             ["LSTM", "GRU", "RNN"], [1, 2, 3], [False, True], [False, True], [0, 3], [False, True],
-            [torch.float32, torch.float64], [1, 3]):
+            [torch.float32, torch.float64], [1, 3], [True, False]):
         if proj and cls != "LSTM":
             continue
-        kw = {"num_layers": layers, "bidirectional": bi, "batch_first": bf, **({"proj_size": proj} if proj else {})}
+        kw = {"num_layers": layers, "bidirectional": bi, "batch_first": bf, "bias": bias,
+              **({"proj_size": proj} if proj else {})}
         m = getattr(nn, cls)(6, 5, **kw).to(dtype).eval()
         x = torch.randn((2, steps, 6) if bf else (steps, 2, 6), dtype=dtype)
         args: list = [x]

@@ -115,14 +115,17 @@ class _Inference:
     bytes; U = B*H, Q = B*P elements).  Read off a dispatch-level trace of torch 2.13 on the CPU:
 
     * oneDNN (``mkldnn``): zero initial states (unless given); per layer and direction one kernel
-      that makes its output (T*B*H), h and c (U each); both directions ``cat``; a layer's inputs go
-      once the next layer has run; then ``stack`` of the final h's and c's.
+      that makes its output (T*B*H), h and c (U each), after (without biases) zeros the sizes of
+      w_hh and w_ih passed as the biases, gone once it returns; both directions ``cat``; the
+      previous layer's output of a direction goes once this layer's call for it returns (its
+      ``cat`` once this layer's is made); then ``stack`` of the final h's and c's.
     * aten: per layer and direction the input projection (T*B*G*H), then per step the cell's
       temporaries and its new hidden (kept for the ``stack`` of the outputs); a layer's projection
       and step outputs go once the next layer starts.
     * a time-major input that is not contiguous (``batch_first``, or a view): it is first copied
       (T*B*I, alive to the end); on the aten path the
-      first layer's projection is ``mm`` then a bias ``add`` (two T*B*G*H tensors for a moment).
+      first layer's projection is ``mm`` then a bias ``add`` (two T*B*G*H tensors for a moment;
+      without biases the ``mm`` alone).
     """
 
     def __init__(self, m: nn.RNNBase, b: Size, t: Size, size: int, given: bool, copied: bool) -> None:
@@ -153,12 +156,18 @@ class _Inference:
     def _fused(self) -> None:
         tl, s, b, t, u = self.tl, self.s, self.b, self.t, self.b * self.h * self.s
         for layer in range(self.m.num_layers):
+            width = self.m.input_size if layer == 0 else self.d * self.h
             for k in range(self.d):
+                if not self.m.bias:  # RNN.cpp passes zeros the weights' sizes as the biases (w_hh's first)
+                    tl.new("zeros_hh", 4 * self.h * self.h * s)
+                    tl.new("zeros_ih", 4 * self.h * width * s)
                 tl.new(f"out{layer}.{k}", t * b * self.h * s)
                 tl.new(f"h{layer}.{k}", u)
                 tl.new(f"c{layer}.{k}", u)
-                if layer and k == 0:  # the previous layer's per-direction outputs
-                    tl.free(*(f"out{layer - 1}.{j}" for j in range(self.d)))
+                if not self.m.bias:
+                    tl.free("zeros_hh", "zeros_ih")
+                if layer:  # layer_output[k] = this call's output: the previous layer's goes
+                    tl.free(f"out{layer - 1}.{k}")
             if self.d == 2:
                 tl.new(f"cat{layer}", t * b * 2 * self.h * s)
                 if layer:
@@ -176,10 +185,11 @@ class _Inference:
             for k in range(self.d):
                 if self.copied and layer == 0:  # a contiguous copy of the input, mm, then the bias add
                     tl.new("rows", t * b * self.m.input_size * s)
-                    tl.new("mm", t * b * g * h * s)
+                    tl.new("mm" if self.m.bias else f"iw{layer}.{k}", t * b * g * h * s)
                     tl.free("rows")
-                    tl.new(f"iw{layer}.{k}", t * b * g * h * s)
-                    tl.free("mm")
+                    if self.m.bias:
+                        tl.new(f"iw{layer}.{k}", t * b * g * h * s)
+                        tl.free("mm")
                 else:
                     tl.new(f"iw{layer}.{k}", t * b * g * h * s)
                 if k:  # the forward direction's projection goes as the reverse one starts
