@@ -308,7 +308,7 @@ def _fused_saved(m: nn.RNNBase, inputs: list, hx: Any, b: Size, t: Size, copied:
         for _ in range(d):
             if not m.bias:
                 items += [("new", 4 * h * width, f32), ("new", 4 * h * h, f32)]
-            if not (last and d == 1):  # one direction: the next layer's input is this very output
+            if not (last and d == 1):  # this call's output (the last layer's, one direction: ("out", 0) below)
                 items.append(("new", steps * b * h, f32))
             items += [("new", b * h, f32), ("new", b * h, f32),
                       ("new", lstm_workspace_bytes(steps, int(b), width, h), torch.uint8)]
