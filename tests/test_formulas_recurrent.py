@@ -107,6 +107,18 @@ def test_fused_lstm_saved_bytes_by_hand():
     assert saved["saved_bytes"].iloc[index] == 4 * floats + 7 * 4096
 
 
+def test_recurrent_saved_bytes_off_the_cpu_are_unknown():
+    """On CUDA cuDNN fuses LSTM, GRU and RNN with a reserve space of its own: '?', not the CPU's numbers."""
+    from archstat.analyses.memory import saved_per_row
+    from archstat.engine.analyze import analyze_rows
+
+    for cls in ("LSTM", "GRU"):
+        rows = analyze_rows(Recur(cls).train(), (4, 8), batch=2, mode="train")
+        index = [i for i, k in enumerate(rows.df["kind"]) if k == "recurrent"][0]
+        assert saved_per_row(rows)["saved_known"].iloc[index]
+        assert not saved_per_row(rows, device="cuda")["saved_known"].iloc[index]
+
+
 @pytest.mark.parametrize("build", [
     lambda: Recur(num_layers=2, dropout=0.2).train(),  # dropout between layers in training
     lambda: Recur().half(),

@@ -67,6 +67,8 @@ def saved_items(r: dict, need: list[bool], param_grad: bool, module: Optional[nn
     """
     kind, hp = r["kind"], r["hparams"] if isinstance(r["hparams"], dict) else {}
     declared = (r.get("work") or {}).get("saved")
+    if kind == "recurrent" and device != "cpu":  # cuDNN runs every RNN fused, its reserve space not modelled
+        return None
     if declared is not None:
         return [tuple(item) for item in declared]
     lead = [batch] if r.get("batched", True) else []  # a value of parameters alone has no batch
