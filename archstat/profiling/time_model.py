@@ -24,7 +24,7 @@ model reads it per family against the size of the op's output.
   ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Pools have a
   curve per window and, for max pools, per input kind (after a BatchNorm or not: their branches
   depend on the data, ``microbench.pool_input``); LRN one at batch 1 and one above (it splits its
-  work over the batch).  Conv families use the ``copy`` family's curve; linear its own, from the
+  work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own); linear its own, from the
   benchmarks with M <= 4 rows, which stream their weights (its rate is fitted on M >= 16).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
@@ -132,6 +132,9 @@ class TimeModel:
                     if packed or gemv:
                         self.bw[f] = bandwidth_curve(packed or gemv, "time_s", fl)
                     ok = [p for p in ok if p["features"][0] >= 4] or ok
+                if f == "conv_dw":  # memory-bound: its own bandwidth, not the copy's (oneDNN reorders to a
+                    # blocked layout and back: MobileNet's 64x112x112 stride-2 one at batch 8 moved 9 GB/s)
+                    self.bw[f] = bandwidth_curve([p for p in ok if p["bytes"] > 0], "time_s", fl)
                 if len(ok) >= 3:
                     xs = np.array([p["features"] for p in ok], dtype=float)
                     ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
