@@ -285,3 +285,20 @@ def test_pool_inputs_have_channel_offsets_unless_normalised():
     assert plain.quantile(0.25) < 0.1 and plain.quantile(0.75) > 0.9
     assert normed.min() > 0.35 and normed.max() < 0.65
     assert (pool_input(x) >= 0).all() and torch.equal(pool_input(x), pool_input(x))  # seeded offsets
+
+
+def test_a_family_called_after_a_long_gap_pays_its_cold_start():
+    """``cold`` = the smallest flushed benchmark minus the same back to back; a family's first call,
+    or one more than ``COLD_GAP`` rows after its last, pays at least that; a repeat right after does not."""
+    from archstat.profiling.time_model import COLD_GAP
+
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "activation":
+            p["hot_s"] = p["time_s"] - 1e-6 if p["bytes"] == 8.0 else p["time_s"]
+    tm = TimeModel(pts)
+    assert tm.cold["activation"] == pytest.approx(1e-6)
+    net = nn.Sequential(nn.ReLU(), nn.ReLU(), *[nn.Flatten(0) for _ in range(COLD_GAP + 1)], nn.ReLU())
+    pred = tm.predict(pd.DataFrame(rows_of(net, (4, 4, 4), batch=1)), 1, 4)
+    after = pred[pred.family == "activation"].t_after_s.tolist()
+    assert after == pytest.approx([1e-6, 0.0, 1e-6])

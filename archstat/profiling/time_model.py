@@ -11,7 +11,11 @@ large op the caches hold that op's data, and the next op fetches its code, PyTor
 and often its input from DRAM (a ReLU over 16 KB: 2 us back to back, 45-75 us right after a linear
 layer that streamed 411 MB).  Each benchmark measures it (``microbench.successor_penalty``: an
 in-place ReLU over the op's output right after the op, minus the same ReLU back to back), and the
-model reads it per family against the size of the op's output.
+model reads it per family against the size of the op's output.  A family not called in the last
+``COLD_GAP`` rows (a model's one global pool, its flatten, its first linear) pays at least its cold
+start instead: its smallest benchmark flushed minus the same back to back (``cold``; an adaptive pool
+of 50 K elements took 12 us back to back and 94 us at the end of MobileNet at batch 1; over three runs
+of the bench such rows were under-predicted by 10-50 us more than the rest).
 
 * ``floor_f``: the per-call floor of the family, the time of its smallest benchmark; for the CPU
   families timed after a cache flush, the smallest benchmark's time back to back (``hot_s``): the
@@ -45,6 +49,7 @@ from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.op_families import COMPUTE_FAMILIES, NORMALIZED, calibrated, family, features, numel, output_bytes, work
 
 K_NEAREST = 4
+COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
 LINEAR_MV = "linear (1 row)"  # the bandwidth curve of matrix-vector linears
 AFTER_NORM = " (after a BatchNorm)"  # suffix of the max pool curves measured on normalised inputs
 ONE_SAMPLE = " (1 sample)"  # suffix of the curve of a family that splits its work over the batch, at batch 1
@@ -161,6 +166,9 @@ class TimeModel:
         # (30-60 us on CPU) that a model's op pays only after a large op (the successor term below)
         self.hot_floor = {f: min(p["hot_s"] for p in ps if "hot_s" in p) for f, ps in by.items()
                           if any("hot_s" in p for p in ps)}
+        # a family called again after a while finds its code and dispatch state gone from the caches: the
+        # cold start of its smallest flushed benchmark over its warm time (``cold_start``)
+        self.cold = {f: max(0.0, self.floor[f] - self.hot_floor[f]) for f in self.hot_floor}
         self.after_curve: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for f, ps in by.items():
             ok = sorted((p for p in ps if "after_s" in p and p.get("out_bytes")), key=lambda p: p["out_bytes"])
@@ -222,7 +230,12 @@ class TimeModel:
         records = rows.to_dict("records")
         normalized = normalized_sources(records)
         after = 0.0  # rows are in execution order: each pays what the op before it left behind
-        for row, norm in zip(records, normalized):
+        last: dict[str, int] = {}  # the row that last called each family
+        for i, (row, norm) in enumerate(zip(records, normalized)):
+            fam = family(row)
+            if fam not in last or i - last[fam] > COLD_GAP:  # its code is cold: at least its cold start
+                after = max(after, self.cold.get(fam, 0.0))
+            last[fam] = i
             p = self.predict_row(row, batch, itemsize, after, norm)
             p["roof"] = why(p, peak, copy_bw)
             p.pop("_bw_family")
