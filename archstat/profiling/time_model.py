@@ -12,10 +12,12 @@ and often its input from DRAM (a ReLU over 16 KB: 2 us back to back, 45-75 us ri
 layer that streamed 411 MB).  Each benchmark measures it (``microbench.successor_penalty``: an
 in-place ReLU over the op's output right after the op, minus the same ReLU back to back), and the
 model reads it per family against the size of the op's output.  A family not called in the last
-``COLD_GAP`` rows (a model's one global pool, its flatten, its first linear) pays at least its cold
-start instead: its smallest benchmark flushed minus the same back to back (``cold``; an adaptive pool
-of 50 K elements took 12 us back to back and 94 us at the end of MobileNet at batch 1; over three runs
-of the bench such rows were under-predicted by 10-50 us more than the rest).
+``COLD_GAP`` rows (a model's one global pool, its flatten, its first linear), or called right after a
+conv or a linear, pays at least its cold start instead: its smallest benchmark flushed minus the same
+back to back (``cold``: BatchNorm 29 us, ReLU 10, LRN 41 here).  An adaptive pool of 50 K elements
+took 12 us back to back and 94 us at the end of MobileNet at batch 1; a BatchNorm of 1.6 MB after a
+conv 55-64 us where its warm floor and bandwidth say 42, close to its flushed 70: the ReLU that
+measures ``successor_s`` is the smallest kernel there is, and misses the larger code of the others.
 
 * ``floor_f``: the per-call floor of the family, the time of its smallest benchmark; for the CPU
   families timed after a cache flush, the smallest benchmark's time back to back (``hot_s``): the
@@ -231,11 +233,15 @@ class TimeModel:
         normalized = normalized_sources(records)
         after = 0.0  # rows are in execution order: each pays what the op before it left behind
         last: dict[str, int] = {}  # the row that last called each family
+        previous = ""
         for i, (row, norm) in enumerate(zip(records, normalized)):
             fam = family(row)
-            if fam not in last or i - last[fam] > COLD_GAP:  # its code is cold: at least its cold start
+            # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
+            # their operands fill the caches): it pays at least its family's cold start
+            if fam not in last or i - last[fam] > COLD_GAP or previous in COMPUTE_FAMILIES:
                 after = max(after, self.cold.get(fam, 0.0))
             last[fam] = i
+            previous = previous if fam == "dispatch" else fam  # a view passes it on
             p = self.predict_row(row, batch, itemsize, after, norm)
             p["roof"] = why(p, peak, copy_bw)
             p.pop("_bw_family")
@@ -311,7 +317,8 @@ def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
         share = f" = {p['bandwidth_bytes_per_s'] / copy_bw:.0%} of copy bw" if copy_bw == copy_bw and copy_bw else ""
         return f"{p['_bw_family']} bandwidth {p['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s{share}"
     if p["bound"] == "previous op":
-        return f"the op before left the caches cold: {p['t_after_s'] * 1e6:.1f} us (its output re-read from DRAM)"
+        return (f"cold caches: {p['t_after_s'] * 1e6:.1f} us (the op before filled them, or this family last ran "
+                f"long ago: its code and often its input come from DRAM)")
     if p["bound"] == "allocation":
         return f"fresh output pages {p['t_fresh_s'] * 1e3:.2f} ms (first touch of a new buffer)"
     return f"per-call floor {p['floor_s'] * 1e6:.1f} us ({p['family']})"
