@@ -31,6 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from archstat.profiling.cache import finish_state, machine_state  # noqa: E402
+from archstat.profiling.microbench import SEED, combine, run_grid  # noqa: E402
+from archstat.profiling.precision import PRECISIONS, precision_flags  # noqa: E402
+
 MODELS = ["resnet50", "vgg16", "googlenet", "inception_v3", "mobilenet_dw"]
 TARGETS = ("targets (idle CPU): layer sum within 10% of the whole model; median |error| <= 20% at batch 8 "
            "(<= 30% at batch 1 and for mobilenet_dw); calibrated >= 2x better than naive; Spearman >= 0.95")
@@ -62,31 +66,37 @@ def held_out(points: list[dict], signatures: set[tuple]) -> list[dict]:
     return [p for p in points if tuple(map(str, p["signature"])) not in signatures]
 
 
-def measure(name: str, batch: int, device: torch.device, precision: str, channels_last: bool, tm: Any,
-            points: list[dict], ceil: Any, small: bool, repeat: int, layer_repeat: int) -> dict[str, Any]:
+def measure(name: str, batch: int, device: torch.device, precision: str, channels_last: bool,
+            cal: dict[str, Any], ceil: Any, small: bool, repeat: int, layer_repeat: int) -> dict[str, Any]:
     """One round: profile ``name`` at ``batch`` with the calibrated model (less the grid points equal to
     one of its layers); the Profile and what the table reports about the round."""
     from archstat.profiling.profile import profile
 
     from archstat import analyze
-    from archstat.profiling.time_model import TimeModel
 
     load0 = os.getloadavg()[0]
     model, shape = build(name, device, small)
     # a random grid point can coincide with a layer of this model: the model is then predicted
     # from the grid without it, so every prediction stays out of sample
     sigs = layer_signatures(analyze(model, shape, batch=batch), batch)
-    kept = held_out(points, sigs)
-    if len(kept) < len(points) and tm is not None:
-        tm = TimeModel(kept, tm.state)
+    tm, _ = held_out_model(cal, sigs)
     t0 = time.monotonic()
     p = profile(model, shape, batch=batch, device=device, precision=precision, channels_last=channels_last,
                 warmup=2, repeat=repeat, layer_repeat=layer_repeat, ceilings=ceil, time_model=tm, quiet=True)
-    return {"profile": p, "time_model": tm, "overlap": len(points) - len(kept), "load_before": load0,
-            "load_after": os.getloadavg()[0], "seconds": time.monotonic() - t0}
+    return {"profile": p, "signatures": sigs, "load_before": load0, "load_after": os.getloadavg()[0],
+            "seconds": time.monotonic() - t0}
 
 
-def faster_of(rounds: list[dict[str, Any]], ceil: Any, precision: str, batch: int,
+def held_out_model(cal: dict[str, Any], signatures: set[tuple]) -> tuple[Any, int]:
+    """The calibration ``cal`` (``points``, ``state``) fitted without the points equal to one of a
+    model's layers, and how many were left out."""
+    from archstat.profiling.time_model import TimeModel
+
+    kept = held_out(cal["points"], signatures)
+    return TimeModel(kept, cal["state"]), len(cal["points"]) - len(kept)
+
+
+def faster_of(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, precision: str, batch: int,
               dump: Optional[pathlib.Path] = None, name: str = "") -> dict[str, Any]:
     """The table's row from one or more rounds of the same model: each layer's time the least of the
     rounds' per-layer medians, the whole model the least of their medians (the calibration keeps the
@@ -95,11 +105,12 @@ def faster_of(rounds: list[dict[str, Any]], ceil: Any, precision: str, batch: in
     from archstat.profiling.roofline import roofline, roofline_summary
 
     profiles = [r["profile"] for r in rounds]
+    tm, overlap = held_out_model(cal, rounds[0]["signatures"])  # the calibration as it stands now
     frame = profiles[0].layers.copy()
     frame["time_s"] = pd.concat([p.layers["time_s"] for p in profiles], axis=1).min(axis=1)
     whole = min(p.summary["whole_model_s"] for p in profiles)
     itemsize = torch.empty((), dtype=getattr(torch, profiles[0].context["dtype"])).element_size()
-    frame = roofline(frame, ceil, precision, batch, itemsize, rounds[0]["time_model"])
+    frame = roofline(frame, ceil, precision, batch, itemsize, tm)
     r = roofline_summary(frame)
     if dump is not None:  # the measured per-layer frame, for a look at single layers afterwards
         dump.mkdir(parents=True, exist_ok=True)
@@ -109,7 +120,7 @@ def faster_of(rounds: list[dict[str, Any]], ceil: Any, precision: str, batch: in
             "naive_median_abs_error": r["naive_median_abs_error"], "spearman": r["spearman"],
             "predicted_sum_ratio": r["predicted_sum_s"] / whole, "naive_sum_ratio": r["naive_sum_s"] / whole,
             "measured_sum_ratio": float(frame["time_s"].sum()) / whole, "whole_model_ms": whole * 1e3,
-            "overlap": rounds[0]["overlap"], "load_before": min(x["load_before"] for x in rounds),
+            "overlap": overlap, "load_before": min(x["load_before"] for x in rounds),
             "load_after": max(x["load_after"] for x in rounds), "seconds": sum(x["seconds"] for x in rounds),
             "by_family": r.get("median_error_by_family", {}), "rounds": len(rounds),
             "ceiling_check": next((c for c in check if c), None)}
@@ -153,13 +164,13 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def table_rows(jobs: list[tuple[str, int]], done: dict, failed: dict, ceil: Any, precision: str,
-               dump: Optional[pathlib.Path]) -> list[dict]:
+def table_rows(jobs: list[tuple[str, int]], done: dict, failed: dict, cal: dict[str, Any], ceil: Any,
+               precision: str, dump: Optional[pathlib.Path]) -> list[dict]:
     """One row per (model, batch) measured so far (the faster of its rounds) or failed, in job order."""
     rows = []
     for name, batch in jobs:
         if done.get((name, batch)):
-            rows.append(faster_of(done[(name, batch)], ceil, precision, batch, dump, name))
+            rows.append(faster_of(done[(name, batch)], cal, ceil, precision, batch, dump, name))
         elif (name, batch) in failed:
             rows.append({"model": name, "batch": batch, "error": failed[(name, batch)]})
     return rows
@@ -184,16 +195,26 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "load_start": os.getloadavg()[0], "command": command, "rounds": rounds}
     ceil = get_ceilings(device, (precision,), quick=quick)
-    tm, entry = get_time_model(device, precision, channels_last, quick=quick)
-    st = entry.get("state", {})
-    header["calibration"] = (f"{len(entry['points'])} synthetic micro-benchmarks (seed {entry.get('seed')}), measured "
-                             f"{st.get('date')} at load {st.get('load_before', math.nan):.2f}"
-                             f"{' (UNDER LOAD)' if st.get('busy') else ''}; none taken from the models")
+    # on a CPU with several rounds, one calibration pass runs before each round of measurements (each
+    # point the faster of the passes so far): a slow minute of the shared host then slows one pass and
+    # one round, not the whole calibration (a calibration slowed 1.4x on its memory-bound families
+    # against the one 20 minutes before priced every batch norm 50% too slow)
+    spread = rounds > 1 and device.type == "cpu" and not quick
+    cal: dict[str, Any] = {"passes": []}
+    if not spread:
+        _, entry = get_time_model(device, precision, channels_last, quick=quick)
+        cal.update(points=entry["points"], state=entry.get("state"), seed=entry.get("seed"))
+    state0 = machine_state()
     t0 = time.monotonic()
     done: dict[tuple[str, int], list[dict]] = {}
     failed: dict[tuple[str, int], str] = {}
     jobs = [(name, batch) for batch in batches for name in models]
     for k in range(rounds):  # every model once per round: a second round comes minutes after the first
+        if spread:
+            with precision_flags(precision):
+                cal["passes"].append(run_grid(device, PRECISIONS[precision], channels_last, passes=1))
+            cal.update(points=combine(cal["passes"]), state=finish_state(dict(state0)), seed=SEED)
+        header["calibration"] = calibration_text(cal, spread)
         for name, batch in jobs:
             if (name, batch) in failed:
                 continue
@@ -203,11 +224,10 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
                 continue
             try:
                 done.setdefault((name, batch), []).append(
-                    measure(name, batch, device, precision, channels_last, tm, entry["points"], ceil, small,
-                            repeat, layer_repeat))
+                    measure(name, batch, device, precision, channels_last, cal, ceil, small, repeat, layer_repeat))
             except Exception as exc:  # noqa: BLE001 - one failing model never stops the table
                 failed[(name, batch)] = f"{type(exc).__name__}: {str(exc)[:120]}"
-            rows = table_rows(jobs, done, failed, ceil, precision, dump if k == rounds - 1 else None)
+            rows = table_rows(jobs, done, failed, cal, ceil, precision, dump if k == rounds - 1 else None)
             last = next((r for r in rows if (r["model"], r["batch"]) == (name, batch)), {})
             print(f"round {k + 1}/{rounds} {name} b{batch}: " + (last.get("error") or
                   f"median |err| {fmt(last['median_abs_error'], True)} (naive "
@@ -216,8 +236,17 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
             if out is not None:  # written as it goes: a timeout still leaves the rows so far
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(markdown(rows, header))
-    rows = table_rows(jobs, done, failed, ceil, precision, None)
+    rows = table_rows(jobs, done, failed, cal, ceil, precision, None)
     return rows, markdown(rows, header)
+
+
+def calibration_text(cal: dict[str, Any], spread: bool) -> str:
+    """The table's line on the calibration: how many benchmarks, when, how."""
+    st = cal.get("state") or {}
+    how = (f"one pass before each round of measurements ({len(cal['passes'])} so far; each point the faster)"
+           if spread else f"measured {st.get('date')}")
+    return (f"{len(cal['points'])} synthetic micro-benchmarks (seed {cal.get('seed')}), {how}, load at the start "
+            f"{st.get('load_before', math.nan):.2f}{' (UNDER LOAD)' if st.get('busy') else ''}; none taken from the models")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
