@@ -186,7 +186,7 @@ def test_hot_floor_and_the_successor_term_by_hand():
     assert relu1["bound"] == "memory"  # its 131 us of bytes outweigh the conv's 20 us
     from archstat.profiling.time_model import why
     p = {**relu1, "t_memory_s": 1e-6, "bound": "previous op"}
-    assert why(p, math.nan, math.nan).startswith("the op before left the caches cold: 20.0 us")
+    assert why(p, math.nan, math.nan).startswith("cold caches: 20.0 us")
     # warm floor + bytes at the law's 1 GB/s (fitted above the cold floor) + the conv's 20 us
     assert relu1["predicted_s"] == pytest.approx(tm.hot_floor["activation"] + rb / 1e9 + 20e-6, rel=1e-3)
     # running median of 5 over (1, 1, 4, 4) us at outputs 4, 5e3, 5e5, 5e7 bytes: medians of (1, 1, 4),
@@ -224,3 +224,84 @@ def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
     conv, relu = combine([a, b])
     assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "signature": ["a"]}
     assert relu == {"family": "relu", "time_s": 1.0, "hot_s": 0.4, "after_s": 1.0, "signature": ["b"]}
+
+
+def test_max_pools_after_a_batchnorm_take_their_own_curve():
+    """A max pool whose input went through a BatchNorm (through ReLUs, other pools, concats) is priced
+    from the curve measured on normalised inputs; one after a plain conv from the other."""
+    from archstat.profiling.op_families import NORMALIZED
+
+    def pool_point(b: float, ns_per_byte: float, normalized: bool) -> dict:
+        p = {"family": "pool_max", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b * ns_per_byte * 1e-9,
+             "signature": ["pool_max", [3, 3], [2, 2], "", "", 1]}
+        return {**p, NORMALIZED: True} if normalized else p
+    pts = law_points() + [pool_point(b, 0.25, False) for b in (8.0, 1e4, 1e6, 1e8)]
+    pts += [pool_point(b, 0.5, True) for b in (16.0, 1e4, 1e6, 1e8)]
+    tm = TimeModel(pts)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.c2, self.bn = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8)
+            self.pool = nn.MaxPool2d(3, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            plain = self.pool(torch.relu(self.c1(x)))  # conv -> relu -> pool
+            normed = self.pool(torch.relu(self.bn(self.c2(x))))  # conv -> bn -> relu -> pool
+            after_normed = self.pool(normed)  # a pool of a pool of normalised data
+            mixed = self.pool(torch.cat([plain, normed], 1))  # one branch not normalised
+            return torch.cat([after_normed, mixed], 1)
+
+    rows = pd.DataFrame(rows_of(Net(), (8, 16, 16), batch=2))
+    pred = tm.predict(rows, 2, 4)
+    bw = pred[pred.family == "pool_max"].bandwidth_bytes_per_s.tolist()
+    assert bw == pytest.approx([4e9, 2e9, 2e9, 4e9], rel=1e-2)
+
+
+def test_lrn_at_batch_one_takes_the_single_sample_curve():
+    """torch's LRN splits its work over the batch: points at batch 1 make a curve of their own, used
+    for batch-1 rows only."""
+    def lrn_point(b: float, ns_per_byte: float, batch: int) -> dict:
+        return {"family": "lrn", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b * ns_per_byte * 1e-9,
+                "signature": ["lrn", None, None, "", "", batch]}
+    pts = law_points() + [lrn_point(b, 2.0, 1) for b in (8.0, 1e4, 1e6, 1e8)]
+    pts += [lrn_point(b, 1.0, 8) for b in (1e4, 1e6, 1e8)]
+    tm = TimeModel(pts)
+    net = nn.Sequential(nn.LocalResponseNorm(5))
+    one = tm.predict(pd.DataFrame(rows_of(net, (16, 16, 16), batch=1)), 1, 4).iloc[0]
+    eight = tm.predict(pd.DataFrame(rows_of(net, (16, 16, 16), batch=8)), 8, 4).iloc[0]
+    assert one.bandwidth_bytes_per_s == pytest.approx(0.5e9, rel=1e-2)
+    assert eight.bandwidth_bytes_per_s == pytest.approx(1e9, rel=1e-2)
+
+
+def test_pool_inputs_have_channel_offsets_unless_normalised():
+    """``pool_input``: without a BatchNorm most channels are nearly all zero or nearly never zero (as
+    in a ReLU network); after one every channel is about half zero."""
+    from archstat.profiling.microbench import pool_input
+
+    x = torch.randn(2, 256, 16, 16, generator=torch.Generator().manual_seed(1))
+    share = lambda t: (t == 0).float().mean(dim=(0, 2, 3))  # noqa: E731
+    plain, normed = share(pool_input(x)), share(pool_input(x, normalized=True))
+    assert plain.quantile(0.25) < 0.1 and plain.quantile(0.75) > 0.9
+    assert normed.min() > 0.35 and normed.max() < 0.65
+    assert (pool_input(x) >= 0).all() and torch.equal(pool_input(x), pool_input(x))  # seeded offsets
+
+
+def test_a_family_called_after_a_long_gap_or_a_conv_pays_its_cold_start():
+    """``cold`` = the smallest flushed benchmark minus the same back to back; a family's first call,
+    one more than ``COLD_GAP`` rows after its last, or one right after a conv or a linear pays at least
+    that; a repeat right after does not."""
+    from archstat.profiling.time_model import COLD_GAP
+
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "activation":
+            p["hot_s"] = p["time_s"] - 1e-6 if p["bytes"] == 8.0 else p["time_s"]
+    tm = TimeModel(pts)
+    assert tm.cold["activation"] == pytest.approx(1e-6)
+    net = nn.Sequential(nn.ReLU(), nn.ReLU(), *[nn.Flatten(0) for _ in range(COLD_GAP + 1)], nn.ReLU(),
+                        nn.Unflatten(0, (1, 4, 4, 4)), nn.Conv2d(4, 4, 1), nn.ReLU(), nn.ReLU())
+    pred = tm.predict(pd.DataFrame(rows_of(net, (4, 4, 4), batch=1)), 1, 4)
+    after = pred[pred.family == "activation"].t_after_s.tolist()
+    # first call; right after; after a long gap; after a conv (its successor term is 0 here); right after
+    assert after == pytest.approx([1e-6, 0.0, 1e-6, 1e-6, 0.0])

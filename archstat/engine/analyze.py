@@ -160,12 +160,13 @@ def _interpret(model: nn.Module, specs: tuple[list[TensorSpec], dict[str, Tensor
         records = meta_records(model, args, kwargs, why=str(exc).split(": ", 1)[-1])
         # outputs unknown: every value nobody reads is kept to the end
         return records, None, {"engine": "meta", "outputs": None, "output_parts": None, "shape_ops": {},
-                         "output_rows": None, "held": []}
+                         "output_rows": None, "held": [], "returned": None}
     interpreter = Interpreter(model, graph)
     records = interpreter.run(args, kwargs)
     return records, graph, {"engine": "fx", "outputs": interpreter.outputs,
                             "output_parts": interpreter.output_parts, "shape_ops": interpreter.shape_ops,
-                            "output_rows": interpreter.output_rows, "held": sorted(interpreter.held.items())}
+                            "output_rows": interpreter.output_rows, "held": sorted(interpreter.held.items()),
+                            "returned": interpreter.returned}
 
 
 def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.DataFrame:
@@ -184,6 +185,7 @@ def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.Da
         "outputs": c["outputs"] if upto is None else None, "input_bytes": c["input_bytes"],
         "output_parts": c["output_parts"] if upto is None else None, "output_rows": c.get("output_rows"),
         "held": c.get("held") or [],
+        "returned": c.get("returned") if upto is None else None,
         "shape_ops": {k: sorted(v) for k, v in c["shape_ops"].items()},
         "total": {k: simplify(sum(r[k] for r in rows)) for k in ("params", "macs", "flops", "act_bytes")},
         "params_all": c["params_all"],

@@ -51,6 +51,9 @@ class Interpreter:
         self.outputs: Optional[list[int]] = None  # records feeding the graph output (-1: the input itself)
         self.output_parts: Optional[list] = None  # per entry of ``outputs``: the parts returned (None: all)
         self.output_rows: Optional[list[int]] = None  # every record a returned value holds (packed ones too)
+        # every tensor the model returns, in the order it returns them (a dict's insertion order, as
+        # ``spec.leaves`` flattens a real output): (record that made it, -1 the input; its whole shape)
+        self.returned: Optional[list[tuple[int, tuple]]] = None
         # record -> the last record made before a node that reads its value without being a row
         # (``x.size(0)`` late in a forward): the real run frees the value only after that read
         self.held: dict[int, int] = {}
@@ -78,6 +81,8 @@ class Interpreter:
             elif node.op == "output":  # the records whose values the model returns
                 self.outputs, self.output_parts = self._sources_of(node.all_input_nodes)
                 self.output_rows = self._rows_behind(node.all_input_nodes)
+                self.returned = [(self._source.get(n, -1), tuple(spec.shape)) for n in leaves(node.args, fx.Node)
+                                 for spec in leaves(env[n], TensorSpec)]
                 break
             elif is_wrapped_call(node) and op_name(node)[0] not in FUNCTION_FORMULAS and self._inline(node):
                 continue  # its body's nodes follow it in the graph now, and are costed one by one

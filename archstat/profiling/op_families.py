@@ -27,6 +27,7 @@ from typing import Any
 COMPUTE_FAMILIES = ("conv", "conv_dw", "linear")
 MEMORY_FAMILIES = ("activation", "elementwise", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "concat",
                    "copy", "lrn")
+NORMALIZED = "normalized"  # a max pool benchmark's input went through a BatchNorm (microbench.pool_input)
 KIND_FAMILY = {"activation": "activation", "elementwise": "elementwise", "batch_norm": "batch_norm",
                "adaptive_pool": "adaptive_pool", "concat": "concat", "copy": "copy", "lrn": "lrn",
                "linear": "linear", "matmul": "linear", "view": "dispatch", "identity": "dispatch",

@@ -93,6 +93,8 @@ def roofline_summary(layers: pd.DataFrame, min_time: float = 20e-6) -> dict[str,
         "spearman_all": spearman(layers.loc[kernel, "predicted_s"], layers.loc[kernel, "time_s"]),
         "compute_bound": int((sel["bound"] == "compute").sum()), "memory_bound": int((sel["bound"] == "memory").sum()),
         "overhead_bound": int((sel["bound"] == "overhead").sum()),
+        "previous_op_bound": int((sel["bound"] == "previous op").sum()),
+        "allocation_bound": int((sel["bound"] == "allocation").sum()),
         "predicted_sum_s": float(layers["predicted_s"].sum()), "naive_sum_s": float(layers["naive_predicted_s"].sum()),
         "measured_sum_s": float(layers["time_s"].sum())}
     if "family" in sel.columns:

@@ -11,7 +11,13 @@ large op the caches hold that op's data, and the next op fetches its code, PyTor
 and often its input from DRAM (a ReLU over 16 KB: 2 us back to back, 45-75 us right after a linear
 layer that streamed 411 MB).  Each benchmark measures it (``microbench.successor_penalty``: an
 in-place ReLU over the op's output right after the op, minus the same ReLU back to back), and the
-model reads it per family against the size of the op's output.
+model reads it per family against the size of the op's output.  A family not called in the last
+``COLD_GAP`` rows (a model's one global pool, its flatten, its first linear), or called right after a
+conv or a linear, pays at least its cold start instead: its smallest benchmark flushed minus the same
+back to back (``cold``: BatchNorm 29 us, ReLU 10, LRN 41 here).  An adaptive pool of 50 K elements
+took 12 us back to back and 94 us at the end of MobileNet at batch 1; a BatchNorm of 1.6 MB after a
+conv 55-64 us where its warm floor and bandwidth say 42, close to its flushed 70: the ReLU that
+measures ``successor_s`` is the smallest kernel there is, and misses the larger code of the others.
 
 * ``floor_f``: the per-call floor of the family, the time of its smallest benchmark; for the CPU
   families timed after a cache flush, the smallest benchmark's time back to back (``hot_s``): the
@@ -21,7 +27,10 @@ model reads it per family against the size of the op's output.
   in (standardised) log2-feature space (``RateFit``).
 * ``BW_f(B)``: the bandwidth the family reaches at that size, ``B_i / (t_i - floor_f)`` on its
   benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in
-  ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Conv families use the ``copy`` family's curve; linear its own, from the
+  ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Pools have a
+  curve per window and, for max pools, per input kind (after a BatchNorm or not: their branches
+  depend on the data, ``microbench.pool_input``); LRN one at batch 1 and one above (it splits its
+  work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own); linear its own, from the
   benchmarks with M <= 4 rows, which stream their weights (its rate is fitted on M >= 16).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
@@ -39,10 +48,14 @@ import numpy as np
 import pandas as pd
 
 from archstat.profiling.fresh_pages import is_fresh
-from archstat.profiling.op_families import COMPUTE_FAMILIES, calibrated, family, features, numel, output_bytes, work
+from archstat.profiling.op_families import COMPUTE_FAMILIES, NORMALIZED, calibrated, family, features, numel, output_bytes, work
 
 K_NEAREST = 4
+COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
 LINEAR_MV = "linear (1 row)"  # the bandwidth curve of matrix-vector linears
+AFTER_NORM = " (after a BatchNorm)"  # suffix of the max pool curves measured on normalised inputs
+ONE_SAMPLE = " (1 sample)"  # suffix of the curve of a family that splits its work over the batch, at batch 1
+BATCH_PARALLEL = ("lrn",)  # torch's LRN: one thread at batch 1 (13.7 ns per element here), two at 8 (7.5)
 KERNEL_WEIGHT = 3.0
 MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_fresh_s", "t_after_s", "rate_flops_per_s",
                  "bandwidth_bytes_per_s", "bound", "roof", "calibrated"]
@@ -126,26 +139,38 @@ class TimeModel:
                     if packed or gemv:
                         self.bw[f] = bandwidth_curve(packed or gemv, "time_s", fl)
                     ok = [p for p in ok if p["features"][0] >= 4] or ok
+                if f == "conv_dw":  # memory-bound: its own bandwidth, not the copy's (oneDNN reorders to a
+                    # blocked layout and back: MobileNet's 64x112x112 stride-2 one at batch 8 moved 9 GB/s)
+                    self.bw[f] = bandwidth_curve([p for p in ok if p["bytes"] > 0], "time_s", fl)
                 if len(ok) >= 3:
                     xs = np.array([p["features"] for p in ok], dtype=float)
                     ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
                     self.rate[f] = RateFit(xs, ys)
             elif f != "dispatch":
                 ok = [p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
+                if f in BATCH_PARALLEL:  # a curve at batch 1, one above it (where both were measured)
+                    one = [p for p in ok if batch_of(p) == 1]
+                    if one and len(one) < len(ok):
+                        self.bw[f + ONE_SAMPLE] = bandwidth_curve(one, "time_s", fl)
+                        ok = [p for p in ok if batch_of(p) > 1]
                 if ok:
                     self.bw[f] = bandwidth_curve(ok, "time_s", fl)
                 if f.startswith("pool"):  # a curve per window size: per output, a 2x2 max pool took 10.6 ns
                     # and a 3x3 one 12-16 (a fixed cost per output besides the window's reads), so one
-                    # curve over window traffic mixed the two and priced GoogLeNet's 3x3 pools 2x too slow
-                    for w in {window_of(p) for p in ok}:
-                        same = [p for p in ok if window_of(p) == w]
+                    # curve over window traffic mixed the two and priced GoogLeNet's 3x3 pools 2x too slow;
+                    # and per input kind (``microbench.pool_input``: after a BatchNorm or not)
+                    for w, norm in {(window_of(p), bool(p.get(NORMALIZED))) for p in ok}:
+                        same = [p for p in ok if window_of(p) == w and bool(p.get(NORMALIZED)) == norm]
                         if len(same) >= 3:
-                            self.bw[f"{f} {w}"] = bandwidth_curve(same, "time_s", fl)
+                            self.bw[f"{f} {w}" + (AFTER_NORM if norm else "")] = bandwidth_curve(same, "time_s", fl)
         self.n_points = {f: len(ps) for f, ps in by.items()}
         # per-call floors with code and data warm: a flushed benchmark's first call pays a cold start
         # (30-60 us on CPU) that a model's op pays only after a large op (the successor term below)
         self.hot_floor = {f: min(p["hot_s"] for p in ps if "hot_s" in p) for f, ps in by.items()
                           if any("hot_s" in p for p in ps)}
+        # a family called again after a while finds its code and dispatch state gone from the caches: the
+        # cold start of its smallest flushed benchmark over its warm time (``cold_start``)
+        self.cold = {f: max(0.0, self.floor[f] - self.hot_floor[f]) for f in self.hot_floor}
         self.after_curve: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for f, ps in by.items():
             ok = sorted((p for p in ps if "after_s" in p and p.get("out_bytes")), key=lambda p: p["out_bytes"])
@@ -169,15 +194,19 @@ class TimeModel:
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
-    def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0) -> dict[str, Any]:
-        """One row's prediction; ``after_s`` is what the op before it costs it (``successor_s``)."""
+    def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0,
+                    normalized_input: bool = False) -> dict[str, Any]:
+        """One row's prediction; ``after_s`` is what the op before it costs it (``successor_s``);
+        ``normalized_input``: its input went through a BatchNorm (``normalized_sources``)."""
         fam = family(row)
         flops, nbytes = work(row, batch, itemsize)
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
         if fam == "linear" and LINEAR_MV in self.bw and features(row, batch)[0] == 0:
             fam_bw = LINEAR_MV  # one row: the matrix-vector kernel
         if fam.startswith("pool"):
-            fam_bw = nearest_window(self.bw, fam, window_of(row)) or fam_bw
+            fam_bw = nearest_window(self.bw, fam, window_of(row), AFTER_NORM if normalized_input else "") or fam_bw
+        if fam in BATCH_PARALLEL and batch == 1 and fam + ONE_SAMPLE in self.bw:
+            fam_bw = fam + ONE_SAMPLE
         floor, curve = self.floor.get(fam, self.floor.get("dispatch", 0.0)), self.bw.get(fam_bw)
         floor = self.hot_floor.get(fam, floor)
         after_s = 0.0 if fam == "dispatch" else after_s
@@ -201,9 +230,19 @@ class TimeModel:
         """``MODEL_COLUMNS`` for every row of ``rows`` (analyze()'s columns), same index."""
         out = []
         records = rows.to_dict("records")
+        normalized = normalized_sources(records)
         after = 0.0  # rows are in execution order: each pays what the op before it left behind
-        for row in records:
-            p = self.predict_row(row, batch, itemsize, after)
+        last: dict[str, int] = {}  # the row that last called each family
+        previous = ""
+        for i, (row, norm) in enumerate(zip(records, normalized)):
+            fam = family(row)
+            # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
+            # their operands fill the caches): it pays at least its family's cold start
+            if fam not in last or i - last[fam] > COLD_GAP or previous in COMPUTE_FAMILIES:
+                after = max(after, self.cold.get(fam, 0.0))
+            last[fam] = i
+            previous = previous if fam == "dispatch" else fam  # a view passes it on
+            p = self.predict_row(row, batch, itemsize, after, norm)
             p["roof"] = why(p, peak, copy_bw)
             p.pop("_bw_family")
             successor = p.pop("_successor_s")
@@ -219,6 +258,12 @@ def bandwidth_curve(points: list[dict], key: str, floor: float) -> Curve:
     return Curve([p["bytes"] for p in points], [p["bytes"] / ti for p, ti in zip(points, t)])
 
 
+def batch_of(point: dict) -> int:
+    """A calibration point's batch (the last field of its ``signature``; 1 for older points)."""
+    sig = point.get("signature") or []
+    return int(sig[-1]) if sig and isinstance(sig[-1], (int, float)) else 1
+
+
 def window_of(point_or_row: dict) -> str:
     """A pool's window as ``KxK`` (from a calibration point's signature or a row's ``kernel``)."""
     kernel = point_or_row["signature"][1] if "signature" in point_or_row else point_or_row.get("kernel")
@@ -226,13 +271,34 @@ def window_of(point_or_row: dict) -> str:
     return "x".join(map(str, dims))
 
 
-def nearest_window(curves: dict, fam: str, window: str) -> Optional[str]:
-    """The key of ``fam``'s curve for the calibrated window nearest ``window`` in area (None without one)."""
+def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Optional[str]:
+    """The key of ``fam``'s curve for the calibrated window nearest ``window`` in area, among the
+    curves of input kind ``suffix`` if there are any (None without one)."""
     area = lambda w: numel([int(d) for d in w.split("x")])  # noqa: E731
-    keys = [k for k in curves if k.startswith(fam + " ")]
+    keys = [k for k in curves if k.startswith(fam + " ") and k.endswith(suffix) and (suffix or "(" not in k)]
+    keys = keys or [k for k in curves if k.startswith(fam + " ") and "(" not in k]
     if not keys:
         return None
     return min(keys, key=lambda k: (abs(math.log(area(k.split(" ")[1]) / area(window))), k))
+
+
+PASS_NORMALIZED = ("activation", "pool_max", "pool_avg", "concat", "copy", "dispatch")
+
+
+def normalized_sources(records: list[dict]) -> list[bool]:
+    """Per row (execution order): does its input come out of a BatchNorm, through ops that keep each
+    channel centred (activations, pools, concats of such, views)?  ``sources`` holds the positions of
+    the rows that produced a row's inputs (-1: the model's input).  A max pool's time depends on it
+    (``microbench.pool_input``)."""
+    out_norm: list[bool] = []
+    inputs: list[bool] = []
+    for row in records:
+        srcs = [s for s in (row.get("sources") or []) if isinstance(s, (int, np.integer)) and 0 <= s < len(out_norm)]
+        from_norm = bool(srcs) and all(out_norm[s] for s in srcs)
+        inputs.append(from_norm)
+        fam = family(row)
+        out_norm.append(fam == "batch_norm" or (fam in PASS_NORMALIZED and from_norm))
+    return inputs
 
 
 def running_median(ys: list[float], width: int = 5) -> np.ndarray:
@@ -251,7 +317,8 @@ def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
         share = f" = {p['bandwidth_bytes_per_s'] / copy_bw:.0%} of copy bw" if copy_bw == copy_bw and copy_bw else ""
         return f"{p['_bw_family']} bandwidth {p['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s{share}"
     if p["bound"] == "previous op":
-        return f"the op before left the caches cold: {p['t_after_s'] * 1e6:.1f} us (its output re-read from DRAM)"
+        return (f"cold caches: {p['t_after_s'] * 1e6:.1f} us (the op before filled them, or this family last ran "
+                f"long ago: its code and often its input come from DRAM)")
     if p["bound"] == "allocation":
         return f"fresh output pages {p['t_fresh_s'] * 1e3:.2f} ms (first touch of a new buffer)"
     return f"per-call floor {p['floor_s'] * 1e6:.1f} us ({p['family']})"

@@ -77,6 +77,19 @@ def _same_outputs(a: Any, b: Any) -> bool:
     return len(ta) == len(tb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(ta, tb))
 
 
+def returned_mismatches(returned: Optional[list], real: list[torch.Tensor]) -> list[str]:
+    """The tensors the model returns, in its order (a dict's keys in insertion order), against the
+    shapes archstat says the returned rows have (``attrs["returned"]``; None: the meta engine, which
+    does not know the outputs)."""
+    if returned is None:
+        return []
+    if len(returned) != len(real):
+        return [f"outputs: archstat says the model returns {len(returned)} tensors, it returns {len(real)}"]
+    return [f"output {j}: archstat {'x'.join(map(str, shape))} (row {row}) vs returned "
+            f"{'x'.join(map(str, t.shape))}" for j, ((row, shape), t) in enumerate(zip(returned, real))
+            if len(shape) != t.dim() or any(a != b for a, b in zip(shape, t.shape))]
+
+
 # the checks validate() runs, in order (the progress bar's steps)
 STAGES = ("trace", "real run", "FLOP oracles", "live bytes", "training checks")
 
@@ -146,6 +159,7 @@ def validate_rows(rows: Rows, convention: str = "lecture", seed: int = 0, device
     fidelity = _same_outputs(graph_out, model_out)
     if not fidelity:
         mismatches.append("the fx graph's output differs from the model's own forward()")
+    mismatches += returned_mismatches(rows.df.attrs.get("returned"), tensors(model_out))
     totals = _totals(df, fv, fc, measured is not None, training_totals)
     for key, (ours, theirs) in totals.items():
         if ours != theirs and not rows.df.attrs["partial"]:
