@@ -82,7 +82,9 @@ def transfer(cli, out: Path, extra: list[str], lr: float) -> bool:
     spread = lambda k: f"{100 * cell[k]:.2f}% ± {100 * cell[k + '_std']:.2f}"  # noqa: E731
     return _check("transfer, 5/class, 0-4 -> 5-9: linear on frozen >= scratch + 5", gain >= 5,
                   f"linear {spread('linear_frozen')} vs scratch {spread('scratch')} (mean ± std over "
-                  f"{cell['draws']} draws), {gain:+.1f} points; linear on pixels {spread('linear_pixels')}")
+                  f"{cell['draws']} draws), {gain:+.1f} points; linear on pixels {spread('linear_pixels')}; per draw, "
+                  "linear / scratch: " + ", ".join(f"{100 * d['linear_frozen']:.2f} / {100 * d['scratch']:.2f}"
+                                                   for d in cell["per_draw"]))
 
 
 def main(argv: list[str] | None = None) -> int:
