@@ -1,8 +1,8 @@
 """Receptive fields against the input gradient (``tests/oracles/gradient_rf.py``), for run 3's
 surviving mutants of ``archstat/analyses/receptive_field.py`` (``reports/mutation/SURVIVORS.md``,
-the section on conventions and the receptive field): a view that keeps or swaps dims written with
-negative indices, adaptive bins of every kind, a circular pad, two paths meeting in a product,
-and a model with two inputs."""
+the section on conventions and the receptive field): a transpose of channels and rows, adaptive
+bins of every kind, a circular pad, two paths meeting in a product or a contraction, and a model
+with two inputs."""
 from __future__ import annotations
 
 import pytest
@@ -14,7 +14,6 @@ from archstat.engine.analyze import analyze_rows
 from archstat.errors import ArchstatError
 from _several_inputs_models import ImageTokens
 from oracles.gradient_rf import positive_copy, probe_fields
-from test_receptive_field_gradient import check_fields
 
 
 def _support(model: nn.Module, shape: tuple, unit: tuple) -> tuple[int, int, int, int]:
@@ -44,15 +43,6 @@ class Between(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.last(self.view(self.first(x)))
-
-
-def test_a_permute_that_keeps_height_and_width_in_place_keeps_the_field():
-    """``permute(0, 1, -2, -1)`` moves nothing: the convs after it see windows, as the gradient
-    measures, so every row stays regular and is checked (receptive_field.py:74, the rank with its
-    batch dim ``len(ins) + 1`` -> ``+ 2``, which reads -2 and -1 as moved dims)."""
-    model, shape = Between(nn.Conv2d(2, 2, 3), lambda x: x.permute(0, 1, -2, -1), nn.Conv2d(2, 2, 3)), (2, 12, 12)
-    assert receptive_field(analyze_rows(model, shape))["regular"].all()
-    assert check_fields(model, shape) == 4  # both convs, both dims, against the gradient
 
 
 def test_a_swap_of_channels_and_height_is_a_move_even_when_their_sizes_agree():
@@ -137,3 +127,30 @@ def test_a_model_with_two_inputs_has_no_receptive_field():
     rows = analyze_rows(ImageTokens(), inputs=[(3, 16, 16), torch.zeros(2, 7, dtype=torch.long)], batch=2)
     with pytest.raises(ArchstatError, match="one input; this one takes 2"):
         receptive_field(rows)
+
+
+class Contract(nn.Module):
+    """Two strided paths, then a product summed over the width: ``(N, C, H, W) -> (N, C, H)``.  The
+    2x2 stride-3 path never reaches the last column of a 12-wide input; the 3x3 one does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.short, self.long = nn.Conv2d(1, 1, 2, stride=3), nn.Conv2d(1, 1, 3, stride=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nchw,nchw->nch", self.short(x), self.long(x))
+
+
+def test_a_contraction_of_two_paths_over_a_spatial_dim_sees_both_paths_whole():
+    """The contraction mixes every position of both paths (``global``): the union of all its units'
+    fields, which the gradient of the sum of its outputs measures, is every row and column, the
+    last column by the 3x3 path alone (receptive_field.py:62, ``shape[1:]`` -> ``shape[2:]``, which
+    reads the ``(C, H)`` output as having no spatial dim and collapses the first path only)."""
+    model, shape = Contract(), (1, 12, 12)
+    row = receptive_field(analyze_rows(model, shape)).iloc[-1]
+    x = torch.ones(1, *shape, dtype=torch.float64, requires_grad=True)
+    positive_copy(model)[0](x).sum().backward()
+    nz = x.grad[0].abs().sum(0) > 0
+    measured = (*nz.any(1).nonzero().flatten()[[0, -1]].tolist(), *nz.any(0).nonzero().flatten()[[0, -1]].tolist())
+    assert measured == (0, 11, 0, 11)  # the oracle
+    assert row["global"] and _claimed(row, (0, 0), shape) == measured
