@@ -154,3 +154,34 @@ def test_a_contraction_of_two_paths_over_a_spatial_dim_sees_both_paths_whole():
     measured = (*nz.any(1).nonzero().flatten()[[0, -1]].tolist(), *nz.any(0).nonzero().flatten()[[0, -1]].tolist())
     assert measured == (0, 11, 0, 11)  # the oracle
     assert row["global"] and _claimed(row, (0, 0), shape) == measured
+
+
+class WithState(nn.Module):
+    """A conv's output combined with a value made from parameters alone: a bias map through a
+    linear layer (added), or a per-channel gate through a sigmoid (multiplied)."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.conv = nn.Conv2d(2, 2, 3, stride=2, padding=1)
+        self.bias_map, self.mix = nn.Parameter(torch.zeros(4, 4)), nn.Linear(4, 4)
+        self.gate = nn.Parameter(torch.zeros(2, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y + self.mix(self.bias_map) if self.how == "add" else y * torch.sigmoid(self.gate)
+
+
+@pytest.mark.parametrize("how", ["add", "gate"])
+def test_a_value_made_from_parameters_alone_leaves_the_field_alone(how: str):
+    """``conv(x) + linear(bias_map)`` and ``conv(x) * sigmoid(gate)`` see what the conv sees: the
+    gradient of an output unit is the conv's 3x3 window at stride 2.  A value computed from
+    parameters alone depends on no input pixel, so it may neither make the row global (the linear
+    drops a dim of the map) nor irregular (its jump 1 against the conv's 2).  This replaces the
+    code that run 3's mutant receptive_field.py:152 ``len(spatial_out) == len(ins[0].r)`` -> ``!=``
+    reached only through such a value."""
+    model, shape, unit = WithState(how), (2, 8, 8), (1, 2)
+    measured = _support(model, shape, unit)
+    assert measured == (1, 3, 3, 5)  # the oracle: rows 2*1 - 1 .. +2, columns 2*2 - 1 .. +2
+    row = receptive_field(analyze_rows(model, shape)).iloc[-1]
+    assert row["regular"] and not row["global"] and _claimed(row, unit, shape) == measured
