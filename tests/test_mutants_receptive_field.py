@@ -14,6 +14,7 @@ from archstat.engine.analyze import analyze_rows
 from archstat.errors import ArchstatError
 from _several_inputs_models import ImageTokens
 from oracles.gradient_rf import positive_copy, probe_fields
+from test_receptive_field_views import Seq
 
 
 def _support(model: nn.Module, shape: tuple, unit: tuple) -> tuple[int, int, int, int]:
@@ -34,23 +35,12 @@ def _claimed(row, unit: tuple, shape: tuple) -> tuple[int, int, int, int]:
     return tuple(out)
 
 
-class Between(nn.Module):
-    """conv -> a view function -> conv."""
-
-    def __init__(self, first: nn.Module, view, last: nn.Module) -> None:
-        super().__init__()
-        self.first, self.view, self.last = first, view, last
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.last(self.view(self.first(x)))
-
-
 def test_a_swap_of_channels_and_height_is_a_move_even_when_their_sizes_agree():
     """``transpose(1, 2)`` of an 8-channel 8x8 map swaps channels and rows; the shapes cannot tell.
     The next conv mixes all its channels, i.e. all the rows: its unit sees the whole height (the
     gradient), so the formula may not carry a 5-row window through (receptive_field.py:74,
     ``len(ins) + 1`` -> ``+ 2``, which takes the height for a leading dim)."""
-    model = Between(nn.Conv2d(2, 8, 3, padding=1), lambda x: x.transpose(1, 2), nn.Conv2d(8, 2, 3, padding=1))
+    model = Seq(nn.Conv2d(2, 8, 3, padding=1), lambda x: x.transpose(1, 2), nn.Conv2d(8, 2, 3, padding=1))
     shape, unit = (2, 8, 8), (4, 4)
     measured = _support(model, shape, unit)
     assert measured[:2] == (0, shape[-2] - 1)  # the oracle: every row
@@ -157,30 +147,24 @@ def test_a_contraction_of_two_paths_over_a_spatial_dim_sees_both_paths_whole():
 
 
 class WithState(nn.Module):
-    """A conv's output combined with a value made from parameters alone: a bias map through a
-    linear layer (added), or a per-channel gate through a sigmoid (multiplied)."""
+    """A strided conv's output plus a bias map that a linear layer makes from parameters alone."""
 
-    def __init__(self, how: str) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.how = how
         self.conv = nn.Conv2d(2, 2, 3, stride=2, padding=1)
         self.bias_map, self.mix = nn.Parameter(torch.zeros(4, 4)), nn.Linear(4, 4)
-        self.gate = nn.Parameter(torch.zeros(2, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
-        return y + self.mix(self.bias_map) if self.how == "add" else y * torch.sigmoid(self.gate)
+        return self.conv(x) + self.mix(self.bias_map)
 
 
-@pytest.mark.parametrize("how", ["add", "gate"])
-def test_a_value_made_from_parameters_alone_leaves_the_field_alone(how: str):
-    """``conv(x) + linear(bias_map)`` and ``conv(x) * sigmoid(gate)`` see what the conv sees: the
-    gradient of an output unit is the conv's 3x3 window at stride 2.  A value computed from
-    parameters alone depends on no input pixel, so it may neither make the row global (the linear
-    drops a dim of the map) nor irregular (its jump 1 against the conv's 2).  This replaces the
-    code that run 3's mutant receptive_field.py:152 ``len(spatial_out) == len(ins[0].r)`` -> ``!=``
-    reached only through such a value."""
-    model, shape, unit = WithState(how), (2, 8, 8), (1, 2)
+def test_a_value_made_from_parameters_alone_leaves_the_field_alone():
+    """``conv(x) + linear(bias_map)`` sees what the conv sees: the gradient of an output unit is
+    the conv's 3x3 window at stride 2.  The bias map depends on no input pixel, so it may not make
+    the row global (the old code took it for the input, and the linear's 2-d output for a
+    collapse).  Found through run 3's mutant receptive_field.py:152 ``len(spatial_out) ==
+    len(ins[0].r)`` -> ``!=``, which reached the code only through such a value."""
+    model, shape, unit = WithState(), (2, 8, 8), (1, 2)
     measured = _support(model, shape, unit)
     assert measured == (1, 3, 3, 5)  # the oracle: rows 2*1 - 1 .. +2, columns 2*2 - 1 .. +2
     row = receptive_field(analyze_rows(model, shape)).iloc[-1]

@@ -20,9 +20,9 @@ the exact field of its widest unit, not a bound that overshoots.  Rows after a f
 positions of the layer they collapse (``global``: ``R + (L - 1) * J``, which need not be the
 whole input: AlexNet's strides never reach the last two columns of a 227x227 image).
 
-A value computed from parameters and buffers alone (a learned gate, a bias map through a layer)
-depends on no input pixel: it is printed with the input's own field (R = 1), and where it meets
-the image's paths (``x * sigmoid(gate)``) the field is theirs; it neither widens nor collapses it.
+A value computed from parameters and buffers alone (a bias map through a layer) depends on no
+input pixel: it is printed with the input's own field (R = 1), and where it meets the image's
+paths (``conv(x) + linear(bias_map)``) the field is theirs; it neither widens nor collapses it.
 
 The spatial dims of a row are the trailing ``k`` dims of its per-sample shape, ``k`` being the
 input's (2 for images).  So a tensor with extra leading dims, such as the ``(groups, C/groups, H, W)``
