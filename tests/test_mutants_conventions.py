@@ -1,6 +1,6 @@
 """What each counting convention says about an op, against the tool it reproduces: run 3's surviving
 mutants of ``archstat/engine/conventions.py`` (``reports/mutation/SURVIVORS.md``, the section on
-conventions and the receptive field).
+conventions and the receptive field; each test names its mutant by function).
 
 The oracles share no code with archstat: fvcore's ``FlopCountAnalysis`` (its per-module count and
 its list of unsupported ops) and ``FlopCounterMode``, each run the way ``archstat validate`` runs
