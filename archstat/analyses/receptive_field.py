@@ -20,6 +20,10 @@ the exact field of its widest unit, not a bound that overshoots.  Rows after a f
 positions of the layer they collapse (``global``: ``R + (L - 1) * J``, which need not be the
 whole input: AlexNet's strides never reach the last two columns of a 227x227 image).
 
+A value computed from parameters and buffers alone (a bias map through a layer) depends on no
+input pixel: it is printed with the input's own field (R = 1), and where it meets the image's
+paths (``conv(x) + linear(bias_map)``) the field is theirs; it neither widens nor collapses it.
+
 The spatial dims of a row are the trailing ``k`` dims of its per-sample shape, ``k`` being the
 input's (2 for images).  So a tensor with extra leading dims, such as the ``(groups, C/groups, H, W)``
 view inside a channel shuffle, keeps its field: views and copies that leave the trailing dims in
@@ -36,6 +40,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from archstat.analyses.grad_flow import input_sources
+from archstat.engine.records import MODEL_INPUT, STATE
 from archstat.engine.rows import Rows
 from archstat.errors import ArchstatError
 from archstat.formulas.pool import adaptive_window
@@ -128,11 +133,17 @@ def fields(df: pd.DataFrame) -> list[Field]:
     inp = _spatial(df.attrs["input"], k)
     start = Field((1,) * len(inp), (1,) * len(inp), (0,) * len(inp))
     out: list[Field] = []
+    constant: list[bool] = []  # computed from parameters and buffers alone: no input pixel reaches it
     for r in df.to_dict("records"):
-        src = input_sources(list(r["sources"]), len(r["in_shapes"])) or [-1]
-        ins = [out[s] if s >= 0 else start for s in src]
+        src = input_sources(list(r["sources"]), len(r["in_shapes"]))  # one per input
+        live = [i for i, s in enumerate(src) if s == MODEL_INPUT or (s >= 0 and not constant[s])]
+        constant.append(not live)
+        if not live:  # printed as the input's own field; where it meets the image's paths it adds nothing
+            out.append(start)
+            continue
+        ins = [out[src[i]] if src[i] >= 0 else start for i in live]
         spatial_out = _spatial(r["out_shape"], k)
-        spatial_in = _spatial(r["in_shapes"][0], k)
+        spatial_in = _spatial(r["in_shapes"][live[0]], k)
         kind = r["kind"]
         wholes = [f for f in ins if f.whole]
         if wholes:  # already mixed over all positions: stays so
@@ -304,6 +315,8 @@ def exact_interval(df: pd.DataFrame | list, row: int, unit: Sequence[int], input
         r = records[i]
         src = input_sources(list(r["sources"]), len(r["in_shapes"])) or [-1]
         for k, s in enumerate(src):
+            if s == STATE:  # fed parameters or buffers alone: no input pixel behind this input
+                continue
             in_shape = r["in_shapes"][k] if k < len(r["in_shapes"]) else r["in_shapes"][0]
             back = _back(r, need[i], in_shape, dims)
             if back is None:

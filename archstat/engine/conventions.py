@@ -12,7 +12,8 @@ turns them into a FLOP count, and says whether its reference tool handles the op
   per output element.  ReLU, dropout, cat and reshapes are deliberately 0; max/avg pooling, adds,
   other activations are ops fvcore does not handle ("oracle unsupported": it warns and counts 0).
 * ``flopcounter``: ``torch.utils.flop_counter.FlopCounterMode``: 2 per MAC for conv and matrix
-  products, nothing else.
+  products, nothing else.  A product it has no formula for (``aten::mv``, the fused inference
+  kernel of multi-head attention, oneDNN's LSTM) counts 0 and is flagged: the tool does not count it.
 * ``hardware``: the work a device really does, for achieved FLOP/s and rooflines (not a table
   convention): 2 per MAC, plus elementwise work (1 per output element for activations and
   binary ops, ``window`` per output for pooling, 2 per element for eval BN).
@@ -147,11 +148,11 @@ def flopcounter(cost: Cost, inputs: list) -> tuple[Size, bool]:
     if cost.kind == "attention" and cost.hparams.get("fn") == "multi_head_attention":
         # the fused inference kernel has no formula; the slow path's linears and bmm's do (flash SDPA: 0)
         hp = cost.hparams
-        if hp["kernel"] == "native_mha":
-            return 0, True
+        if hp["kernel"] == "native_mha":  # counted 0, so not counted: flagged, as aten::mv is
+            return 0, False
         return 2 * (hp["in_proj_macs"] + hp["out_proj_macs"] + (hp["score_macs"] + hp["context_macs"]) * hp["need_weights"]), True
-    if cost.kind == "recurrent":  # oneDNN's fused LSTM has no formula; the aten path's mm/addmm do
-        return (0 if cost.hparams["kernel"] == "mkldnn" else 2 * cost.macs), True
+    if cost.kind == "recurrent":  # oneDNN's fused LSTM has no formula (flagged); the aten path's mm/addmm do
+        return (0, False) if cost.hparams["kernel"] == "mkldnn" else (2 * cost.macs, True)
     if cost.kind in MATRIX_KINDS:
         return 2 * cost.macs, True
     return 0, cost.kind != "unsupported"
