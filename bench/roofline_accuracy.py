@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import os
 import pathlib
@@ -237,6 +238,9 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(markdown(rows, header))
     rows = table_rows(jobs, done, failed, cal, ceil, precision, None)
+    if dump is not None:  # the calibration beside the frames, so that a model change can be judged offline
+        dump.mkdir(parents=True, exist_ok=True)
+        (dump / "calibration.json").write_text(json.dumps({"points": cal["points"], "state": cal.get("state")}))
     return rows, markdown(rows, header)
 
 
@@ -259,7 +263,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--batches", default="8,1")
     ap.add_argument("--dry-run", action="store_true", help="small inputs, quick calibration (checks the code path)")
     ap.add_argument("--out", type=pathlib.Path, default=None)
-    ap.add_argument("--dump", type=pathlib.Path, default=None, help="folder for each profile's per-layer frame (pickle)")
+    ap.add_argument("--dump", type=pathlib.Path, default=None,
+                    help="folder for each profile's per-layer frame (pickle) and the calibration points (JSON)")
     ap.add_argument("--rounds", type=int, default=None,
                     help="times every model is measured, one round after the other; each layer keeps the faster "
                          "(default 2 on a CPU, as the calibration's two passes; 1 on a GPU and in dry runs)")
