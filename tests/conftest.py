@@ -29,3 +29,13 @@ def _one_intra_op_thread() -> Iterator[None]:
     """
     with one_thread():
         yield
+
+
+@pytest.fixture(scope="session")
+def published_sections():
+    """``report_published.run_checks(Analyses())``, computed once: the published-number tests read its
+    verdicts and the freshness test renders it; neither changes it (about 2 s of analyses each time)."""
+    from archstat.reporting.pubcheck import Analyses
+    from archstat.reporting.report_published import run_checks
+
+    return run_checks(Analyses())

@@ -8,7 +8,6 @@ import pytest
 
 from archstat.models import list_models
 from archstat.reporting import report_published
-from archstat.reporting.pubcheck import Analyses
 from archstat.reporting.report import Writer, generate
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
@@ -18,8 +17,8 @@ HINT = "reports/ is stale: run `archstat report` and commit reports/"
 
 
 @pytest.fixture(scope="module")
-def sections():
-    return report_published.run_checks(Analyses())
+def sections(published_sections):
+    return published_sections  # the session's one run of the checks (conftest.py)
 
 
 def _same(fresh: Path, committed: Path) -> None:

@@ -4,13 +4,12 @@ import pytest
 
 from archstat.errors import ArchstatError
 from archstat.reporting import published
-from archstat.reporting.pubcheck import DIFFERS, MATCH, OTHER_MODEL, TYPO, WEIGHTS_ONLY, Analyses, check_rounding
-from archstat.reporting.report_published import run_checks
+from archstat.reporting.pubcheck import DIFFERS, MATCH, OTHER_MODEL, TYPO, WEIGHTS_ONLY, check_rounding
 
 
 @pytest.fixture(scope="module")
-def rows():
-    return {(s.key, r.item): r for s in run_checks(Analyses()) for r in s.rows}
+def rows(published_sections):
+    return {(s.key, r.item): r for s in published_sections for r in s.rows}
 
 
 def test_loader():

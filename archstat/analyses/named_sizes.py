@@ -56,6 +56,10 @@ class NamedSizes:
     definitions: list[Definition] = field(default_factory=list)
     rules: dict[sympy.Expr, sympy.Expr] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # rename's answers under the current rules; emptied whenever a rule is added (_register).  A
+    # table repeats its sizes row after row, and xreplace rebuilds every Max it passes through
+    # (sympy re-simplifies its arguments each time), so most of renaming is recomputation.
+    renamed: dict[sympy.Basic, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def rename(self, value: Any) -> Any:
         """``value`` (an expression, int or list of them) rewritten in the names."""
@@ -63,6 +67,11 @@ class NamedSizes:
             return [self.rename(v) for v in value]
         if not isinstance(value, sympy.Basic) or value.is_Integer:
             return value
+        if value not in self.renamed:
+            self.renamed[value] = self._rewrite(value)
+        return self.renamed[value]
+
+    def _rewrite(self, value: sympy.Basic) -> sympy.Basic:
         for _ in range(4):  # named atoms (windows) are keyed on the already renamed form
             new = value.xreplace(self.rules)
             if new == value:
@@ -76,6 +85,7 @@ class NamedSizes:
 
     def _register(self, original: sympy.Expr, named: sympy.Expr, name: sympy.Symbol) -> None:
         """Rules for ``original`` (the H form) and ``named`` (its form in earlier names) -> ``name``."""
+        self.renamed.clear()  # a new rule may rewrite what was renamed before it
         for form in {original, named}:
             self.rules[form] = name
             const, rest = form.as_coeff_Add()

@@ -9,6 +9,8 @@ bin's length, so the lecture's "K*K per output element" uses the window that rea
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -35,12 +37,23 @@ def pool_out_size(size, k: int, s: int, p: int, d: int, ceil_mode: bool):
 
 def adaptive_window(size, out: int):
     """Length of the largest of the ``out`` bins that adaptive pooling cuts ``size`` into."""
-    lengths = [ceil_div((i + 1) * size, out) - (i * size) // out for i in range(out)]
     if is_symbolic(size):
-        import sympy
+        return _symbolic_window(size, out)
+    return max(ceil_div((i + 1) * size, out) - (i * size) // out for i in range(out))
 
-        return sympy.Max(*lengths) if len(lengths) > 1 else lengths[0]
-    return max(lengths)
+
+@functools.lru_cache(maxsize=512)
+def _symbolic_window(size, out: int):
+    """``Max`` of the ``out`` bin lengths of a symbolic ``size``, built once per (size, out).
+
+    sympy simplifies a ``Max`` by comparing its arguments pairwise (a quarter of a second for
+    the 7 bins of a VGG's pool), and every symbolic analysis of the same model asks again.
+    The result depends on its arguments alone, so remembering it changes no number.
+    """
+    import sympy  # symbolic mode only: sympy is already loaded
+
+    lengths = [ceil_div((i + 1) * size, out) - (i * size) // out for i in range(out)]
+    return sympy.Max(*lengths) if len(lengths) > 1 else lengths[0]
 
 
 def _pool_cost(x: TensorSpec, dims: int, k, s, p, d, ceil_mode: bool, mode: str, what: str,

@@ -32,8 +32,13 @@ def oracle_skips(r: dict) -> bool:
     return bool(r["supported"]) and (not r["oracle_supported"] or fvcore_unsupported_inside(r["kind"], r["hparams"]))
 
 
+ORACLE_SKIP_COLUMNS = ("supported", "oracle_supported", "kind", "hparams")  # what oracle_skips reads
+
+
 def oracle_flags(df: pd.DataFrame) -> pd.Series:
-    return pd.Series([oracle_skips(r) for r in df.to_dict("records")], index=df.index, dtype=bool)
+    """``oracle_skips`` of every row (the four columns it reads, not a dict of every column)."""
+    rows = zip(*(df[c] for c in ORACLE_SKIP_COLUMNS))
+    return pd.Series([oracle_skips(dict(zip(ORACLE_SKIP_COLUMNS, r))) for r in rows], index=df.index, dtype=bool)
 
 
 def unsupported_presence(df: pd.DataFrame, fv: dict, names: list[str], modules: dict[str, nn.Module],
