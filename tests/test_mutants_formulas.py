@@ -15,6 +15,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from archstat import analyze
+from archstat.analyses.receptive_field import receptive_field
+from archstat.engine.analyze import analyze_rows
 from archstat.errors import ArchstatError
 from archstat.formulas import FUNCTION_FORMULAS, ShapeError
 from archstat.formulas.pad import padded_shape
@@ -300,3 +302,68 @@ def test_matmul_clones_a_high_rank_operand_with_unmergeable_batch_against_a_matr
     seen = _ops(model, torch.randn(1, 3, 2, 5, 6))
     row = analyze(model, (3, 2, 5, 6), batch=1).set_index("op").loc["matmul"]
     assert sum(seen.outputs("clone")) == 720 and row["work"]["transient_bytes"] == 720
+
+
+def test_masked_fill_with_the_mask_by_name():
+    """``x.masked_fill(mask=m, value=v)`` (elementwise.py:113, ``> 1`` -> ``>= 1``, ``args[1]`` -> ``args[2]``)."""
+    model = Call(lambda m, x: x.masked_fill(mask=m.mask, value=0.0), mask=torch.tensor([True, False, True, False]))
+    out = model(torch.randn(2, 3, 4))
+    row = analyze(model, (3, 4), batch=2).iloc[-1]
+    assert list(row["out_shape"]) == list(out.shape[1:]) and row["act_bytes"] == out.nbytes
+
+
+@pytest.mark.parametrize("fn", [lambda m, x: torch.where(x > 0, x.double(), x), lambda m, x: 1.5 - x.long()],
+                         ids=["where_f64_f32", "scalar_first"])
+def test_result_dtype_of_where_values_and_a_leading_scalar(fn):
+    """``where(c, float64, float32)`` is float64: both values promote, the condition does not
+    (elementwise.py:53, ``tensors[1:]`` -> ``[2:]``); ``1.5 - long`` is float32: a scalar in the first
+    place promotes too (elementwise.py:55, ``== "where"`` -> ``!=``).  The oracle is PyTorch's dtype."""
+    model = Call(fn)
+    out = model(torch.randn(2, 3, 4))
+    row = analyze(model, (3, 4), batch=2).iloc[-1]
+    assert row["act_bytes"] == out.nbytes
+
+
+LINEAR_INPUTS = [  # what F.linear gets: (per-sample input, view of it); autograd saves a copy or the input
+    lambda x: x.transpose(1, 2),  # (N, 6, 4) of a (N, 4, 6): no (rows, in) view, matmul copies it
+    lambda x: x[..., :4],  # a slice of the last dim: a view exists
+    lambda x: x[:, :, 0],  # a 2-d non-contiguous input (strides 24, 6): mm on it, no copy
+    lambda x: x.transpose(1, 2).contiguous(),  # contiguous
+]
+
+
+@pytest.mark.parametrize("case", range(len(LINEAR_INPUTS)))
+def test_linear_saves_its_input_or_the_copy_matmul_made(case: int):
+    """In training ``F.linear`` keeps for the weight's gradient the (rows, in) copy matmul made of an
+    input that has no such view, else the input itself (linear.py:23/24, the copy's conditions and
+    size).  The oracle is autograd's saved tensors in the real run."""
+    model = Call(lambda m, x: F.linear(LINEAR_INPUTS[case](x), m.fc.weight, m.fc.bias))
+    model.fc = nn.Linear(4, 3)
+    validated(model, (4, 6), "train")
+
+
+def test_a_computed_weight_is_saved_a_parameter_is_not():
+    """``F.linear(x, w * 2)``: backward keeps the computed weight for the input's gradient; with the
+    parameter itself nothing more (linear.py:61, ``type(w) is TensorSpec`` -> ``is not``).  The oracle
+    is autograd's saved tensors."""
+    for fn in (lambda m, x: F.linear(m.first(x), m.fc.weight * 2), lambda m, x: F.linear(m.first(x), m.fc.weight)):
+        model = Call(fn)
+        model.first, model.fc = nn.Linear(4, 4), nn.Linear(4, 3)
+        validated(model, (5, 4), "train")
+
+
+@pytest.mark.parametrize("mode,regular", [("reflect", False), ("constant", True)])
+def test_functional_pad_keeps_its_mode(mode: str, regular: bool):
+    """``F.pad(x, p, mode="reflect")`` mirrors the border, so an edge unit of the conv after it reads
+    input pixels twice (a 5x5 window over a border mirrored by 2): its field is not one window.  The oracle is the gradient of an edge unit
+    (pad.py:44, ``mode or "constant"`` -> ``and``: reflect read as constant)."""
+    model = Call(lambda m, x: m.conv(F.pad(x, (2, 2, 2, 2), mode=mode)))
+    model.conv = nn.Conv2d(1, 1, 5)
+    x = torch.ones(1, 1, 8, 8, requires_grad=True)
+    with torch.no_grad():
+        model.conv.weight.fill_(1.0)
+    model(x)[0, 0, 0, 0].backward()
+    mirrored = bool((x.grad > 1).any())  # a pixel read twice by one unit
+    assert mirrored == (not regular)
+    rf = receptive_field(analyze_rows(model, (1, 8, 8)))
+    assert bool(rf.iloc[-1]["regular"]) == regular
