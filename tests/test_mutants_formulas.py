@@ -305,11 +305,13 @@ def test_matmul_clones_a_high_rank_operand_with_unmergeable_batch_against_a_matr
 
 
 def test_masked_fill_with_the_mask_by_name():
-    """``x.masked_fill(mask=m, value=v)`` (elementwise.py:113, ``> 1`` -> ``>= 1``, ``args[1]`` -> ``args[2]``)."""
-    model = Call(lambda m, x: x.masked_fill(mask=m.mask, value=0.0), mask=torch.tensor([True, False, True, False]))
-    out = model(torch.randn(2, 3, 4))
-    row = analyze(model, (3, 4), batch=2).iloc[-1]
-    assert list(row["out_shape"]) == list(out.shape[1:]) and row["act_bytes"] == out.nbytes
+    """``x.masked_fill(mask=m, value=v)`` and ``x.masked_fill(m, value=v)`` (elementwise.py:113, ``> 1`` ->
+    ``>= 1`` or ``> 2``, ``args[1]`` -> ``args[2]``).  The oracle is PyTorch's result."""
+    for fn in (lambda m, x: x.masked_fill(mask=m.mask, value=0.0), lambda m, x: x.masked_fill(m.mask, value=0.0)):
+        model = Call(fn, mask=torch.tensor([True, False, True, False]))
+        out = model(torch.randn(2, 3, 4))
+        row = analyze(model, (3, 4), batch=2).iloc[-1]
+        assert list(row["out_shape"]) == list(out.shape[1:]) and row["act_bytes"] == out.nbytes
 
 
 @pytest.mark.parametrize("fn", [lambda m, x: torch.where(x > 0, x.double(), x), lambda m, x: 1.5 - x.long()],
