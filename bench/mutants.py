@@ -45,7 +45,7 @@ def _skipped(tree: ast.AST) -> set[int]:
     return out
 
 
-def _sites(tree: ast.AST) -> list[tuple[ast.AST, str]]:
+def sites(tree: ast.AST) -> list[tuple[ast.AST, str]]:
     """Mutable nodes with a description of their mutation, in a deterministic order."""
     skip, sites = _skipped(tree), []
     for node in ast.walk(tree):
@@ -97,14 +97,14 @@ def mutants(target: str) -> list[Mutant]:
     path, _, lines = target.partition(":")
     first, last = (int(v) for v in lines.split("-")) if lines else (0, 10**9)
     tree = ast.parse((ROOT / path).read_text())
-    return [Mutant(path, i, line, w, getattr(n, "end_lineno", line) or line) for i, (n, w) in enumerate(_sites(tree))
+    return [Mutant(path, i, line, w, getattr(n, "end_lineno", line) or line) for i, (n, w) in enumerate(sites(tree))
             if first <= (line := getattr(n, "lineno", 0)) <= last]
 
 
 def mutated_tree(m: Mutant) -> ast.Module:
     """The AST of ``m.path`` with ``m``'s one change; the other nodes keep their line and column numbers."""
     tree = ast.parse((ROOT / m.path).read_text())
-    node, what = _sites(tree)[m.index]
+    node, what = sites(tree)[m.index]
     new = _apply(node, what)
     if new is not node:
         tree = _Replace(node, new).visit(tree)

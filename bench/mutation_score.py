@@ -23,9 +23,15 @@ def _rows(path: Path) -> list[dict]:
 
 
 def equivalents(survivors_md: Path) -> set[tuple[str, str, str]]:
-    """(``path:line``, site or '', mutation) of every mutant SURVIVORS.md argues is equivalent."""
-    out = set()
+    """(``path:line``, site or '', mutation) of every mutant SURVIVORS.md argues is equivalent, read from
+    its newest run's section only (the first ``## Run`` heading to the next): line numbers are those of
+    the code that run mutated, and an edit of a target moves them, so an older section's line may now
+    name another mutant.  The newest section restates each older equivalent that still holds."""
+    out, section = set(), 0
     for line in survivors_md.read_text().splitlines():
+        section += line.startswith("## Run")
+        if section != 1:
+            continue
         m = re.match(r"\|\s*`(archstat/[^`@]+:\d+)(?:@(\d+))?`\s*\|\s*`([^`]+)`\s*\|\s*equivalent", line)
         if m:
             out.add((m.group(1), m.group(2) or "", m.group(3)))
