@@ -249,8 +249,9 @@ def calibration_text(cal: dict[str, Any], spread: bool) -> str:
     st = cal.get("state") or {}
     how = (f"one pass before each round of measurements ({len(cal['passes'])} so far; each point the faster)"
            if spread else f"measured {st.get('date')}")
+    # loads are 1-minute averages: the one after a pass counts the benchmark's own threads
     return (f"{len(cal['points'])} synthetic micro-benchmarks (seed {cal.get('seed')}), {how}, load at the start "
-            f"{st.get('load_before', math.nan):.2f}{' (UNDER LOAD)' if st.get('busy') else ''}; none taken from the models")
+            f"{st.get('load_before', math.nan):.2f}, after {st.get('load_after', math.nan):.2f}; none taken from the models")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
