@@ -30,8 +30,9 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Pools have a
   curve per window and, for max pools, per input kind (after a BatchNorm or not: their branches
   depend on the data, ``microbench.pool_input``); LRN one at batch 1 and one above (it splits its
-  work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own); linear its own, from the
-  benchmarks with M <= 4 rows, which stream their weights (its rate is fitted on M >= 16).
+  work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own);
+  linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
+  fitted on M >= 16).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
@@ -169,7 +170,7 @@ class TimeModel:
         self.hot_floor = {f: min(p["hot_s"] for p in ps if "hot_s" in p) for f, ps in by.items()
                           if any("hot_s" in p for p in ps)}
         # a family called again after a while finds its code and dispatch state gone from the caches: the
-        # cold start of its smallest flushed benchmark over its warm time (``cold_start``)
+        # cold start of its smallest flushed benchmark over its warm time
         self.cold = {f: max(0.0, self.floor[f] - self.hot_floor[f]) for f in self.hot_floor}
         self.after_curve: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for f, ps in by.items():
