@@ -13,7 +13,8 @@ layer sum over the whole model, and how many calibration configs coincide with o
 layers (a random draw can; those are left out of that model's fit, so every prediction is out of
 sample).  Machine, torch, threads, load (1-minute average before and
 after each model) and date head the table.  On a CPU every model is measured in two rounds, minutes
-apart, and each layer keeps the faster (``--rounds``), as the calibration keeps the faster of two passes.  Targets (issue 13) are printed next to it, not asserted.
+apart, each after a pass over the calibration grid, and each layer and each calibration point keeps the
+faster (``--rounds``).  Targets (issue 13) are printed next to it, not asserted.
 """
 from __future__ import annotations
 
