@@ -178,3 +178,21 @@ def test_ceilings_refresh_measures_both(monkeypatch, capsys):
     monkeypatch.setattr(cal, "get_time_model", lambda *a, **k: calls.append(("time model", k.get("refresh"))))
     assert main(["ceilings", "--device", "cpu", "--refresh", "--quiet"]) == 0
     assert calls == [("ceilings", True), ("time model", True)]
+
+
+def test_a_measurements_own_threads_do_not_mark_it_busy(monkeypatch):
+    """The load after a measurement, less what its own threads added (``own_load``: threads x
+    (1 - exp(-t / 60 s))), decides: a minute on 2 threads of an idle 2-core machine is not busy; the
+    same reading with other work on top is."""
+    import datetime
+    import math
+
+    began = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=60)).isoformat()
+    own = 2 * (1 - math.exp(-1.0))
+    assert cache.own_load(2, 60.0) == pytest.approx(own)
+    state = {"date": began, "threads": 2, "load_before": 0.1, "busy": False}
+    monkeypatch.setattr(cache, "load_average", lambda: own + 0.1)  # its own threads and nothing else
+    assert cache.finish_state(state)["busy"] is False
+    monkeypatch.setattr(cache, "load_average", lambda: own + cache.busy_threshold() + 0.1)  # other work besides
+    assert cache.finish_state(state)["busy"] is True
+    assert cache.finish_state({**state, "busy": True})["busy"] is True  # busy before stays busy

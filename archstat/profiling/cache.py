@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import pathlib
 import sys
@@ -53,10 +54,28 @@ def machine_state() -> dict[str, Any]:
             "cpu_count": os.cpu_count(), "busy": is_busy(load)}
 
 
+def own_load(threads: int, seconds: float) -> float:
+    """What a measurement's own ``threads`` add to the 1-minute load average after ``seconds`` of running:
+    the kernel's average decays as ``exp(-t / 60 s)``, so ``threads * (1 - exp(-seconds / 60))``."""
+    return threads * (1.0 - math.exp(-max(seconds, 0.0) / 60.0))
+
+
 def finish_state(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` with the load after the measurement; busy if either reading was."""
+    """``state`` with the load after the measurement; busy if the load before was, or if the load after,
+    less what the measurement's own threads added (``own_load``), is.
+
+    Without the correction every calibration marked itself busy (a minute on 2 threads lifts the
+    1-minute load by 1.3 on an idle 2-core machine, above the 0.6 threshold), so each later run on the
+    idle machine found it stale and measured it again."""
     after = load_average()
-    return {**state, "load_after": after, "busy": bool(state.get("busy")) or is_busy(after)}
+    try:
+        began = datetime.datetime.fromisoformat(str(state.get("date")))
+        seconds = (datetime.datetime.now(datetime.timezone.utc) - began).total_seconds()
+    except ValueError:
+        seconds = 0.0
+    others = after - own_load(int(state.get("threads") or 1), seconds)
+    return {**state, "load_after": after, "load_after_others": others,
+            "busy": bool(state.get("busy")) or is_busy(others)}
 
 
 def read_entries(path: pathlib.Path, notice: bool = True) -> dict[str, Any]:
