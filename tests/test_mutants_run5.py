@@ -82,8 +82,8 @@ def _small_net() -> nn.Sequential:
 def test_the_hardware_convention_counts_every_op_it_has_a_formula_for():
     """``hardware`` is the work a device does, not a tool's reading: every op with a formula is
     counted (its flag ``oracle_supported`` is what ``analyze`` reports as ``oracle_unsupported``), and
-    its products are FlopCounterMode's 2 per MAC (conventions.py:165-177, each ``True`` -> ``False``,
-    :178 ``!=`` -> ``==`` for the flatten)."""
+    its products are FlopCounterMode's 2 per MAC (conventions.py:165 and 169-177, each ``True`` ->
+    ``False``; :178 ``!=`` -> ``==`` for the flatten).  An LSTM (:167) is not covered here."""
     model, x = _small_net().eval(), torch.randn(1, 3, 10, 10)
     df = analyze(model, (3, 10, 10), convention="hardware")
     assert df.attrs["oracle_unsupported"] == [] and bool(df["oracle_supported"].all())
