@@ -83,7 +83,7 @@ def test_the_hardware_convention_counts_every_op_it_has_a_formula_for():
     """``hardware`` is the work a device does, not a tool's reading: every op with a formula is
     counted (its flag ``oracle_supported`` is what ``analyze`` reports as ``oracle_unsupported``), and
     its products are FlopCounterMode's 2 per MAC (conventions.py:165 and 169-177, each ``True`` ->
-    ``False``; :178 ``!=`` -> ``==`` for the flatten).  An LSTM (:167) is not covered here."""
+    ``False``; :178 ``!=`` -> ``==`` for the flatten); the LSTM's line 167 has its own test."""
     model, x = _small_net().eval(), torch.randn(1, 3, 10, 10)
     df = analyze(model, (3, 10, 10), convention="hardware")
     assert df.attrs["oracle_unsupported"] == [] and bool(df["oracle_supported"].all())
@@ -91,6 +91,25 @@ def test_the_hardware_convention_counts_every_op_it_has_a_formula_for():
         model(x)
     products = df[df["kind"].isin(["conv", "linear"])]["flops"].sum()
     assert int(products) == counter.get_total_flops()
+
+
+class Lstm(nn.Module):
+    """An LSTM over ``(batch, steps, 4)``, its output sequence only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(4, 8, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x)[0]
+
+
+def test_the_hardware_convention_counts_an_lstm():
+    """An LSTM's gate products and cell arithmetic are device work: counted, not flagged, its products
+    the hand count ``4H(I + H)`` per step and row (conventions.py:167 ``True`` -> ``False``)."""
+    df = analyze(Lstm(), (5, 4), batch=2, convention="hardware")
+    assert df.attrs["oracle_unsupported"] == [] and bool(df["oracle_supported"].all())
+    assert int(df["macs"].sum()) == 4 * 8 * (4 + 8) * 5 * 2
 
 
 def test_flopcounter_counts_a_conv_and_leaves_the_rest_at_a_counted_zero():
