@@ -166,16 +166,13 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def table_rows(jobs: list[tuple[str, int]], done: dict, failed: dict, cal: dict[str, Any], ceil: Any,
-               precision: str, dump: Optional[pathlib.Path]) -> list[dict]:
-    """One row per (model, batch) measured so far (the faster of its rounds) or failed, in job order."""
-    rows = []
-    for name, batch in jobs:
-        if done.get((name, batch)):
-            rows.append(faster_of(done[(name, batch)], cal, ceil, precision, batch, dump, name))
-        elif (name, batch) in failed:
-            rows.append({"model": name, "batch": batch, "error": failed[(name, batch)]})
-    return rows
+def job_row(job: tuple[str, int], done: dict, failed: dict, cal: dict[str, Any], ceil: Any, precision: str,
+            dump: Optional[pathlib.Path] = None) -> dict:
+    """The table's row of one (model, batch): the faster of its rounds, or why it has none."""
+    name, batch = job
+    if done.get(job):
+        return faster_of(done[job], cal, ceil, precision, batch, dump, name)
+    return {"model": name, "batch": batch, "error": failed[job]}
 
 
 def run(device: torch.device, models: list[str], batches: list[int], precision: str = "fp32",
@@ -210,6 +207,7 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
     t0 = time.monotonic()
     done: dict[tuple[str, int], list[dict]] = {}
     failed: dict[tuple[str, int], str] = {}
+    so_far: dict[tuple[str, int], dict] = {}  # each job's latest row, for the table written as it goes
     jobs = [(name, batch) for batch in batches for name in models]
     for k in range(rounds):  # every model once per round: a second round comes minutes after the first
         if spread:
@@ -223,14 +221,15 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
             if deadline_s is not None and time.monotonic() - t0 > deadline_s:
                 if not done.get((name, batch)):
                     failed[(name, batch)] = "skipped: deadline reached"
+                    so_far[(name, batch)] = job_row((name, batch), done, failed, cal, ceil, precision)
                 continue
             try:
                 done.setdefault((name, batch), []).append(
                     measure(name, batch, device, precision, channels_last, cal, ceil, small, repeat, layer_repeat))
             except Exception as exc:  # noqa: BLE001 - one failing model never stops the table
                 failed[(name, batch)] = f"{type(exc).__name__}: {str(exc)[:120]}"
-            rows = table_rows(jobs, done, failed, cal, ceil, precision, dump if k == rounds - 1 else None)
-            last = next((r for r in rows if (r["model"], r["batch"]) == (name, batch)), {})
+            so_far[(name, batch)] = last = job_row((name, batch), done, failed, cal, ceil, precision)
+            rows = [so_far[j] for j in jobs if j in so_far]
             print(f"round {k + 1}/{rounds} {name} b{batch}: " + (last.get("error") or
                   f"median |err| {fmt(last['median_abs_error'], True)} (naive "
                   f"{fmt(last['naive_median_abs_error'], True)}), load {os.getloadavg()[0]:.2f}"),
@@ -238,7 +237,8 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
             if out is not None:  # written as it goes: a timeout still leaves the rows so far
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(markdown(rows, header))
-    rows = table_rows(jobs, done, failed, cal, ceil, precision, None)
+    # every row again with the final calibration (a spread one grew by a pass since a row's first round)
+    rows = [job_row(j, done, failed, cal, ceil, precision, dump) for j in jobs if done.get(j) or j in failed]
     if dump is not None:  # the calibration beside the frames, so that a model change can be judged offline
         dump.mkdir(parents=True, exist_ok=True)
         (dump / "calibration.json").write_text(json.dumps({"points": cal["points"], "state": cal.get("state")}))

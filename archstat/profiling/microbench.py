@@ -229,14 +229,14 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
     row = rows[-1]
     mod = mod.to(device=device, dtype=dtype)
     x = torch.randn(batch, *shape, device=device, dtype=dtype)
+    fam = family(row)
     normalized = getattr(mod[0], NORMALIZED, False)
-    if family(row) == "pool_max":
+    if fam == "pool_max":
         x = pool_input(x, normalized)
     if channels_last and x.dim() == 4:
         mod, x = mod.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
     # time the call a model's generated code makes: the layer itself, or the function on ready operands
     inner = mod[0]
-    fam = family(row)
     with torch.inference_mode():
         args = inner.operands(x) if isinstance(inner, Apply) else (x,)
         fn = inner.fn if isinstance(inner, Apply) else inner

@@ -87,7 +87,7 @@ def returned_mismatches(returned: Optional[list], real: list[torch.Tensor]) -> l
         return [f"outputs: archstat says the model returns {len(returned)} tensors, it returns {len(real)}"]
     return [f"output {j}: archstat {'x'.join(map(str, shape))} (row {row}) vs returned "
             f"{'x'.join(map(str, t.shape))}" for j, ((row, shape), t) in enumerate(zip(returned, real))
-            if len(shape) != t.dim() or any(a != b for a, b in zip(shape, t.shape))]
+            if tuple(shape) != tuple(t.shape)]
 
 
 # the checks validate() runs, in order (the progress bar's steps)
