@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -305,3 +307,54 @@ def test_a_family_called_after_a_long_gap_or_a_conv_pays_its_cold_start():
     after = pred[pred.family == "activation"].t_after_s.tolist()
     # first call; right after; after a long gap; after a conv (its successor term is 0 here); right after
     assert after == pytest.approx([1e-6, 0.0, 1e-6, 1e-6, 0.0])
+
+
+def test_conv_rate_reads_work_and_intensity():
+    """Convs alike in kernel, channels and pixels but not in work per byte: the rate follows the intensity."""
+    from archstat.profiling.time_model import rate_features
+
+    same = [0.0, 7.0, 4.0, 12.0, 0.0, 10.0]  # one config's log2 features
+    pts = [(f, b, 1e9 if f / b < 10 else 1e11) for f, b in
+           [(1e6, 1e6), (2e6, 1e6), (4e6, 1e6), (1e8, 1e6), (2e8, 1e6), (4e8, 1e6)]]
+    xs = [rate_features("conv", same, f, b) for f, b, _ in pts]
+    fit = RateFit(np.array(xs), np.array([math.log2(r) for *_, r in pts]))
+    low, high = fit(rate_features("conv", same, 3e6, 1e6)), fit(rate_features("conv", same, 3e8, 1e6))
+    assert low < 2e9 and high > 5e10  # on the config's features alone both would read the same mean
+    assert rate_features("linear", [1.0, 2.0, 3.0], 1e6, 1e3) == [1.0, 2.0, 3.0]  # linears: their shape only
+
+
+HEAP_PROBE = """
+import json, resource, torch
+from torch import nn
+from archstat.profiling.fresh_pages import steady_heap
+torch.set_num_threads(1)
+net = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.Conv2d(64, 64, 1),
+                    nn.BatchNorm2d(64), nn.MaxPool2d(2), nn.Conv2d(64, 128, 1), nn.BatchNorm2d(128)).eval()
+x = torch.randn(8, 3, 112, 112)  # 25.7 MB outputs: below the 32 MiB mmap threshold, so heap pages
+def faults_per_pass():
+    out = []
+    with torch.inference_mode():
+        for _ in range(6):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            net(x)
+            out.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return out
+free = faults_per_pass()
+with steady_heap(torch.device("cpu")) as pinned:
+    print(json.dumps([pinned, free, faults_per_pass()]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc thresholds: Linux only")
+def test_steady_heap_stops_the_page_faults_of_a_forward_pass():
+    """A fresh interpreter (glibc's thresholds depend on the process's history): left to itself, glibc
+    trims the top of its heap and later passes fault those pages in again; under ``steady_heap`` the
+    passes settle to no page fault at all."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True, check=True).stdout
+    pinned, free, steady = json.loads(out)
+    assert pinned
+    assert sum(free[2:]) > 1000  # the control: unpinned, passes 3-6 still fault (32 K pages here)
+    assert sum(steady[3:]) < 100, steady  # 25.7 MB outputs are 6,272 pages each

@@ -11,29 +11,65 @@ and charged to the op calls whose output is that large (:func:`is_fresh`):
 
 ``c_page`` (seconds per byte) is the median over a few sizes above 32 MiB of
 ``(time of torch.empty(S).fill_(0) - time of filling a buffer that already exists) / S``.
-Smaller outputs come from the heap; when glibc trims the top of its heap they are fresh pages too,
-which depends on the allocation history of the pass (the same 25 MB batch-norm output of resnet50 at
-batch 8 took 1.4 ms after one layer and 7 ms after another): that part is not modelled, and shows
-up as per-layer error.  Zero on CUDA (the caching allocator keeps its blocks) and without glibc.
+Smaller outputs come from the heap.  Left to itself, glibc also *trims* the top of its heap when more
+than its trim threshold lies free there, and the next pass faults those pages in again; how much
+depends on the process's allocation history (the dynamic thresholds rise only after a large chunk
+has been freed): in a fresh process resnet50 at batch 8 faulted 50-73 K pages per forward pass (about
+280 MB) and ran 557-590 ms, against 0 faults and 427-433 ms with the thresholds pinned, and the same
+25 MB batch-norm output took 1.4 ms after one layer and 7 ms after another.  So every CPU measurement
+(the calibration, the whole model, the per-layer passes) runs under :func:`steady_heap`: the mmap
+threshold at glibc's own ceiling of 32 MiB and no trimming, the state a long-running process reaches
+by itself, so that outputs below 32 MiB reuse heap pages and those above are fresh on every pass,
+which is what the model charges.  (glibc serves any request from the free top of its heap when it has
+room, so a large output can land in heap pages a smaller one freed there: VGG-16 at batch 8 still
+faulted 88 K pages per pass pinned, against 254 K unpinned.)  Zero on CUDA (the caching allocator keeps its blocks) and without glibc.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import statistics
+from typing import Iterator
 
 import torch
 
 from archstat.profiling.timing import stats, time_calls
 
 MMAP_MAX = 32 * 2 ** 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: the mmap threshold never rises above it
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+NO_TRIM = 2 ** 31 - 1  # the largest int mallopt takes: the top of the heap is never given back while measuring
+
+
+def _mallopt():  # noqa: ANN202 - glibc's mallopt, or None
+    try:
+        return ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
 
 
 def _has_glibc() -> bool:
+    return _mallopt() is not None
+
+
+@contextlib.contextmanager
+def steady_heap(device: torch.device) -> Iterator[bool]:
+    """Measure with glibc's heap in its steady state (CPU; yields whether it was pinned).
+
+    Inside: ``M_MMAP_THRESHOLD`` = 32 MiB (the ceiling glibc's dynamic threshold reaches after the
+    first large free) and ``M_TRIM_THRESHOLD`` = ``NO_TRIM``.  On leaving: the trim threshold glibc
+    itself sets with a 32 MiB mmap threshold (twice it, 64 MiB), so a process does not keep freed
+    memory forever.  mallopt has no getter, and setting either parameter turns glibc's dynamic
+    thresholds off for the rest of the process: that is the point (it is the state they converge to)."""
+    mallopt = _mallopt() if device.type == "cpu" else None
+    if mallopt is None:
+        yield False
+        return
+    mallopt(M_MMAP_THRESHOLD, ctypes.c_int(MMAP_MAX))
+    mallopt(M_TRIM_THRESHOLD, ctypes.c_int(NO_TRIM))
     try:
-        ctypes.CDLL("libc.so.6").mallopt  # noqa: B018
-        return True
-    except (OSError, AttributeError):
-        return False
+        yield True
+    finally:
+        mallopt(M_TRIM_THRESHOLD, ctypes.c_int(2 * MMAP_MAX))
 
 
 def measure(device: torch.device, sizes: tuple[int, ...] = (40 << 20, 64 << 20, 96 << 20), repeat: int = 5) -> float:

@@ -34,7 +34,7 @@ from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 4  # part of the cache key: LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 5  # part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -326,24 +326,32 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     runs: list[list[dict[str, Any]]] = []
     # one pass on a GPU: a lent card runs nothing else, and its time is budgeted (bench/gpu_run.sh)
     passes = 1 if quick or device.type == "cuda" else max(1, passes)
-    for k in range(passes):
-        page_cost = fresh_pages.measure(device) if not quick else 0.0  # seconds per byte
-        points = [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [],
-                   "signature": ["fresh_pages"], "time_s": page_cost}]
-        label = f"calibrating the time model on {len(cases)} synthetic ops" + (f", pass {k + 1}/{passes}" if passes > 1 else "")
-        for mod, shape, batch in bar(cases, label, quiet):
-            if isinstance(mod, Apply) and shape == (4, 2, 2):
-                x = torch.randn(1, *shape, device=device, dtype=dtype)
-                fn = mod.fn
-                t = stats(time_calls(lambda: fn(x), device, warmup=2, repeat=50, budget_s=0.05))["median"]
-                points.append({"family": "dispatch", "flops": 0.0, "bytes": 0.0, "features": [], "time_s": t,
-                               "signature": ["dispatch"]})
-                continue
-            point = time_case(mod, shape, batch, device, dtype, channels_last, itemsize)
-            if point is not None:
-                points.append(point)
-        runs.append(points)
+    with fresh_pages.steady_heap(device):  # measured as the model is (fresh_pages: glibc's thresholds pinned)
+        for k in range(passes):
+            runs.append(time_grid(cases, device, dtype, channels_last, quick, quiet, itemsize,
+                                  label=f"calibrating the time model on {len(cases)} synthetic ops"
+                                  + (f", pass {k + 1}/{passes}" if passes > 1 else "")))
     return combine(runs)
+
+
+def time_grid(cases: list, device: torch.device, dtype: torch.dtype, channels_last: bool, quick: bool,
+              quiet: Optional[bool], itemsize: int, label: str) -> list[dict[str, Any]]:
+    """One pass over the grid's ``cases``: the fresh-page cost, then one point per benchmark."""
+    page_cost = fresh_pages.measure(device) if not quick else 0.0  # seconds per byte
+    points = [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [],
+               "signature": ["fresh_pages"], "time_s": page_cost}]
+    for mod, shape, batch in bar(cases, label, quiet):
+        if isinstance(mod, Apply) and shape == (4, 2, 2):
+            x = torch.randn(1, *shape, device=device, dtype=dtype)
+            fn = mod.fn
+            t = stats(time_calls(lambda: fn(x), device, warmup=2, repeat=50, budget_s=0.05))["median"]
+            points.append({"family": "dispatch", "flops": 0.0, "bytes": 0.0, "features": [], "time_s": t,
+                           "signature": ["dispatch"]})
+            continue
+        point = time_case(mod, shape, batch, device, dtype, channels_last, itemsize)
+        if point is not None:
+            points.append(point)
+    return points
 
 
 def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

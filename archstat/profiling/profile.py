@@ -37,6 +37,7 @@ from archstat.errors import ArchstatError
 from archstat.analyses.live_memory import inference_peak
 from archstat.profiling.calibrate import get_time_model
 from archstat.profiling.ceilings import Ceilings, defend, get_ceilings
+from archstat.profiling.fresh_pages import steady_heap
 from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
 from archstat.profiling.precision import check_precision, precision_flags
 from archstat.profiling.profile_inputs import make_inputs, profile_inputs
@@ -146,8 +147,10 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
                "repeat": repeat, "layer_repeat": layer_repeat if layers else 0, "timing": TIMING_METHOD[dev.type],
                "model": type(model).__name__}
     runs, passes = [], None
-    with precision_flags(precision) as flags:
+    with precision_flags(precision) as flags, steady_heap(dev) as pinned:
         context.update(flags)
+        if pinned:  # every timing below runs with glibc's heap pinned (fresh_pages.steady_heap)
+            context["heap"] = "glibc steady state: mmap threshold 32 MiB, no trimming"
         feed = make_inputs(rows, dev, channels_last)
         stages.next(f"timing the whole model ({warmup} warm-up + {repeat} calls)")
         runs.append(_forward(net, df, feed, batch, dev, warmup, repeat, time_budget_s, flops, ceil, precision))
