@@ -118,6 +118,7 @@ def faster_of(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, prec
         dump.mkdir(parents=True, exist_ok=True)
         frame.assign(whole_model_s=whole).to_pickle(dump / f"{name}_b{batch}.pkl")
     check = [p.context.get("ceiling_check", {}).get("message") for p in profiles]
+    noise = round_noise([p.layers["time_s"] for p in profiles])
     return {"model": name, "batch": batch, "layers": r["layers"], "median_abs_error": r["median_abs_error"],
             "naive_median_abs_error": r["naive_median_abs_error"], "spearman": r["spearman"],
             "predicted_sum_ratio": r["predicted_sum_s"] / whole, "naive_sum_ratio": r["naive_sum_s"] / whole,
@@ -125,7 +126,18 @@ def faster_of(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, prec
             "overlap": overlap, "load_before": min(x["load_before"] for x in rounds),
             "load_after": max(x["load_after"] for x in rounds), "seconds": sum(x["seconds"] for x in rounds),
             "by_family": r.get("median_error_by_family", {}), "rounds": len(rounds),
-            "ceiling_check": next((c for c in check if c), None)}
+            "ceiling_check": next((c for c in check if c), None), "round_noise": noise}
+
+
+def round_noise(times: list[pd.Series], min_s: float = 20e-6) -> float:
+    """The measurement's own noise: the median over the layers of at least ``min_s`` of
+    ``|t_round1 / t_round2 - 1|``, the same layer timed twice a few minutes apart (NaN with one round).
+    A per-layer prediction error near it is as close as this machine lets a model be judged."""
+    if len(times) < 2:
+        return math.nan
+    a, b = times[0], times[1]
+    keep = pd.concat([a, b], axis=1).min(axis=1) >= min_s
+    return float((a[keep] / b[keep] - 1).abs().median()) if keep.any() else math.nan
 
 
 def fmt(v: Optional[float], pct: bool = False, digits: int = 2) -> str:
@@ -145,8 +157,8 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
              "(and the whole model's) the least of the rounds' medians", "- " + TARGETS, "",
              "| model | batch | layers >= 20us | median abs err (calibrated) | median abs err (naive) | naive / "
              "calibrated | Spearman | predicted sum / whole | measured sum / whole | whole model ms | "
-             "calib. configs = model layers (left out) | load before -> after |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "calib. configs = model layers (left out) | load before -> after | layer noise (round 1 vs 2) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['batch']} | failed: {r['error']} |")
@@ -156,7 +168,7 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
                      f"{fmt(r['naive_median_abs_error'], True)} | {fmt(gain, digits=1)}x | {fmt(r['spearman'], digits=3)} | "
                      f"{fmt(r['predicted_sum_ratio'], digits=3)} | {fmt(r['measured_sum_ratio'], digits=3)} | "
                      f"{fmt(r['whole_model_ms'], digits=1)} | {r['overlap']} | {r['load_before']:.2f} -> "
-                     f"{r['load_after']:.2f} |")
+                     f"{r['load_after']:.2f} | {fmt(r.get('round_noise', math.nan), True)} |")
     lines += ["", "Median signed error per family (calibrated; + = predicted slower than measured):", ""]
     for r in rows:
         if "by_family" in r:
