@@ -323,6 +323,31 @@ def test_conv_rate_reads_work_and_intensity():
     assert rate_features("linear", [1.0, 2.0, 3.0], 1e6, 1e3) == [1.0, 2.0, 3.0]  # linears: their shape only
 
 
+def test_ops_whose_operands_sit_in_the_private_caches_are_priced_back_to_back():
+    """A BatchNorm right after the conv that wrote its input, both within the private caches: the
+    back-to-back (``hot_s``) law; the in-place ReLU after it, and every op when the caches are smaller
+    than the bytes since, keep the flushed law."""
+    from archstat.profiling.time_model import in_private_caches
+
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "activation":
+            p["hot_s"] = 1e-6 + p["bytes"] / 4e9
+    pts += [{"family": "batch_norm", "flops": 0.0, "bytes": b, "features": [], "time_s": 2e-6 + b / 1e9,
+             "hot_s": 1e-6 + b / 4e9} for b in (8.0, 1e4, 1e6, 1e8)]
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.ReLU(inplace=True))
+    rows = pd.DataFrame(rows_of(net, (4, 8, 8), batch=1))
+    records = rows.to_dict("records")
+    nbytes = work(records[1], 1, 4)[1]  # the BatchNorm: 2 x 1 KiB
+    assert in_private_caches(records, 1, 4, 2 ** 20) == [False, True, True]  # the conv reads the model's input
+    assert in_private_caches(records, 1, 4, nbytes // 4) == [False, False, False]
+    warm = TimeModel(pts, {"private_cache_bytes": 2 ** 20}).predict(rows, 1, 4).to_dict("records")
+    cold = TimeModel(pts, {}).predict(rows, 1, 4).to_dict("records")
+    assert warm[1]["bandwidth_bytes_per_s"] == pytest.approx(4e9, rel=1e-2) and "private caches" in warm[1]["roof"]
+    assert cold[1]["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=1e-2) and "private caches" not in cold[1]["roof"]
+    assert warm[2]["predicted_s"] == cold[2]["predicted_s"]  # in place: no output buffer to find warm
+
+
 HEAP_PROBE = """
 import json, resource, torch
 from torch import nn

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from archstat.profiling.cpu_caches import private_cache_bytes
+
 BUSY_LOAD_PER_CPU = 0.3  # 1-minute load average per CPU above which a measurement counts as taken under load
 
 
@@ -51,7 +53,8 @@ def machine_state() -> dict[str, Any]:
     load = load_average()
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "load_before": load,
-            "cpu_count": os.cpu_count(), "busy": is_busy(load)}
+            "cpu_count": os.cpu_count(), "busy": is_busy(load),
+            "private_cache_bytes": private_cache_bytes(torch.get_num_threads())}
 
 
 def own_load(threads: int, seconds: float) -> float:

@@ -187,6 +187,10 @@ class TimeModel:
         # a family called again after a while finds its code and dispatch state gone from the caches: the
         # cold start of its smallest flushed benchmark over its warm time
         self.cold = {f: max(0.0, self.floor[f] - self.hot_floor[f]) for f in self.hot_floor}
+        # ops that find their operands in the private caches: the same families timed back to back
+        self.private_bytes = float(self.state.get("private_cache_bytes") or 0)
+        hot_points = [{**p, "time_s": p["hot_s"]} for p in points if "hot_s" in p]
+        self.warm = TimeModel(hot_points) if hot_points and self.private_bytes else None
         self.after_curve: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for f, ps in by.items():
             ok = sorted((p for p in ps if "after_s" in p and p.get("out_bytes")), key=lambda p: p["out_bytes"])
@@ -247,6 +251,7 @@ class TimeModel:
         out = []
         records = rows.to_dict("records")
         normalized = normalized_sources(records)
+        warm = in_private_caches(records, batch, itemsize, self.private_bytes) if self.warm else [False] * len(records)
         after = 0.0  # rows are in execution order: each pays what the op before it left behind
         last: dict[str, int] = {}  # the row that last called each family
         previous = ""
@@ -258,8 +263,10 @@ class TimeModel:
                 after = max(after, self.cold.get(fam, 0.0))
             last[fam] = i
             previous = previous if fam == "dispatch" else fam  # a view passes it on
-            p = self.predict_row(row, batch, itemsize, after, norm)
-            p["roof"] = why(p, peak, copy_bw)
+            warm_row = warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
+            p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm)
+            p["roof"] = why(p, peak, copy_bw) + (f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} "
+                                                 "MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
             successor = p.pop("_successor_s")
             after = after if successor is None else successor  # a view passes the state on
@@ -296,6 +303,25 @@ def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Opt
     if not keys:
         return None
     return min(keys, key=lambda k: (abs(math.log(area(k.split(" ")[1]) / area(window))), k))
+
+
+def in_private_caches(records: list[dict], batch: int, itemsize: int, capacity: float) -> list[bool]:
+    """Per row (execution order): were all its operands touched within ``capacity`` bytes of traffic?
+
+    An operand's distance is the bytes the rows since the one that wrote it moved (``work``; a view's
+    operand is its source's), plus the row's own bytes; the model's input counts as cold.  ``capacity``
+    is the private L2 of the cores in use (``cpu_caches``): a shared last-level cache on a shared host
+    cannot be counted on."""
+    moved = np.cumsum([0.0] + [work(r, batch, itemsize)[1] for r in records])
+    writer: list[int] = []  # the row whose output each row's output is (a view: its source's writer)
+    out = []
+    for i, row in enumerate(records):
+        srcs = [int(s) for s in (row.get("sources") or []) if isinstance(s, (int, np.integer))]
+        writers = [writer[s] if 0 <= s < i else -1 for s in srcs]
+        writer.append(writers[0] if family(row) == "dispatch" and writers and writers[0] >= 0 else i)
+        ok = bool(writers) and min(writers) >= 0
+        out.append(bool(ok and moved[i + 1] - moved[min(writers) + 1] <= capacity))
+    return out
 
 
 PASS_NORMALIZED = ("activation", "pool_max", "pool_avg", "concat", "copy", "dispatch")

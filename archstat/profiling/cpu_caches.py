@@ -1,0 +1,39 @@
+"""The CPU's private caches, from Linux's sysfs: how much data the cores a run uses keep to themselves.
+
+The time model prices an op whose operands were all touched within that many bytes of traffic from
+its back-to-back benchmark (``TimeModel``): on a host shared with other machines the last-level cache
+is shared too (this machine's 32 MiB L3 serves other tenants as well), the per-core L2 is not.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+
+SYSFS = pathlib.Path("/sys/devices/system/cpu")
+
+
+def parse_size(text: str) -> int:
+    """sysfs cache sizes: ``1024K``, ``2M``, ``512`` (bytes)."""
+    text = text.strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG") or 0) * scale
+
+
+def private_cache_bytes(threads: int, root: pathlib.Path = SYSFS) -> int:
+    """Bytes of level-2 cache private to the cores ``threads`` threads run on: the sizes of the distinct L2
+    caches (by their ``shared_cpu_list``) of the CPUs this process may use, the ``threads`` largest
+    summed.  0 where sysfs does not say (another OS, a container that hides it)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = list(range(os.cpu_count() or 1))
+    caches: dict[str, int] = {}
+    for cpu in cpus:
+        for index in sorted((root / f"cpu{cpu}" / "cache").glob("index*")):
+            try:
+                if (index / "level").read_text().strip() != "2" or (index / "type").read_text().strip() == "Instruction":
+                    continue
+                caches[(index / "shared_cpu_list").read_text().strip()] = parse_size((index / "size").read_text())
+            except (OSError, ValueError):
+                continue
+    return sum(sorted(caches.values(), reverse=True)[:max(threads, 1)])
