@@ -14,9 +14,10 @@ and charged to the op calls whose output is that large (:func:`is_fresh`):
 Smaller outputs come from the heap.  Left to itself, glibc also *trims* the top of its heap when more
 than its trim threshold lies free there, and the next pass faults those pages in again; how much
 depends on the process's allocation history (the dynamic thresholds rise only after a large chunk
-has been freed): in a fresh process resnet50 at batch 8 faulted 50-73 K pages per forward pass (about
-280 MB) and ran 557-590 ms, against 0 faults and 427-433 ms with the thresholds pinned, and the same
-25 MB batch-norm output took 1.4 ms after one layer and 7 ms after another.  So every CPU measurement
+has been freed): in a fresh process resnet50 at batch 8 faulted 66-73 K pages per forward pass (about
+280 MB) and ran 576-620 ms, against no fault and 461-490 ms with the thresholds pinned
+(``bench/heap_faults.py``), and the same 25 MB batch-norm output took 1.4 ms after one layer and 7 ms
+after another.  So every CPU measurement
 (the calibration, the whole model, the per-layer passes) runs under :func:`steady_heap`: the mmap
 threshold at glibc's own ceiling of 32 MiB and no trimming, the state a long-running process reaches
 by itself, so that outputs below 32 MiB reuse heap pages and those above are fresh on every pass,

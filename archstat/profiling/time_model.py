@@ -34,6 +34,11 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own);
   linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
   fitted on M >= 16).
+* Operands in the private caches (CPU): a row that allocates its output and whose operands were all
+  touched within the L2 caches' worth of traffic (``in_private_caches``; the size from the calibration's
+  state, ``cpu_caches``) takes the curves fitted on the back-to-back times (``hot_s``) instead: its
+  inputs are in L2, and with the heap steady its output lands in a chunk freed moments before (batch
+  norms at batch 1 were +35-51% priced flushed).  In-place rows keep the flushed curves.
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
