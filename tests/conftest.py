@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 # One BLAS thread for numpy/scipy (sklearn's probes, L-BFGS): read when OpenBLAS loads, so set before
@@ -6,6 +9,16 @@ from collections.abc import Iterator
 # second thread only adds hand-offs: the transfer-table test spent 80 s of CPU with two threads on a
 # busy 2-core machine and 15 s with one (`/usr/bin/time`, same test).  A value already set is kept.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Under pytest-xdist (`-n 2`: one worker per core) each worker and the processes it starts (CLI probes,
+# torchrun ranks) default to one OpenMP thread, so two workers do not put four threads on two cores.
+# Read when torch loads, hence here; a value already set is kept.  Tests still set their own counts.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A measurement cache of this test process only (ceilings, time model: `archstat.profiling.cache`), so
+# that no test reads the developer's ~/.cache/archstat and parallel workers never share one file.
+# Tests that look at the cache still point ARCHSTAT_CACHE_DIR at their own tmp_path.
+os.environ["ARCHSTAT_CACHE_DIR"] = tempfile.mkdtemp(prefix="archstat-test-cache-")
+atexit.register(shutil.rmtree, os.environ["ARCHSTAT_CACHE_DIR"], ignore_errors=True)
 
 import pytest  # noqa: E402
 from _zoo_utils import one_thread  # noqa: E402

@@ -15,3 +15,16 @@ def test_every_subpackage_is_listed_in_pyproject():
     found.add("archstat.models")
     assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
     assert '"archstat.models" = "models"' in text
+
+
+def test_ci_runs_the_readme_test_command_and_the_extra_has_its_plugins():
+    """.ci/run runs the README's quick-start test command verbatim; `-n` needs pytest-xdist in the test extra."""
+    def command(text: str) -> str:
+        line = next(l for l in text.splitlines() if '".[test]"' in l and "python3 -m pytest" in l)
+        return line[line.index("python3 -m pytest"):].strip()
+
+    readme, ci = command((ROOT / "README.md").read_text()), command((ROOT / ".ci" / "run").read_text())
+    assert readme == ci, f"README runs {readme!r}, .ci/run runs {ci!r}"
+    if " -n " in f"{readme} ":
+        extra = re.search(r"^test = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(), re.M | re.S).group(1)
+        assert '"pytest-xdist' in extra, "the README's -n needs pytest-xdist in the test extra"
