@@ -17,13 +17,14 @@ depends on the process's allocation history (the dynamic thresholds rise only af
 has been freed): in a fresh process resnet50 at batch 8 faulted 66-73 K pages per forward pass (about
 280 MB) and ran 576-620 ms, against no fault and 461-490 ms with the thresholds pinned
 (``bench/heap_faults.py``), and the same 25 MB batch-norm output took 1.4 ms after one layer and 7 ms
-after another.  So every CPU measurement
-(the calibration, the whole model, the per-layer passes) runs under :func:`steady_heap`: the mmap
-threshold at glibc's own ceiling of 32 MiB and no trimming, the state a long-running process reaches
-by itself, so that outputs below 32 MiB reuse heap pages and those above are fresh on every pass,
-which is what the model charges.  (glibc serves any request from the free top of its heap when it has
-room, so a large output can land in heap pages a smaller one freed there: VGG-16 at batch 8 still
-faulted 88 K pages per pass pinned, against 254 K unpinned.)  Zero on CUDA (the caching allocator keeps its blocks) and without glibc.
+after another.  So every CPU measurement (the calibration, the whole model, the per-layer passes)
+runs under :func:`steady_heap`: the mmap threshold at glibc's own ceiling of 32 MiB and no trimming,
+the state a long-running process reaches by itself, so that outputs below 32 MiB reuse heap pages
+and those above are fresh on every pass, which is what the model charges.  (glibc serves any request
+from the free top of its heap when it has room, so a large output can land in heap pages a smaller
+one freed there: VGG-16 at batch 8 still faulted 88 K pages per pass pinned, against 248 K left alone,
+in 1.48 against 1.75 s: ``bench/heap_faults.py --models vgg16:8``.)
+Zero on CUDA (the caching allocator keeps its blocks) and without glibc.
 """
 from __future__ import annotations
 
