@@ -124,6 +124,10 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     ceilings; a ``TimeModel`` is used as given; False predicts with the naive roofline only.
     ``refresh_ceilings`` measures the ceilings and the time model again; ``quiet`` silences the
     progress bar (None: shown when stderr is a terminal).
+
+    On a CPU with glibc every timing runs under ``fresh_pages.steady_heap`` (no heap trimming while
+    measuring), and the process keeps glibc's steady-state malloc thresholds afterwards (mmap at
+    32 MiB, trim at 64 MiB), the values a long-running process reaches by itself.
     """
     dev, dtype = resolve_device(device), check_precision(precision)
     given = profile_inputs(model, input_shape, inputs, kwargs, batch)
