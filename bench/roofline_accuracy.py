@@ -131,13 +131,15 @@ def faster_of(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, prec
 
 def round_noise(times: list[pd.Series], min_s: float = 20e-6) -> float:
     """The measurement's own noise: the median over the layers of at least ``min_s`` of
-    ``|t_round1 / t_round2 - 1|``, the same layer timed twice a few minutes apart (NaN with one round).
+    ``max(t1, t2) / min(t1, t2) - 1`` for rounds 1 and 2, the same layer timed twice a few minutes apart
+    (NaN with one round).
     A per-layer prediction error near it is as close as this machine lets a model be judged."""
     if len(times) < 2:
         return math.nan
     a, b = times[0], times[1]
     keep = pd.concat([a, b], axis=1).min(axis=1) >= min_s
-    return float((a[keep] / b[keep] - 1).abs().median()) if keep.any() else math.nan
+    ratio = pd.concat([a, b], axis=1).max(axis=1) / pd.concat([a, b], axis=1).min(axis=1)
+    return float((ratio[keep] - 1).median()) if keep.any() else math.nan
 
 
 def fmt(v: Optional[float], pct: bool = False, digits: int = 2) -> str:

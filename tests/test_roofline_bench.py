@@ -22,6 +22,6 @@ def test_round_noise_is_the_median_layer_change_between_two_rounds():
     bench = load_bench()
     r1 = pd.Series([100e-6, 50e-6, 10e-6, 30e-6])
     r2 = pd.Series([110e-6, 40e-6, 10e-6, 20e-6])  # the 10 us layer is below 20 us in both: left out
-    # |100/110 - 1| = 0.0909, |50/40 - 1| = 0.25, |30/20 - 1| = 0.5: the median is 0.25
+    # 110/100 - 1 = 0.1, 50/40 - 1 = 0.25, 30/20 - 1 = 0.5 (either way round): the median is 0.25
     assert bench.round_noise([r1, r2]) == pytest.approx(0.25)
     assert math.isnan(bench.round_noise([r1]))

@@ -2,7 +2,7 @@
 
 The time model prices an op whose operands were all touched within that many bytes of traffic from
 its back-to-back benchmark (``TimeModel``): on a host shared with other machines the last-level cache
-is shared too (this machine's 32 MiB L3 serves other tenants as well), the per-core L2 is not.
+is shared with them too, the per-core L2 is not.
 """
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ depends on the process's allocation history (the dynamic thresholds rise only af
 has been freed): in a fresh process resnet50 at batch 8 faulted 66-73 K pages per forward pass (about
 280 MB) and ran 576-620 ms, against no fault and 461-490 ms with the thresholds pinned
 (``bench/heap_faults.py``), and the same 25 MB batch-norm output took 1.4 ms after one layer and 7 ms
-after another.  So every CPU measurement (the calibration, the whole model, the per-layer passes)
-runs under :func:`steady_heap`: the mmap threshold at glibc's own ceiling of 32 MiB and no trimming,
+after another.  So the calibration and the model's timings (the whole model, the per-layer passes)
+run under :func:`steady_heap`: the mmap threshold at glibc's own ceiling of 32 MiB and no trimming,
 the state a long-running process reaches by itself, so that outputs below 32 MiB reuse heap pages
 and those above are fresh on every pass, which is what the model charges.  (glibc serves any request
 from the free top of its heap when it has room, so a large output can land in heap pages a smaller
@@ -53,24 +53,38 @@ def _has_glibc() -> bool:
     return _mallopt() is not None
 
 
+_PINNED = [0]  # steady_heap blocks open now: only the outermost one sets and resets the thresholds
+
+
 @contextlib.contextmanager
 def steady_heap(device: torch.device) -> Iterator[bool]:
-    """Measure with glibc's heap in its steady state (CPU; yields whether it was pinned).
+    """Measure with glibc's heap in its steady state (CPU; yields whether both thresholds took).
 
     Inside: ``M_MMAP_THRESHOLD`` = 32 MiB (the ceiling glibc's dynamic threshold reaches after the
-    first large free) and ``M_TRIM_THRESHOLD`` = ``NO_TRIM``.  On leaving: the trim threshold glibc
-    itself sets with a 32 MiB mmap threshold (twice it, 64 MiB), so a process does not keep freed
-    memory forever.  mallopt has no getter, and setting either parameter turns glibc's dynamic
-    thresholds off for the rest of the process: that is the point (it is the state they converge to)."""
+    first large free) and ``M_TRIM_THRESHOLD`` = ``NO_TRIM``.  On leaving the outermost block: the trim
+    threshold glibc itself sets with a 32 MiB mmap threshold (twice it, 64 MiB), so a process does not
+    keep freed memory forever.  mallopt has no getter, and setting either parameter turns glibc's
+    dynamic thresholds off for the rest of the process (and overrides ``MALLOC_*_THRESHOLD_`` from the
+    environment): that is the point, it is the state they converge to.  Under another allocator
+    preloaded in place of glibc's (jemalloc, tcmalloc) libc's mallopt still answers but changes
+    nothing that allocator does."""
     mallopt = _mallopt() if device.type == "cpu" else None
     if mallopt is None:
         yield False
         return
-    mallopt(M_MMAP_THRESHOLD, ctypes.c_int(MMAP_MAX))
-    mallopt(M_TRIM_THRESHOLD, ctypes.c_int(NO_TRIM))
+    if _PINNED[0]:  # nested: the outer block has pinned them already
+        _PINNED[0] += 1
+        try:
+            yield True
+        finally:
+            _PINNED[0] -= 1
+        return
+    took = (mallopt(M_MMAP_THRESHOLD, ctypes.c_int(MMAP_MAX)) == 1) & (mallopt(M_TRIM_THRESHOLD, ctypes.c_int(NO_TRIM)) == 1)
+    _PINNED[0] += 1
     try:
-        yield True
+        yield bool(took)
     finally:
+        _PINNED[0] -= 1
         mallopt(M_TRIM_THRESHOLD, ctypes.c_int(2 * MMAP_MAX))
 
 

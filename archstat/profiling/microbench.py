@@ -255,7 +255,8 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
         if normalized:
             point[NORMALIZED] = True
         if device.type == "cpu":
-            if flushed:  # the family's per-call time with code and data warm (its floor, from the smallest case)
+            if flushed:  # the same call with code and data warm: the family's warm floor (smallest case), its
+                # cold start, and the back-to-back curves of ops whose operands sit in the private caches
                 point["hot_s"] = stats(time_calls(call, device, warmup=2, repeat=15, budget_s=0.03))["median"]
             # what the op itself leaves behind, not the flush: its operand re-written, no flush
             point["after_s"] = successor_penalty(call, produce)

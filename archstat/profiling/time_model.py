@@ -34,11 +34,14 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own);
   linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
   fitted on M >= 16).
-* Operands in the private caches (CPU): a row that allocates its output and whose operands were all
-  touched within the L2 caches' worth of traffic (``in_private_caches``; the size from the calibration's
-  state, ``cpu_caches``) takes the curves fitted on the back-to-back times (``hot_s``) instead: its
-  inputs are in L2, and with the heap steady its output lands in a chunk freed moments before (batch
-  norms at batch 1 were +35-51% priced flushed).  In-place rows keep the flushed curves.
+* Operands in the private caches (CPU): a memory-bound row that allocates its output (below 32 MiB)
+  and whose operands were all touched within the L2 caches' worth of traffic (``in_private_caches``;
+  the size from the calibration's state, ``cpu_caches``) is priced by the same model fitted on the
+  back-to-back times (``hot_s``: floors and curves) instead: its inputs are in L2, and with the heap
+  steady its output lands in a chunk freed moments before (batch norms at batch 1 were +35-51% priced
+  flushed).  In-place rows and compute rows (a linear's weights are cold) keep the flushed fit;
+  without ``private_cache_bytes`` in the state (an older calibration) the rule is off, and
+  ``describe()`` says so (``private_cache_bytes``: None).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
@@ -100,8 +103,8 @@ def rate_features(fam: str, feats: list[float], flops: float, nbytes: float) -> 
 
     Small and memory-heavy convs (a 1x1 conv from 192 to 16 channels) reach a fraction of the rate of
     their neighbours in channels and pixels; with the work and the intensity as features, the
-    leave-one-out error of the fit over the synthetic conv grid itself fell from a median 17% to 10%
-    (90th percentile 60% to 53%; 112 convs, this machine), which no model's layer took part in."""
+    leave-one-out error of the fit over the synthetic conv grid itself (112 convs, no model's layer)
+    fell from a median 17% to 10-13% on two calibrations of this machine (``bench/rate_fit_loo.py``)."""
     if fam != "conv":
         return list(feats)
     lf, lb = math.log2(max(flops, 1.0)), math.log2(max(nbytes, 1.0))
@@ -196,6 +199,8 @@ class TimeModel:
         self.private_bytes = float(self.state.get("private_cache_bytes") or 0)
         hot_points = [{**p, "time_s": p["hot_s"]} for p in points if "hot_s" in p]
         self.warm = TimeModel(hot_points) if hot_points and self.private_bytes else None
+        if self.warm is not None:
+            self.warm.page_cost = self.page_cost
         self.after_curve: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for f, ps in by.items():
             ok = sorted((p for p in ps if "after_s" in p and p.get("out_bytes")), key=lambda p: p["out_bytes"])
@@ -216,6 +221,7 @@ class TimeModel:
     def describe(self) -> dict[str, Any]:
         """What the JSON records about the calibration: points per family, floors, when measured."""
         return {"points": self.n_points, "floor_s": self.floor, "warm_floor_s": self.hot_floor,
+                "private_cache_bytes": self.private_bytes if self.warm is not None else None,
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
@@ -268,7 +274,10 @@ class TimeModel:
                 after = max(after, self.cold.get(fam, 0.0))
             last[fam] = i
             previous = previous if fam == "dispatch" else fam  # a view passes it on
-            warm_row = warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
+            # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
+            # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
+            warm_row = (warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
+                        and fam not in COMPUTE_FAMILIES and not is_fresh(output_bytes(row, batch, itemsize)))
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm)
             p["roof"] = why(p, peak, copy_bw) + (f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} "
                                                  "MiB of private caches)" if warm_row else "")
