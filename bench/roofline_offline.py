@@ -1,0 +1,77 @@
+"""Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
+
+    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--families]
+
+``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
+model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
+is fitted again on that run's calibration, without the grid points equal to one of the model's layers (as
+the bench does), and every row predicted again.  Prints the bench's columns per model and the mean of the
+medians per folder, so that a change to the model can be judged on several runs' measurements without
+measuring again (and without a slow minute of the host deciding it).  ``--no-warm`` switches the
+operands-in-private-caches rule off (``private_cache_bytes`` = 0), ``--private-cache-bytes N`` supplies the
+L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
+family.  The frames are the bench's own pickles: load only folders you wrote.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import pandas as pd  # noqa: E402
+
+from roofline_accuracy import held_out_model, layer_signatures  # noqa: E402
+
+from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
+from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
+
+
+def repredict(frame: pd.DataFrame, cal: dict, batch: int, itemsize: int = 4) -> dict:
+    """The bench's summary of one stored frame, predicted again from the calibration ``cal``."""
+    rows = frame.drop(columns=[c for c in [*MODEL_COLUMNS, "error"] if c in frame.columns])
+    tm, _ = held_out_model(cal, layer_signatures(rows, batch))
+    pred = tm.predict(rows, batch, itemsize)
+    out = rows.join(pred)
+    out["error"] = [relative_error(p, m) for p, m in zip(out["predicted_s"], out["time_s"])]
+    summary = roofline_summary(out)
+    whole = float(frame["whole_model_s"].iloc[0])
+    summary["predicted_sum_ratio"] = summary["predicted_sum_s"] / whole
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dumps", nargs="+", help="folders written by bench/roofline_accuracy.py --dump")
+    ap.add_argument("--no-warm", action="store_true", help="price every memory-bound op from the flushed benchmarks")
+    ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
+    ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
+                    "does not record one (runs before the rule existed)")
+    a = ap.parse_args()
+    for dump in map(pathlib.Path, a.dumps):
+        cal = json.loads((dump / "calibration.json").read_text())
+        cal["state"] = dict(cal.get("state") or {})
+        if a.private_cache_bytes and not cal["state"].get("private_cache_bytes"):
+            cal["state"]["private_cache_bytes"] = a.private_cache_bytes
+        if a.no_warm:
+            cal["state"]["private_cache_bytes"] = 0
+        medians = []
+        print(f"{dump}:")
+        for path in sorted(dump.glob("*_b*.pkl")):
+            name, batch = path.stem.rsplit("_b", 1)
+            r = repredict(pd.read_pickle(path), cal, int(batch))
+            medians.append(r["median_abs_error"])
+            line = (f"  {name:14s} b{batch:<3s} median |err| {r['median_abs_error']:.1%}  naive / calibrated "
+                    f"{r['naive_median_abs_error'] / r['median_abs_error']:.1f}x  Spearman {r['spearman']:.3f}  "
+                    f"sum / whole {r['predicted_sum_ratio']:.3f}")
+            if a.families:
+                line += "  " + ", ".join(f"{f} {v:+.0%}" for f, v in r.get("median_error_by_family", {}).items())
+            print(line)
+        print(f"  mean of the medians {statistics.mean(medians):.1%}")
+
+
+if __name__ == "__main__":
+    main()
