@@ -8,19 +8,32 @@ The test split is never read.  The pixels themselves are probed the same way as 
 
     python bench/probe_select.py [--threads 1] [--draws 3] [--source-epochs 8] [--source-augment crop=2]
                                  [--source-seed 0] [--source-label-smoothing 0] [--only 2:8:crop=2,2:8:shifts=2:pix]
+                                 [--only 2:8:crop=2,2:8:crop=2:adabn,2:1+2+4+8:crop=2,2:8:crop=2:tta]
 
 ``--source-*`` vary the source network's recipe (default: the one ``--transfer`` uses, the same as
 scratch's); ``--only`` probes the listed candidates instead of the whole list.  A candidate is
 ``STAGES:GRID:VIEWS[:pix]``: ``STAGES`` a count or ``all``; ``VIEWS`` empty (each labelled image
 once), an ``--augment`` spec (its test-time views: ``crop=2`` gives the four 1-pixel shifts) or
 ``shifts=P`` (every whole-pixel shift within +-P, the 24 that ``crop=2`` draws from at P = 2);
-``pix`` appends the pixels to the network's features.
+then any of these flags:
+
+* ``pix`` appends the pixels to the network's features;
+* ``adabn`` (AdaBN, Li et al. 2016): before the features are read, the source network's BatchNorm
+  running statistics are recomputed on the draw's labelled images and their training views (one
+  batch, ``momentum=None``); no weight changes, nothing is trained: the features only adapt their
+  normalisation to the target;
+* ``tta``: the probe's class probabilities averaged over the validation image's training views
+  (the probe's ``VIEWS``), instead of read on the image alone.
+
+``GRID`` may be a spatial pyramid, ``1+2+4+8``: each kept stage pooled onto every listed grid, the
+pools concatenated (the penultimate features once).
 
 Prints one row per candidate: mean ± sample std of validation accuracy over the draws.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 
@@ -33,6 +46,7 @@ from archstat.train.probe import fit_probe, pixels, stage_features
 from archstat.train.setup import load_data
 from archstat.train.transfer import in_source_norm, normalised_views, pretrain
 from archstat.train.tta import shift
+from torch import nn
 
 SHAPE = (1, 32, 32)
 # (stages read: None = all, 0 = penultimate only; grid side; --augment whose views the probe sees)
@@ -52,20 +66,49 @@ def views(spec: str, split: Splits) -> list:
             for dx in range(-pad, pad + 1) for dy in range(-pad, pad + 1) if (dx, dy) != (0, 0)]
 
 
-def features(model, stages: int | None, grid: int, with_pixels: bool):
-    """What the probe reads: :func:`stage_features` (as ``linear_probe`` calls it), then the pixels if asked."""
-    if not with_pixels:
-        return lambda xs: stage_features(model, xs, stages, grid)
-    return lambda xs: np.concatenate([stage_features(model, xs, stages, grid), pixels(xs)], axis=1)
+def features(model, stages: int | None, grids: tuple[int, ...], with_pixels: bool):
+    """What the probe reads: :func:`stage_features` (as ``linear_probe`` calls it; with several grids,
+    the stages pooled onto each, the penultimate features once), then the pixels if asked."""
+    def feats(xs: torch.Tensor) -> np.ndarray:
+        parts = [stage_features(model, xs, stages, g) for g in grids]
+        width = stage_features(model, xs[:1], 0).shape[1]  # the penultimate features close every part
+        out = np.concatenate([q[:, :-width] for q in parts[:-1]] + [parts[-1]], axis=1)
+        return np.concatenate([out, pixels(xs)], axis=1) if with_pixels else out
+    return feats
 
 
-def parse_candidate(text: str, p: argparse.ArgumentParser) -> tuple[int | None, int, str, bool]:
-    """``STAGES:GRID:VIEWS[:pix]`` -> (stages, grid, views, with pixels); anything else is a usage error."""
+@torch.no_grad()
+def adabn(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm running mean and variance are those of ``x`` (one batch, the
+    cumulative average of ``momentum=None``); weights untouched."""
+    m = copy.deepcopy(model)
+    for bn in m.modules():
+        if isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            bn.reset_running_stats()
+            bn.momentum = None
+    m.train()
+    m(x)
+    return m.eval()
+
+
+def tta_accuracy(fit: dict, feats, vs: list, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of the fitted probe (``fit``'s weight and bias on the raw features) with its softmax
+    averaged over ``x`` and its views ``vs``."""
+    probs = [torch.softmax(torch.as_tensor(feats(v(x)), dtype=torch.float32) @ fit["weight"].T + fit["bias"], 1)
+             for v in [lambda t: t, *vs]]
+    return float((torch.stack(probs).mean(0).argmax(1) == y).float().mean())
+
+
+FLAGS = ("pix", "adabn", "tta")
+
+
+def parse_candidate(text: str, p: argparse.ArgumentParser) -> tuple[int | None, tuple[int, ...], str, frozenset]:
+    """``STAGES:GRID[+GRID...]:VIEWS[:FLAG...]`` -> (stages, grids, views, flags); anything else is a usage error."""
     f = text.split(":")
-    if len(f) not in (3, 4) or (len(f) == 4 and f[3] != "pix") or not f[1].isdigit() or not (
+    if len(f) < 3 or not set(f[3:]) <= set(FLAGS) or not all(g.isdigit() and int(g) > 0 for g in f[1].split("+")) or not (
             f[0] == "all" or f[0].isdigit()) or (f[2].startswith("shifts=") and not f[2][7:].isdigit()):
-        p.error(f"--only takes STAGES:GRID:VIEWS[:pix] candidates, got {text!r}")
-    return None if f[0] == "all" else int(f[0]), int(f[1]), f[2], len(f) == 4
+        p.error(f"--only takes STAGES:GRID[+GRID...]:VIEWS[:{'|'.join(FLAGS)}...] candidates, got {text!r}")
+    return None if f[0] == "all" else int(f[0]), tuple(int(g) for g in f[1].split("+")), f[2], frozenset(f[3:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source-augment", default="crop=2")
     p.add_argument("--source-seed", type=int, default=0)
     p.add_argument("--source-label-smoothing", type=float, default=0.0)
-    p.add_argument("--only", default=None, help="comma-separated STAGES:GRID:VIEWS[:pix] candidates")
+    p.add_argument("--only", default=None, help="comma-separated STAGES:GRID:VIEWS[:FLAG...] candidates")
     args = p.parse_args(argv)
-    cands = [(st, g, aug, False) for st, g, aug in CANDIDATES] if not args.only else [
+    cands = [(st, (g,), aug, frozenset()) for st, g, aug in CANDIDATES] if not args.only else [
         parse_candidate(c, p) for c in args.only.split(",")]
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -94,14 +137,25 @@ def main(argv: list[str] | None = None) -> int:
     print("| stages | grid | probe sees | validation accuracy (mean ± std over draws) | per draw |\n"
           "|---|---:|---|---:|---|", flush=True)
     pix_views = ("", "crop=2") if not args.only else sorted({aug for _, _, aug, _ in cands})
-    rows = [("pixels", "-", aug, pixels) for aug in pix_views]
-    rows += [(("penultimate" if st == 0 else "all" if st is None else f"first {st}") + (" + pixels" if pix else ""),
-              grid, aug, features(pre.model, st, grid, pix)) for st, grid, aug, pix in cands]
-    for reads, grid, aug, feats in rows:
-        accs = [fit_probe(feats, t.train.tensors, {"val": t.val.tensors}, i, views(aug, t))["val_acc"]
-                for i, t in enumerate(tgts)]
+    # (reads, grid, views, flags, draw -> features): AdaBN adapts a copy of the source per draw
+    rows = [("pixels", "-", aug, frozenset(), lambda t: pixels) for aug in pix_views]
+    for st, grids, aug, flags in cands:
+        reads = ("penultimate" if st == 0 else "all" if st is None else f"first {st}") + "".join(
+            f" + {f}" for f in ("pix", "adabn") if f in flags)
+        model_for = (lambda t, aug=aug: adabn(pre.model, torch.cat([t.train.tensors[0]] + [
+            v(t.train.tensors[0]) for v in views(aug, t)]))) if "adabn" in flags else (lambda t: pre.model)
+        rows.append((reads, "+".join(map(str, grids)), aug, flags,
+                     lambda t, st=st, grids=grids, flags=flags, model_for=model_for:
+                     features(model_for(t), st, grids, "pix" in flags)))
+    for reads, grid, aug, flags, make in rows:
+        accs = []
+        for i, t in enumerate(tgts):
+            feats, vs = make(t), views(aug, t)
+            fit = fit_probe(feats, t.train.tensors, {"val": t.val.tensors}, i, vs)
+            accs.append(tta_accuracy(fit, feats, vs, *t.val.tensors) if "tta" in flags else fit["val_acc"])
         sees = (f"all {len(views(aug, tgts[0])) + 1} shifts within ±{aug.partition('=')[2]}" if aug.startswith("shifts=")
                 else f"its {len(views(aug, tgts[0])) + 1} views ({aug})" if aug else "the image only")
+        sees += "; scored with TTA over them" if "tta" in flags else ""
         print(f"| {reads} | {grid} | {sees} | {100 * np.mean(accs):.2f}% ± {100 * np.std(accs, ddof=1):.2f} | "
               f"{', '.join(f'{100 * a:.1f}' for a in accs)} |", flush=True)
     print(f"{time.perf_counter() - t0:.0f} s", flush=True)
