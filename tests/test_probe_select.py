@@ -3,8 +3,6 @@ the probe's test-time augmentation and the candidate syntax."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
@@ -13,14 +11,7 @@ from torch import nn
 
 from archstat.train.probe import fit_probe, stage_features
 
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench" / "probe_select.py"
-
-
-def load_bench():  # noqa: ANN201 - the module
-    spec = importlib.util.spec_from_file_location("probe_select", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _bench import load_bench
 
 
 def tiny() -> nn.Module:
@@ -31,7 +22,7 @@ def tiny() -> nn.Module:
 
 
 def test_adabn_sets_running_statistics_to_the_batch_and_leaves_weights_and_source_alone():
-    bench, model = load_bench(), tiny()
+    bench, model = load_bench("probe_select"), tiny()
     x = torch.randn(12, 1, 8, 8) * 3 + 1
     before = {k: v.clone() for k, v in model.state_dict().items()}
     adapted = bench.adabn(model, x)
@@ -46,7 +37,7 @@ def test_adabn_sets_running_statistics_to_the_batch_and_leaves_weights_and_sourc
 
 
 def test_pyramid_concatenates_each_grid_and_keeps_the_penultimate_features_once():
-    bench, model = load_bench(), tiny()
+    bench, model = load_bench("probe_select"), tiny()
     x = torch.rand(5, 1, 8, 8)
     f = bench.features(model, 1, (1, 2), False)(x)
     g1, g2 = stage_features(model, x, 1, 1), stage_features(model, x, 1, 2)  # 4 + 4 and 16 + 4 columns
@@ -55,7 +46,7 @@ def test_pyramid_concatenates_each_grid_and_keeps_the_penultimate_features_once(
 
 
 def test_tta_over_the_identity_alone_is_the_probes_own_accuracy():
-    bench = load_bench()
+    bench = load_bench("probe_select")
     rng = np.random.default_rng(0)
     x = torch.as_tensor(rng.normal(size=(30, 1, 4, 4)), dtype=torch.float32)
     y = torch.arange(30) % 3
@@ -69,7 +60,7 @@ def test_tta_over_the_identity_alone_is_the_probes_own_accuracy():
 
 
 def test_candidate_syntax():
-    bench = load_bench()
+    bench = load_bench("probe_select")
     p = argparse.ArgumentParser()
     assert bench.parse_candidate("2:1+2+4+8:crop=2:adabn:tta", p) == (2, (1, 2, 4, 8), "crop=2",
                                                                       frozenset({"adabn", "tta"}))

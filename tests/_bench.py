@@ -1,0 +1,16 @@
+"""Loading a bench script as a module, for the tests of its own helpers (its runs are benchmarks, not tests)."""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import types
+
+BENCH_DIR = pathlib.Path(__file__).resolve().parents[1] / "bench"
+
+
+def load_bench(name: str) -> types.ModuleType:
+    """``bench/NAME.py`` as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
