@@ -5,9 +5,10 @@ tensors gives that category's default dtype; true division, exp, log and roots o
 Before these were modelled, ``mask * 0.5`` was priced as a bool tensor (1 byte per element, real 4)."""
 import pytest
 import torch
-from torch import nn
 
 import archstat
+
+from _call import Call
 
 CASES = {
     "bool * float": lambda x: (x > 0) * 0.5,
@@ -25,18 +26,9 @@ CASES = {
 }
 
 
-class Apply(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_result_bytes_follow_pytorchs_result_type(name):
     fn = CASES[name]
     real = fn(torch.randn(2, 3, 4))
-    row = archstat.analyze(Apply(fn), (3, 4), batch=2).iloc[-1]
+    row = archstat.analyze(Call(fn), (3, 4), batch=2).iloc[-1]
     assert row.supported and row.act_bytes == real.numel() * real.element_size(), (name, real.dtype)

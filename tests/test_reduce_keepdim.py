@@ -3,18 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from archstat import analyze
 
-
-class Reduce(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
+from _call import Call
 
 
 CALLS = {"mean_positional": lambda x: x.mean((2, 3), True), "sum_positional": lambda x: torch.sum(x, 1, True),
@@ -24,7 +16,7 @@ CALLS = {"mean_positional": lambda x: x.mean((2, 3), True), "sum_positional": la
 
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_reduction_shapes_match_pytorch(call: str):
-    model = Reduce(CALLS[call])
+    model = Call(CALLS[call])
     out = model(torch.zeros(1, 3, 5, 4))
     df = analyze(model, (3, 5, 4))
     row = df.iloc[-1]

@@ -10,16 +10,9 @@ from torch import nn
 import archstat
 from archstat.validation.validate import validate
 
+from _call import Call
+
 logging.getLogger("fvcore").setLevel(logging.ERROR)
-
-
-class Functional(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 CASES = {  # name: (module, input per sample, fvcore handles it)
@@ -54,50 +47,50 @@ CASES = {  # name: (module, input per sample, fvcore handles it)
     "flatten": (nn.Flatten(), (3, 4, 4), True),
     "identity": (nn.Identity(), (3, 4, 4), True),
     "softmax": (nn.Softmax(1), (3, 4, 4), False),
-    "add": (Functional(lambda x: x + x), (3, 4, 4), False),
-    "clamp": (Functional(lambda x: torch.clamp(x, 0, 1)), (3, 4, 4), True),  # on fvcore's ignore list
-    "mean": (Functional(lambda x: x.mean((2, 3))), (3, 4, 4), False),
-    "cat": (Functional(lambda x: torch.cat([x, x], 1)), (3, 4, 4), True),
-    "matmul": (Functional(lambda x: x @ x.transpose(-1, -2)), (3, 4, 5), True),
-    "view": (Functional(lambda x: x.view(x.size(0), -1)), (3, 4, 4), True),
+    "add": (Call(lambda x: x + x), (3, 4, 4), False),
+    "clamp": (Call(lambda x: torch.clamp(x, 0, 1)), (3, 4, 4), True),  # on fvcore's ignore list
+    "mean": (Call(lambda x: x.mean((2, 3))), (3, 4, 4), False),
+    "cat": (Call(lambda x: torch.cat([x, x], 1)), (3, 4, 4), True),
+    "matmul": (Call(lambda x: x @ x.transpose(-1, -2)), (3, 4, 5), True),
+    "view": (Call(lambda x: x.view(x.size(0), -1)), (3, 4, 4), True),
     "flatten_2d_is_identity": (nn.Sequential(nn.Flatten(), nn.Flatten()), (3, 4, 4), True),
     "pixel_shuffle": (nn.PixelShuffle(2), (8, 3, 3), False),
-    "pixel_unshuffle": (Functional(lambda x: F.pixel_unshuffle(x, 2)), (2, 4, 6), False),
-    "interpolate_down": (Functional(lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear")), (3, 7, 9), True),
-    "interpolate_size": (Functional(lambda x: F.interpolate(x, size=(5, 3))), (3, 7, 9), True),
-    "interpolate_1d": (Functional(lambda x: F.interpolate(x, scale_factor=3)), (3, 5), False),
+    "pixel_unshuffle": (Call(lambda x: F.pixel_unshuffle(x, 2)), (2, 4, 6), False),
+    "interpolate_down": (Call(lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear")), (3, 7, 9), True),
+    "interpolate_size": (Call(lambda x: F.interpolate(x, size=(5, 3))), (3, 7, 9), True),
+    "interpolate_1d": (Call(lambda x: F.interpolate(x, scale_factor=3)), (3, 5), False),
     # values and indices, each a storage of its own; the unused indices die at once
-    "max_dim": (Functional(lambda x: x.max(dim=1)[0].unsqueeze(1) + x.min(2, keepdim=True).values), (3, 4, 4), False),
-    "max_all": (Functional(lambda x: x * torch.max(x)), (3, 4, 4), False),
-    "max_pair": (Functional(lambda x: torch.max(x, x * 2)), (3, 4, 4), False),
+    "max_dim": (Call(lambda x: x.max(dim=1)[0].unsqueeze(1) + x.min(2, keepdim=True).values), (3, 4, 4), False),
+    "max_all": (Call(lambda x: x * torch.max(x)), (3, 4, 4), False),
+    "max_pair": (Call(lambda x: torch.max(x, x * 2)), (3, 4, 4), False),
     # every F.pad mode is traced as aten::pad, which fvcore has no handle for
     "zero_pad": (nn.ZeroPad2d((1, 2, 0, 1)), (3, 4, 5), False),
     "reflect_pad": (nn.ReflectionPad2d(1), (3, 4, 5), False),
-    "replicate_pad": (Functional(lambda x: F.pad(x, (1, 1, 2, 0), mode="replicate")), (3, 4, 5), False),
+    "replicate_pad": (Call(lambda x: F.pad(x, (1, 1, 2, 0), mode="replicate")), (3, 4, 5), False),
     "circular_pad": (nn.CircularPad2d(1), (3, 4, 5), False),
     # the conv pads a copy (alive while it runs, and what backward keeps), then convolves it
     "conv_reflect": (nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"), (3, 6, 6), False),
     "conv_circular": (nn.Sequential(nn.Conv2d(3, 3, 1), nn.Conv2d(3, 4, 3, padding=2, padding_mode="circular")),
                       (3, 6, 6), False),
-    "flip": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.flip(-1))), (3, 4, 4), False),
-    "roll": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: torch.roll(x, 1, 2))), (3, 4, 4), True),
+    "flip": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: x.flip(-1))), (3, 4, 4), False),
+    "roll": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: torch.roll(x, 1, 2))), (3, 4, 4), True),
     # a bool mask and a fresh fill need no gradient: the multiply keeps only them, not x
-    "compare": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x * (x < 0.5))), (3, 4, 4), False),
-    "ones_like": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x * torch.ones_like(x))), (3, 4, 4), False),
+    "compare": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: x * (x < 0.5))), (3, 4, 4), False),
+    "ones_like": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: x * torch.ones_like(x))), (3, 4, 4), False),
     "softmax2d": (nn.Sequential(nn.Conv2d(3, 3, 1), nn.Softmax2d()), (3, 4, 4), False),  # keeps its output
     # four kernels in one row: the clamped norm is alive during the division; backward keeps 3 tensors
-    "normalize": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: F.normalize(x, dim=1))), (3, 4, 4), False),
+    "normalize": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: F.normalize(x, dim=1))), (3, 4, 4), False),
     # casts return the tensor itself when nothing changes, else a new one; clone/repeat copy
-    "to_same_dtype": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.to(torch.float32) * 2)), (3, 4, 4),
+    "to_same_dtype": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: x.to(torch.float32) * 2)), (3, 4, 4),
                       False),
-    "half_then_float": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.half().float())), (3, 4, 4), True),
-    "type_as": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.double().type_as(x))), (3, 4, 4), True),
-    "clone": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.clone())), (3, 4, 4), False),
-    "repeat": (nn.Sequential(nn.Conv2d(3, 3, 1), Functional(lambda x: x.repeat(1, 2, 1, 3))), (3, 4, 4), False),
+    "half_then_float": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: x.half().float())), (3, 4, 4), True),
+    "type_as": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: x.double().type_as(x))), (3, 4, 4), True),
+    "clone": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: x.clone())), (3, 4, 4), False),
+    "repeat": (nn.Sequential(nn.Conv2d(3, 3, 1), Call(lambda x: x.repeat(1, 2, 1, 3))), (3, 4, 4), False),
     "expand_as": (nn.Sequential(nn.Conv2d(3, 3, 1),
-                                Functional(lambda x: torch.cat([x.mean((2, 3), keepdim=True).expand_as(x), x], 1))),
+                                Call(lambda x: torch.cat([x.mean((2, 3), keepdim=True).expand_as(x), x], 1))),
                   (3, 4, 4), False),
-    "max_pool_indices_unused": (Functional(lambda x: F.max_pool2d(x, 2, return_indices=True)[0] * 2), (3, 6, 6),
+    "max_pool_indices_unused": (Call(lambda x: F.max_pool2d(x, 2, return_indices=True)[0] * 2), (3, 6, 6),
                                 False),
 }
 
