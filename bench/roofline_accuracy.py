@@ -136,10 +136,10 @@ def round_noise(times: list[pd.Series], min_s: float = 20e-6) -> float:
     A per-layer prediction error near it is as close as this machine lets a model be judged."""
     if len(times) < 2:
         return math.nan
-    a, b = times[0], times[1]
-    keep = pd.concat([a, b], axis=1).min(axis=1) >= min_s
-    ratio = pd.concat([a, b], axis=1).max(axis=1) / pd.concat([a, b], axis=1).min(axis=1)
-    return float((ratio[keep] - 1).median()) if keep.any() else math.nan
+    both = pd.concat(times[:2], axis=1)
+    fast, slow = both.min(axis=1), both.max(axis=1)
+    keep = fast >= min_s
+    return float((slow[keep] / fast[keep] - 1).median()) if keep.any() else math.nan
 
 
 def fmt(v: Optional[float], pct: bool = False, digits: int = 2) -> str:
