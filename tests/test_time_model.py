@@ -358,6 +358,56 @@ def test_ops_whose_operands_sit_in_the_private_caches_are_priced_back_to_back():
     assert warm_fc["predicted_s"] == cold_fc["predicted_s"] and "private caches" not in warm_fc["roof"]
 
 
+def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm():
+    """A BatchNorm right after a conv (views between pass it on): the back-to-back law plus the conv
+    benchmarks' ``AFTER_BN`` at the conv's bytes moved, and no cold start on top; a BatchNorm after a
+    ReLU, or any without ``AFTER_BN`` measured, keeps the flushed law and the cold start."""
+    from archstat.profiling.op_families import AFTER_BN
+
+    pts = law_points()
+    conv_bytes = (1e3, 1e5, 1e7, 1e9, 1e11)
+    for p, b, a in zip([p for p in pts if p["family"] == "conv"], conv_bytes, (2e-6, 2e-6, 8e-6, 8e-6, 8e-6)):
+        p["bytes"], p[AFTER_BN], p["out_bytes"] = b, a, 1e3  # the same output: only the bytes moved differ
+    for p in pts:
+        if p["family"] == "activation":
+            p["hot_s"] = 1e-6 + p["bytes"] / 4e9
+    pts += [{"family": "batch_norm", "flops": 0.0, "bytes": b, "features": [], "time_s": 30e-6 + b / 1e9,
+             "hot_s": 10e-6 + b / 4e9} for b in (8.0, 1e4, 1e6, 1e8)]
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Identity(), nn.BatchNorm2d(4), nn.ReLU(), nn.BatchNorm2d(4))
+    rows = pd.DataFrame(rows_of(net, (4, 8, 8), batch=1))
+    records = rows.to_dict("records")
+    conv_moved, nb = work(records[0], 1, 4)[1], work(records[2], 1, 4)[1]
+    tm = TimeModel(pts, {"private_cache_bytes": 1})  # L2 too small for the private-caches rule
+    # running median of 5 over (2, 2, 8, 8, 8) us: 2, 5, 8, 8, 8 at 1e3..1e11 bytes; 1e6 is halfway from 1e5 to 1e7
+    assert tm.successor_s("conv", 1e6, AFTER_BN) == pytest.approx(6.5e-6)
+    expect_after = tm.successor_s("conv", conv_moved, AFTER_BN)
+    conv, view, bn1, relu, bn2 = tm.predict(rows, 1, 4).to_dict("records")
+    assert bn1["t_after_s"] == pytest.approx(expect_after) and "a conv was measured" in bn1["roof"]
+    assert bn1["predicted_s"] == pytest.approx(tm.warm.hot_floor["batch_norm"] + nb / 4e9 + expect_after, rel=1e-3)
+    assert bn2["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=1e-2) and "a conv was measured" not in bn2["roof"]
+    # without the probe measured: the flushed law and at least the BatchNorm's cold start (30 - 10 us)
+    old = TimeModel([{k: v for k, v in p.items() if k != AFTER_BN} for p in pts], {"private_cache_bytes": 1})
+    bn_old = old.predict(rows, 1, 4).to_dict("records")[2]
+    assert bn_old["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=1e-2)
+    assert bn_old["t_after_s"] >= old.cold["batch_norm"] == pytest.approx(20e-6 + 6e-9)  # 30 us + 8 B at 1 GB/s, less 10 us + 8 B at 4 GB/s
+
+
+def test_the_successor_probe_runs_on_the_op_output():
+    """``successor_penalty`` times its probe on what the op returned; the BatchNorm probe is an
+    eval-mode BatchNorm over that tensor."""
+    from archstat.profiling.microbench import batch_norm_probe, successor_penalty
+
+    x = torch.randn(1, 3, 4, 4)
+    seen = []
+
+    def probe(t: torch.Tensor):
+        seen.append(t)
+        return lambda: t.abs()
+    assert successor_penalty(lambda: x * 2, probe=probe, repeat=2) >= 0.0
+    assert seen and all(torch.equal(t, x * 2) for t in seen)
+    assert torch.allclose(batch_norm_probe(x)(), x / math.sqrt(1 + 1e-5))  # running stats 0 and 1 at init
+
+
 HEAP_PROBE = """
 import ctypes, json, resource, torch
 from torch import nn

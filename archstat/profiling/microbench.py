@@ -15,7 +15,9 @@ planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels 
 32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
-LRN every other size at batch 8).  Timed in two passes (each point the faster): about 60 s on 2 CPU cores.
+LRN every other size at batch 8).  On the CPU each benchmark also measures what it leaves the op after it
+(``successor_penalty``: a ReLU, and after convs a BatchNorm too).  Timed in two passes (each point the
+faster): about 60 s on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -29,12 +31,12 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
-from archstat.profiling.op_families import MEMORY_FAMILIES, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, MEMORY_FAMILIES, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 5  # part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 6  # a BatchNorm successor probe after convs (6); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -260,8 +262,16 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                 point["hot_s"] = stats(time_calls(call, device, warmup=2, repeat=15, budget_s=0.03))["median"]
             # what the op itself leaves behind, not the flush: its operand re-written, no flush
             point["after_s"] = successor_penalty(call, produce)
+            if fam in ("conv", "conv_dw"):  # and what it leaves a BatchNorm, the op after most convs
+                point[AFTER_BN] = successor_penalty(call, produce, probe=batch_norm_probe)
             point["out_bytes"] = output_bytes(row, batch, itemsize)
     return point
+
+
+def batch_norm_probe(out: torch.Tensor) -> Callable[[], Any]:
+    """An eval-mode BatchNorm over ``out`` (a conv's output), as the probe of ``successor_penalty``."""
+    bn = nn.BatchNorm2d(out.shape[1]).eval().to(device=out.device, dtype=out.dtype)
+    return lambda: bn(out)
 
 
 def flush_caches() -> None:
@@ -272,7 +282,8 @@ def flush_caches() -> None:
     _FLUSH[0].fill_(1.0)
 
 
-def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5) -> float:
+def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5,
+                      probe: Optional[Callable[[torch.Tensor], Callable[[], Any]]] = None) -> float:
     """Seconds an op costs the op after it: an in-place ReLU over the op's output timed right after
     the op (``prepare()`` untimed before each: the write of its input by the op before it), minus
     the same ReLU timed back to back.  ``max(0, median(after) - median(hot))``.
@@ -286,15 +297,17 @@ def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], An
     out = call()
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         return 0.0
+    probe = probe or (lambda t: lambda: torch.relu_(t))  # noqa: E731
     after = []
     for _ in range(repeat):
         if prepare is not None:
             prepare()
         out = call()
+        run = probe(out)
         t0 = time.perf_counter()
-        torch.relu_(out)
+        run()
         after.append(time.perf_counter() - t0)
-    hot = time_calls(lambda: torch.relu_(out), torch.device("cpu"), warmup=2, repeat=15, budget_s=0.02)
+    hot = time_calls(probe(out), torch.device("cpu"), warmup=2, repeat=15, budget_s=0.02)
     return max(0.0, stats(after)["median"] - stats(hot)["median"])
 
 
@@ -364,7 +377,8 @@ def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         point = dict(min(same, key=lambda p: p["time_s"]))
         if all("hot_s" in p for p in same):
             point["hot_s"] = min(p["hot_s"] for p in same)
-        if all("after_s" in p for p in same):
-            point["after_s"] = sum(p["after_s"] for p in same) / len(same)
+        for key in ("after_s", AFTER_BN):
+            if all(key in p for p in same):
+                point[key] = sum(p[key] for p in same) / len(same)
         out.append(point)
     return out

@@ -42,6 +42,13 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   flushed).  In-place rows and compute rows (a linear's weights are cold) keep the flushed fit;
   without ``private_cache_bytes`` in the state (an older calibration) the rule is off, and
   ``describe()`` says so (``private_cache_bytes``: None).
+* A BatchNorm right after a conv (CPU; views between pass it on): priced back to back (``hot_s``) plus
+  what such a conv was measured to leave a BatchNorm after it (``microbench.batch_norm_probe``: a
+  BatchNorm over each conv benchmark's output right after it, minus the same back to back; read per
+  family against the conv's bytes moved, ``successor_s(.., AFTER_BN)``), with no cold start on top.
+  The flushed cold start (31 us here) overstated it at batch 1 (inception_v3's small batch norms
+  after convs took 27-45 us where their warm floor and bytes say 16-22), and the ReLU probe, the
+  smallest kernel there is, understates it for the BatchNorm's larger code.
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
@@ -58,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from archstat.profiling.fresh_pages import is_fresh
-from archstat.profiling.op_families import COMPUTE_FAMILIES, NORMALIZED, calibrated, family, features, numel, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, COMPUTE_FAMILIES, NORMALIZED, calibrated, family, features, numel, output_bytes, work
 
 K_NEAREST = 4
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
@@ -201,21 +208,24 @@ class TimeModel:
         self.warm = TimeModel(hot_points) if hot_points and self.private_bytes else None
         if self.warm is not None:
             self.warm.page_cost = self.page_cost
-        self.after_curve: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for f, ps in by.items():
-            ok = sorted((p for p in ps if "after_s" in p and p.get("out_bytes")), key=lambda p: p["out_bytes"])
-            if ok:
-                self.after_curve[f] = (np.log([p["out_bytes"] for p in ok]), running_median([p["after_s"] for p in ok]))
+        self.after_curve = successor_curves(by, "after_s", "out_bytes")
+        # what a conv leaves a BatchNorm after it, measured so, against the conv's bytes moved (its
+        # weights and input displace the caches too: a 1x1 conv reading 96 MB left 60 us, one of the
+        # same output reading 5 MB 4 us)
+        self.after_bn_curve = successor_curves(by, AFTER_BN, "bytes")
 
-    def successor_s(self, fam: str, out_bytes: float) -> float:
+    def successor_s(self, fam: str, out_bytes: float, probe: str = "after_s") -> float:
         """Seconds this op call costs the next one: ``microbench.successor_penalty`` of the family's
         benchmarks, against the bytes of their output (running median of 5, interpolated in log bytes).
 
         The output's size is what sets it: a conv whose output fits the caches leaves 2-30 us behind,
-        one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration."""
-        if fam not in self.after_curve or not out_bytes:
+        one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration.
+        ``probe=AFTER_BN``: what a conv leaves a BatchNorm, against the conv's bytes moved (pass those
+        as ``out_bytes``)."""
+        curves = self.after_bn_curve if probe == AFTER_BN else self.after_curve
+        if fam not in curves or not out_bytes:
             return 0.0
-        lb, ys = self.after_curve[fam]
+        lb, ys = curves[fam]
         return float(np.interp(math.log(out_bytes), lb, ys))
 
     def describe(self) -> dict[str, Any]:
@@ -254,7 +264,8 @@ class TimeModel:
                 "t_compute_s": t_c, "t_memory_s": t_m, "t_fresh_s": t_f, "t_after_s": after_s,
                 "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound, "roof": "",
                 "calibrated": calibrated(row), "_bw_family": fam_bw,
-                "_successor_s": self.successor_s(fam, out_bytes) if fam != "dispatch" else None}
+                "_successor_s": self.successor_s(fam, out_bytes) if fam != "dispatch" else None,
+                "_successor_bn_s": self.successor_s(fam, nbytes, AFTER_BN) if fam in self.after_bn_curve else None}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
@@ -264,28 +275,47 @@ class TimeModel:
         normalized = normalized_sources(records)
         warm = in_private_caches(records, batch, itemsize, self.private_bytes) if self.warm else [False] * len(records)
         after = 0.0  # rows are in execution order: each pays what the op before it left behind
+        after_bn: Optional[float] = None  # what the op before leaves a BatchNorm, where measured (convs)
         last: dict[str, int] = {}  # the row that last called each family
         previous = ""
         for i, (row, norm) in enumerate(zip(records, normalized)):
             fam = family(row)
+            # a BatchNorm right after a conv: the BatchNorm back to back plus what such a conv was measured to
+            # leave a BatchNorm after it (``successor_s(.., AFTER_BN)``, relative to the back-to-back time)
+            bn_after_conv = fam == "batch_norm" and after_bn is not None and self.warm is not None
+            if bn_after_conv:
+                after = after_bn
             # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
             # their operands fill the caches): it pays at least its family's cold start
-            if fam not in last or i - last[fam] > COLD_GAP or previous in COMPUTE_FAMILIES:
+            elif fam not in last or i - last[fam] > COLD_GAP or previous in COMPUTE_FAMILIES:
                 after = max(after, self.cold.get(fam, 0.0))
             last[fam] = i
             previous = previous if fam == "dispatch" else fam  # a view passes it on
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
-            warm_row = (warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
-                        and fam not in COMPUTE_FAMILIES and not is_fresh(output_bytes(row, batch, itemsize)))
+            warm_row = bn_after_conv or (warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
+                                         and fam not in COMPUTE_FAMILIES and not is_fresh(output_bytes(row, batch, itemsize)))
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm)
-            p["roof"] = why(p, peak, copy_bw) + (f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} "
-                                                 "MiB of private caches)" if warm_row else "")
+            p["roof"] = why(p, peak, copy_bw) + (
+                " (back to back, plus what such a conv was measured to leave a BatchNorm after it)" if bn_after_conv else
+                f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
-            successor = p.pop("_successor_s")
-            after = after if successor is None else successor  # a view passes the state on
+            successor, successor_bn = p.pop("_successor_s"), p.pop("_successor_bn_s")
+            if fam != "dispatch":  # a view passes the state on
+                after, after_bn = successor, successor_bn
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
+
+
+def successor_curves(by: dict[str, list[dict]], key: str, axis: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per family, ``(log axis, running median of key)`` over its benchmarks that measured ``key``;
+    ``axis``: ``out_bytes`` or ``bytes`` (moved)."""
+    curves = {}
+    for f, ps in by.items():
+        ok = sorted((p for p in ps if key in p and p.get(axis)), key=lambda p: p[axis])
+        if ok:
+            curves[f] = (np.log([p[axis] for p in ok]), running_median([p[key] for p in ok]))
+    return curves
 
 
 def bandwidth_curve(points: list[dict], key: str, floor: float) -> Curve:
