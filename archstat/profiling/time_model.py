@@ -210,23 +210,23 @@ class TimeModel:
             self.warm.page_cost = self.page_cost
         self.after_curve = successor_curves(by, "after_s", "out_bytes")
         # what a conv leaves a BatchNorm after it, measured so, against the conv's bytes moved (its
-        # weights and input displace the caches too: a 1x1 conv reading 96 MB left 60 us, one of the
-        # same output reading 5 MB 4 us)
+        # weights and input displace the caches too: a 1x1 conv writing 1.5 MB and moving 96 MB left a
+        # ReLU 60 us, a 3x3 one writing 0.9 MB and moving 1.1 MB 4 us)
         self.after_bn_curve = successor_curves(by, AFTER_BN, "bytes")
 
-    def successor_s(self, fam: str, out_bytes: float, probe: str = "after_s") -> float:
+    def successor_s(self, fam: str, size: float, probe: str = "after_s") -> float:
         """Seconds this op call costs the next one: ``microbench.successor_penalty`` of the family's
         benchmarks, against the bytes of their output (running median of 5, interpolated in log bytes).
 
         The output's size is what sets it: a conv whose output fits the caches leaves 2-30 us behind,
         one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration.
-        ``probe=AFTER_BN``: what a conv leaves a BatchNorm, against the conv's bytes moved (pass those
-        as ``out_bytes``)."""
+        ``size``: the op's output bytes; with ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) its
+        bytes moved."""
         curves = self.after_bn_curve if probe == AFTER_BN else self.after_curve
-        if fam not in curves or not out_bytes:
+        if fam not in curves or not size:
             return 0.0
         lb, ys = curves[fam]
-        return float(np.interp(math.log(out_bytes), lb, ys))
+        return float(np.interp(math.log(size), lb, ys))
 
     def describe(self) -> dict[str, Any]:
         """What the JSON records about the calibration: points per family, floors, when measured."""
