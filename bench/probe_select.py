@@ -9,6 +9,7 @@ The test split is never read.  The pixels themselves are probed the same way as 
     python bench/probe_select.py [--threads 1] [--draws 3] [--source-epochs 8] [--source-augment crop=2]
                                  [--source-seed 0] [--source-label-smoothing 0] [--only 2:8:crop=2,2:8:shifts=2:pix]
                                  [--only 2:8:crop=2,2:8:crop=2:adabn,2:1+2+4+8:crop=2,2:8:crop=2:tta]
+                                 [--only 2:8:crop=2,2:8:crop=2:lda,2:8:crop=2:white,2:8:crop=2:dc]
 
 ``--source-*`` vary the source network's recipe (default: the one ``--transfer`` uses, the same as
 scratch's); ``--only`` probes the listed candidates instead of the whole list.  A candidate is
@@ -23,7 +24,13 @@ then any of these flags:
   batch, ``momentum=None``); no weight changes, nothing is trained: the features only adapt their
   normalisation to the target;
 * ``tta``: the probe's class probabilities averaged over the validation image's training views
-  (the probe's ``VIEWS``), instead of read on the image alone.
+  (the probe's ``VIEWS``), instead of read on the image alone;
+* at most one classifier that uses the source's labelled training images' second-order statistics
+  (``bench/probe_stats.py``, where the math is): ``lda`` (LDA with the source's within-class
+  covariance, Ledoit-Wolf shrinkage), ``ldacv`` (the same, shrinkage by cross-validation on the
+  labelled images), ``white`` (the features whitened with that covariance, then the probe: what
+  ``--transfer``'s probe does since it was chosen here), ``simpleshot``, ``dc`` (distribution
+  calibration).  Without one, the probe is the logistic regression on unwhitened features.
 
 ``GRID`` may be a spatial pyramid, ``1+2+4+8``: each kept stage pooled onto every listed grid, the
 pools concatenated (the penultimate features once).
