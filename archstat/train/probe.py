@@ -10,8 +10,9 @@ average-pooled onto a ``g x g`` grid (``g = min(grid, H)``; ``grid=1`` is global
 that global pooling throws away, and digits are spatial (a 6 and a 9 share their strokes).
 The probe reads ``[f_1, ..., f_S]`` of the first ``stages`` stages, then the classifier's input.
 
-Classifier.  Features are standardised with the labelled images' mean and scale (scales floored,
-see :func:`standardiser`); an L2-regularised multinomial logistic regression,
+Classifier.  Features are (optionally first whitened with a source task's within-class covariance,
+:mod:`archstat.train.whiten`, then) standardised with the labelled images' mean and scale (scales
+floored, see :func:`standardiser`); an L2-regularised multinomial logistic regression,
 ``min_W  sum_i -log softmax(W z_i + b)_{y_i} + ||W||^2 / (2C)``, is fitted for each ``C`` in
 ``PROBE_CS``, and ``C`` is chosen by stratified k-fold cross-validation on the labelled training
 images alone (k = min(5, smallest class count): leave-one-per-class-out at 5 per class), so a
