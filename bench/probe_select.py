@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, t in enumerate(tgts):
             feats, vs = make(t), views(aug, t)
             if kind is not None:
-                stats = stats or probe_stats.source_stats_for(kind, feats(src[0]), src[1].numpy())
+                if stats is None:
+                    stats = probe_stats.source_stats_for(kind, feats(src[0]), src[1].numpy())
+                    print(probe_stats.describe(stats), file=sys.stderr, flush=True)
                 accs.append(probe_stats.accuracy(kind, stats, feats, t.train.tensors, t.val.tensors, vs, i))
                 continue
             fit = fit_probe(feats, t.train.tensors, {"val": t.val.tensors}, i, vs)

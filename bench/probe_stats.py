@@ -85,6 +85,14 @@ def source_stats(f: np.ndarray, y: np.ndarray) -> SourceStats:
                        within_class_centred(z, y), np.asarray(y))
 
 
+def describe(st: SourceStats) -> str:
+    """One line: the source covariance's size, rank, eigenvalue range and shrinkage."""
+    w = st.white
+    return (f"source within-class covariance: {len(st.labels)} images, d = {len(w.mean)}, rank {len(w.vals)}, "
+            f"eigenvalues {w.vals.min():.3g} to {w.vals.max():.4g}, tau = tr(S)/d = {w.tau:.3g}, "
+            f"Ledoit-Wolf shrinkage {w.alpha:.3f}")
+
+
 def shrunk_power(st: SourceStats, alpha: float, z: np.ndarray, power: float) -> np.ndarray:
     """Rows of ``z`` times ``Sigma_a^power``, ``Sigma_a = (1 - a) S + a tau I``, ``0 < a <= 1``."""
     return dataclasses.replace(st.white, alpha=alpha).power(z, power)
