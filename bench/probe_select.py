@@ -9,6 +9,7 @@ The test split is never read.  The pixels themselves are probed the same way as 
     python bench/probe_select.py [--threads 1] [--draws 3] [--source-epochs 8] [--source-augment crop=2]
                                  [--source-seed 0] [--source-label-smoothing 0] [--only 2:8:crop=2,2:8:shifts=2:pix]
                                  [--only 2:8:crop=2,2:8:crop=2:adabn,2:1+2+4+8:crop=2,2:8:crop=2:tta]
+                                 [--only 2:8:crop=2,2:8:crop=2:lda,2:8:crop=2:white,2:8:crop=2:dc]
 
 ``--source-*`` vary the source network's recipe (default: the one ``--transfer`` uses, the same as
 scratch's); ``--only`` probes the listed candidates instead of the whole list.  A candidate is
@@ -23,7 +24,13 @@ then any of these flags:
   batch, ``momentum=None``); no weight changes, nothing is trained: the features only adapt their
   normalisation to the target;
 * ``tta``: the probe's class probabilities averaged over the validation image's training views
-  (the probe's ``VIEWS``), instead of read on the image alone.
+  (the probe's ``VIEWS``), instead of read on the image alone;
+* at most one classifier that uses the source's labelled training images' second-order statistics
+  (``bench/probe_stats.py``, where the math is): ``lda`` (LDA with the source's within-class
+  covariance, Ledoit-Wolf shrinkage), ``ldacv`` (the same, shrinkage by cross-validation on the
+  labelled images), ``white`` (the features whitened with that covariance, then the probe: what
+  ``--transfer``'s probe does since it was chosen here), ``simpleshot``, ``dc`` (distribution
+  calibration).  Without one, the probe is the logistic regression on unwhitened features.
 
 ``GRID`` may be a spatial pyramid, ``1+2+4+8``: each kept stage pooled onto every listed grid, the
 pools concatenated (the penultimate features once).
@@ -47,6 +54,8 @@ from archstat.train.setup import load_data
 from archstat.train.transfer import in_source_norm, normalised_views, pretrain
 from archstat.train.tta import shift
 from torch import nn
+
+import probe_stats
 
 SHAPE = (1, 32, 32)
 # (stages read: None = all, 0 = penultimate only; grid side; --augment whose views the probe sees)
@@ -99,15 +108,16 @@ def tta_accuracy(fit: dict, feats, vs: list, x: torch.Tensor, y: torch.Tensor) -
     return float((torch.stack(probs).mean(0).argmax(1) == y).float().mean())
 
 
-FLAGS = ("pix", "adabn", "tta")
+FLAGS = ("pix", "adabn", "tta", *probe_stats.CLASSIFIERS)
 
 
 def parse_candidate(text: str, p: argparse.ArgumentParser) -> tuple[int | None, tuple[int, ...], str, frozenset]:
     """``STAGES:GRID[+GRID...]:VIEWS[:FLAG...]`` -> (stages, grids, views, flags); anything else is a usage error."""
     f = text.split(":")
-    if len(f) < 3 or not set(f[3:]) <= set(FLAGS) or not all(g.isdigit() and int(g) > 0 for g in f[1].split("+")) or not (
+    if len(f) < 3 or not set(f[3:]) <= set(FLAGS) or len(set(f[3:]) & set(probe_stats.CLASSIFIERS + ("tta",))) > 1 or not all(g.isdigit() and int(g) > 0 for g in f[1].split("+")) or not (
             f[0] == "all" or f[0].isdigit()) or (f[2].startswith("shifts=") and not f[2][7:].isdigit()):
-        p.error(f"--only takes STAGES:GRID[+GRID...]:VIEWS[:{'|'.join(FLAGS)}...] candidates, got {text!r}")
+        p.error(f"--only takes STAGES:GRID[+GRID...]:VIEWS[:{'|'.join(FLAGS)}...] candidates (at most one of "
+                f"{', '.join(probe_stats.CLASSIFIERS + ('tta',))}), got {text!r}")
     return None if f[0] == "all" else int(f[0]), tuple(int(g) for g in f[1].split("+")), f[2], frozenset(f[3:])
 
 
@@ -147,15 +157,23 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((reads, "+".join(map(str, grids)), aug, flags,
                      lambda t, st=st, grids=grids, flags=flags, model_for=model_for:
                      features(model_for(t), st, grids, "pix" in flags)))
+    src = pre.splits.train.tensors  # the source's labelled training images, for the second-order statistics
     for reads, grid, aug, flags, make in rows:
-        accs = []
+        accs, kind, stats = [], next((f for f in flags if f in probe_stats.CLASSIFIERS), None), None
         for i, t in enumerate(tgts):
             feats, vs = make(t), views(aug, t)
+            if kind is not None:
+                if stats is None:
+                    stats = probe_stats.source_stats_for(kind, feats(src[0]), src[1].numpy())
+                    print(probe_stats.describe(stats), file=sys.stderr, flush=True)
+                accs.append(probe_stats.accuracy(kind, stats, feats, t.train.tensors, t.val.tensors, vs, i))
+                continue
             fit = fit_probe(feats, t.train.tensors, {"val": t.val.tensors}, i, vs)
             accs.append(tta_accuracy(fit, feats, vs, *t.val.tensors) if "tta" in flags else fit["val_acc"])
         sees = (f"all {len(views(aug, tgts[0])) + 1} shifts within ±{aug.partition('=')[2]}" if aug.startswith("shifts=")
                 else f"its {len(views(aug, tgts[0])) + 1} views ({aug})" if aug else "the image only")
         sees += "; scored with TTA over them" if "tta" in flags else ""
+        sees += f"; classifier: {probe_stats.CLASSIFIERS_SAID[kind]}" if kind else ""
         print(f"| {reads} | {grid} | {sees} | {100 * np.mean(accs):.2f}% ± {100 * np.std(accs, ddof=1):.2f} | "
               f"{', '.join(f'{100 * a:.1f}' for a in accs)} |", flush=True)
     print(f"{time.perf_counter() - t0:.0f} s", flush=True)

@@ -10,8 +10,9 @@ transfer table on resnet18.  Targets (issue 16), printed as PASS/FAIL lines:
 * EMA (decay 0.995) test accuracy >= raw - 0.5 points;  TTA test accuracy >= single crop;
 * 5 target images per class, digits 0-4 -> 5-9: linear on frozen features >= scratch + 5 points
   (means over 3 random draws of the 25 images; the probe reads the stem and layer1 pooled on an 8x8
-  grid plus the penultimate features, sees the 25 images in their 5 training views, and takes its C
-  by cross-validation on those 25 only; stages, grid and views were chosen on validation by
+  grid plus the penultimate features, whitened with the within-class covariance of the source's
+  training images, sees the 25 images in their 5 training views, and takes its C by cross-validation
+  on those 25 only; stages, grid, views and the whitening were chosen on validation by
   ``bench/probe_select.py``).
 
     python bench/train_bars.py [--models resnet18,vgg11,googlenet] [--lrs 0.05] [--transfer] [--threads 1]

@@ -1,5 +1,6 @@
 """bench/probe_select.py's own helpers (its runs are benchmarks, not tests): AdaBN, pyramid pooling,
-the probe's test-time augmentation and the candidate syntax."""
+the probe's test-time augmentation, the candidate syntax, and bench/probe_stats.py's classifiers from
+the source's second-order statistics (LDA, SimpleShot, distribution calibration)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,12 @@ from torch import nn
 
 from archstat.train.probe import fit_probe, stage_features
 
-from _bench import load_bench
+from _bench import BENCH_DIR, load_bench
+
+
+@pytest.fixture(autouse=True)
+def bench_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH_DIR))  # probe_select imports its sibling probe_stats
 
 
 def tiny() -> nn.Module:
@@ -65,7 +71,53 @@ def test_candidate_syntax():
     assert bench.parse_candidate("2:1+2+4+8:crop=2:adabn:tta", p) == (2, (1, 2, 4, 8), "crop=2",
                                                                       frozenset({"adabn", "tta"}))
     assert bench.parse_candidate("all:8:", p) == (None, (8,), "", frozenset())
-    for bad in ("2:8:crop=2:blur", "2:0:crop=2", "2:8", "x:8:crop=2", "2:4+:crop=2"):
+    assert bench.parse_candidate("2:8:crop=2:white", p)[3] == frozenset({"white"})
+    for bad in ("2:8:crop=2:blur", "2:0:crop=2", "2:8", "x:8:crop=2", "2:4+:crop=2", "2:8:crop=2:lda:white",
+                "2:8:crop=2:dc:tta"):
         with pytest.raises(SystemExit) as e:
             bench.parse_candidate(bad, p)
         assert e.value.code == 2
+
+
+def stats_case():
+    """Source features of 3 classes (n = 30, d = 20) and their statistics."""
+    stats = load_bench("probe_stats")
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % 3
+    f = np.abs(rng.normal(size=(30, 20)) @ rng.normal(size=(20, 20)) + 2.0 * y[:, None])
+    return stats, stats.source_stats(f, y), rng
+
+
+def test_lda_weights_are_the_shrunk_inverse_covariance_times_the_class_means():
+    stats, st, rng = stats_case()
+    z = rng.normal(size=(12, 20))
+    y = np.arange(12) % 4
+    s = st.centred.T @ st.centred / len(st.centred)
+    a = 0.3
+    sigma = (1 - a) * s + a * np.trace(s) / 20 * np.eye(20)
+    classes, w, b = stats.lda(st, z, y, a)
+    mu = np.stack([z[y == c].mean(axis=0) for c in range(4)])
+    np.testing.assert_allclose(w, np.linalg.solve(sigma, mu.T).T, atol=1e-8)
+    np.testing.assert_allclose(b, -0.5 * np.einsum("cd,cd->c", mu, np.linalg.solve(sigma, mu.T).T), atol=1e-8)
+    assert list(classes) == [0, 1, 2, 3]
+
+
+def test_simpleshot_is_the_nearest_normalised_centroid():
+    stats, st, rng = stats_case()
+    f, y = np.abs(rng.normal(size=(15, 20))), np.arange(15) % 3
+    g = np.abs(rng.normal(size=(40, 20)))
+    unit = lambda h: (h - st.mean) / np.linalg.norm(h - st.mean, axis=1, keepdims=True)  # noqa: E731
+    cent = np.stack([unit(f[y == c]).mean(axis=0) for c in range(3)])
+    nearest = ((unit(g)[:, None, :] - cent[None]) ** 2).sum(axis=2).argmin(axis=1)
+    np.testing.assert_array_equal(stats.simpleshot(st, f, y)(g), nearest)
+
+
+def test_calibrated_samples_have_the_borrowed_mean_and_covariance():
+    stats, st, rng = stats_case()
+    x = st.class_means[0] + 0.1  # its two nearest source classes are 0 and 1
+    draws = stats.calibrated_samples(st, x[None], rng, per_row=40000, k=2, alpha=0.21)
+    near = np.argsort(((st.class_means - x) ** 2).sum(axis=1))[:2]
+    mu = (st.class_means[near].sum(axis=0) + x) / 3
+    cov = sum(np.cov(st.centred[st.labels == j].T, bias=True) for j in near) / 2 + 0.21 * np.eye(20)
+    np.testing.assert_allclose(draws.mean(axis=0), mu, atol=0.05 * np.sqrt(np.diag(cov)).max())
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.05 * np.abs(cov).max())

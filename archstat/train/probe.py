@@ -10,8 +10,9 @@ average-pooled onto a ``g x g`` grid (``g = min(grid, H)``; ``grid=1`` is global
 that global pooling throws away, and digits are spatial (a 6 and a 9 share their strokes).
 The probe reads ``[f_1, ..., f_S]`` of the first ``stages`` stages, then the classifier's input.
 
-Classifier.  Features are standardised with the labelled images' mean and scale (scales floored,
-see :func:`standardiser`); an L2-regularised multinomial logistic regression,
+Classifier.  Features are (optionally first whitened with a source task's within-class covariance,
+:mod:`archstat.train.whiten`, then) standardised with the labelled images' mean and scale (scales
+floored, see :func:`standardiser`); an L2-regularised multinomial logistic regression,
 ``min_W  sum_i -log softmax(W z_i + b)_{y_i} + ||W||^2 / (2C)``, is fitted for each ``C`` in
 ``PROBE_CS``, and ``C`` is chosen by stratified k-fold cross-validation on the labelled training
 images alone (k = min(5, smallest class count): leave-one-per-class-out at 5 per class), so a
@@ -147,16 +148,30 @@ def choose_c(z: np.ndarray, y: np.ndarray, seed: int = 0, groups: np.ndarray | N
 
 def linear_probe(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                  evals: dict[str, tuple[torch.Tensor, torch.Tensor]], stages: int | None = None,
-                 grid: int = 1, seed: int = 0, views: Sequence[View] = ()) -> dict[str, Any]:
+                 grid: int = 1, seed: int = 0, views: Sequence[View] = (),
+                 source: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
     """Logistic regression on frozen, standardised features of ``model`` (:func:`stage_features`).
 
+    With ``source`` (the source task's labelled images and labels) the features are first whitened
+    with the source's within-class covariance (:mod:`archstat.train.whiten`): still a linear
+    classifier on the frozen features, whose noise directions the source's images have named.
     With ``stages=0`` the probe reads the classifier's input alone and is returned folded into one
-    linear layer on those raw features (``weight``, ``bias``: ``W' = W V^T / s``, ``b' = b - W' m``),
-    ready to become the network's new head.  The rest is :func:`fit_probe`'s.
+    linear layer on those raw features (``weight``, ``bias``: ``W' = W V^T / s``, ``b' = b - W' m``,
+    then :meth:`~archstat.train.whiten.Whitener.fold`), ready to become the network's new head.
+    The rest is :func:`fit_probe`'s.
     """
-    out = fit_probe(lambda xs: stage_features(model, xs, stages, grid), train, evals, seed, views)
-    out.update(grid=grid, reads="penultimate" if stages == 0 else
+    from archstat.train.whiten import source_whitener
+
+    feats = lambda xs: stage_features(model, xs, stages, grid)  # noqa: E731
+    white = None if source is None else source_whitener(feats(source[0]), source[1].numpy())
+    out = fit_probe(feats if white is None else lambda xs: white(feats(xs)), train, evals, seed, views)
+    if white is not None:
+        w, b = white.fold(out["weight"].double().numpy(), out["bias"].double().numpy())
+        out.update(weight=torch.as_tensor(w, dtype=torch.float32), bias=torch.as_tensor(b, dtype=torch.float32),
+                   shrinkage=white.alpha)
+    out.update(grid=grid, whitened=white is not None, reads=("penultimate" if stages == 0 else
                f"{'all' if stages is None else stages} stages pooled {grid}x{grid} + penultimate")
+               + (", whitened with the source's within-class covariance" if white is not None else ""))
     if stages != 0:
         del out["weight"], out["bias"]
     return out

@@ -9,13 +9,15 @@ target test split (the 5-9 images of the fixed test split):
 1. *Linear on frozen features*: the pre-trained network in eval mode, fed the target images in the
    source's normalisation, gives the output of its first ``PROBE_STAGES`` stages, each average-pooled
    onto a ``PROBE_GRID x PROBE_GRID`` grid (coarse layout kept: digits are spatial), and the
-   classifier's input (:mod:`archstat.train.probe`).  The lecture's advice for little data from a
+   classifier's input (:mod:`archstat.train.probe`), whitened with the source's within-class
+   covariance (its labelled training images, shrunk by Ledoit-Wolf: :mod:`archstat.train.whiten`),
+   so that the source's hundreds of images, not only its network, inform the 25-image probe.  The lecture's advice for little data from a
    different task is a linear classifier on *earlier* stages: the last ones have specialised to the
    source's classes.  The labelled images are seen in the views scratch trains with (``--augment``'s
    shifts, :func:`archstat.train.tta.views_from_augment`); an L2-regularised logistic regression on
    the standardised features is the new classifier, its ``C`` chosen by cross-validation on the
-   labelled target images alone.  Stages and grid were chosen on the target's *validation* split
-   (docs/measured.md), never on test.  Beside it: the same probe on the penultimate features only,
+   labelled target images alone.  Stages, grid and the whitening were chosen on the target's
+   *validation* split (docs/measured.md), never on test.  Beside it: the same probe on the penultimate features only,
    and on the pixels themselves (what frozen features must beat to be worth having).
 2. *Fine-tuning*: the classifier replaced by the penultimate probe (the "linear probe, then
    fine-tune" order of Kumar et al. 2022), then every weight trained at a tenth of the LR,
@@ -84,11 +86,11 @@ def normalised_views(augment: str, split: Splits) -> list[Callable[[torch.Tensor
 
 
 def probe(pre: nn.Module, tgt: Splits, stages: int | None, seed: int, augment: str = "",
-          grid: int = PROBE_GRID) -> dict[str, Any]:
+          grid: int = PROBE_GRID, source: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
     """:func:`archstat.train.probe.linear_probe` fitted on ``tgt.train`` (plus the views of ``augment``),
-    scored on its val and test."""
+    scored on its val and test; ``source`` (images, labels) whitens the features first."""
     return linear_probe(pre, tgt.train.tensors, {"val": tgt.val.tensors, "test": tgt.test.tensors},
-                        stages=stages, grid=grid, seed=seed, views=normalised_views(augment, tgt))
+                        stages=stages, grid=grid, seed=seed, views=normalised_views(augment, tgt), source=source)
 
 
 def pretrain(base: TrainConfig, source: str, shape: tuple[int, int, int], out: str | None):
@@ -139,7 +141,7 @@ def verdict(cell: dict[str, Any]) -> str:
 def measure_cell(pre: Run, tgt: Splits, scratch: float, tcfg: TrainConfig, seed: int) -> dict[str, Any]:
     """One draw of one cell: the stage probe, fine-tuning from the penultimate probe, and scratch's figure."""
     view = in_source_norm(tgt, pre.splits)
-    frozen = probe(pre.model, view, PROBE_STAGES, seed, tcfg.augment)
+    frozen = probe(pre.model, view, PROBE_STAGES, seed, tcfg.augment, source=pre.splits.train.tensors)
     head = probe(pre.model, view, 0, seed, tcfg.augment, grid=1)
     pix = fit_probe(pixels, view.train.tensors, {"test": view.test.tensors}, seed, normalised_views(tcfg.augment, view))
     return {"linear_frozen": frozen["test_acc"], "probe_C": frozen["C"], "probe_cv_acc": frozen["cv_acc"],
@@ -206,7 +208,8 @@ def format_table(cells: dict[str, dict[str, Any]], n_test: int) -> str:
     """Markdown table; a cell over several draws prints mean ± sample std."""
     stages = "all" if PROBE_STAGES is None else f"the first {PROBE_STAGES}"
     lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; linear on frozen: {stages} stages pooled "
-             f"{PROBE_GRID}x{PROBE_GRID} + penultimate features, the labelled images in their training views, C by "
+             f"{PROBE_GRID}x{PROBE_GRID} + penultimate features, whitened with the source's within-class covariance, "
+             "the labelled images in their training views, C by "
              "cross-validation on them only):",
              "| target data | source | draws | linear on frozen | (penultimate only) | (pixels, no network) | fine-tune "
              "| scratch | verdict |",
