@@ -25,6 +25,7 @@ import numpy as np
 
 from archstat.train.probe import standardiser
 
+
 def within_class_centred(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each row of ``z`` minus the mean of its class's rows."""
     classes, idx = np.unique(y, return_inverse=True)
