@@ -17,7 +17,7 @@ from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest o
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
 LRN every other size at batch 8).  On the CPU each benchmark also measures what it leaves the op after it
 (``successor_penalty``: a ReLU, and after convs a BatchNorm too).  Timed in two passes (each point the
-faster): about 60 s on 2 CPU cores.
+faster): about 80 s on 2 CPU cores.
 """
 from __future__ import annotations
 
