@@ -393,19 +393,22 @@ def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm
 
 
 def test_the_successor_probe_runs_on_the_op_output():
-    """``successor_penalty`` times its probe on what the op returned; the BatchNorm probe is an
-    eval-mode BatchNorm over that tensor."""
+    """``successor_penalty`` builds its probe once, before any timing, and times it on each output the
+    op returns; the BatchNorm probe is an eval-mode BatchNorm for such tensors."""
     from archstat.profiling.microbench import batch_norm_probe, successor_penalty
 
     x = torch.randn(1, 3, 4, 4)
-    seen = []
+    built, seen = [], []
 
-    def probe(t: torch.Tensor):
-        seen.append(t)
-        return lambda: t.abs()
+    def probe(first: torch.Tensor):
+        built.append(first)
+        return lambda t: seen.append(t)
     assert successor_penalty(lambda: x * 2, probe=probe, repeat=2) >= 0.0
-    assert seen and all(torch.equal(t, x * 2) for t in seen)
-    assert torch.allclose(batch_norm_probe(x)(), x / math.sqrt(1 + 1e-5))  # running stats 0 and 1 at init
+    assert len(built) == 1 and torch.equal(built[0], x * 2)  # once, before the timed calls
+    assert len(seen) >= 3 and all(torch.equal(t, x * 2) for t in seen)  # 2 after the op, then back to back
+    bn = batch_norm_probe(x)
+    assert isinstance(bn, nn.BatchNorm2d) and not bn.training
+    assert torch.allclose(bn(x), x / math.sqrt(1 + 1e-5))  # running stats 0 and 1 at init
 
 
 HEAP_PROBE = """

@@ -36,7 +36,7 @@ from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 6  # a BatchNorm successor probe after convs (6); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 7  # a BatchNorm successor probe after convs (6; built before the timing, 7); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -268,10 +268,11 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
     return point
 
 
-def batch_norm_probe(out: torch.Tensor) -> Callable[[], Any]:
-    """An eval-mode BatchNorm over ``out`` (a conv's output), as the probe of ``successor_penalty``."""
-    bn = nn.BatchNorm2d(out.shape[1]).eval().to(device=out.device, dtype=out.dtype)
-    return lambda: bn(out)
+def batch_norm_probe(out: torch.Tensor) -> Callable[[torch.Tensor], Any]:
+    """An eval-mode BatchNorm for tensors like ``out`` (a conv's output), as the probe of
+    ``successor_penalty``: built once, before any timing, so that building it never runs between the
+    conv and the timed call."""
+    return nn.BatchNorm2d(out.shape[1]).eval().to(device=out.device, dtype=out.dtype)
 
 
 def flush_caches() -> None:
@@ -283,10 +284,12 @@ def flush_caches() -> None:
 
 
 def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5,
-                      probe: Optional[Callable[[torch.Tensor], Callable[[], Any]]] = None) -> float:
-    """Seconds an op costs the op after it: an in-place ReLU over the op's output timed right after
-    the op (``prepare()`` untimed before each: the write of its input by the op before it), minus
-    the same ReLU timed back to back.  ``max(0, median(after) - median(hot))``.
+                      probe: Optional[Callable[[torch.Tensor], Callable[[torch.Tensor], Any]]] = None) -> float:
+    """Seconds an op costs the op after it: a probe op over the op's output timed right after the op
+    (``prepare()`` untimed before each: the write of its input by the op before it), minus the same
+    probe timed back to back.  ``max(0, median(after) - median(hot))``.  The probe is an in-place ReLU
+    unless ``probe`` is given: a factory called once with the op's first output, before any timing,
+    that returns the function applied to each output (``batch_norm_probe``: a BatchNorm).
 
     Why: a large op leaves the caches full of its own data.  The next op finds its code, PyTorch's
     dispatch state and (when the op writes past the caches) its input in DRAM: a ReLU over 16 KB ran in
@@ -297,17 +300,16 @@ def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], An
     out = call()
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         return 0.0
-    probe = probe or (lambda t: lambda: torch.relu_(t))  # noqa: E731
+    run = probe(out) if probe is not None else torch.relu_  # built here: nothing between op and probe below
     after = []
     for _ in range(repeat):
         if prepare is not None:
             prepare()
         out = call()
-        run = probe(out)
         t0 = time.perf_counter()
-        run()
+        run(out)
         after.append(time.perf_counter() - t0)
-    hot = time_calls(probe(out), torch.device("cpu"), warmup=2, repeat=15, budget_s=0.02)
+    hot = time_calls(lambda: run(out), torch.device("cpu"), warmup=2, repeat=15, budget_s=0.02)
     return max(0.0, stats(after)["median"] - stats(hot)["median"])
 
 

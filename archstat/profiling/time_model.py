@@ -282,7 +282,9 @@ class TimeModel:
             fam = family(row)
             # a BatchNorm right after a conv: the BatchNorm back to back plus what such a conv was measured to
             # leave a BatchNorm after it (``successor_s(.., AFTER_BN)``, relative to the back-to-back time)
-            bn_after_conv = fam == "batch_norm" and after_bn is not None and self.warm is not None
+            # (an output of 32 MiB or more still pays its fresh pages: the warm model charges ``t_fresh`` too)
+            bn_after_conv = (fam == "batch_norm" and after_bn is not None and self.warm is not None
+                             and fam in self.warm.hot_floor)
             if bn_after_conv:
                 after = after_bn
             # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
