@@ -114,10 +114,15 @@ FLAGS = ("pix", "adabn", "tta", *probe_stats.CLASSIFIERS)
 def parse_candidate(text: str, p: argparse.ArgumentParser) -> tuple[int | None, tuple[int, ...], str, frozenset]:
     """``STAGES:GRID[+GRID...]:VIEWS[:FLAG...]`` -> (stages, grids, views, flags); anything else is a usage error."""
     f = text.split(":")
+    # the source's statistics are computed once per candidate, on the unadapted network: AdaBN (a copy
+    # adapted per draw) cannot go with a classifier that reads them
+    classifier = set(f[3:]) & set(probe_stats.CLASSIFIERS)
     if len(f) < 3 or not set(f[3:]) <= set(FLAGS) or len(set(f[3:]) & set(probe_stats.CLASSIFIERS + ("tta",))) > 1 or not all(g.isdigit() and int(g) > 0 for g in f[1].split("+")) or not (
-            f[0] == "all" or f[0].isdigit()) or (f[2].startswith("shifts=") and not f[2][7:].isdigit()):
+            f[0] == "all" or f[0].isdigit()) or (f[2].startswith("shifts=") and not f[2][7:].isdigit()) or (
+            classifier and "adabn" in f[3:]):
         p.error(f"--only takes STAGES:GRID[+GRID...]:VIEWS[:{'|'.join(FLAGS)}...] candidates (at most one of "
-                f"{', '.join(probe_stats.CLASSIFIERS + ('tta',))}), got {text!r}")
+                f"{', '.join(probe_stats.CLASSIFIERS + ('tta',))}; adabn with none of "
+                f"{', '.join(probe_stats.CLASSIFIERS)}), got {text!r}")
     return None if f[0] == "all" else int(f[0]), tuple(int(g) for g in f[1].split("+")), f[2], frozenset(f[3:])
 
 

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from archstat.train.probe import MAX_FOLDS, MAX_ITER, choose_c, span_basis, standardiser
+from archstat.train.probe import RowFit, image_folds
 from archstat.train.whiten import Whitener, source_whitener, within_class_centred
 
 ALPHAS = (0.99, 0.9, 0.7, 0.5, 0.3, 0.1, 0.03, 0.01)  # strongest shrinkage first: CV ties keep it
@@ -106,23 +106,12 @@ def lda(st: SourceStats, z: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np
     return classes, w, -0.5 * (w * mu).sum(axis=1)
 
 
-def folds(y: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(training rows, held-out rows) per fold, as :func:`archstat.train.probe.choose_c` splits: stratified
-    folds of images; a held-out image is its first (unchanged) row only."""
-    from sklearn.model_selection import StratifiedKFold
-
-    images, first = np.unique(groups, return_index=True)
-    k = min(MAX_FOLDS, int(np.bincount(y[first]).min()))
-    return [(np.flatnonzero(np.isin(groups, images[tr])), first[te])
-            for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(images, y[first])]
-
-
 def choose_alpha(st: SourceStats, z: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> float:
     """The shrinkage in ``ALPHAS`` with the best cross-validated LDA accuracy on the labelled rows."""
     scores = []
     for a in ALPHAS:
         accs = []
-        for tr, te in folds(y, groups, seed):
+        for tr, te in image_folds(y, groups, seed):
             classes, w, b = lda(st, z[tr], y[tr], a)
             accs.append(float((classes[(z[te] @ w.T + b).argmax(1)] == y[te]).mean()))
         scores.append(np.mean(accs))
@@ -156,16 +145,9 @@ def calibrated_samples(st: SourceStats, z: np.ndarray, rng: np.random.Generator,
 
 
 def fit_rows(raw: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
-    """The kept probe's classifier on given feature rows (standardised on them, fitted in their span, ``C``
-    by :func:`archstat.train.probe.choose_c` with ``groups``): a predictor of labels from raw features."""
-    from sklearn.linear_model import LogisticRegression
-
-    mean, scale = standardiser(raw)
-    basis = span_basis((raw - mean) / scale)
-    proj = lambda f: ((f - mean) / scale) @ basis  # noqa: E731
-    c, _ = choose_c(proj(raw), y, seed, groups)
-    clf = LogisticRegression(C=c, max_iter=MAX_ITER).fit(proj(raw), y)
-    return lambda f: clf.predict(proj(f))
+    """The kept probe's classifier on given feature rows (:class:`archstat.train.probe.RowFit`): a
+    predictor of labels from raw features."""
+    return RowFit(raw, y, groups, seed).predict
 
 
 def tukey(f: np.ndarray) -> np.ndarray:

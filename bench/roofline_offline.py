@@ -48,7 +48,8 @@ def repredict(frame: pd.DataFrame, cal: dict, batch: int, itemsize: int = 4) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dumps", nargs="+", help="folders written by bench/roofline_accuracy.py --dump")
-    ap.add_argument("--no-warm", action="store_true", help="price every memory-bound op from the flushed benchmarks")
+    ap.add_argument("--no-warm", action="store_true", help="price every memory-bound op from the flushed benchmarks "
+                    "(the BatchNorm-after-a-conv rule, which needs the back-to-back fit, is off then too)")
     ap.add_argument("--no-after-bn", action="store_true", help="drop the calibration's BatchNorm successor probes "
                     "(a BatchNorm after a conv priced as before them)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")

@@ -73,7 +73,7 @@ def test_candidate_syntax():
     assert bench.parse_candidate("all:8:", p) == (None, (8,), "", frozenset())
     assert bench.parse_candidate("2:8:crop=2:white", p)[3] == frozenset({"white"})
     for bad in ("2:8:crop=2:blur", "2:0:crop=2", "2:8", "x:8:crop=2", "2:4+:crop=2", "2:8:crop=2:lda:white",
-                "2:8:crop=2:dc:tta"):
+                "2:8:crop=2:dc:tta", "2:8:crop=2:adabn:white"):  # adabn: per draw; the stats: once
         with pytest.raises(SystemExit) as e:
             bench.parse_candidate(bad, p)
         assert e.value.code == 2

@@ -220,12 +220,12 @@ def test_pools_are_priced_from_the_curve_of_their_own_window():
 def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
     from archstat.profiling.microbench import combine
 
-    a = [{"family": "conv", "time_s": 2.0, "after_s": 1.0, "signature": ["a"]},
+    a = [{"family": "conv", "time_s": 2.0, "after_s": 1.0, "after_bn_s": 4.0, "signature": ["a"]},
          {"family": "relu", "time_s": 1.0, "hot_s": 0.5, "after_s": 0.0, "signature": ["b"]}]
-    b = [{"family": "conv", "time_s": 1.5, "after_s": 3.0, "signature": ["a"]},
+    b = [{"family": "conv", "time_s": 1.5, "after_s": 3.0, "after_bn_s": 8.0, "signature": ["a"]},
          {"family": "relu", "time_s": 1.2, "hot_s": 0.4, "after_s": 2.0, "signature": ["b"]}]
     conv, relu = combine([a, b])
-    assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "signature": ["a"]}
+    assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "after_bn_s": 6.0, "signature": ["a"]}
     assert relu == {"family": "relu", "time_s": 1.0, "hot_s": 0.4, "after_s": 1.0, "signature": ["b"]}
 
 
@@ -385,6 +385,11 @@ def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm
     assert bn1["t_after_s"] == pytest.approx(expect_after) and "a conv was measured" in bn1["roof"]
     assert bn1["predicted_s"] == pytest.approx(tm.warm.hot_floor["batch_norm"] + nb / 4e9 + expect_after, rel=1e-3)
     assert bn2["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=1e-2) and "a conv was measured" not in bn2["roof"]
+    assert tm.describe()["batch_norm_after"] == ["conv"]
+    # without the back-to-back fit (no private_cache_bytes: an older calibration) the rule is off
+    no_warm = TimeModel(pts, {})
+    assert no_warm.describe()["batch_norm_after"] == []
+    assert "a conv was measured" not in no_warm.predict(rows, 1, 4).to_dict("records")[2]["roof"]
     # without the probe measured: the flushed law and at least the BatchNorm's cold start (30 - 10 us)
     old = TimeModel([{k: v for k, v in p.items() if k != AFTER_BN} for p in pts], {"private_cache_bytes": 1})
     bn_old = old.predict(rows, 1, 4).to_dict("records")[2]

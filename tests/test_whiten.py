@@ -75,3 +75,13 @@ def test_linear_probe_with_a_source_whitens_and_folds_its_head():
     pred = (f @ white["weight"].T + white["bias"]).argmax(1)
     assert float((pred == y).float().mean()) == pytest.approx(white["val_acc"])
     assert not torch.allclose(white["weight"], plain["weight"])  # the source changed the classifier
+
+
+def test_a_source_without_spread_within_its_classes_is_a_one_line_error():
+    """One image per class leaves no within-class covariance to whiten by: ArchstatError, not a NaN."""
+    from archstat.errors import ArchstatError
+
+    f, y = source(3, 5)  # 3 images, one per class
+    with pytest.raises(ArchstatError, match="at least 2 per class"):
+        source_whitener(f, y)
+    assert ledoit_wolf_shrinkage(np.zeros((4, 3))) == 0.0  # no spread at all: nothing to shrink, no 0/0

@@ -14,7 +14,7 @@ in-place ReLU over the op's output right after the op, minus the same ReLU back 
 model reads it per family against the size of the op's output.  A family not called in the last
 ``COLD_GAP`` rows (a model's one global pool, its flatten, its first linear), or called right after a
 conv or a linear, pays at least its cold start instead: its smallest benchmark flushed minus the same
-back to back (``cold``: BatchNorm 29 us, ReLU 10, LRN 41 here).  An adaptive pool of 50 K elements
+back to back (``cold``: BatchNorm 29-31 us, ReLU 10, LRN 41 here).  An adaptive pool of 50 K elements
 took 12 us back to back and 94 us at the end of MobileNet at batch 1; a BatchNorm of 1.6 MB after a
 conv 55-64 us where its warm floor and bandwidth say 42, close to its flushed 70: the ReLU that
 measures ``successor_s`` is the smallest kernel there is, and misses the larger code of the others.
@@ -46,9 +46,12 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   what such a conv was measured to leave a BatchNorm after it (``microbench.batch_norm_probe``: a
   BatchNorm over each conv benchmark's output right after it, minus the same back to back; read per
   family against the conv's bytes moved, ``successor_s(.., AFTER_BN)``), with no cold start on top.
-  The flushed cold start (31 us here) overstated it at batch 1 (inception_v3's small batch norms
+  The flushed cold start (29-31 us here) overstated it at batch 1 (inception_v3's small batch norms
   after convs took 27-45 us where their warm floor and bytes say 16-22), and the ReLU probe, the
-  smallest kernel there is, understates it for the BatchNorm's larger code.
+  smallest kernel there is, understates it for the BatchNorm's larger code.  The rule needs the
+  back-to-back fit, so it is off with the private-caches rule (a calibration without
+  ``private_cache_bytes``) and on a GPU, whose calibrations measure neither; ``describe()`` lists the
+  families it applies after (``batch_norm_after``).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
@@ -232,6 +235,8 @@ class TimeModel:
         """What the JSON records about the calibration: points per family, floors, when measured."""
         return {"points": self.n_points, "floor_s": self.floor, "warm_floor_s": self.hot_floor,
                 "private_cache_bytes": self.private_bytes if self.warm is not None else None,
+                # the families whose BatchNorm successor was measured; the rule also needs the warm fit
+                "batch_norm_after": sorted(self.after_bn_curve) if self.warm is not None else [],
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 

@@ -123,27 +123,50 @@ def _logreg(c: float):
     return LogisticRegression(C=c, max_iter=MAX_ITER)
 
 
+def image_folds(y: np.ndarray, groups: np.ndarray, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training rows, held-out rows) per fold: stratified folds of *images* (``groups[i]`` names the
+    image row ``i`` is a view of; the first row of each group is the unchanged view), k = min(5,
+    smallest class); a held-out image is scored once, on its first row, and none of its views trains."""
+    from sklearn.model_selection import StratifiedKFold
+
+    images, first = np.unique(groups, return_index=True)
+    k = min(MAX_FOLDS, int(np.bincount(y[first]).min()))
+    if k < 2:
+        raise ArchstatError("a linear probe needs at least 2 labelled images per class to choose its regularisation")
+    return [(np.flatnonzero(np.isin(groups, images[tr])), first[te])
+            for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(images, y[first])]
+
+
 def choose_c(z: np.ndarray, y: np.ndarray, seed: int = 0, groups: np.ndarray | None = None) -> tuple[float, float]:
     """``C`` with the best stratified-CV accuracy on ``(z, y)`` (ties: the smaller C); (C, CV accuracy).
 
-    ``groups[i]`` names the image row ``i`` is a view of (default: each row its own image; the first
-    row of each group is the unchanged view).  Folds split images; a held-out image is scored once,
-    on its first row."""
-    from sklearn.model_selection import StratifiedKFold
-
-    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-    images, first = np.unique(groups, return_index=True)
-    folds = min(MAX_FOLDS, int(np.bincount(y[first]).min()))
-    if folds < 2:
-        raise ArchstatError("a linear probe needs at least 2 labelled images per class to choose its regularisation")
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(images, y[first]))
+    ``groups[i]`` names the image row ``i`` is a view of (default: each row its own image); the folds
+    are :func:`image_folds`."""
+    splits = image_folds(y, np.arange(len(y)) if groups is None else np.asarray(groups), seed)
     scores = []
     for c in PROBE_CS:
-        accs = [_logreg(c).fit(z[np.isin(groups, images[tr])], y[np.isin(groups, images[tr])])
-                .score(z[first[te]], y[first[te]]) for tr, te in splits]
+        accs = [_logreg(c).fit(z[tr], y[tr]).score(z[te], y[te]) for tr, te in splits]
         scores.append(float(np.mean(accs)))
     k = int(np.argmax(scores))  # argmax keeps the first, i.e. the smallest C, on ties
     return PROBE_CS[k], scores[k]
+
+
+class RowFit:
+    """The probe's classifier fitted on feature rows ``raw``: standardised on them (:func:`standardiser`),
+    fitted in their span (:func:`span_basis`), ``C`` by :func:`choose_c` over ``groups``."""
+
+    def __init__(self, raw: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> None:
+        self.mean, self.scale = standardiser(raw)
+        self.basis = span_basis((raw - self.mean) / self.scale)
+        self.C, self.cv_acc = choose_c(self.project(raw), y, seed, groups)
+        self.clf = _logreg(self.C).fit(self.project(raw), y)
+
+    def project(self, f: np.ndarray) -> np.ndarray:
+        """Raw feature rows -> standardised coordinates in the span of the training rows."""
+        return ((f - self.mean) / self.scale) @ self.basis
+
+    def predict(self, f: np.ndarray) -> np.ndarray:
+        return self.clf.predict(self.project(f))
 
 
 def linear_probe(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
@@ -160,15 +183,16 @@ def linear_probe(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     then :meth:`~archstat.train.whiten.Whitener.fold`), ready to become the network's new head.
     The rest is :func:`fit_probe`'s.
     """
-    from archstat.train.whiten import source_whitener
+    from archstat.train.whiten import source_whitener  # here: whiten imports this module's standardiser
 
     feats = lambda xs: stage_features(model, xs, stages, grid)  # noqa: E731
     white = None if source is None else source_whitener(feats(source[0]), source[1].numpy())
     out = fit_probe(feats if white is None else lambda xs: white(feats(xs)), train, evals, seed, views)
     if white is not None:
-        w, b = white.fold(out["weight"].double().numpy(), out["bias"].double().numpy())
-        out.update(weight=torch.as_tensor(w, dtype=torch.float32), bias=torch.as_tensor(b, dtype=torch.float32),
-                   shrinkage=white.alpha)
+        out["shrinkage"] = white.alpha
+        if stages == 0:  # the head is returned: fold the whitening into it (other stages return no weights)
+            w, b = white.fold(out["weight"].double().numpy(), out["bias"].double().numpy())
+            out.update(weight=torch.as_tensor(w, dtype=torch.float32), bias=torch.as_tensor(b, dtype=torch.float32))
     out.update(grid=grid, whitened=white is not None, reads=("penultimate" if stages == 0 else
                f"{'all' if stages is None else stages} stages pooled {grid}x{grid} + penultimate")
                + (", whitened with the source's within-class covariance" if white is not None else ""))
@@ -199,15 +223,11 @@ def fit_probe(feats: Callable[[torch.Tensor], np.ndarray], train: tuple[torch.Te
         raw = np.concatenate([feats(x)] + [feats(v(x)) for v in views])
         groups = np.tile(np.arange(len(x)), 1 + len(views))
         ytr = np.tile(y.numpy(), 1 + len(views))
-        mean, scale = standardiser(raw)
-        basis = span_basis((raw - mean) / scale)
-        proj = lambda f: ((f - mean) / scale) @ basis  # noqa: E731
-        c, cv_acc = choose_c(proj(raw), ytr, seed, groups)
-        clf = _logreg(c).fit(proj(raw), ytr)
-        out: dict[str, Any] = {"C": c, "cv_acc": cv_acc, "features": int(raw.shape[1]), "views": 1 + len(views)}
+        fit = RowFit(raw, ytr, groups, seed)
+        out: dict[str, Any] = {"C": fit.C, "cv_acc": fit.cv_acc, "features": int(raw.shape[1]), "views": 1 + len(views)}
         for name, (xe, ye) in evals.items():
-            out[f"{name}_acc"] = float(clf.score(proj(feats(xe)), ye.numpy()))
-    w = (clf.coef_ @ basis.T) / scale
+            out[f"{name}_acc"] = float(fit.clf.score(fit.project(feats(xe)), ye.numpy()))
+    w = (fit.clf.coef_ @ fit.basis.T) / fit.scale
     out["weight"] = torch.as_tensor(w, dtype=torch.float32)
-    out["bias"] = torch.as_tensor(clf.intercept_ - w @ mean, dtype=torch.float32)
+    out["bias"] = torch.as_tensor(fit.clf.intercept_ - w @ fit.mean, dtype=torch.float32)
     return out

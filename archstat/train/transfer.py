@@ -210,7 +210,7 @@ def format_table(cells: dict[str, dict[str, Any]], n_test: int) -> str:
     lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; linear on frozen: {stages} stages pooled "
              f"{PROBE_GRID}x{PROBE_GRID} + penultimate features, whitened with the source's within-class covariance, "
              "the labelled images in their training views, C by "
-             "cross-validation on them only):",
+             "cross-validation on them only; the penultimate-only probe and the fine-tune head are not whitened):",
              "| target data | source | draws | linear on frozen | (penultimate only) | (pixels, no network) | fine-tune "
              "| scratch | verdict |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]

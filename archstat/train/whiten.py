@@ -23,6 +23,7 @@ import dataclasses
 
 import numpy as np
 
+from archstat.errors import ArchstatError
 from archstat.train.probe import standardiser
 
 
@@ -47,7 +48,7 @@ def ledoit_wolf_shrinkage(x: np.ndarray) -> float:
     beta = (float((sq ** 2).sum()) / n - s_frob2) / (d * n)
     delta = (s_frob2 - 2.0 * mu * sq.sum() / n + d * mu ** 2) / d
     beta = min(beta, delta)
-    return 0.0 if beta == 0 else float(beta / delta)
+    return 0.0 if beta <= 0 or delta <= 0 else float(beta / delta)  # delta 0: S is already tau I
 
 
 @dataclasses.dataclass
@@ -80,6 +81,8 @@ def source_whitener(f: np.ndarray, y: np.ndarray) -> Whitener:
     """:class:`Whitener` of source features ``f`` (``n x d``) with class labels ``y``."""
     mean, scale = standardiser(f)
     xc = within_class_centred((f - mean) / scale, np.asarray(y))
+    if not np.any(xc):  # one image per class (or identical ones): no within-class spread to whiten by
+        raise ArchstatError("whitening needs source images that vary within their class (at least 2 per class)")
     _, s, vt = np.linalg.svd(xc, full_matrices=False)
     keep = s > 1e-6 * s[0]
     n, d = xc.shape
