@@ -144,12 +144,6 @@ def calibrated_samples(st: SourceStats, z: np.ndarray, rng: np.random.Generator,
     return np.concatenate(out)
 
 
-def fit_rows(raw: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
-    """The kept probe's classifier on given feature rows (:class:`archstat.train.probe.RowFit`): a
-    predictor of labels from raw features."""
-    return RowFit(raw, y, groups, seed).predict
-
-
 def tukey(f: np.ndarray) -> np.ndarray:
     """Tukey's ladder at 0.5, the paper's transform of post-ReLU features before calibration."""
     return np.sqrt(np.maximum(f, 0.0))
@@ -164,12 +158,12 @@ def accuracy(kind: str, st: SourceStats, feats: Callable, train: tuple, val: tup
     """Validation accuracy of classifier ``kind`` fitted on ``train``'s images and their views ``vs``."""
     from archstat.train.probe import fit_probe
 
+    if kind == "white":  # the kept probe on whitened features: fit_probe extracts them itself
+        return fit_probe(lambda xs: st.white(feats(xs)), train, {"val": val}, seed, vs)["val_acc"]
     x, y = train
     f = np.concatenate([feats(x)] + [feats(v(x)) for v in vs])
     ytr = np.tile(y.numpy(), 1 + len(vs))
     groups = np.tile(np.arange(len(x)), 1 + len(vs))
-    if kind == "white":
-        return fit_probe(lambda xs: st.white(feats(xs)), train, {"val": val}, seed, vs)["val_acc"]
     fv, yv = feats(val[0]), val[1].numpy()
     if kind in ("lda", "ldacv"):
         z = st.z(f)
@@ -182,6 +176,6 @@ def accuracy(kind: str, st: SourceStats, feats: Callable, train: tuple, val: tup
         z = st.z(tukey(f))
         extra = calibrated_samples(st, z, np.random.default_rng(seed))
         rows = np.concatenate([z, extra])
-        pred = fit_rows(rows, np.concatenate([ytr, np.repeat(ytr, DC_SAMPLES)]),
-                        np.concatenate([groups, np.repeat(groups, DC_SAMPLES)]), seed)(st.z(tukey(fv)))
+        pred = RowFit(rows, np.concatenate([ytr, np.repeat(ytr, DC_SAMPLES)]),  # the kept probe's classifier
+                      np.concatenate([groups, np.repeat(groups, DC_SAMPLES)]), seed).predict(st.z(tukey(fv)))
     return float((pred == yv).mean())

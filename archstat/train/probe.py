@@ -158,8 +158,9 @@ class RowFit:
     def __init__(self, raw: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> None:
         self.mean, self.scale = standardiser(raw)
         self.basis = span_basis((raw - self.mean) / self.scale)
-        self.C, self.cv_acc = choose_c(self.project(raw), y, seed, groups)
-        self.clf = _logreg(self.C).fit(self.project(raw), y)
+        z = self.project(raw)
+        self.C, self.cv_acc = choose_c(z, y, seed, groups)
+        self.clf = _logreg(self.C).fit(z, y)
 
     def project(self, f: np.ndarray) -> np.ndarray:
         """Raw feature rows -> standardised coordinates in the span of the training rows."""
