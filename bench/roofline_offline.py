@@ -1,6 +1,6 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
-    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--families]
+    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--families]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -9,7 +9,8 @@ the bench does), and every row predicted again.  Prints the bench's columns per 
 medians per folder, so that a change to the model can be judged on several runs' measurements without
 measuring again (and without a slow minute of the host deciding it).  ``--no-warm`` switches the
 operands-in-private-caches rule off (``private_cache_bytes`` = 0), ``--no-after-bn`` the BatchNorm-after-a-conv
-rule (the calibration's ``AFTER_BN`` probes dropped), ``--private-cache-bytes N`` supplies the
+rule (the calibration's ``AFTER_BN`` probes dropped, and with them the ReLU-after-it rule), ``--no-after-bn-relu``
+the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family.  The frames are the bench's own pickles: load only folders you wrote.
 """
@@ -27,7 +28,7 @@ import pandas as pd  # noqa: E402
 
 from roofline_accuracy import held_out_model, layer_signatures  # noqa: E402
 
-from archstat.profiling.op_families import AFTER_BN  # noqa: E402
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
 from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
 
@@ -52,6 +53,8 @@ def main() -> None:
                     "(the BatchNorm-after-a-conv rule, which needs the back-to-back fit, is off then too)")
     ap.add_argument("--no-after-bn", action="store_true", help="drop the calibration's BatchNorm successor probes "
                     "(a BatchNorm after a conv priced as before them)")
+    ap.add_argument("--no-after-bn-relu", action="store_true", help="drop the calibration's probes of the ReLU after "
+                    "that BatchNorm (such a ReLU priced as before them)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
     ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
                     "does not record one (runs before the rule existed)")
@@ -63,8 +66,8 @@ def main() -> None:
             cal["state"]["private_cache_bytes"] = a.private_cache_bytes
         if a.no_warm:
             cal["state"]["private_cache_bytes"] = 0
-        if a.no_after_bn:
-            cal["points"] = [{k: v for k, v in p.items() if k != AFTER_BN} for p in cal["points"]]
+        dropped = ({AFTER_BN, AFTER_BN_RELU} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
+        cal["points"] = [{k: v for k, v in p.items() if k not in dropped} for p in cal["points"]]
         medians = []
         print(f"{dump}:")
         for path in sorted(dump.glob("*_b*.pkl")):

@@ -220,12 +220,13 @@ def test_pools_are_priced_from_the_curve_of_their_own_window():
 def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
     from archstat.profiling.microbench import combine
 
-    a = [{"family": "conv", "time_s": 2.0, "after_s": 1.0, "after_bn_s": 4.0, "signature": ["a"]},
+    a = [{"family": "conv", "time_s": 2.0, "after_s": 1.0, "after_bn_s": 4.0, "after_bn_relu_s": 1.0, "signature": ["a"]},
          {"family": "relu", "time_s": 1.0, "hot_s": 0.5, "after_s": 0.0, "signature": ["b"]}]
-    b = [{"family": "conv", "time_s": 1.5, "after_s": 3.0, "after_bn_s": 8.0, "signature": ["a"]},
+    b = [{"family": "conv", "time_s": 1.5, "after_s": 3.0, "after_bn_s": 8.0, "after_bn_relu_s": 2.0, "signature": ["a"]},
          {"family": "relu", "time_s": 1.2, "hot_s": 0.4, "after_s": 2.0, "signature": ["b"]}]
     conv, relu = combine([a, b])
-    assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "after_bn_s": 6.0, "signature": ["a"]}
+    assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "after_bn_s": 6.0, "after_bn_relu_s": 1.5,
+                    "signature": ["a"]}
     assert relu == {"family": "relu", "time_s": 1.0, "hot_s": 0.4, "after_s": 1.0, "signature": ["b"]}
 
 
@@ -395,6 +396,58 @@ def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm
     bn_old = old.predict(rows, 1, 4).to_dict("records")[2]
     assert bn_old["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=1e-2)
     assert bn_old["t_after_s"] >= old.cold["batch_norm"] == pytest.approx(20e-6 + 6e-9)  # 30 us + 8 B at 1 GB/s, less 10 us + 8 B at 4 GB/s
+
+
+def test_a_relu_after_such_a_batch_norm_pays_what_the_conv_and_the_batch_norm_leave_it():
+    """conv, BatchNorm, ReLU: the ReLU is priced back to back plus the conv benchmarks' ``AFTER_BN_RELU``
+    at the conv's bytes moved; a ReLU after a BatchNorm with no conv before it, or after a conv directly,
+    keeps its old terms, and without the probe measured the rule is off."""
+    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU
+
+    pts = law_points()
+    for p, b in zip([p for p in pts if p["family"] == "conv"], (1e3, 1e5, 1e7, 1e9, 1e11)):
+        p["bytes"], p[AFTER_BN], p[AFTER_BN_RELU], p["out_bytes"] = b, 5e-6, 3e-6, 1e3
+    for p in pts:
+        if p["family"] == "activation":
+            p["hot_s"] = 1e-6 + p["bytes"] / 4e9
+    pts += [{"family": "batch_norm", "flops": 0.0, "bytes": b, "features": [], "time_s": 30e-6 + b / 1e9,
+             "hot_s": 10e-6 + b / 4e9} for b in (8.0, 1e4, 1e6, 1e8)]
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.Identity(), nn.ReLU(), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Conv2d(4, 4, 1), nn.ReLU())
+    rows = pd.DataFrame(rows_of(net, (4, 8, 8), batch=1))
+    tm = TimeModel(pts, {"private_cache_bytes": 1})
+    assert tm.describe()["relu_after_batch_norm_after"] == ["conv"]
+    conv, bn, view, relu, bn2, relu2, conv2, relu3 = tm.predict(rows, 1, 4).to_dict("records")
+    nb = work(rows.to_dict("records")[3], 1, 4)[1]
+    assert relu["t_after_s"] == pytest.approx(3e-6) and "its BatchNorm were measured" in relu["roof"]
+    assert relu["predicted_s"] == pytest.approx(tm.warm.hot_floor["activation"] + nb / 4e9 + 3e-6, rel=1e-3)
+    for other in (relu2, relu3):  # after a BatchNorm with no conv before it; right after a conv
+        assert "its BatchNorm were measured" not in other["roof"]
+    old = TimeModel([{k: v for k, v in p.items() if k != AFTER_BN_RELU} for p in pts], {"private_cache_bytes": 1})
+    assert old.describe()["relu_after_batch_norm_after"] == []
+    assert "its BatchNorm were measured" not in old.predict(rows, 1, 4).to_dict("records")[3]["roof"]
+
+
+def test_chain_penalties_time_each_stage_on_the_output_of_the_one_before():
+    """Stage ``k`` runs on stage ``k-1``'s output, each factory is called once before any timing, and
+    there is one penalty per stage (none below 0); a non-tensor output gives zeros."""
+    from archstat.profiling.microbench import chain_penalties, relu_probe
+
+    x = torch.randn(1, 3, 4, 4)
+    built, seen = [], []
+
+    def double(first: torch.Tensor):
+        built.append(first.clone())
+        return lambda t: t * 2
+
+    def record(first: torch.Tensor):
+        built.append(first.clone())
+        return lambda t: seen.append(t.clone()) or t
+    pen = chain_penalties(lambda: x + 1, [double, relu_probe, record], repeat=2)
+    assert len(pen) == 3 and all(p >= 0.0 for p in pen)
+    assert len(built) == 2 and torch.equal(built[0], x + 1) and torch.equal(built[1], torch.relu((x + 1) * 2))
+    assert len(seen) >= 3 and all(torch.equal(t, torch.relu((x + 1) * 2)) for t in seen)
+    assert chain_penalties(lambda: 3, [double, relu_probe]) == [0.0, 0.0]
 
 
 def test_the_successor_probe_runs_on_the_op_output():

@@ -16,7 +16,7 @@ planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels 
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
 LRN every other size at batch 8).  On the CPU each benchmark also measures what it leaves the op after it
-(``successor_penalty``: a ReLU, and after convs a BatchNorm too).  Timed in two passes (each point the
+(``successor_penalty``: a ReLU; after convs also a BatchNorm and the ReLU after it, ``chain_penalties``).  Timed in two passes (each point the
 faster): about 80 s on 2 CPU cores.
 """
 from __future__ import annotations
@@ -31,12 +31,12 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
-from archstat.profiling.op_families import AFTER_BN, MEMORY_FAMILIES, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, MEMORY_FAMILIES, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 7  # a BatchNorm successor probe after convs (6; built before the timing, 7); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 8  # a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -262,8 +262,8 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                 point["hot_s"] = stats(time_calls(call, device, warmup=2, repeat=15, budget_s=0.03))["median"]
             # what the op itself leaves behind, not the flush: its operand re-written, no flush
             point["after_s"] = successor_penalty(call, produce)
-            if fam in ("conv", "conv_dw"):  # and what it leaves a BatchNorm, the op after most convs
-                point[AFTER_BN] = successor_penalty(call, produce, probe=batch_norm_probe)
+            if fam in ("conv", "conv_dw"):  # and what it leaves the BatchNorm and the ReLU after most convs
+                point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], produce)
             point["out_bytes"] = output_bytes(row, batch, itemsize)
     return point
 
@@ -297,20 +297,51 @@ def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], An
     copy of 64 MiB before it cost the same, a copy of 16 MiB almost nothing.  The successor pays this,
     whatever its family, so it is measured per op here and charged to the next row (``TimeModel``).
     """
+    return chain_penalties(call, [probe or relu_probe], prepare, repeat)[0]
+
+
+def relu_probe(out: torch.Tensor) -> Callable[[torch.Tensor], Any]:
+    """An in-place ReLU, the default probe of ``successor_penalty`` (the smallest kernel there is)."""
+    return torch.relu_
+
+
+def chain_penalties(call: Callable[[], Any], stages: list[Callable[[torch.Tensor], Callable[[torch.Tensor], Any]]],
+                    prepare: Optional[Callable[[], Any]] = None, repeat: int = 5) -> list[float]:
+    """``successor_penalty`` for a chain of probes: stage ``k`` runs on stage ``k-1``'s output (stage 0
+    on the op's), and each is timed right after the one before, minus itself back to back on the same
+    input.  One penalty per stage, ``max(0, median(after) - median(hot))``; ``[0.0] * len(stages)``
+    when the op's output is not a floating-point tensor.  Each stage factory is called once, on the
+    first output, before any timing; the function it returns gives the next stage's input (an
+    in-place op returns its operand).
+
+    Why a chain: after a conv, the BatchNorm is not the only op that pays.  A conv 192 -> 64 (1x1) over
+    8 x 35x35 left the BatchNorm after it 173 us (95 back to back) and the in-place ReLU after that
+    39 us (24 back to back): what a conv leaves fades over more than one op, and the ReLU's share is
+    not what a BatchNorm benchmark (no conv before it) leaves its ReLU."""
     out = call()
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
-        return 0.0
-    run = probe(out) if probe is not None else torch.relu_  # built here: nothing between op and probe below
-    after = []
+        return [0.0] * len(stages)
+    runs = []
+    for make in stages:  # built here: nothing between the op and the timed stages below
+        runs.append(make(out))
+        out = runs[-1](out)
+    after: list[list[float]] = [[] for _ in stages]
     for _ in range(repeat):
         if prepare is not None:
             prepare()
         out = call()
-        t0 = time.perf_counter()
-        run(out)
-        after.append(time.perf_counter() - t0)
-    hot = time_calls(lambda: run(out), torch.device("cpu"), warmup=2, repeat=15, budget_s=0.02)
-    return max(0.0, stats(after)["median"] - stats(hot)["median"])
+        for k, run in enumerate(runs):
+            t0 = time.perf_counter()
+            nxt = run(out)
+            after[k].append(time.perf_counter() - t0)
+            out = nxt
+    penalties = []
+    out = call()
+    for k, run in enumerate(runs):  # each stage back to back on its own input
+        hot = time_calls(lambda: run(out), torch.device("cpu"), warmup=2, repeat=15, budget_s=0.02)
+        penalties.append(max(0.0, stats(after[k])["median"] - stats(hot)["median"]))
+        out = run(out)
+    return penalties
 
 
 PASSES = 2  # CPU: the grid is timed twice, one pass after the other; each point keeps the faster
@@ -379,7 +410,7 @@ def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         point = dict(min(same, key=lambda p: p["time_s"]))
         if all("hot_s" in p for p in same):
             point["hot_s"] = min(p["hot_s"] for p in same)
-        for key in ("after_s", AFTER_BN):
+        for key in ("after_s", AFTER_BN, AFTER_BN_RELU):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
         out.append(point)

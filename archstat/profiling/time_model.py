@@ -52,6 +52,12 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   back-to-back fit, so it is off with the private-caches rule (a calibration without
   ``private_cache_bytes``) and on a GPU, whose calibrations measure neither; ``describe()`` lists the
   families it applies after (``batch_norm_after``).
+* A ReLU right after such a BatchNorm: likewise back to back plus what the conv and its BatchNorm were
+  measured to leave a ReLU after them (the same chain, timed in one go: ``microbench.chain_penalties``;
+  ``successor_s(.., AFTER_BN_RELU)`` against the conv's bytes moved).  Priced with the BatchNorm's own
+  successor term (a BatchNorm benchmark has no conv before it), inception_v3's 90 such ReLUs at batch 8
+  were -43% (a median): a conv 192 -> 64 over 8 x 35x35 left the ReLU two ops on 39 us where it took
+  24 back to back.  Listed in ``describe()`` as ``relu_after_batch_norm_after``.
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
@@ -68,7 +74,7 @@ import numpy as np
 import pandas as pd
 
 from archstat.profiling.fresh_pages import is_fresh
-from archstat.profiling.op_families import AFTER_BN, COMPUTE_FAMILIES, NORMALIZED, calibrated, family, features, numel, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, NORMALIZED, calibrated, family, features, numel, output_bytes, work
 
 K_NEAREST = 4
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
@@ -216,6 +222,8 @@ class TimeModel:
         # weights and input displace the caches too: a 1x1 conv writing 1.5 MB and moving 96 MB left a
         # ReLU 60 us, a 3x3 one writing 0.9 MB and moving 1.1 MB 4 us)
         self.after_bn_curve = successor_curves(by, AFTER_BN, "bytes")
+        # and what it leaves the ReLU after that BatchNorm (the same chain, ``microbench.chain_penalties``)
+        self.after_bn_relu_curve = successor_curves(by, AFTER_BN_RELU, "bytes")
 
     def successor_s(self, fam: str, size: float, probe: str = "after_s") -> float:
         """Seconds this op call costs the next one: ``microbench.successor_penalty`` of the family's
@@ -225,7 +233,7 @@ class TimeModel:
         one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration.
         ``size``: the op's output bytes; with ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) its
         bytes moved."""
-        curves = self.after_bn_curve if probe == AFTER_BN else self.after_curve
+        curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve}.get(probe, self.after_curve)
         if fam not in curves or not size:
             return 0.0
         lb, ys = curves[fam]
@@ -237,6 +245,7 @@ class TimeModel:
                 "private_cache_bytes": self.private_bytes if self.warm is not None else None,
                 # the families whose BatchNorm successor was measured; the rule also needs the warm fit
                 "batch_norm_after": sorted(self.after_bn_curve) if self.warm is not None else [],
+                "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
@@ -270,7 +279,9 @@ class TimeModel:
                 "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound, "roof": "",
                 "calibrated": calibrated(row), "_bw_family": fam_bw,
                 "_successor_s": self.successor_s(fam, out_bytes) if fam != "dispatch" else None,
-                "_successor_bn_s": self.successor_s(fam, nbytes, AFTER_BN) if fam in self.after_bn_curve else None}
+                "_successor_bn_s": self.successor_s(fam, nbytes, AFTER_BN) if fam in self.after_bn_curve else None,
+                "_successor_bn_relu_s": (self.successor_s(fam, nbytes, AFTER_BN_RELU)
+                                         if fam in self.after_bn_relu_curve else None)}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
@@ -281,6 +292,8 @@ class TimeModel:
         warm = in_private_caches(records, batch, itemsize, self.private_bytes) if self.warm else [False] * len(records)
         after = 0.0  # rows are in execution order: each pays what the op before it left behind
         after_bn: Optional[float] = None  # what the op before leaves a BatchNorm, where measured (convs)
+        bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
+        after_bn_relu: Optional[float] = None  # the same, for this row, if the rows before are a conv and its BatchNorm
         last: dict[str, int] = {}  # the row that last called each family
         previous = ""
         for i, (row, norm) in enumerate(zip(records, normalized)):
@@ -290,8 +303,14 @@ class TimeModel:
             # (an output of 32 MiB or more still pays its fresh pages: the warm model charges ``t_fresh`` too)
             bn_after_conv = (fam == "batch_norm" and after_bn is not None and self.warm is not None
                              and fam in self.warm.hot_floor)
+            # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
+            # leave it (the same chain, ``successor_s(.., AFTER_BN_RELU)``)
+            relu_after_bn = (fam == "activation" and after_bn_relu is not None and self.warm is not None
+                             and fam in self.warm.hot_floor)
             if bn_after_conv:
                 after = after_bn
+            elif relu_after_bn:
+                after = after_bn_relu
             # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
             # their operands fill the caches): it pays at least its family's cold start
             elif fam not in last or i - last[fam] > COLD_GAP or previous in COMPUTE_FAMILIES:
@@ -300,16 +319,19 @@ class TimeModel:
             previous = previous if fam == "dispatch" else fam  # a view passes it on
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
-            warm_row = bn_after_conv or (warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
+            warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
                                          and fam not in COMPUTE_FAMILIES and not is_fresh(output_bytes(row, batch, itemsize)))
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm)
             p["roof"] = why(p, peak, copy_bw) + (
                 " (back to back, plus what such a conv was measured to leave a BatchNorm after it)" if bn_after_conv else
+                " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
                 f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
-            successor, successor_bn = p.pop("_successor_s"), p.pop("_successor_bn_s")
+            successor, successor_bn, successor_bn_relu = (p.pop("_successor_s"), p.pop("_successor_bn_s"),
+                                                          p.pop("_successor_bn_relu_s"))
             if fam != "dispatch":  # a view passes the state on
-                after, after_bn = successor, successor_bn
+                after_bn_relu = bn_relu_next if bn_after_conv else None
+                after, after_bn, bn_relu_next = successor, successor_bn, successor_bn_relu
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
 
