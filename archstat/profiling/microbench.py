@@ -315,7 +315,7 @@ def chain_penalties(call: Callable[[], Any], stages: list[Callable[[torch.Tensor
     in-place op returns its operand).
 
     Why a chain: after a conv, the BatchNorm is not the only op that pays.  A conv 192 -> 64 (1x1) over
-    8 x 35x35 left the BatchNorm after it 173 us (95 back to back) and the in-place ReLU after that
+    8 x 35x35 left the BatchNorm after it 173 us (77-103 back to back) and the in-place ReLU after that
     39 us (24 back to back): what a conv leaves fades over more than one op, and the ReLU's share is
     not what a BatchNorm benchmark (no conv before it) leaves its ReLU."""
     out = call()

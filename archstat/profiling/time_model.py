@@ -231,8 +231,8 @@ class TimeModel:
 
         The output's size is what sets it: a conv whose output fits the caches leaves 2-30 us behind,
         one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration.
-        ``size``: the op's output bytes; with ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) its
-        bytes moved."""
+        ``size``: the op's output bytes; with ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) or
+        ``AFTER_BN_RELU`` (what it leaves the ReLU after that BatchNorm) its bytes moved."""
         curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve}.get(probe, self.after_curve)
         if fam not in curves or not size:
             return 0.0
