@@ -511,3 +511,50 @@ def test_steady_heap_stops_the_page_faults_of_a_forward_pass():
     # pinned, most passes fault nothing; a pass now and then still does, when fragmentation grows the heap
     assert sum(steady[2:]) / len(steady[2:]) < 0.3 * per_pass, (trimmed, steady)
     assert steady[2:].count(0) >= len(steady[2:]) // 2, steady
+
+
+def test_fresh_operand_bytes_finds_the_operand_the_op_before_wrote():
+    """A residual add's operand written by the row just before (a view passes it on) gives its bytes;
+    one-input rows and adds of two older operands give 0."""
+    from archstat.profiling.time_model import fresh_operand_bytes
+
+    recs = [{"op": "Conv2d", "kind": "conv", "sources": [-1], "in_shapes": [[4, 8, 8]], "out_shape": [4, 8, 8]},
+            {"op": "BatchNorm2d", "kind": "batch_norm", "sources": [0], "in_shapes": [[4, 8, 8]], "out_shape": [4, 8, 8]},
+            {"op": "view", "kind": "view", "sources": [1], "in_shapes": [[4, 8, 8]], "out_shape": [4, 8, 8]},
+            {"op": "add", "kind": "elementwise", "sources": [0, 2], "in_shapes": [[4, 8, 8], [4, 8, 8]],
+             "out_shape": [4, 8, 8]},
+            {"op": "add", "kind": "elementwise", "sources": [0, 1], "in_shapes": [[4, 8, 8], [4, 8, 8]],
+             "out_shape": [4, 8, 8]}]
+    assert fresh_operand_bytes(recs, 2, 4) == [0.0, 0.0, 0.0, 4 * 8 * 8 * 2 * 4, 0.0]
+
+
+def test_a_residual_add_prices_its_fresh_operand_back_to_back_and_its_shortcut_flushed():
+    """conv -> BatchNorm -> add(BatchNorm's output, the block's input): the BatchNorm's output (just
+    written) and the add's output at the back-to-back bandwidth, the shortcut at the flushed one; with
+    no private-cache size in the calibration (no back-to-back fit) the add is priced all flushed."""
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bn(self.conv(x)) + x
+
+    pts = law_points() + [{"family": "elementwise", "flops": 0.0, "bytes": b, "features": [], "time_s": 3e-6 + b / 2e9,
+                           "hot_s": 1e-6 + b / 8e9} for b in (8.0, 1e4, 1e6, 1e8)]
+    for p in pts:
+        if p["family"] == "activation":
+            p["hot_s"] = p["time_s"] / 4
+    rows = pd.DataFrame(rows_of(Block(), (4, 8, 8), batch=1))
+    add = rows.to_dict("records")[-1]
+    assert family(add) == "elementwise"
+    nb = work(add, 1, 4)[1]
+    part = 2 * 4 * 8 * 8 * 4  # the BatchNorm's output read and the add's output written
+    tm = TimeModel(pts, {"private_cache_bytes": 2 ** 20})
+    split = tm.predict(rows, 1, 4).to_dict("records")[-1]
+    expect = part / tm.warm.bw["elementwise"](nb) + (nb - part) / tm.bw["elementwise"](nb)
+    assert split["t_memory_s"] == pytest.approx(expect, rel=1e-6) and "others flushed" in split["roof"]
+    assert split["bandwidth_bytes_per_s"] == pytest.approx(nb / expect)
+    flushed = TimeModel(pts, {}).predict(rows, 1, 4).to_dict("records")[-1]
+    assert flushed["t_memory_s"] == pytest.approx(nb / tm.bw["elementwise"](nb), rel=1e-6)
+    assert flushed["t_memory_s"] > split["t_memory_s"] and "others flushed" not in flushed["roof"]

@@ -58,6 +58,12 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   successor term (a BatchNorm benchmark has no conv before it), inception_v3's 90 such ReLUs at batch 8
   were -43% (a median): a conv 192 -> 64 over 8 x 35x35 left the ReLU two ops on 39 us where it took
   24 back to back.  Listed in ``describe()`` as ``relu_after_batch_norm_after``.
+* A residual add (``SPLIT_FAMILIES``; CPU): when the op just before wrote one of its operands, and that
+  operand fits the private caches, that operand's read and the output's write are priced at the
+  back-to-back bandwidth and the other operand's read (the shortcut, written rows before) at the
+  flushed one: ``t_memory = B_w / BW_warm(B) + (B - B_w) / BW(B)`` (``fresh_operand_bytes``).  Priced
+  all flushed, resnet50's adds at batch 1 were +88% to +129%, and their ranks cost its batch-1
+  Spearman most of its gap to 0.95.  Concats priced the same way read worse (docs/measured.md).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
@@ -78,6 +84,9 @@ from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMI
 
 K_NEAREST = 4
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
+# multi-input families priced in part back to back when the op before wrote one operand (``fresh_operand_bytes``):
+# residual adds; concats were tried too and read worse (docs/measured.md)
+SPLIT_FAMILIES = ("elementwise",)
 LINEAR_MV = "linear (1 row)"  # the bandwidth curve of matrix-vector linears
 AFTER_NORM = " (after a BatchNorm)"  # suffix of the max pool curves measured on normalised inputs
 ONE_SAMPLE = " (1 sample)"  # suffix of the curve of a family that splits its work over the batch, at batch 1
@@ -250,9 +259,11 @@ class TimeModel:
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
     def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0,
-                    normalized_input: bool = False) -> dict[str, Any]:
+                    normalized_input: bool = False, warm_bytes: float = 0.0) -> dict[str, Any]:
         """One row's prediction; ``after_s`` is what the op before it costs it (``successor_s``);
-        ``normalized_input``: its input went through a BatchNorm (``normalized_sources``)."""
+        ``normalized_input``: its input went through a BatchNorm (``normalized_sources``); ``warm_bytes``:
+        the part of its bytes moved that sits in the private caches, priced at the back-to-back
+        bandwidth (``B_w / BW_warm(B) + (B - B_w) / BW(B)``; the ``bandwidth`` column is then ``B / t_memory``)."""
         fam = family(row)
         flops, nbytes = work(row, batch, itemsize)
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
@@ -269,6 +280,9 @@ class TimeModel:
         bw = curve(nbytes) if curve is not None and nbytes else math.nan
         t_c = flops / rate if flops and rate == rate else 0.0
         t_m = nbytes / bw if nbytes and bw == bw else 0.0
+        if warm_bytes and t_m and self.warm is not None and fam_bw in self.warm.bw:
+            t_m = warm_bytes / self.warm.bw[fam_bw](nbytes) + (nbytes - warm_bytes) / bw
+            bw = nbytes / t_m
         out_bytes = output_bytes(row, batch, itemsize)
         t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"),
@@ -290,6 +304,7 @@ class TimeModel:
         records = rows.to_dict("records")
         normalized = normalized_sources(records)
         warm = in_private_caches(records, batch, itemsize, self.private_bytes) if self.warm else [False] * len(records)
+        fresh = fresh_operand_bytes(records, batch, itemsize)
         after = 0.0  # rows are in execution order: each pays what the op before it left behind
         after_bn: Optional[float] = None  # what the op before leaves a BatchNorm, where measured (convs)
         bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
@@ -321,8 +336,14 @@ class TimeModel:
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
             warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
                                          and fam not in COMPUTE_FAMILIES and not is_fresh(output_bytes(row, batch, itemsize)))
-            p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm)
+            # a residual add: the operand the op before just wrote, and the output, in the private caches; the
+            # shortcut from further back (``fresh_operand_bytes``)
+            split = (not warm_row and fam in SPLIT_FAMILIES and self.warm is not None
+                     and 0 < fresh[i] <= self.private_bytes)
+            warm_bytes = fresh[i] + output_bytes(row, batch, itemsize) if split else 0.0
+            p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm, warm_bytes)
             p["roof"] = why(p, peak, copy_bw) + (
+                " (the operand just written and the output back to back, the others flushed)" if split else
                 " (back to back, plus what such a conv was measured to leave a BatchNorm after it)" if bn_after_conv else
                 " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
                 f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
@@ -394,6 +415,24 @@ def in_private_caches(records: list[dict], batch: int, itemsize: int, capacity: 
         writer.append(writers[0] if family(row) == "dispatch" and writers and writers[0] >= 0 else i)
         ok = bool(writers) and min(writers) >= 0
         out.append(bool(ok and moved[i + 1] - moved[min(writers) + 1] <= capacity))
+    return out
+
+
+def fresh_operand_bytes(records: list[dict], batch: int, itemsize: int) -> list[float]:
+    """Per row (execution order): for an op with two or more operands, one of which the op just before it
+    wrote (a view passes the write on), that operand's bytes; 0 for every other row.  ``sources`` and
+    ``in_shapes`` list the operands in the same order."""
+    writer: list[int] = []  # as in ``in_private_caches``: a view's output is its source's
+    out, previous = [], -1
+    for i, row in enumerate(records):
+        srcs = [int(s) if isinstance(s, (int, np.integer)) else -1 for s in (row.get("sources") or [])]
+        writers = [writer[s] if 0 <= s < i else -1 for s in srcs]
+        is_view = family(row) == "dispatch"
+        writer.append(writers[0] if is_view and writers and writers[0] >= 0 else i)
+        shapes = row.get("in_shapes") or []
+        fresh = [k for k, w in enumerate(writers) if w == previous >= 0 and k < len(shapes)]
+        out.append(float(numel(shapes[fresh[0]]) * batch * itemsize) if len(srcs) >= 2 and fresh else 0.0)
+        previous = previous if is_view else i
     return out
 
 
