@@ -62,8 +62,8 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   operand fits the private caches, that operand's read and the output's write are priced at the
   back-to-back bandwidth and the other operand's read (the shortcut, written rows before) at the
   flushed one: ``t_memory = B_w / BW_warm(B) + (B - B_w) / BW(B)`` (``fresh_operand_bytes``).  Priced
-  all flushed, resnet50's adds at batch 1 were +88% to +129%, and their ranks cost its batch-1
-  Spearman most of its gap to 0.95.  Concats priced the same way read worse (docs/measured.md).
+  all flushed, resnet50's adds at batch 1 were +14% to +88% (the median per run, five runs; up to
+  +129% per add), and their ranks cost its batch-1 Spearman most of its gap to 0.95.  Concats priced the same way read worse (docs/measured.md).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
@@ -399,6 +399,21 @@ def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Opt
     return min(keys, key=lambda k: (abs(math.log(area(k.split(" ")[1]) / area(window))), k))
 
 
+def operand_writers(records: list[dict]) -> list[list[Optional[int]]]:
+    """Per row (execution order), the row that wrote each of its operands, in ``sources`` order: -1 for
+    the model's input, None for a source that is not a row; a view's output counts as written by its
+    source's writer (it is the same storage)."""
+    writer: list[int] = []  # the row whose output each row's output is
+    out = []
+    for i, row in enumerate(records):
+        ws = [(writer[int(s)] if 0 <= int(s) < i else -1) if isinstance(s, (int, np.integer)) else None
+              for s in (row.get("sources") or [])]
+        known = [w for w in ws if w is not None]
+        writer.append(known[0] if family(row) == "dispatch" and known and known[0] >= 0 else i)
+        out.append(ws)
+    return out
+
+
 def in_private_caches(records: list[dict], batch: int, itemsize: int, capacity: float) -> list[bool]:
     """Per row (execution order): were all its operands touched within ``capacity`` bytes of traffic?
 
@@ -407,12 +422,9 @@ def in_private_caches(records: list[dict], batch: int, itemsize: int, capacity: 
     is the private L2 of the cores in use (``cpu_caches``): a shared last-level cache on a shared host
     cannot be counted on."""
     moved = np.cumsum([0.0] + [work(r, batch, itemsize)[1] for r in records])
-    writer: list[int] = []  # the row whose output each row's output is (a view: its source's writer)
     out = []
-    for i, row in enumerate(records):
-        srcs = [int(s) for s in (row.get("sources") or []) if isinstance(s, (int, np.integer))]
-        writers = [writer[s] if 0 <= s < i else -1 for s in srcs]
-        writer.append(writers[0] if family(row) == "dispatch" and writers and writers[0] >= 0 else i)
+    for i, ws in enumerate(operand_writers(records)):
+        writers = [w for w in ws if w is not None]
         ok = bool(writers) and min(writers) >= 0
         out.append(bool(ok and moved[i + 1] - moved[min(writers) + 1] <= capacity))
     return out
@@ -422,17 +434,12 @@ def fresh_operand_bytes(records: list[dict], batch: int, itemsize: int) -> list[
     """Per row (execution order): for an op with two or more operands, one of which the op just before it
     wrote (a view passes the write on), that operand's bytes; 0 for every other row.  ``sources`` and
     ``in_shapes`` list the operands in the same order."""
-    writer: list[int] = []  # as in ``in_private_caches``: a view's output is its source's
     out, previous = [], -1
-    for i, row in enumerate(records):
-        srcs = [int(s) if isinstance(s, (int, np.integer)) else -1 for s in (row.get("sources") or [])]
-        writers = [writer[s] if 0 <= s < i else -1 for s in srcs]
-        is_view = family(row) == "dispatch"
-        writer.append(writers[0] if is_view and writers and writers[0] >= 0 else i)
+    for i, (row, ws) in enumerate(zip(records, operand_writers(records))):
         shapes = row.get("in_shapes") or []
-        fresh = [k for k, w in enumerate(writers) if w == previous >= 0 and k < len(shapes)]
-        out.append(float(numel(shapes[fresh[0]]) * batch * itemsize) if len(srcs) >= 2 and fresh else 0.0)
-        previous = previous if is_view else i
+        fresh = [k for k, w in enumerate(ws) if w is not None and w == previous >= 0 and k < len(shapes)]
+        out.append(float(numel(shapes[fresh[0]]) * batch * itemsize) if len(ws) >= 2 and fresh else 0.0)
+        previous = previous if family(row) == "dispatch" else i
     return out
 
 
