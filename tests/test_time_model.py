@@ -405,8 +405,8 @@ def test_a_relu_after_such_a_batch_norm_pays_what_the_conv_and_the_batch_norm_le
     from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU
 
     pts = law_points()
-    for p, b in zip([p for p in pts if p["family"] == "conv"], (1e3, 1e5, 1e7, 1e9, 1e11)):
-        p["bytes"], p[AFTER_BN], p[AFTER_BN_RELU], p["out_bytes"] = b, 5e-6, 3e-6, 1e3
+    for p, b, r in zip([p for p in pts if p["family"] == "conv"], (1e3, 1e5, 1e7, 1e9, 1e11), (1e-6, 1e-6, 7e-6, 7e-6, 7e-6)):
+        p["bytes"], p[AFTER_BN], p[AFTER_BN_RELU], p["out_bytes"] = b, 5e-6, r, 1e3
     for p in pts:
         if p["family"] == "activation":
             p["hot_s"] = 1e-6 + p["bytes"] / 4e9
@@ -418,9 +418,12 @@ def test_a_relu_after_such_a_batch_norm_pays_what_the_conv_and_the_batch_norm_le
     tm = TimeModel(pts, {"private_cache_bytes": 1})
     assert tm.describe()["relu_after_batch_norm_after"] == ["conv"]
     conv, bn, view, relu, bn2, relu2, conv2, relu3 = tm.predict(rows, 1, 4).to_dict("records")
-    nb = work(rows.to_dict("records")[3], 1, 4)[1]
-    assert relu["t_after_s"] == pytest.approx(3e-6) and "its BatchNorm were measured" in relu["roof"]
-    assert relu["predicted_s"] == pytest.approx(tm.warm.hot_floor["activation"] + nb / 4e9 + 3e-6, rel=1e-3)
+    nb, conv_moved = work(rows.to_dict("records")[3], 1, 4)[1], work(rows.to_dict("records")[0], 1, 4)[1]
+    # running median of 5 over (1, 1, 7, 7, 7) us: 1, 4, 7, 7, 7 at 1e3..1e11 bytes, read at the conv's bytes moved
+    expect = tm.successor_s("conv", conv_moved, AFTER_BN_RELU)
+    assert tm.successor_s("conv", 1e4, AFTER_BN_RELU) == pytest.approx(2.5e-6) and 1e-6 < expect < 4e-6
+    assert relu["t_after_s"] == pytest.approx(expect) and "its BatchNorm were measured" in relu["roof"]
+    assert relu["predicted_s"] == pytest.approx(tm.warm.hot_floor["activation"] + nb / 4e9 + expect, rel=1e-3)
     for other in (relu2, relu3):  # after a BatchNorm with no conv before it; right after a conv
         assert "its BatchNorm were measured" not in other["roof"]
     old = TimeModel([{k: v for k, v in p.items() if k != AFTER_BN_RELU} for p in pts], {"private_cache_bytes": 1})
@@ -555,6 +558,14 @@ def test_a_residual_add_prices_its_fresh_operand_back_to_back_and_its_shortcut_f
     expect = part / tm.warm.bw["elementwise"](nb) + (nb - part) / tm.bw["elementwise"](nb)
     assert split["t_memory_s"] == pytest.approx(expect, rel=1e-6) and "others flushed" in split["roof"]
     assert split["bandwidth_bytes_per_s"] == pytest.approx(nb / expect)
+    # a broadcast operand (a squeeze-excitation scale) just written says nothing of the other: all flushed
+    class Excite(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * torch.sigmoid(x.mean((2, 3), keepdim=True))
+
+    se_rows = pd.DataFrame(rows_of(nn.Sequential(nn.Conv2d(4, 4, 1), Excite()), (4, 8, 8), batch=1))
+    mul = tm.predict(se_rows, 1, 4).to_dict("records")[-1]
+    assert mul["family"] == "elementwise" and "others flushed" not in mul["roof"]
     flushed = TimeModel(pts, {}).predict(rows, 1, 4).to_dict("records")[-1]
     assert flushed["t_memory_s"] == pytest.approx(nb / tm.bw["elementwise"](nb), rel=1e-6)
     assert flushed["t_memory_s"] > split["t_memory_s"] and "others flushed" not in flushed["roof"]

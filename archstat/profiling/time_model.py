@@ -57,9 +57,11 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   ``successor_s(.., AFTER_BN_RELU)`` against the conv's bytes moved).  Priced with the BatchNorm's own
   successor term (a BatchNorm benchmark has no conv before it), inception_v3's 90 such ReLUs at batch 8
   were -43% (a median): a conv 192 -> 64 over 8 x 35x35 left the ReLU two ops on 39 us where it took
-  24 back to back.  Listed in ``describe()`` as ``relu_after_batch_norm_after``.
-* A residual add (``SPLIT_FAMILIES``; CPU): when the op just before wrote one of its operands, and that
-  operand fits the private caches, that operand's read and the output's write are priced at the
+  24 back to back.  Listed in ``describe()`` as ``relu_after_batch_norm_after``.  The probe is an in-place
+  ReLU; another activation in that place is priced the same way (its own back-to-back law, the
+  ReLU's penalty).
+* A residual add (``SPLIT_FAMILIES``; CPU): when the op just before wrote one of its operands, that
+  operand has the output's shape and fits the private caches, that operand's read and the output's write are priced at the
   back-to-back bandwidth and the other operand's read (the shortcut, written rows before) at the
   flushed one: ``t_memory = B_w / BW_warm(B) + (B - B_w) / BW(B)`` (``fresh_operand_bytes``).  Priced
   all flushed, resnet50's adds at batch 1 were +14% to +88% (the median per run, five runs; up to
@@ -338,8 +340,11 @@ class TimeModel:
                                          and fam not in COMPUTE_FAMILIES and not is_fresh(output_bytes(row, batch, itemsize)))
             # a residual add: the operand the op before just wrote, and the output, in the private caches; the
             # shortcut from further back (``fresh_operand_bytes``)
-            split = (not warm_row and fam in SPLIT_FAMILIES and self.warm is not None
-                     and 0 < fresh[i] <= self.private_bytes)
+            # (operands of the output's shape only: a broadcast operand, e.g. a squeeze-excitation scale, says
+            # nothing of where the other one is)
+            split = (not warm_row and fam in SPLIT_FAMILIES and self.warm is not None and fam in self.warm.bw
+                     and fam in self.bw and 0 < fresh[i] <= self.private_bytes
+                     and fresh[i] == output_bytes(row, batch, itemsize))
             warm_bytes = fresh[i] + output_bytes(row, batch, itemsize) if split else 0.0
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm, warm_bytes)
             p["roof"] = why(p, peak, copy_bw) + (
@@ -432,8 +437,9 @@ def in_private_caches(records: list[dict], batch: int, itemsize: int, capacity: 
 
 def fresh_operand_bytes(records: list[dict], batch: int, itemsize: int) -> list[float]:
     """Per row (execution order): for an op with two or more operands, one of which the op just before it
-    wrote (a view passes the write on), that operand's bytes; 0 for every other row.  ``sources`` and
-    ``in_shapes`` list the operands in the same order."""
+    wrote (a view passes the write on), that operand's bytes; 0 for every other row.  Read with
+    ``sources`` and ``in_shapes`` in the same order, which holds for the binary ops it is used on (an op
+    that takes one tensor twice lists it once in ``sources``)."""
     out, previous = [], -1
     for i, (row, ws) in enumerate(zip(records, operand_writers(records))):
         shapes = row.get("in_shapes") or []
