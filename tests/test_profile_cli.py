@@ -40,7 +40,7 @@ def test_cli_json_joins_analyze_keys(capsys):
     # the summary's rows: those that launch a kernel and take at least min_time_s, recounted here
     timed = [r for r in out["layers"] if r["naive_predicted_s"] > 0 and r["time_s"] >= roof["min_time_s"]]
     assert roof["layers"] == len(timed) > 0 and "ceilings" in out["context"]
-    assert sum(roof[f"{b}_bound"] for b in ("compute", "memory", "overhead", "previous_op", "allocation")) == roof["layers"]
+    assert sum(roof[f"{b}_bound"] for b in ("compute", "memory", "overhead", "previous_op", "allocation", "weights")) == roof["layers"]
     assert all(r["time_s"] is not None and r["predicted_s"] is not None for r in out["layers"])
 
 

@@ -569,3 +569,26 @@ def test_a_residual_add_prices_its_fresh_operand_back_to_back_and_its_shortcut_f
     flushed = TimeModel(pts, {}).predict(rows, 1, 4).to_dict("records")[-1]
     assert flushed["t_memory_s"] == pytest.approx(nb / tm.bw["elementwise"](nb), rel=1e-6)
     assert flushed["t_memory_s"] > split["t_memory_s"] and "others flushed" not in flushed["roof"]
+
+
+def test_a_conv_pays_its_cold_weights_reorder_over_its_back_to_back_rate():
+    """``t_weights`` = ``2W / BW_copy(2W)`` flushed minus the same back to back, for convs only; 0 without
+    the back-to-back copy fit (no private-cache size recorded: an older calibration, or a GPU)."""
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "copy":
+            p["hot_s"] = 0.5e-6 + p["bytes"] / 8e9
+        if p["family"] == "activation":
+            p["hot_s"] = p["time_s"] / 4
+    net = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.ReLU())
+    rows = pd.DataFrame(rows_of(net, (64, 8, 8), batch=1))
+    tm = TimeModel(pts, {"private_cache_bytes": 2 ** 20})
+    conv, relu = tm.predict(rows, 1, 4).to_dict("records")
+    w = (64 * 64 * 9 + 64) * 4
+    expect = 2 * w / tm.bw["copy"](2 * w) - 2 * w / tm.warm.bw["copy"](2 * w)
+    assert conv["t_weights_s"] == pytest.approx(expect) and expect == pytest.approx(2 * w / 2e9 - 2 * w / 8e9, rel=0.02)
+    assert conv["predicted_s"] == pytest.approx(conv["floor_s"] + max(conv["t_compute_s"], conv["t_memory_s"])
+                                                + conv["t_weights_s"] + conv["t_fresh_s"] + conv["t_after_s"])
+    assert relu["t_weights_s"] == 0.0
+    old = TimeModel(pts, {}).predict(rows, 1, 4).to_dict("records")[0]
+    assert old["t_weights_s"] == 0.0 and old["predicted_s"] == pytest.approx(conv["predicted_s"] - expect)

@@ -100,7 +100,8 @@ def to_text(p: Any, top: int = 0) -> str:
                      f"{_pct(r['median_abs_error'])}% (naive roofline, matmul peak and copy bandwidth: "
                      f"{_pct(r.get('naive_median_abs_error'))}%), Spearman {_num(r['spearman'], 1, 3)} "
                      f"({r['compute_bound']} compute-, {r['memory_bound']} memory-, {r.get('overhead_bound', 0)} "
-                     f"overhead-, {r.get('previous_op_bound', 0)} cold-cache-bound); predicted layer sum "
+                     f"overhead-, {r.get('previous_op_bound', 0)} cold-cache-, {r.get('allocation_bound', 0)} "
+                     f"allocation-, {r.get('weights_bound', 0)} cold-weights-bound); predicted layer sum "
                      f"{_num(r.get('predicted_sum_s'), 1e3, 3)} ms")
     check = c.get("ceiling_check") or {}
     if check.get("message"):

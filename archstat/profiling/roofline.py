@@ -95,6 +95,7 @@ def roofline_summary(layers: pd.DataFrame, min_time: float = 20e-6) -> dict[str,
         "overhead_bound": int((sel["bound"] == "overhead").sum()),
         "previous_op_bound": int((sel["bound"] == "previous op").sum()),
         "allocation_bound": int((sel["bound"] == "allocation").sum()),
+        "weights_bound": int((sel["bound"] == "weights").sum()),
         "predicted_sum_s": float(layers["predicted_s"].sum()), "naive_sum_s": float(layers["naive_predicted_s"].sum()),
         "measured_sum_s": float(layers["time_s"].sum())}
     if "family" in sel.columns:

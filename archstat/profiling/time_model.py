@@ -2,9 +2,10 @@
 
 For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes moved ``B``):
 
-    t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_fresh + t_after(previous op)
+    t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_weights + t_fresh + t_after(previous op)
 
-``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
+``t_weights`` is what a conv's weights, cold in a pass, add over its back-to-back benchmark
+(``cold_weights_s``: oneDNN reorders them on every call; CPU only); 0 for every other row.  ``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
 (CPU only, measured under ``fresh_pages.steady_heap``); 0 for every other row.  ``t_after`` is what the op
 before it leaves behind (``successor_s``; rows are in execution order, a view passes it on): after a
 large op the caches hold that op's data, and the next op fetches its code, PyTorch's dispatch state
@@ -69,9 +70,9 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
-``allocation``, ``previous op``), and ``roof`` names the calibrated rate or bandwidth (and its share of the measured
+``allocation``, ``previous op``, ``weights``), and ``roof`` names the calibrated rate or bandwidth (and its share of the measured
 matmul peak or copy bandwidth).  A person can check one layer by hand from the ``rate`` and
-``bandwidth`` columns: ``t = floor + max(F / rate, B / bandwidth) + t_fresh + t_after``.
+``bandwidth`` columns: ``t = floor + max(F / rate, B / bandwidth) + t_weights + t_fresh + t_after``.
 """
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ AFTER_NORM = " (after a BatchNorm)"  # suffix of the max pool curves measured on
 ONE_SAMPLE = " (1 sample)"  # suffix of the curve of a family that splits its work over the batch, at batch 1
 BATCH_PARALLEL = ("lrn",)  # torch's LRN: one thread at batch 1 (13.7 ns per element here), two at 8 (7.5)
 KERNEL_WEIGHT = 3.0
-MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_fresh_s", "t_after_s", "rate_flops_per_s",
+MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_weights_s", "t_fresh_s", "t_after_s",
+                 "rate_flops_per_s",
                  "bandwidth_bytes_per_s", "bound", "roof", "calibrated"]
 
 
@@ -250,6 +252,23 @@ class TimeModel:
         lb, ys = curves[fam]
         return float(np.interp(math.log(size), lb, ys))
 
+    def cold_weights_s(self, fam: str, weight_bytes: float) -> float:
+        """What a conv's weights add in a forward pass over its back-to-back benchmark:
+        ``2W / BW_copy(2W)`` flushed minus the same back to back (``W`` the weight bytes).
+
+        Why: PyTorch's CPU conv hands oneDNN its weights in their own layout, and oneDNN reorders them
+        into its blocked one on every call (a read and a write of ``W``).  The grid times convs back to
+        back, weights in the caches; in a pass they come from DRAM.  ResNet-50's and MobileNet's convs
+        with 1-9 MB of weights at batch 1 took 90-750 us more than their back-to-back rate says, about
+        ``W`` at 8-12 GB/s.  0 for other families, and without both copy fits (a GPU, an older
+        calibration)."""
+        if fam not in ("conv", "conv_dw") or not weight_bytes or self.warm is None:
+            return 0.0
+        if "copy" not in self.bw or "copy" not in self.warm.bw:
+            return 0.0
+        b = 2.0 * weight_bytes
+        return max(0.0, b / self.bw["copy"](b) - b / self.warm.bw["copy"](b))
+
     def describe(self) -> dict[str, Any]:
         """What the JSON records about the calibration: points per family, floors, when measured."""
         return {"points": self.n_points, "floor_s": self.floor, "warm_floor_s": self.hot_floor,
@@ -287,11 +306,12 @@ class TimeModel:
             bw = nbytes / t_m
         out_bytes = output_bytes(row, batch, itemsize)
         t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
+        t_w = self.cold_weights_s(fam, float(row.get("params") or 0) * itemsize)
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"),
-                    (after_s, "previous op"))[1]
+                    (after_s, "previous op"), (t_w, "weights"))[1]
         bound = "overhead" if fam == "dispatch" else bound
-        return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_f + after_s, "floor_s": floor,
-                "t_compute_s": t_c, "t_memory_s": t_m, "t_fresh_s": t_f, "t_after_s": after_s,
+        return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_w + t_f + after_s, "floor_s": floor,
+                "t_compute_s": t_c, "t_memory_s": t_m, "t_weights_s": t_w, "t_fresh_s": t_f, "t_after_s": after_s,
                 "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound, "roof": "",
                 "calibrated": calibrated(row), "_bw_family": fam_bw,
                 "_successor_s": self.successor_s(fam, out_bytes) if fam != "dispatch" else None,
@@ -486,6 +506,8 @@ def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
     if p["bound"] == "previous op":
         return (f"cold caches: {p['t_after_s'] * 1e6:.1f} us (the op before filled them, or this family last ran "
                 f"long ago: its code and often its input come from DRAM)")
+    if p["bound"] == "weights":
+        return f"cold weights {p['t_weights_s'] * 1e6:.1f} us (reordered from DRAM on every call)"
     if p["bound"] == "allocation":
         return f"fresh output pages {p['t_fresh_s'] * 1e3:.2f} ms (first touch of a new buffer)"
     return f"per-call floor {p['floor_s'] * 1e6:.1f} us ({p['family']})"
