@@ -1,6 +1,6 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
-    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--families]
+    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights] [--families]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -8,7 +8,9 @@ is fitted again on that run's calibration, without the grid points equal to one 
 the bench does), and every row predicted again.  Prints the bench's columns per model and the mean of the
 medians per folder, so that a change to the model can be judged on several runs' measurements without
 measuring again (and without a slow minute of the host deciding it).  ``--no-warm`` switches the
-operands-in-private-caches rule off (``private_cache_bytes`` = 0), ``--no-after-bn`` the BatchNorm-after-a-conv
+operands-in-private-caches rule off (``private_cache_bytes`` = 0; every rule that needs the back-to-back
+fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_weights``), ``--no-weights``
+``t_weights`` alone (the copy family's back-to-back times dropped: a copy row's warm price goes too), ``--no-after-bn`` the BatchNorm-after-a-conv
 rule (the calibration's ``AFTER_BN`` probes dropped, and with them the ReLU-after-it rule), ``--no-after-bn-relu``
 the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
@@ -55,6 +57,8 @@ def main() -> None:
                     "(a BatchNorm after a conv priced as before them)")
     ap.add_argument("--no-after-bn-relu", action="store_true", help="drop the calibration's probes of the ReLU after "
                     "that BatchNorm (such a ReLU priced as before them)")
+    ap.add_argument("--no-weights", action="store_true", help="no t_weights (a conv's weights priced as in its "
+                    "back-to-back benchmark)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
     ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
                     "does not record one (runs before the rule existed)")
@@ -68,6 +72,9 @@ def main() -> None:
             cal["state"]["private_cache_bytes"] = 0
         dropped = ({AFTER_BN, AFTER_BN_RELU} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
         cal["points"] = [{k: v for k, v in p.items() if k not in dropped} for p in cal["points"]]
+        if a.no_weights:  # t_weights reads the copy family's back-to-back fit (so would a copy row's warm price)
+            cal["points"] = [{k: v for k, v in p.items() if not (k == "hot_s" and p["family"] == "copy")}
+                             for p in cal["points"]]
         medians = []
         print(f"{dump}:")
         for path in sorted(dump.glob("*_b*.pkl")):

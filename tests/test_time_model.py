@@ -580,15 +580,20 @@ def test_a_conv_pays_its_cold_weights_reorder_over_its_back_to_back_rate():
             p["hot_s"] = 0.5e-6 + p["bytes"] / 8e9
         if p["family"] == "activation":
             p["hot_s"] = p["time_s"] / 4
-    net = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.ReLU())
+    net = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64))
     rows = pd.DataFrame(rows_of(net, (64, 8, 8), batch=1))
     tm = TimeModel(pts, {"private_cache_bytes": 2 ** 20})
-    conv, relu = tm.predict(rows, 1, 4).to_dict("records")
+    assert tm.describe()["cold_weights"] and not TimeModel(pts, {}).describe()["cold_weights"]
+    conv, bn = tm.predict(rows, 1, 4).to_dict("records")
     w = (64 * 64 * 9 + 64) * 4
     expect = 2 * w / tm.bw["copy"](2 * w) - 2 * w / tm.warm.bw["copy"](2 * w)
     assert conv["t_weights_s"] == pytest.approx(expect) and expect == pytest.approx(2 * w / 2e9 - 2 * w / 8e9, rel=0.02)
     assert conv["predicted_s"] == pytest.approx(conv["floor_s"] + max(conv["t_compute_s"], conv["t_memory_s"])
                                                 + conv["t_weights_s"] + conv["t_fresh_s"] + conv["t_after_s"])
-    assert relu["t_weights_s"] == 0.0
+    assert conv["bound"] == "compute" and bn["t_weights_s"] == 0.0  # a BatchNorm has weights too: convs only
     old = TimeModel(pts, {}).predict(rows, 1, 4).to_dict("records")[0]
     assert old["t_weights_s"] == 0.0 and old["predicted_s"] == pytest.approx(conv["predicted_s"] - expect)
+    # 2.4 MB of weights for 1.2 MFLOP: the weights set the time, and the row says so
+    heavy = pd.DataFrame(rows_of(nn.Sequential(nn.Conv2d(256, 256, 3, padding=1)), (256, 1, 1), batch=1))
+    row = tm.predict(heavy, 1, 4).to_dict("records")[0]
+    assert row["bound"] == "weights" and row["roof"].startswith("cold weights")

@@ -9,7 +9,8 @@ import pandas as pd
 
 LAYER_FIELDS = ["name", "op", "call", "kind", "in_shapes", "out_shape", "params", "macs", "flops", "flops_hardware",
                 "bytes_moved", "time_s", "time_min_s", "time_iqr_s", "time_share", "achieved_flops_per_s",
-                "intensity", "ceiling", "ceiling_flops_per_s", "t_compute_s", "t_memory_s", "predicted_s", "bound",
+                "intensity", "ceiling", "ceiling_flops_per_s", "t_compute_s", "t_memory_s", "t_weights_s", "t_fresh_s",
+                "t_after_s", "predicted_s", "bound",
                 "roof", "achieved_fraction", "error", "naive_predicted_s", "naive_error", "family", "floor_s",
                 "rate_flops_per_s", "bandwidth_bytes_per_s"]
 

@@ -5,7 +5,8 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
     t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_weights + t_fresh + t_after(previous op)
 
 ``t_weights`` is what a conv's weights, cold in a pass, add over its back-to-back benchmark
-(``cold_weights_s``: oneDNN reorders them on every call; CPU only); 0 for every other row.  ``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
+(``cold_weights_s``: oneDNN reorders them on every call; CPU only); 0 for every other row.
+``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
 (CPU only, measured under ``fresh_pages.steady_heap``); 0 for every other row.  ``t_after`` is what the op
 before it leaves behind (``successor_s``; rows are in execution order, a view passes it on): after a
 large op the caches hold that op's data, and the next op fetches its code, PyTorch's dispatch state
@@ -276,6 +277,8 @@ class TimeModel:
                 # the families whose BatchNorm successor was measured; the rule also needs the warm fit
                 "batch_norm_after": sorted(self.after_bn_curve) if self.warm is not None else [],
                 "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
+                # t_weights needs the copy family in both fits (``cold_weights_s``)
+                "cold_weights": self.warm is not None and "copy" in self.warm.bw and "copy" in self.bw,
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
