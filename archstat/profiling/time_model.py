@@ -63,16 +63,17 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   ReLU; another activation in that place is priced the same way (its own back-to-back law, the
   ReLU's penalty).
 * A residual add (``SPLIT_FAMILIES``; CPU): when the op just before wrote one of its operands, that
-  operand has the output's shape and fits the private caches, that operand's read and the output's write are priced at the
-  back-to-back bandwidth and the other operand's read (the shortcut, written rows before) at the
-  flushed one: ``t_memory = B_w / BW_warm(B) + (B - B_w) / BW(B)`` (``fresh_operand_bytes``).  Priced
-  all flushed, resnet50's adds at batch 1 were +14% to +88% (the median per run, five runs; up to
-  +129% per add), and their ranks cost its batch-1 Spearman most of its gap to 0.95.  Concats priced the same way read worse (docs/measured.md).
+  operand has the output's shape and fits the private caches, that operand's read and the output's
+  write are priced at the back-to-back bandwidth and the other operand's read (the shortcut, written
+  rows before) at the flushed one: ``t_memory = B_w / BW_warm(B) + (B - B_w) / BW(B)``
+  (``fresh_operand_bytes``).  Priced all flushed, resnet50's adds at batch 1 were +14% to +88% (the
+  median per run, five runs; up to +129% per add), and their ranks cost its batch-1 Spearman most of
+  its gap to 0.95.  Concats priced the same way read worse (docs/measured.md).
 * Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
-``allocation``, ``previous op``, ``weights``), and ``roof`` names the calibrated rate or bandwidth (and its share of the measured
-matmul peak or copy bandwidth).  A person can check one layer by hand from the ``rate`` and
+``allocation``, ``previous op``, ``weights``), and ``roof`` names the calibrated rate or bandwidth (and
+its share of the measured matmul peak or copy bandwidth).  A person can check one layer by hand from the ``rate`` and
 ``bandwidth`` columns: ``t = floor + max(F / rate, B / bandwidth) + t_weights + t_fresh + t_after``.
 """
 from __future__ import annotations
@@ -231,6 +232,8 @@ class TimeModel:
         self.warm = TimeModel(hot_points) if hot_points and self.private_bytes else None
         if self.warm is not None:
             self.warm.page_cost = self.page_cost
+        # t_weights needs the copy family fitted both flushed and back to back (``cold_weights_s``)
+        self.weights_fit = self.warm is not None and "copy" in self.warm.bw and "copy" in self.bw
         self.after_curve = successor_curves(by, "after_s", "out_bytes")
         # what a conv leaves a BatchNorm after it, measured so, against the conv's bytes moved (its
         # weights and input displace the caches too: a 1x1 conv writing 1.5 MB and moving 96 MB left a
@@ -263,9 +266,7 @@ class TimeModel:
         with 1-9 MB of weights at batch 1 took 90-750 us more than their back-to-back rate says, about
         ``W`` at 8-12 GB/s.  0 for other families, and without both copy fits (a GPU, an older
         calibration)."""
-        if fam not in ("conv", "conv_dw") or not weight_bytes or self.warm is None:
-            return 0.0
-        if "copy" not in self.bw or "copy" not in self.warm.bw:
+        if fam not in ("conv", "conv_dw") or not weight_bytes or not self.weights_fit:
             return 0.0
         b = 2.0 * weight_bytes
         return max(0.0, b / self.bw["copy"](b) - b / self.warm.bw["copy"](b))
@@ -277,8 +278,7 @@ class TimeModel:
                 # the families whose BatchNorm successor was measured; the rule also needs the warm fit
                 "batch_norm_after": sorted(self.after_bn_curve) if self.warm is not None else [],
                 "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
-                # t_weights needs the copy family in both fits (``cold_weights_s``)
-                "cold_weights": self.warm is not None and "copy" in self.warm.bw and "copy" in self.bw,
+                "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
