@@ -52,7 +52,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dumps", nargs="+", help="folders written by bench/roofline_accuracy.py --dump")
     ap.add_argument("--no-warm", action="store_true", help="price every memory-bound op from the flushed benchmarks "
-                    "(the BatchNorm-after-a-conv rule, which needs the back-to-back fit, is off then too)")
+                    "(every rule that needs the back-to-back fit is off then too: the BatchNorm and ReLU after a "
+                    "conv, the residual adds, t_weights)")
     ap.add_argument("--no-after-bn", action="store_true", help="drop the calibration's BatchNorm successor probes "
                     "(a BatchNorm after a conv priced as before them)")
     ap.add_argument("--no-after-bn-relu", action="store_true", help="drop the calibration's probes of the ReLU after "

@@ -337,16 +337,15 @@ class TimeModel:
         last: dict[str, int] = {}  # the row that last called each family
         previous = ""
         for i, (row, norm) in enumerate(zip(records, normalized)):
-            fam = family(row)
+            fam, out_b = family(row), output_bytes(row, batch, itemsize)
+            has_warm = self.warm is not None and fam in self.warm.hot_floor  # the back-to-back fit covers the family
             # a BatchNorm right after a conv: the BatchNorm back to back plus what such a conv was measured to
             # leave a BatchNorm after it (``successor_s(.., AFTER_BN)``, relative to the back-to-back time)
             # (an output of 32 MiB or more still pays its fresh pages: the warm model charges ``t_fresh`` too)
-            bn_after_conv = (fam == "batch_norm" and after_bn is not None and self.warm is not None
-                             and fam in self.warm.hot_floor)
+            bn_after_conv = fam == "batch_norm" and after_bn is not None and has_warm
             # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
             # leave it (the same chain, ``successor_s(.., AFTER_BN_RELU)``)
-            relu_after_bn = (fam == "activation" and after_bn_relu is not None and self.warm is not None
-                             and fam in self.warm.hot_floor)
+            relu_after_bn = fam == "activation" and after_bn_relu is not None and has_warm
             if bn_after_conv:
                 after = after_bn
             elif relu_after_bn:
@@ -359,16 +358,15 @@ class TimeModel:
             previous = previous if fam == "dispatch" else fam  # a view passes it on
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
-            warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and fam in self.warm.hot_floor
-                                         and fam not in COMPUTE_FAMILIES and not is_fresh(output_bytes(row, batch, itemsize)))
+            warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and has_warm
+                                                          and fam not in COMPUTE_FAMILIES and not is_fresh(out_b))
             # a residual add: the operand the op before just wrote, and the output, in the private caches; the
             # shortcut from further back (``fresh_operand_bytes``)
             # (operands of the output's shape only: a broadcast operand, e.g. a squeeze-excitation scale, says
             # nothing of where the other one is)
             split = (not warm_row and fam in SPLIT_FAMILIES and self.warm is not None and fam in self.warm.bw
-                     and fam in self.bw and 0 < fresh[i] <= self.private_bytes
-                     and fresh[i] == output_bytes(row, batch, itemsize))
-            warm_bytes = fresh[i] + output_bytes(row, batch, itemsize) if split else 0.0
+                     and fam in self.bw and 0 < fresh[i] <= self.private_bytes and fresh[i] == out_b)
+            warm_bytes = fresh[i] + out_b if split else 0.0
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm, warm_bytes)
             p["roof"] = why(p, peak, copy_bw) + (
                 " (the operand just written and the output back to back, the others flushed)" if split else
