@@ -1,6 +1,6 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
-    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights] [--families]
+    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights] [--no-evicted] [--families]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -12,7 +12,8 @@ operands-in-private-caches rule off (``private_cache_bytes`` = 0; every rule tha
 fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_weights``), ``--no-weights``
 ``t_weights`` alone (the copy family's back-to-back times dropped: a copy row's warm price goes too), ``--no-after-bn`` the BatchNorm-after-a-conv
 rule (the calibration's ``AFTER_BN`` probes dropped, and with them the ReLU-after-it rule), ``--no-after-bn-relu``
-the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--private-cache-bytes N`` supplies the
+the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--no-evicted`` prices convs from their
+back-to-back benchmarks (``EVICTED`` dropped), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family.  The frames are the bench's own pickles: load only folders you wrote.
 """
@@ -30,7 +31,7 @@ import pandas as pd  # noqa: E402
 
 from roofline_accuracy import held_out_model, layer_signatures  # noqa: E402
 
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU  # noqa: E402
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
 from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
 
@@ -60,6 +61,8 @@ def main() -> None:
                     "that BatchNorm (such a ReLU priced as before them)")
     ap.add_argument("--no-weights", action="store_true", help="no t_weights (a conv's weights priced as in its "
                     "back-to-back benchmark)")
+    ap.add_argument("--no-evicted", action="store_true", help="price convs from their back-to-back benchmarks, not "
+                    "from those timed with the private caches refilled (the calibration's EVICTED times dropped)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
     ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
                     "does not record one (runs before the rule existed)")
@@ -71,7 +74,8 @@ def main() -> None:
             cal["state"]["private_cache_bytes"] = a.private_cache_bytes
         if a.no_warm:
             cal["state"]["private_cache_bytes"] = 0
-        dropped = ({AFTER_BN, AFTER_BN_RELU} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
+        dropped = (({AFTER_BN, AFTER_BN_RELU} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
+                   | ({EVICTED} if a.no_evicted else set()))
         cal["points"] = [{k: v for k, v in p.items() if k not in dropped} for p in cal["points"]]
         if a.no_weights:  # t_weights reads the copy family's back-to-back fit (so would a copy row's warm price)
             cal["points"] = [{k: v for k, v in p.items() if not (k == "hot_s" and p["family"] == "copy")}

@@ -220,13 +220,15 @@ def test_pools_are_priced_from_the_curve_of_their_own_window():
 def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
     from archstat.profiling.microbench import combine
 
-    a = [{"family": "conv", "time_s": 2.0, "after_s": 1.0, "after_bn_s": 4.0, "after_bn_relu_s": 1.0, "signature": ["a"]},
+    a = [{"family": "conv", "time_s": 2.0, "after_s": 1.0, "after_bn_s": 4.0, "after_bn_relu_s": 1.0, "evicted_s": 2.5,
+          "signature": ["a"]},
          {"family": "relu", "time_s": 1.0, "hot_s": 0.5, "after_s": 0.0, "signature": ["b"]}]
-    b = [{"family": "conv", "time_s": 1.5, "after_s": 3.0, "after_bn_s": 8.0, "after_bn_relu_s": 2.0, "signature": ["a"]},
+    b = [{"family": "conv", "time_s": 1.5, "after_s": 3.0, "after_bn_s": 8.0, "after_bn_relu_s": 2.0, "evicted_s": 2.2,
+          "signature": ["a"]},
          {"family": "relu", "time_s": 1.2, "hot_s": 0.4, "after_s": 2.0, "signature": ["b"]}]
     conv, relu = combine([a, b])
     assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "after_bn_s": 6.0, "after_bn_relu_s": 1.5,
-                    "signature": ["a"]}
+                    "evicted_s": 2.2, "signature": ["a"]}
     assert relu == {"family": "relu", "time_s": 1.0, "hot_s": 0.4, "after_s": 1.0, "signature": ["b"]}
 
 
@@ -451,6 +453,40 @@ def test_chain_penalties_time_each_stage_on_the_output_of_the_one_before():
     assert len(built) == 2 and torch.equal(built[0], x + 1) and torch.equal(built[1], torch.relu((x + 1) * 2))
     assert len(seen) >= 3 and all(torch.equal(t, torch.relu((x + 1) * 2)) for t in seen)
     assert chain_penalties(lambda: 3, [double, relu_probe]) == [0.0, 0.0]
+
+
+def test_convs_are_priced_from_their_evicted_timings_where_the_calibration_has_them():
+    """A conv point's ``EVICTED`` time (input just written, private caches refilled) replaces its
+    back-to-back ``time_s`` in the fit: floor and rate both; without it the back-to-back time stands."""
+    from archstat.profiling.op_families import EVICTED
+
+    pts = law_points()
+    slow = [{**p, EVICTED: 2 * p["time_s"]} if p["family"] == "conv" else p for p in pts]
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False))
+    rows = pd.DataFrame(rows_of(net, (16, 32, 32), batch=4))
+    base, evicted = (TimeModel(p).predict(rows, 4, 4).to_dict("records")[0] for p in (pts, slow))
+    assert TimeModel(slow).floor["conv"] == pytest.approx(2 * TimeModel(pts).floor["conv"])
+    assert evicted["rate_flops_per_s"] == pytest.approx(base["rate_flops_per_s"] / 2, rel=1e-6)
+    assert evicted["predicted_s"] == pytest.approx(2 * base["predicted_s"], rel=1e-6)
+    assert TimeModel(slow).describe()["evicted_timings"] == ["conv"] and TimeModel(pts).describe()["evicted_timings"] == []
+
+
+def test_evicted_times_refill_the_caches_then_rewrite_the_input_before_each_call():
+    """``evicted_times``: one untimed call first, then per timed call the eviction buffer written and
+    ``produce()`` run, in that order, right before the call."""
+    from archstat.profiling import microbench
+
+    events: list[str] = []
+    real = microbench.evict_private_caches
+    microbench.evict_private_caches = lambda: events.append("evict")
+    try:
+        times = microbench.evicted_times(lambda: events.append("call"), repeat=3,
+                                         produce=lambda: events.append("produce"))
+    finally:
+        microbench.evict_private_caches = real
+    assert len(times) == 3 and all(t >= 0.0 for t in times)
+    assert events == ["call"] + ["evict", "produce", "call"] * 3
+    real()  # the real eviction runs (it allocates its buffer once)
 
 
 def test_the_successor_probe_runs_on_the_op_output():

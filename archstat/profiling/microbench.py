@@ -8,6 +8,8 @@ model's layers (``signature``).  Each module is described by ``analyze()`` like 
 ``op_families.work``/``features``, and timed with ``flushed_times`` on the CPU (caches emptied, then
 the input the previous op would have written re-written) or ``timing.time_calls`` (convs, and every
 family on a GPU); each point is the *median* call, as a model's per-layer times are medians of passes.
+On the CPU convs are timed a second way too, as a pass calls them (``evicted_times``: input re-written,
+the private caches refilled, the last-level cache kept), and the time model reads that one.
 
 Grid (``quick`` shrinks every count and size, for tests): 112 convolutions (kernel 1x1 and 3x3 for
 three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth, stems; output
@@ -31,12 +33,12 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, MEMORY_FAMILIES, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 8  # a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 9  # convs also timed with the private caches refilled (9); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -185,6 +187,7 @@ def pool_input(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
 
 
 _FLUSH: list[torch.Tensor] = []
+_EVICT: list[torch.Tensor] = []
 PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
 
 
@@ -209,6 +212,40 @@ def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callab
         call()
         out.append(time.perf_counter() - t0)
     return out
+
+
+EVICT_BYTES = 8 * 2 ** 20  # 4x the private L2s of the 2-core hosts we calibrate on, a quarter of their LLC
+
+
+def evicted_times(call: Callable[[], Any], repeat: int, produce: Optional[Callable[[], Any]] = None) -> list[float]:
+    """Seconds per call with the private caches refilled by other data before each call (an
+    ``EVICT_BYTES`` buffer written: it displaces L2, not the last-level cache), then ``produce()``
+    (untimed) writing the input as the op before it would.
+
+    Why: back to back, a conv finds its weights and its output buffer in L2; in a forward pass the
+    ops between two calls of the same conv (a whole pass) and the BatchNorm and ReLU just before it
+    have displaced them, while a model that fits the last-level cache still finds them there.
+    MobileNet's convs at batch 1 took 20-90 us more in the pass than back to back (a depthwise 3x3
+    over 512x14x14: 102 us back to back, 127 after 16 MB written); flushed from every cache, the
+    convs of the benchmark models read 30-40% too slow (``time_case``).
+    """
+    call()
+    out = []
+    for _ in range(repeat):
+        evict_private_caches()
+        if produce is not None:
+            produce()
+        t0 = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def evict_private_caches() -> None:
+    """Write an ``EVICT_BYTES`` buffer (see ``evicted_times``)."""
+    if not _EVICT:
+        _EVICT.append(torch.empty(EVICT_BYTES // 4))
+    _EVICT[0].fill_(1.0)
 
 
 def signature(row: dict, batch: int) -> tuple:
@@ -264,6 +301,9 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
             point["after_s"] = successor_penalty(call, produce)
             if fam in ("conv", "conv_dw"):  # and what it leaves the BatchNorm and the ReLU after most convs
                 point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], produce)
+                # and the conv as a pass calls it: input just written, weights and output buffer out of L2
+                rewrite = (lambda: first.mul_(1.0)) if first is not None else None  # noqa: E731
+                point[EVICTED] = stats(evicted_times(call, repeat=7, produce=rewrite))["median"]
             point["out_bytes"] = output_bytes(row, batch, itemsize)
     return point
 
@@ -410,6 +450,8 @@ def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         point = dict(min(same, key=lambda p: p["time_s"]))
         if all("hot_s" in p for p in same):
             point["hot_s"] = min(p["hot_s"] for p in same)
+        if all(EVICTED in p for p in same):
+            point[EVICTED] = min(p[EVICTED] for p in same)
         for key in ("after_s", AFTER_BN, AFTER_BN_RELU):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
