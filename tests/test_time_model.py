@@ -471,21 +471,23 @@ def test_convs_are_priced_from_their_evicted_timings_where_the_calibration_has_t
     assert TimeModel(slow).describe()["evicted_timings"] == ["conv"] and TimeModel(pts).describe()["evicted_timings"] == []
 
 
-def test_evicted_times_refill_the_caches_then_rewrite_the_input_before_each_call():
-    """``evicted_times``: one untimed call first, then per timed call the eviction buffer written and
-    ``produce()`` run, in that order, right before the call."""
+def test_as_in_a_pass_refills_the_caches_then_rewrites_the_input_before_each_call():
+    """``prepared_times`` with ``as_in_a_pass``: one untimed call first, then per timed call the eviction
+    buffer written and ``produce()`` run, in that order, right before the call."""
     from archstat.profiling import microbench
 
     events: list[str] = []
     real = microbench.evict_private_caches
     microbench.evict_private_caches = lambda: events.append("evict")
     try:
-        times = microbench.evicted_times(lambda: events.append("call"), repeat=3,
-                                         produce=lambda: events.append("produce"))
+        prepare = microbench.as_in_a_pass(lambda: events.append("produce"))
+        times = microbench.prepared_times(lambda: events.append("call"), repeat=3, prepare=prepare)
+        events.append("|")
+        microbench.as_in_a_pass(None)()  # nothing to re-write: the eviction alone
     finally:
         microbench.evict_private_caches = real
     assert len(times) == 3 and all(t >= 0.0 for t in times)
-    assert events == ["call"] + ["evict", "produce", "call"] * 3
+    assert events == ["call"] + ["evict", "produce", "call"] * 3 + ["|", "evict"]
     real()  # the real eviction runs (it allocates its buffer once)
 
 

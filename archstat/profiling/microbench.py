@@ -8,7 +8,7 @@ model's layers (``signature``).  Each module is described by ``analyze()`` like 
 ``op_families.work``/``features``, and timed with ``flushed_times`` on the CPU (caches emptied, then
 the input the previous op would have written re-written) or ``timing.time_calls`` (convs, and every
 family on a GPU); each point is the *median* call, as a model's per-layer times are medians of passes.
-On the CPU convs are timed a second way too, as a pass calls them (``evicted_times``: input re-written,
+On the CPU convs are timed a second way too, as a pass calls them (``as_in_a_pass``: input re-written,
 the private caches refilled, the last-level cache kept), and the time model reads that one.
 
 Grid (``quick`` shrinks every count and size, for tests): 112 convolutions (kernel 1x1 and 3x3 for
@@ -38,7 +38,7 @@ from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 9  # convs also timed with the private caches refilled (9); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 10  # convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -202,12 +202,20 @@ def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callab
     classifier reads them cold at 12-17 GB/s (predicted 2-3x too fast); flushing everything, in-place
     ReLUs were predicted 15-100% too slow at batch 1 (e.g. resnet50: +93%).
     """
-    call()
-    out = []
-    for _ in range(repeat):
+    def prepare() -> None:
         flush_caches()
         if produce is not None:
             produce()
+    return prepared_times(call, repeat, prepare)
+
+
+def prepared_times(call: Callable[[], Any], repeat: int, prepare: Callable[[], Any]) -> list[float]:
+    """Seconds per call, ``prepare()`` (untimed) before each, after one untimed call (its first-call
+    costs: allocations, oneDNN's primitive creation)."""
+    call()
+    out = []
+    for _ in range(repeat):
+        prepare()
         t0 = time.perf_counter()
         call()
         out.append(time.perf_counter() - t0)
@@ -217,32 +225,30 @@ def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callab
 EVICT_BYTES = 8 * 2 ** 20  # 4x the private L2s of the 2-core hosts we calibrate on, a quarter of their LLC
 
 
-def evicted_times(call: Callable[[], Any], repeat: int, produce: Optional[Callable[[], Any]] = None) -> list[float]:
-    """Seconds per call with the private caches refilled by other data before each call (an
-    ``EVICT_BYTES`` buffer written: it displaces L2, not the last-level cache), then ``produce()``
-    (untimed) writing the input as the op before it would.
+def as_in_a_pass(produce: Optional[Callable[[], Any]]) -> Callable[[], None]:
+    """The state an op finds in a forward pass, as a ``prepare`` step (``prepared_times``,
+    ``chain_penalties``): the private caches refilled by other data (``evict_private_caches``: L2
+    displaced, the last-level cache kept), then ``produce()`` writing the op's input as the op before
+    it would.
 
     Why: back to back, a conv finds its weights and its output buffer in L2; in a forward pass the
     ops between two calls of the same conv (a whole pass) and the BatchNorm and ReLU just before it
     have displaced them, while a model that fits the last-level cache still finds them there.
     MobileNet's convs at batch 1 took 20-90 us more in the pass than back to back (a depthwise 3x3
     over 512x14x14: 102 us back to back, 127 after 16 MB written); flushed from every cache, the
-    convs of the benchmark models read 30-40% too slow (``time_case``).
+    convs of the benchmark models read 30-40% too slow (``time_case``).  The BatchNorm and ReLU probes
+    after a conv start from the same state: from warm caches they overpriced inception_v3's batch
+    norms after its 1x1 branch convs by 50-80%.
     """
-    call()
-    out = []
-    for _ in range(repeat):
+    def prepare() -> None:
         evict_private_caches()
         if produce is not None:
             produce()
-        t0 = time.perf_counter()
-        call()
-        out.append(time.perf_counter() - t0)
-    return out
+    return prepare
 
 
 def evict_private_caches() -> None:
-    """Write an ``EVICT_BYTES`` buffer (see ``evicted_times``)."""
+    """Write an ``EVICT_BYTES`` buffer (see ``as_in_a_pass``)."""
     if not _EVICT:
         _EVICT.append(torch.empty(EVICT_BYTES // 4))
     _EVICT[0].fill_(1.0)
@@ -299,11 +305,12 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                 point["hot_s"] = stats(time_calls(call, device, warmup=2, repeat=15, budget_s=0.03))["median"]
             # what the op itself leaves behind, not the flush: its operand re-written, no flush
             point["after_s"] = successor_penalty(call, produce)
-            if fam in ("conv", "conv_dw"):  # and what it leaves the BatchNorm and the ReLU after most convs
-                point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], produce)
-                # and the conv as a pass calls it: input just written, weights and output buffer out of L2
-                rewrite = (lambda: first.mul_(1.0)) if first is not None else None  # noqa: E731
-                point[EVICTED] = stats(evicted_times(call, repeat=7, produce=rewrite))["median"]
+            if fam in ("conv", "conv_dw"):
+                # the conv as a pass calls it: input just written, weights and output buffer out of L2
+                in_a_pass = as_in_a_pass((lambda: first.mul_(1.0)) if first is not None else None)  # noqa: E731
+                point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=in_a_pass))["median"]
+                # and what it leaves the BatchNorm and the ReLU after most convs, from the same state
+                point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], in_a_pass)
             point["out_bytes"] = output_bytes(row, batch, itemsize)
     return point
 

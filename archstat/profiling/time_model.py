@@ -28,7 +28,7 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest of the family's benchmarks
   in (standardised) log2-feature space (``RateFit``; convs also by their work and intensity,
   ``rate_features``).
-* Conv benchmarks on the CPU are read as a pass calls a conv (``microbench.evicted_times``: its
+* Conv benchmarks on the CPU are read as a pass calls a conv (``microbench.as_in_a_pass``: its
   input just written, the private caches refilled by 8 MiB of other data, the last-level cache
   kept), where the calibration measured them so; floors and rates both.  Back to back a conv finds its
   weights and output buffer in L2; MobileNet's convs at batch 1 took 20-90 us more in a pass, and
@@ -53,8 +53,12 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   ``describe()`` says so (``private_cache_bytes``: None).
 * A BatchNorm right after a conv (CPU; views between pass it on): priced back to back (``hot_s``) plus
   what such a conv was measured to leave a BatchNorm after it (``microbench.batch_norm_probe``: a
-  BatchNorm over each conv benchmark's output right after it, minus the same back to back; read per
-  family against the conv's bytes moved, ``successor_s(.., AFTER_BN)``), with no cold start on top.
+  BatchNorm over each conv benchmark's output right after it, minus the same back to back, the conv
+  called from a pass's cache state, ``microbench.as_in_a_pass``; read per family against the conv's
+  bytes moved, ``successor_s(.., AFTER_BN)``), with no cold start on top.  From warm caches the probe
+  overpriced inception_v3's batch norms after its 1x1 branch convs by 50-80% (batch 8); from the pass
+  state the mean of the ten medians went 11.8 -> 11.2% and 15.8 -> 15.2% on the two runs (17:29, 17:35
+  UTC) that measured both, inception_v3 at batch 8 13 -> 12% and 14 -> 10% (GRID_VERSION 10).
   The flushed cold start (29-31 us here) overstated it at batch 1 (inception_v3's small batch norms
   after convs took 27-45 us where their warm floor and bytes say 16-22), and the ReLU probe, the
   smallest kernel there is, understates it for the BatchNorm's larger code.  The rule needs the
@@ -183,7 +187,7 @@ class TimeModel:
         self.page_cost = next((p["time_s"] for p in points if p["family"] == "fresh_pages"), 0.0)
         for p in points:
             if p["family"] != "fresh_pages":
-                # a conv timed as a pass calls it (``microbench.evicted_times``), where the calibration did
+                # a conv timed as a pass calls it (``microbench.as_in_a_pass``), where the calibration did
                 by.setdefault(p["family"], []).append({**p, "time_s": p[EVICTED]} if EVICTED in p else p)
         self.floor = {f: min(p["time_s"] for p in ps) for f, ps in by.items()}
         self.evicted = sorted({p["family"] for p in points if EVICTED in p})  # families read so
@@ -288,7 +292,7 @@ class TimeModel:
                 "batch_norm_after": sorted(self.after_bn_curve) if self.warm is not None else [],
                 "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
-                "evicted_timings": self.evicted,  # families priced from ``microbench.evicted_times``
+                "evicted_timings": self.evicted,  # families priced from ``microbench.as_in_a_pass``
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
