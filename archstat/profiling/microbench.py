@@ -307,7 +307,7 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
             point["after_s"] = successor_penalty(call, produce)
             if fam in ("conv", "conv_dw"):
                 # the conv as a pass calls it: input just written, weights and output buffer out of L2
-                in_a_pass = as_in_a_pass((lambda: first.mul_(1.0)) if first is not None else None)  # noqa: E731
+                in_a_pass = as_in_a_pass((lambda: first.mul_(1.0)) if first is not None else None)
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=in_a_pass))["median"]
                 # and what it leaves the BatchNorm and the ReLU after most convs, from the same state
                 point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], in_a_pass)
