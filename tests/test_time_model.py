@@ -101,6 +101,27 @@ def test_calibration_grid_is_synthetic_and_seeded():
     assert signature(row, 2) == ("conv", (3, 3), (1, 1), "[[8, 9, 9]]", "[8, 7, 7]", 2)
 
 
+def test_the_quick_cpu_grid_records_every_probe_the_model_reads():
+    """The real calibration, shrunk (``quick``, one pass): every conv point carries its pass-state time and
+    its BatchNorm/ReLU probes, every flushed family its back-to-back time and successor penalty, and the
+    model fitted on it reads the pass-state times for both conv families and prices a small net."""
+    from archstat.profiling.microbench import run_grid
+    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES
+
+    pts = run_grid(torch.device("cpu"), torch.float32, False, quick=True, quiet=True)
+    convs = [p for p in pts if p["family"] in ("conv", "conv_dw")]
+    assert convs and all({EVICTED, AFTER_BN, AFTER_BN_RELU} <= set(p) and p[EVICTED] > 0 for p in convs)
+    memory = [p for p in pts if p["family"] in MEMORY_FAMILIES]
+    assert memory and all({"hot_s", "after_s"} <= set(p) and EVICTED not in p for p in memory)
+    tm = TimeModel(pts, {"private_cache_bytes": 2 ** 21})
+    assert tm.describe()["evicted_timings"] == ["conv", "conv_dw"]
+    net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+                        nn.Conv2d(8, 16, 1))
+    pred = tm.predict(pd.DataFrame(rows_of(net, (8, 12, 12), batch=2)), 2, 4)
+    assert list(pred["family"]) == ["conv_dw", "batch_norm", "activation", "conv"]
+    assert bool((pred["predicted_s"] > 0).all()) and bool(pred["predicted_s"].notna().all())
+
+
 def test_profile_uses_a_given_time_model_and_says_why():
     from archstat import profile
     from archstat.profiling.ceilings import Ceilings
