@@ -13,7 +13,8 @@ fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_we
 ``t_weights`` alone (the copy family's back-to-back times dropped: a copy row's warm price goes too), ``--no-after-bn`` the BatchNorm-after-a-conv
 rule (the calibration's ``AFTER_BN`` probes dropped, and with them the ReLU-after-it rule), ``--no-after-bn-relu``
 the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--no-evicted`` prices convs from their
-back-to-back benchmarks (``EVICTED`` dropped), ``--private-cache-bytes N`` supplies the
+back-to-back benchmarks (``EVICTED`` dropped; a GRID_VERSION 10 calibration's BatchNorm and ReLU probes after
+convs stay as measured, from the pass state), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family.  The frames are the bench's own pickles: load only folders you wrote.
 """
@@ -62,7 +63,8 @@ def main() -> None:
     ap.add_argument("--no-weights", action="store_true", help="no t_weights (a conv's weights priced as in its "
                     "back-to-back benchmark)")
     ap.add_argument("--no-evicted", action="store_true", help="price convs from their back-to-back benchmarks, not "
-                    "from those timed with the private caches refilled (the calibration's EVICTED times dropped)")
+                    "from those timed with the private caches refilled (the calibration's EVICTED times dropped; "
+                    "the BatchNorm and ReLU probes after convs stay as measured)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
     ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
                     "does not record one (runs before the rule existed)")

@@ -186,8 +186,7 @@ def pool_input(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         return torch.relu(x + 3.0 * offset)
 
 
-_FLUSH: list[torch.Tensor] = []
-_EVICT: list[torch.Tensor] = []
+_BUFFERS: dict[str, torch.Tensor] = {}  # the flush's and the eviction's buffers, allocated once each
 PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
 
 
@@ -249,9 +248,19 @@ def as_in_a_pass(produce: Optional[Callable[[], Any]]) -> Callable[[], None]:
 
 def evict_private_caches() -> None:
     """Write an ``EVICT_BYTES`` buffer (see ``as_in_a_pass``)."""
-    if not _EVICT:
-        _EVICT.append(torch.empty(EVICT_BYTES // 4))
-    _EVICT[0].fill_(1.0)
+    write_buffer("evict", EVICT_BYTES)
+
+
+def write_buffer(name: str, nbytes: int) -> None:
+    """Write ``nbytes`` of float32 ones to the buffer ``name`` (allocated on first use).
+
+    Allocated and written in inference mode, whatever the caller's mode: a buffer first created
+    inside ``time_case``'s inference mode is an inference tensor, which PyTorch refuses to update
+    in place outside it."""
+    with torch.inference_mode():
+        if name not in _BUFFERS:
+            _BUFFERS[name] = torch.empty(nbytes // 4, dtype=torch.float32)
+        _BUFFERS[name].fill_(1.0)
 
 
 def signature(row: dict, batch: int) -> tuple:
@@ -287,13 +296,15 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
         fn = inner.fn if isinstance(inner, Apply) else inner
         call = lambda: fn(*args)  # noqa: E731
         first = args[0] if isinstance(args[0], torch.Tensor) else None
-        produce = (lambda: first.mul_(1.0)) if fam in PRODUCED and first is not None else None  # noqa: E731
+        rewrite = (lambda: first.mul_(1.0)) if first is not None else None  # noqa: E731
+        produce = rewrite if fam in PRODUCED else None  # the op before writes the input
         flops, nbytes = work(row, batch, itemsize)
         flushed = device.type == "cpu" and fam not in ("conv", "conv_dw")
         if flushed:
             times = flushed_times(call, repeat=7, produce=produce)
         else:  # convs: back to back (their weights are small next to their work; flushed, they were
-            # predicted 30-40% too slow), as on a GPU, whose caches are small next to its layers
+            # predicted 30-40% too slow), as on a GPU, whose caches are small next to its layers; on the
+            # CPU the model reads their pass-state time below (EVICTED) instead
             times = time_calls(call, device, warmup=2, repeat=15, budget_s=0.12)
         point = {"family": fam, "flops": flops, "bytes": nbytes, "features": features(row, batch),
                  "time_s": stats(times)["median"], "signature": list(signature(row, batch))}
@@ -307,7 +318,7 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
             point["after_s"] = successor_penalty(call, produce)
             if fam in ("conv", "conv_dw"):
                 # the conv as a pass calls it: input just written, weights and output buffer out of L2
-                in_a_pass = as_in_a_pass((lambda: first.mul_(1.0)) if first is not None else None)
+                in_a_pass = as_in_a_pass(rewrite)
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=in_a_pass))["median"]
                 # and what it leaves the BatchNorm and the ReLU after most convs, from the same state
                 point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], in_a_pass)
@@ -325,9 +336,7 @@ def batch_norm_probe(out: torch.Tensor) -> Callable[[torch.Tensor], Any]:
 def flush_caches() -> None:
     """Empty the CPU caches: write a 64 MiB buffer (twice the last-level cache of the machines we
     calibrate on; see ``flushed_times``)."""
-    if not _FLUSH:
-        _FLUSH.append(torch.empty(16 * 2 ** 20))
-    _FLUSH[0].fill_(1.0)
+    write_buffer("flush", 64 * 2 ** 20)
 
 
 def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5,
@@ -449,9 +458,9 @@ def time_grid(cases: list, device: torch.device, dtype: torch.dtype, channels_la
 
 
 def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One point per benchmark from several passes over the same grid: the least ``time_s`` and
-    ``hot_s`` (other work only ever slows a benchmark down) and the mean ``after_s`` (a difference of
-    two timings, which a burst can move either way)."""
+    """One point per benchmark from several passes over the same grid: the least ``time_s``, ``hot_s``
+    and ``EVICTED`` (other work only ever slows a benchmark down) and the mean ``after_s``,
+    ``AFTER_BN`` and ``AFTER_BN_RELU`` (differences of two timings, which a burst can move either way)."""
     out = []
     for same in zip(*runs):
         point = dict(min(same, key=lambda p: p["time_s"]))

@@ -4,8 +4,8 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
 
     t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_weights + t_fresh + t_after(previous op)
 
-``t_weights`` is what a conv's weights, cold in a pass, add over its back-to-back benchmark
-(``cold_weights_s``: oneDNN reorders them on every call; CPU only); 0 for every other row.
+``t_weights`` is what a conv's weights, cold in a pass, add over its benchmark (``cold_weights_s``:
+oneDNN reorders them on every call; CPU only); 0 for every other row.
 ``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
 (CPU only, measured under ``fresh_pages.steady_heap``); 0 for every other row.  ``t_after`` is what the op
 before it leaves behind (``successor_s``; rows are in execution order, a view passes it on): after a
@@ -270,15 +270,17 @@ class TimeModel:
         return float(np.interp(math.log(size), lb, ys))
 
     def cold_weights_s(self, fam: str, weight_bytes: float) -> float:
-        """What a conv's weights add in a forward pass over its back-to-back benchmark:
+        """What a conv's weights add in a forward pass over its benchmark:
         ``2W / BW_copy(2W)`` flushed minus the same back to back (``W`` the weight bytes).
 
         Why: PyTorch's CPU conv hands oneDNN its weights in their own layout, and oneDNN reorders them
-        into its blocked one on every call (a read and a write of ``W``).  The grid times convs back to
-        back, weights in the caches; in a pass they come from DRAM.  ResNet-50's and MobileNet's convs
-        with 1-9 MB of weights at batch 1 took 90-750 us more than their back-to-back rate says, about
-        ``W`` at 8-12 GB/s.  0 for other families, and without both copy fits (a GPU, an older
-        calibration)."""
+        into its blocked one on every call (a read and a write of ``W``).  The grid times convs with
+        their weights in the caches (back to back, or with only L2 refilled: ``microbench.as_in_a_pass``
+        keeps the last-level cache); in a pass of a model larger than that cache they come from DRAM.
+        ResNet-50's and MobileNet's convs with 1-9 MB of weights at batch 1 took 90-750 us more than
+        their back-to-back rate says, about ``W`` at 8-12 GB/s; on top of the pass-state timings it still
+        helped (the mean of the ten medians 16.0 -> 15.3% and 14.2 -> 13.4% on two runs).  0 for other
+        families, and without both copy fits (a GPU, an older calibration)."""
         if fam not in ("conv", "conv_dw") or not weight_bytes or not self.weights_fit:
             return 0.0
         b = 2.0 * weight_bytes
