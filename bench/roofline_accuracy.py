@@ -253,9 +253,11 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
                 out.write_text(markdown(rows, header))
     # every row again with the final calibration (a spread one grew by a pass since a row's first round)
     rows = [job_row(j, done, failed, cal, ceil, precision, dump) for j in jobs if done.get(j) or j in failed]
-    if dump is not None:  # the calibration beside the frames, so that a model change can be judged offline
+    if dump is not None:  # the calibration beside the frames, so that a model change can be judged offline;
+        # with each pass's own points, so that how far one pass moves a benchmark can be read too
         dump.mkdir(parents=True, exist_ok=True)
-        (dump / "calibration.json").write_text(json.dumps({"points": cal["points"], "state": cal.get("state")}))
+        (dump / "calibration.json").write_text(json.dumps({"points": cal["points"], "state": cal.get("state"),
+                                                           "passes": cal.get("passes", [])}))
     return rows, markdown(rows, header)
 
 
