@@ -425,6 +425,36 @@ def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm
     assert bn_old["t_after_s"] >= old.cold["batch_norm"] == pytest.approx(20e-6 + 6e-9)  # 30 us + 8 B at 1 GB/s, less 10 us + 8 B at 4 GB/s
 
 
+def test_what_a_conv_leaves_is_capped_at_the_op_from_cold_caches():
+    """A BatchNorm (or the ReLU after it) right after a conv costs back to back plus the conv's probe, but
+    never more than the op's flushed law with its cold start (its price from cold caches)."""
+    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU
+
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "conv":
+            p[AFTER_BN], p[AFTER_BN_RELU], p["out_bytes"] = 1e-3, 1e-3, 1e3  # 1 ms: dearer than any cold start
+        if p["family"] == "activation":
+            p["hot_s"] = 1e-6 + p["bytes"] / 4e9
+    pts += [{"family": "batch_norm", "flops": 0.0, "bytes": b, "features": [], "time_s": 30e-6 + b / 1e9,
+             "hot_s": 10e-6 + b / 4e9} for b in (8.0, 1e4, 1e6, 1e8)]
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.ReLU())
+    rows = pd.DataFrame(rows_of(net, (4, 8, 8), batch=1))
+    tm = TimeModel(pts, {"private_cache_bytes": 1})
+    _, bn, relu = tm.predict(rows, 1, 4).to_dict("records")
+    records = rows.to_dict("records")
+    for pred, rec, fam in ((bn, records[1], "batch_norm"), (relu, records[2], "activation")):
+        cold = tm.predict_row(rec, 1, 4, tm.cold[fam])["predicted_s"]
+        assert pred["predicted_s"] == pytest.approx(cold) and cold < 1e-3
+        assert pred["t_after_s"] == pytest.approx(tm.cold[fam]) and "from cold caches" in pred["roof"]
+    # a small probe stays below the cap: back to back plus the probe, as before
+    for p in pts:
+        if p["family"] == "conv":
+            p[AFTER_BN] = 1e-6
+    bn_small = TimeModel(pts, {"private_cache_bytes": 1}).predict(rows, 1, 4).to_dict("records")[1]
+    assert bn_small["t_after_s"] == pytest.approx(1e-6) and "from cold caches" not in bn_small["roof"]
+
+
 def test_a_relu_after_such_a_batch_norm_pays_what_the_conv_and_the_batch_norm_leave_it():
     """conv, BatchNorm, ReLU: the ReLU is priced back to back plus the conv benchmarks' ``AFTER_BN_RELU``
     at the conv's bytes moved; a ReLU after a BatchNorm with no conv before it, or after a conv directly,
