@@ -65,7 +65,8 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   batch norms at batch 1 were priced with 80-99 us of penalty and pay 15-47).  Over the seven runs
   of 17:43-18:35 UTC the targets missed went 21 -> 17 of 280 and the mean of the ten medians 12.8 ->
   12.4%; on the 18:35 run, out of sample for the choice, 13.0 -> 12.7% (resnet50's batch-1 Spearman
-  0.954 -> 0.965, but its batch-8 median 12 -> 20%).
+  0.954 -> 0.965, but its batch-8 median 12 -> 20%); on the 18:43 run, also out of sample, 13.6 ->
+  13.1%.
   The flushed cold start (29-31 us here) overstated it at batch 1 (inception_v3's small batch norms
   after convs took 27-45 us where their warm floor and bytes say 16-22), and the ReLU probe, the
   smallest kernel there is, understates it for the BatchNorm's larger code.  The rule needs the
