@@ -201,11 +201,7 @@ def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callab
     classifier reads them cold at 12-17 GB/s (predicted 2-3x too fast); flushing everything, in-place
     ReLUs were predicted 15-100% too slow at batch 1 (e.g. resnet50: +93%).
     """
-    def prepare() -> None:
-        flush_caches()
-        if produce is not None:
-            produce()
-    return prepared_times(call, repeat, prepare)
+    return prepared_times(call, repeat, clear_then(flush_caches, produce))
 
 
 def prepared_times(call: Callable[[], Any], repeat: int, prepare: Callable[[], Any]) -> list[float]:
@@ -239,8 +235,14 @@ def as_in_a_pass(produce: Optional[Callable[[], Any]]) -> Callable[[], None]:
     after a conv start from the same state: from warm caches they overpriced inception_v3's batch
     norms after its 1x1 branch convs by 50-80%.
     """
+    return clear_then(evict_private_caches, produce)
+
+
+def clear_then(clear: Callable[[], None], produce: Optional[Callable[[], Any]]) -> Callable[[], None]:
+    """A ``prepare`` step: ``clear()`` the caches (a flush, an eviction), then ``produce()`` the op's
+    input as the op before it would (nothing when None)."""
     def prepare() -> None:
-        evict_private_caches()
+        clear()
         if produce is not None:
             produce()
     return prepare
@@ -464,10 +466,9 @@ def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     out = []
     for same in zip(*runs):
         point = dict(min(same, key=lambda p: p["time_s"]))
-        if all("hot_s" in p for p in same):
-            point["hot_s"] = min(p["hot_s"] for p in same)
-        if all(EVICTED in p for p in same):
-            point[EVICTED] = min(p[EVICTED] for p in same)
+        for key in ("hot_s", EVICTED):
+            if all(key in p for p in same):
+                point[key] = min(p[key] for p in same)
         for key in ("after_s", AFTER_BN, AFTER_BN_RELU):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
