@@ -106,7 +106,7 @@ def test_the_quick_cpu_grid_records_every_probe_the_model_reads():
     its BatchNorm/ReLU probes, every flushed family its back-to-back time and successor penalty, and the
     model fitted on it reads the pass-state times for both conv families and prices a small net."""
     from archstat.profiling.microbench import run_grid
-    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES
+    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL
 
     from archstat.profiling.microbench import evict_private_caches, flush_caches
 
@@ -117,6 +117,9 @@ def test_the_quick_cpu_grid_records_every_probe_the_model_reads():
     assert convs and all({EVICTED, AFTER_BN, AFTER_BN_RELU} <= set(p) and p[EVICTED] > 0 for p in convs)
     memory = [p for p in pts if p["family"] in MEMORY_FAMILIES]
     assert memory and all({"hot_s", "after_s"} <= set(p) and EVICTED not in p for p in memory)
+    # a view and an identity module, back to back and flushed (their cold starts)
+    no_kernel = {p["family"]: p for p in pts if p["family"] in NO_KERNEL}
+    assert sorted(no_kernel) == ["dispatch", "identity"] and all(p["hot_s"] > 0 and p["time_s"] > 0 for p in no_kernel.values())
     tm = TimeModel(pts, {"private_cache_bytes": 2 ** 21})
     assert tm.describe()["evicted_timings"] == ["conv", "conv_dw"]
     net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
@@ -338,6 +341,45 @@ def test_a_family_called_after_a_long_gap_or_a_conv_pays_its_cold_start():
     assert after == pytest.approx([1e-6, 0.0, 1e-6, 1e-6, 0.0])
 
 
+def test_views_and_identity_modules_pay_only_their_cold_start_and_pass_the_successor_on():
+    """A view (``dispatch``) and a module that returns its input (``identity``: a Dropout in eval) cost
+    their back-to-back floor, plus their own cold start (flushed minus back to back) where a family's
+    code is cold; what the op before them left is not theirs to pay: it passes on to the next op."""
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "conv":
+            p["after_s"], p["out_bytes"] = 20e-6, p["flops"]  # every conv costs its successor 20 us
+        if p["family"] == "dispatch":
+            p["hot_s"] = 1e-6  # flushed 1.5 us: a 0.5 us cold start
+    pts.append({"family": "identity", "flops": 0.0, "bytes": 0.0, "features": [], "time_s": 30e-6, "hot_s": 3e-6})
+    tm = TimeModel(pts)
+    assert tm.cold["identity"] == pytest.approx(27e-6) and tm.cold["dispatch"] == pytest.approx(0.5e-6)
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Dropout(), nn.ReLU(), nn.Dropout(), nn.Flatten())
+    rows = pd.DataFrame(rows_of(net, (4, 4, 4), batch=1))
+    assert [family(r) for r in rows.to_dict("records")] == ["conv", "identity", "activation", "identity", "dispatch"]
+    _, drop1, relu, drop2, flat = tm.predict(rows, 1, 4).to_dict("records")
+    assert drop1["t_after_s"] == pytest.approx(27e-6) and drop1["predicted_s"] == pytest.approx(30e-6)  # after a conv
+    assert relu["t_after_s"] == pytest.approx(20e-6)  # the conv's successor term, through the Dropout
+    assert drop2["t_after_s"] == 0.0 and drop2["predicted_s"] == pytest.approx(3e-6)  # called two rows ago: warm
+    assert flat["t_after_s"] == pytest.approx(0.5e-6) and flat["predicted_s"] == pytest.approx(1.5e-6)  # first call
+
+
+def test_a_linear_leaves_its_successor_what_its_bytes_moved_say():
+    """A linear's successor penalty is read against its bytes moved, not its output's: its output is a
+    few kilobytes, its weights stream through the caches (VGG-16's first classifier layer: 411 MB)."""
+    pts = law_points()
+    for m in (1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9):  # the same 4 KB output, weights from 1 kB to 1 GB
+        pts.append({"family": "linear", "flops": m / 2, "bytes": m, "features": [3.0, 10.0, 10.0],
+                    "time_s": 5e-6 + m / 1e10, "after_s": m / 1e12, "out_bytes": 4096})
+    tm = TimeModel(pts)
+    small, big = (nn.Sequential(nn.Linear(k, 512), nn.ReLU()) for k in (16, 16384))
+    relu_small = tm.predict(pd.DataFrame(rows_of(small, (16,), batch=2)), 2, 4).to_dict("records")[1]
+    relu_big = tm.predict(pd.DataFrame(rows_of(big, (16384,), batch=2)), 2, 4).to_dict("records")[1]
+    big_bytes = work(rows_of(big, (16384,), batch=2)[0], 2, 4)[1]  # 33.6 MB, 4 kB out like the small one
+    assert relu_big["t_after_s"] == pytest.approx(tm.successor_s("linear", big_bytes)) and relu_big["t_after_s"] > 10e-6
+    assert relu_small["t_after_s"] < 1e-6
+
+
 def test_conv_rate_reads_work_and_intensity():
     """Convs alike in kernel, channels and pixels but not in work per byte: the rate follows the intensity."""
     from archstat.profiling.time_model import rate_features
@@ -544,7 +586,7 @@ def test_as_in_a_pass_refills_the_caches_then_rewrites_the_input_before_each_cal
 def test_the_successor_probe_runs_on_the_op_output():
     """``successor_penalty`` builds its probe once, before any timing, and times it on each output the
     op returns; the BatchNorm probe is an eval-mode BatchNorm for such tensors."""
-    from archstat.profiling.microbench import batch_norm_probe, successor_penalty
+    from archstat.profiling.microbench import batch_norm_probe, relu_probe, successor_penalty
 
     x = torch.randn(1, 3, 4, 4)
     built, seen = [], []
@@ -555,6 +597,8 @@ def test_the_successor_probe_runs_on_the_op_output():
     assert successor_penalty(lambda: x * 2, probe=probe, repeat=2) >= 0.0
     assert len(built) == 1 and torch.equal(built[0], x * 2)  # once, before the timed calls
     assert len(seen) >= 3 and all(torch.equal(t, x * 2) for t in seen)  # 2 after the op, then back to back
+    relu = relu_probe(x)  # the default probe: an in-place ReLU module, as models call their ReLUs
+    assert isinstance(relu, nn.ReLU) and relu.inplace
     bn = batch_norm_probe(x)
     assert isinstance(bn, nn.BatchNorm2d) and not bn.training
     assert torch.allclose(bn(x), x / math.sqrt(1 + 1e-5))  # running stats 0 and 1 at init

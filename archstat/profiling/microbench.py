@@ -17,9 +17,10 @@ planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels 
 32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
-LRN every other size at batch 8).  On the CPU each benchmark also measures what it leaves the op after it
-(``successor_penalty``: a ReLU; after convs also a BatchNorm and the ReLU after it, ``chain_penalties``).  Timed in two passes (each point the
-faster): about 80 s on 2 CPU cores.
+LRN every other size at batch 8), and the two families that launch no kernel, a view and a Dropout in
+eval, back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also measures what it
+leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also a BatchNorm and the ReLU
+after it, ``chain_penalties``).  Timed in two passes (each point the faster): about 80 s on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -33,12 +34,12 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 10  # convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 11  # the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -279,7 +280,7 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
     The module is wrapped in a Sequential, so that a torch.nn layer is a leaf call as in a model."""
     mod = nn.Sequential(mod).eval()
     rows = [r for r in analyze(mod, shape, batch=batch, dtype=dtype).to_dict("records")
-            if family(r) != "dispatch" and r.get("supported")]
+            if family(r) not in NO_KERNEL and r.get("supported")]
     if not rows:
         return None
     row = rows[-1]
@@ -359,8 +360,14 @@ def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], An
 
 
 def relu_probe(out: torch.Tensor) -> Callable[[torch.Tensor], Any]:
-    """An in-place ReLU, the default probe of ``successor_penalty`` (the smallest kernel there is)."""
-    return torch.relu_
+    """An in-place ReLU module, the default probe of ``successor_penalty`` (the smallest kernel there is).
+
+    A module, as models call their ReLUs: the module call's code is part of what the op after a large
+    one finds cold.  After a linear layer that streamed 411 MB, ``nn.ReLU`` over its 131 KB output paid
+    89 us more than back to back where ``torch.relu_`` paid 48, and VGG-16's ReLUs there took 70-109 us
+    (predicted 14-20 from the function); after a 512 -> 512 3x3 conv over 8 x 14x14, 94-105 against
+    48-66, where VGG-16's three such ReLUs took 115-140 us (predicted 45-60)."""
+    return nn.ReLU(inplace=True)
 
 
 def chain_penalties(call: Callable[[], Any], stages: list[Callable[[torch.Tensor], Callable[[torch.Tensor], Any]]],
@@ -426,7 +433,6 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     for mod, shape, batch in memory_cases(rng, "pool_max", n_memory, quick, big):  # again, after a BatchNorm
         setattr(mod, NORMALIZED, True)
         cases.append((mod, shape, batch))
-    cases.append((Apply(lambda t: t.flatten(1)), (4, 2, 2), 1))  # a view: the dispatch floor
     itemsize = torch.empty((), dtype=dtype).element_size()
     runs: list[list[dict[str, Any]]] = []
     # one pass on a GPU: a lent card runs nothing else, and its time is budgeted (bench/gpu_run.sh)
@@ -446,17 +452,34 @@ def time_grid(cases: list, device: torch.device, dtype: torch.dtype, channels_la
     points = [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [],
                "signature": ["fresh_pages"], "time_s": page_cost}]
     for mod, shape, batch in bar(cases, label, quiet):
-        if isinstance(mod, Apply) and shape == (4, 2, 2):
-            x = torch.randn(1, *shape, device=device, dtype=dtype)
-            fn = mod.fn
-            t = stats(time_calls(lambda: fn(x), device, warmup=2, repeat=50, budget_s=0.05))["median"]
-            points.append({"family": "dispatch", "flops": 0.0, "bytes": 0.0, "features": [], "time_s": t,
-                           "signature": ["dispatch"]})
-            continue
         point = time_case(mod, shape, batch, device, dtype, channels_last, itemsize)
         if point is not None:
             points.append(point)
+    x = torch.randn(1, 4, 2, 2, device=device, dtype=dtype)
+    for fam, fn in NO_KERNEL_CASES.items():
+        points.append(no_kernel_point(fam, fn, x))
     return points
+
+
+NO_KERNEL_CASES: dict[str, Callable[[torch.Tensor], Any]] = {
+    "dispatch": lambda t: t.flatten(1),  # a view: a function call and a tensor header
+    "identity": nn.Dropout(0.5).eval(),  # a module that returns its input: the module call alone
+}
+
+
+def no_kernel_point(fam: str, fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> dict[str, Any]:
+    """The point of a family that launches no kernel (``op_families.NO_KERNEL``): ``fn(x)`` back to back
+    (``hot_s``, the per-call floor) and, on the CPU, after a cache flush (``time_s``; on a GPU the same
+    as ``hot_s``), so that the time model knows its cold start.
+
+    Why flushed: a model calls its flatten and its dropouts once per pass, with their code long gone
+    from the caches.  Back to back a flatten took 0.7 us and a Dropout in eval 3.4; in the benchmark
+    models' passes 11-18 and 25-39 us, flushed here 15 and 34."""
+    with torch.inference_mode():
+        hot = stats(time_calls(lambda: fn(x), x.device, warmup=2, repeat=50, budget_s=0.05))["median"]
+        cold = stats(flushed_times(lambda: fn(x), repeat=7))["median"] if x.device.type == "cpu" else hot
+    return {"family": fam, "flops": 0.0, "bytes": 0.0, "features": [], "time_s": cold, "hot_s": hot,
+            "signature": [fam]}
 
 
 def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

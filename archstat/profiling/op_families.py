@@ -3,7 +3,8 @@
 A row (one op call of ``analyze()``'s table, per-sample shapes, whole-batch counts) maps to:
 
     family   conv, conv_dw (groups = c_in > 1), linear, activation, elementwise, batch_norm, pool_max,
-             pool_avg, adaptive_pool, concat, copy, lrn, dispatch (views, identities: no kernel)
+             pool_avg, adaptive_pool, concat, copy, lrn, dispatch (views) and identity (a Dropout in
+             eval, nn.Identity): no kernel, only the call
     F        hardware FLOPs of the compute families: 2 * MACs (conv, linear, matmul)
     B        bytes actually moved: every input read once, the weights once, the output written once,
              ``(sum(in elements) + out elements) * N * itemsize + params * itemsize``.  An in-place
@@ -33,8 +34,9 @@ AFTER_BN_RELU = "after_bn_relu_s"  # and the in-place ReLU's after that BatchNor
 EVICTED = "evicted_s"  # a conv benchmark timed with its input just written and the private caches refilled (microbench.as_in_a_pass)
 KIND_FAMILY = {"activation": "activation", "elementwise": "elementwise", "batch_norm": "batch_norm",
                "adaptive_pool": "adaptive_pool", "concat": "concat", "copy": "copy", "lrn": "lrn",
-               "linear": "linear", "matmul": "linear", "view": "dispatch", "identity": "dispatch",
-               "dropout": "dispatch"}
+               "linear": "linear", "matmul": "linear", "view": "dispatch", "identity": "identity",
+               "dropout": "identity"}
+NO_KERNEL = ("dispatch", "identity")  # no kernel: a view (a function call), a module that returns its input
 
 
 def numel(shape: Any) -> int:
@@ -70,7 +72,7 @@ def calibrated(row: dict) -> bool:
 def work(row: dict, batch: int, itemsize: int) -> tuple[float, float]:
     """``(F, B)`` of a row: hardware FLOPs of its compute term and the bytes on its memory axis."""
     fam = family(row)
-    if fam == "dispatch":
+    if fam in NO_KERNEL:
         return 0.0, 0.0
     ins = sum(numel(s) for s in _all_shapes(row.get("in_shapes")))
     out = sum(numel(s) for s in _all_shapes(row.get("out_shape")))

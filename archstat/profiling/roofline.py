@@ -21,7 +21,7 @@ from typing import Optional
 import pandas as pd
 
 from archstat.profiling.ceilings import Ceilings
-from archstat.profiling.op_families import family, work
+from archstat.profiling.op_families import NO_KERNEL, family, work
 from archstat.profiling.time_model import MODEL_COLUMNS, TimeModel
 
 ROOFLINE_COLUMNS = ["intensity", "ceiling_flops_per_s", "ceiling", "t_compute_s", "t_memory_s", "predicted_s",
@@ -44,7 +44,7 @@ def naive(layers: pd.DataFrame, ceil: Ceilings, precision: str, batch: int, item
     out = []
     for row in layers.to_dict("records"):
         f, b = _fb(row, batch, itemsize)
-        out.append(0.0 if family(row) == "dispatch" else max(f / peak if f else 0.0, b / bw if b else 0.0))
+        out.append(0.0 if family(row) in NO_KERNEL else max(f / peak if f else 0.0, b / bw if b else 0.0))
     return out
 
 

@@ -12,10 +12,11 @@ before it leaves behind (``successor_s``; rows are in execution order, a view pa
 large op the caches hold that op's data, and the next op fetches its code, PyTorch's dispatch state
 and often its input from DRAM (a ReLU over 16 KB: 2 us back to back, 45-75 us right after a linear
 layer that streamed 411 MB).  Each benchmark measures it (``microbench.successor_penalty``: an
-in-place ReLU over the op's output right after the op, minus the same ReLU back to back), and the
-model reads it per family against the size of the op's output.  A family not called in the last
-``COLD_GAP`` rows (a model's one global pool, its flatten, its first linear), or called right after a
-conv or a linear, pays at least its cold start instead: its smallest benchmark flushed minus the same
+in-place ``nn.ReLU`` module over the op's output right after the op, minus the same ReLU back to back;
+a module, as models call their ReLUs), and the model reads it per family against the size of the op's
+output (a linear's against its bytes moved: its output is small, its weights stream through the
+caches).  A family not called in the last ``COLD_GAP`` rows (a model's one global pool, its flatten,
+its first linear), or called right after a conv or a linear, pays at least its cold start instead: its smallest benchmark flushed minus the same
 back to back (``cold``: BatchNorm 29-31 us, ReLU 10, LRN 41 here).  An adaptive pool of 50 K elements
 took 12 us back to back and 94 us at the end of MobileNet at batch 1; a BatchNorm of 1.6 MB after a
 conv 55-64 us where its warm floor and bandwidth say 42, close to its flushed 70: the ReLU that
@@ -88,7 +89,12 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   (``fresh_operand_bytes``).  Priced all flushed, resnet50's adds at batch 1 were +14% to +88% (the
   median per run, five runs; up to +129% per add), and their ranks cost its batch-1 Spearman most of
   its gap to 0.95.  Concats priced the same way read worse (docs/measured.md).
-* Views and identities: ``floor_dispatch`` (they launch no kernel, but the call still costs).
+* Views (``dispatch``) and modules that return their input (``identity``: a Dropout in eval) launch no
+  kernel: their back-to-back floor, plus their cold start under the rule above (``microbench.no_kernel_point``:
+  flushed, a flatten took 15 us and a Dropout 34, back to back 0.7 and 3.4).  What the op before them
+  left passes on to the op after.  Priced at the 1.2 us floor of a view, the benchmark models'
+  flattens (11-18 us) and dropouts (25-39 us) were -93% to -97%, and VGG-16 has three of its forty
+  rows of 20 us or more there.
 
 Every prediction says why: ``bound`` is the largest term (``compute``, ``memory``, ``overhead``,
 ``allocation``, ``previous op``, ``weights``), and ``roof`` names the calibrated rate or bandwidth (and
@@ -104,13 +110,14 @@ import numpy as np
 import pandas as pd
 
 from archstat.profiling.fresh_pages import is_fresh
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NORMALIZED, calibrated, family, features, numel, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED, calibrated, family, features, numel, output_bytes, work
 
 K_NEAREST = 4
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
 # multi-input families priced in part back to back when the op before wrote one operand (``fresh_operand_bytes``):
 # residual adds; concats were tried too and read worse (docs/measured.md)
 SPLIT_FAMILIES = ("elementwise",)
+SUCCESSOR_BY_BYTES = ("linear",)  # families whose successor penalty is read against bytes moved, not output bytes
 LINEAR_MV = "linear (1 row)"  # the bandwidth curve of matrix-vector linears
 AFTER_NORM = " (after a BatchNorm)"  # suffix of the max pool curves measured on normalised inputs
 ONE_SAMPLE = " (1 sample)"  # suffix of the curve of a family that splits its work over the batch, at batch 1
@@ -222,7 +229,7 @@ class TimeModel:
                     xs = np.array([rate_features(f, p["features"], p["flops"], p["bytes"]) for p in ok], dtype=float)
                     ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
                     self.rate[f] = RateFit(xs, ys)
-            elif f != "dispatch":
+            elif f not in NO_KERNEL:
                 ok = [p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
                 if f in BATCH_PARALLEL:  # a curve at batch 1, one above it (where both were measured)
                     one = [p for p in ok if batch_of(p) == 1]
@@ -256,6 +263,9 @@ class TimeModel:
         # t_weights needs the copy family fitted both flushed and back to back (``cold_weights_s``)
         self.weights_fit = self.warm is not None and "copy" in self.warm.bw and "copy" in self.bw
         self.after_curve = successor_curves(by, "after_s", "out_bytes")
+        # a linear's output is small and its weights stream through the caches: what it leaves follows its
+        # bytes moved (VGG-16's first classifier layer writes 16-131 KB and streams 411 MB)
+        self.after_curve.update(successor_curves({f: by[f] for f in SUCCESSOR_BY_BYTES if f in by}, "after_s", "bytes"))
         # what a conv leaves a BatchNorm after it, measured so, against the conv's bytes moved (its
         # weights and input displace the caches too: a 1x1 conv writing 1.5 MB and moving 96 MB left a
         # ReLU 60 us, a 3x3 one writing 0.9 MB and moving 1.1 MB 4 us)
@@ -323,7 +333,6 @@ class TimeModel:
             fam_bw = fam + ONE_SAMPLE
         floor, curve = self.floor.get(fam, self.floor.get("dispatch", 0.0)), self.bw.get(fam_bw)
         floor = self.hot_floor.get(fam, floor)
-        after_s = 0.0 if fam == "dispatch" else after_s
         rate = self.rate[fam](rate_features(fam, features(row, batch), flops, nbytes)) if fam in self.rate and flops else math.nan
         bw = curve(nbytes) if curve is not None and nbytes else math.nan
         t_c = flops / rate if flops and rate == rate else 0.0
@@ -336,12 +345,12 @@ class TimeModel:
         t_w = self.cold_weights_s(fam, float(row.get("params") or 0) * itemsize)
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"),
                     (after_s, "previous op"), (t_w, "weights"))[1]
-        bound = "overhead" if fam == "dispatch" else bound
         return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_w + t_f + after_s, "floor_s": floor,
                 "t_compute_s": t_c, "t_memory_s": t_m, "t_weights_s": t_w, "t_fresh_s": t_f, "t_after_s": after_s,
                 "rate_flops_per_s": rate, "bandwidth_bytes_per_s": bw, "bound": bound, "roof": "",
                 "calibrated": calibrated(row), "_bw_family": fam_bw,
-                "_successor_s": self.successor_s(fam, out_bytes) if fam != "dispatch" else None,
+                "_successor_s": (self.successor_s(fam, nbytes if fam in SUCCESSOR_BY_BYTES else out_bytes)
+                                 if fam not in NO_KERNEL else None),
                 "_successor_bn_s": self.successor_s(fam, nbytes, AFTER_BN) if fam in self.after_bn_curve else None,
                 "_successor_bn_relu_s": (self.successor_s(fam, nbytes, AFTER_BN_RELU)
                                          if fam in self.after_bn_relu_curve else None)}
@@ -370,16 +379,19 @@ class TimeModel:
             # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
             # leave it (the same chain, ``successor_s(.., AFTER_BN_RELU)``)
             relu_after_bn = fam == "activation" and after_bn_relu is not None and has_warm
-            if bn_after_conv:
-                after = after_bn
-            elif relu_after_bn:
-                after = after_bn_relu
             # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
             # their operands fill the caches): it pays at least its family's cold start
-            elif fam not in last or i - last[fam] > COLD_GAP or previous in COMPUTE_FAMILIES:
-                after = max(after, self.cold.get(fam, 0.0))
+            cold_code = fam not in last or i - last[fam] > COLD_GAP or previous in COMPUTE_FAMILIES
+            if bn_after_conv:
+                row_after = after_bn
+            elif relu_after_bn:
+                row_after = after_bn_relu
+            elif fam in NO_KERNEL:  # no data to fetch: only its code, and what the op before left passes on
+                row_after = self.cold.get(fam, 0.0) if cold_code else 0.0
+            else:
+                row_after = max(after, self.cold.get(fam, 0.0)) if cold_code else after
             last[fam] = i
-            previous = previous if fam == "dispatch" else fam  # a view passes it on
+            previous = previous if fam in NO_KERNEL else fam  # a view passes it on
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
             warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and has_warm
@@ -391,7 +403,7 @@ class TimeModel:
             split = (not warm_row and fam in SPLIT_FAMILIES and self.warm is not None and fam in self.warm.bw
                      and fam in self.bw and 0 < fresh[i] <= self.private_bytes and fresh[i] == out_b)
             warm_bytes = fresh[i] + out_b if split else 0.0
-            p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, after, norm, warm_bytes)
+            p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, row_after, norm, warm_bytes)
             capped = False
             if bn_after_conv or relu_after_bn:  # never dearer than the op from cold caches: its flushed law
                 cold = self.predict_row(row, batch, itemsize, self.cold.get(fam, 0.0), norm)
@@ -406,7 +418,7 @@ class TimeModel:
             p.pop("_bw_family")
             successor, successor_bn, successor_bn_relu = (p.pop("_successor_s"), p.pop("_successor_bn_s"),
                                                           p.pop("_successor_bn_relu_s"))
-            if fam != "dispatch":  # a view passes the state on
+            if fam not in NO_KERNEL:  # a view passes the state on
                 after_bn_relu = bn_relu_next if bn_after_conv else None
                 after, after_bn, bn_relu_next = successor, successor_bn, successor_bn_relu
             out.append(p)
@@ -465,7 +477,7 @@ def operand_writers(records: list[dict]) -> list[list[Optional[int]]]:
         ws = [(writer[int(s)] if 0 <= int(s) < i else -1) if isinstance(s, (int, np.integer)) else None
               for s in (row.get("sources") or [])]
         known = [w for w in ws if w is not None]
-        writer.append(known[0] if family(row) == "dispatch" and known and known[0] >= 0 else i)
+        writer.append(known[0] if family(row) in NO_KERNEL and known and known[0] >= 0 else i)
         out.append(ws)
     return out
 
@@ -496,11 +508,11 @@ def fresh_operand_bytes(records: list[dict], batch: int, itemsize: int) -> list[
         shapes = row.get("in_shapes") or []
         fresh = [k for k, w in enumerate(ws) if w is not None and w == previous >= 0 and k < len(shapes)]
         out.append(float(numel(shapes[fresh[0]]) * batch * itemsize) if len(ws) >= 2 and fresh else 0.0)
-        previous = previous if family(row) == "dispatch" else i
+        previous = previous if family(row) in NO_KERNEL else i
     return out
 
 
-PASS_NORMALIZED = ("activation", "pool_max", "pool_avg", "concat", "copy", "dispatch")
+PASS_NORMALIZED = ("activation", "pool_max", "pool_avg", "concat", "copy", *NO_KERNEL)
 
 
 def normalized_sources(records: list[dict]) -> list[bool]:
