@@ -101,6 +101,21 @@ def test_calibration_grid_is_synthetic_and_seeded():
     assert signature(row, 2) == ("conv", (3, 3), (1, 1), "[[8, 9, 9]]", "[8, 7, 7]", 2)
 
 
+def test_adaptive_heads_cover_each_window_often_enough_for_a_curve():
+    """``adaptive_head_cases``: pools onto a 6x6 or 7x7 grid whose windows (as ``analyze`` prices them)
+    run 1x1 to 4x4, each at least 3 times (the time model fits a window's curve from 3 points)."""
+    from collections import Counter
+
+    from archstat.profiling.microbench import adaptive_head_cases
+
+    cases = adaptive_head_cases(16, quick=False)
+    again = adaptive_head_cases(16, quick=False)  # seeded: the same shapes and batches every time
+    assert [(shape, batch) for _, shape, batch in cases] == [(shape, batch) for _, shape, batch in again]
+    windows = Counter(tuple(rows_of(nn.Sequential(mod), shape, batch)[0]["kernel"]) for mod, shape, batch in cases)
+    assert windows == {(1, 1): 4, (2, 2): 4, (3, 3): 4, (4, 4): 4}
+    assert all(mod.output_size in (6, 7) for mod, _, _ in cases)
+
+
 def test_the_quick_cpu_grid_records_every_probe_the_model_reads():
     """The real calibration, shrunk (``quick``, one pass): every conv point carries its pass-state time and
     its BatchNorm/ReLU probes, every flushed family its back-to-back time and successor penalty, and the
@@ -258,6 +273,24 @@ def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
     assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "after_bn_s": 6.0, "after_bn_relu_s": 1.5,
                     "evicted_s": 2.1, "signature": ["a"]}  # each the least of its own, not the faster pass's
     assert relu == {"family": "relu", "time_s": 1.0, "hot_s": 0.4, "after_s": 1.0, "signature": ["b"]}
+
+
+def test_adaptive_pools_onto_a_grid_take_the_curve_of_their_window():
+    """Global pooling is priced from the family curve of the global benchmarks, pooling onto a grid
+    (VGG's 7x7 head) from the curve of the nearest calibrated window: 10 GB/s and 1 GB/s here."""
+    from archstat.profiling.time_model import global_pool
+
+    pts = law_points()
+    for b in (1e3, 1e5, 1e7):
+        for window, out, bw in ((7, 1, 1e10), (1, 7, 1e9)):
+            pts.append({"family": "adaptive_pool", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b / bw,
+                        "signature": ["adaptive_pool", [window, window], None, "[[8, 7, 7]]", str([8, out, out]), 1]})
+    tm = TimeModel(pts)
+    assert "adaptive_pool 1x1" in tm.bw and "adaptive_pool 7x7" not in tm.bw
+    head, gap = (rows_of(nn.Sequential(nn.AdaptiveAvgPool2d(k)), (64, 7, 7), batch=2)[0] for k in (7, 1))
+    assert not global_pool(head) and global_pool(gap) and global_pool(pts[-2]) and not global_pool(pts[-1])
+    assert tm.predict_row(head, 2, 4)["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=0.1)
+    assert tm.predict_row(gap, 2, 4)["bandwidth_bytes_per_s"] == pytest.approx(1e10, rel=0.1)
 
 
 def test_max_pools_after_a_batchnorm_take_their_own_curve():

@@ -17,7 +17,7 @@ planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels 
 32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
-LRN every other size at batch 8), and the two families that launch no kernel, a view and a Dropout in
+LRN every other size at batch 8; 16 adaptive pools onto a 6x6 or 7x7 grid besides, ``adaptive_head_cases``), and the two families that launch no kernel, a view and a Dropout in
 eval, back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also measures what it
 leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also a BatchNorm and the ReLU
 after it, ``chain_penalties``).  Timed in two passes (each point the faster): about 80 s on 2 CPU cores.
@@ -39,7 +39,7 @@ from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 11  # the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 12  # adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -162,6 +162,25 @@ def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1
             # at batch 1 (13.7 ns per element here), both at batch 8 (7.5): every other size at batch 8
             c, batch = c // 8, 8
         cases.append((mod, (c, side, side), batch))
+    return cases
+
+
+def adaptive_head_cases(n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
+    """``n`` adaptive average pools onto a grid, as VGG's 7x7 head and AlexNet's 6x6 one: output 6x6 or
+    7x7, windows 1x1 to 4x4 in turn (so each window has a curve of its own in the time model), channels
+    log-uniform in 16..1024, batch 1 or 8.  Drawn from a stream of their own: the rest of the grid stays
+    as it was.
+
+    Why apart from global pooling: global pooling sums each plane in one vectorised pass (50-95 GB/s
+    here), while pooling onto a grid works out each output's window bounds (integer divisions) and sums
+    a few elements: VGG-16's 7x7 -> 7x7 head took 770 us at batch 8 (3.8 ns per output) and 150-160 at
+    batch 1, priced 90 and 29 from the global pools' bandwidth, in every run."""
+    rng = random.Random(SEED + 1)
+    cases = []
+    for i in range(n):
+        window, out = 1 + i % 4, rng.choice([6, 7])
+        c = _ch(rng, 16, 1024 if not quick else 64)
+        cases.append((nn.AdaptiveAvgPool2d(out), (c, out * window, out * window), rng.choice([1, 8]) * big))
     return cases
 
 
@@ -433,6 +452,7 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     for mod, shape, batch in memory_cases(rng, "pool_max", n_memory, quick, big):  # again, after a BatchNorm
         setattr(mod, NORMALIZED, True)
         cases.append((mod, shape, batch))
+    cases += adaptive_head_cases(4 if quick else 16, quick, big)
     itemsize = torch.empty((), dtype=dtype).element_size()
     runs: list[list[dict[str, Any]]] = []
     # one pass on a GPU: a lent card runs nothing else, and its time is budgeted (bench/gpu_run.sh)

@@ -40,8 +40,10 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in
   ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Pools have a
   curve per window and, for max pools, per input kind (after a BatchNorm or not: their branches
-  depend on the data, ``microbench.pool_input``); LRN one at batch 1 and one above (it splits its
-  work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own);
+  depend on the data, ``microbench.pool_input``); adaptive pools one for global pooling (a vectorised
+  sum per plane) and one per window for pooling onto a grid (window bounds per output: VGG-16's
+  7x7 -> 7x7 head, 3.8 ns per output, was -88% priced from global pools); LRN one at batch 1 and one
+  above (it splits its work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own);
   linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
   fitted on M >= 16).
 * Operands in the private caches (CPU): a memory-bound row that allocates its output (below 32 MiB)
@@ -103,6 +105,7 @@ its share of the measured matmul peak or copy bandwidth).  A person can check on
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Optional
 
@@ -236,14 +239,19 @@ class TimeModel:
                     if one and len(one) < len(ok):
                         self.bw[f + ONE_SAMPLE] = bandwidth_curve(one, "time_s", fl)
                         ok = [p for p in ok if batch_of(p) > 1]
+                windowed = ok if f.startswith("pool") else []
+                if f == "adaptive_pool":  # global pooling (one vectorised sum per plane) on the family curve,
+                    # pooling onto a grid (window bounds per output: ``microbench.adaptive_head_cases``) per window
+                    windowed = [p for p in ok if not global_pool(p)]
+                    ok = [p for p in ok if global_pool(p)] or ok
                 if ok:
                     self.bw[f] = bandwidth_curve(ok, "time_s", fl)
-                if f.startswith("pool"):  # a curve per window size: per output, a 2x2 max pool took 10.6 ns
+                if windowed:  # a curve per window size: per output, a 2x2 max pool took 10.6 ns
                     # and a 3x3 one 12-16 (a fixed cost per output besides the window's reads), so one
                     # curve over window traffic mixed the two and priced GoogLeNet's 3x3 pools 2x too slow;
                     # and per input kind (``microbench.pool_input``: after a BatchNorm or not)
-                    for w, norm in {(window_of(p), bool(p.get(NORMALIZED))) for p in ok}:
-                        same = [p for p in ok if window_of(p) == w and bool(p.get(NORMALIZED)) == norm]
+                    for w, norm in {(window_of(p), bool(p.get(NORMALIZED))) for p in windowed}:
+                        same = [p for p in windowed if window_of(p) == w and bool(p.get(NORMALIZED)) == norm]
                         if len(same) >= 3:
                             self.bw[f"{f} {w}" + (AFTER_NORM if norm else "")] = bandwidth_curve(same, "time_s", fl)
         self.n_points = {f: len(ps) for f, ps in by.items()}
@@ -329,6 +337,8 @@ class TimeModel:
             fam_bw = LINEAR_MV  # one row: the matrix-vector kernel
         if fam.startswith("pool"):
             fam_bw = nearest_window(self.bw, fam, window_of(row), AFTER_NORM if normalized_input else "") or fam_bw
+        elif fam == "adaptive_pool" and not global_pool(row):
+            fam_bw = nearest_window(self.bw, fam, window_of(row)) or fam_bw
         if fam in BATCH_PARALLEL and batch == 1 and fam + ONE_SAMPLE in self.bw:
             fam_bw = fam + ONE_SAMPLE
         floor, curve = self.floor.get(fam, self.floor.get("dispatch", 0.0)), self.bw.get(fam_bw)
@@ -454,6 +464,14 @@ def window_of(point_or_row: dict) -> str:
     kernel = point_or_row["signature"][1] if "signature" in point_or_row else point_or_row.get("kernel")
     dims = [int(k) for k in (kernel or [1])] if isinstance(kernel, (list, tuple)) else [int(kernel or 1)] * 2
     return "x".join(map(str, dims))
+
+
+def global_pool(point_or_row: dict) -> bool:
+    """Does an adaptive pool reduce each plane to one value (output plane 1x1)?  From a calibration
+    point's signature (``str(out_shape)``) or a row's ``out_shape``."""
+    out = point_or_row["signature"][4] if "signature" in point_or_row else point_or_row.get("out_shape")
+    dims = json.loads(out) if isinstance(out, str) else list(out or [])
+    return numel(dims[1:]) == 1
 
 
 def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Optional[str]:
