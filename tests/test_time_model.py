@@ -243,6 +243,25 @@ def test_hot_floor_and_the_successor_term_by_hand():
     assert tm.successor_s("activation", 1e12) == pytest.approx(4e-6) and tm.successor_s("lrn", 1e6) == 0.0
 
 
+def test_successor_curves_never_fall_with_more_bytes():
+    """The running median of the successor probes, made non-decreasing (pool adjacent violators): a
+    wobble of the probes below a few megabytes must not rank an op's successor above a larger one's."""
+    from archstat.profiling.time_model import monotone, running_median
+
+    pts = law_points()
+    wobbly = [1, 1, 9, 9, 9, 1, 1, 1, 9, 9, 9]  # us; its running median of 5 rises, falls and rises again
+    acts = [p for p in pts if p["family"] == "activation"]
+    pts = [p for p in pts if p["family"] != "activation"]
+    for k, us in enumerate(wobbly):
+        b = 10.0 ** (2 + k / 2)
+        pts.append({"family": "activation", "flops": 0.0, "bytes": b, "features": [], "time_s": 2e-6 + b / 1e9,
+                    "after_s": us * 1e-6, "out_bytes": b / 2})
+    assert acts and list(running_median(wobbly)) != sorted(running_median(wobbly))  # the case is not vacuous
+    curve = TimeModel(pts).after_curve["activation"][1] * 1e6
+    assert list(curve) == pytest.approx(monotone(list(running_median(wobbly))))
+    assert all(b >= a for a, b in zip(curve, curve[1:]))
+
+
 def test_pools_are_priced_from_the_curve_of_their_own_window():
     """A 2x2 max pool costs more per byte of window traffic than a 3x3 one (a fixed cost per output):
     each window gets its curve, and a window without one takes the nearest in area."""
