@@ -396,24 +396,30 @@ def test_a_family_called_after_a_long_gap_or_a_conv_pays_its_cold_start():
 def test_views_and_identity_modules_pay_only_their_cold_start_and_pass_the_successor_on():
     """A view (``dispatch``) and a module that returns its input (``identity``: a Dropout in eval) cost
     their back-to-back floor, plus their own cold start (flushed minus back to back) where a family's
-    code is cold; what the op before them left is not theirs to pay: it passes on to the next op."""
+    code is cold; what the op before them left is not theirs to pay: it passes on to the next op.  Two
+    of a family in a row after a conv: only the first is cold."""
     pts = law_points()
     for p in pts:
         if p["family"] == "conv":
-            p["after_s"], p["out_bytes"] = 20e-6, p["flops"]  # every conv costs its successor 20 us
+            p["after_s"], p["out_bytes"] = 40e-6, p["flops"]  # every conv costs its successor 40 us
         if p["family"] == "dispatch":
             p["hot_s"] = 1e-6  # flushed 1.5 us: a 0.5 us cold start
     pts.append({"family": "identity", "flops": 0.0, "bytes": 0.0, "features": [], "time_s": 30e-6, "hot_s": 3e-6})
     tm = TimeModel(pts)
     assert tm.cold["identity"] == pytest.approx(27e-6) and tm.cold["dispatch"] == pytest.approx(0.5e-6)
-    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Dropout(), nn.ReLU(), nn.Dropout(), nn.Flatten())
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Dropout(), nn.Dropout(), nn.ReLU(), nn.Dropout(), nn.Flatten())
     rows = pd.DataFrame(rows_of(net, (4, 4, 4), batch=1))
-    assert [family(r) for r in rows.to_dict("records")] == ["conv", "identity", "activation", "identity", "dispatch"]
-    _, drop1, relu, drop2, flat = tm.predict(rows, 1, 4).to_dict("records")
-    assert drop1["t_after_s"] == pytest.approx(27e-6) and drop1["predicted_s"] == pytest.approx(30e-6)  # after a conv
-    assert relu["t_after_s"] == pytest.approx(20e-6)  # the conv's successor term, through the Dropout
-    assert drop2["t_after_s"] == 0.0 and drop2["predicted_s"] == pytest.approx(3e-6)  # called two rows ago: warm
+    assert [family(r) for r in rows.to_dict("records")] == ["conv", "identity", "identity", "activation", "identity",
+                                                           "dispatch"]
+    _, drop1, drop2, relu, drop3, flat = tm.predict(rows, 1, 4).to_dict("records")
+    # right after the conv: its own cold start (27 us), not the conv's 40
+    assert drop1["t_after_s"] == pytest.approx(27e-6) and drop1["predicted_s"] == pytest.approx(30e-6)
+    assert drop2["t_after_s"] == 0.0 and drop2["predicted_s"] == pytest.approx(3e-6)  # its family ran just before
+    assert relu["t_after_s"] == pytest.approx(40e-6)  # the conv's successor term, through both Dropouts
+    assert drop3["t_after_s"] == 0.0  # called two rows ago, after no conv: warm
     assert flat["t_after_s"] == pytest.approx(0.5e-6) and flat["predicted_s"] == pytest.approx(1.5e-6)  # first call
+    # a family the calibration never timed costs a call's floor: the view's back-to-back time
+    assert tm.predict_row({"kind": "no_such_kind_either"}, 1, 4)["floor_s"] == pytest.approx(1e-6)
 
 
 def test_a_linear_leaves_its_successor_what_its_bytes_moved_say():

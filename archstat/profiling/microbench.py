@@ -488,18 +488,19 @@ NO_KERNEL_CASES: dict[str, Callable[[torch.Tensor], Any]] = {
 
 
 def no_kernel_point(fam: str, fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> dict[str, Any]:
-    """The point of a family that launches no kernel (``op_families.NO_KERNEL``): ``fn(x)`` back to back
-    (``hot_s``, the per-call floor) and, on the CPU, after a cache flush (``time_s``; on a GPU the same
-    as ``hot_s``), so that the time model knows its cold start.
+    """The point of a family that launches no kernel (``op_families.NO_KERNEL``): on the CPU ``fn(x)``
+    back to back (``hot_s``, the per-call floor) and after a cache flush (``time_s``), so that the time
+    model knows its cold start; on a GPU back to back only (``time_s``), as every GPU benchmark.
 
     Why flushed: a model calls its flatten and its dropouts once per pass, with their code long gone
     from the caches.  Back to back a flatten took 0.7 us and a Dropout in eval 3.4; in the benchmark
     models' passes 11-18 and 25-39 us, flushed here 15 and 34."""
     with torch.inference_mode():
         hot = stats(time_calls(lambda: fn(x), x.device, warmup=2, repeat=50, budget_s=0.05))["median"]
-        cold = stats(flushed_times(lambda: fn(x), repeat=7))["median"] if x.device.type == "cpu" else hot
-    return {"family": fam, "flops": 0.0, "bytes": 0.0, "features": [], "time_s": cold, "hot_s": hot,
-            "signature": [fam]}
+        point = {"family": fam, "flops": 0.0, "bytes": 0.0, "features": [], "time_s": hot, "signature": [fam]}
+        if x.device.type == "cpu":  # a GPU calibration has no back-to-back fit: ``hot_s`` would start one
+            point["time_s"], point["hot_s"] = stats(flushed_times(lambda: fn(x), repeat=7))["median"], hot
+    return point
 
 
 def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -283,12 +283,14 @@ class TimeModel:
 
     def successor_s(self, fam: str, size: float, probe: str = "after_s") -> float:
         """Seconds this op call costs the next one: ``microbench.successor_penalty`` of the family's
-        benchmarks, against the bytes of their output (running median of 5 made non-decreasing, ``successor_curves``; interpolated in log bytes).
+        benchmarks, against the bytes of their output (running median of 5 made non-decreasing,
+        ``successor_curves``; interpolated in log bytes).
 
         The output's size is what sets it: a conv whose output fits the caches leaves 2-30 us behind,
         one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration.
-        ``size``: the op's output bytes; with ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) or
-        ``AFTER_BN_RELU`` (what it leaves the ReLU after that BatchNorm) its bytes moved."""
+        ``size``: the op's output bytes (a ``SUCCESSOR_BY_BYTES`` family's bytes moved); with
+        ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) or ``AFTER_BN_RELU`` (what it leaves the ReLU
+        after that BatchNorm) its bytes moved."""
         curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve}.get(probe, self.after_curve)
         if fam not in curves or not size:
             return 0.0
@@ -326,7 +328,8 @@ class TimeModel:
 
     def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0,
                     normalized_input: bool = False, warm_bytes: float = 0.0) -> dict[str, Any]:
-        """One row's prediction; ``after_s`` is what the op before it costs it (``successor_s``);
+        """One row's prediction; ``after_s`` is what the op before it costs it (``successor_s``), or its
+        family's cold start (for a view or an identity module, its cold start alone: ``predict``);
         ``normalized_input``: its input went through a BatchNorm (``normalized_sources``); ``warm_bytes``:
         the part of its bytes moved that sits in the private caches, priced at the back-to-back
         bandwidth (``B_w / BW_warm(B) + (B - B_w) / BW(B)``; the ``bandwidth`` column is then ``B / t_memory``)."""
@@ -341,8 +344,9 @@ class TimeModel:
             fam_bw = nearest_window(self.bw, fam, window_of(row)) or fam_bw
         if fam in BATCH_PARALLEL and batch == 1 and fam + ONE_SAMPLE in self.bw:
             fam_bw = fam + ONE_SAMPLE
-        floor, curve = self.floor.get(fam, self.floor.get("dispatch", 0.0)), self.bw.get(fam_bw)
-        floor = self.hot_floor.get(fam, floor)
+        # a family the calibration never timed: the floor of a call (a view's, back to back)
+        fallback = self.hot_floor.get("dispatch", self.floor.get("dispatch", 0.0))
+        floor, curve = self.hot_floor.get(fam, self.floor.get(fam, fallback)), self.bw.get(fam_bw)
         rate = self.rate[fam](rate_features(fam, features(row, batch), flops, nbytes)) if fam in self.rate and flops else math.nan
         bw = curve(nbytes) if curve is not None and nbytes else math.nan
         t_c = flops / rate if flops and rate == rate else 0.0
@@ -378,6 +382,7 @@ class TimeModel:
         bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
         after_bn_relu: Optional[float] = None  # the same, for this row, if the rows before are a conv and its BatchNorm
         last: dict[str, int] = {}  # the row that last called each family
+        last_compute = -1  # the last conv or linear row
         previous = ""
         for i, (row, norm) in enumerate(zip(records, normalized)):
             fam, out_b = family(row), output_bytes(row, batch, itemsize)
@@ -391,7 +396,9 @@ class TimeModel:
             relu_after_bn = fam == "activation" and after_bn_relu is not None and has_warm
             # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
             # their operands fill the caches): it pays at least its family's cold start
-            cold_code = fam not in last or i - last[fam] > COLD_GAP or previous in COMPUTE_FAMILIES
+            # (views and identities after a conv pass ``previous`` on: only the first of a family after it is cold)
+            cold_code = (fam not in last or i - last[fam] > COLD_GAP
+                         or (previous in COMPUTE_FAMILIES and last[fam] < last_compute))
             if bn_after_conv:
                 row_after = after_bn
             elif relu_after_bn:
@@ -401,6 +408,7 @@ class TimeModel:
             else:
                 row_after = max(after, self.cold.get(fam, 0.0)) if cold_code else after
             last[fam] = i
+            last_compute = i if fam in COMPUTE_FAMILIES else last_compute
             previous = previous if fam in NO_KERNEL else fam  # a view passes it on
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
@@ -477,8 +485,12 @@ def window_of(point_or_row: dict) -> str:
 def global_pool(point_or_row: dict) -> bool:
     """Does an adaptive pool reduce each plane to one value (output plane 1x1)?  From a calibration
     point's signature (``str(out_shape)``) or a row's ``out_shape``."""
-    out = point_or_row["signature"][4] if "signature" in point_or_row else point_or_row.get("out_shape")
-    dims = json.loads(out) if isinstance(out, str) else list(out or [])
+    sig = point_or_row.get("signature")
+    out = (sig[4] if len(sig) > 4 else None) if sig else point_or_row.get("out_shape")
+    try:
+        dims = json.loads(out) if isinstance(out, str) else list(out or [])
+    except ValueError:  # not a list of sizes: price it as global pooling, the family curve
+        return True
     return numel(dims[1:]) == 1
 
 
