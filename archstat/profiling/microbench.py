@@ -17,8 +17,9 @@ planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels 
 32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
-LRN every other size at batch 8; 16 adaptive pools onto a 6x6 or 7x7 grid besides, ``adaptive_head_cases``), and the two families that launch no kernel, a view and a Dropout in
-eval, back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also measures what it
+LRN every other size at batch 8; 16 adaptive pools onto a 6x6 or 7x7 grid besides,
+``adaptive_head_cases``), and the two families that launch no kernel, a view and a Dropout in eval,
+back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also measures what it
 leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also a BatchNorm and the ReLU
 after it, ``chain_penalties``).  Timed in two passes (each point the faster): about 85 s on 2 CPU cores.
 """

@@ -16,8 +16,9 @@ in-place ``nn.ReLU`` module over the op's output right after the op, minus the s
 a module, as models call their ReLUs), and the model reads it per family against the size of the op's
 output (a linear's against its bytes moved: its output is small, its weights stream through the
 caches).  A family not called in the last ``COLD_GAP`` rows (a model's one global pool, its flatten,
-its first linear), or called right after a conv or a linear, pays at least its cold start instead: its smallest benchmark flushed minus the same
-back to back (``cold``: BatchNorm 29-31 us, ReLU 10, LRN 41 here).  An adaptive pool of 50 K elements
+its first linear), or called right after a conv or a linear, pays at least its cold start instead:
+its smallest benchmark flushed minus the same back to back (``cold``: BatchNorm 29-31 us, ReLU 10,
+LRN 41 here).  An adaptive pool of 50 K elements
 took 12 us back to back and 94 us at the end of MobileNet at batch 1; a BatchNorm of 1.6 MB after a
 conv 55-64 us where its warm floor and bandwidth say 42, close to its flushed 70: the ReLU that
 measures ``successor_s`` is the smallest kernel there is, and misses the larger code of the others.
@@ -43,8 +44,8 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   depend on the data, ``microbench.pool_input``); adaptive pools one for global pooling (a vectorised
   sum per plane) and one per window for pooling onto a grid (window bounds per output: VGG-16's
   7x7 -> 7x7 head, 3.8 ns per output, was -88% priced from global pools); LRN one at batch 1 and one
-  above (it splits its work over the batch).  Conv families use the ``copy`` family's curve (depthwise convs their own);
-  linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
+  above (it splits its work over the batch).  Conv families use the ``copy`` family's curve
+  (depthwise convs their own); linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
   fitted on M >= 16).
 * Operands in the private caches (CPU): a memory-bound row that allocates its output (below 32 MiB)
   and whose operands were all touched within the L2 caches' worth of traffic (``in_private_caches``;
@@ -92,8 +93,9 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   median per run, five runs; up to +129% per add), and their ranks cost its batch-1 Spearman most of
   its gap to 0.95.  Concats priced the same way read worse (docs/measured.md).
 * Views (``dispatch``) and modules that return their input (``identity``: a Dropout in eval) launch no
-  kernel: their back-to-back floor, plus their cold start under the rule above (``microbench.no_kernel_point``:
-  flushed, a flatten took 15 us and a Dropout 34, back to back 0.7 and 3.4).  What the op before them
+  kernel: their back-to-back floor, plus their cold start under the rule above, the first of a family
+  after a conv only (``microbench.no_kernel_point``: flushed, a flatten took 15 us and a Dropout 34,
+  back to back 0.7 and 3.4).  What the op before them
   left passes on to the op after.  Priced at the 1.2 us floor of a view, the benchmark models'
   flattens (11-18 us) and dropouts (25-39 us) were -93% to -97%, and VGG-16 has three of its forty
   rows of 20 us or more there.
