@@ -309,6 +309,8 @@ def test_adaptive_pools_onto_a_grid_take_the_curve_of_their_window():
     assert "adaptive_pool 1x1" in tm.bw and "adaptive_pool 7x7" not in tm.bw
     head, gap = (rows_of(nn.Sequential(nn.AdaptiveAvgPool2d(k)), (64, 7, 7), batch=2)[0] for k in (7, 1))
     assert not global_pool(head) and global_pool(gap) and global_pool(pts[-2]) and not global_pool(pts[-1])
+    # a signature too short to hold an output shape, or one that is not a list: priced as global pooling
+    assert global_pool({"signature": ["adaptive_pool"]}) and global_pool({"signature": ["a", None, None, "x", "None"]})
     assert tm.predict_row(head, 2, 4)["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=0.1)
     assert tm.predict_row(gap, 2, 4)["bandwidth_bytes_per_s"] == pytest.approx(1e10, rel=0.1)
 
