@@ -394,6 +394,13 @@ def test_a_family_called_after_a_long_gap_or_a_conv_pays_its_cold_start():
     after = pred[pred.family == "activation"].t_after_s.tolist()
     # first call; right after; after a long gap; after a conv (its successor term is 0 here); right after
     assert after == pytest.approx([1e-6, 0.0, 1e-6, 1e-6, 0.0])
+    # a linear right after a linear pays its cold start too (a view between passes the linear on)
+    pts += [{"family": "linear", "flops": f, "bytes": 1e4, "features": [3.0, 10.0, 10.0], "time_s": 30e-6 + f / 1e10,
+             "hot_s": 5e-6 + f / 1e10} for f in (1e3, 1e6, 1e7, 1e8)]
+    tm = TimeModel(pts)
+    fcs = nn.Sequential(nn.Linear(16, 16), nn.Flatten(), nn.Linear(16, 16))
+    linears = tm.predict(pd.DataFrame(rows_of(fcs, (16,), batch=2)), 2, 4).query("family == 'linear'")
+    assert list(linears.t_after_s) == pytest.approx([tm.cold["linear"]] * 2) and tm.cold["linear"] == pytest.approx(25e-6)
 
 
 def test_views_and_identity_modules_pay_only_their_cold_start_and_pass_the_successor_on():

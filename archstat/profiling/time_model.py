@@ -397,10 +397,10 @@ class TimeModel:
             # leave it (the same chain, ``successor_s(.., AFTER_BN_RELU)``)
             relu_after_bn = fam == "activation" and after_bn_relu is not None and has_warm
             # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
-            # their operands fill the caches): it pays at least its family's cold start
-            # (views and identities after a conv pass ``previous`` on: only the first of a family after it is cold)
-            cold_code = (fam not in last or i - last[fam] > COLD_GAP
-                         or (previous in COMPUTE_FAMILIES and last[fam] < last_compute))
+            # their operands fill the caches): it pays at least its family's cold start (views and identities
+            # pass ``previous`` on, so of a run of them after a conv only the first of each family is cold)
+            after_compute = previous in COMPUTE_FAMILIES and (fam not in NO_KERNEL or last.get(fam, -1) < last_compute)
+            cold_code = fam not in last or i - last[fam] > COLD_GAP or after_compute
             if bn_after_conv:
                 row_after = after_bn
             elif relu_after_bn:
