@@ -477,9 +477,18 @@ def batch_of(point: dict) -> int:
     return int(sig[-1]) if sig and isinstance(sig[-1], (int, float)) else 1
 
 
+def signature_field(point_or_row: dict, index: int, key: str) -> Any:
+    """A calibration point's ``signature[index]`` (None when it is shorter), or a row's ``key``: the same
+    field (``microbench.signature``)."""
+    sig = point_or_row.get("signature")
+    if sig:
+        return sig[index] if len(sig) > index else None
+    return point_or_row.get(key)
+
+
 def window_of(point_or_row: dict) -> str:
     """A pool's window as ``KxK`` (from a calibration point's signature or a row's ``kernel``)."""
-    kernel = point_or_row["signature"][1] if "signature" in point_or_row else point_or_row.get("kernel")
+    kernel = signature_field(point_or_row, 1, "kernel")
     dims = [int(k) for k in (kernel or [1])] if isinstance(kernel, (list, tuple)) else [int(kernel or 1)] * 2
     return "x".join(map(str, dims))
 
@@ -487,8 +496,7 @@ def window_of(point_or_row: dict) -> str:
 def global_pool(point_or_row: dict) -> bool:
     """Does an adaptive pool reduce each plane to one value (output plane 1x1)?  From a calibration
     point's signature (``str(out_shape)``) or a row's ``out_shape``."""
-    sig = point_or_row.get("signature")
-    out = (sig[4] if len(sig) > 4 else None) if sig else point_or_row.get("out_shape")
+    out = signature_field(point_or_row, 4, "out_shape")
     try:
         dims = json.loads(out) if isinstance(out, str) else list(out or [])
     except ValueError:  # not a list of sizes: price it as global pooling, the family curve
