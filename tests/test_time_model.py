@@ -280,6 +280,31 @@ def test_pools_are_priced_from_the_curve_of_their_own_window():
     assert p4["bandwidth_bytes_per_s"] == pytest.approx(1 / 0.3e-9, rel=1e-2)  # 4x4 is nearer 3x3 than 2x2
 
 
+def test_max_and_average_pools_take_the_curve_of_their_own_stride():
+    """A 3x3 max pool that downsamples (stride 2) fetches more distinct bytes per window read than a
+    stride-1 one: each stride of a window gets its curve; a stride the calibration lacks takes the
+    window's nearest stride; adaptive pools have no stride of their own."""
+    from archstat.profiling.time_model import nearest_window, window_of
+
+    def pool_point(stride: int, b: float, ns_per_byte: float) -> dict:
+        return {"family": "pool_max", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b * ns_per_byte * 1e-9,
+                "signature": ["pool_max", [3, 3], [stride, stride], "", "", 1]}
+    pts = law_points() + [pool_point(1, b, 0.25) for b in (8.0, 1e4, 1e6, 1e8)]
+    pts += [pool_point(2, b, 0.4) for b in (16.0, 1e4, 1e6, 1e8)]
+    tm = TimeModel(pts)
+    assert {"pool_max 3x3", "pool_max 3x3/2"} <= set(tm.bw)
+    net = nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(3, 3, 1), nn.MaxPool2d(2, 2))
+    rows = pd.DataFrame(rows_of(net, (16, 64, 64), batch=2))
+    assert [window_of(r) for r in rows.to_dict("records")] == ["3x3", "3x3/2", "3x3/3", "2x2/2"]
+    bw = tm.predict(rows, 2, 4).bandwidth_bytes_per_s.tolist()
+    # stride 3 and the 2x2 pool: no curve of their own, the nearest stride of the nearest window (3x3/2)
+    assert bw == pytest.approx([4e9, 2.5e9, 2.5e9, 2.5e9], rel=1e-2)
+    assert nearest_window(tm.bw, "pool_max", "5x5") == "pool_max 3x3"  # stride 1 calibrated: its own
+    assert nearest_window(tm.bw, "pool_avg", "3x3") is None
+    head = rows_of(nn.Sequential(nn.AdaptiveAvgPool2d(7)), (8, 14, 14), batch=1)[0]
+    assert window_of(head) == "2x2"  # an adaptive pool's window, whatever stride analyze records
+
+
 def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
     from archstat.profiling.microbench import combine
 

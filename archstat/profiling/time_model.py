@@ -40,7 +40,8 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
 * ``BW_f(B)``: the bandwidth the family reaches at that size, ``B_i / (t_i - floor_f)`` on its
   benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in
   ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Pools have a
-  curve per window and, for max pools, per input kind (after a BatchNorm or not: their branches
+  curve per window and stride (``window_of``: a pool that downsamples fetches more distinct bytes
+  per window read) and, for max pools, per input kind (after a BatchNorm or not: their branches
   depend on the data, ``microbench.pool_input``); adaptive pools one for global pooling (a vectorised
   sum per plane) and one per window for pooling onto a grid (window bounds per output: VGG-16's
   7x7 -> 7x7 head, 3.8 ns per output, was -88% priced from global pools); LRN one at batch 1 and one
@@ -248,7 +249,7 @@ class TimeModel:
                     ok = [p for p in ok if global_pool(p)] or ok
                 if ok:
                     self.bw[f] = bandwidth_curve(ok, "time_s", fl)
-                if windowed:  # a curve per window size: per output, a 2x2 max pool took 10.6 ns
+                if windowed:  # a curve per window size and stride: per output, a 2x2 max pool took 10.6 ns
                     # and a 3x3 one 12-16 (a fixed cost per output besides the window's reads), so one
                     # curve over window traffic mixed the two and priced GoogLeNet's 3x3 pools 2x too slow;
                     # and per input kind (``microbench.pool_input``: after a BatchNorm or not)
@@ -487,10 +488,25 @@ def signature_field(point_or_row: dict, index: int, key: str) -> Any:
 
 
 def window_of(point_or_row: dict) -> str:
-    """A pool's window as ``KxK`` (from a calibration point's signature or a row's ``kernel``)."""
+    """A pool's window as ``KxK``, or ``KxK/S`` for a max or average pool of stride ``S`` other than 1
+    (from a calibration point's signature or a row's ``kernel`` and ``stride``).
+
+    Why the stride: a stride-1 pool reads each input element in up to ``K*K`` windows, one that
+    downsamples in about ``(K/S)^2``, so per window read it fetches more distinct bytes: over the grid's
+    large 3x3 max pools 0.31-0.39 ns per byte of window traffic at stride 2 against 0.25-0.29 at stride 1.
+    One curve over both priced GoogLeNet's stride-1 branch pools at batch 8 a median 21-29% slow and its
+    stem's stride-2 pool 26-30% fast in each of fifteen stored runs of ``bench/roofline_accuracy.py``
+    (a curve per stride: +3 to +8% and -12 to -18%).  Adaptive pools have no stride of their own:
+    ``KxK`` alone."""
     kernel = signature_field(point_or_row, 1, "kernel")
     dims = [int(k) for k in (kernel or [1])] if isinstance(kernel, (list, tuple)) else [int(kernel or 1)] * 2
-    return "x".join(map(str, dims))
+    window = "x".join(map(str, dims))
+    fam = point_or_row.get("family") if point_or_row.get("signature") else family(point_or_row)
+    if fam not in ("pool_max", "pool_avg"):
+        return window
+    stride = signature_field(point_or_row, 2, "stride")
+    steps = [int(s) for s in (stride or [1])] if isinstance(stride, (list, tuple)) else [int(stride or 1)] * 2
+    return window if max(steps) == 1 else f"{window}/{max(steps)}"
 
 
 def global_pool(point_or_row: dict) -> bool:
@@ -505,14 +521,21 @@ def global_pool(point_or_row: dict) -> bool:
 
 
 def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Optional[str]:
-    """The key of ``fam``'s curve for the calibrated window nearest ``window`` in area, among the
-    curves of input kind ``suffix`` if there are any (None without one)."""
-    area = lambda w: numel([int(d) for d in w.split("x")])  # noqa: E731
+    """The key of ``fam``'s curve for the calibrated window (``window_of``) nearest ``window``: the same
+    stride if one was calibrated, then the nearest area; among the curves of input kind ``suffix`` if
+    there are any (None without one)."""
+    def area_stride(w: str) -> tuple[int, int]:
+        size, _, stride = w.partition("/")
+        return numel([int(d) for d in size.split("x")]), int(stride or 1)
     keys = [k for k in curves if k.startswith(fam + " ") and k.endswith(suffix) and (suffix or "(" not in k)]
     keys = keys or [k for k in curves if k.startswith(fam + " ") and "(" not in k]
     if not keys:
         return None
-    return min(keys, key=lambda k: (abs(math.log(area(k.split(" ")[1]) / area(window))), k))
+    area, stride = area_stride(window)
+    calibrated_as = {k: area_stride(k.split(" ")[1]) for k in keys}
+    same_stride = [k for k in keys if calibrated_as[k][1] == stride]
+    return min(same_stride or keys, key=lambda k: (abs(math.log(calibrated_as[k][0] / area)),
+                                                   abs(math.log(calibrated_as[k][1] / stride)), k))
 
 
 def operand_writers(records: list[dict]) -> list[list[Optional[int]]]:
