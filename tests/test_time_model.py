@@ -101,6 +101,22 @@ def test_calibration_grid_is_synthetic_and_seeded():
     assert signature(row, 2) == ("conv", (3, 3), (1, 1), "[[8, 9, 9]]", "[8, 7, 7]", 2)
 
 
+def test_dense_convs_are_stems_and_reductions_within_the_grid_caps():
+    """``dense_conv_configs``: seeded, stems (3 input channels, at most 128 out) and 1x1 reductions (128+
+    channels to at most 64) in turn, every one within the caps of the random grid."""
+    from archstat.profiling.microbench import dense_conv_configs, within_caps
+
+    cfgs = dense_conv_configs(32, quick=False)
+    assert cfgs == dense_conv_configs(32, quick=False)
+    stems, reductions = cfgs[0::2], cfgs[1::2]
+    assert all(c["c_in"] == 3 and 16 <= c["c_out"] <= 128 for c in stems)
+    assert all(c["kernel"] == (1, 1) and c["c_in"] >= 128 and c["c_out"] <= 64 for c in reductions)
+    assert sum(c["stride"] > 1 for c in stems) > len(stems) // 2  # stems mostly downsample
+    assert all(within_caps(c, quick=False) for c in cfgs)
+    too_big = {"kernel": (11, 11), "c_in": 3, "c_out": 128, "size": 160, "stride": 4, "batch": 16, "groups": 1}
+    assert not within_caps(too_big, quick=False)  # 38 GFLOP: over MAX_FLOPS
+
+
 def test_adaptive_heads_cover_each_window_often_enough_for_a_curve():
     """``adaptive_head_cases``: pools onto a 6x6 or 7x7 grid whose windows (as ``analyze`` prices them)
     run 1x1 to 4x4, each at least 3 times (the time model fits a window's curve from 3 points)."""
