@@ -23,7 +23,7 @@ LRN every other size at batch 8; 16 adaptive pools onto a 6x6 or 7x7 grid beside
 ``adaptive_head_cases``), and the two families that launch no kernel, a view and a Dropout in eval,
 back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also measures what it
 leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also a BatchNorm and the ReLU
-after it, ``chain_penalties``).  Timed in two passes (each point the faster): about 85 s on 2 CPU cores.
+after it, ``chain_penalties``).  Timed in two passes (each point the faster): about 93 s on 2 CPU cores.
 """
 from __future__ import annotations
 
