@@ -101,20 +101,36 @@ def test_calibration_grid_is_synthetic_and_seeded():
     assert signature(row, 2) == ("conv", (3, 3), (1, 1), "[[8, 9, 9]]", "[8, 7, 7]", 2)
 
 
-def test_dense_convs_are_stems_and_reductions_within_the_grid_caps():
-    """``dense_conv_configs``: seeded, stems (3 input channels, at most 128 out) and 1x1 reductions (128+
+def test_targeted_convs_are_stems_and_reductions_within_the_grid_caps():
+    """``targeted_conv_configs``: seeded, stems (3 input channels, at most 128 out) and 1x1 reductions (128+
     channels to at most 64) in turn, every one within the caps of the random grid."""
-    from archstat.profiling.microbench import dense_conv_configs, within_caps
+    from archstat.profiling.microbench import targeted_conv_configs, within_caps
 
-    cfgs = dense_conv_configs(32, quick=False)
-    assert cfgs == dense_conv_configs(32, quick=False)
+    cfgs = targeted_conv_configs(32, quick=False)
+    assert cfgs == targeted_conv_configs(32, quick=False)
     stems, reductions = cfgs[0::2], cfgs[1::2]
     assert all(c["c_in"] == 3 and 16 <= c["c_out"] <= 128 for c in stems)
     assert all(c["kernel"] == (1, 1) and c["c_in"] >= 128 and c["c_out"] <= 64 for c in reductions)
     assert sum(c["stride"] > 1 for c in stems) > len(stems) // 2  # stems mostly downsample
     assert all(within_caps(c, quick=False) for c in cfgs)
-    too_big = {"kernel": (11, 11), "c_in": 3, "c_out": 128, "size": 160, "stride": 4, "batch": 16, "groups": 1}
-    assert not within_caps(too_big, quick=False)  # 38 GFLOP: over MAX_FLOPS
+    quick = targeted_conv_configs(8, quick=True)
+    assert all(c["size"] <= 16 and within_caps(c, quick=True) for c in quick)  # a quick grid stays small
+    flops_only = {"kernel": (3, 3), "c_in": 512, "c_out": 512, "size": 28, "stride": 1, "batch": 8, "groups": 1}
+    assert not within_caps(flops_only, quick=False)  # 29.6 GFLOP: over MAX_FLOPS, every other cap met
+    assert within_caps({**flops_only, "batch": 1}, quick=False)
+
+
+def test_the_random_conv_grid_is_the_one_calibrations_were_cached_for():
+    """The random conv grid's first configs for the grid's seed, as every GRID_VERSION 14 calibration
+    measured them: a change to ``conv_configs``'s stream invalidates cached calibrations without a
+    GRID_VERSION bump, and the targeted convs draw from a stream of their own."""
+    import random
+
+    from archstat.profiling.microbench import SEED
+
+    first = conv_configs(random.Random(SEED), 3, False, quick=False)
+    assert [(c["kernel"], c["c_in"], c["c_out"], c["size"], c["stride"], c["batch"]) for c in first] == [
+        ((1, 1), 32, 880, 10, 1, 1), ((1, 1), 96, 176, 16, 1, 16), ((1, 1), 880, 928, 10, 1, 1)]
 
 
 def test_adaptive_heads_cover_each_window_often_enough_for_a_curve():
@@ -307,8 +323,10 @@ def test_max_and_average_pools_take_the_curve_of_their_own_stride():
                 "signature": ["pool_max", [3, 3], [stride, stride], "", "", 1]}
     pts = law_points() + [pool_point(1, b, 0.25) for b in (8.0, 1e4, 1e6, 1e8)]
     pts += [pool_point(2, b, 0.4) for b in (16.0, 1e4, 1e6, 1e8)]
+    pts += [{**pool_point(2, b, 0.2), "family": "pool_avg",
+             "signature": ["pool_avg", [3, 3], [2, 2], "", "", 1]} for b in (16.0, 1e4, 1e6, 1e8)]
     tm = TimeModel(pts)
-    assert {"pool_max 3x3", "pool_max 3x3/2"} <= set(tm.bw)
+    assert {"pool_max 3x3", "pool_max 3x3/2", "pool_avg 3x3/2"} <= set(tm.bw)
     net = nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(3, 3, 1), nn.MaxPool2d(2, 2))
     rows = pd.DataFrame(rows_of(net, (16, 64, 64), batch=2))
     assert [window_of(r) for r in rows.to_dict("records")] == ["3x3", "3x3/2", "3x3/3", "2x2/2"]
@@ -316,9 +334,13 @@ def test_max_and_average_pools_take_the_curve_of_their_own_stride():
     # stride 3 and the 2x2 pool: no curve of their own, the nearest stride of the nearest window (3x3/2)
     assert bw == pytest.approx([4e9, 2.5e9, 2.5e9, 2.5e9], rel=1e-2)
     assert nearest_window(tm.bw, "pool_max", "5x5") == "pool_max 3x3"  # stride 1 calibrated: its own
-    assert nearest_window(tm.bw, "pool_avg", "3x3") is None
+    avg = tm.predict(pd.DataFrame(rows_of(nn.Sequential(nn.AvgPool2d(3, 2, 1)), (16, 64, 64), batch=2)), 2, 4)
+    assert avg.bandwidth_bytes_per_s.tolist() == pytest.approx([5e9], rel=1e-2)
+    assert nearest_window(tm.bw, "pool_avg", "3x3") == "pool_avg 3x3/2"  # the only average-pool curve
+    assert nearest_window(tm.bw, "adaptive_pool", "3x3") is None
     head = rows_of(nn.Sequential(nn.AdaptiveAvgPool2d(7)), (8, 14, 14), batch=1)[0]
-    assert window_of(head) == "2x2"  # an adaptive pool's window, whatever stride analyze records
+    assert head["stride"] is None and window_of(head) == "2x2"  # an adaptive pool: its window alone
+    assert window_of({"kind": "pool", "kernel": [3, 3], "stride": None}) == "3x3/3"  # PyTorch's default stride
 
 
 def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():

@@ -15,7 +15,7 @@ Grid (``quick`` shrinks every count and size, for tests): 112 convolutions (kern
 three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth, stems; output
 planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels for resolution)
 and 32 more where that draw is sparse and the fit worst (stems and 1x1 channel reductions,
-``dense_conv_configs``),
+``targeted_conv_configs``),
 32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
@@ -97,15 +97,19 @@ def conv_configs(rng: random.Random, n: int, depthwise: bool, quick: bool, big: 
         c_out = c_in if depthwise else _ch(rng, 16, 2048)
         size = int(round(_logu(rng, 4, 224 if not quick else 16)))
         stride = 2 if rng.random() < (0.25 if k != (11, 11) else 0) else (4 if k == (11, 11) else 1)
-        cfg = {"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride,
-               "batch": rng.choice([1, 2, 4, 8, 16]) * (1 if rng.random() < 0.3 else big),
+        cfg = {"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride, "batch": _batch(rng, big),
                "groups": c_in if depthwise else 1}
         if within_caps(cfg, quick, big):
             out.append(cfg)
     return out
 
 
-def within_caps(cfg: dict, quick: bool, big: int = 1) -> bool:
+def _batch(rng: random.Random, big: int) -> int:
+    """A conv benchmark's batch: 1, 2, 4, 8 or 16, times ``big`` (16 on CUDA) seven times in ten."""
+    return rng.choice([1, 2, 4, 8, 16]) * (1 if rng.random() < 0.3 else big)
+
+
+def within_caps(cfg: dict[str, Any], quick: bool, big: int = 1) -> bool:
     """Does a conv config stay under the grid's caps: output plane ``MAX_PLANE``, FLOPs ``big * MAX_FLOPS``,
     bytes moved ``big * MAX_BYTES`` (each 64x less when ``quick``), output below ``MAX_OUT_BYTES`` on a
     CPU, and at least 0.2 MFLOP (smaller convs sit on the per-call floor)?"""
@@ -119,7 +123,7 @@ def within_caps(cfg: dict, quick: bool, big: int = 1) -> bool:
             and nbytes <= MAX_BYTES * big / shrink and (quick or flops >= 2e5))
 
 
-def dense_conv_configs(n: int, quick: bool, big: int = 1) -> list[dict]:
+def targeted_conv_configs(n: int, quick: bool, big: int = 1) -> list[dict]:
     """``n`` more conv configs where the random grid's own fit is worst: stems (3 input channels, a
     3x3, 5x5, 7x7 or 11x11 kernel, mostly strided, 16-128 output channels) and channel reductions
     (1x1 from 128-1024 channels to 16-64), in turn.  Drawn from a stream of their own: the rest of
@@ -139,13 +143,13 @@ def dense_conv_configs(n: int, quick: bool, big: int = 1) -> list[dict]:
             k = rng.choices([(3, 3), (5, 5), (7, 7), (11, 11)], [0.5, 0.1, 0.3, 0.1])[0]
             c_in, c_out = 3, _ch(rng, 16, 128)
             stride = 4 if k == (11, 11) else (2 if rng.random() < 0.7 else 1)
-            size = int(round(_logu(rng, 28, 160 if not quick else 16)))
+            size = int(round(_logu(rng, 28 if not quick else 4, 160 if not quick else 16)))
         else:
             k, c_in, c_out = (1, 1), _ch(rng, 128, 1024), _ch(rng, 16, 64)
             stride = 2 if rng.random() < 0.2 else 1
             size = int(round(_logu(rng, 7, 56 if not quick else 8)))
-        cfg = {"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride,
-               "batch": rng.choice([1, 2, 4, 8, 16]) * (1 if rng.random() < 0.3 else big), "groups": 1}
+        cfg = {"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride, "batch": _batch(rng, big),
+               "groups": 1}
         if within_caps(cfg, quick, big):
             out.append(cfg)
     return out
@@ -487,9 +491,9 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     rng = random.Random(SEED)
     tiny = {"kernel": (1, 1), "c_in": 8, "c_out": 8, "size": 1, "stride": 1, "batch": 1, "groups": 1}
     big = 16 if device.type == "cuda" else 1  # a GPU's layers are larger before they leave the launch floor
-    n_conv, n_dense, n_dw, n_linear, n_memory = (12, 2, 5, 4, 4) if quick else (112, 32, 32, 36, 20)
+    n_conv, n_targeted, n_dw, n_linear, n_memory = (12, 2, 5, 4, 4) if quick else (112, 32, 32, 36, 20)
     cases = [conv_case(c) for c in [tiny] + conv_configs(rng, n_conv, False, quick, big)]  # tiny: the floor
-    cases += [conv_case(c) for c in dense_conv_configs(n_dense, quick, big)]
+    cases += [conv_case(c) for c in targeted_conv_configs(n_targeted, quick, big)]
     cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}]
               + conv_configs(rng, n_dw, True, quick, big)]
     cases += [(nn.Linear(8, 8), (8,), 1)] + linear_cases(rng, n_linear, quick, big)

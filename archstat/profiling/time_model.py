@@ -489,7 +489,8 @@ def signature_field(point_or_row: dict, index: int, key: str) -> Any:
 
 def window_of(point_or_row: dict) -> str:
     """A pool's window as ``KxK``, or ``KxK/S`` for a max or average pool of stride ``S`` other than 1
-    (from a calibration point's signature or a row's ``kernel`` and ``stride``).
+    (from a calibration point's signature or a row's ``kernel`` and ``stride``; a stride not given is
+    the kernel's, as in PyTorch; of a stride that differs per axis, the larger).
 
     Why the stride: a stride-1 pool reads each input element in up to ``K*K`` windows, one that
     downsamples in about ``(K/S)^2``, so per window read it fetches more distinct bytes: over the grid's
@@ -498,15 +499,18 @@ def window_of(point_or_row: dict) -> str:
     stem's stride-2 pool 26-30% fast in each of fifteen stored runs of ``bench/roofline_accuracy.py``
     (a curve per stride: +3 to +8% and -12 to -18%).  Adaptive pools have no stride of their own:
     ``KxK`` alone."""
-    kernel = signature_field(point_or_row, 1, "kernel")
-    dims = [int(k) for k in (kernel or [1])] if isinstance(kernel, (list, tuple)) else [int(kernel or 1)] * 2
-    window = "x".join(map(str, dims))
+    kernel = per_axis(signature_field(point_or_row, 1, "kernel") or 1)
+    window = "x".join(map(str, kernel))
     fam = point_or_row.get("family") if point_or_row.get("signature") else family(point_or_row)
     if fam not in ("pool_max", "pool_avg"):
         return window
-    stride = signature_field(point_or_row, 2, "stride")
-    steps = [int(s) for s in (stride or [1])] if isinstance(stride, (list, tuple)) else [int(stride or 1)] * 2
-    return window if max(steps) == 1 else f"{window}/{max(steps)}"
+    stride = max(per_axis(signature_field(point_or_row, 2, "stride") or kernel))
+    return window if stride == 1 else f"{window}/{stride}"
+
+
+def per_axis(value: Any) -> list[int]:
+    """A kernel's or stride's sizes per axis: a list or tuple as it is, one int for both axes of a 2-D op."""
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)] * 2
 
 
 def global_pool(point_or_row: dict) -> bool:
@@ -521,9 +525,9 @@ def global_pool(point_or_row: dict) -> bool:
 
 
 def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Optional[str]:
-    """The key of ``fam``'s curve for the calibrated window (``window_of``) nearest ``window``: the same
-    stride if one was calibrated, then the nearest area; among the curves of input kind ``suffix`` if
-    there are any (None without one)."""
+    """The key of ``fam``'s curve for the calibrated window (``window_of``) nearest ``window`` in area, of
+    the nearest stride among those; among the curves of input kind ``suffix`` if there are any (None
+    without one)."""
     def area_stride(w: str) -> tuple[int, int]:
         size, _, stride = w.partition("/")
         return numel([int(d) for d in size.split("x")]), int(stride or 1)
@@ -533,9 +537,8 @@ def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Opt
         return None
     area, stride = area_stride(window)
     calibrated_as = {k: area_stride(k.split(" ")[1]) for k in keys}
-    same_stride = [k for k in keys if calibrated_as[k][1] == stride]
-    return min(same_stride or keys, key=lambda k: (abs(math.log(calibrated_as[k][0] / area)),
-                                                   abs(math.log(calibrated_as[k][1] / stride)), k))
+    return min(keys, key=lambda k: (abs(math.log(calibrated_as[k][0] / area)),
+                                    abs(math.log(calibrated_as[k][1] / stride)), k))
 
 
 def operand_writers(records: list[dict]) -> list[list[Optional[int]]]:
