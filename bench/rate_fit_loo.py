@@ -1,5 +1,5 @@
 """Leave-one-out error of the conv rate fit over the synthetic grid itself, with and without the work and
-intensity features (``time_model.rate_features``): no model's layer takes part.
+intensity features (``fit_curves.rate_features``): no model's layer takes part.
 
     python bench/rate_fit_loo.py [--calibration calibration.json] [--family conv]
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from archstat.profiling.calibrate import cache_path
 from archstat.profiling.cache import read_entries
-from archstat.profiling.time_model import RateFit, rate_features
+from archstat.profiling.fit_curves import RateFit, rate_features
 
 
 def load_points(path: str | None, family: str) -> list[dict]:

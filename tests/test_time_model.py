@@ -14,7 +14,8 @@ from torch import nn
 from archstat import analyze
 from archstat.profiling.microbench import conv_configs, signature
 from archstat.profiling.op_families import family, features, work
-from archstat.profiling.time_model import Curve, RateFit, TimeModel
+from archstat.profiling.fit_curves import Curve, RateFit
+from archstat.profiling.time_model import TimeModel
 
 
 def rows_of(model: nn.Module, shape: tuple, batch: int = 2) -> list[dict]:
@@ -203,7 +204,7 @@ def test_progress_says_what_it_measures_and_is_quiet_off_a_terminal(capsys):
 
 
 def test_monotone_time_never_falls_with_more_bytes():
-    from archstat.profiling.time_model import monotone
+    from archstat.profiling.fit_curves import monotone
 
     assert monotone([1.0, 3.0, 2.0, 4.0]) == [1.0, 2.5, 2.5, 4.0]
     assert monotone([5.0, 1.0, 1.0]) == pytest.approx([7 / 3] * 3)
@@ -279,7 +280,7 @@ def test_hot_floor_and_the_successor_term_by_hand():
 def test_successor_curves_never_fall_with_more_bytes():
     """The running median of the successor probes, made non-decreasing (pool adjacent violators): a
     wobble of the probes below a few megabytes must not rank an op's successor above a larger one's."""
-    from archstat.profiling.time_model import monotone, running_median
+    from archstat.profiling.fit_curves import monotone, running_median
 
     pts = law_points()
     wobbly = [1, 1, 9, 9, 9, 1, 1, 1, 9, 9, 9]  # us; its running median of 5 rises, falls and rises again
@@ -316,7 +317,7 @@ def test_max_and_average_pools_take_the_curve_of_their_own_stride():
     """A 3x3 max pool that downsamples (stride 2) fetches more distinct bytes per window read than a
     stride-1 one: each stride of a window gets its curve; a stride the calibration lacks takes the
     window's nearest stride; adaptive pools have no stride of their own."""
-    from archstat.profiling.time_model import nearest_window, window_of
+    from archstat.profiling.op_families import nearest_window, window_of
 
     def pool_point(stride: int, b: float, ns_per_byte: float) -> dict:
         return {"family": "pool_max", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b * ns_per_byte * 1e-9,
@@ -361,7 +362,7 @@ def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
 def test_adaptive_pools_onto_a_grid_take_the_curve_of_their_window():
     """Global pooling is priced from the family curve of the global benchmarks, pooling onto a grid
     (VGG's 7x7 head) from the curve of the nearest calibrated window: 10 GB/s and 1 GB/s here."""
-    from archstat.profiling.time_model import global_pool
+    from archstat.profiling.op_families import global_pool
 
     pts = law_points()
     for b in (1e3, 1e5, 1e7):
@@ -513,7 +514,7 @@ def test_a_linear_leaves_its_successor_what_its_bytes_moved_say():
 
 def test_conv_rate_reads_work_and_intensity():
     """Convs alike in kernel, channels and pixels but not in work per byte: the rate follows the intensity."""
-    from archstat.profiling.time_model import rate_features
+    from archstat.profiling.fit_curves import rate_features
 
     same = [0.0, 7.0, 4.0, 12.0, 0.0, 10.0]  # one config's log2 features
     pts = [(f, b, 1e9 if f / b < 10 else 1e11) for f, b in
@@ -529,7 +530,7 @@ def test_ops_whose_operands_sit_in_the_private_caches_are_priced_back_to_back():
     """A BatchNorm right after the conv that wrote its input, both within the private caches: the
     back-to-back (``hot_s``) law; the in-place ReLU after it, and every op when the caches are smaller
     than the bytes since, keep the flushed law."""
-    from archstat.profiling.time_model import in_private_caches
+    from archstat.profiling.pass_state import in_private_caches
 
     pts = law_points()
     for p in pts:
@@ -782,7 +783,7 @@ def test_steady_heap_stops_the_page_faults_of_a_forward_pass():
 def test_fresh_operand_bytes_finds_the_operand_the_op_before_wrote():
     """A residual add's operand written by the row just before (a view passes it on) gives its bytes;
     one-input rows and adds of two older operands give 0."""
-    from archstat.profiling.time_model import fresh_operand_bytes
+    from archstat.profiling.pass_state import fresh_operand_bytes
 
     recs = [{"op": "Conv2d", "kind": "conv", "sources": [-1], "in_shapes": [[4, 8, 8]], "out_shape": [4, 8, 8]},
             {"op": "BatchNorm2d", "kind": "batch_norm", "sources": [0], "in_shapes": [[4, 8, 8]], "out_shape": [4, 8, 8]},

@@ -18,12 +18,15 @@ A row (one op call of ``analyze()``'s table, per-sample shapes, whole-batch coun
              linear (rows M, in features K, out features N).
 
 The same function prices the calibration micro-benchmarks (their rows come from ``analyze()`` too),
-so a model row and a calibration point are described identically.
+so a model row and a calibration point are described identically; so do the fields read off either
+(``signature_field``, ``window_of``, ``global_pool``, ``batch_of``), which pick the curve a row is
+priced from (``nearest_window``).
 """
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+from typing import Any, Optional
 
 COMPUTE_FAMILIES = ("conv", "conv_dw", "linear")
 MEMORY_FAMILIES = ("activation", "elementwise", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "concat",
@@ -110,3 +113,72 @@ def features(row: dict, batch: int) -> list[float]:
         n = int(out[-1]) if out else 1
         return [lg(m), lg(k), lg(n)]
     return []
+
+
+def batch_of(point: dict) -> int:
+    """A calibration point's batch (the last field of its ``signature``; 1 for older points)."""
+    sig = point.get("signature") or []
+    return int(sig[-1]) if sig and isinstance(sig[-1], (int, float)) else 1
+
+
+def signature_field(point_or_row: dict, index: int, key: str) -> Any:
+    """A calibration point's ``signature[index]`` (None when it is shorter), or a row's ``key``: the same
+    field (``microbench.signature``)."""
+    sig = point_or_row.get("signature")
+    if sig:
+        return sig[index] if len(sig) > index else None
+    return point_or_row.get(key)
+
+
+def window_of(point_or_row: dict) -> str:
+    """A pool's window as ``KxK``, or ``KxK/S`` for a max or average pool of stride ``S`` other than 1
+    (from a calibration point's signature or a row's ``kernel`` and ``stride``; a stride not given is
+    the kernel's, as in PyTorch; of a stride that differs per axis, the larger).
+
+    Why the stride: a stride-1 pool reads each input element in up to ``K*K`` windows, one that
+    downsamples in about ``(K/S)^2``, so per window read it fetches more distinct bytes: over the grid's
+    large 3x3 max pools 0.31-0.39 ns per byte of window traffic at stride 2 against 0.25-0.29 at stride 1.
+    One curve over both priced GoogLeNet's stride-1 branch pools at batch 8 a median 21-29% slow and its
+    stem's stride-2 pool 26-30% fast in each of fifteen stored runs of ``bench/roofline_accuracy.py``
+    (a curve per stride: +3 to +8% and -12 to -18%).  Adaptive pools have no stride of their own:
+    ``KxK`` alone."""
+    kernel = per_axis(signature_field(point_or_row, 1, "kernel") or 1)
+    window = "x".join(map(str, kernel))
+    fam = point_or_row.get("family") if point_or_row.get("signature") else family(point_or_row)
+    if fam not in ("pool_max", "pool_avg"):
+        return window
+    stride = max(per_axis(signature_field(point_or_row, 2, "stride") or kernel))
+    return window if stride == 1 else f"{window}/{stride}"
+
+
+def per_axis(value: Any) -> list[int]:
+    """A kernel's or stride's sizes per axis: a list or tuple as it is, one int for both axes of a 2-D op."""
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)] * 2
+
+
+def global_pool(point_or_row: dict) -> bool:
+    """Does an adaptive pool reduce each plane to one value (output plane 1x1)?  From a calibration
+    point's signature (``str(out_shape)``) or a row's ``out_shape``."""
+    out = signature_field(point_or_row, 4, "out_shape")
+    try:
+        dims = json.loads(out) if isinstance(out, str) else list(out or [])
+    except ValueError:  # not a list of sizes: price it as global pooling, the family curve
+        return True
+    return numel(dims[1:]) == 1
+
+
+def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Optional[str]:
+    """The key of ``fam``'s curve for the calibrated window (``window_of``) nearest ``window`` in area, of
+    the nearest stride among those; among the curves of input kind ``suffix`` if there are any (None
+    without one)."""
+    def area_stride(w: str) -> tuple[int, int]:
+        size, _, stride = w.partition("/")
+        return numel([int(d) for d in size.split("x")]), int(stride or 1)
+    keys = [k for k in curves if k.startswith(fam + " ") and k.endswith(suffix) and (suffix or "(" not in k)]
+    keys = keys or [k for k in curves if k.startswith(fam + " ") and "(" not in k]
+    if not keys:
+        return None
+    area, stride = area_stride(window)
+    calibrated_as = {k: area_stride(k.split(" ")[1]) for k in keys}
+    return min(keys, key=lambda k: (abs(math.log(calibrated_as[k][0] / area)),
+                                    abs(math.log(calibrated_as[k][1] / stride)), k))

@@ -108,17 +108,20 @@ its share of the measured matmul peak or copy bandwidth).  A person can check on
 """
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
+from archstat.profiling.fit_curves import Curve, RateFit, bandwidth_curve, rate_features, successor_curves
 from archstat.profiling.fresh_pages import is_fresh
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED, calibrated, family, features, numel, output_bytes, work
+from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
+                                            batch_of, calibrated, family, features, global_pool, nearest_window,
+                                            output_bytes, window_of, work)
+from archstat.profiling.pass_state import fresh_operand_bytes, in_private_caches, normalized_sources
 
-K_NEAREST = 4
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
 # multi-input families priced in part back to back when the op before wrote one operand (``fresh_operand_bytes``):
 # residual adds; concats were tried too and read worse (docs/measured.md)
@@ -128,75 +131,9 @@ LINEAR_MV = "linear (1 row)"  # the bandwidth curve of matrix-vector linears
 AFTER_NORM = " (after a BatchNorm)"  # suffix of the max pool curves measured on normalised inputs
 ONE_SAMPLE = " (1 sample)"  # suffix of the curve of a family that splits its work over the batch, at batch 1
 BATCH_PARALLEL = ("lrn",)  # torch's LRN: one thread at batch 1 (13.7 ns per element here), two at 8 (7.5)
-KERNEL_WEIGHT = 3.0
 MODEL_COLUMNS = ["family", "predicted_s", "floor_s", "t_compute_s", "t_memory_s", "t_weights_s", "t_fresh_s", "t_after_s",
                  "rate_flops_per_s",
                  "bandwidth_bytes_per_s", "bound", "roof", "calibrated"]
-
-
-class RateFit:
-    """``log2 R(x)`` = the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest benchmarks.
-
-    Distances are taken between standardised log2 features, the first (the kernel area) counted
-    ``KERNEL_WEIGHT`` times, so that a 3x3 conv's neighbours are 3x3 convs where the grid has them
-    (nn-Meter's lesson: one predictor per kernel type).  A weighted mean of measured rates never
-    leaves their range: an earlier fit added a ridge-linear trend in the features, whose extension
-    beyond the grid predicted 600 GFLOP/s for VGG-16's 30-GFLOP convs at batch 8 (the machine's convs
-    reach 230), and which did worse inside the grid too (median layer error 28% against 26% over the
-    ten benchmark runs of ``bench/roofline_accuracy.py``, same calibration, same measurements).
-    """
-
-    def __init__(self, xs: np.ndarray, ys: np.ndarray) -> None:
-        self.mu, self.sd = xs.mean(0), xs.std(0) + 1e-9
-        self.z, self.ys = (xs - self.mu) / self.sd, np.asarray(ys, dtype=float)
-        self.weight = np.ones(xs.shape[1])
-        self.weight[0] = KERNEL_WEIGHT
-
-    def __call__(self, x: list[float]) -> float:
-        z = (np.asarray(x, dtype=float) - self.mu) / self.sd
-        d = np.sqrt((((self.z - z) * self.weight) ** 2).sum(1))
-        near = np.argsort(d)[:K_NEAREST]
-        w = 1.0 / (d[near] + 0.25)
-        return 2.0 ** float((w * self.ys[near]).sum() / w.sum())
-
-
-def rate_features(fam: str, feats: list[float], flops: float, nbytes: float) -> list[float]:
-    """The features ``RateFit`` reads: the config's (``op_families.features``) and, for convs, also
-    ``log2 F``, ``log2 B`` and their difference (the arithmetic intensity).
-
-    Small and memory-heavy convs reach a fraction of the rate of their neighbours in channels and pixels
-    (a 1x1 conv from 192 to 16 channels on 8x28x28: 102 GFLOP/s back to back, to 64 channels: 153); with the work and the intensity as features, the
-    leave-one-out error of the fit over the synthetic conv grid itself (112 convs, no model's layer)
-    fell from a median 17% to 10-13% on two calibrations of this machine (``bench/rate_fit_loo.py``)."""
-    if fam != "conv":
-        return list(feats)
-    lf, lb = math.log2(max(flops, 1.0)), math.log2(max(nbytes, 1.0))
-    return [*feats, lf, lb, lf - lb]
-
-
-def monotone(ts: list[float]) -> list[float]:
-    """The closest non-decreasing sequence (pool adjacent violators): more bytes never take less time,
-    so a benchmark slowed by another process cannot make a bigger tensor look faster than a smaller one."""
-    blocks: list[list[float]] = []  # [sum, count]
-    for t in ts:
-        blocks.append([t, 1.0])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, n = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += n
-    return [b[0] / b[1] for b in blocks for _ in range(int(b[1]))]
-
-
-class Curve:
-    """``BW(B)``: bandwidth against bytes, piecewise linear in log-log, constant beyond the ends."""
-
-    def __init__(self, nbytes: list[float], bw: list[float]) -> None:
-        order = np.argsort(nbytes)
-        self.lb = np.log(np.asarray(nbytes, dtype=float)[order])
-        self.lbw = np.log(np.asarray(bw, dtype=float)[order])
-
-    def __call__(self, nbytes: float) -> float:
-        return float(np.exp(np.interp(math.log(max(nbytes, 1.0)), self.lb, self.lbw)))
 
 
 class TimeModel:
@@ -215,48 +152,10 @@ class TimeModel:
         self.rate: dict[str, RateFit] = {}
         self.bw: dict[str, Curve] = {}
         for f, ps in by.items():
-            fl = self.floor[f]
             if f in COMPUTE_FAMILIES:
-                ok = [p for p in ps if p["flops"] > 0 and p["time_s"] > 1.5 * fl]
-                if f == "linear":  # rows M >= 16 set the rate; fewer rows stream the weights: their bandwidth
-                    # M = 1 is a matrix-vector product (gemv: it read 411 MB of weights at 20 GB/s here);
-                    # M = 2..8 a matrix product that packs the weights first (4-7 GB/s): two curves
-                    gemv = [p for p in ok if p["features"][0] == 0]
-                    packed = [p for p in ok if 0 < p["features"][0] <= 3]
-                    if gemv:
-                        self.bw[LINEAR_MV] = bandwidth_curve(gemv, "time_s", fl)
-                    if packed or gemv:
-                        self.bw[f] = bandwidth_curve(packed or gemv, "time_s", fl)
-                    ok = [p for p in ok if p["features"][0] >= 4] or ok
-                if f == "conv_dw":  # memory-bound: its own bandwidth, not the copy's (oneDNN reorders to a
-                    # blocked layout and back: MobileNet's 64x112x112 stride-2 one at batch 8 moved 9 GB/s)
-                    self.bw[f] = bandwidth_curve([p for p in ok if p["bytes"] > 0], "time_s", fl)
-                if len(ok) >= 3:
-                    xs = np.array([rate_features(f, p["features"], p["flops"], p["bytes"]) for p in ok], dtype=float)
-                    ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
-                    self.rate[f] = RateFit(xs, ys)
+                self.fit_compute(f, ps)
             elif f not in NO_KERNEL:
-                ok = [p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
-                if f in BATCH_PARALLEL:  # a curve at batch 1, one above it (where both were measured)
-                    one = [p for p in ok if batch_of(p) == 1]
-                    if one and len(one) < len(ok):
-                        self.bw[f + ONE_SAMPLE] = bandwidth_curve(one, "time_s", fl)
-                        ok = [p for p in ok if batch_of(p) > 1]
-                windowed = ok if f.startswith("pool") else []
-                if f == "adaptive_pool":  # global pooling (one vectorised sum per plane) on the family curve,
-                    # pooling onto a grid (window bounds per output: ``microbench.adaptive_head_cases``) per window
-                    windowed = [p for p in ok if not global_pool(p)]
-                    ok = [p for p in ok if global_pool(p)] or ok
-                if ok:
-                    self.bw[f] = bandwidth_curve(ok, "time_s", fl)
-                if windowed:  # a curve per window size and stride: per output, a 2x2 max pool took 10.6 ns
-                    # and a 3x3 one 12-16 (a fixed cost per output besides the window's reads), so one
-                    # curve over window traffic mixed the two and priced GoogLeNet's 3x3 pools 2x too slow;
-                    # and per input kind (``microbench.pool_input``: after a BatchNorm or not)
-                    for w, norm in {(window_of(p), bool(p.get(NORMALIZED))) for p in windowed}:
-                        same = [p for p in windowed if window_of(p) == w and bool(p.get(NORMALIZED)) == norm]
-                        if len(same) >= 3:
-                            self.bw[f"{f} {w}" + (AFTER_NORM if norm else "")] = bandwidth_curve(same, "time_s", fl)
+                self.fit_memory(f, ps)
         self.n_points = {f: len(ps) for f, ps in by.items()}
         # per-call floors with code and data warm: a flushed benchmark's first call pays a cold start
         # (30-60 us on CPU) that a model's op pays only after a large op (the successor term below)
@@ -283,6 +182,55 @@ class TimeModel:
         self.after_bn_curve = successor_curves(by, AFTER_BN, "bytes")
         # and what it leaves the ReLU after that BatchNorm (the same chain, ``microbench.chain_penalties``)
         self.after_bn_relu_curve = successor_curves(by, AFTER_BN_RELU, "bytes")
+
+    def fit_compute(self, f: str, ps: list[dict[str, Any]]) -> None:
+        """A compute family's rate fit (``RateFit`` over the benchmarks well above the family's floor), and
+        the bandwidth curves of the linears that stream their weights and of depthwise convs."""
+        fl = self.floor[f]
+        ok = [p for p in ps if p["flops"] > 0 and p["time_s"] > 1.5 * fl]
+        if f == "linear":  # rows M >= 16 set the rate; fewer rows stream the weights: their bandwidth
+            # M = 1 is a matrix-vector product (gemv: it read 411 MB of weights at 20 GB/s here);
+            # M = 2..8 a matrix product that packs the weights first (4-7 GB/s): two curves
+            gemv = [p for p in ok if p["features"][0] == 0]
+            packed = [p for p in ok if 0 < p["features"][0] <= 3]
+            if gemv:
+                self.bw[LINEAR_MV] = bandwidth_curve(gemv, "time_s", fl)
+            if packed or gemv:
+                self.bw[f] = bandwidth_curve(packed or gemv, "time_s", fl)
+            ok = [p for p in ok if p["features"][0] >= 4] or ok
+        if f == "conv_dw":  # memory-bound: its own bandwidth, not the copy's (oneDNN reorders to a
+            # blocked layout and back: MobileNet's 64x112x112 stride-2 one at batch 8 moved 9 GB/s)
+            self.bw[f] = bandwidth_curve([p for p in ok if p["bytes"] > 0], "time_s", fl)
+        if len(ok) >= 3:
+            xs = np.array([rate_features(f, p["features"], p["flops"], p["bytes"]) for p in ok], dtype=float)
+            ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
+            self.rate[f] = RateFit(xs, ys)
+
+    def fit_memory(self, f: str, ps: list[dict[str, Any]]) -> None:
+        """A memory family's bandwidth curve (``bandwidth_curve``), and its curves per kind of call: LRN at
+        batch 1 apart, adaptive pools onto a grid per window, pools per window, stride and input kind."""
+        fl = self.floor[f]
+        ok = [p for p in ps if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
+        if f in BATCH_PARALLEL:  # a curve at batch 1, one above it (where both were measured)
+            one = [p for p in ok if batch_of(p) == 1]
+            if one and len(one) < len(ok):
+                self.bw[f + ONE_SAMPLE] = bandwidth_curve(one, "time_s", fl)
+                ok = [p for p in ok if batch_of(p) > 1]
+        windowed = ok if f.startswith("pool") else []
+        if f == "adaptive_pool":  # global pooling (one vectorised sum per plane) on the family curve,
+            # pooling onto a grid (window bounds per output: ``microbench.adaptive_head_cases``) per window
+            windowed = [p for p in ok if not global_pool(p)]
+            ok = [p for p in ok if global_pool(p)] or ok
+        if ok:
+            self.bw[f] = bandwidth_curve(ok, "time_s", fl)
+        # a curve per window size and stride: per output, a 2x2 max pool took 10.6 ns and a 3x3 one 12-16
+        # (a fixed cost per output besides the window's reads), so one curve over window traffic mixed the
+        # two and priced GoogLeNet's 3x3 pools 2x too slow; and per input kind (``microbench.pool_input``:
+        # after a BatchNorm or not)
+        for w, norm in {(window_of(p), bool(p.get(NORMALIZED))) for p in windowed}:
+            same = [p for p in windowed if window_of(p) == w and bool(p.get(NORMALIZED)) == norm]
+            if len(same) >= 3:
+                self.bw[f"{f} {w}" + (AFTER_NORM if norm else "")] = bandwidth_curve(same, "time_s", fl)
 
     def successor_s(self, fam: str, size: float, probe: str = "after_s") -> float:
         """Seconds this op call costs the next one: ``microbench.successor_penalty`` of the family's
@@ -380,39 +328,18 @@ class TimeModel:
         normalized = normalized_sources(records)
         warm = in_private_caches(records, batch, itemsize, self.private_bytes) if self.warm else [False] * len(records)
         fresh = fresh_operand_bytes(records, batch, itemsize)
-        after = 0.0  # rows are in execution order: each pays what the op before it left behind
-        after_bn: Optional[float] = None  # what the op before leaves a BatchNorm, where measured (convs)
-        bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
-        after_bn_relu: Optional[float] = None  # the same, for this row, if the rows before are a conv and its BatchNorm
-        last: dict[str, int] = {}  # the row that last called each family
-        last_compute = -1  # the last conv or linear row
-        previous = ""
+        left = Leftovers(self.cold)  # rows are in execution order: each pays what the op before it left behind
         for i, (row, norm) in enumerate(zip(records, normalized)):
             fam, out_b = family(row), output_bytes(row, batch, itemsize)
             has_warm = self.warm is not None and fam in self.warm.hot_floor  # the back-to-back fit covers the family
             # a BatchNorm right after a conv: the BatchNorm back to back plus what such a conv was measured to
             # leave a BatchNorm after it (``successor_s(.., AFTER_BN)``, relative to the back-to-back time)
             # (an output of 32 MiB or more still pays its fresh pages: the warm model charges ``t_fresh`` too)
-            bn_after_conv = fam == "batch_norm" and after_bn is not None and has_warm
+            bn_after_conv = fam == "batch_norm" and left.after_bn is not None and has_warm
             # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
             # leave it (the same chain, ``successor_s(.., AFTER_BN_RELU)``)
-            relu_after_bn = fam == "activation" and after_bn_relu is not None and has_warm
-            # its code is cold: called long ago, or right after a conv or a linear (oneDNN's kernels and
-            # their operands fill the caches): it pays at least its family's cold start (views and identities
-            # pass ``previous`` on, so of a run of them after a conv only the first of each family is cold)
-            after_compute = previous in COMPUTE_FAMILIES and (fam not in NO_KERNEL or last.get(fam, -1) < last_compute)
-            cold_code = fam not in last or i - last[fam] > COLD_GAP or after_compute
-            if bn_after_conv:
-                row_after = after_bn
-            elif relu_after_bn:
-                row_after = after_bn_relu
-            elif fam in NO_KERNEL:  # no data to fetch: only its code, and what the op before left passes on
-                row_after = self.cold.get(fam, 0.0) if cold_code else 0.0
-            else:
-                row_after = max(after, self.cold.get(fam, 0.0)) if cold_code else after
-            last[fam] = i
-            last_compute = i if fam in COMPUTE_FAMILIES else last_compute
-            previous = previous if fam in NO_KERNEL else fam  # a view passes it on
+            relu_after_bn = fam == "activation" and left.after_bn_relu is not None and has_warm
+            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn)
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
             warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and has_warm
@@ -437,179 +364,58 @@ class TimeModel:
                 " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
                 f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
-            successor, successor_bn, successor_bn_relu = (p.pop("_successor_s"), p.pop("_successor_bn_s"),
-                                                          p.pop("_successor_bn_relu_s"))
-            if fam not in NO_KERNEL:  # a view passes the state on
-                after_bn_relu = bn_relu_next if bn_after_conv else None
-                after, after_bn, bn_relu_next = successor, successor_bn, successor_bn_relu
+            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"))
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
 
 
-def successor_curves(by: dict[str, list[dict]], key: str, axis: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per family, ``(log axis, running median of key made non-decreasing)`` over its benchmarks that
-    measured ``key``; ``axis``: ``out_bytes`` or ``bytes`` (moved).
+@dataclass
+class Leftovers:
+    """What the op calls already run leave the next one, over a pass's rows in execution order.
 
-    Non-decreasing (``monotone``, as the bandwidth curves' times): an op that moves more leaves at
-    least as much behind.  The probes are differences of two timings, and below a few megabytes they
-    scatter (what a conv of 0.25-2.5 MB left a BatchNorm: 5-27 us in one calibration), so the running
-    median still wobbled, and Inception-v3's 94 batch norms at batch 1, all within 29-48 us, took that
-    wobble for their ranks.  Over the twelve stored runs of 17:43-19:35 UTC, the mean of the ten
-    medians fell in eleven (12.63 -> 12.48% on average) and inception_v3's batch-1 Spearman rose in ten
-    (a mean 0.9445 -> 0.9475)."""
-    curves = {}
-    for f, ps in by.items():
-        ok = sorted((p for p in ps if key in p and p.get(axis)), key=lambda p: p[axis])
-        if ok:
-            curves[f] = (np.log([p[axis] for p in ok]), np.array(monotone(list(running_median([p[key] for p in ok])))))
-    return curves
+    ``after``: what the op before leaves any op (its family's ``successor_s``); ``after_bn``: what it
+    leaves a BatchNorm (convs: ``AFTER_BN``); ``after_bn_relu``: what a conv and its BatchNorm leave the
+    ReLU after them (``AFTER_BN_RELU``, set for the row after a BatchNorm that followed a conv).  Views and
+    identity modules launch no kernel: they pass all of it on."""
 
+    cold: dict[str, float]  # each family's cold start (``TimeModel.cold``)
+    after: float = 0.0
+    after_bn: Optional[float] = None
+    bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
+    after_bn_relu: Optional[float] = None
+    last: dict[str, int] = field(default_factory=dict)  # the row that last called each family
+    last_compute: int = -1  # the last conv or linear row
+    previous: str = ""  # the family of the last row that launched a kernel
 
-def bandwidth_curve(points: list[dict], key: str, floor: float) -> Curve:
-    """``BW(B) = B_i / (t_i - floor)`` over the points sorted by bytes, ``t_i - floor`` made non-decreasing."""
-    points = sorted(points, key=lambda p: p["bytes"])
-    t = monotone([p[key] - floor for p in points])
-    return Curve([p["bytes"] for p in points], [p["bytes"] / ti for p, ti in zip(points, t)])
+    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool) -> float:
+        """Seconds row ``i`` (of family ``fam``) pays for what came before it, and note its call.
 
+        Its code is cold when its family was called long ago (``COLD_GAP`` rows) or right after a conv or
+        a linear (oneDNN's kernels and their operands fill the caches): it pays at least its family's cold
+        start; of a run of views and identities after a conv only the first of each family is cold."""
+        after_compute = self.previous in COMPUTE_FAMILIES and (fam not in NO_KERNEL
+                                                              or self.last.get(fam, -1) < self.last_compute)
+        cold_code = fam not in self.last or i - self.last[fam] > COLD_GAP or after_compute
+        cold = self.cold.get(fam, 0.0)
+        if bn_after_conv:
+            paid = self.after_bn or 0.0
+        elif relu_after_bn:
+            paid = self.after_bn_relu or 0.0
+        elif fam in NO_KERNEL:  # no data to fetch: only its code, and what the op before left passes on
+            paid = cold if cold_code else 0.0
+        else:
+            paid = max(self.after, cold) if cold_code else self.after
+        self.last[fam] = i
+        self.last_compute = i if fam in COMPUTE_FAMILIES else self.last_compute
+        self.previous = self.previous if fam in NO_KERNEL else fam
+        return paid
 
-def batch_of(point: dict) -> int:
-    """A calibration point's batch (the last field of its ``signature``; 1 for older points)."""
-    sig = point.get("signature") or []
-    return int(sig[-1]) if sig and isinstance(sig[-1], (int, float)) else 1
-
-
-def signature_field(point_or_row: dict, index: int, key: str) -> Any:
-    """A calibration point's ``signature[index]`` (None when it is shorter), or a row's ``key``: the same
-    field (``microbench.signature``)."""
-    sig = point_or_row.get("signature")
-    if sig:
-        return sig[index] if len(sig) > index else None
-    return point_or_row.get(key)
-
-
-def window_of(point_or_row: dict) -> str:
-    """A pool's window as ``KxK``, or ``KxK/S`` for a max or average pool of stride ``S`` other than 1
-    (from a calibration point's signature or a row's ``kernel`` and ``stride``; a stride not given is
-    the kernel's, as in PyTorch; of a stride that differs per axis, the larger).
-
-    Why the stride: a stride-1 pool reads each input element in up to ``K*K`` windows, one that
-    downsamples in about ``(K/S)^2``, so per window read it fetches more distinct bytes: over the grid's
-    large 3x3 max pools 0.31-0.39 ns per byte of window traffic at stride 2 against 0.25-0.29 at stride 1.
-    One curve over both priced GoogLeNet's stride-1 branch pools at batch 8 a median 21-29% slow and its
-    stem's stride-2 pool 26-30% fast in each of fifteen stored runs of ``bench/roofline_accuracy.py``
-    (a curve per stride: +3 to +8% and -12 to -18%).  Adaptive pools have no stride of their own:
-    ``KxK`` alone."""
-    kernel = per_axis(signature_field(point_or_row, 1, "kernel") or 1)
-    window = "x".join(map(str, kernel))
-    fam = point_or_row.get("family") if point_or_row.get("signature") else family(point_or_row)
-    if fam not in ("pool_max", "pool_avg"):
-        return window
-    stride = max(per_axis(signature_field(point_or_row, 2, "stride") or kernel))
-    return window if stride == 1 else f"{window}/{stride}"
-
-
-def per_axis(value: Any) -> list[int]:
-    """A kernel's or stride's sizes per axis: a list or tuple as it is, one int for both axes of a 2-D op."""
-    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)] * 2
-
-
-def global_pool(point_or_row: dict) -> bool:
-    """Does an adaptive pool reduce each plane to one value (output plane 1x1)?  From a calibration
-    point's signature (``str(out_shape)``) or a row's ``out_shape``."""
-    out = signature_field(point_or_row, 4, "out_shape")
-    try:
-        dims = json.loads(out) if isinstance(out, str) else list(out or [])
-    except ValueError:  # not a list of sizes: price it as global pooling, the family curve
-        return True
-    return numel(dims[1:]) == 1
-
-
-def nearest_window(curves: dict, fam: str, window: str, suffix: str = "") -> Optional[str]:
-    """The key of ``fam``'s curve for the calibrated window (``window_of``) nearest ``window`` in area, of
-    the nearest stride among those; among the curves of input kind ``suffix`` if there are any (None
-    without one)."""
-    def area_stride(w: str) -> tuple[int, int]:
-        size, _, stride = w.partition("/")
-        return numel([int(d) for d in size.split("x")]), int(stride or 1)
-    keys = [k for k in curves if k.startswith(fam + " ") and k.endswith(suffix) and (suffix or "(" not in k)]
-    keys = keys or [k for k in curves if k.startswith(fam + " ") and "(" not in k]
-    if not keys:
-        return None
-    area, stride = area_stride(window)
-    calibrated_as = {k: area_stride(k.split(" ")[1]) for k in keys}
-    return min(keys, key=lambda k: (abs(math.log(calibrated_as[k][0] / area)),
-                                    abs(math.log(calibrated_as[k][1] / stride)), k))
-
-
-def operand_writers(records: list[dict]) -> list[list[Optional[int]]]:
-    """Per row (execution order), the row that wrote each of its operands, in ``sources`` order: -1 for
-    the model's input, None for a source that is not a row; a view's output counts as written by its
-    source's writer (it is the same storage)."""
-    writer: list[int] = []  # the row whose output each row's output is
-    out = []
-    for i, row in enumerate(records):
-        ws = [(writer[int(s)] if 0 <= int(s) < i else -1) if isinstance(s, (int, np.integer)) else None
-              for s in (row.get("sources") or [])]
-        known = [w for w in ws if w is not None]
-        writer.append(known[0] if family(row) in NO_KERNEL and known and known[0] >= 0 else i)
-        out.append(ws)
-    return out
-
-
-def in_private_caches(records: list[dict], batch: int, itemsize: int, capacity: float) -> list[bool]:
-    """Per row (execution order): were all its operands touched within ``capacity`` bytes of traffic?
-
-    An operand's distance is the bytes the rows since the one that wrote it moved (``work``; a view's
-    operand is its source's), plus the row's own bytes; the model's input counts as cold.  ``capacity``
-    is the private L2 of the cores in use (``cpu_caches``): a shared last-level cache on a shared host
-    cannot be counted on."""
-    moved = np.cumsum([0.0] + [work(r, batch, itemsize)[1] for r in records])
-    out = []
-    for i, ws in enumerate(operand_writers(records)):
-        writers = [w for w in ws if w is not None]
-        ok = bool(writers) and min(writers) >= 0
-        out.append(bool(ok and moved[i + 1] - moved[min(writers) + 1] <= capacity))
-    return out
-
-
-def fresh_operand_bytes(records: list[dict], batch: int, itemsize: int) -> list[float]:
-    """Per row (execution order): for an op with two or more operands, one of which the op just before it
-    wrote (a view passes the write on), that operand's bytes; 0 for every other row.  Read with
-    ``sources`` and ``in_shapes`` in the same order, which holds for the binary ops it is used on (an op
-    that takes one tensor twice lists it once in ``sources``)."""
-    out, previous = [], -1
-    for i, (row, ws) in enumerate(zip(records, operand_writers(records))):
-        shapes = row.get("in_shapes") or []
-        fresh = [k for k, w in enumerate(ws) if w is not None and w == previous >= 0 and k < len(shapes)]
-        out.append(float(numel(shapes[fresh[0]]) * batch * itemsize) if len(ws) >= 2 and fresh else 0.0)
-        previous = previous if family(row) in NO_KERNEL else i
-    return out
-
-
-PASS_NORMALIZED = ("activation", "pool_max", "pool_avg", "concat", "copy", *NO_KERNEL)
-
-
-def normalized_sources(records: list[dict]) -> list[bool]:
-    """Per row (execution order): does its input come out of a BatchNorm, through ops that keep each
-    channel centred (activations, pools, concats of such, views)?  ``sources`` holds the positions of
-    the rows that produced a row's inputs (-1: the model's input).  A max pool's time depends on it
-    (``microbench.pool_input``)."""
-    out_norm: list[bool] = []
-    inputs: list[bool] = []
-    for row in records:
-        srcs = [s for s in (row.get("sources") or []) if isinstance(s, (int, np.integer)) and 0 <= s < len(out_norm)]
-        from_norm = bool(srcs) and all(out_norm[s] for s in srcs)
-        inputs.append(from_norm)
-        fam = family(row)
-        out_norm.append(fam == "batch_norm" or (fam in PASS_NORMALIZED and from_norm))
-    return inputs
-
-
-def running_median(ys: list[float], width: int = 5) -> np.ndarray:
-    """Each value replaced by the median of the ``width`` values around it (fewer at the ends):
-    one benchmark disturbed by another process moves the curve by nothing."""
-    half = width // 2
-    return np.array([float(np.median(ys[max(0, i - half):i + half + 1])) for i in range(len(ys))])
+    def leave(self, fam: str, bn_after_conv: bool, successor: Optional[float], successor_bn: Optional[float],
+              successor_bn_relu: Optional[float]) -> None:
+        """What row of family ``fam`` leaves the next one (``TimeModel.predict_row``'s successor terms)."""
+        if fam not in NO_KERNEL:  # a view passes the state on
+            self.after_bn_relu = self.bn_relu_next if bn_after_conv else None
+            self.after, self.after_bn, self.bn_relu_next = successor or 0.0, successor_bn, successor_bn_relu
 
 
 def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:

@@ -1,0 +1,113 @@
+"""The curves and the rate fit the per-layer time model is made of (``time_model.TimeModel``).
+
+``RateFit``: a compute family's FLOP/s at a config, an inverse-distance-weighted mean over the nearest
+calibration benchmarks in standardised log2-feature space.  ``Curve``: a memory family's bandwidth
+against bytes moved, piecewise linear in log-log.  ``successor_curves``: what an op leaves the op after
+it, against its size, made non-decreasing (``monotone``) over a running median.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+K_NEAREST = 4
+KERNEL_WEIGHT = 3.0
+
+
+class RateFit:
+    """``log2 R(x)`` = the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest benchmarks.
+
+    Distances are taken between standardised log2 features, the first (the kernel area) counted
+    ``KERNEL_WEIGHT`` times, so that a 3x3 conv's neighbours are 3x3 convs where the grid has them
+    (nn-Meter's lesson: one predictor per kernel type).  A weighted mean of measured rates never
+    leaves their range: an earlier fit added a ridge-linear trend in the features, whose extension
+    beyond the grid predicted 600 GFLOP/s for VGG-16's 30-GFLOP convs at batch 8 (the machine's convs
+    reach 230), and which did worse inside the grid too (median layer error 28% against 26% over the
+    ten benchmark runs of ``bench/roofline_accuracy.py``, same calibration, same measurements).
+    """
+
+    def __init__(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        self.mu, self.sd = xs.mean(0), xs.std(0) + 1e-9
+        self.z, self.ys = (xs - self.mu) / self.sd, np.asarray(ys, dtype=float)
+        self.weight = np.ones(xs.shape[1])
+        self.weight[0] = KERNEL_WEIGHT
+
+    def __call__(self, x: list[float]) -> float:
+        z = (np.asarray(x, dtype=float) - self.mu) / self.sd
+        d = np.sqrt((((self.z - z) * self.weight) ** 2).sum(1))
+        near = np.argsort(d)[:K_NEAREST]
+        w = 1.0 / (d[near] + 0.25)
+        return 2.0 ** float((w * self.ys[near]).sum() / w.sum())
+
+
+def rate_features(fam: str, feats: list[float], flops: float, nbytes: float) -> list[float]:
+    """The features ``RateFit`` reads: the config's (``op_families.features``) and, for convs, also
+    ``log2 F``, ``log2 B`` and their difference (the arithmetic intensity).
+
+    Small and memory-heavy convs reach a fraction of the rate of their neighbours in channels and pixels
+    (a 1x1 conv from 192 to 16 channels on 8x28x28: 102 GFLOP/s back to back, to 64 channels: 153); with the work and the intensity as features, the
+    leave-one-out error of the fit over the synthetic conv grid itself (112 convs, no model's layer)
+    fell from a median 17% to 10-13% on two calibrations of this machine (``bench/rate_fit_loo.py``)."""
+    if fam != "conv":
+        return list(feats)
+    lf, lb = math.log2(max(flops, 1.0)), math.log2(max(nbytes, 1.0))
+    return [*feats, lf, lb, lf - lb]
+
+
+def monotone(ts: list[float]) -> list[float]:
+    """The closest non-decreasing sequence (pool adjacent violators): more bytes never take less time,
+    so a benchmark slowed by another process cannot make a bigger tensor look faster than a smaller one."""
+    blocks: list[list[float]] = []  # [sum, count]
+    for t in ts:
+        blocks.append([t, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, n = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += n
+    return [b[0] / b[1] for b in blocks for _ in range(int(b[1]))]
+
+
+class Curve:
+    """``BW(B)``: bandwidth against bytes, piecewise linear in log-log, constant beyond the ends."""
+
+    def __init__(self, nbytes: list[float], bw: list[float]) -> None:
+        order = np.argsort(nbytes)
+        self.lb = np.log(np.asarray(nbytes, dtype=float)[order])
+        self.lbw = np.log(np.asarray(bw, dtype=float)[order])
+
+    def __call__(self, nbytes: float) -> float:
+        return float(np.exp(np.interp(math.log(max(nbytes, 1.0)), self.lb, self.lbw)))
+
+
+def successor_curves(by: dict[str, list[dict]], key: str, axis: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per family, ``(log axis, running median of key made non-decreasing)`` over its benchmarks that
+    measured ``key``; ``axis``: ``out_bytes`` or ``bytes`` (moved).
+
+    Non-decreasing (``monotone``, as the bandwidth curves' times): an op that moves more leaves at
+    least as much behind.  The probes are differences of two timings, and below a few megabytes they
+    scatter (what a conv of 0.25-2.5 MB left a BatchNorm: 5-27 us in one calibration), so the running
+    median still wobbled, and Inception-v3's 94 batch norms at batch 1, all within 29-48 us, took that
+    wobble for their ranks.  Over the twelve stored runs of 17:43-19:35 UTC, the mean of the ten
+    medians fell in eleven (12.63 -> 12.48% on average) and inception_v3's batch-1 Spearman rose in ten
+    (a mean 0.9445 -> 0.9475)."""
+    curves = {}
+    for f, ps in by.items():
+        ok = sorted((p for p in ps if key in p and p.get(axis)), key=lambda p: p[axis])
+        if ok:
+            curves[f] = (np.log([p[axis] for p in ok]), np.array(monotone(list(running_median([p[key] for p in ok])))))
+    return curves
+
+
+def bandwidth_curve(points: list[dict], key: str, floor: float) -> Curve:
+    """``BW(B) = B_i / (t_i - floor)`` over the points sorted by bytes, ``t_i - floor`` made non-decreasing."""
+    points = sorted(points, key=lambda p: p["bytes"])
+    t = monotone([p[key] - floor for p in points])
+    return Curve([p["bytes"] for p in points], [p["bytes"] / ti for p, ti in zip(points, t)])
+
+
+def running_median(ys: list[float], width: int = 5) -> np.ndarray:
+    """Each value replaced by the median of the ``width`` values around it (fewer at the ends):
+    one benchmark disturbed by another process moves the curve by nothing."""
+    half = width // 2
+    return np.array([float(np.median(ys[max(0, i - half):i + half + 1])) for i in range(len(ys))])
