@@ -5,8 +5,8 @@
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
 is fitted again on that run's calibration, without the grid points equal to one of the model's layers (as
-the bench does), and every row predicted again.  Prints the bench's columns per model and the mean of the
-medians per folder, so that a change to the model can be judged on several runs' measurements without
+the bench does), and every row predicted again.  Prints the bench's columns per model and, per folder, how many
+rows meet each of issue 13's four targets and the mean of the medians (``roofline_accuracy.targets_line``), so that a change to the model can be judged on several runs' measurements without
 measuring again (and without a slow minute of the host deciding it).  ``--no-warm`` switches the
 operands-in-private-caches rule off (``private_cache_bytes`` = 0; every rule that needs the back-to-back
 fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_weights``), ``--no-weights``
@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import statistics
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 
-from roofline_accuracy import held_out_model, layer_signatures  # noqa: E402
+from roofline_accuracy import held_out_model, layer_signatures, targets_line  # noqa: E402
 
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
@@ -82,19 +81,19 @@ def main() -> None:
         if a.no_weights:  # t_weights reads the copy family's back-to-back fit (so would a copy row's warm price)
             cal["points"] = [{k: v for k, v in p.items() if not (k == "hot_s" and p["family"] == "copy")}
                              for p in cal["points"]]
-        medians = []
+        rows = []
         print(f"{dump}:")
         for path in sorted(dump.glob("*_b*.pkl")):
             name, batch = path.stem.rsplit("_b", 1)
             r = repredict(pd.read_pickle(path), cal, int(batch))
-            medians.append(r["median_abs_error"])
+            rows.append({**r, "model": name, "batch": int(batch)})
             line = (f"  {name:14s} b{batch:<3s} median |err| {r['median_abs_error']:.1%}  naive / calibrated "
                     f"{r['naive_median_abs_error'] / r['median_abs_error']:.1f}x  Spearman {r['spearman']:.3f}  "
                     f"sum / whole {r['predicted_sum_ratio']:.3f}")
             if a.families:
                 line += "  " + ", ".join(f"{f} {v:+.0%}" for f, v in r.get("median_error_by_family", {}).items())
             print(line)
-        print(f"  mean of the medians {statistics.mean(medians):.1%}")
+        print(f"  {targets_line(rows)}")
 
 
 if __name__ == "__main__":

@@ -38,3 +38,21 @@ def test_offline_reprediction_reproduces_the_bench(tmp_path, monkeypatch):
     assert again["median_abs_error"] == pytest.approx(rows[0]["median_abs_error"], rel=1e-9)
     assert again["spearman"] == pytest.approx(rows[0]["spearman"], rel=1e-9)
     assert again["predicted_sum_ratio"] == pytest.approx(rows[0]["predicted_sum_ratio"], rel=1e-9)
+
+
+def test_targets_are_counted_per_row_with_the_looser_bar_at_batch_one_and_for_the_depthwise_net():
+    """``targets_met``: 20% at batch 8 (30% at batch 1 and for mobilenet_dw), 2x the naive median,
+    Spearman 0.95, layer sum within 10%; ``targets_line`` counts them and skips failed rows."""
+    bench = load_bench("roofline_accuracy")
+    good = {"median_abs_error": 0.25, "naive_median_abs_error": 0.5, "spearman": 0.95, "predicted_sum_ratio": 1.09}
+    assert bench.targets_met({**good, "model": "resnet50", "batch": 8}) == {
+        "median": False, "2x naive": True, "Spearman": True, "layer sum": True}
+    assert bench.targets_met({**good, "model": "resnet50", "batch": 1})["median"]
+    assert bench.targets_met({**good, "model": "mobilenet_dw", "batch": 8})["median"]
+    worse = {"median_abs_error": 0.1, "naive_median_abs_error": 0.19, "spearman": 0.949, "predicted_sum_ratio": 0.89}
+    assert bench.targets_met({**worse, "model": "vgg16", "batch": 8}) == {
+        "median": True, "2x naive": False, "Spearman": False, "layer sum": False}
+    rows = [{**good, "model": "resnet50", "batch": 8}, {**worse, "model": "vgg16", "batch": 1},
+            {"model": "googlenet", "batch": 8, "error": "out of memory"}]
+    assert bench.targets_line(rows) == ("targets met: median 1/2, 2x naive 1/2, Spearman 1/2, layer sum 1/2; "
+                                        "mean of the medians 17.5%")
