@@ -12,6 +12,7 @@ import numpy as np
 
 from archstat.profiling.op_families import NO_KERNEL, family, numel, work
 
+
 def operand_writers(records: list[dict]) -> list[list[Optional[int]]]:
     """Per row (execution order), the row that wrote each of its operands, in ``sources`` order: -1 for
     the model's input, None for a source that is not a row; a view's output counts as written by its

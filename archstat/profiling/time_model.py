@@ -393,8 +393,8 @@ class Leftovers:
         Its code is cold when its family was called long ago (``COLD_GAP`` rows) or right after a conv or
         a linear (oneDNN's kernels and their operands fill the caches): it pays at least its family's cold
         start; of a run of views and identities after a conv only the first of each family is cold."""
-        after_compute = self.previous in COMPUTE_FAMILIES and (fam not in NO_KERNEL
-                                                              or self.last.get(fam, -1) < self.last_compute)
+        after_compute = (self.previous in COMPUTE_FAMILIES
+                         and (fam not in NO_KERNEL or self.last.get(fam, -1) < self.last_compute))
         cold_code = fam not in self.last or i - self.last[fam] > COLD_GAP or after_compute
         cold = self.cold.get(fam, 0.0)
         if bn_after_conv:
@@ -434,5 +434,3 @@ def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
     if p["bound"] == "allocation":
         return f"fresh output pages {p['t_fresh_s'] * 1e3:.2f} ms (first touch of a new buffer)"
     return f"per-call floor {p['floor_s'] * 1e6:.1f} us ({p['family']})"
-
-
