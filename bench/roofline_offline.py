@@ -5,9 +5,10 @@
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
 is fitted again on that run's calibration, without the grid points equal to one of the model's layers (as
-the bench does), and every row predicted again.  Prints the bench's columns per model and, per folder, how many
-rows meet each of issue 13's four targets and the mean of the medians (``roofline_accuracy.targets_line``), so that a change to the model can be judged on several runs' measurements without
-measuring again (and without a slow minute of the host deciding it).  ``--no-warm`` switches the
+the bench does), and every row predicted again.  Prints the bench's columns per model and, per folder,
+how many rows meet each of issue 13's four targets and the mean of the medians
+(``roofline_accuracy.targets_line``), so that a change to the model can be judged on several runs'
+measurements without measuring again (and without a slow minute of the host deciding it).  ``--no-warm`` switches the
 operands-in-private-caches rule off (``private_cache_bytes`` = 0; every rule that needs the back-to-back
 fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_weights``), ``--no-weights``
 ``t_weights`` alone (the copy family's back-to-back times dropped: a copy row's warm price goes too), ``--no-after-bn`` the BatchNorm-after-a-conv

@@ -296,14 +296,17 @@ def test_successor_curves_never_fall_with_more_bytes():
     assert all(b >= a for a, b in zip(curve, curve[1:]))
 
 
+def pool_point(b: float, ns_per_byte: float, window: int = 3, stride: int = 2, fam: str = "pool_max") -> dict:
+    """A pool benchmark of ``b`` bytes of window traffic at ``ns_per_byte`` over a 1 us floor."""
+    return {"family": fam, "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b * ns_per_byte * 1e-9,
+            "signature": [fam, [window, window], [stride, stride], "", "", 1]}
+
+
 def test_pools_are_priced_from_the_curve_of_their_own_window():
     """A 2x2 max pool costs more per byte of window traffic than a 3x3 one (a fixed cost per output):
     each window gets its curve, and a window without one takes the nearest in area."""
-    def pool_point(k: int, b: float, ns_per_byte: float) -> dict:
-        return {"family": "pool_max", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b * ns_per_byte * 1e-9,
-                "signature": ["pool_max", [k, k], [2, 2], "", "", 1]}
-    pts = law_points() + [pool_point(2, b, 0.5) for b in (8.0, 1e4, 1e6, 1e8)]
-    pts += [pool_point(3, b, 0.3) for b in (16.0, 1e4, 1e6, 1e8)]
+    pts = law_points() + [pool_point(b, 0.5, window=2) for b in (8.0, 1e4, 1e6, 1e8)]
+    pts += [pool_point(b, 0.3) for b in (16.0, 1e4, 1e6, 1e8)]
     tm = TimeModel(pts)
     net = nn.Sequential(nn.MaxPool2d(2), nn.MaxPool2d(3, 1, 1), nn.MaxPool2d(4, 1))
     rows = pd.DataFrame(rows_of(net, (16, 64, 64), batch=4))
@@ -319,13 +322,9 @@ def test_max_and_average_pools_take_the_curve_of_their_own_stride():
     window's nearest stride; adaptive pools have no stride of their own."""
     from archstat.profiling.op_families import nearest_window, window_of
 
-    def pool_point(stride: int, b: float, ns_per_byte: float) -> dict:
-        return {"family": "pool_max", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b * ns_per_byte * 1e-9,
-                "signature": ["pool_max", [3, 3], [stride, stride], "", "", 1]}
-    pts = law_points() + [pool_point(1, b, 0.25) for b in (8.0, 1e4, 1e6, 1e8)]
-    pts += [pool_point(2, b, 0.4) for b in (16.0, 1e4, 1e6, 1e8)]
-    pts += [{**pool_point(2, b, 0.2), "family": "pool_avg",
-             "signature": ["pool_avg", [3, 3], [2, 2], "", "", 1]} for b in (16.0, 1e4, 1e6, 1e8)]
+    pts = law_points() + [pool_point(b, 0.25, stride=1) for b in (8.0, 1e4, 1e6, 1e8)]
+    pts += [pool_point(b, 0.4) for b in (16.0, 1e4, 1e6, 1e8)]
+    pts += [pool_point(b, 0.2, fam="pool_avg") for b in (16.0, 1e4, 1e6, 1e8)]
     tm = TimeModel(pts)
     assert {"pool_max 3x3", "pool_max 3x3/2", "pool_avg 3x3/2"} <= set(tm.bw)
     net = nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(3, 3, 1), nn.MaxPool2d(2, 2))
@@ -384,12 +383,8 @@ def test_max_pools_after_a_batchnorm_take_their_own_curve():
     from the curve measured on normalised inputs; one after a plain conv from the other."""
     from archstat.profiling.op_families import NORMALIZED
 
-    def pool_point(b: float, ns_per_byte: float, normalized: bool) -> dict:
-        p = {"family": "pool_max", "flops": 0.0, "bytes": b, "features": [], "time_s": 1e-6 + b * ns_per_byte * 1e-9,
-             "signature": ["pool_max", [3, 3], [2, 2], "", "", 1]}
-        return {**p, NORMALIZED: True} if normalized else p
-    pts = law_points() + [pool_point(b, 0.25, False) for b in (8.0, 1e4, 1e6, 1e8)]
-    pts += [pool_point(b, 0.5, True) for b in (16.0, 1e4, 1e6, 1e8)]
+    pts = law_points() + [pool_point(b, 0.25) for b in (8.0, 1e4, 1e6, 1e8)]
+    pts += [{**pool_point(b, 0.5), NORMALIZED: True} for b in (16.0, 1e4, 1e6, 1e8)]
     tm = TimeModel(pts)
 
     class Net(nn.Module):
