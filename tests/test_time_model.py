@@ -13,7 +13,7 @@ from torch import nn
 
 from archstat import analyze
 from archstat.profiling.microbench import conv_configs, signature
-from archstat.profiling.op_families import family, features, work
+from archstat.profiling.op_families import family, features, output_bytes, work
 from archstat.profiling.fit_curves import Curve, RateFit
 from archstat.profiling.time_model import TimeModel
 
@@ -556,9 +556,9 @@ def test_ops_whose_operands_sit_in_the_private_caches_are_priced_back_to_back():
 
 
 def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm():
-    """A BatchNorm right after a conv (views between pass it on): the back-to-back law plus the conv
-    benchmarks' ``AFTER_BN`` at the conv's bytes moved, and no cold start on top; a BatchNorm after a
-    ReLU, or any without ``AFTER_BN`` measured, keeps the flushed law and the cold start."""
+    """A BatchNorm right after a conv (views between pass it on): the back-to-back law plus what the conv
+    benchmarks' ``AFTER_BN`` say such a conv leaves (``conv_leaves_s``), and no cold start on top; a
+    BatchNorm after a ReLU, or any without ``AFTER_BN`` measured, keeps the flushed law and the cold start."""
     from archstat.profiling.op_families import AFTER_BN
 
     pts = law_points()
@@ -577,7 +577,7 @@ def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm
     tm = TimeModel(pts, {"private_cache_bytes": 1})  # L2 too small for the private-caches rule
     # running median of 5 over (2, 2, 8, 8, 8) us: 2, 5, 8, 8, 8 at 1e3..1e11 bytes; 1e6 is halfway from 1e5 to 1e7
     assert tm.successor_s("conv", 1e6, AFTER_BN) == pytest.approx(6.5e-6)
-    expect_after = tm.successor_s("conv", conv_moved, AFTER_BN)
+    expect_after = tm.conv_leaves_s("conv", AFTER_BN, conv_moved, output_bytes(records[0], 1, 4))
     conv, view, bn1, relu, bn2 = tm.predict(rows, 1, 4).to_dict("records")
     assert bn1["t_after_s"] == pytest.approx(expect_after) and "a conv was measured" in bn1["roof"]
     assert bn1["predicted_s"] == pytest.approx(tm.warm.hot_floor["batch_norm"] + nb / 4e9 + expect_after, rel=1e-3)
@@ -592,6 +592,34 @@ def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm
     bn_old = old.predict(rows, 1, 4).to_dict("records")[2]
     assert bn_old["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=1e-2)
     assert bn_old["t_after_s"] >= old.cold["batch_norm"] == pytest.approx(20e-6 + 6e-9)  # 30 us + 8 B at 1 GB/s, less 10 us + 8 B at 4 GB/s
+
+
+def test_what_a_conv_leaves_reads_where_its_bytes_were():
+    """``conv_leaves_s`` = sqrt(curve(B) * near(O, B - O)): the curve over bytes moved cannot tell two convs
+    of equal bytes apart, the nearest benchmarks in (output bytes, other bytes) can; with fewer than
+    ``K_NEAREST`` probed benchmarks the curve alone is read."""
+    from archstat.profiling.fit_curves import K_NEAREST, RateFit, successor_features
+    from archstat.profiling.op_families import AFTER_BN
+
+    pts = law_points()
+    convs = [p for p in pts if p["family"] == "conv"]
+    # five convs moving 1e5..1e9 bytes; those that write half their bytes leave 40 us, the others 4 us
+    for k, p in enumerate(convs):
+        p["bytes"] = 10.0 ** (5 + k)
+        p["out_bytes"], p[AFTER_BN] = (p["bytes"] / 2, 40e-6) if k % 2 else (p["bytes"] / 1e3, 4e-6)
+    tm = TimeModel(pts, {"private_cache_bytes": 1})
+    b = 1e7  # the curve reads the same at this bytes moved whatever the output
+    big, small = (tm.conv_leaves_s("conv", AFTER_BN, b, o) for o in (b / 2, b / 1e3))
+    assert big > 1.5 * small  # the neighbours see where the bytes were (the curve alone: equal)
+    xs = np.array([successor_features(p["out_bytes"], p["bytes"]) for p in convs])
+    near = RateFit(xs, np.log2([p[AFTER_BN] for p in convs]), first_weight=1.0)
+    for o, got in ((b / 2, big), (b / 1e3, small)):
+        assert got == pytest.approx(math.sqrt(tm.successor_s("conv", b, AFTER_BN) * near(successor_features(o, b))))
+    # too few probed benchmarks for the neighbours: the curve alone
+    for p in convs[K_NEAREST - 1:]:
+        del p[AFTER_BN]
+    few = TimeModel(pts, {"private_cache_bytes": 1})
+    assert few.conv_leaves_s("conv", AFTER_BN, b, b / 2) == few.successor_s("conv", b, AFTER_BN)
 
 
 def test_what_a_conv_leaves_is_capped_at_the_op_from_cold_caches():
@@ -625,8 +653,8 @@ def test_what_a_conv_leaves_is_capped_at_the_op_from_cold_caches():
 
 
 def test_a_relu_after_such_a_batch_norm_pays_what_the_conv_and_the_batch_norm_leave_it():
-    """conv, BatchNorm, ReLU: the ReLU is priced back to back plus the conv benchmarks' ``AFTER_BN_RELU``
-    at the conv's bytes moved; a ReLU after a BatchNorm with no conv before it, or after a conv directly,
+    """conv, BatchNorm, ReLU: the ReLU is priced back to back plus what the conv benchmarks' ``AFTER_BN_RELU``
+    say such a conv leaves it (``conv_leaves_s``); a ReLU after a BatchNorm with no conv before it, or after a conv directly,
     keeps its old terms, and without the probe measured the rule is off."""
     from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU
 
@@ -646,8 +674,9 @@ def test_a_relu_after_such_a_batch_norm_pays_what_the_conv_and_the_batch_norm_le
     conv, bn, view, relu, bn2, relu2, conv2, relu3 = tm.predict(rows, 1, 4).to_dict("records")
     nb, conv_moved = work(rows.to_dict("records")[3], 1, 4)[1], work(rows.to_dict("records")[0], 1, 4)[1]
     # running median of 5 over (1, 1, 7, 7, 7) us: 1, 4, 7, 7, 7 at 1e3..1e11 bytes, read at the conv's bytes moved
-    expect = tm.successor_s("conv", conv_moved, AFTER_BN_RELU)
-    assert tm.successor_s("conv", 1e4, AFTER_BN_RELU) == pytest.approx(2.5e-6) and 1e-6 < expect < 4e-6
+    along = tm.successor_s("conv", conv_moved, AFTER_BN_RELU)
+    assert tm.successor_s("conv", 1e4, AFTER_BN_RELU) == pytest.approx(2.5e-6) and 1e-6 < along < 4e-6
+    expect = tm.conv_leaves_s("conv", AFTER_BN_RELU, conv_moved, output_bytes(rows.to_dict("records")[0], 1, 4))
     assert relu["t_after_s"] == pytest.approx(expect) and "its BatchNorm were measured" in relu["roof"]
     assert relu["predicted_s"] == pytest.approx(tm.warm.hot_floor["activation"] + nb / 4e9 + expect, rel=1e-3)
     for other in (relu2, relu3):  # after a BatchNorm with no conv before it; right after a conv

@@ -3,7 +3,8 @@
 ``RateFit``: a compute family's FLOP/s at a config, an inverse-distance-weighted mean over the nearest
 calibration benchmarks in standardised log2-feature space.  ``Curve``: a memory family's bandwidth
 against bytes moved, piecewise linear in log-log.  ``successor_curves``: what an op leaves the op after
-it, against its size, made non-decreasing (``monotone``) over a running median.
+it, against its size, made non-decreasing (``monotone``) over a running median; ``successor_neighbours``:
+the same probes read from the nearest benchmarks in (output bytes, other bytes moved).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class RateFit:
     """``log2 R(x)`` = the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest benchmarks.
 
     Distances are taken between standardised log2 features, the first (the kernel area) counted
-    ``KERNEL_WEIGHT`` times, so that a 3x3 conv's neighbours are 3x3 convs where the grid has them
+    ``first_weight`` (``KERNEL_WEIGHT``) times, so that a 3x3 conv's neighbours are 3x3 convs where the grid has them
     (nn-Meter's lesson: one predictor per kernel type).  A weighted mean of measured rates never
     leaves their range: an earlier fit added a ridge-linear trend in the features, whose extension
     beyond the grid predicted 600 GFLOP/s for VGG-16's 30-GFLOP convs at batch 8 (the machine's convs
@@ -27,11 +28,11 @@ class RateFit:
     ten benchmark runs of ``bench/roofline_accuracy.py``, same calibration, same measurements).
     """
 
-    def __init__(self, xs: np.ndarray, ys: np.ndarray) -> None:
+    def __init__(self, xs: np.ndarray, ys: np.ndarray, first_weight: float = KERNEL_WEIGHT) -> None:
         self.mu, self.sd = xs.mean(0), xs.std(0) + 1e-9
         self.z, self.ys = (xs - self.mu) / self.sd, np.asarray(ys, dtype=float)
         self.weight = np.ones(xs.shape[1])
-        self.weight[0] = KERNEL_WEIGHT
+        self.weight[0] = first_weight
 
     def __call__(self, x: list[float]) -> float:
         z = (np.asarray(x, dtype=float) - self.mu) / self.sd
@@ -97,6 +98,33 @@ def successor_curves(by: dict[str, list[dict]], key: str, axis: str) -> dict[str
         if ok:
             curves[f] = (np.log([p[axis] for p in ok]), np.array(monotone(list(running_median([p[key] for p in ok])))))
     return curves
+
+
+PROBE_FLOOR_S = 1e-7  # a successor probe is a difference of two timings: at or below 0.1 us it reads as 0.1 us
+
+
+def successor_features(out_bytes: float, nbytes: float) -> list[float]:
+    """Where an op's bytes were, as ``successor_neighbours`` reads them: ``log2`` of its output bytes and
+    of the rest of its bytes moved (inputs and weights)."""
+    return [math.log2(max(out_bytes, 1.0)), math.log2(max(nbytes - out_bytes, 1.0))]
+
+
+def successor_neighbours(by: dict[str, list[dict]], key: str) -> dict[str, RateFit]:
+    """Per family, the probe ``key`` read from the ``K_NEAREST`` benchmarks nearest in
+    ``successor_features`` (both standardised, weighted alike): ``log2`` of the probe's seconds,
+    inverse-distance weighted (``RateFit`` on other features).
+
+    Why a second read beside ``successor_curves``: the curve follows the bytes moved alone, and a conv
+    that writes 1.8 MB after reading 7 MB (Inception-v3's 768 -> 192 1x1 convs at batch 8) is not one
+    that writes 7 MB after reading 1.8; the neighbours tell them apart, but average four scattered
+    probes where the curve smooths a running median (``TimeModel.conv_leaves_s`` combines the two)."""
+    fits = {}
+    for f, ps in by.items():
+        ok = [p for p in ps if key in p and p.get("out_bytes") and p["bytes"] > p["out_bytes"]]
+        if len(ok) >= K_NEAREST:
+            xs = np.array([successor_features(p["out_bytes"], p["bytes"]) for p in ok])
+            fits[f] = RateFit(xs, np.log2(np.maximum([p[key] for p in ok], PROBE_FLOOR_S)), first_weight=1.0)
+    return fits
 
 
 def bandwidth_curve(points: list[dict], key: str, floor: float) -> Curve:
