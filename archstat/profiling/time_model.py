@@ -116,8 +116,8 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwidth_curve, rate_features, successor_curves,
-                                          successor_features, successor_neighbours)
+from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwidth_curve, rate_features,
+                                           successor_curves, successor_features, successor_neighbours)
 from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
                                             batch_of, calibrated, family, features, global_pool, nearest_window,
@@ -271,7 +271,9 @@ class TimeModel:
         batch-1 batch norms from a median 8% error to 15%.  Their geometric mean, re-predicted on those
         20 runs (in sample: ``bench/roofline_offline.py``): inception_v3's batch-1 Spearman higher in 18
         of 20 (a mean 0.9446 -> 0.9513), the mean of the ten medians 12.84 -> 12.76%, missed targets
-        65 -> 54 of 800.  Without enough benchmarks for the neighbours: the curve alone."""
+        68 -> 59 of 800; out of sample, on the next three runs, the mean 12.5 -> 12.2, 13.1 -> 13.0 and
+        12.0 -> 11.7%, but that Spearman up on one of the three only (docs/measured.md).  Without enough
+        benchmarks for the neighbours: the curve alone."""
         along = self.successor_s(fam, nbytes, probe)
         near = self.after_conv_near.get(probe, {}).get(fam)
         if near is None:
