@@ -596,9 +596,10 @@ def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm
 
 def test_what_a_conv_leaves_reads_where_its_bytes_were():
     """``conv_leaves_s`` = sqrt(curve(B) * near(O, B - O)): the curve over bytes moved cannot tell two convs
-    of equal bytes apart, the nearest benchmarks in (output bytes, other bytes) can; with fewer than
-    ``K_NEAREST`` probed benchmarks the curve alone is read."""
-    from archstat.profiling.fit_curves import K_NEAREST, RateFit, successor_features
+    of equal bytes apart, the nearest benchmarks in (log2 output bytes, log2 other bytes) can; a probe
+    under ``PROBE_FLOOR_S`` reads as the floor, a benchmark whose output is all its bytes is not a
+    neighbour, and with fewer than ``K_NEAREST`` probed benchmarks the curve alone is read."""
+    from archstat.profiling.fit_curves import K_NEAREST, PROBE_FLOOR_S
     from archstat.profiling.op_families import AFTER_BN
 
     pts = law_points()
@@ -607,19 +608,40 @@ def test_what_a_conv_leaves_reads_where_its_bytes_were():
     for k, p in enumerate(convs):
         p["bytes"] = 10.0 ** (5 + k)
         p["out_bytes"], p[AFTER_BN] = (p["bytes"] / 2, 40e-6) if k % 2 else (p["bytes"] / 1e3, 4e-6)
+    for p in pts:  # a back-to-back fit: the rule is on (``describe`` lists it)
+        if p["family"] == "activation":
+            p["hot_s"] = 1e-6 + p["bytes"] / 4e9
     tm = TimeModel(pts, {"private_cache_bytes": 1})
     b = 1e7  # the curve reads the same at this bytes moved whatever the output
     big, small = (tm.conv_leaves_s("conv", AFTER_BN, b, o) for o in (b / 2, b / 1e3))
     assert big > 1.5 * small  # the neighbours see where the bytes were (the curve alone: equal)
-    xs = np.array([successor_features(p["out_bytes"], p["bytes"]) for p in convs])
+    def where(o: float, n: float) -> list[float]:  # log2 of the output bytes and of the other bytes moved
+        return [math.log2(o), math.log2(n - o)]
+
+    xs = np.array([where(p["out_bytes"], p["bytes"]) for p in convs])
     near = RateFit(xs, np.log2([p[AFTER_BN] for p in convs]), first_weight=1.0)
     for o, got in ((b / 2, big), (b / 1e3, small)):
-        assert got == pytest.approx(math.sqrt(tm.successor_s("conv", b, AFTER_BN) * near(successor_features(o, b))))
+        assert got == pytest.approx(math.sqrt(tm.successor_s("conv", b, AFTER_BN) * near(where(o, b))))
+    assert tm.describe()["batch_norm_after_neighbours"] == ["conv"]
+    # a probe of 0 (the probes are clipped at 0) reads as the floor, not as log2(0)
+    convs[1][AFTER_BN] = 0.0
+    floored = TimeModel(pts, {"private_cache_bytes": 1})
+    near0 = RateFit(xs, np.log2([max(p[AFTER_BN], PROBE_FLOOR_S) for p in convs]), first_weight=1.0)
+    assert floored.conv_leaves_s("conv", AFTER_BN, b, b / 2) == pytest.approx(
+        math.sqrt(floored.successor_s("conv", b, AFTER_BN) * near0(where(b / 2, b))))
+    # a benchmark whose output is all it moved has no "other bytes": not a neighbour (three remain: too few)
+    outs = [p["out_bytes"] for p in convs[:2]]
+    for p in convs[:2]:
+        p["out_bytes"] = p["bytes"]
+    assert TimeModel(pts, {"private_cache_bytes": 1}).describe()["batch_norm_after_neighbours"] == []
+    for p, o in zip(convs[:2], outs):
+        p["out_bytes"] = o
     # too few probed benchmarks for the neighbours: the curve alone
     for p in convs[K_NEAREST - 1:]:
         del p[AFTER_BN]
     few = TimeModel(pts, {"private_cache_bytes": 1})
     assert few.conv_leaves_s("conv", AFTER_BN, b, b / 2) == few.successor_s("conv", b, AFTER_BN)
+    assert few.describe()["batch_norm_after_neighbours"] == []
 
 
 def test_what_a_conv_leaves_is_capped_at_the_op_from_cold_caches():

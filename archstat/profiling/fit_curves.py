@@ -17,11 +17,15 @@ KERNEL_WEIGHT = 3.0
 
 
 class RateFit:
-    """``log2 R(x)`` = the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest benchmarks.
+    """``log2 R(x)`` = the inverse-distance-weighted mean of ``log2 R`` over the ``K`` nearest benchmarks
+    (``R`` a rate; ``successor_neighbours`` fits seconds the same way).
 
-    Distances are taken between standardised log2 features, the first (the kernel area) counted
-    ``first_weight`` (``KERNEL_WEIGHT``) times, so that a 3x3 conv's neighbours are 3x3 convs where the grid has them
-    (nn-Meter's lesson: one predictor per kernel type).  A weighted mean of measured rates never
+    Distances are taken between standardised log2 features, the first counted ``first_weight`` times:
+    for the rates the kernel area, ``KERNEL_WEIGHT`` times, so that a 3x3 conv's neighbours are 3x3 convs
+    where the grid has them (nn-Meter's lesson: one predictor per kernel type).  A feature that never
+    varies over the benchmarks is left unscaled (standardised by a spread of 0 it would put every
+    benchmark equally far from a query that differs in it, and the neighbours would be picked at
+    random).  A weighted mean of measured rates never
     leaves their range: an earlier fit added a ridge-linear trend in the features, whose extension
     beyond the grid predicted 600 GFLOP/s for VGG-16's 30-GFLOP convs at batch 8 (the machine's convs
     reach 230), and which did worse inside the grid too (median layer error 28% against 26% over the
@@ -29,7 +33,8 @@ class RateFit:
     """
 
     def __init__(self, xs: np.ndarray, ys: np.ndarray, first_weight: float = KERNEL_WEIGHT) -> None:
-        self.mu, self.sd = xs.mean(0), xs.std(0) + 1e-9
+        spread = xs.std(0)
+        self.mu, self.sd = xs.mean(0), np.where(spread > 1e-9, spread, 1.0)
         self.z, self.ys = (xs - self.mu) / self.sd, np.asarray(ys, dtype=float)
         self.weight = np.ones(xs.shape[1])
         self.weight[0] = first_weight
@@ -88,7 +93,7 @@ def successor_curves(by: dict[str, list[dict]], key: str, axis: str) -> dict[str
     Non-decreasing (``monotone``, as the bandwidth curves' times): an op that moves more leaves at
     least as much behind.  The probes are differences of two timings, and below a few megabytes they
     scatter (what a conv of 0.25-2.5 MB left a BatchNorm: 5-27 us in one calibration), so the running
-    median still wobbled, and Inception-v3's 94 batch norms at batch 1, all within 29-48 us, took that
+    median still wobbled, and Inception-v3's batch norms at batch 1, 73-80 of its 94 within 30-50 us, took that
     wobble for their ranks.  Over the twelve stored runs of 17:43-19:35 UTC, the mean of the ten
     medians fell in eleven (12.63 -> 12.48% on average) and inception_v3's batch-1 Spearman rose in ten
     (a mean 0.9445 -> 0.9475)."""
@@ -100,7 +105,7 @@ def successor_curves(by: dict[str, list[dict]], key: str, axis: str) -> dict[str
     return curves
 
 
-PROBE_FLOOR_S = 1e-7  # a successor probe is a difference of two timings: at or below 0.1 us it reads as 0.1 us
+PROBE_FLOOR_S = 1e-6  # a successor probe (a difference of two timings) under 1 us reads as 1 us: its noise is about that
 
 
 def successor_features(out_bytes: float, nbytes: float) -> list[float]:
