@@ -93,8 +93,8 @@ def successor_curves(by: dict[str, list[dict]], key: str, axis: str) -> dict[str
     Non-decreasing (``monotone``, as the bandwidth curves' times): an op that moves more leaves at
     least as much behind.  The probes are differences of two timings, and below a few megabytes they
     scatter (what a conv of 0.25-2.5 MB left a BatchNorm: 5-27 us in one calibration), so the running
-    median still wobbled, and Inception-v3's batch norms at batch 1, 73-80 of its 94 within 30-50 us, took that
-    wobble for their ranks.  Over the twelve stored runs of 17:43-19:35 UTC, the mean of the ten
+    median still wobbled, and Inception-v3's batch norms at batch 1, 73-80 of its 94 within 30-50 us,
+    took that wobble for their ranks.  Over the twelve stored runs of 17:43-19:35 UTC, the mean of the ten
     medians fell in eleven (12.63 -> 12.48% on average) and inception_v3's batch-1 Spearman rose in ten
     (a mean 0.9445 -> 0.9475)."""
     curves = {}
