@@ -882,22 +882,28 @@ def test_a_residual_add_prices_its_fresh_operand_back_to_back_and_its_shortcut_f
 
 
 def test_a_conv_pays_its_cold_weights_reorder_over_its_back_to_back_rate():
-    """``t_weights`` = ``2W / BW_copy(2W)`` flushed minus the same back to back, for convs only; 0 without
-    the back-to-back copy fit (no private-cache size recorded: an older calibration, or a GPU)."""
+    """``t_weights`` = ``2W / BW_copy(2W)`` flushed minus the same back to back, for convs only, plus the
+    same for the model's input on the conv that reads it (``I`` in place of ``W``); 0 without the
+    back-to-back copy fit (no private-cache size recorded: an older calibration, or a GPU)."""
     pts = law_points()
     for p in pts:
         if p["family"] == "copy":
             p["hot_s"] = 0.5e-6 + p["bytes"] / 8e9
         if p["family"] == "activation":
             p["hot_s"] = p["time_s"] / 4
-    net = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64))
+    net = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.Conv2d(64, 64, 3, padding=1))
     rows = pd.DataFrame(rows_of(net, (64, 8, 8), batch=1))
     tm = TimeModel(pts, {"private_cache_bytes": 2 ** 20})
     assert tm.describe()["cold_weights"] and not TimeModel(pts, {}).describe()["cold_weights"]
-    conv, bn = tm.predict(rows, 1, 4).to_dict("records")
-    w = (64 * 64 * 9 + 64) * 4
-    expect = 2 * w / tm.bw["copy"](2 * w) - 2 * w / tm.warm.bw["copy"](2 * w)
-    assert conv["t_weights_s"] == pytest.approx(expect) and expect == pytest.approx(2 * w / 2e9 - 2 * w / 8e9, rel=0.02)
+    conv, bn, conv2 = tm.predict(rows, 1, 4).to_dict("records")
+    w, i = (64 * 64 * 9 + 64) * 4, 64 * 8 * 8 * 4  # weight bytes; the model's input, which only the first conv reads
+
+    def cold(b: float) -> float:
+        return 2 * b / tm.bw["copy"](2 * b) - 2 * b / tm.warm.bw["copy"](2 * b)
+
+    expect = cold(w) + cold(i)
+    assert conv["t_weights_s"] == pytest.approx(expect) and cold(w) == pytest.approx(2 * w / 2e9 - 2 * w / 8e9, rel=0.02)
+    assert conv2["t_weights_s"] == pytest.approx(cold(w)) and cold(i) > 0
     assert conv["predicted_s"] == pytest.approx(conv["floor_s"] + max(conv["t_compute_s"], conv["t_memory_s"])
                                                 + conv["t_weights_s"] + conv["t_fresh_s"] + conv["t_after_s"])
     assert conv["bound"] == "compute" and bn["t_weights_s"] == 0.0  # a BatchNorm has weights too: convs only

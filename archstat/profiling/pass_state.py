@@ -58,6 +58,19 @@ def fresh_operand_bytes(records: list[dict], batch: int, itemsize: int) -> list[
     return out
 
 
+def model_input_bytes(records: list[dict], batch: int, itemsize: int) -> list[float]:
+    """Per row (execution order): the bytes of its operands that are the model's input (a view of it
+    passes it on); 0 for most rows.  Read with ``sources`` and ``in_shapes`` in the same order, as
+    ``fresh_operand_bytes`` reads them.  A pass touches the model's input once, a whole pass after the
+    last time: the row that reads it finds it in DRAM (``TimeModel.cold_weights_s``)."""
+    out = []
+    for row, ws in zip(records, operand_writers(records)):
+        shapes = row.get("in_shapes") or []
+        out.append(float(sum(numel(shapes[k]) for k, w in enumerate(ws) if w == -1 and k < len(shapes)))
+                   * batch * itemsize)
+    return out
+
+
 PASS_NORMALIZED = ("activation", "pool_max", "pool_avg", "concat", "copy", *NO_KERNEL)
 
 

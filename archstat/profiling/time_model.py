@@ -5,7 +5,9 @@ For one op call (``op_families``: family ``f``, hardware FLOPs ``F``, bytes move
     t = floor_f + max(F / R_f(config), B / BW_f(B)) + t_weights + t_fresh + t_after(previous op)
 
 ``t_weights`` is what a conv's weights, cold in a pass, add over its benchmark (``cold_weights_s``:
-oneDNN reorders them on every call; CPU only); 0 for every other row.
+oneDNN reorders them on every call; CPU only), and for a conv that reads the model's input (a stem)
+what that input adds the same way: a pass last touched it a whole pass before, where the grid's convs
+find theirs in the last-level cache; 0 for every other row.
 ``t_fresh`` is the first-touch cost of an output of 32 MiB or more, which comes back as fresh pages
 (CPU only, measured under ``fresh_pages.steady_heap``); 0 for every other row.  ``t_after`` is what the op
 before it leaves behind (``successor_s``; rows are in execution order, a view passes it on): after a
@@ -122,7 +124,7 @@ from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
                                             batch_of, calibrated, family, features, global_pool, nearest_window,
                                             output_bytes, window_of, work)
-from archstat.profiling.pass_state import fresh_operand_bytes, in_private_caches, normalized_sources
+from archstat.profiling.pass_state import fresh_operand_bytes, in_private_caches, model_input_bytes, normalized_sources
 
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
 # multi-input families priced in part back to back when the op before wrote one operand (``fresh_operand_bytes``):
@@ -314,12 +316,13 @@ class TimeModel:
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
     def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0,
-                    normalized_input: bool = False, warm_bytes: float = 0.0) -> dict[str, Any]:
+                    normalized_input: bool = False, warm_bytes: float = 0.0, input_bytes: float = 0.0) -> dict[str, Any]:
         """One row's prediction; ``after_s`` is what the op before it costs it (``successor_s``), or its
         family's cold start (for a view or an identity module, its cold start alone: ``predict``);
         ``normalized_input``: its input went through a BatchNorm (``normalized_sources``); ``warm_bytes``:
         the part of its bytes moved that sits in the private caches, priced at the back-to-back
-        bandwidth (``B_w / BW_warm(B) + (B - B_w) / BW(B)``; the ``bandwidth`` column is then ``B / t_memory``)."""
+        bandwidth (``B_w / BW_warm(B) + (B - B_w) / BW(B)``; the ``bandwidth`` column is then ``B / t_memory``);
+        ``input_bytes``: the bytes it reads of the model's input (``model_input_bytes``), cold as its weights."""
         fam = family(row)
         flops, nbytes = work(row, batch, itemsize)
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
@@ -343,7 +346,7 @@ class TimeModel:
             bw = nbytes / t_m
         out_bytes = output_bytes(row, batch, itemsize)
         t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
-        t_w = self.cold_weights_s(fam, float(row.get("params") or 0) * itemsize)
+        t_w = self.cold_weights_s(fam, float(row.get("params") or 0) * itemsize) + self.cold_weights_s(fam, input_bytes)
         bound = max((t_c, "compute"), (t_m, "memory"), (floor, "overhead"), (t_f, "allocation"),
                     (after_s, "previous op"), (t_w, "weights"))[1]
         return {"family": fam, "predicted_s": floor + max(t_c, t_m) + t_w + t_f + after_s, "floor_s": floor,
@@ -365,6 +368,7 @@ class TimeModel:
         normalized = normalized_sources(records)
         warm = in_private_caches(records, batch, itemsize, self.private_bytes) if self.warm else [False] * len(records)
         fresh = fresh_operand_bytes(records, batch, itemsize)
+        model_input = model_input_bytes(records, batch, itemsize)
         left = Leftovers(self.cold)  # rows are in execution order: each pays what the op before it left behind
         for i, (row, norm) in enumerate(zip(records, normalized)):
             fam, out_b = family(row), output_bytes(row, batch, itemsize)
@@ -388,7 +392,8 @@ class TimeModel:
             split = (not warm_row and fam in SPLIT_FAMILIES and self.warm is not None and fam in self.warm.bw
                      and fam in self.bw and 0 < fresh[i] <= self.private_bytes and fresh[i] == out_b)
             warm_bytes = fresh[i] + out_b if split else 0.0
-            p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, row_after, norm, warm_bytes)
+            p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, row_after, norm, warm_bytes,
+                                                              model_input[i])
             capped = False
             if bn_after_conv or relu_after_bn:  # never dearer than the op from cold caches: its flushed law
                 cold = self.predict_row(row, batch, itemsize, self.cold.get(fam, 0.0), norm)
@@ -467,7 +472,7 @@ def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
         return (f"cold caches: {p['t_after_s'] * 1e6:.1f} us (the op before filled them, or this family last ran "
                 f"long ago: its code and often its input come from DRAM)")
     if p["bound"] == "weights":
-        return f"cold weights {p['t_weights_s'] * 1e6:.1f} us (reordered from DRAM on every call)"
+        return f"cold weights {p['t_weights_s'] * 1e6:.1f} us (reordered from DRAM on every call; a stem's input too)"
     if p["bound"] == "allocation":
         return f"fresh output pages {p['t_fresh_s'] * 1e3:.2f} ms (first touch of a new buffer)"
     return f"per-call floor {p['floor_s'] * 1e6:.1f} us ({p['family']})"
