@@ -276,7 +276,7 @@ class TimeModel:
         of 20 (a mean 0.9446 -> 0.9513), the mean of the ten medians 12.84 -> 12.76%, missed targets
         68 -> 59 of 800; out of sample, on the next five runs, the mean lower in all five (12.5 -> 12.2 ..
         16.8 -> 16.4%), inception_v3's batch-8 median in four (15 -> 12%, 20 -> 17% ..), but that Spearman
-        lower in four of the five: kept for the medians (docs/measured.md).  Without enough
+        lower in four of the five: kept for the medians; a sixth run read 14.4 -> 14.5% (docs/measured.md).  Without enough
         benchmarks for the neighbours: the curve alone."""
         along = self.successor_s(fam, nbytes, probe)
         near = self.after_conv_near.get(probe, {}).get(fam)
