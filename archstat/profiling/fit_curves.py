@@ -25,11 +25,11 @@ class RateFit:
     where the grid has them (nn-Meter's lesson: one predictor per kernel type).  A feature that never
     varies over the benchmarks is left unscaled (standardised by a spread of 0 it would put every
     benchmark equally far from a query that differs in it, and the neighbours would be picked at
-    random).  A weighted mean of measured rates never
-    leaves their range: an earlier fit added a ridge-linear trend in the features, whose extension
-    beyond the grid predicted 600 GFLOP/s for VGG-16's 30-GFLOP convs at batch 8 (the machine's convs
-    reach 230), and which did worse inside the grid too (median layer error 28% against 26% over the
-    ten benchmark runs of ``bench/roofline_accuracy.py``, same calibration, same measurements).
+    random).  A weighted mean of measured rates never leaves their range: an earlier fit added a
+    ridge-linear trend in the features, whose extension beyond the grid predicted 600 GFLOP/s for
+    VGG-16's 30-GFLOP convs at batch 8 (the machine's convs reach 230), and which did worse inside the
+    grid too (median layer error 28% against 26% over the ten benchmark runs of
+    ``bench/roofline_accuracy.py``, same calibration, same measurements).
     """
 
     def __init__(self, xs: np.ndarray, ys: np.ndarray, first_weight: float = KERNEL_WEIGHT) -> None:

@@ -61,8 +61,9 @@ def fresh_operand_bytes(records: list[dict], batch: int, itemsize: int) -> list[
 def model_input_bytes(records: list[dict], batch: int, itemsize: int) -> list[float]:
     """Per row (execution order): the bytes of its operands that are the model's input itself (a view of
     it is a row of its own, whose output counts as that row's); 0 for most rows.  Read with ``sources``
-    and ``in_shapes`` in the same order, as ``fresh_operand_bytes`` reads them.  A pass touches the model's input once, a whole pass after the
-    last time: the row that reads it finds it in DRAM (``TimeModel.cold_weights_s``)."""
+    and ``in_shapes`` in the same order, as ``fresh_operand_bytes`` reads them.  A pass touches the
+    model's input once, a whole pass after the last time: the row that reads it finds it in DRAM
+    (``TimeModel.cold_weights_s``)."""
     out = []
     for row, ws in zip(records, operand_writers(records)):
         shapes = row.get("in_shapes") or []
