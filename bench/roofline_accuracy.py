@@ -41,6 +41,7 @@ MODELS = ["resnet50", "vgg16", "googlenet", "inception_v3", "mobilenet_dw"]
 TARGETS = ("targets (idle CPU): layer sum within 10% of the whole model; median |error| <= 20% at batch 8 "
            "(<= 30% at batch 1 and for mobilenet_dw); calibrated >= 2x better than naive; Spearman >= 0.95")
 TARGET_NAMES = ("median", "2x naive", "Spearman", "layer sum")
+ROUND_PREFIX, WHOLE_ROUND_PREFIX = "time_s_round", "whole_model_s_round"  # a dumped frame's per-round columns
 
 
 def targets_met(row: dict[str, Any]) -> dict[str, bool]:
@@ -134,9 +135,12 @@ def faster_of(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, prec
     itemsize = torch.empty((), dtype=getattr(torch, profiles[0].context["dtype"])).element_size()
     frame = roofline(frame, ceil, precision, batch, itemsize, tm)
     r = roofline_summary(frame)
-    if dump is not None:  # the measured per-layer frame, for a look at single layers afterwards
+    if dump is not None:  # the measured per-layer frame, for a look at single layers afterwards, with each
+        # round's own times, so that fewer rounds can be judged offline (``roofline_offline.py --rounds``)
         dump.mkdir(parents=True, exist_ok=True)
-        frame.assign(whole_model_s=whole).to_pickle(dump / f"{name}_b{batch}.pkl")
+        per_round = {f"{ROUND_PREFIX}{k + 1}": p.layers["time_s"] for k, p in enumerate(profiles)}
+        per_round.update({f"{WHOLE_ROUND_PREFIX}{k + 1}": p.summary["whole_model_s"] for k, p in enumerate(profiles)})
+        frame.assign(whole_model_s=whole, **per_round).to_pickle(dump / f"{name}_b{batch}.pkl")
     check = [p.context.get("ceiling_check", {}).get("message") for p in profiles]
     noise = round_noise([p.layers["time_s"] for p in profiles])
     return {"model": name, "batch": batch, "layers": r["layers"], "median_abs_error": r["median_abs_error"],

@@ -1,6 +1,7 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
-    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights] [--no-evicted] [--families]
+    python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
+        [--no-evicted] [--families] [--rounds K]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -17,7 +18,8 @@ the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--no-e
 back-to-back benchmarks (``EVICTED`` dropped; a GRID_VERSION 10 calibration's BatchNorm and ReLU probes after
 convs stay as measured, from the pass state), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
-family.  The frames are the bench's own pickles: load only folders you wrote.
+family; ``--rounds K`` judges the run as if it had measured only its first ``K`` rounds, after its first
+``K`` calibration passes (each layer, the whole model and each point the faster of those).  The frames are the bench's own pickles: load only folders you wrote.
 """
 from __future__ import annotations
 
@@ -30,11 +32,33 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 
-from roofline_accuracy import held_out_model, layer_signatures, targets_line  # noqa: E402
+from roofline_accuracy import (ROUND_PREFIX, WHOLE_ROUND_PREFIX, held_out_model, layer_signatures,  # noqa: E402
+                               targets_line)
+
+from archstat.profiling.microbench import combine  # noqa: E402
 
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
 from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
+
+
+def first_rounds(frame: pd.DataFrame, rounds: int) -> pd.DataFrame:
+    """The frame as a run of ``rounds`` rounds would have measured it: each layer's time, and the whole
+    model's, the least of the first ``rounds`` rounds' (the columns ``faster_of`` dumps)."""
+    cols = [f"{ROUND_PREFIX}{k + 1}" for k in range(rounds)]
+    whole = [f"{WHOLE_ROUND_PREFIX}{k + 1}" for k in range(rounds)]
+    missing = [c for c in cols + whole if c not in frame.columns]
+    if missing:
+        raise SystemExit(f"error: this frame has no {missing[0]} (dumped before per-round columns, or fewer rounds)")
+    return frame.assign(time_s=frame[cols].min(axis=1), whole_model_s=frame[whole].min(axis=1))
+
+
+def first_passes(cal: dict, passes: int) -> dict:
+    """The calibration as a run of ``passes`` rounds would have had it: each point the faster of the first
+    ``passes`` passes over the grid (``microbench.combine``, as the bench does)."""
+    if len(cal.get("passes") or []) < passes:
+        raise SystemExit(f"error: this calibration kept {len(cal.get('passes') or [])} passes, not {passes}")
+    return {**cal, "points": combine(cal["passes"][:passes])}
 
 
 def repredict(frame: pd.DataFrame, cal: dict, batch: int, itemsize: int = 4) -> dict:
@@ -68,9 +92,13 @@ def main() -> None:
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
     ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
                     "does not record one (runs before the rule existed)")
+    ap.add_argument("--rounds", type=int, help="as if the run had measured only its first ROUNDS rounds, after as "
+                    "many calibration passes (runs dumped with per-round columns)")
     a = ap.parse_args()
     for dump in map(pathlib.Path, a.dumps):
         cal = json.loads((dump / "calibration.json").read_text())
+        if a.rounds:
+            cal = first_passes(cal, a.rounds)
         cal["state"] = dict(cal.get("state") or {})
         if a.private_cache_bytes and not cal["state"].get("private_cache_bytes"):
             cal["state"]["private_cache_bytes"] = a.private_cache_bytes
@@ -86,7 +114,8 @@ def main() -> None:
         print(f"{dump}:")
         for path in sorted(dump.glob("*_b*.pkl")):
             name, batch = path.stem.rsplit("_b", 1)
-            r = repredict(pd.read_pickle(path), cal, int(batch))
+            frame = pd.read_pickle(path)
+            r = repredict(first_rounds(frame, a.rounds) if a.rounds else frame, cal, int(batch))
             rows.append({**r, "model": name, "batch": int(batch)})
             line = (f"  {name:14s} b{batch:<3s} median |err| {r['median_abs_error']:.1%}  naive / calibrated "
                     f"{r['naive_median_abs_error'] / r['median_abs_error']:.1f}x  Spearman {r['spearman']:.3f}  "

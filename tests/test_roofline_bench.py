@@ -40,6 +40,38 @@ def test_offline_reprediction_reproduces_the_bench(tmp_path, monkeypatch):
     assert again["predicted_sum_ratio"] == pytest.approx(rows[0]["predicted_sum_ratio"], rel=1e-9)
 
 
+def test_offline_first_rounds_rebuild_a_shorter_run_from_the_dumped_rounds(tmp_path, monkeypatch):
+    """A dumped frame keeps each round's layer times and whole-model time; ``--rounds K`` takes the least
+    of the first ``K`` (all of them give the frame's own times back) and of the first ``K`` calibration
+    passes, and refuses a frame or a calibration that kept fewer."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    bench = load_bench("roofline_accuracy")
+    offline = load_bench("roofline_offline")
+    bench.run(torch.device("cpu"), ["mobilenet_dw"], [2], small=True, quick=True, repeat=2, layer_repeat=2,
+              dump=tmp_path, rounds=2)
+    frame = pd.read_pickle(tmp_path / "mobilenet_dw_b2.pkl")
+    r1, r2 = frame[bench.ROUND_PREFIX + "1"], frame[bench.ROUND_PREFIX + "2"]
+    assert (r1 != r2).any()  # two timings of the same layers, not one copied
+    both = offline.first_rounds(frame, 2)
+    assert both["time_s"].tolist() == frame["time_s"].tolist() == [min(a, b) for a, b in zip(r1, r2)]
+    assert both["whole_model_s"].iloc[0] == frame["whole_model_s"].iloc[0]
+    one = offline.first_rounds(frame, 1)
+    assert one["time_s"].tolist() == r1.tolist()
+    assert one["whole_model_s"].iloc[0] == frame[bench.WHOLE_ROUND_PREFIX + "1"].iloc[0]
+    with pytest.raises(SystemExit, match="round3"):
+        offline.first_rounds(frame, 3)
+
+    fast = {"family": "copy", "signature": [1], "time_s": 1.0, "hot_s": 0.5}
+    slow = {**fast, "time_s": 2.0, "hot_s": 0.25}
+    cal = {"points": [], "passes": [[slow], [fast]]}
+    assert offline.first_passes(cal, 1)["points"] == [slow]
+    assert offline.first_passes(cal, 2)["points"] == [{**fast, "hot_s": 0.25}]  # each time the least of the two
+    with pytest.raises(SystemExit, match="2 passes, not 3"):
+        offline.first_passes(cal, 3)
+
+
 def test_targets_are_counted_per_row_with_the_looser_bar_at_batch_one_and_for_the_depthwise_net():
     """``targets_met``: 20% at batch 8 (30% at batch 1 and for mobilenet_dw), 2x the naive median,
     Spearman 0.95, layer sum within 10%; ``targets_line`` counts them and skips failed rows."""
