@@ -155,6 +155,14 @@ def leaves(value: Any, kind: type | tuple) -> list:
     return []
 
 
+def rebuilt(value: Sequence, parts: Iterable[Any]) -> Sequence:
+    """``parts`` in a sequence of ``value``'s kind: a list, a tuple, a namedtuple (fields by position),
+    a torch.return_types structseq (one sequence)."""
+    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
+        return type(value)(*parts)
+    return type(value)(list(parts))
+
+
 def prod(values: Iterable[Size]) -> Size:
     out: Size = 1
     for v in values:

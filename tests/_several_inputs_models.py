@@ -43,3 +43,36 @@ class Masked(nn.Module):
         h = torch.relu(self.proj(x))  # N x L x 16
         h = torch.where(mask.unsqueeze(-1), h, torch.zeros_like(h))
         return self.head(h.mean(1))
+
+
+class OptionalScale(nn.Module):
+    """Optional arguments the call may leave at their defaults: ``scale=None`` skips a multiply and
+    ``double=False`` an add, as a real call without them does."""
+
+    default_input = (3, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, scale: Optional[torch.Tensor] = None, double: bool = False) -> torch.Tensor:
+        y = self.conv(x)
+        if scale is not None:
+            y = y * scale.float()
+        if double:
+            y = y + y
+        return y
+
+
+class SortValues(nn.Module):
+    """Ops without a formula that return a named pair (``sort``, ``topk``), read by field name."""
+
+    default_input = (3, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).sort(dim=-1).values
+        return torch.relu(torch.topk(y, 2, dim=-1).values)

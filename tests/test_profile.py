@@ -228,3 +228,37 @@ def test_a_batch_whose_activations_cannot_fit_is_refused_before_running():
         check_fits(df, 64, free=peak // 3, total=4 * peak)  # room for about 21 images: the power of 2 below
     with pytest.raises(ArchstatError, match="not even batch 1 fits"):
         check_fits(df, 64, free=peak // 100, total=4 * peak)
+
+
+class WithErf(nn.Module):
+    """A conv, then ``torch.special.erf``, an op archstat has no formula for."""
+
+    default_input = (3, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.erf(self.conv(x))
+
+
+def test_ops_without_a_formula_are_flagged_in_every_profile_format():
+    """An unsupported op's FLOPs are unknown: the text says the FLOP figures are lower bounds and shows
+    "?", JSON and CSV give it ``supported: false`` and null FLOP fields, never a silent 0."""
+    from archstat.profiling.profile_format import to_csv, to_json, to_text
+
+    p = profile(WithErf(), batch=2, warmup=1, repeat=2, layer_repeat=2, ceilings=fake_ceilings(), time_model=False)
+    assert p.context["unsupported"] == ["special_erf (<root>)"]
+    text = to_text(p)
+    assert "UNSUPPORTED ops" in text and "lower bounds" in text and "special_erf" in text
+    erf_line = next(line for line in text.splitlines() if line.startswith("<root>") and "special_erf" in line)
+    assert "?" in erf_line
+    layers = {r["op"]: r for r in json.loads(to_json(p))["layers"]}
+    assert layers["special_erf"]["supported"] is False and layers["special_erf"]["flops_hardware"] is None
+    assert layers["Conv2d"]["supported"] is True and layers["Conv2d"]["flops_hardware"] > 0
+    csv_erf = next(line for line in to_csv(p).splitlines() if "special_erf" in line)
+    assert ",False," in csv_erf
+    supported = profile(nn.Sequential(nn.Conv2d(3, 4, 3)), (3, 8, 8), batch=2, warmup=1, repeat=2, layers=False,
+                        ceilings=False)
+    assert "unsupported" not in supported.context and "UNSUPPORTED" not in to_text(supported)

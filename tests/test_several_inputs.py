@@ -62,7 +62,7 @@ def test_parse_input(text, spec):
 @pytest.mark.parametrize("text, message", [
     ("3xfoo", "malformed --input"), ("3x4:float99", "unknown dtype 'float99'"), ("3x4:float32:5", "integer and bool"),
     ("7:bool:3", "bool: 1 or 2"), ("7:int64:x", "not an integer"), ("7:int64:0", "must be >= 1"),
-    ("1:2:3:4", "malformed --input"), ("3x0", "zero or negative"),
+    ("1:2:3:4", "malformed --input"), ("3x0", "zero or negative"), ("=16:bool", "keyword input is NAME=SHAPE"),
 ])
 def test_parse_input_refuses(text, message):
     with pytest.raises(ArchstatError, match=message):
@@ -230,3 +230,30 @@ def test_html_page_names_every_input(tmp_path, capsys):
     assert code == 0, err
     assert f"inputs 3x16x16, 7:int64:{VOCAB}" in page
     assert "one input; this one takes 2" in page  # the receptive field refused with its reason, not drawn
+
+
+def test_optional_arguments_left_out_are_traced_at_their_defaults():
+    """``scale=None`` and ``double=False`` not given: the table has the conv alone, as the real call runs
+    (traced as placeholders, ``if scale is not None`` took the multiply and ``None.float()`` failed);
+    given, the branches are there; ``validate`` agrees either way."""
+    from _several_inputs_models import OptionalScale
+
+    bare = analyze(OptionalScale(), (3, 8, 8), batch=2)
+    assert list(bare["op"]) == ["Conv2d"] and not bare.attrs["partial"]
+    assert bare.attrs["total"]["macs"] == real_macs(OptionalScale(), torch.randn(2, 3, 8, 8))
+    given = analyze(OptionalScale(), (3, 8, 8), batch=2, kwargs={"scale": (4, 8, 8)})
+    assert list(given["op"])[0] == "Conv2d" and "mul" in list(given["op"]) and "add" not in list(given["op"])
+    for mode in ("eval", "train"):
+        df = validate(OptionalScale(), (3, 8, 8), batch=2, mode=mode)
+        assert df.attrs["agree"] and len(df) == 1, df.attrs["mismatches"]
+
+
+def test_named_outputs_of_ops_without_a_formula_are_read_by_field():
+    """``x.sort(-1).values`` and ``topk(...).values`` on ops without a formula: flagged, and the next op
+    sees the right part's shape (its meta run's named tuple keeps its field names)."""
+    from _several_inputs_models import SortValues
+
+    df = analyze(SortValues(), (3, 8, 8), batch=2)
+    assert df.attrs["partial"] and {u.split(" ")[0] for u in df.attrs["unsupported"]} == {"sort", "topk"}
+    relu = df[df["op"] == "relu"].iloc[0]
+    assert relu["in_shapes"] == [[4, 8, 2]]

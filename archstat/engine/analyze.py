@@ -22,13 +22,13 @@ from torch import nn
 
 from archstat.engine.conventions import CONVENTIONS, counter
 from archstat.errors import ArchstatError
-from archstat.engine.inputs import ModelInputs, batch_specs, float_dtype, resolve_batch
+from archstat.engine.inputs import ModelInputs, batch_specs, float_dtype, resolve_batch, signature_params
 from archstat.engine.interpret import Interpreter, OpRecord
 from archstat.engine.liveness import liveness
 from archstat.engine.meta_run import meta_records
 from archstat.engine.rows import Rows, named_module, row_weights
 from archstat.spec import TensorSpec, leaves, simplify
-from archstat.engine.trace import TraceError, trace_graph, training_mode
+from archstat.engine.trace import TraceError, fixed_defaults, trace_graph, training_mode
 
 
 @functools.cache
@@ -149,13 +149,23 @@ def _cut(rows: list[dict], upto: str) -> list[dict]:
     return rows[: owned[-1] + 1]
 
 
+def _defaults_left(model: nn.Module, given: int, keywords: Mapping[str, Any]) -> dict[str, Any]:
+    """``forward``'s arguments the call leaves at a plain default (``trace.fixed_defaults``); none when
+    ``forward`` has no signature Python can read."""
+    try:
+        params = signature_params(model)
+    except (TypeError, ValueError):
+        return {}
+    return fixed_defaults(params, given, keywords)
+
+
 def _interpret(model: nn.Module, specs: tuple[list[TensorSpec], dict[str, TensorSpec]], graph: Optional[fx.Graph]
                ) -> tuple[list[OpRecord], Optional[fx.Graph], dict]:
     """One trace (unless ``graph`` is given) and one interpreter pass, or the meta-device run where fx
     cannot trace, in the model's current mode: the records and what the attrs say about the outputs."""
     args, kwargs = specs
     try:
-        graph = graph if graph is not None else trace_graph(model)
+        graph = graph if graph is not None else trace_graph(model, _defaults_left(model, len(args), kwargs))
     except TraceError as exc:  # data-dependent Python: run a meta-device copy instead
         records = meta_records(model, args, kwargs, why=str(exc).split(": ", 1)[-1])
         # outputs unknown: every value nobody reads is kept to the end
@@ -167,6 +177,17 @@ def _interpret(model: nn.Module, specs: tuple[list[TensorSpec], dict[str, Tensor
                             "output_parts": interpreter.output_parts, "shape_ops": interpreter.shape_ops,
                             "output_rows": interpreter.output_rows, "held": sorted(interpreter.held.items()),
                             "returned": interpreter.returned}
+
+
+def grouped_unsupported(entries: list[str]) -> str:
+    """``op (layer)`` entries grouped by op: ``MultiheadAttention x12 (encoder.layers.encoder_layer_0...,
+    ...)``, so that a ViT's twelve attention layers make one item, not twelve."""
+    groups: dict[str, list[str]] = {}
+    for entry in entries:
+        op, _, layer = entry.partition(" (")
+        groups.setdefault(op, []).append(layer.rstrip(")"))
+    return ", ".join(f"{op} ({layers[0]})" if len(layers) == 1 else f"{op} x{len(layers)} ({layers[0]}, ...)"
+                     for op, layers in groups.items())
 
 
 def _frame(records: list[OpRecord], context: dict, upto: Optional[str]) -> pd.DataFrame:

@@ -28,8 +28,8 @@ class InputText(NamedTuple):
 def read_input(text: str) -> InputText:
     """``"77:int64:1000"`` -> ``InputText(None, (77,), "int64", 1000)``; ``"mask=16:bool"`` names a
     keyword input.  A bad shape, an unknown dtype or a bound on a float input is one ArchstatError line."""
-    name, _, body = text.rpartition("=")
-    if name and not name.isidentifier():
+    name, equals, body = text.rpartition("=")
+    if equals and not name.isidentifier():  # "=16:bool": a keyword input without its name
         raise ArchstatError(f"malformed --input {text!r}: a keyword input is NAME=SHAPE, such as mask=16x16:bool")
     parts = body.split(":")
     if len(parts) > 3 or not parts[0]:

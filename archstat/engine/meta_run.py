@@ -22,7 +22,7 @@ from archstat.engine.inputs import call_args
 from archstat.errors import ArchstatError, message_line
 from archstat.formulas import FUNCTION_FORMULAS, Cost, module_formula, tensors_in
 from archstat.engine.records import OpRecord, ParamCounter, ParamSpec, aliasing, apply_formula
-from archstat.spec import TensorSpec, leaves
+from archstat.spec import TensorSpec, leaves, rebuilt
 from archstat.engine.trace import ALIASES
 
 # Tensor methods that read metadata: not ops, never rows.
@@ -41,7 +41,7 @@ def _spec(value: Any, memo: Optional[dict] = None) -> Any:
     elif isinstance(value, torch.Tensor):
         spec = TensorSpec.of(value)
     elif isinstance(value, (list, tuple)):
-        return type(value)(_spec(v, memo) for v in value)
+        return rebuilt(value, (_spec(v, memo) for v in value))
     elif isinstance(value, dict):
         return {k: _spec(v, memo) for k, v in value.items()}
     else:

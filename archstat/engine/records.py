@@ -7,6 +7,8 @@ serve the fallback that runs an op without a formula on meta tensors.
 """
 from __future__ import annotations
 
+import collections
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -16,7 +18,7 @@ from torch import nn
 
 from archstat.errors import ArchstatError, first_line
 from archstat.formulas import CallInputs, Cost, ShapeError, checked_cost, tensors_in
-from archstat.spec import TensorSpec, is_symbolic, leaves
+from archstat.spec import TensorSpec, is_symbolic, leaves, rebuilt
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def as_meta(value: Any) -> Any:
             raise ArchstatError("symbolic")
         return torch.empty(tuple(int(s) for s in value.shape), dtype=value.dtype, device="meta")
     if isinstance(value, (list, tuple)):
-        return type(value)(as_meta(v) for v in value)
+        return rebuilt(value, (as_meta(v) for v in value))
     if isinstance(value, dict):
         return {k: as_meta(v) for k, v in value.items()}
     return value
@@ -86,11 +88,25 @@ def aliasing(out: Any, inputs: list[torch.Tensor]) -> tuple[bool, bool]:
 
 
 def as_spec(value: Any) -> Any:
+    """``value`` (a meta run's output) with every tensor a :class:`TensorSpec`.  A named output keeps its
+    field names (``torch.return_types.sort``'s ``values`` and ``indices``, a user's namedtuple), so
+    that ``x.sort(-1).values`` reads the same part as on a real run."""
     if isinstance(value, torch.Tensor):
         return TensorSpec.of(value)
     if isinstance(value, (list, tuple)):
-        return tuple(as_spec(v) for v in value)
+        parts = tuple(as_spec(v) for v in value)
+        # a namedtuple lists its fields in ``_fields``, a torch.return_types structseq in ``__match_args__``
+        fields = getattr(type(value), "_fields", None) or getattr(type(value), "__match_args__", None)
+        if fields and len(fields) == len(parts) and all(isinstance(f, str) and f.isidentifier() for f in fields):
+            return named_parts(type(value).__name__, tuple(fields))(*parts)
+        return parts
     return value
+
+
+@functools.lru_cache(maxsize=None)
+def named_parts(name: str, fields: tuple[str, ...]) -> type:
+    """One namedtuple class per (name, fields): ``as_spec``'s stand-in for a named output."""
+    return collections.namedtuple(name if name.isidentifier() else "parts", fields)
 
 
 def apply_formula(formula: Any, module: Optional[nn.Module], inputs: list, args: tuple, kwargs: dict,

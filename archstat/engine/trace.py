@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from typing import Iterator
+from typing import Any, Iterable, Iterator, Optional
 
 import torch.fx as fx
 from torch import nn
@@ -57,13 +57,48 @@ def training_mode(model: nn.Module, training: bool) -> Iterator[None]:
             m.training = flag
 
 
-def trace_graph(model: nn.Module) -> fx.Graph:
-    """The fx graph of ``model.forward`` in the model's current mode (see :func:`training_mode`)."""
+def trace_graph(model: nn.Module, defaults: Optional[dict[str, Any]] = None) -> fx.Graph:
+    """The fx graph of ``model.forward`` in the model's current mode (see :func:`training_mode`).
+
+    ``defaults``: arguments the caller leaves at their default (``mask=None``), traced as that value
+    (fx's ``concrete_args``).  Traced as placeholders, a ``None`` would stand for a tensor, and ``if
+    mask is not None:`` would take the branch the real call never takes (a row of ops that do not
+    run, or a crash on ``None.float()``).  fx guards such a value with an assertion node; the guards
+    are removed here (they are not ops of the model) and the placeholder keeps the argument's name."""
     try:
-        return _Tracer().trace(model)
+        graph = _Tracer().trace(model, concrete_args=defaults or None)
     except Exception as exc:  # fx raises many types; all mean "this forward is not traceable"
         first = message_line(exc)
         raise TraceError(f"cannot trace {type(model).__name__} with torch.fx: {first}") from None
+    if defaults:
+        _drop_guards(graph, set(defaults))
+    return graph
+
+
+def fixed_defaults(params: list[tuple[str, bool, Any]], given: int, keywords: Iterable[str]) -> dict[str, Any]:
+    """Of ``forward``'s ``params`` (``inputs.signature_params``), those the call leaves at a default
+    that is not a tensor (``None``, a bool, a number, a string): after the ``given`` positional inputs
+    and not among the ``keywords``.  These are traced as values (``trace_graph``)."""
+    named = set(keywords)
+    return {name: default for name, has_default, default in params[given:]
+            if has_default and name not in named and (default is None or isinstance(default, (bool, int, float, str)))}
+
+
+def _drop_guards(graph: fx.Graph, names: set[str]) -> None:
+    """Remove fx's checks that a fixed argument keeps its value (``_assert_is_none``, ``torch._assert``
+    on ``arg == value``), and give the placeholders fx renamed (``mask_1``) their argument's name."""
+    for node in reversed(list(graph.nodes)):
+        target = getattr(node.target, "__name__", "")
+        if node.op == "call_function" and target in ("_assert_is_none", "_assert") and not node.users:
+            feeding = [a for a in node.all_input_nodes if a.op != "placeholder"]
+            graph.erase_node(node)
+            for a in feeding:  # the ``arg == value`` the assertion read
+                if not a.users:
+                    graph.erase_node(a)
+    renamed = {f"{name}_1": name for name in names}  # fx's name for the one placeholder of a plain value
+    for node in graph.nodes:
+        if node.op == "placeholder" and node.target in renamed:
+            node.target = renamed[node.target]
 
 
 def copy_graph(graph: fx.Graph) -> tuple[fx.Graph, dict[fx.Node, fx.Node]]:

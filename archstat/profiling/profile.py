@@ -149,7 +149,9 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
                **({"inputs": several_text(rows.df.attrs["inputs"])} if several_text(rows.df.attrs["inputs"]) else {}),
                "warmup": warmup,
                "repeat": repeat, "layer_repeat": layer_repeat if layers else 0, "timing": TIMING_METHOD[dev.type],
-               "model": type(model).__name__}
+               "model": type(model).__name__,
+               # ops without a formula: their FLOPs are unknown, so every FLOP figure below is a lower bound
+               **({"unsupported": list(df.attrs["unsupported"])} if df.attrs.get("unsupported") else {})}
     runs, passes = [], None
     with precision_flags(precision) as flags, steady_heap(dev) as pinned:
         context.update(flags)

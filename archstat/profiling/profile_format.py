@@ -7,7 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-LAYER_FIELDS = ["name", "op", "call", "kind", "in_shapes", "out_shape", "params", "macs", "flops", "flops_hardware",
+from archstat.engine.analyze import grouped_unsupported
+
+LAYER_FIELDS = ["name", "op", "call", "kind", "supported", "in_shapes", "out_shape", "params", "macs", "flops", "flops_hardware",
                 "bytes_moved", "time_s", "time_min_s", "time_iqr_s", "time_share", "achieved_flops_per_s",
                 "intensity", "ceiling", "ceiling_flops_per_s", "t_compute_s", "t_memory_s", "t_weights_s", "t_fresh_s",
                 "t_after_s", "predicted_s", "bound",
@@ -33,9 +35,17 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+UNKNOWN_WITHOUT_FORMULA = ("macs", "flops", "flops_hardware", "achieved_flops_per_s", "intensity")
+
+
 def layer_records(layers: pd.DataFrame) -> list[dict]:
+    """One JSON-safe dict per layer; an op without a formula has its FLOP fields null (unknown), not 0."""
     cols = [c for c in LAYER_FIELDS if c in layers.columns]
-    return [json_safe(r) for r in layers[cols].to_dict("records")]
+    out = [json_safe(r) for r in layers[cols].to_dict("records")]
+    for r in out:
+        if r.get("supported") is False:
+            r.update({k: None for k in UNKNOWN_WITHOUT_FORMULA if k in r})
+    return out
 
 
 def to_json(p: Any) -> str:
@@ -44,8 +54,7 @@ def to_json(p: Any) -> str:
 
 
 def to_csv(p: Any) -> str:
-    cols = [c for c in LAYER_FIELDS if c in p.layers.columns]
-    return p.layers[cols].to_csv(index=False)
+    return pd.DataFrame(layer_records(p.layers)).to_csv(index=False)
 
 
 def _num(v: Any, scale: float = 1.0, digits: int = 2) -> str:
@@ -85,6 +94,9 @@ def to_text(p: Any, top: int = 0) -> str:
     lines.append("est. MiB: weights + live activations (forward: inference peak, archstat.analyses.live_memory; train: "
                  "archstat.analyses.memory); peak MiB: the CUDA allocator's; on CPU (forward), weights + input + live "
                  "activations tracked at the dispatch level")
+    if c.get("unsupported"):
+        lines.append("UNSUPPORTED ops (no formula; their FLOPs are unknown, so FLOPs, TFLOP/s and % peak count only "
+                     "the other ops and are lower bounds): " + grouped_unsupported(c["unsupported"]))
     if (p.runs["peak_share"] > 1).any():
         lines.append("% peak over 100: the FLOPs are counted as 2 per MAC, but convolution algorithms such as "
                      "Winograd and FFT do fewer multiplications than that, so they can outrun the matmul peak")
@@ -125,9 +137,10 @@ def _layer_table(layers: pd.DataFrame, top: int) -> list[str]:
     head += ["pred us", "bound", "at roof %", "roof"] if roof else []
     rows = []
     for r in df.to_dict("records"):
+        known = r.get("supported", True) is not False  # an op without a formula: its FLOPs are unknown ("?")
         row = [r["name"] or "<root>", r["op"], str(r["call"]), _num(r["time_s"], 1e6, 1), _pct(r["time_share"]),
-               _num(r["flops_hardware"], 1e-9, 3), _num(r["bytes_moved"], 1e-6, 2),
-               _num(r["flops_hardware"] / r["bytes_moved"] if r["bytes_moved"] else math.nan, 1, 1)]
+               _num(r["flops_hardware"], 1e-9, 3) if known else "?", _num(r["bytes_moved"], 1e-6, 2),
+               _num(r["flops_hardware"] / r["bytes_moved"] if r["bytes_moved"] else math.nan, 1, 1) if known else "?"]
         if roof:
             row += [_num(r["predicted_s"], 1e6, 1), r["bound"], _pct(r["achieved_fraction"]), r["roof"]]
         rows.append(row)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from archstat.engine.analyze import grouped_unsupported
 from archstat.engine.conventions import DESCRIPTIONS
 from archstat.engine.inputs import several_text
 from archstat.analyses.live_memory import inference_peak
@@ -148,17 +149,6 @@ def _header(df: pd.DataFrame) -> str:
     shape = f"s {several}" if several else " " + "x".join(map(str, a["input"]))
     return (f"{title(a)}  input{shape}  batch {a['batch']}  {a['dtype']}  {a['mode']} mode  "
             f"convention: {DESCRIPTIONS[a['convention']]}")
-
-
-def grouped_unsupported(entries: list[str]) -> str:
-    """``op (layer)`` entries grouped by op: ``MultiheadAttention x12 (encoder.layers.encoder_layer_0...,
-    ...)``, so that a ViT's twelve attention layers make one item, not twelve."""
-    groups: dict[str, list[str]] = {}
-    for entry in entries:
-        op, _, layer = entry.partition(" (")
-        groups.setdefault(op, []).append(layer.rstrip(")"))
-    return ", ".join(f"{op} ({layers[0]})" if len(layers) == 1 else f"{op} x{len(layers)} ({layers[0]}, ...)"
-                     for op, layers in groups.items())
 
 
 UNSUPPORTED_HINT = ("give an op a formula with @archstat.register_function('OP') (a function, by the name "

@@ -18,7 +18,8 @@ from sympy.printing.str import StrPrinter
 from archstat.analyses.named_sizes import NamedSizes, name_sizes, plain_records
 from archstat.engine.inputs import several_text
 from archstat.engine.conventions import DESCRIPTIONS
-from archstat.reporting.table_format import ROOT_NOTE, fold, grouped_unsupported, title
+from archstat.engine.analyze import grouped_unsupported
+from archstat.reporting.table_format import ROOT_NOTE, fold, title
 
 WIDTH = 160  # no line of the text table is wider (tests/test_named_sizes.py)
 COLUMNS = ["layer", "op", "C_in", "H/W in", "filters", "kernel", "stride", "pad", "C_out", "H/W out",

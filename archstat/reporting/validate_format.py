@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from archstat.reporting.table_format import UNSUPPORTED_HINT, jsonable, grouped_unsupported
+from archstat.engine.analyze import grouped_unsupported
+from archstat.reporting.table_format import UNSUPPORTED_HINT, jsonable
 from archstat.engine.inputs import several_text
 from archstat.spec import is_symbolic
 from archstat.validation.module_checks import oracle_skips
