@@ -3,7 +3,8 @@
 Each subcommand lives in its own module under ``archstat/commands/`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a ``run(args) -> int``.
 Heavy imports happen inside ``run`` so that ``archstat --help`` stays fast.
-Every ``ArchstatError`` becomes one line on stderr and exit status 2.
+Every ``ArchstatError`` becomes one line on stderr and exit status 2, and so does an ``OSError`` that
+reaches the top (a folder the machine refuses to write).
 """
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `archstat table vgg16 | head`
         return 0
+    except OSError as exc:  # the machine refused a file (a read-only folder, a file where a folder should be)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"archstat: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

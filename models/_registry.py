@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -117,11 +119,32 @@ def get_model(name: str, *, device: str | torch.device | None = None, **kwargs: 
         return info.builder(**kwargs)
 
 
+def _import_from_here(module_name: str) -> Any:
+    """``importlib.import_module``, with the current folder searched too (last), as ``python -m`` and
+    ``python script.py`` would: the ``archstat`` console script does not put it on ``sys.path``, so a
+    ``mynet.py`` beside the user was not found."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        top = module_name.split(".")[0]
+        if exc.name != top or here in sys.path or "" in sys.path:
+            raise
+        sys.path.append(here)
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError as again:
+            sys.path.remove(here)
+            if again.name == top:
+                raise exc from None  # not here either: the first error, which names the module
+            raise
+
+
 def import_callable(spec: str) -> Any:
     """``"package.module:attr.path"`` -> the object; an import failure is the user's spec, one line."""
     module_name, _, attr = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_here(module_name)
     except Exception as exc:  # any import failure is the user's model spec, not our bug
         raise ArchstatError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
     obj: Any = module

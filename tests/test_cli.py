@@ -66,6 +66,22 @@ def test_any_importable_model(tmp_path, monkeypatch, capsys):
     assert code == 2 and "has no attribute" in err and err.count("\n") == 1
 
 
+def test_a_model_file_in_the_current_folder_is_found(tmp_path, monkeypatch, capsys):
+    """The console script does not put the current folder on sys.path (``python -m`` does): a
+    ``mynet_here.py`` beside the user is found anyway, searched after everything else."""
+    (tmp_path / "mynet_here.py").write_text(
+        "import torch\ndef build():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "mynet_here", raising=False)
+    code, out, err = run_cli(capsys, "table", "mynet_nowhere:build")  # not here either: the first error, once
+    assert code == 2 and "No module named 'mynet_nowhere'" in err and err.count("\n") == 1
+    assert str(tmp_path) not in sys.path  # the folder is searched for the import only when it has the module
+    code, out, err = run_cli(capsys, "table", "mynet_here:build", "--input", "3x8x8", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["total"]["macs"] == 4 * 6 * 6 * 27
+
+
 @pytest.mark.parametrize("argv, message", [
     (["table", "alexnett"], "did you mean alexnet"),
     (["table", "alexnet", "--input", "3x224"], "expects a 3-d input"),

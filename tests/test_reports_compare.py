@@ -60,3 +60,9 @@ def test_cli(tmp_path, capsys):
     assert "| alexnet |" in capsys.readouterr().out
     assert main(["compare", "alexnet", "--plot", "x.jpg"]) == 2
     assert main(["compare", "no_such_model"]) == 2
+    # a folder that does not exist is refused, not created; so is a --gpu-results folder that is not there
+    assert main(["compare", "alexnet", "--plot", str(tmp_path / "no" / "cmp.png")]) == 2
+    assert not (tmp_path / "no").exists()
+    assert main(["compare", "alexnet", "--gpu-results", str(tmp_path / "nothere")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "--gpu-results" in err

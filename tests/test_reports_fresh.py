@@ -2,6 +2,7 @@
 same bytes.  A subset of the per-model pages keeps the test fast (`archstat report` does them all);
 the index, the zoo table and published.md are always regenerated whole.  If this fails after a
 change to the zoo or the calculator, run `archstat report` and commit reports/."""
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,11 @@ def _same(fresh: Path, committed: Path) -> None:
 
 
 def test_index_zoo_and_pages_are_fresh(tmp_path):
+    """The subset regenerated over a copy of the committed pages (the index links only to pages it finds)."""
     models = [m for m in SUBSET if m in list_models()]
+    for folder in ("models", "html"):
+        shutil.copytree(REPORTS / folder, tmp_path / folder)
+    shutil.copy(REPORTS / "published.md", tmp_path / "published.md")
     written = generate(tmp_path, models, figures=False, published=False, gpu_dir=REPORTS / "gpu")
     rels = {p.relative_to(tmp_path).as_posix() for p in written}
     assert {"README.md", "data/zoo.csv", "data/zoo.json", "data/bubble.csv", "data/ilsvrc.json"} <= rels
@@ -51,3 +56,12 @@ def test_published_is_fresh(sections, tmp_path):
                       ("data/published.csv", report_published.to_csv(sections)),
                       ("data/published.json", report_published.to_json(sections))):
         _same(Writer(tmp_path).text(rel, text), REPORTS / rel)
+
+
+def test_the_index_of_a_new_folder_links_only_to_the_pages_in_it(tmp_path):
+    """``archstat report --models alexnet --out NEW``: the index lists the whole zoo but links only to
+    alexnet's page, and has no sections for an HTML index or a published.md it did not write."""
+    generate(tmp_path, ["alexnet"], figures=False, published=False, gpu_dir=REPORTS / "gpu")
+    index = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "[alexnet](models/alexnet.md)" in index and "models/vgg16.md" not in index and "| vgg16 |" in index
+    assert "html/index.html" not in index and "published.md" not in index

@@ -99,7 +99,7 @@ def test_search_random_and_grid(tmp_path, capsys):
 def test_save_policies(tmp_path, save, files):
     assert main(["train", *FAST, "--epochs", "2", "--max-steps", "20", "--save", save, "--out", str(tmp_path)]) == 0
     assert {p.name for p in tmp_path.glob("*.pt")} == files
-    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+    assert not list(tmp_path.glob(".*.tmp*"))  # no temporary file left behind
     for name in files:
         ck = torch.load(tmp_path / name, weights_only=True)
         assert ck["config"]["save"] == save and set(ck["model"]) and ck["input"] == [1, 8, 8]
@@ -112,7 +112,8 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     atomic_save({"model": {"w": torch.ones(3)}}, target)
 
     def interrupted(obj, f, *a, **k):
-        f.write(b"half a checkpoint")
+        with open(f, "wb") as fh:  # the temporary file beside the target
+            fh.write(b"half a checkpoint")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", interrupted)
@@ -228,3 +229,17 @@ def test_recipe_flag(tmp_path, capsys):
     for step in ("step 3", "step 4", "step 5", "step 6"):
         assert step in out
     assert (tmp_path / "recipe" / "step4_grid.png").exists() and (tmp_path / "recipe" / "step5" / "curves.png").exists()
+
+
+def test_confusion_columns_line_up_with_a_full_precision():
+    """``evaluate``'s confusion matrix: the precision row's cells sit under the class columns even at
+    100.0% (six characters), as the counts do."""
+    import torch
+
+    from archstat.commands.evaluate import format_confusion
+
+    cm = torch.tensor([[9, 0], [0, 7]])
+    head, *rows, prec = format_confusion(cm, ["0", "1"]).splitlines()
+    assert "100.0%" in prec
+    ends = [i + 1 for i, (a, b) in enumerate(zip(head, head[1:] + " ")) if a != " " and b == " "][:2]  # the class columns
+    assert all(row[e - 1] != " " and (e == len(row) or row[e] == " ") for row in [*rows, prec] for e in ends)

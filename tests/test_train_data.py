@@ -196,4 +196,4 @@ def test_workers_flag_refuses_negative(capsys):
 
     with pytest.raises(SystemExit) as exc:
         main(["train", "archstat.train.tiny:tiny_cnn", "--workers", "-1"])
-    assert exc.value.code == 2 and "worker processes >= 0" in capsys.readouterr().err
+    assert exc.value.code == 2 and "--workers: must be >= 0" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 from archstat.engine.convention_names import CONVENTIONS, DEFAULT_CONVENTION
 from archstat.errors import ArchstatError
@@ -53,6 +54,33 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def nonneg_int(text: str) -> int:
+    """argparse type for --warmup, --top, --workers ...: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def float_in(lo: float, hi: float, *, hi_open: bool = False) -> Callable[[str], float]:
+    """argparse type: a number in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``), e.g. a probability."""
+    shown = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {shown}, got {text!r}") from None
+        if not (lo <= value < hi if hi_open else lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"must be in {shown}, got {text}")
+        return value
+
+    return parse
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, many: bool = False) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from archstat.errors import ArchstatError
+from archstat.files import write_text
 
 RECIPE_EDGE_NOTE = "the best LR is at the edge of the tried range"
 
@@ -16,7 +17,7 @@ def _pct(v) -> str:
 
 def _dump(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, default=float) + "\n")
+    write_text(path, json.dumps(obj, indent=2, default=float) + "\n")
 
 
 def run_plain(cfg, tta: bool = False) -> int:
@@ -37,7 +38,7 @@ def run_plain(cfg, tta: bool = False) -> int:
 
         r = s["tta"] = tta_report(run.model, *run.splits.test.tensors, cfg.augment, run.splits.mean, run.splits.std)
         print(tta_line(r))
-        Path(cfg.out, "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+        write_text(Path(cfg.out, "summary.json"), json.dumps(s, indent=2) + "\n")
     files = {"best": "last.pt, best.pt, ", "last": "last.pt, ", "all": "last.pt, best.pt, epoch_K.pt, ", "none": ""}
     print(f"wrote {cfg.out}/metrics.csv, curves.png, {files[cfg.save]}summary.json")
     if "rank_param_max_diff" in s:

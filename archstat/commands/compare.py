@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"sort rows by a column ({', '.join(SORT_KEYS)}); missing values last")
     p.add_argument("--descending", action="store_true", help="with --sort: largest first")
     p.add_argument("--plot", metavar="FILE.png", help="also draw params, GFLOPs, memory and depth as bars")
-    p.add_argument("--gpu-results", default="reports/gpu", metavar="DIR",
-                   help="folder of GPU profile JSON for the latency column (default reports/gpu)")
+    p.add_argument("--gpu-results", default=None, metavar="DIR",
+                   help="folder of bench/gpu_run.sh results (one CARD/runs.csv per card) for the latency column "
+                        "(default: reports/gpu where there is one)")
     p.set_defaults(func=run)
 
 
@@ -33,13 +34,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ArchstatError(f"--plot {args.plot!r}: give a .png file name")
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        raise ArchstatError(f"--plot {args.plot!r}: folder {Path(args.plot).parent} does not exist")
+    if args.gpu_results is not None and not Path(args.gpu_results).is_dir():
+        raise ArchstatError(f"--gpu-results {args.gpu_results!r}: no such folder")
     from archstat.progress import progress, set_quiet
 
     set_quiet(args.quiet)
     with progress(total=len(args.models), desc="compare", unit="model", disable=len(args.models) < 3) as bar:
         given = model_inputs(args, None) if args.input else {}
         table = compare(args.models, batch=args.batch, convention=args.convention, sort=args.sort,
-                        descending=args.descending, gpu_dir=Path(args.gpu_results), on_model=bar.update,
+                        descending=args.descending, gpu_dir=Path(args.gpu_results or "reports/gpu"), on_model=bar.update,
                         **given)
     print(FORMATTERS[args.format](table))
     if args.plot:

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="best.pt / last.pt / epoch_K.pt")
     p.add_argument("--split", default="test", choices=("test", "val"), help="which split to score (default test)")
     p.add_argument("--tta", action="store_true", help="also test-time augmentation from the training transforms")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu; auto: cuda where there is one)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +31,7 @@ def confusion(pred, y, k: int):
 
 
 def format_confusion(cm, names: list[str]) -> str:
-    width = max(5, *(len(n) for n in names), len(str(int(cm.max()))) + 1)
+    width = max(6, *(len(n) for n in names), len(str(int(cm.max()))) + 1)  # 6: a precision of "100.0%"
     head = " " * width + " " + " ".join(f"{n:>{width}}" for n in names) + f" {'recall':>7}"
     rows = [head]
     for i, n in enumerate(names):

@@ -3,17 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.commands._common import add_model_args, model_inputs, positive_int
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+from archstat.commands._common import add_model_args, model_inputs, nonneg_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fp32 = strict (TF32 off for convs and matmul); tf32 = TF32 on for both; bf16/fp16 cast "
                         "the model and input (default fp32)")
     p.add_argument("--channels-last", action="store_true", help="model and input in channels-last memory format")
-    p.add_argument("--warmup", type=_nonneg_int, default=None, metavar="N",
+    p.add_argument("--warmup", type=nonneg_int, default=None, metavar="N",
                    help="untimed calls first (default 10 on cuda, 2 on cpu)")
     p.add_argument("--repeat", type=positive_int, default=None, metavar="N",
                    help="timed calls (default 50 on cuda, 5 on cpu)")
@@ -38,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refresh-ceilings", action="store_true",
                    help="measure the device ceilings and the time model's calibration again (ignore the cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--top", type=_nonneg_int, default=0, metavar="K", help="text: only the K slowest op calls (0 = all)")
+    p.add_argument("--top", type=nonneg_int, default=0, metavar="K", help="text: only the K slowest op calls (0 = all)")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
     p.set_defaults(func=run)
 

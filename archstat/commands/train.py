@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.commands._common import parse_input, positive_int
+from archstat.commands._common import float_in, nonneg_int, parse_input, positive_int
 from archstat.commands import summary
 from archstat.errors import ArchstatError
 
@@ -26,16 +26,6 @@ def _input(text: str) -> tuple[int, ...]:
         return parse_input(text)
     except ArchstatError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of worker processes >= 0, got {text!r}")
-    return n
 
 
 def _classes(text: str) -> list[int]:
@@ -51,21 +41,23 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits", help="digits (scikit-learn, no download) or an ImageFolder directory")
     p.add_argument("--input", type=_input, default=None, metavar="CxHxW",
                    help="input per sample (default: the model's smallest, at least 32x32; C=1 for digits)")
-    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--epochs", type=positive_int, default=10, help="passes over the training split (default 10)")
     p.add_argument("--batch", type=positive_int, default=64, help="minibatch per process (default 64)")
     p.add_argument("--optimizer", default="sgd", help="sgd (momentum), adam, adamw or rmsprop")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate, after any warm-up (default 0.05)")
+    p.add_argument("--momentum", type=float_in(0, 1, hi_open=True), default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=float, default=5e-4,
+                   help="L2 weight decay, not on biases and norm weights unless --decay-norm-and-bias (default 5e-4)")
     p.add_argument("--decay-norm-and-bias", action="store_true",
                    help="weight decay on biases and normalisation weights too (default: not on them)")
     p.add_argument("--schedule", default="cosine",
                    help="constant, step, cosine, linear, inverse-sqrt or cyclic (per iteration)")
     p.add_argument("--cycles", type=positive_int, default=1, help="cycles of the cyclic schedule")
-    p.add_argument("--warmup", type=int, default=0, metavar="ITERS", help="linear LR warm-up iterations")
+    p.add_argument("--warmup", type=nonneg_int, default=0, metavar="ITERS", help="linear LR warm-up iterations")
     p.add_argument("--augment", default="", metavar="LIST",
                    help="e.g. flip,crop=2,rrc=0.35,scale,jitter=0.4,pca=0.1,cutout=8,randaug=2:9,mixup=0.2,cutmix=1")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float_in(0, 1, hi_open=True), default=0.0, metavar="EPS",
+                   help="targets (1 - EPS) on the label, EPS spread over all classes (default 0)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="keep Polyak/EMA weights, e.g. 0.995 (decay warmed up as min(DECAY, (1+t)/(10+t)))")
     p.add_argument("--no-ema-warmup", dest="ema_warmup", action="store_false", help="fixed EMA decay from step 0")
@@ -82,7 +74,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="extra keyword for the model builder, e.g. aux_logits=False (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--workers", type=_workers, default=0, metavar="N",
+    p.add_argument("--workers", type=nonneg_int, default=0, metavar="N",
                    help="DataLoader processes decoding an image folder's batches (default 0: this process; "
                         "digits stay in memory)")
     p.add_argument("--seed", type=int, default=0)

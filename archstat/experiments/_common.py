@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from archstat.files import replacing, write_text
+
 DEFAULT_OUT = Path("reports/experiments")
 FLOAT_FORMAT = "%.6g"
 MAX_PRINTED_ROWS = 60
@@ -99,7 +101,8 @@ def save_figure(fig: Figure, out: Path | None, filename: str, result: Experiment
         return
     out.mkdir(parents=True, exist_ok=True)
     path = out / filename
-    fig.savefig(path, dpi=100, metadata={"Software": None})
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100, metadata={"Software": None})
     result.files.append(path)
 
 
@@ -124,9 +127,9 @@ def save_numbers(result: ExperimentResult, out: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{result.name}.json"
     payload = {"experiment": result.name, "notes": result.notes, "summary": _round(result.summary)}
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
     result.files.append(path)
     for key, df in result.tables.items():
         csv = out / f"{result.name}_{key}.csv"
-        df.to_csv(csv, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+        write_text(csv, df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
         result.files.append(csv)

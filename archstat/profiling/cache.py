@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from archstat.errors import ArchstatError
+from archstat.files import write_text
 from archstat.profiling.cpu_caches import private_cache_bytes
 
 BUSY_LOAD_PER_CPU = 0.3  # 1-minute load average per CPU above which a measurement counts as taken under load
@@ -94,7 +96,7 @@ def read_entries(path: pathlib.Path, notice: bool = True) -> dict[str, Any]:
         if not notice:
             return {}
         print(f"archstat: notice: cache {path} is unreadable ({type(exc).__name__}: {str(exc)[:80]}); "
-              "measuring again", file=sys.stderr)
+              "ignored: what it held is measured again when needed, and the file replaced", file=sys.stderr)
         return {}
 
 
@@ -104,11 +106,9 @@ def write_entry(path: pathlib.Path, key: str, entry: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = read_entries(path, notice=False)  # the reader already said if it was unreadable
         data[key] = entry
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only home is not an error: the numbers were measured, just not kept
-        print(f"archstat: notice: cannot write cache {path} ({exc.strerror or exc})", file=sys.stderr)
+        write_text(path, json.dumps(data, indent=1, sort_keys=True))
+    except (OSError, ArchstatError) as exc:  # a read-only home is not an error: the numbers were measured, just not kept
+        print(f"archstat: notice: cannot write cache {path} ({getattr(exc, 'strerror', None) or exc})", file=sys.stderr)
 
 
 def stale(entry: dict[str, Any]) -> bool:

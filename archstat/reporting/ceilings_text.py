@@ -13,7 +13,7 @@ def state_line(state: dict[str, Any]) -> str:
     if not state:
         return "measured: unknown (an entry written before archstat recorded it)"
     load = f"load {state.get('load_before', math.nan):.2f} -> {state.get('load_after', math.nan):.2f}"
-    flag = "UNDER LOAD: measured again on an idle machine" if state.get("busy") else "idle"
+    flag = "UNDER LOAD: the next run on an idle machine measures it again" if state.get("busy") else "idle"
     return (f"measured {state.get('date')}, torch {state.get('torch')}, {state.get('threads')} threads, "
             f"{load} ({flag})")
 

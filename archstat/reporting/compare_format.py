@@ -86,15 +86,17 @@ def to_text(table: pd.DataFrame) -> str:
 
 
 def to_markdown(table: pd.DataFrame, link: Any = None) -> str:
-    """Markdown table; ``link(model) -> url`` turns model names into links (the report's index)."""
+    """Markdown table; ``link(model) -> url`` turns model names into links (the report's index); a model
+    it gives no url (None) stays plain text."""
     rows, notes = display(table)
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" if c in ("model", "input") else "---:"
                                                          for c in cols) + "|"]
     for r in rows:
         cells = dict(r)
-        if link is not None:
-            cells["model"] = f"[{r['model']}]({link(r['model'])})"
+        url = link(r["model"]) if link is not None else None
+        if url:
+            cells["model"] = f"[{r['model']}]({url})"
         lines.append("| " + " | ".join(cells[c] for c in cols) + " |")
     return "\n".join([*lines, "", *(f"- {n}" for n in notes)])
 

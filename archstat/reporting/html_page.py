@@ -13,14 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
 from archstat.engine.conventions import DESCRIPTIONS
 from archstat.errors import ArchstatError
+from archstat.files import write_text
 from archstat.reporting.html_charts import comparison_charts
 from archstat.reporting.html_data import COLUMNS, ModelPage, comparison_rows, input_label, payload_rows, summary_items
 from archstat.reporting.html_graph import esc, graph_views
@@ -143,13 +142,4 @@ def write_page(path: Path, text: str) -> Path:
         raise ArchstatError(f"cannot write {path}: it is a folder")
     if path.exists() and not is_archstat_page(path):
         raise ArchstatError(f"refusing to overwrite {path}: it is not an archstat page")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, text)

@@ -16,6 +16,8 @@ matplotlib.use("Agg")  # no display; also what makes the output independent of t
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from archstat.files import replacing  # noqa: E402
+
 DPI = 110
 MB = 1024 ** 2
 COLORS = {"memory": "#4C72B0", "params": "#DD8452", "flops": "#55A868", "depth": "#8172B3"}
@@ -26,8 +28,11 @@ FAMILY_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860
 def save(fig, path: Path) -> Path:
     """Write a PNG without timestamps or version strings (byte-identical on rerun)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
+    try:
+        with replacing(path) as tmp:  # atomic: a rerun never leaves half a figure
+            fig.savefig(tmp, dpi=DPI, metadata={"Software": None})
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -13,14 +13,13 @@ strings, lists and dicts only, so no pickled code runs.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from archstat.errors import ArchstatError
+from archstat.files import replacing
 
 SAVE_POLICIES = ("best", "last", "all", "none")
 
@@ -34,14 +33,8 @@ def check_policy(policy: str) -> str:
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from archstat.errors import ArchstatError
+from archstat.files import write_text
 from archstat.train import dist as D
 from archstat.train.data import Splits, batch_stream
 from archstat.train.engine import correct, evaluate, freeze_batchnorm, progress_bar
@@ -123,7 +124,7 @@ def _train(cfg: TrainConfig, splits: Splits | None, model: nn.Module | None, env
         plot_curves(out / "metrics.csv", out / "curves.png", title=f"{cfg.model} on {cfg.data}")
     summary = summarise(st, cfg, env, wall)
     if out and env.main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return Run(st.model, st.ema.module if st.ema is not None else None, st.splits, summary, st.snapshots)
 
 

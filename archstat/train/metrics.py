@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from archstat.files import replacing
+
 STEP_FIELDS = ["step", "epoch", "lr", "loss", "acc"]
 EPOCH_FIELDS = ["train_loss", "train_acc", "val_loss", "val_acc", "val_loss_ema", "val_acc_ema", "epoch_s"]
 FIELDS = STEP_FIELDS + EPOCH_FIELDS
@@ -66,11 +68,14 @@ def read_metrics(path: str | Path):
     """The CSV as a pandas DataFrame: ``steps`` (every row) and ``epochs`` (summary rows only)."""
     import pandas as pd
 
-    df = pd.read_csv(path)
+    from archstat.errors import ArchstatError
+
+    try:
+        df = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:  # a PNG, an empty file
+        raise ArchstatError(f"{path} is not an archstat metrics CSV ({type(exc).__name__})") from None
     missing = [c for c in ("step", "epoch", "loss") if c not in df.columns]
     if missing:
-        from archstat.errors import ArchstatError
-
         raise ArchstatError(f"{path} is not an archstat metrics CSV (missing columns {missing})")
     return df, df.dropna(subset=["val_acc"]) if "val_acc" in df.columns else df.iloc[0:0]
 
@@ -108,6 +113,9 @@ def plot_curves(csv_path: str | Path, png_path: str | Path, title: str = "") -> 
         fig.suptitle(title)
     fig.tight_layout()
     png_path = Path(png_path)
-    fig.savefig(png_path, dpi=90)
-    plt.close(fig)
+    try:
+        with replacing(png_path) as tmp:
+            fig.savefig(tmp, dpi=90)
+    finally:
+        plt.close(fig)
     return png_path

@@ -18,6 +18,7 @@ import numpy as np
 
 from archstat.train.data import Splits
 from archstat.train.loop import TrainConfig, train
+from archstat.files import replacing
 
 RESULT_FIELDS = ["trial", "lr", "weight_decay", "epochs", "val_acc", "best_val_acc", "train_loss", "time_per_step_s"]
 
@@ -61,7 +62,7 @@ def run_search(base: TrainConfig, splits: Splits, configs: list[dict], progress:
 
 
 def write_results(rows: list[dict], path: Path) -> None:
-    with Path(path).open("w", newline="") as f:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RESULT_FIELDS)
         w.writeheader()
         w.writerows(rows)
@@ -99,5 +100,8 @@ def plot_search(rows: list[dict], path: Path, title: str = "") -> None:
            ylabel="weight decay" + (f" (0 drawn at {floor:.0e})" if len(pos) < len(rows) else ""), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=90)
+    finally:
+        plt.close(fig)

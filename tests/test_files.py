@@ -1,0 +1,75 @@
+"""archstat.files: atomic writes (nothing the user had is lost) and one-line errors for paths the machine
+refuses; the command line's file and number arguments that used to end in a traceback."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from archstat.cli import main
+from archstat.errors import ArchstatError
+from archstat.files import replacing, write_text
+
+
+def test_write_text_replaces_with_plain_permissions_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "page.md"
+    target.write_text("old\n")
+    old_mask = os.umask(0o022)
+    try:
+        write_text(target, "new\n")
+    finally:
+        os.umask(old_mask)
+    assert target.read_text() == "new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # as open() gives under umask 022 (mkstemp: 0600)
+    assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
+
+
+def test_an_interrupted_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "figure.png"
+    target.write_bytes(b"the old figure")
+    with pytest.raises(KeyboardInterrupt):
+        with replacing(target) as tmp:
+            assert tmp.parent == tmp_path and tmp.suffix == ".png"  # a writer that reads the extension
+            tmp.write_bytes(b"half a fig")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"the old figure"
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]
+
+
+@pytest.mark.parametrize("where", ["folder", "missing", "proc"])
+def test_paths_the_machine_refuses_are_one_line(tmp_path, where):
+    path = {"folder": tmp_path, "missing": tmp_path / "no" / "such" / "x.csv", "proc": "/proc/archstat.csv"}[where]
+    with pytest.raises(ArchstatError, match=r"^cannot write .*(folder|No such file|directory)"):
+        write_text(path, "x")
+
+
+def one_line_exit_2(capsys, argv: list[str]) -> str:
+    """Run the CLI; the exit must be 2 with one line on stderr, which is returned."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_unwritable_outputs_are_one_line_exit_2(capsys, tmp_path):
+    assert "/proc" in one_line_exit_2(capsys, ["html", "alexnet", "--out", "/proc/archstat.html"])
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    one_line_exit_2(capsys, ["report", "--models", "alexnet", "--out", str(a_file)])
+    assert a_file.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("flag, value", [("--label-smoothing", "1.5"), ("--label-smoothing", "-0.5"),
+                                         ("--momentum", "5"), ("--warmup", "-5"), ("--workers", "-1")])
+def test_train_numbers_out_of_range_are_refused(capsys, flag, value):
+    assert flag in one_line_exit_2(capsys, ["train", "tiny_cnn", flag, value])
+
+
+def test_diagnose_on_a_binary_file_is_one_line(capsys, tmp_path):
+    png = tmp_path / "curves.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    assert "not an archstat metrics CSV" in one_line_exit_2(capsys, ["train", "tiny_cnn", "--diagnose", str(png)])
