@@ -1,7 +1,7 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
     python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
-        [--no-evicted] [--families] [--rounds K] [--drop-grid-part PART]
+        [--no-evicted] [--families] [--rounds K]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -19,9 +19,7 @@ back-to-back benchmarks (``EVICTED`` dropped; a GRID_VERSION 10 calibration's Ba
 convs stay as measured, from the pass state), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family; ``--rounds K`` judges the run as if it had measured only its first ``K`` rounds, after its first
-``K`` calibration passes (each layer, the whole model and each point the faster of those);
-``--drop-grid-part pointwise`` fits the model without the benchmarks a later grid added (tagged
-``microbench.GRID_PART``), as the grid was before them.  The frames are the bench's own pickles: load only folders you wrote.
+``K`` calibration passes (each layer, the whole model and each point the faster of those).  The frames are the bench's own pickles: load only folders you wrote.
 """
 from __future__ import annotations
 
@@ -37,7 +35,7 @@ import pandas as pd  # noqa: E402
 from roofline_accuracy import (ROUND_PREFIX, WHOLE_ROUND_PREFIX, held_out_model, layer_signatures,  # noqa: E402
                                targets_line)
 
-from archstat.profiling.microbench import GRID_PART, combine  # noqa: E402
+from archstat.profiling.microbench import combine  # noqa: E402
 
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
@@ -96,16 +94,11 @@ def main() -> None:
                     "does not record one (runs before the rule existed)")
     ap.add_argument("--rounds", type=int, help="as if the run had measured only its first ROUNDS rounds, after as "
                     "many calibration passes (runs dumped with per-round columns)")
-    ap.add_argument("--drop-grid-part", action="append", default=[], metavar="PART",
-                    help="leave out the calibration's benchmarks tagged PART (microbench.GRID_PART: pointwise), "
-                         "as the grid was before that part; repeatable")
     a = ap.parse_args()
     for dump in map(pathlib.Path, a.dumps):
         cal = json.loads((dump / "calibration.json").read_text())
         if a.rounds:
             cal = first_passes(cal, a.rounds)
-        if a.drop_grid_part:
-            cal["points"] = [p for p in cal["points"] if p.get(GRID_PART) not in a.drop_grid_part]
         cal["state"] = dict(cal.get("state") or {})
         if a.private_cache_bytes and not cal["state"].get("private_cache_bytes"):
             cal["state"]["private_cache_bytes"] = a.private_cache_bytes

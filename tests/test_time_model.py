@@ -121,29 +121,8 @@ def test_targeted_convs_are_stems_and_reductions_within_the_grid_caps():
     assert within_caps({**flops_only, "batch": 1}, quick=False)
 
 
-def test_pointwise_convs_are_wide_1x1s_on_many_pixels_tagged_for_offline_judging():
-    """``pointwise_conv_configs``: seeded, 1x1, 64-1024 input channels, output a quarter to four times
-    as many, at least 56x56 output pixels in all, within the grid's caps; ``time_case`` carries a
-    module's ``GRID_PART`` tag into its point (``roofline_offline.py --drop-grid-part`` reads it)."""
-    from archstat.profiling.microbench import GRID_PART, conv_case, pointwise_conv_configs, time_case, within_caps
-
-    cfgs = pointwise_conv_configs(16, quick=False)
-    assert cfgs == pointwise_conv_configs(16, quick=False)
-    assert all(c["kernel"] == (1, 1) and c["stride"] == 1 and 64 <= c["c_in"] <= 1024 for c in cfgs)
-    assert all(c["c_in"] / 4 - 16 <= c["c_out"] <= c["c_in"] * 4 + 16 for c in cfgs)
-    assert all(c["batch"] * c["size"] ** 2 >= 56 * 56 and within_caps(c, quick=False) for c in cfgs)
-    assert len({c["c_out"] / c["c_in"] > 1 for c in cfgs}) == 2  # reductions and expansions both
-    quick = pointwise_conv_configs(4, quick=True)
-    mod, shape, batch = conv_case(quick[0])
-    setattr(mod, GRID_PART, "pointwise")
-    point = time_case(mod, shape, batch, torch.device("cpu"), torch.float32, False, 4)
-    assert point[GRID_PART] == "pointwise" and point["family"] == "conv"
-    untagged = time_case(*conv_case(quick[0]), torch.device("cpu"), torch.float32, False, 4)
-    assert GRID_PART not in untagged
-
-
 def test_the_random_conv_grid_is_the_one_calibrations_were_cached_for():
-    """The random conv grid's first configs for the grid's seed, as every GRID_VERSION 14 and 15 calibration
+    """The random conv grid's first configs for the grid's seed, as every GRID_VERSION 14 calibration
     measured them: a change to ``conv_configs``'s stream invalidates cached calibrations without a
     GRID_VERSION bump, and the targeted convs draw from a stream of their own."""
     import random

@@ -15,8 +15,7 @@ Grid (``quick`` shrinks every count and size, for tests): 112 convolutions (kern
 three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth, stems; output
 planes up to 224x224 but at most 4e6 elements per image, as CNNs trade channels for resolution)
 and 32 more where that draw is sparse and the fit worst (stems and 1x1 channel reductions,
-``targeted_conv_configs``), 16 pointwise 1x1 convs with many channels on many pixels
-(``pointwise_conv_configs``),
+``targeted_conv_configs``),
 32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
@@ -43,8 +42,7 @@ from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_PART = "grid_part"  # a benchmark's tag when it belongs to a part of the grid added later (``pointwise``)
-GRID_VERSION = 15  # 16 pointwise convs, 1x1 with many channels on many pixels (15); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 14  # 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -153,33 +151,6 @@ def targeted_conv_configs(n: int, quick: bool, big: int = 1) -> list[dict]:
         cfg = {"kernel": k, "c_in": c_in, "c_out": c_out, "size": size, "stride": stride, "batch": _batch(rng, big),
                "groups": 1}
         if within_caps(cfg, quick, big):
-            out.append(cfg)
-    return out
-
-
-def pointwise_conv_configs(n: int, quick: bool, big: int = 1) -> list[dict]:
-    """``n`` more 1x1 convs of the kind a CNN's blocks are made of: 64-1024 input channels, output
-    channels a quarter to four times as many (a bottleneck's reduction and expansion, a MobileNet's
-    pointwise conv), on 7x7 to 56x56 planes at batch 4, 8 or 16 (times ``big``), at least 56x56
-    output pixels in all.  Drawn from a stream of their own (``targeted_conv_configs``'
-    rule: the rest of the grid stays as it was) and tagged ``GRID_PART`` so that a run can be judged
-    without them offline.
-
-    Why: the random draw picks input and output channels independently and caps a call's FLOPs, so of
-    its 1x1 convs few have both many channels and many pixels; their nearest benchmarks in the rate
-    fit were narrow convs that run at a fraction of the rate (MobileNet's 128-to-128 1x1 conv on
-    8x56x56 ran at 153 GFLOP/s in the pass, its four nearest benchmarks at 30-113, and was priced
-    +64%; at batch 8 the 1x1 convs of resnet50, inception_v3 and the depthwise net read +10% to +12%
-    at the median over five runs)."""
-    rng = random.Random(SEED + 3)
-    out: list[dict] = []
-    while len(out) < n:
-        c_in = _ch(rng, 64, 1024)
-        c_out = max(16, min(2048, int(round(c_in * rng.choice([0.25, 0.5, 1.0, 2.0, 4.0]) / 16)) * 16))
-        size = int(round(_logu(rng, 7, 56 if not quick else 8)))
-        cfg = {"kernel": (1, 1), "c_in": c_in, "c_out": c_out, "size": size, "stride": 1,
-               "batch": rng.choice([4, 8, 16]) * big, "groups": 1}
-        if within_caps(cfg, quick, big) and (quick or cfg["batch"] * size * size >= 56 * 56 * big):
             out.append(cfg)
     return out
 
@@ -410,8 +381,6 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                  "time_s": stats(times)["median"], "signature": list(signature(row, batch))}
         if normalized:
             point[NORMALIZED] = True
-        if getattr(mod[0], GRID_PART, None):
-            point[GRID_PART] = getattr(mod[0], GRID_PART)
         if device.type == "cpu":
             if flushed:  # the same call with code and data warm: the family's warm floor (smallest case), its
                 # cold start, and the back-to-back curves of ops whose operands sit in the private caches
@@ -525,9 +494,6 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
     n_conv, n_targeted, n_dw, n_linear, n_memory = (12, 2, 5, 4, 4) if quick else (112, 32, 32, 36, 20)
     cases = [conv_case(c) for c in [tiny] + conv_configs(rng, n_conv, False, quick, big)]  # tiny: the floor
     cases += [conv_case(c) for c in targeted_conv_configs(n_targeted, quick, big)]
-    for mod, shape, batch in (conv_case(c) for c in pointwise_conv_configs(n_targeted // 2, quick, big)):
-        setattr(mod, GRID_PART, "pointwise")
-        cases.append((mod, shape, batch))
     cases += [conv_case(c) for c in [{**tiny, "kernel": (3, 3), "groups": 8}]
               + conv_configs(rng, n_dw, True, quick, big)]
     cases += [(nn.Linear(8, 8), (8,), 1)] + linear_cases(rng, n_linear, quick, big)
