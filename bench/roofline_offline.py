@@ -1,7 +1,7 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
     python bench/roofline_offline.py DUMP [DUMP ...] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
-        [--no-evicted] [--families] [--rounds K]
+        [--no-evicted] [--families] [--rounds K] [--drop-grid-part PART]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -19,7 +19,9 @@ back-to-back benchmarks (``EVICTED`` dropped; a GRID_VERSION 10 calibration's Ba
 convs stay as measured, from the pass state), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family; ``--rounds K`` judges the run as if it had measured only its first ``K`` rounds, after its first
-``K`` calibration passes (each layer, the whole model and each point the faster of those).  The frames are the bench's own pickles: load only folders you wrote.
+``K`` calibration passes (each layer, the whole model and each point the faster of those);
+``--drop-grid-part pointwise`` leaves out the benchmarks a reverted grid (GRID_VERSION 15) added to the
+three runs that measured it.  The frames are the bench's own pickles: load only folders you wrote.
 """
 from __future__ import annotations
 
@@ -94,11 +96,17 @@ def main() -> None:
                     "does not record one (runs before the rule existed)")
     ap.add_argument("--rounds", type=int, help="as if the run had measured only its first ROUNDS rounds, after as "
                     "many calibration passes (runs dumped with per-round columns)")
+    ap.add_argument("--drop-grid-part", action="append", default=[], metavar="PART",
+                    help="leave out the calibration's benchmarks tagged grid_part=PART: the runs of 00:40-01:06 UTC "
+                         "on 2026-12-01 were calibrated with 16 pointwise convs (GRID_VERSION 15, reverted); "
+                         "--drop-grid-part pointwise fits them as the grid is now")
     a = ap.parse_args()
     for dump in map(pathlib.Path, a.dumps):
         cal = json.loads((dump / "calibration.json").read_text())
         if a.rounds:
             cal = first_passes(cal, a.rounds)
+        if a.drop_grid_part:
+            cal["points"] = [p for p in cal["points"] if p.get("grid_part") not in a.drop_grid_part]
         cal["state"] = dict(cal.get("state") or {})
         if a.private_cache_bytes and not cal["state"].get("private_cache_bytes"):
             cal["state"]["private_cache_bytes"] = a.private_cache_bytes
