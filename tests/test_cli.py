@@ -127,3 +127,23 @@ def test_untraceable_model_exit_2(tmp_path, monkeypatch, capsys):
 def test_list(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0 and "alexnet" in out and "3x227x227" in out
+
+
+def test_symbolic_says_it_does_not_use_the_numbers_and_refuses_reconcile(capsys):
+    code, out, err = run_cli(capsys, "table", "alexnet", "--symbolic", "--batch", "4")
+    assert code == 0 and "batch N" in out and "notice: --symbolic" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "table", "alexnet", "--symbolic")
+    assert code == 0 and err == ""
+    code, _, err = run_cli(capsys, "table", "alexnet", "--symbolic", "--reconcile")
+    assert code == 2 and "drop --symbolic" in err
+
+
+def test_a_huge_batch_prints_exact_integers(capsys):
+    """Text totals are exact at any size (decimal division kept 28 digits: a batch of 10^26 lost the tail)."""
+    batch = 10 ** 26 + 7
+    code, out, _ = run_cli(capsys, "table", "alexnet", "--batch", str(batch), "--format", "json")
+    assert code == 0
+    macs = json.loads(out)["total"]["macs"]
+    assert macs % batch == 0
+    code, out, _ = run_cli(capsys, "table", "alexnet", "--batch", str(batch))
+    assert f"{macs:,}" in out

@@ -66,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "latex" and args.reconcile:
         raise ArchstatError("--format latex prints the per-layer table; --reconcile has none (use text, csv or json)")
     lecture = lecture_names(args.model) if args.names == "lecture" else None
+    if args.reconcile and args.symbolic:
+        raise ArchstatError("--reconcile counts FLOPs at one input size; drop --symbolic (or --reconcile)")
+    if args.symbolic and (args.batch != 1 or args.input):
+        import sys
+
+        print("archstat: notice: --symbolic writes the batch and the input's spatial sizes as symbols (N, H, W): "
+              "the numbers --batch and --input give them are not used", file=sys.stderr)
     if args.reconcile and (args.training or args.receptive_field or args.upto):
         raise ArchstatError("--reconcile prints FLOPs by op kind for the whole model: drop --training, "
                             "--receptive-field and --upto")

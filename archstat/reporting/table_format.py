@@ -8,7 +8,7 @@ each with as many decimals as it takes to stay exact.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import pandas as pd
@@ -40,7 +40,9 @@ def scaled(value: Any, divisor: int) -> str:
     """Exact decimal of value/divisor (23296/1000 -> '23.296'); expressions print as they are."""
     if is_symbolic(value):
         return str(value) if divisor == 1 else f"({value})/{divisor}"
-    text = format(Decimal(int(value)) / Decimal(divisor), "f")
+    with localcontext() as ctx:  # exact at any size (a batch of 1e26 has 30+ digits; the default keeps 28)
+        ctx.prec = len(str(abs(int(value)))) + 40
+        text = format(Decimal(int(value)) / Decimal(divisor), "f")
     text = text.rstrip("0").rstrip(".") if "." in text else text
     whole, _, frac = text.partition(".")
     whole = f"{int(whole):,}"
