@@ -45,26 +45,23 @@ def model_inputs(args: argparse.Namespace, default_input) -> dict:
     return {"inputs": [parse_spec(t) for n, t in given if n is None], "kwargs": named}
 
 
-def positive_int(text: str) -> int:
-    """argparse type for --batch, --repeat ...: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``lo``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        return value
+
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    """argparse type for --warmup, --top, --workers ...: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+positive_int = int_at_least(1)  # --batch, --repeat, --epochs ...
+nonneg_int = int_at_least(0)  # --warmup, --top, --workers ...
 
 
 def float_in(lo: float, hi: float, *, hi_open: bool = False) -> Callable[[str], float]:
