@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +19,16 @@ from archstat.errors import ArchstatError
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``); else
+    set and restored at once (``os.umask`` has no read-only form)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -26,24 +36,32 @@ def _umask() -> int:
 @contextlib.contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; once the block ends without an error it replaces
-    ``path``, with the permissions a plain ``open(path, "w")`` would give (``mkstemp`` makes 0600); on
-    any error it is removed and ``path`` is untouched."""
-    path = Path(path)
+    ``path``; on any error it is removed and ``path`` is untouched.
+
+    What the user had stays as it was: a symbolic link is written through (its target is replaced, the
+    link kept), an existing file keeps its permissions, and a file the user may not write (read-only)
+    is refused, as ``open(path, "w")`` would; a new file gets the permissions ``open`` would give it
+    (``mkstemp`` makes 0600)."""
+    shown = Path(path)
+    path = Path(os.path.realpath(path))
     if path.is_dir():
-        raise ArchstatError(f"cannot write {path}: it is a folder")
+        raise ArchstatError(f"cannot write {shown}: it is a folder")
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
+    if path.exists() and (not os.access(path, os.W_OK) or not mode & 0o222):  # marked read-only (even for root)
+        raise ArchstatError(f"cannot write {shown}: it is read-only")
     try:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     except OSError as exc:
-        raise ArchstatError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ArchstatError(f"cannot write {shown}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ArchstatError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ArchstatError(f"cannot write {shown}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -37,6 +37,7 @@ import pandas as pd  # noqa: E402
 from roofline_accuracy import (ROUND_PREFIX, WHOLE_ROUND_PREFIX, held_out_model, layer_signatures,  # noqa: E402
                                targets_line)
 
+from archstat.commands._common import positive_int  # noqa: E402
 from archstat.profiling.microbench import combine  # noqa: E402
 
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
@@ -94,7 +95,7 @@ def main() -> None:
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
     ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
                     "does not record one (runs before the rule existed)")
-    ap.add_argument("--rounds", type=int, help="as if the run had measured only its first ROUNDS rounds, after as "
+    ap.add_argument("--rounds", type=positive_int, help="as if the run had measured only its first ROUNDS rounds, after as "
                     "many calibration passes (runs dumped with per-round columns)")
     ap.add_argument("--drop-grid-part", action="append", default=[], metavar="PART",
                     help="leave out the calibration's benchmarks tagged grid_part=PART: the runs of 00:40-01:06 UTC "
@@ -103,7 +104,7 @@ def main() -> None:
     a = ap.parse_args()
     for dump in map(pathlib.Path, a.dumps):
         cal = json.loads((dump / "calibration.json").read_text())
-        if a.rounds:
+        if a.rounds is not None:
             cal = first_passes(cal, a.rounds)
         if a.drop_grid_part:
             cal["points"] = [p for p in cal["points"] if p.get("grid_part") not in a.drop_grid_part]
@@ -123,7 +124,13 @@ def main() -> None:
         for path in sorted(dump.glob("*_b*.pkl")):
             name, batch = path.stem.rsplit("_b", 1)
             frame = pd.read_pickle(path)
-            r = repredict(first_rounds(frame, a.rounds) if a.rounds else frame, cal, int(batch))
+            if a.rounds is not None:
+                try:
+                    frame = first_rounds(frame, a.rounds)
+                except SystemExit as exc:  # a row the run's deadline left short of rounds: said, skipped
+                    print(f"  {name:14s} b{batch:<3s} skipped: {exc}")
+                    continue
+            r = repredict(frame, cal, int(batch))
             rows.append({**r, "model": name, "batch": int(batch)})
             line = (f"  {name:14s} b{batch:<3s} median |err| {r['median_abs_error']:.1%}  naive / calibrated "
                     f"{r['naive_median_abs_error'] / r['median_abs_error']:.1f}x  Spearman {r['spearman']:.3f}  "

@@ -75,4 +75,6 @@ class SortValues(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x).sort(dim=-1).values
-        return torch.relu(torch.topk(y, 2, dim=-1).values)
+        y = torch.topk(y, 2, dim=-1).values
+        gram = y.transpose(-1, -2) @ y  # N x 4 x 2 x 2
+        return torch.relu(torch.linalg.eigh(gram).eigenvalues)  # fields of other shapes: N x 4 x 2, N x 4 x 2 x 2

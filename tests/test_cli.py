@@ -134,6 +134,10 @@ def test_symbolic_says_it_does_not_use_the_numbers_and_refuses_reconcile(capsys)
     assert code == 0 and "batch N" in out and "notice: --symbolic" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "table", "alexnet", "--symbolic")
     assert code == 0 and err == ""
+    code, _, err = run_cli(capsys, "table", "alexnet", "--symbolic", "--input", "3x224x224")
+    assert code == 0 and "spatial sizes of --input" in err and "--batch" not in err
+    code, _, err = run_cli(capsys, "table", "alexnet", "--symbolic", "--input", "1x224x224")  # channels are used
+    assert code == 2 and "expects 3 input channels, got 1" in err
     code, _, err = run_cli(capsys, "table", "alexnet", "--symbolic", "--reconcile")
     assert code == 2 and "drop --symbolic" in err
 

@@ -25,6 +25,21 @@ def test_write_text_replaces_with_plain_permissions_and_leaves_no_temporary(tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["page.md"]
 
 
+def test_what_the_user_had_stays_a_link_its_permissions_and_a_read_only_mark(tmp_path):
+    real, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    real.write_text("old\n")
+    os.chmod(real, 0o600)
+    link.symlink_to(real)
+    write_text(link, "new\n")
+    assert link.is_symlink() and real.read_text() == "new\n"  # written through the link, the link kept
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600  # a private file stays private
+    os.chmod(real, 0o444)
+    with pytest.raises(ArchstatError, match="read-only"):
+        write_text(real, "again\n")
+    assert real.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "real.csv"]
+
+
 def test_an_interrupted_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "figure.png"
     target.write_bytes(b"the old figure")

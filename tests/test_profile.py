@@ -257,6 +257,11 @@ def test_ops_without_a_formula_are_flagged_in_every_profile_format():
     layers = {r["op"]: r for r in json.loads(to_json(p))["layers"]}
     assert layers["special_erf"]["supported"] is False and layers["special_erf"]["flops_hardware"] is None
     assert layers["Conv2d"]["supported"] is True and layers["Conv2d"]["flops_hardware"] > 0
+    # no time predicted from unknown FLOPs either (as 0 FLOPs it read "memory-bound, 27% of the roof")
+    erf = layers["special_erf"]
+    assert erf["predicted_s"] is None and erf["achieved_fraction"] is None and erf["bound"] == "unknown (no formula)"
+    assert layers["Conv2d"]["predicted_s"] > 0
+    assert p.summary["roofline"]["without_formula"] == 1 and "left out" in text
     csv_erf = next(line for line in to_csv(p).splitlines() if "special_erf" in line)
     assert ",False," in csv_erf
     supported = profile(nn.Sequential(nn.Conv2d(3, 4, 3)), (3, 8, 8), batch=2, warmup=1, repeat=2, layers=False,

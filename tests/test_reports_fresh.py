@@ -30,7 +30,7 @@ def _same(fresh: Path, committed: Path) -> None:
 def test_index_zoo_and_pages_are_fresh(tmp_path):
     """The subset regenerated over a copy of the committed pages (the index links only to pages it finds)."""
     models = [m for m in SUBSET if m in list_models()]
-    for folder in ("models", "html"):
+    for folder in ("models", "html", "figures"):
         shutil.copytree(REPORTS / folder, tmp_path / folder)
     shutil.copy(REPORTS / "published.md", tmp_path / "published.md")
     written = generate(tmp_path, models, figures=False, published=False, gpu_dir=REPORTS / "gpu")
@@ -64,4 +64,4 @@ def test_the_index_of_a_new_folder_links_only_to_the_pages_in_it(tmp_path):
     generate(tmp_path, ["alexnet"], figures=False, published=False, gpu_dir=REPORTS / "gpu")
     index = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "[alexnet](models/alexnet.md)" in index and "models/vgg16.md" not in index and "| vgg16 |" in index
-    assert "html/index.html" not in index and "published.md" not in index
+    assert "html/index.html" not in index and "published.md" not in index and "figures/" not in index

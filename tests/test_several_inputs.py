@@ -249,11 +249,32 @@ def test_optional_arguments_left_out_are_traced_at_their_defaults():
 
 
 def test_named_outputs_of_ops_without_a_formula_are_read_by_field():
-    """``x.sort(-1).values`` and ``topk(...).values`` on ops without a formula: flagged, and the next op
-    sees the right part's shape (its meta run's named tuple keeps its field names)."""
+    """``x.sort(-1).values``, ``topk(...).values`` and ``linalg.eigh(...).eigenvalues`` on ops without a
+    formula: flagged, and the next op sees the named part's shape (the meta run's named tuple keeps its
+    field names)."""
     from _several_inputs_models import SortValues
 
     df = analyze(SortValues(), (3, 8, 8), batch=2)
-    assert df.attrs["partial"] and {u.split(" ")[0] for u in df.attrs["unsupported"]} == {"sort", "topk"}
-    relu = df[df["op"] == "relu"].iloc[0]
-    assert relu["in_shapes"] == [[4, 8, 2]]
+    assert df.attrs["partial"]
+    assert {u.split(" ")[0] for u in df.attrs["unsupported"]} == {"sort", "topk", "linalg_eigh"}
+    assert df[df["op"] == "transpose"].iloc[0]["in_shapes"] == [[4, 8, 2]]
+    # eigh's eigenvalues (N x 4 x 2), not its eigenvectors (N x 4 x 2 x 2): the field, not the position
+    assert df[df["op"] == "relu"].iloc[0]["in_shapes"] == [[4, 2]]
+
+
+def test_only_fx_guards_on_fixed_arguments_are_dropped():
+    """``trace_graph`` with fixed defaults removes fx's checks on those arguments (``_assert_is_none``,
+    ``_assert(flag == False)``), never the model's own assertion nor the ops that feed it."""
+    from torch import nn
+
+    from archstat.engine.trace import trace_graph
+
+    class OwnCheck(nn.Module):
+        def forward(self, x, mask=None, flag: bool = False):
+            torch._assert((x >= 0).all(), "inputs must be non-negative")
+            return x if mask is None and not flag else x * 2
+
+    graph = trace_graph(OwnCheck(), {"mask": None, "flag": False})
+    calls = [getattr(n.target, "__name__", str(n.target)) for n in graph.nodes if n.op in ("call_function", "call_method")]
+    assert calls == ["ge", "all", "_assert"]
+    assert [n.target for n in graph.nodes if n.op == "placeholder"] == ["x", "mask", "flag"]

@@ -52,6 +52,22 @@ def parse_dtype(name: str):
     return value
 
 
+def _symbolic_notice(args: argparse.Namespace) -> None:
+    """One stderr line when ``--symbolic`` will not use a number the user gave: ``--batch`` (the batch is
+    N) and the first input's spatial sizes (H, W); its channels, dtype and the other inputs are used."""
+    import sys
+
+    from archstat.engine.input_text import read_input
+
+    unused = ["--batch"] if args.batch != 1 else []
+    first = next((read_input(t) for t in args.input or [] if read_input(t).name is None), None)
+    if first is not None and len(first.shape) >= 2:
+        unused.append("the spatial sizes of --input (H and W, or L)")
+    if unused:
+        print(f"archstat: notice: --symbolic writes the batch and the input's spatial sizes as N, H and W: "
+              f"{' and '.join(unused)} not used", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from archstat.engine.analyze import analyze_rows, cut_rows
     from archstat.models import resolve_model
@@ -68,11 +84,8 @@ def run(args: argparse.Namespace) -> int:
     lecture = lecture_names(args.model) if args.names == "lecture" else None
     if args.reconcile and args.symbolic:
         raise ArchstatError("--reconcile counts FLOPs at one input size; drop --symbolic (or --reconcile)")
-    if args.symbolic and (args.batch != 1 or args.input):
-        import sys
-
-        print("archstat: notice: --symbolic writes the batch and the input's spatial sizes as symbols (N, H, W): "
-              "the numbers --batch and --input give them are not used", file=sys.stderr)
+    if args.symbolic:
+        _symbolic_notice(args)
     if args.reconcile and (args.training or args.receptive_field or args.upto):
         raise ArchstatError("--reconcile prints FLOPs by op kind for the whole model: drop --training, "
                             "--receptive-field and --upto")

@@ -85,20 +85,23 @@ def fixed_defaults(params: list[tuple[str, bool, Any]], given: int, keywords: It
 
 
 def _drop_guards(graph: fx.Graph, names: set[str]) -> None:
-    """Remove fx's checks that a fixed argument keeps its value (``_assert_is_none``, ``torch._assert``
-    on ``arg == value``), and give the placeholders fx renamed (``mask_1``) their argument's name."""
-    for node in reversed(list(graph.nodes)):
-        target = getattr(node.target, "__name__", "")
-        if node.op == "call_function" and target in ("_assert_is_none", "_assert") and not node.users:
-            feeding = [a for a in node.all_input_nodes if a.op != "placeholder"]
-            graph.erase_node(node)
-            for a in feeding:  # the ``arg == value`` the assertion read
-                if not a.users:
-                    graph.erase_node(a)
+    """Remove fx's checks that a fixed argument keeps its value, and only those: ``_assert_is_none(arg)``
+    and ``torch._assert(arg == value)`` on the placeholders fx made for ``names`` (named ``mask_1``,
+    renamed back here).  The model's own assertions stay rows, as without fixed arguments."""
     renamed = {f"{name}_1": name for name in names}  # fx's name for the one placeholder of a plain value
-    for node in graph.nodes:
-        if node.op == "placeholder" and node.target in renamed:
-            node.target = renamed[node.target]
+    for ph in [n for n in graph.nodes if n.op == "placeholder" and n.target in renamed]:
+        for user in list(ph.users):
+            if user.op != "call_function":
+                continue
+            name = getattr(user.target, "__name__", "")
+            if name == "_assert_is_none" and not user.users:
+                graph.erase_node(user)
+            elif name == "eq" and all(getattr(u.target, "__name__", "") == "_assert" and not u.users
+                                      for u in user.users):
+                for check in list(user.users):
+                    graph.erase_node(check)
+                graph.erase_node(user)
+        ph.target = renamed[ph.target]
 
 
 def copy_graph(graph: fx.Graph) -> tuple[fx.Graph, dict[fx.Node, fx.Node]]:

@@ -107,8 +107,10 @@ def write_entry(path: pathlib.Path, key: str, entry: dict[str, Any]) -> None:
         data = read_entries(path, notice=False)  # the reader already said if it was unreadable
         data[key] = entry
         write_text(path, json.dumps(data, indent=1, sort_keys=True))
-    except (OSError, ArchstatError) as exc:  # a read-only home is not an error: the numbers were measured, just not kept
-        print(f"archstat: notice: cannot write cache {path} ({getattr(exc, 'strerror', None) or exc})", file=sys.stderr)
+    except ArchstatError as exc:  # a read-only home is not an error: the numbers were measured, just not kept
+        print(f"archstat: notice: {exc} (the cache; nothing was lost)", file=sys.stderr)
+    except OSError as exc:  # the folder itself could not be made
+        print(f"archstat: notice: cannot write cache {path} ({exc.strerror or exc}; nothing was lost)", file=sys.stderr)
 
 
 def stale(entry: dict[str, Any]) -> bool:

@@ -35,7 +35,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-UNKNOWN_WITHOUT_FORMULA = ("macs", "flops", "flops_hardware", "achieved_flops_per_s", "intensity")
+UNKNOWN_COUNTS = ("macs", "flops", "flops_hardware", "achieved_flops_per_s", "intensity")  # an op without a formula
 
 
 def layer_records(layers: pd.DataFrame) -> list[dict]:
@@ -44,7 +44,7 @@ def layer_records(layers: pd.DataFrame) -> list[dict]:
     out = [json_safe(r) for r in layers[cols].to_dict("records")]
     for r in out:
         if r.get("supported") is False:
-            r.update({k: None for k in UNKNOWN_WITHOUT_FORMULA if k in r})
+            r.update({k: None for k in UNKNOWN_COUNTS if k in r})
     return out
 
 
@@ -115,7 +115,9 @@ def to_text(p: Any, top: int = 0) -> str:
                      f"({r['compute_bound']} compute-, {r['memory_bound']} memory-, {r.get('overhead_bound', 0)} "
                      f"overhead-, {r.get('previous_op_bound', 0)} cold-cache-, {r.get('allocation_bound', 0)} "
                      f"allocation-, {r.get('weights_bound', 0)} cold-weights-bound); predicted layer sum "
-                     f"{_num(r.get('predicted_sum_s'), 1e3, 3)} ms")
+                     f"{_num(r.get('predicted_sum_s'), 1e3, 3)} ms"
+                     + (f" ({r['without_formula']} op(s) without a formula have no prediction and are left out)"
+                        if r.get("without_formula") else ""))
     check = c.get("ceiling_check") or {}
     if check.get("message"):
         lines.append(f"ceiling check: {check['message']}"

@@ -76,7 +76,21 @@ def roofline(layers: pd.DataFrame, ceil: Ceilings, precision: str, batch: int, i
         out["achieved_fraction"] = [p / m if p and m and m > 0 else math.nan for p, m in zip(out["predicted_s"], meas)]
         out["error"] = [relative_error(p, m) for p, m in zip(out["predicted_s"], meas)]
         out["naive_error"] = [relative_error(p, m) for p, m in zip(out["naive_predicted_s"], meas)]
+    if "supported" in out.columns and not out["supported"].astype(bool).all():
+        # an op without a formula: its FLOPs are unknown, and so is a time predicted from them (priced as
+        # 0 FLOPs it read "memory-bound, 27% of the roof"); its bytes moved are exact and stay
+        unknown = ~out["supported"].astype(bool)
+        for col in UNKNOWN_WITHOUT_FORMULA:
+            if col in out.columns:
+                out.loc[unknown, col] = math.nan
+        out.loc[unknown, "bound"] = "unknown (no formula)"
+        out.loc[unknown, "roof"] = "-"
     return out
+
+
+# the roofline's columns that an op without a formula cannot have (``roofline``)
+UNKNOWN_WITHOUT_FORMULA = ("naive_predicted_s", "predicted_s", "t_compute_s", "intensity", "ceiling_flops_per_s",
+                           "achieved_fraction", "error", "naive_error", "rate_flops_per_s")
 
 
 def roofline_summary(layers: pd.DataFrame, min_time: float = 20e-6) -> dict[str, object]:
@@ -97,7 +111,9 @@ def roofline_summary(layers: pd.DataFrame, min_time: float = 20e-6) -> dict[str,
         "allocation_bound": int((sel["bound"] == "allocation").sum()),
         "weights_bound": int((sel["bound"] == "weights").sum()),
         "predicted_sum_s": float(layers["predicted_s"].sum()), "naive_sum_s": float(layers["naive_predicted_s"].sum()),
-        "measured_sum_s": float(layers["time_s"].sum())}
+        "measured_sum_s": float(layers["time_s"].sum()),
+        # ops without a formula have no prediction (``roofline``): left out of every figure above
+        "without_formula": int((~layers["supported"].astype(bool)).sum()) if "supported" in layers.columns else 0}
     if "family" in sel.columns:
         out["median_error_by_family"] = {f: float(g["error"].median()) for f, g in sel.groupby("family")}
     return out

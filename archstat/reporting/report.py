@@ -65,8 +65,8 @@ def zoo_table(names: Sequence[str], analyses: Analyses, gpu_dir: Path) -> pd.Dat
 
 
 def _index(zoo: pd.DataFrame, families: dict[str, list[str]], figures: list[str], gpu: bool, out: Path) -> str:
-    """The report's README.md; it links only to the pages that are in ``out`` (``--models`` into a new
-    folder writes a few of them)."""
+    """The report's README.md; it links only to the pages and figures that are in ``out`` (``--models``
+    into a new folder writes a few of them)."""
     def page(model: str) -> Optional[str]:
         return f"models/{model}.md" if (out / "models" / f"{model}.md").exists() else None
 
@@ -86,7 +86,8 @@ def _index(zoo: pd.DataFrame, families: dict[str, list[str]], figures: list[str]
         "roofline": "Measured GPU roofline with every profiled layer placed on it (reports/gpu/).",
     }
     for fig in figures:
-        lines += [f"**{captions[fig]}**", "", f"![{fig}](figures/{fig}.png)", ""]
+        if (out / "figures" / f"{fig}.png").exists():  # --no-figures, or a subset the figure needs more for
+            lines += [f"**{captions[fig]}**", "", f"![{fig}](figures/{fig}.png)", ""]
     if not gpu:
         lines += ["_No GPU results under `reports/gpu/` yet: the latency column, the latency-vs-MACs figure and the "
                   "roofline appear once the GPU profiling script has committed its JSON there._", ""]
