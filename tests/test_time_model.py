@@ -62,10 +62,13 @@ def test_the_formula_by_hand():
     assert conv["rate_flops_per_s"] == pytest.approx(1e10, rel=1e-2)  # the law, recovered by the fit
     assert conv["predicted_s"] == pytest.approx(conv["floor_s"] + max(f / conv["rate_flops_per_s"],
                                                                       b / conv["bandwidth_bytes_per_s"]))
-    assert conv["bound"] == "compute" and conv["roof"].startswith("conv rate 10.0 GFLOP/s = 50% of matmul peak")
+    assert conv["bound"] == "compute" and conv["roof"].startswith("conv rate 10.0 GFLOP/s = 50% of the matmul peak")
     rb = 2 * 4 * 16 * 32 * 32 * 4
     assert relu["predicted_s"] == pytest.approx(2e-6 + rb / 1e9, rel=1e-3) and relu["bound"] == "memory"
-    assert relu["roof"].startswith("activation bandwidth 1.0 GB/s = 50% of copy bw")
+    assert relu["roof"].startswith("activation bandwidth 1.0 GB/s = 50% of the copy bandwidth")
+    # above a ceiling, a multiple: "251% of copy bw" read as a broken measurement
+    fast = tm.predict(rows, 4, 4, peak=2e10, copy_bw=4e8).to_dict("records")[1]
+    assert fast["roof"].startswith("activation bandwidth 1.0 GB/s = 2.5x the copy bandwidth")
     assert flat["predicted_s"] == 1.5e-6 and flat["bound"] == "overhead"
 
 

@@ -460,13 +460,22 @@ class Leftovers:
             self.after, self.after_bn, self.bn_relu_next = successor or 0.0, successor_bn, successor_bn_relu
 
 
+def _share(value: float, ceiling: float) -> str:
+    """``value`` against a measured ceiling: "45% of" below it, "2.5x" above it (a percentage over 100 read
+    as a broken peak)."""
+    ratio = value / ceiling
+    return f"{ratio:.0%} of" if ratio <= 1 else f"{ratio:.1f}x"
+
+
 def why(p: dict[str, Any], peak: float, copy_bw: float) -> str:
     """One phrase: which term sets the predicted time, at which calibrated rate or bandwidth."""
     if p["bound"] == "compute":
-        share = f" = {p['rate_flops_per_s'] / peak:.0%} of matmul peak" if peak == peak and peak else ""
+        # above the peak: a conv algorithm with fewer multiplications than 2 per MAC (Winograd, FFT)
+        share = f" = {_share(p['rate_flops_per_s'], peak)} the matmul peak" if peak == peak and peak else ""
         return f"{p['family']} rate {p['rate_flops_per_s'] / 1e9:.1f} GFLOP/s{share}"
     if p["bound"] == "memory":
-        share = f" = {p['bandwidth_bytes_per_s'] / copy_bw:.0%} of copy bw" if copy_bw == copy_bw and copy_bw else ""
+        # above the copy bandwidth (measured from DRAM): the operands sit in a cache
+        share = f" = {_share(p['bandwidth_bytes_per_s'], copy_bw)} the copy bandwidth" if copy_bw == copy_bw and copy_bw else ""
         return f"{p['_bw_family']} bandwidth {p['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s{share}"
     if p["bound"] == "previous op":
         return (f"cold caches: {p['t_after_s'] * 1e6:.1f} us (the op before filled them, or this family last ran "
