@@ -79,9 +79,23 @@ def test_unwritable_outputs_are_one_line_exit_2(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("flag, value", [("--label-smoothing", "1.5"), ("--label-smoothing", "-0.5"),
-                                         ("--momentum", "5"), ("--warmup", "-5"), ("--workers", "-1")])
+                                         ("--momentum", "5"), ("--warmup", "-5"), ("--workers", "-1"),
+                                         ("--lr", "nan"), ("--lr", "inf"), ("--classes", "3")])
 def test_train_numbers_out_of_range_are_refused(capsys, flag, value):
     assert flag in one_line_exit_2(capsys, ["train", "tiny_cnn", flag, value])
+
+
+def test_experiment_seed_must_be_a_numpy_seed(capsys):
+    assert "--seed" in one_line_exit_2(capsys, ["experiment", "init", "--quick", "--seed", "-1"])
+
+
+@pytest.mark.parametrize("spec", ["crop=-2", "mixup=-1", "pca=0.1", "rrc=5", "jitter=-1", "cutout=0", "randaug=0:9",
+                                  "randaug=2:40", "flip=2", "crop=x"])
+def test_augment_values_out_of_range_are_one_line(capsys, tmp_path, spec):
+    """Each was a torch or numpy traceback (crop=-2, mixup=-1, pca on one-channel digits) or silently odd."""
+    err = one_line_exit_2(capsys, ["train", "archstat.train.tiny:tiny_cnn", "--input", "1x8x8", "--epochs", "1",
+                                   "--quiet", "--threads", "1", "--augment", spec, "--out", str(tmp_path)])
+    assert spec in err
 
 
 def test_diagnose_on_a_binary_file_is_one_line(capsys, tmp_path):

@@ -57,6 +57,15 @@ def test_train_writes_curves_checkpoints_and_resumes_exactly(tmp_path, capsys):
         assert torch.equal(a["ema"]["module"][k], b["ema"]["module"][k]), k
     with open(part / "metrics.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
+    # resumed with another recipe: refused in one line, the run's files untouched (was a traceback for
+    # another optimizer, and a wrong accuracy with no word for another input size or --seed)
+    capsys.readouterr()
+    before = (part / "last.pt").read_bytes()
+    for change in (["--optimizer", "adam"], ["--seed", "7"], ["--lr", "0.3"], ["--augment", "flip"]):
+        assert main(["train", *common, *change, "--out", str(part), "--resume"]) == 2, change
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "--resume" in err and change[0] in err, err
+    assert (part / "last.pt").read_bytes() == before
 
 
 def test_tiny_learns_digits(tmp_path):

@@ -97,9 +97,10 @@ def test_sync_batchnorm_conversion_on_cpu():
 
 
 def test_world_larger_than_training_split_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
-    # as torchrun with 3 ranks would see it (no process group needed: the check comes before DDP)
-    monkeypatch.setattr(D, "setup", lambda device="auto": D.DistEnv(rank=0, world=3))
-    assert main(["train", TINY, "--input", "1x8x8", "--classes", "0", "--train-per-class", "2", "--quiet",
+    # as torchrun with 5 ranks would see it (no process group needed: the check comes before DDP); two
+    # classes of 2 images (one class is refused as no classification)
+    monkeypatch.setattr(D, "setup", lambda device="auto": D.DistEnv(rank=0, world=5))
+    assert main(["train", TINY, "--input", "1x8x8", "--classes", "0,1", "--train-per-class", "2", "--quiet",
                  "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "3 processes needs at least 3 training samples" in err and "has 2" in err
+    assert err.count("\n") == 0 and "5 processes needs at least 5 training samples" in err and "has 4" in err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable
 
 from archstat.engine.convention_names import CONVENTIONS, DEFAULT_CONVENTION
@@ -65,16 +66,16 @@ nonneg_int = int_at_least(0)  # --warmup, --top, --workers ...
 
 
 def float_in(lo: float, hi: float, *, hi_open: bool = False) -> Callable[[str], float]:
-    """argparse type: a number in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``), e.g. a probability."""
-    shown = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    """argparse type: a finite number in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``), e.g. a probability."""
+    shown = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}{')' if hi_open else ']'}"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number in {shown}, got {text!r}") from None
-        if not (lo <= value < hi if hi_open else lo <= value <= hi):
-            raise argparse.ArgumentTypeError(f"must be in {shown}, got {text}")
+            raise argparse.ArgumentTypeError(f"expected a number {shown}, got {text!r}") from None
+        if not math.isfinite(value) or not (lo <= value < hi if hi_open else lo <= value <= hi):  # nan, inf too
+            raise argparse.ArgumentTypeError(f"must be a finite number {shown}, got {text}")
         return value
 
     return parse

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from archstat.commands._common import nonneg_int
+
 # kept in sync with archstat.experiments.EXPERIMENTS (a test checks), without importing torch here
 NAMES = ("dropout", "activations", "init", "preprocess", "augment", "degradation")
 
@@ -14,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="reports/experiments", metavar="DIR",
                    help="directory for the PNG figures and the JSON/CSV numbers (default reports/experiments)")
     p.add_argument("--quick", action="store_true", help="reduced sizes (seconds), as the default tests run")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     p.set_defaults(func=run)
 
 

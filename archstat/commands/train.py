@@ -15,6 +15,7 @@ archstat train ...`` (several); the logged loss is the mean over ranks.
 from __future__ import annotations
 
 import argparse
+import math
 
 from archstat.commands._common import float_in, nonneg_int, parse_input, positive_int
 from archstat.commands import summary
@@ -30,9 +31,12 @@ def _input(text: str) -> tuple[int, ...]:
 
 def _classes(text: str) -> list[int]:
     try:
-        return [int(c) for c in text.split(",") if c.strip()]
+        classes = [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated class indices, got {text!r}") from None
+    if len(set(classes)) < 2:  # one class is no classification: 100% accuracy, a 1x1 confusion matrix
+        raise argparse.ArgumentTypeError(f"a classifier needs at least 2 classes, got {text!r}")
+    return classes
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -44,7 +48,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, default=10, help="passes over the training split (default 10)")
     p.add_argument("--batch", type=positive_int, default=64, help="minibatch per process (default 64)")
     p.add_argument("--optimizer", default="sgd", help="sgd (momentum), adam, adamw or rmsprop")
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate, after any warm-up (default 0.05)")
+    p.add_argument("--lr", type=float_in(0, math.inf), default=0.05, help="peak learning rate, after any warm-up (default 0.05)")
     p.add_argument("--momentum", type=float_in(0, 1, hi_open=True), default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=5e-4,
                    help="L2 weight decay, not on biases and norm weights unless --decay-norm-and-bias (default 5e-4)")
@@ -55,7 +59,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cycles", type=positive_int, default=1, help="cycles of the cyclic schedule")
     p.add_argument("--warmup", type=nonneg_int, default=0, metavar="ITERS", help="linear LR warm-up iterations")
     p.add_argument("--augment", default="", metavar="LIST",
-                   help="e.g. flip,crop=2,rrc=0.35,scale,jitter=0.4,pca=0.1,cutout=8,randaug=2:9,mixup=0.2,cutmix=1")
+                   help="e.g. flip,crop=2,rrc=0.35,scale,jitter=0.4,cutout=8,randaug=2:9,mixup=0.2,cutmix=1; "
+                        "pca=0.1 on colour images")
     p.add_argument("--label-smoothing", type=float_in(0, 1, hi_open=True), default=0.0, metavar="EPS",
                    help="targets (1 - EPS) on the label, EPS spread over all classes (default 0)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",

@@ -16,7 +16,7 @@ Mixing, for a random permutation ``p`` of the batch and ``lam ~ Beta(alpha, alph
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -278,31 +278,46 @@ def parse_augment(spec: str, num_classes: int, train_raw: torch.Tensor | None = 
     mixers: list[Transform] = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         name, _, arg = item.partition("=")
+
+        def value(default: str, cast: Callable[[str], Any], lo: float, hi: float = math.inf, what: str = "") -> Any:
+            """The item's number, refused in one line outside [lo, hi] (a negative crop was a torch traceback,
+            mixup=-1 a numpy one, jitter=-1 silently a strange jitter)."""
+            v = cast(arg or default)
+            if not lo <= v <= hi:
+                bound = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
+                raise ArchstatError(f"--augment {item!r}: {what or 'the value'} must be {bound}")
+            return v
+
         try:
             if name == "flip":
-                ops.append(HFlip(float(arg or 0.5)))
+                ops.append(HFlip(value("0.5", float, 0, 1, "the probability")))
             elif name == "crop":
-                ops.append(RandomCrop(int(arg or 2)))
+                ops.append(RandomCrop(value("2", int, 1, what="the padding (pixels)")))
             elif name == "rrc":
-                ops.append(RandomResizedCrop((float(arg or 0.35), 1.0)))
+                ops.append(RandomResizedCrop((value("0.35", float, 0.01, 1, "the smallest area share"), 1.0)))
             elif name == "scale":
-                ops.append(ScaleJitter(1.0, float(arg or 480 / 256)))
+                ops.append(ScaleJitter(1.0, value(str(480 / 256), float, 1, what="the largest scale")))
             elif name == "jitter":
-                a = float(arg or 0.4)
+                a = value("0.4", float, 0.001, what="the strength")
                 ops.append(ColorJitter(a, a, a))
             elif name == "pca":
                 if train_raw is None:
                     raise ArchstatError("--augment pca needs the training images")
-                ops.append(PCALighting.from_data(train_raw, float(arg or 0.1)))
+                if train_raw.shape[1] < 2:
+                    raise ArchstatError(f"--augment {item!r}: PCA lighting shifts colours along the images' colour "
+                                        f"eigenvectors; these images have {train_raw.shape[1]} channel")
+                ops.append(PCALighting.from_data(train_raw, value("0.1", float, 0.001, what="sigma")))
             elif name == "cutout":
-                ops.append(Cutout(int(arg or 8)))
+                ops.append(Cutout(value("8", int, 1, what="the square's side (pixels)")))
             elif name == "randaug":
                 n, _, m = (arg or "2:9").partition(":")
+                if not 1 <= int(n) or not 0 <= float(m or 9) <= 30:
+                    raise ArchstatError(f"--augment {item!r}: randaug=N:M needs N >= 1 ops and a magnitude M in [0, 30]")
                 ops.append(RandAugment(int(n), float(m or 9)))
             elif name == "mixup":
-                mixers.append(Mixup(num_classes, float(arg or 0.2)))
+                mixers.append(Mixup(num_classes, value("0.2", float, 0.001, what="alpha")))
             elif name == "cutmix":
-                mixers.append(CutMix(num_classes, float(arg or 1.0)))
+                mixers.append(CutMix(num_classes, value("1.0", float, 0.001, what="alpha")))
             else:
                 raise ArchstatError(f"unknown augmentation {name!r}; use flip, crop, rrc, scale, jitter, pca, "
                                     "cutout, randaug=N:M, mixup, cutmix")

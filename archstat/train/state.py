@@ -112,14 +112,46 @@ def check_world(n_train: int, env: D.DistEnv) -> None:
                             f"the training split has {n_train}")
 
 
+# what a resumed run may set differently from the run it continues: where and how it runs, not what it learns
+RESUME_MAY_CHANGE = frozenset({"resume", "stop_after", "save", "out", "device", "quiet", "threads", "workers"})
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: a config read back from a checkpoint compares equal to the live one."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def check_same_run(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
+    """``--resume`` continues the run ``path`` holds, so everything it learns from must be as it was: the
+    model, data, input, split seed, classes, batch, optimizer, schedule, augmentation ...  A change was a
+    traceback (another model or optimizer), or a wrong number with no word (another input size read a
+    16x16 run's weights at 32x32; another --seed trained on former validation images)."""
+    changed = [k for k in now if k not in RESUME_MAY_CHANGE and k in saved and _plain(saved[k]) != _plain(now[k])]
+    if changed:
+        flag = {"model": "MODEL", "input_shape": "--input", "model_kw": "--model-kw"}
+        shown = ", ".join(f"{flag.get(k, '--' + k.replace('_', '-'))} {saved[k]!r} (now {now[k]!r})" for k in changed)
+        raise ArchstatError(f"--resume: {path} was trained with {shown}; resume with the run's own settings "
+                            "or train into a new --out")
+
+
 def resume(st: LoopState, cfg, out: Path | None, env: D.DistEnv) -> None:
     """Restore model, optimizer, schedule, EMA, RNGs and counters from ``out/last.pt``."""
     if out is None or not (out / "last.pt").exists():
         raise ArchstatError(f"--resume: no checkpoint {out / 'last.pt' if out else 'last.pt (no --out given)'}")
     ck = load_checkpoint(out / "last.pt", map_location=env.device)
-    st.model.load_state_dict(ck["model"])
-    st.opt.load_state_dict(ck["optimizer"])
-    st.sched.load_state_dict(ck["scheduler"])
+    check_same_run(ck.get("config") or {}, asdict(cfg), out / "last.pt")
+    try:
+        st.model.load_state_dict(ck["model"])
+        st.opt.load_state_dict(ck["optimizer"])
+        st.sched.load_state_dict(ck["scheduler"])
+    except (KeyError, RuntimeError, ValueError) as exc:  # a checkpoint from before configs were compared
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchstatError(f"--resume: {out / 'last.pt'} does not fit this run ({first[:120]}); "
+                            "train into a new --out") from None
     if st.ema is not None and ck.get("ema") is not None:
         st.ema.load_state_dict(ck["ema"])
     if st.augmenter is not None and ck.get("aug_rng") is not None:
