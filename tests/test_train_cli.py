@@ -252,3 +252,15 @@ def test_confusion_columns_line_up_with_a_full_precision():
     assert "100.0%" in prec
     ends = [i + 1 for i, (a, b) in enumerate(zip(head, head[1:] + " ")) if a != " " and b == " "][:2]  # the class columns
     assert all(row[e - 1] != " " and (e == len(row) or row[e] == " ") for row in [*rows, prec] for e in ends)
+
+
+def test_a_new_run_names_the_earlier_checkpoints_it_leaves(tmp_path, capsys):
+    """``--save all`` then ``--save last`` into the same folder: the old best.pt and epoch files stay (nothing
+    the user had is removed) and a notice names them; the summary line names the epoch files written."""
+    assert main(["train", *FAST, "--epochs", "2", "--save", "all", "--out", str(tmp_path)]) == 0
+    assert "epoch_1.pt, epoch_2.pt" in capsys.readouterr().out
+    assert main(["train", *FAST, "--epochs", "1", "--save", "last", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "holds best.pt, epoch_1.pt, epoch_2.pt from an earlier run" in err and "last.pt" not in err
+    assert main(["evaluate", TINY, "--checkpoint", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -39,7 +39,8 @@ def run_plain(cfg, tta: bool = False) -> int:
         r = s["tta"] = tta_report(run.model, *run.splits.test.tensors, cfg.augment, run.splits.mean, run.splits.std)
         print(tta_line(r))
         write_text(Path(cfg.out, "summary.json"), json.dumps(s, indent=2) + "\n")
-    files = {"best": "last.pt, best.pt, ", "last": "last.pt, ", "all": "last.pt, best.pt, epoch_K.pt, ", "none": ""}
+    epochs = ", ".join(sorted((p.name for p in Path(cfg.out).glob("epoch_*.pt")), key=lambda n: int(n[6:-3])))
+    files = {"best": "last.pt, best.pt, ", "last": "last.pt, ", "all": f"last.pt, best.pt, {epochs}, ", "none": ""}
     print(f"wrote {cfg.out}/metrics.csv, curves.png, {files[cfg.save]}summary.json")
     if "rank_param_max_diff" in s:
         print(f"ranks: {s['world_size']}, max parameter difference across ranks {s['rank_param_max_diff']:g}")

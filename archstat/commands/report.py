@@ -25,12 +25,15 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.models or ()) - set(list_models()))
     if unknown:
         raise ArchstatError(f"unknown model(s) {', '.join(unknown)}; see `archstat list`")
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time() - 1  # a file system's time stamps may be coarse
     from archstat.progress import progress, set_quiet, stepper
 
     set_quiet(args.quiet)
     with progress(total=len(args.models or list_models()), desc="report", unit="model") as bar:
         written = generate(Path(args.out), args.models, figures=not args.no_figures, progress=stepper(bar))
-    size = sum(p.stat().st_size for p in written)
-    print(f"wrote {len(written)} files ({size / 1024:,.0f} KB) under {args.out}/ in {time.perf_counter() - start:.1f} s")
+    # the figures are drawn by the plotting helpers, not listed by generate(): counted by their time stamps
+    figures = [p for p in Path(args.out, "figures").glob("*.png") if p.stat().st_mtime >= started_at]
+    size = sum(p.stat().st_size for p in [*written, *figures])
+    print(f"wrote {len(written) + len(figures)} files ({size / 1024:,.0f} KB) under {args.out}/ in "
+          f"{time.perf_counter() - start:.1f} s")
     return 0

@@ -137,7 +137,8 @@ def write_page(path: Path, text: str) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise ArchstatError(f"cannot write {path}: folder {folder} does not exist")
+        raise ArchstatError(f"cannot write {path}: {folder} " + ("is a file, not a folder" if folder.exists()
+                                                                 else "does not exist"))
     if path.is_dir():
         raise ArchstatError(f"cannot write {path}: it is a folder")
     if path.exists() and not is_archstat_page(path):

@@ -41,6 +41,8 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """A checkpoint dict, or one line (ArchstatError) if ``path`` is missing or not a checkpoint."""
     path = Path(path)
+    if path.is_dir():
+        raise ArchstatError(f"{str(path)!r} is a folder; give a checkpoint in it (best.pt, last.pt, epoch_K.pt)")
     if not path.is_file():
         raise ArchstatError(f"no checkpoint file {str(path)!r}")
     try:

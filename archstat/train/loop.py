@@ -10,6 +10,7 @@ After every epoch: validation, one CSV row, the curves PNG and the checkpoints `
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import nn
 from archstat.errors import ArchstatError
 from archstat.files import write_text
 from archstat.train import dist as D
+from archstat.train.checkpoint import wanted
 from archstat.train.data import Splits, batch_stream
 from archstat.train.engine import correct, evaluate, freeze_batchnorm, progress_bar
 from archstat.train.metrics import MetricsCSV, plot_curves
@@ -94,11 +96,25 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: nn.Module | Non
             D.cleanup(env)
 
 
+def _say_stale_checkpoints(out: Path, save: str) -> None:
+    """A new run into a folder that holds an earlier run's checkpoints, which this ``--save`` will not
+    write again: one notice naming them (``evaluate --checkpoint OUT/best.pt`` would score the old model);
+    they are left where they are, since nothing the user had is removed."""
+    kinds = {p.name: {"best.pt": "best", "last.pt": "last"}.get(p.name, "epoch")
+             for p in out.glob("*.pt") if p.name in ("best.pt", "last.pt") or p.name.startswith("epoch_")}
+    stale = sorted(name for name, kind in kinds.items() if not wanted(save, kind))
+    if stale:
+        print(f"archstat: notice: {out} holds {', '.join(stale)} from an earlier run, which this run "
+              f"(--save {save}) does not replace", file=sys.stderr)
+
+
 def _train(cfg: TrainConfig, splits: Splits | None, model: nn.Module | None, env: D.DistEnv) -> Run:
     st = prepare(cfg, splits, model, env)
     out = Path(cfg.out) if cfg.out else None
     if out and env.main:
         out.mkdir(parents=True, exist_ok=True)
+        if not cfg.resume:
+            _say_stale_checkpoints(out, cfg.save)
     if cfg.resume:
         resume(st, cfg, out, env)
     log = MetricsCSV(out / "metrics.csv", resume_step=st.step if cfg.resume else None) if out and env.main else None

@@ -1,7 +1,7 @@
 """A tiny CNN for smoke tests, the DDP test and quick demos (not a zoo architecture).
 
 conv3x3(C->w) - BN - ReLU - maxpool2 - conv3x3(w->2w) - BN - ReLU - adaptive avgpool 4x4 -
-linear(32w -> K).  About 10k parameters at w = 8; it fits digits in seconds.  The last layer
+linear(32w -> K).  3,842 parameters at w = 8 on one-channel digits; it fits them in seconds.  The last layer
 starts small (std 0.01) so that the initial loss is ln K, like the zoo's.
 """
 from __future__ import annotations
