@@ -141,6 +141,10 @@ def test_diagnose_patterns(tmp_path):
     early_lr = np.where(t < 100, 0.1, 0.01)
     falling = 2.3 * np.exp(-t / 300) + noise()
     assert "decayed-too-early" in _codes(_write(tmp_path / "c.csv", falling, early_lr))
+    # a cosine's last iterations halve the LR from one to the next: the end of a decay, not a step
+    cosine = 0.1 * (1 + np.cos(np.pi * (t + 1) / 400)) / 2
+    assert (cosine[1:] < cosine[:-1] / 2).any()
+    assert "decayed-too-early" not in _codes(_write(tmp_path / "c2.csv", falling, cosine))
     stalls = 0.3 + 2.0 * np.exp(-t / 30) + noise() / 10
     assert "plateau" in _codes(_write(tmp_path / "d.csv", stalls, const))
     down = 2.3 * np.exp(-t / 80) + 0.05

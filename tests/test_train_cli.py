@@ -99,6 +99,12 @@ def test_search_random_and_grid(tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert {(float(r["lr"]), float(r["weight_decay"])) for r in rows} == {(0.1, 0), (0.1, 1e-4), (0.01, 0), (0.01, 1e-4)}
     assert [float(r["val_acc"]) for r in rows] == sorted((float(r["val_acc"]) for r in rows), reverse=True)
+    capsys.readouterr()
+    # a grid's values in random mode, or a random range in grid mode, were silently ignored
+    assert main(["search", *FAST, "--lrs", "0.1,0.01", "--out", str(tmp_path / "x")]) == 2
+    assert main(["search", *FAST, "--mode", "grid", "--lr-range", "1e-3,1e-1", "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "--lrs" in err[0] and "--mode grid" in err[0] and "--lr-range" in err[1]
 
 
 @pytest.mark.parametrize("save, files", [

@@ -38,12 +38,20 @@ def register(subparsers) -> None:
     p.set_defaults(epochs=2)
     p.add_argument("--mode", choices=("random", "grid"), default="random")
     p.add_argument("--trials", type=int, default=8, help="random search trials (default 8)")
-    p.add_argument("--lr-range", type=_range, default=(1e-4, 1e-1), metavar="LO,HI")
-    p.add_argument("--wd-range", type=_range, default=(1e-4, 1e-1), metavar="LO,HI")
-    p.add_argument("--lrs", type=_floats, default=[1e-4, 1e-3, 1e-2, 1e-1], metavar="A,B,...")
-    p.add_argument("--wds", type=_floats, default=[1e-4, 1e-3, 1e-2, 1e-1], metavar="A,B,...")
+    p.add_argument("--lr-range", type=_range, default=None, metavar="LO,HI",
+                   help="random mode: LRs drawn log-uniformly in LO..HI (default 1e-4,1e-1)")
+    p.add_argument("--wd-range", type=_range, default=None, metavar="LO,HI",
+                   help="random mode: weight decays drawn log-uniformly in LO..HI (default 1e-4,1e-1)")
+    p.add_argument("--lrs", type=_floats, default=None, metavar="A,B,...",
+                   help="grid mode: the LRs (default 1e-4,1e-3,1e-2,1e-1)")
+    p.add_argument("--wds", type=_floats, default=None, metavar="A,B,...",
+                   help="grid mode: the weight decays (default 1e-4,1e-3,1e-2,1e-1)")
     p.add_argument("--out", default=None, help="output folder (default runs/search_MODEL)")
     p.set_defaults(func=run)
+
+
+DEFAULT_RANGE = (1e-4, 1e-1)  # the lecture's example, for LR and weight decay alike
+DEFAULT_GRID = [1e-4, 1e-3, 1e-2, 1e-1]
 
 
 def run(args) -> int:
@@ -59,14 +67,24 @@ def run(args) -> int:
 
         torch.set_num_threads(args.threads)
     cfg = config_from(args)
+    grid_flags = [f for f, v in (("--lrs", args.lrs), ("--wds", args.wds)) if v is not None]
+    range_flags = [f for f, v in (("--lr-range", args.lr_range), ("--wd-range", args.wd_range)) if v is not None]
     if args.mode == "random":
+        if grid_flags:  # silently ignored before
+            raise ArchstatError(f"{' and '.join(grid_flags)} list the grid's values: add --mode grid, or give "
+                                "--lr-range/--wd-range for a random search")
         if args.trials < 1:
             raise ArchstatError(f"--trials must be >= 1, got {args.trials}")
-        configs = random_configs(args.trials, args.lr_range, args.wd_range, seed=args.seed)
+        configs = random_configs(args.trials, args.lr_range or DEFAULT_RANGE, args.wd_range or DEFAULT_RANGE,
+                                 seed=args.seed)
     else:
-        if any(v <= 0 for v in args.lrs) or any(v < 0 for v in args.wds):
+        if range_flags:
+            raise ArchstatError(f"{' and '.join(range_flags)} bound a random search: drop --mode grid, or give "
+                                "--lrs/--wds for the grid")
+        lrs, wds = args.lrs or DEFAULT_GRID, args.wds or DEFAULT_GRID
+        if any(v <= 0 for v in lrs) or any(v < 0 for v in wds):
             raise ArchstatError("grid values need lr > 0 and weight decay >= 0")
-        configs = grid_configs(args.lrs, args.wds)
+        configs = grid_configs(lrs, wds)
     splits = load_data(cfg.data, cfg.input_shape, cfg.model, cfg.seed, cfg.classes, cfg.train_per_class)
     rows = run_search(cfg, splits, configs, progress=not args.quiet)
     out = Path(args.out or f"runs/search_{args.model.replace(':', '_')}")

@@ -6,7 +6,8 @@ With ``m_t`` the moving average of the per-iteration loss (window ``w`` = 5% of 
 * **bad init** — a plateau at the start: over the first 20% of iterations ``m`` falls by < 5% of
   ``L0``, yet by the end it has fallen by > 30%;
 * **not learning** — the loss never falls by 5% at all (LR too low / bad init / bug);
-* **decayed too early** — at an LR drop (``lr_t < lr_{t-1} / 2``) the loss was still falling:
+* **decayed too early** — at an LR step (``lr_t < lr_{t-1} / 2`` after a flat ``lr_{t-1} = lr_{t-2}``;
+  a smooth decay's last iterations halve the LR too and are not steps) the loss was still falling:
   over the window before the drop ``m`` fell by more than 2% (relative);
 * **plateau at constant LR** — the LR did not change over the last third and ``m`` fell by < 1%
   there: try LR decay;
@@ -56,7 +57,9 @@ def diagnose(csv_path: str | Path) -> list[Finding]:
                                             f"then falls {100 * fell_total:.0f}%: a plateau at the start, likely bad initialisation"))
     drops = np.nonzero(lr[1:] < lr[:-1] / 2)[0] + 1
     for t in drops:
-        if t < 2 * w:
+        # a step of a step schedule (the LR flat just before), not the last iterations of a smooth decay,
+        # where a cosine's LR halves from one iteration to the next as it reaches 0
+        if t < 2 * w or not np.isclose(lr[t - 1], lr[t - 2], rtol=0.01):
             continue
         before = (m[t - w] - m[t - 1]) / m[t - w]
         if before > 0.02:
