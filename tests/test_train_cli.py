@@ -244,6 +244,9 @@ def test_recipe_flag(tmp_path, capsys):
     for step in ("step 3", "step 4", "step 5", "step 6"):
         assert step in out
     assert (tmp_path / "recipe" / "step4_grid.png").exists() and (tmp_path / "recipe" / "step5" / "curves.png").exists()
+    # the tiny net's step 3 picks the range's top, 0.1; the warning names what step 4 kept after it
+    res = json.loads((tmp_path / "recipe" / "recipe.json").read_text())
+    assert res["best_lr"] == 0.1 and f"step 4 then kept {res['step4'][0]['lr']:g}" in res["warning"]
 
 
 def test_confusion_columns_line_up_with_a_full_precision():

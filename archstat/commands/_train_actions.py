@@ -106,7 +106,10 @@ def _recipe(cfg, splits, out: Path) -> None:
     res = run_recipe(dataclasses.replace(cfg, quiet=True), splits, out / "recipe", coarse_epochs=coarse,
                      long_epochs=cfg.epochs)
     if res["best_lr"] in (max(STEP3_LRS), min(STEP3_LRS)):
-        res["warning"] = f"{RECIPE_EDGE_NOTE} ({res['best_lr']:g} of {min(STEP3_LRS):g}..{max(STEP3_LRS):g})"
+        # step 3 picks among STEP3_LRS; step 4 then tries a third and three times its pick: say which is which
+        step4 = res["step4"][0]["lr"] if res.get("step4") else res["best_lr"]
+        res["warning"] = (f"{RECIPE_EDGE_NOTE} (step 3: {res['best_lr']:g} of {min(STEP3_LRS):g}..{max(STEP3_LRS):g}; "
+                          f"step 4 then kept {step4:g})")
         print(f"warning: {res['warning']}: the optimum may lie beyond it; check with --lr-range")
     _dump(res, out / "recipe" / "recipe.json")
 
