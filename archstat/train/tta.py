@@ -99,5 +99,6 @@ def tta_line(r: dict, split: str = "test") -> str:
                "TTA helps" if r["tta_acc"] > r["single_crop_acc"] else
                "TTA does not help here" if r["tta_acc"] < r["single_crop_acc"] else "TTA ties the single crop")
     return (f"test-time augmentation ({split}): single crop {100 * r['single_crop_acc']:.2f}%, "
-            f"TTA over {n} views from the training transforms {100 * r['tta_acc']:.2f}% ({verdict}); "
+            f"TTA over {n} view{'s' if n != 1 else ''} from the training transforms {100 * r['tta_acc']:.2f}% "
+            f"({verdict}); "
             f"resize {RESIZE_CROP_SCALE:.3g}x + centre crop {100 * r['resize_center_crop_acc']:.2f}%")
