@@ -90,7 +90,7 @@ def test_experiment_seed_must_be_a_numpy_seed(capsys):
 
 
 @pytest.mark.parametrize("spec", ["crop=-2", "mixup=-1", "pca=0.1", "rrc=5", "jitter=-1", "cutout=0", "randaug=0:9",
-                                  "randaug=2:40", "flip=2", "crop=x"])
+                                  "randaug=2:40", "flip=2", "crop=x", "scale=inf", "mixup=inf"])
 def test_augment_values_out_of_range_are_one_line(capsys, tmp_path, spec):
     """Each was a torch or numpy traceback (crop=-2, mixup=-1, pca on one-channel digits) or silently odd."""
     err = one_line_exit_2(capsys, ["train", "archstat.train.tiny:tiny_cnn", "--input", "1x8x8", "--epochs", "1",

@@ -273,3 +273,19 @@ def test_a_new_run_names_the_earlier_checkpoints_it_leaves(tmp_path, capsys):
     assert "holds best.pt, epoch_1.pt, epoch_2.pt from an earlier run" in err and "last.pt" not in err
     assert main(["evaluate", TINY, "--checkpoint", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "epoch_1_backup.pt").write_bytes((tmp_path / "epoch_1.pt").read_bytes())  # a user's copy: not ours
+    assert main(["train", *FAST, "--epochs", "1", "--save", "all", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "epoch_1.pt, summary.json" in captured.out and "epoch_2.pt" not in captured.out
+    assert "holds epoch_2.pt from an earlier run" in captured.err
+
+
+def test_resume_reads_settings_as_the_run_used_them(tmp_path, capsys):
+    """No --input is the model's default input, and 'flip,crop' is 'flip, crop=2': resuming with either
+    spelling continues the run (they were refused as changes)."""
+    base = [TINY, "--quiet", "--threads", "1", "--epochs", "2", "--train-per-class", "5", "--out", str(tmp_path)]
+    assert main(["train", *base, "--augment", "flip,crop", "--stop-after", "1"]) == 0
+    default_input = "x".join(map(str, torch.load(tmp_path / "last.pt", weights_only=True)["input"]))
+    assert main(["train", *base, "--augment", "flip, crop=2", "--input", default_input, "--resume"]) == 0, \
+        capsys.readouterr().err
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2

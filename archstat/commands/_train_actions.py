@@ -39,7 +39,8 @@ def run_plain(cfg, tta: bool = False) -> int:
         r = s["tta"] = tta_report(run.model, *run.splits.test.tensors, cfg.augment, run.splits.mean, run.splits.std)
         print(tta_line(r))
         write_text(Path(cfg.out, "summary.json"), json.dumps(s, indent=2) + "\n")
-    epochs = ", ".join(sorted((p.name for p in Path(cfg.out).glob("epoch_*.pt")), key=lambda n: int(n[6:-3])))
+    done = min(cfg.epochs, cfg.stop_after or cfg.epochs)  # the epochs this run reached (files of earlier runs aside)
+    epochs = ", ".join(f"epoch_{k}.pt" for k in range(1, done + 1) if Path(cfg.out, f"epoch_{k}.pt").exists())
     files = {"best": "last.pt, best.pt, ", "last": "last.pt, ", "all": f"last.pt, best.pt, {epochs}, ", "none": ""}
     print(f"wrote {cfg.out}/metrics.csv, curves.png, {files[cfg.save]}summary.json")
     if "rank_param_max_diff" in s:

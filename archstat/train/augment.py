@@ -265,6 +265,27 @@ class Augmenter:
         return (raw - self.mean) / self.std, y
 
 
+AUGMENT_DEFAULTS = {"flip": "0.5", "crop": "2", "rrc": "0.35", "scale": str(480 / 256), "jitter": "0.4", "pca": "0.1",
+                    "cutout": "8", "randaug": "2:9", "mixup": "0.2", "cutmix": "1.0"}
+
+
+def canonical_augment(spec: str) -> str:
+    """``spec`` as ``parse_augment`` reads it: items in their order (it drives the random stream), spaces
+    dropped, each with its value (``crop`` is ``crop=2``; numbers as floats).  ``--resume`` compares these."""
+    items = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, _, arg = item.partition("=")
+        arg = arg or AUGMENT_DEFAULTS.get(name, "")
+        if name == "randaug" and ":" not in arg:
+            arg += ":9"
+        try:
+            arg = ":".join(f"{float(a):g}" for a in arg.split(":"))
+        except ValueError:
+            pass
+        items.append(f"{name}={arg}")
+    return ",".join(items)
+
+
 def parse_augment(spec: str, num_classes: int, train_raw: torch.Tensor | None = None) -> Compose:
     """``"flip,crop=2,rrc=0.35,scale,jitter=0.4,pca=0.1,cutout=8,randaug=2:9,mixup=0.2,cutmix=1"``.
 
@@ -283,22 +304,22 @@ def parse_augment(spec: str, num_classes: int, train_raw: torch.Tensor | None = 
             """The item's number, refused in one line outside [lo, hi] (a negative crop was a torch traceback,
             mixup=-1 a numpy one, jitter=-1 silently a strange jitter)."""
             v = cast(arg or default)
-            if not lo <= v <= hi:
+            if not math.isfinite(v) or not lo <= v <= hi:  # scale=inf trained silently to chance
                 bound = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
                 raise ArchstatError(f"--augment {item!r}: {what or 'the value'} must be {bound}")
             return v
 
         try:
             if name == "flip":
-                ops.append(HFlip(value("0.5", float, 0, 1, "the probability")))
+                ops.append(HFlip(value(AUGMENT_DEFAULTS["flip"], float, 0, 1, "the probability")))
             elif name == "crop":
-                ops.append(RandomCrop(value("2", int, 1, what="the padding (pixels)")))
+                ops.append(RandomCrop(value(AUGMENT_DEFAULTS["crop"], int, 1, what="the padding (pixels)")))
             elif name == "rrc":
-                ops.append(RandomResizedCrop((value("0.35", float, 0.01, 1, "the smallest area share"), 1.0)))
+                ops.append(RandomResizedCrop((value(AUGMENT_DEFAULTS["rrc"], float, 0.01, 1, "the smallest area share"), 1.0)))
             elif name == "scale":
-                ops.append(ScaleJitter(1.0, value(str(480 / 256), float, 1, what="the largest scale")))
+                ops.append(ScaleJitter(1.0, value(AUGMENT_DEFAULTS["scale"], float, 1, what="the largest scale")))
             elif name == "jitter":
-                a = value("0.4", float, 0.001, what="the strength")
+                a = value(AUGMENT_DEFAULTS["jitter"], float, 0.001, what="the strength")
                 ops.append(ColorJitter(a, a, a))
             elif name == "pca":
                 if train_raw is None:
@@ -306,18 +327,18 @@ def parse_augment(spec: str, num_classes: int, train_raw: torch.Tensor | None = 
                 if train_raw.shape[1] < 2:
                     raise ArchstatError(f"--augment {item!r}: PCA lighting shifts colours along the images' colour "
                                         f"eigenvectors; these images have {train_raw.shape[1]} channel")
-                ops.append(PCALighting.from_data(train_raw, value("0.1", float, 0.001, what="sigma")))
+                ops.append(PCALighting.from_data(train_raw, value(AUGMENT_DEFAULTS["pca"], float, 0.001, what="sigma")))
             elif name == "cutout":
-                ops.append(Cutout(value("8", int, 1, what="the square's side (pixels)")))
+                ops.append(Cutout(value(AUGMENT_DEFAULTS["cutout"], int, 1, what="the square's side (pixels)")))
             elif name == "randaug":
-                n, _, m = (arg or "2:9").partition(":")
+                n, _, m = (arg or AUGMENT_DEFAULTS["randaug"]).partition(":")
                 if not 1 <= int(n) or not 0 <= float(m or 9) <= 30:
                     raise ArchstatError(f"--augment {item!r}: randaug=N:M needs N >= 1 ops and a magnitude M in [0, 30]")
                 ops.append(RandAugment(int(n), float(m or 9)))
             elif name == "mixup":
-                mixers.append(Mixup(num_classes, value("0.2", float, 0.001, what="alpha")))
+                mixers.append(Mixup(num_classes, value(AUGMENT_DEFAULTS["mixup"], float, 0.001, what="alpha")))
             elif name == "cutmix":
-                mixers.append(CutMix(num_classes, value("1.0", float, 0.001, what="alpha")))
+                mixers.append(CutMix(num_classes, value(AUGMENT_DEFAULTS["cutmix"], float, 0.001, what="alpha")))
             else:
                 raise ArchstatError(f"unknown augmentation {name!r}; use flip, crop, rrc, scale, jitter, pca, "
                                     "cutout, randaug=N:M, mixup, cutmix")

@@ -10,6 +10,7 @@ After every epoch: validation, one CSV row, the curves PNG and the checkpoints `
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -96,13 +97,17 @@ def train(cfg: TrainConfig, splits: Splits | None = None, model: nn.Module | Non
             D.cleanup(env)
 
 
-def _say_stale_checkpoints(out: Path, save: str) -> None:
-    """A new run into a folder that holds an earlier run's checkpoints, which this ``--save`` will not
-    write again: one notice naming them (``evaluate --checkpoint OUT/best.pt`` would score the old model);
-    they are left where they are, since nothing the user had is removed."""
-    kinds = {p.name: {"best.pt": "best", "last.pt": "last"}.get(p.name, "epoch")
-             for p in out.glob("*.pt") if p.name in ("best.pt", "last.pt") or p.name.startswith("epoch_")}
-    stale = sorted(name for name, kind in kinds.items() if not wanted(save, kind))
+def _say_stale_checkpoints(out: Path, save: str, epochs: int) -> None:
+    """A new run into a folder that holds an earlier run's checkpoints, which this run will not write
+    again (``best.pt`` under ``--save last``, ``epoch_K.pt`` beyond this run's epochs): one notice naming
+    them (``evaluate --checkpoint OUT/best.pt`` would score the old model).  They are left where they
+    are, since nothing the user had is removed.  (Snapshots are rewritten by the run that makes them.)"""
+    stale = []
+    for path in sorted(out.glob("*.pt")):
+        epoch = re.fullmatch(r"epoch_(\d+)\.pt", path.name)
+        kind = {"best.pt": "best", "last.pt": "last"}.get(path.name, "epoch" if epoch else None)
+        if kind is not None and (not wanted(save, kind) or (epoch is not None and int(epoch.group(1)) > epochs)):
+            stale.append(path.name)
     if stale:
         print(f"archstat: notice: {out} holds {', '.join(stale)} from an earlier run, which this run "
               f"(--save {save}) does not replace", file=sys.stderr)
@@ -114,7 +119,7 @@ def _train(cfg: TrainConfig, splits: Splits | None, model: nn.Module | None, env
     if out and env.main:
         out.mkdir(parents=True, exist_ok=True)
         if not cfg.resume:
-            _say_stale_checkpoints(out, cfg.save)
+            _say_stale_checkpoints(out, cfg.save, cfg.epochs)
     if cfg.resume:
         resume(st, cfg, out, env)
     log = MetricsCSV(out / "metrics.csv", resume_step=st.step if cfg.resume else None) if out and env.main else None

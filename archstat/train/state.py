@@ -18,7 +18,7 @@ from torch import nn
 
 from archstat.errors import ArchstatError
 from archstat.train import dist as D
-from archstat.train.augment import Augmenter, parse_augment
+from archstat.train.augment import Augmenter, canonical_augment, parse_augment
 from archstat.train.checkpoint import atomic_save, check_policy, load_checkpoint, wanted
 from archstat.train.data import Splits
 from archstat.train.ema import EMA
@@ -51,6 +51,7 @@ class LoopState:
     val_loss: float = float("nan")
     val_acc: float = float("nan")
     snapshots: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    snapshots_saved: int = 0  # how many of ``snapshots`` are on disk (an earlier run's files are overwritten)
     step_times: list[float] = field(default_factory=list)
     device: torch.device = torch.device("cpu")
 
@@ -113,7 +114,9 @@ def check_world(n_train: int, env: D.DistEnv) -> None:
 
 
 # what a resumed run may set differently from the run it continues: where and how it runs, not what it learns
-RESUME_MAY_CHANGE = frozenset({"resume", "stop_after", "save", "out", "device", "quiet", "threads", "workers"})
+RESUME_MAY_CHANGE = frozenset({"resume", "stop_after", "save", "out", "device", "quiet", "threads", "workers",
+                               "channels_last", "sync_bn",  # memory layout; SyncBatchNorm is a no-op in one process
+                               "input_shape"})  # compared as resolved (None is the model's default): check_same_run
 
 
 def _plain(value: Any) -> Any:
@@ -125,12 +128,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _canonical(key: str, value: Any) -> Any:
+    """A config value as the run uses it: an augmentation spec with its defaults filled in (``flip,crop``
+    is ``flip,crop=2``), a data folder as its absolute path."""
+    if key == "augment" and isinstance(value, str):
+        return canonical_augment(value)
+    if key == "data" and isinstance(value, str) and value != "digits":
+        return str(Path(value).resolve())
+    return _plain(value)
+
+
 def check_same_run(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
     """``--resume`` continues the run ``path`` holds, so everything it learns from must be as it was: the
     model, data, input, split seed, classes, batch, optimizer, schedule, augmentation ...  A change was a
     traceback (another model or optimizer), or a wrong number with no word (another input size read a
     16x16 run's weights at 32x32; another --seed trained on former validation images)."""
-    changed = [k for k in now if k not in RESUME_MAY_CHANGE and k in saved and _plain(saved[k]) != _plain(now[k])]
+    changed = [k for k in now if k not in RESUME_MAY_CHANGE and k in saved
+               and _canonical(k, saved[k]) != _canonical(k, now[k])]
     if changed:
         flag = {"model": "MODEL", "input_shape": "--input", "model_kw": "--model-kw"}
         shown = ", ".join(f"{flag.get(k, '--' + k.replace('_', '-'))} {saved[k]!r} (now {now[k]!r})" for k in changed)
@@ -144,6 +158,10 @@ def resume(st: LoopState, cfg, out: Path | None, env: D.DistEnv) -> None:
         raise ArchstatError(f"--resume: no checkpoint {out / 'last.pt' if out else 'last.pt (no --out given)'}")
     ck = load_checkpoint(out / "last.pt", map_location=env.device)
     check_same_run(ck.get("config") or {}, asdict(cfg), out / "last.pt")
+    if "input" in ck and _plain(ck["input"]) != _plain(st.splits.input_shape):  # resolved: no --input is the default
+        raise ArchstatError(f"--resume: {out / 'last.pt'} was trained with --input "
+                            f"{'x'.join(map(str, ck['input']))} (now {'x'.join(map(str, st.splits.input_shape))}); "
+                            "resume with the run's own settings or train into a new --out")
     try:
         st.model.load_state_dict(ck["model"])
         st.opt.load_state_dict(ck["optimizer"])
@@ -159,6 +177,7 @@ def resume(st: LoopState, cfg, out: Path | None, env: D.DistEnv) -> None:
     torch.set_rng_state(ck["torch_rng"].cpu())  # map_location may have moved it
     st.start_epoch, st.step, st.best_val = ck["epoch"], ck["step"], ck["best_val_acc"]
     st.snapshots = [torch.load(out / f"snapshot_{k}.pt", weights_only=True) for k in range(ck.get("n_snapshots", 0))]
+    st.snapshots_saved = len(st.snapshots)
 
 
 def _autocast(cfg, device: torch.device):
@@ -214,9 +233,9 @@ def train_step(st: LoopState, cfg, x: torch.Tensor, y: torch.Tensor) -> tuple[fl
 
 def save_epoch(st: LoopState, cfg, out: Path, epoch: int, improved: bool) -> None:
     """The checkpoints ``cfg.save`` asks for, each written atomically (rank 0 only)."""
-    for k in range(len(st.snapshots)):
-        if not (out / f"snapshot_{k}.pt").exists():
-            atomic_save(st.snapshots[k], out / f"snapshot_{k}.pt")
+    for k in range(st.snapshots_saved, len(st.snapshots)):  # each once; a file an earlier run left is replaced
+        atomic_save(st.snapshots[k], out / f"snapshot_{k}.pt")
+    st.snapshots_saved = len(st.snapshots)
     config = asdict(cfg)
     weights = {"model": cpu_state(st.model), "config": config, "epoch": epoch, "val_acc": st.val_acc,
                "classes": st.splits.class_names, "input": list(st.splits.input_shape),
