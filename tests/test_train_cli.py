@@ -289,3 +289,16 @@ def test_resume_reads_settings_as_the_run_used_them(tmp_path, capsys):
     assert main(["train", *base, "--augment", "flip, crop=2", "--input", default_input, "--resume"]) == 0, \
         capsys.readouterr().err
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_a_new_cyclic_run_writes_its_own_snapshots(tmp_path):
+    """A cyclic run keeps a snapshot at each cycle's end; a new run into the same folder writes its own
+    (the files were written only when absent, so an earlier run's stayed, and --resume would load them)."""
+    cyclic = [TINY, "--quiet", "--threads", "1", "--epochs", "2", "--train-per-class", "5", "--schedule", "cyclic",
+              "--cycles", "2", "--out", str(tmp_path)]
+    assert main(["train", *cyclic]) == 0
+    assert {p.name for p in tmp_path.glob("snapshot_*.pt")} == {"snapshot_0.pt", "snapshot_1.pt"}
+    torch.save({"earlier": torch.zeros(1)}, tmp_path / "snapshot_0.pt")
+    assert main(["train", *cyclic, "--seed", "1"]) == 0
+    fresh = torch.load(tmp_path / "snapshot_0.pt", weights_only=True)
+    assert "earlier" not in fresh and fresh.keys() == torch.load(tmp_path / "snapshot_1.pt", weights_only=True).keys()
