@@ -13,7 +13,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from archstat.errors import ArchstatError
 
@@ -46,8 +46,9 @@ def replacing(path: str | Path) -> Iterator[Path]:
     path = Path(os.path.realpath(path))
     if path.is_dir():
         raise ArchstatError(f"cannot write {shown}: it is a folder")
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
-    if path.exists() and (not os.access(path, os.W_OK) or not mode & 0o222):  # marked read-only (even for root)
+    existing = path.exists()
+    mode = stat.S_IMODE(path.stat().st_mode) if existing else 0o666 & ~_umask()
+    if existing and (not os.access(path, os.W_OK) or not mode & 0o222):  # marked read-only (even for root)
         raise ArchstatError(f"cannot write {shown}: it is read-only")
     try:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
@@ -65,6 +66,20 @@ def replacing(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_figure(fig: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
+    """A pyplot figure saved into ``path`` atomically (``replacing``; ``savefig`` reads the format from
+    the extension the temporary name keeps), then closed, written or not (pyplot keeps every open
+    figure otherwise)."""
+    import matplotlib.pyplot as plt  # here, not at import time: the ground floor stays light
+
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, **savefig_kwargs)
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -7,8 +7,6 @@ serve the fallback that runs an op without a formula on meta tensors.
 """
 from __future__ import annotations
 
-import collections
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -94,19 +92,11 @@ def as_spec(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return TensorSpec.of(value)
     if isinstance(value, (list, tuple)):
-        parts = tuple(as_spec(v) for v in value)
-        # a namedtuple lists its fields in ``_fields``, a torch.return_types structseq in ``__match_args__``
-        fields = getattr(type(value), "_fields", None) or getattr(type(value), "__match_args__", None)
-        if fields and len(fields) == len(parts) and all(isinstance(f, str) and f.isidentifier() for f in fields):
-            return named_parts(type(value).__name__, tuple(fields))(*parts)
-        return parts
+        parts = [as_spec(v) for v in value]
+        # a named output (a namedtuple, a torch.return_types structseq: both list ``__match_args__``) keeps its
+        # own type, which holds specs as well as tensors; any other sequence becomes a tuple
+        return rebuilt(value, parts) if getattr(type(value), "__match_args__", None) else tuple(parts)
     return value
-
-
-@functools.lru_cache(maxsize=None)
-def named_parts(name: str, fields: tuple[str, ...]) -> type:
-    """One namedtuple class per (name, fields): ``as_spec``'s stand-in for a named output."""
-    return collections.namedtuple(name if name.isidentifier() else "parts", fields)
 
 
 def apply_formula(formula: Any, module: Optional[nn.Module], inputs: list, args: tuple, kwargs: dict,

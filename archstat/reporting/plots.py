@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # no display; also what makes the output independent of t
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from archstat.files import replacing  # noqa: E402
+from archstat.files import write_figure  # noqa: E402
 
 DPI = 110
 MB = 1024 ** 2
@@ -28,12 +28,7 @@ FAMILY_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860
 def save(fig, path: Path) -> Path:
     """Write a PNG without timestamps or version strings (byte-identical on rerun)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with replacing(path) as tmp:  # atomic: a rerun never leaves half a figure
-            fig.savefig(tmp, dpi=DPI, metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=DPI, metadata={"Software": None})  # atomic: never half a figure
 
 
 def _hbars(ax, labels: Sequence[str], values: Sequence[float], color: str, fmt: str) -> None:

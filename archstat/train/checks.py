@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from archstat.files import replacing
+from archstat.files import write_figure
 from archstat.train.data import Splits
 from archstat.train.engine import loss_of, predict_logits, progress_bar, split_outputs
 from archstat.train.optim import build_optimizer
@@ -173,8 +173,4 @@ def plot_lr_range(result: dict, path) -> None:
     ax.set(xscale="log", xlabel="learning rate", ylabel="loss", title="LR range test")
     ax.legend()
     fig.tight_layout()
-    try:
-        with replacing(path) as tmp:
-            fig.savefig(tmp, dpi=90)
-    finally:
-        plt.close(fig)
+    write_figure(fig, path, dpi=90)

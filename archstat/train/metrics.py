@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from archstat.files import replacing
+from archstat.files import write_figure
 
 STEP_FIELDS = ["step", "epoch", "lr", "loss", "acc"]
 EPOCH_FIELDS = ["train_loss", "train_acc", "val_loss", "val_acc", "val_loss_ema", "val_acc_ema", "epoch_s"]
@@ -112,10 +112,4 @@ def plot_curves(csv_path: str | Path, png_path: str | Path, title: str = "") -> 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    png_path = Path(png_path)
-    try:
-        with replacing(png_path) as tmp:
-            fig.savefig(tmp, dpi=90)
-    finally:
-        plt.close(fig)
-    return png_path
+    return write_figure(fig, png_path, dpi=90)

@@ -18,7 +18,7 @@ import numpy as np
 
 from archstat.train.data import Splits
 from archstat.train.loop import TrainConfig, train
-from archstat.files import replacing
+from archstat.files import replacing, write_figure
 
 RESULT_FIELDS = ["trial", "lr", "weight_decay", "epochs", "val_acc", "best_val_acc", "train_loss", "time_per_step_s"]
 
@@ -100,8 +100,4 @@ def plot_search(rows: list[dict], path: Path, title: str = "") -> None:
            ylabel="weight decay" + (f" (0 drawn at {floor:.0e})" if len(pos) < len(rows) else ""), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    try:
-        with replacing(path) as tmp:
-            fig.savefig(tmp, dpi=90)
-    finally:
-        plt.close(fig)
+    write_figure(fig, path, dpi=90)

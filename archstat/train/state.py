@@ -115,8 +115,7 @@ def check_world(n_train: int, env: D.DistEnv) -> None:
 
 # what a resumed run may set differently from the run it continues: where and how it runs, not what it learns
 RESUME_MAY_CHANGE = frozenset({"resume", "stop_after", "save", "out", "device", "quiet", "threads", "workers",
-                               "channels_last", "sync_bn",  # memory layout; SyncBatchNorm is a no-op in one process
-                               "input_shape"})  # compared as resolved (None is the model's default): check_same_run
+                               "channels_last", "sync_bn"})  # memory layout; SyncBatchNorm is a no-op in one process
 
 
 def _plain(value: Any) -> Any:
@@ -157,11 +156,10 @@ def resume(st: LoopState, cfg, out: Path | None, env: D.DistEnv) -> None:
     if out is None or not (out / "last.pt").exists():
         raise ArchstatError(f"--resume: no checkpoint {out / 'last.pt' if out else 'last.pt (no --out given)'}")
     ck = load_checkpoint(out / "last.pt", map_location=env.device)
-    check_same_run(ck.get("config") or {}, asdict(cfg), out / "last.pt")
-    if "input" in ck and _plain(ck["input"]) != _plain(st.splits.input_shape):  # resolved: no --input is the default
-        raise ArchstatError(f"--resume: {out / 'last.pt'} was trained with --input "
-                            f"{'x'.join(map(str, ck['input']))} (now {'x'.join(map(str, st.splits.input_shape))}); "
-                            "resume with the run's own settings or train into a new --out")
+    saved, now = dict(ck.get("config") or {}), asdict(cfg)
+    if "input" in ck:  # the input as resolved, on both sides: no --input is the model's default input
+        saved["input_shape"], now["input_shape"] = ck["input"], list(st.splits.input_shape)
+    check_same_run(saved, now, out / "last.pt")
     try:
         st.model.load_state_dict(ck["model"])
         st.opt.load_state_dict(ck["optimizer"])
