@@ -6,13 +6,17 @@ the linear probe on 5 labelled images per class of digits 5-9 (``C`` by cross-va
 and scores it on the 180-image *validation* split of digits 5-9, over 3 draws of the 25 images.
 The test split is never read.  The pixels themselves are probed the same way as the reference.
 
-    python bench/probe_select.py [--threads 1] [--draws 3] [--source-epochs 8] [--source-augment crop=2]
+    python bench/probe_select.py [--threads 1] [--draws 3] [--first-draw 0] [--exemplar-steps 0]
+                                 [--source-epochs 8] [--source-augment crop=2]
                                  [--source-seed 0] [--source-label-smoothing 0] [--only 2:8:crop=2,2:8:shifts=2:pix]
                                  [--only 2:8:crop=2,2:8:crop=2:adabn,2:1+2+4+8:crop=2,2:8:crop=2:tta]
                                  [--only 2:8:crop=2,2:8:crop=2:lda,2:8:crop=2:white,2:8:crop=2:dc]
 
-``--source-*`` vary the source network's recipe (default: the one ``--transfer`` uses, the same as
-scratch's); ``--only`` probes the listed candidates instead of the whole list.  A candidate is
+``--source-*`` vary the source network's recipe (default: the classic one, trained on the source labels
+with scratch's recipe); ``--exemplar-steps N`` probes instead a network exemplar pre-trained for ``N``
+batches on the same source splits (:mod:`archstat.train.exemplar`, what ``--transfer``'s frozen-feature
+probe reads); ``--first-draw K`` starts the draws at seed ``K`` (fresh validation draws for a
+confirmation); ``--only`` probes the listed candidates instead of the whole list.  A candidate is
 ``STAGES:GRID:VIEWS[:pix]``: ``STAGES`` a count or ``all``; ``VIEWS`` empty (each labelled image
 once), an ``--augment`` spec (its test-time views: ``crop=2`` gives the four 1-pixel shifts) or
 ``shifts=P`` (every whole-pixel shift within +-P, the 24 that ``crop=2`` draws from at P = 2);
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 import time
 
@@ -49,6 +54,7 @@ import torch
 
 from archstat.train.loop import TrainConfig
 from archstat.train.data import Splits
+from archstat.train.exemplar import exemplar_pretrain
 from archstat.train.probe import fit_probe, pixels, stage_features
 from archstat.train.setup import load_data
 from archstat.train.transfer import in_source_norm, normalised_views, pretrain
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source-seed", type=int, default=0)
     p.add_argument("--source-label-smoothing", type=float, default=0.0)
     p.add_argument("--only", default=None, help="comma-separated STAGES:GRID:VIEWS[:FLAG...] candidates")
+    p.add_argument("--exemplar-steps", type=int, default=0, help="probe an exemplar pre-trained network (0: the classic one)")
+    p.add_argument("--first-draw", type=int, default=0, help="seed of the first draw")
     args = p.parse_args(argv)
     cands = [(st, (g,), aug, frozenset()) for st, g, aug in CANDIDATES] if not args.only else [
         parse_candidate(c, p) for c in args.only.split(",")]
@@ -147,8 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"source: {args.source_epochs} epochs, --augment {args.source_augment}, seed {args.source_seed}, label "
           f"smoothing {args.source_label_smoothing:g}; digits 0-4 validation "
           f"{100 * pre.summary['final_val_acc']:.2f}%, {time.perf_counter() - t0:.0f} s", flush=True)
-    tgts = [in_source_norm(load_data("digits", SHAPE, "resnet18", seed, [5, 6, 7, 8, 9], 5), pre.splits)
-            for seed in range(args.draws)]
+    if args.exemplar_steps:
+        ex = exemplar_pretrain("resnet18", pre.splits, lr=base.lr, batch=base.batch, weight_decay=base.weight_decay,
+                               seed=args.source_seed, steps=args.exemplar_steps)
+        pre = dataclasses.replace(pre, model=ex.model)
+        print(f"probing an exemplar pre-trained network instead: {args.exemplar_steps} steps, exemplar accuracy "
+              f"{100 * ex.summary['exemplar_train_acc']:.2f}% (last quarter), source validation "
+              f"{100 * ex.summary['source_val_acc']:.2f}%, {time.perf_counter() - t0:.0f} s", flush=True)
+    seeds = range(args.first_draw, args.first_draw + args.draws)
+    tgts = [in_source_norm(load_data("digits", SHAPE, "resnet18", seed, [5, 6, 7, 8, 9], 5), pre.splits) for seed in seeds]
     print("| stages | grid | probe sees | validation accuracy (mean ± std over draws) | per draw |\n"
           "|---|---:|---|---:|---|", flush=True)
     pix_views = ("", "crop=2") if not args.only else sorted({aug for _, _, aug, _ in cands})
@@ -171,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 if stats is None:
                     stats = probe_stats.source_stats_for(kind, feats(src[0]), src[1].numpy())
                     print(probe_stats.describe(stats), file=sys.stderr, flush=True)
-                accs.append(probe_stats.accuracy(kind, stats, feats, t.train.tensors, t.val.tensors, vs, i))
+                accs.append(probe_stats.accuracy(kind, stats, feats, t.train.tensors, t.val.tensors, vs, seeds[i]))
                 continue
-            fit = fit_probe(feats, t.train.tensors, {"val": t.val.tensors}, i, vs)
+            fit = fit_probe(feats, t.train.tensors, {"val": t.val.tensors}, seeds[i], vs)
             accs.append(tta_accuracy(fit, feats, vs, *t.val.tensors) if "tta" in flags else fit["val_acc"])
         sees = (f"all {len(views(aug, tgts[0])) + 1} shifts within ±{aug.partition('=')[2]}" if aug.startswith("shifts=")
                 else f"its {len(views(aug, tgts[0])) + 1} views ({aug})" if aug else "the image only")

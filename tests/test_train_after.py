@@ -193,7 +193,9 @@ def test_transfer_table_has_four_measured_cells(tmp_path, monkeypatch):
     grid = (PROBE_CS[2], PROBE_CS[6])
     monkeypatch.setattr("archstat.train.probe.PROBE_CS", grid)
     lines = []
-    r = transfer_table(cfg(epochs=2, out=str(tmp_path)), little=5, target_iters=60, draws=2, log=lines.append)
+    r = transfer_table(cfg(epochs=2, out=str(tmp_path)), little=5, target_iters=60, draws=2, log=lines.append,
+                       exemplar_steps=20)
+    assert r["frozen_probe_exemplar_steps"] == 20 and sum("exemplar pre-training, 20 steps" in s for s in lines) == 2
     assert set(r["cells"]) == {"little/similar", "much/similar", "little/different", "much/different"}
     little = r["cells"]["little/similar"]
     assert r["target_test_images"] == 180 and little["target_train_images"] == 25
@@ -206,6 +208,7 @@ def test_transfer_table_has_four_measured_cells(tmp_path, monkeypatch):
         assert 0 <= c["linear_penultimate"] <= 1 and 0 <= c["linear_pixels"] <= 1 and c["per_draw"][0]["probe_C"] in grid
         helps = max(c["linear_frozen"], c["fine_tune"]) >= c["scratch"] + 0.0005
         assert ("transfer helps" in c["verdict"]) == helps and ("does not help" in c["verdict"]) == (not helps)
+    assert "trained 20 steps on the source images as exemplars" in lines[-1]
     assert "| target data | source |" in lines[-1] and lines[-1].count("\n| ") == 5 and "(pixels, no network)" in lines[-1]
 
 

@@ -210,6 +210,14 @@ def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     assert err.startswith("archstat: error:") and message in err and "\n" not in err
 
 
+def test_negative_exemplar_steps_are_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:  # argparse's usage errors exit through our parser, with 2
+        main(["train", TINY, "--transfer", "--transfer-exemplar-steps", "-1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.startswith("archstat: error:") and "--transfer-exemplar-steps" in err
+    assert "\n" not in err
+
+
 def test_train_on_an_image_folder(tmp_path):
     import numpy as np
     from PIL import Image

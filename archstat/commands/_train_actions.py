@@ -125,7 +125,8 @@ def run_after(cfg, args) -> int:
         from archstat.train.transfer import transfer_table
 
         print("transfer learning, the lecture's 2x2 table (target digits 5-9):", flush=True)
-        report["transfer"] = transfer_table(cfg, little=args.transfer_per_class, draws=args.transfer_draws)
+        steps = {} if args.transfer_exemplar_steps is None else {"exemplar_steps": args.transfer_exemplar_steps}
+        report["transfer"] = transfer_table(cfg, little=args.transfer_per_class, draws=args.transfer_draws, **steps)
     if args.ensemble or args.snapshots:
         splits = load_data(cfg.data, cfg.input_shape, cfg.model, cfg.seed, cfg.classes, cfg.train_per_class)
     if args.ensemble:

@@ -116,6 +116,9 @@ def register(subparsers) -> None:
     a.add_argument("--transfer-per-class", type=positive_int, default=5, metavar="N", help="'little data' (default 5)")
     a.add_argument("--transfer-draws", type=positive_int, default=1, metavar="K",
                    help="average the little-data cells over K random draws of the target images (default 1)")
+    a.add_argument("--transfer-exemplar-steps", type=nonneg_int, default=None, metavar="N",
+                   help="exemplar pre-training of the frozen-feature probe's source network, in batches "
+                        "(default: the recipe chosen on validation; 0: the network trained on the source labels alone)")
     a.add_argument("--tta", action="store_true",
                    help="also score test-time augmentation built from --augment (and resize + centre crop)")
     p.set_defaults(func=run)

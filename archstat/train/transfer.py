@@ -6,22 +6,27 @@ Target: digits 5-9.  Rows: *little* target data (``little`` images per class, 5 
 natural-image patches, :mod:`archstat.train.sources`).  In each cell, three methods on the same
 target test split (the 5-9 images of the fixed test split):
 
-1. *Linear on frozen features*: the pre-trained network in eval mode, fed the target images in the
-   source's normalisation, gives the output of its first ``PROBE_STAGES`` stages, each average-pooled
-   onto a ``PROBE_GRID x PROBE_GRID`` grid (coarse layout kept: digits are spatial), and the
-   classifier's input (:mod:`archstat.train.probe`), whitened with the source's within-class
-   covariance (its labelled training images, shrunk by Ledoit-Wolf: :mod:`archstat.train.whiten`),
-   so that the source's hundreds of images, not only its network, inform the 25-image probe.  The lecture's advice for little data from a
-   different task is a linear classifier on *earlier* stages: the last ones have specialised to the
-   source's classes.  The labelled images are seen in the views scratch trains with (``--augment``'s
-   shifts, :func:`archstat.train.tta.views_from_augment`); an L2-regularised logistic regression on
-   the standardised features is the new classifier, its ``C`` chosen by cross-validation on the
-   labelled target images alone.  Stages, grid and the whitening were chosen on the target's
-   *validation* split (docs/measured.md), never on test.  Beside it: the same probe on the penultimate features only,
-   and on the pixels themselves (what frozen features must beat to be worth having).
-2. *Fine-tuning*: the classifier replaced by the penultimate probe (the "linear probe, then
-   fine-tune" order of Kumar et al. 2022), then every weight trained at a tenth of the LR,
-   BatchNorm frozen.
+1. *Linear on frozen features*: a network pre-trained on the source's images as exemplars beside
+   their labels (:mod:`archstat.train.exemplar`: every source image a class of its own under random
+   deformations, so the features keep what tells images apart, not only the source's classes), in
+   eval mode, fed the target images in the source's normalisation, gives the output of its first
+   ``PROBE_STAGES`` stages, each average-pooled onto a ``PROBE_GRID x PROBE_GRID`` grid (coarse
+   layout kept: digits are spatial), and the classifier's input (:mod:`archstat.train.probe`),
+   whitened with the source's within-class covariance (its labelled training images, shrunk by
+   Ledoit-Wolf: :mod:`archstat.train.whiten`), so that the source's hundreds of images, not only its
+   network, inform the 25-image probe.  The lecture's advice for little data from a different task
+   is a linear classifier on *earlier* stages: the last ones have specialised to the source's
+   classes.  The labelled images are seen in the views scratch trains with (``--augment``'s shifts,
+   :func:`archstat.train.tta.views_from_augment`); an L2-regularised logistic regression on the
+   standardised features is the new classifier, its ``C`` chosen by cross-validation on the
+   labelled target images alone.  The exemplar source, stages, grid and the whitening were chosen
+   on the target's *validation* split (docs/measured.md), never on test.  Beside it: the linear
+   probe on the penultimate features of the network trained on the source's labels alone (the
+   classic source network), and on the pixels themselves (what frozen features must beat to be
+   worth having).
+2. *Fine-tuning* of that classic source network: the classifier replaced by its penultimate probe
+   (the "linear probe, then fine-tune" order of Kumar et al. 2022), then every weight trained at a
+   tenth of the LR, BatchNorm frozen.
 3. *From scratch*: the same architecture trained on the target data alone (the baseline).
 
 The lecture's reading: with little data and a similar source, a linear classifier on frozen features
@@ -41,6 +46,7 @@ from torch.utils.data import TensorDataset
 
 from archstat.errors import ArchstatError
 from archstat.train.data import Splits
+from archstat.train.exemplar import EXEMPLAR_STEPS, exemplar_pretrain
 from archstat.train.loop import Run, TrainConfig, train
 from archstat.train.probe import classifier_name, fit_probe, linear_probe, pixels
 from archstat.train.setup import load_data
@@ -48,8 +54,10 @@ from archstat.train.tta import views_from_augment
 
 FINE_TUNE_CLIP = 5.0
 METHODS = ("linear_frozen", "linear_penultimate", "linear_pixels", "fine_tune", "scratch")
-PROBE_STAGES: int | None = 2  # the stem and layer1 of a ResNet: chosen on the target validation split (docs/measured.md)
-PROBE_GRID = 8  # each stage map average-pooled onto a PROBE_GRID x PROBE_GRID grid
+# the stem, layer1 and layer2 of a ResNet, each pooled 4x4, on the exemplar network: chosen on the target's
+# validation split (docs/measured.md; on the classic network the stem and layer1 pooled 8x8 read best)
+PROBE_STAGES: int | None = 3
+PROBE_GRID = 4  # each stage map average-pooled onto a PROBE_GRID x PROBE_GRID grid
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
@@ -138,10 +146,26 @@ def verdict(cell: dict[str, Any]) -> str:
     return f"transfer does not help here: scratch is {-gain:.1f} points ahead of {name}"
 
 
-def measure_cell(pre: Run, tgt: Splits, scratch: float, tcfg: TrainConfig, seed: int) -> dict[str, Any]:
-    """One draw of one cell: the stage probe, fine-tuning from the penultimate probe, and scratch's figure."""
+def frozen_source(base: TrainConfig, pre: Run, steps: int, log: Callable[[str], None]) -> nn.Module:
+    """The network the frozen-feature probe reads: exemplar pre-trained on ``pre``'s source splits for
+    ``steps`` batches (:mod:`archstat.train.exemplar`), or with ``steps`` 0 the classic ``pre.model``."""
+    if steps == 0:
+        return pre.model
+    run = exemplar_pretrain(base.model, pre.splits, lr=base.lr, batch=base.batch, weight_decay=base.weight_decay,
+                            seed=base.seed, steps=steps, model_kw=base.model_kw, quiet=base.quiet,
+                            device=next(pre.model.parameters()).device)
+    log(f"  exemplar pre-training, {steps} steps over its {run.summary['exemplars']} training images: exemplar "
+        f"accuracy {100 * run.summary['exemplar_train_acc']:.2f}% (last quarter), source validation "
+        f"{100 * run.summary['source_val_acc']:.2f}%")
+    return run.model
+
+
+def measure_cell(pre: Run, frozen_net: nn.Module, tgt: Splits, scratch: float, tcfg: TrainConfig,
+                 seed: int) -> dict[str, Any]:
+    """One draw of one cell: the stage probe on ``frozen_net``, the penultimate probe and fine-tuning of the
+    classic source network ``pre.model``, and scratch's figure."""
     view = in_source_norm(tgt, pre.splits)
-    frozen = probe(pre.model, view, PROBE_STAGES, seed, tcfg.augment, source=pre.splits.train.tensors)
+    frozen = probe(frozen_net, view, PROBE_STAGES, seed, tcfg.augment, source=pre.splits.train.tensors)
     head = probe(pre.model, view, 0, seed, tcfg.augment, grid=1)
     pix = fit_probe(pixels, view.train.tensors, {"test": view.test.tensors}, seed, normalised_views(tcfg.augment, view))
     return {"linear_frozen": frozen["test_acc"], "probe_C": frozen["C"], "probe_cv_acc": frozen["cv_acc"],
@@ -164,17 +188,21 @@ def summarise_draws(draws: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def transfer_table(base: TrainConfig, little: int = 5, target: Sequence[int] = (5, 6, 7, 8, 9),
-                   target_iters: int = 200, draws: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+                   target_iters: int = 200, draws: int = 1, log: Callable[[str], None] = print,
+                   exemplar_steps: int = EXEMPLAR_STEPS) -> dict[str, Any]:
     """The 2x2 table (little/much target data x similar/different source), every cell measured.
 
     The little-data cells are averaged over ``draws`` random draws of the ``little`` images per class
     (seeds ``base.seed``, ``base.seed + 1``, ...; scratch is retrained on each); the much-data cells use
-    the whole training split once.
+    the whole training split once.  ``exemplar_steps`` is the frozen-feature probe's exemplar pre-training
+    (0: the probe reads the classic source network, as the other methods do).
     """
     if base.data != "digits":
         raise ArchstatError("--transfer uses digits 5-9 as the target; use --data digits")
     if draws < 1:
         raise ArchstatError(f"--transfer-draws must be >= 1, got {draws}")
+    if exemplar_steps < 0:
+        raise ArchstatError(f"--transfer-exemplar-steps must be >= 0, got {exemplar_steps}")
     base = dataclasses.replace(base, resume=False)
     sub = (lambda name: f"{base.out}/{name}") if base.out else (lambda name: None)
     load = lambda seed, per_class: load_data("digits", base.input_shape, base.model, seed, list(target), per_class)  # noqa: E731
@@ -188,12 +216,14 @@ def transfer_table(base: TrainConfig, little: int = 5, target: Sequence[int] = (
         pre = pretrain(base, source, shape, sub(f"pretrain_{source}"))
         sources[source] = pre.summary["test_acc"]
         log(f"  pre-trained on the {source} source: test acc {100 * pre.summary['test_acc']:.2f}% on its own task")
+        frozen_net = frozen_source(base, pre, exemplar_steps, log)
         for size, ts in tgts.items():
             cells[f"{size}/{source}"] = summarise_draws([
-                measure_cell(pre, t, scratch[size][i], target_config(base, t, target_iters), base.seed + i)
+                measure_cell(pre, frozen_net, t, scratch[size][i], target_config(base, t, target_iters), base.seed + i)
                 for i, t in enumerate(ts)])
-    log(format_table(cells, len(tgts["much"][0].test)))
+    log(format_table(cells, len(tgts["much"][0].test), exemplar_steps))
     return {"target_classes": list(target), "target_test_images": len(tgts["much"][0].test),
+            "frozen_probe_exemplar_steps": exemplar_steps,
             "sources": {"similar": "digits 0-4", "different": "rotation of natural-image patches (sklearn photos)"},
             "source_test_acc": sources, "little_draws": draws, "cells": cells}
 
@@ -204,13 +234,16 @@ def _pct(v: float | None, sd: float = 0.0) -> str:
     return f"{100 * v:.2f}% ± {100 * sd:.2f}" if sd else f"{100 * v:.2f}%"
 
 
-def format_table(cells: dict[str, dict[str, Any]], n_test: int) -> str:
+def format_table(cells: dict[str, dict[str, Any]], n_test: int, exemplar_steps: int) -> str:
     """Markdown table; a cell over several draws prints mean ± sample std."""
     stages = "all" if PROBE_STAGES is None else f"the first {PROBE_STAGES}"
-    lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; linear on frozen: {stages} stages pooled "
-             f"{PROBE_GRID}x{PROBE_GRID} + penultimate features, whitened with the source's within-class covariance, "
-             "the labelled images in their training views, C by "
-             "cross-validation on them only; the penultimate-only probe and the fine-tune head are not whitened):",
+    net = (f"a source network trained {exemplar_steps} steps on the source images as exemplars and their labels"
+           if exemplar_steps else "the source network")
+    lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; linear on frozen: {stages} stages of {net}, "
+             f"pooled {PROBE_GRID}x{PROBE_GRID}, + penultimate features, whitened with the source's within-class "
+             "covariance, the labelled images in their training views, C by cross-validation on them only; the "
+             "penultimate-only probe and fine-tuning use the source network trained on its labels alone, and are "
+             "not whitened):",
              "| target data | source | draws | linear on frozen | (penultimate only) | (pixels, no network) | fine-tune "
              "| scratch | verdict |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
