@@ -13,9 +13,10 @@ The test split is never read.  The pixels themselves are probed the same way as 
                                  [--only 2:8:crop=2,2:8:crop=2:lda,2:8:crop=2:white,2:8:crop=2:dc]
 
 ``--source-*`` vary the source network's recipe (default: the classic one, trained on the source labels
-with scratch's recipe); ``--exemplar-steps N`` probes instead a network exemplar pre-trained for ``N``
-batches on the same source splits (:mod:`archstat.train.exemplar`, what ``--transfer``'s frozen-feature
-probe reads); ``--first-draw K`` starts the draws at seed ``K`` (fresh validation draws for a
+with scratch's recipe); ``--exemplar-steps N`` (0, or at least ``exemplar.MIN_STEPS``) probes instead a
+network exemplar pre-trained for ``N`` batches on the same source splits (:mod:`archstat.train.exemplar`,
+what ``--transfer``'s frozen-feature probe reads; of the ``--source-*`` options only ``--source-seed``
+then reaches the probed network, as its seed); ``--first-draw K`` starts the draws at seed ``K`` (fresh validation draws for a
 confirmation); ``--only`` probes the listed candidates instead of the whole list.  A candidate is
 ``STAGES:GRID:VIEWS[:pix]``: ``STAGES`` a count or ``all``; ``VIEWS`` empty (each labelled image
 once), an ``--augment`` spec (its test-time views: ``crop=2`` gives the four 1-pixel shifts) or
@@ -54,7 +55,7 @@ import torch
 
 from archstat.train.loop import TrainConfig
 from archstat.train.data import Splits
-from archstat.train.exemplar import exemplar_pretrain
+from archstat.train.exemplar import MIN_STEPS, exemplar_pretrain
 from archstat.train.probe import fit_probe, pixels, stage_features
 from archstat.train.setup import load_data
 from archstat.train.transfer import in_source_norm, normalised_views, pretrain
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exemplar-steps", type=int, default=0, help="probe an exemplar pre-trained network (0: the classic one)")
     p.add_argument("--first-draw", type=int, default=0, help="seed of the first draw")
     args = p.parse_args(argv)
+    if args.exemplar_steps and args.exemplar_steps < MIN_STEPS:
+        p.error(f"--exemplar-steps must be 0 or at least {MIN_STEPS}, got {args.exemplar_steps}")
     cands = [(st, (g,), aug, frozenset()) for st, g, aug in CANDIDATES] if not args.only else [
         parse_candidate(c, p) for c in args.only.split(",")]
     torch.set_num_threads(args.threads)

@@ -14,14 +14,19 @@ images, dropped after training.  To tell image ``i`` from the other ``n - 1`` un
 features must keep the strokes that differ between images of one class and ignore what ``T``
 changes: what a probe for unseen classes needs.
 
-``T`` is a random similarity per image, in raw pixel space with zero fill (the background):
-rotation ``theta ~ U(-ROTATE_DEG, ROTATE_DEG)``, scale ``1 + U(-SCALE, SCALE)``, shift
-``U(-SHIFT, SHIFT)`` of the half-width each way (+-2 pixels at 32x32); as an ``affine_grid`` map
-from output to input coordinates, ``[[c, -s, t_x], [s, c, t_y]] / scale`` on the linear part
-(``c = cos theta``, ``s = sin theta``).  SGD with Nesterov momentum under a one-cycle schedule
-(10% warm-up to the run's LR, then cosine down) for ``steps`` batches, each drawn from a fresh
-permutation of the images.  The recipe (deformations, 2000 steps of 64, ``lambda = 1``) was chosen
-on the transfer target's validation split (docs/measured.md), never on test.
+``T`` is a random similarity per image, in raw pixel space with zero fill (a digit's background;
+black corners on a photo patch): rotation ``theta ~ U(-ROTATE_DEG, ROTATE_DEG)``, scale
+``z = 1 + U(-SCALE, SCALE)``, shift ``U(-SHIFT, SHIFT)`` of the half-width or half-height along each
+axis (up to 2 pixels each way at 32x32).  As an ``affine_grid`` map from output to input
+coordinates in ``[-1, 1]``, with ``c = cos theta``, ``s = sin theta`` and ``a = H / W`` (a rotation
+by pixels, not by normalised units, so that a non-square image is not sheared):
+``[[c / z, -s a / z, t_x], [s / (a z), c / z, t_y]]``.  SGD with Nesterov momentum under
+PyTorch's one-cycle schedule (``OneCycleLR`` with its defaults: the LR rises from ``lr / 25`` to
+``lr`` over the first 10% of the steps and anneals by cosine to ``lr / 25e4``, while the momentum
+goes 0.95 -> 0.85 -> 0.95), for ``steps`` batches (at least ``MIN_STEPS``: the warm-up needs two),
+each drawn from a fresh permutation of the images.  The recipe (deformations, 2000 steps of 64,
+``lambda = 1``) was chosen on the transfer target's validation split with digits 0-4 as the source
+(docs/measured.md), never on test.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from archstat.errors import ArchstatError
 from archstat.progress import progress
 from archstat.train.augment import affine
 from archstat.train.data import Splits
+from archstat.train.engine import split_outputs
 from archstat.train.probe import classifier_name
 from archstat.train.setup import build_model
 
@@ -46,6 +52,7 @@ SHIFT = 0.12  # of the half-width: affine_grid's coordinates run over [-1, 1]
 EXEMPLAR_STEPS = 2000
 SOURCE_WEIGHT = 1.0  # lambda: the source labels' loss beside the exemplars'
 WARMUP_SHARE = 0.1
+MIN_STEPS = 20  # OneCycleLR needs a warm-up of at least two steps (WARMUP_SHARE * steps >= 2)
 
 
 @dataclass
@@ -57,23 +64,25 @@ class ExemplarRun:
 
 
 def random_similarity(n: int, g: torch.Generator, rotate_deg: float = ROTATE_DEG, scale: float = SCALE,
-                      shift: float = SHIFT) -> torch.Tensor:
-    """``n x 2 x 3`` maps (output -> input coordinates in [-1, 1]) of random similarities (see the module docstring)."""
+                      shift: float = SHIFT, aspect: float = 1.0) -> torch.Tensor:
+    """``n x 2 x 3`` maps (output -> input coordinates in [-1, 1]) of random similarities of images whose
+    height is ``aspect`` times their width (see the module docstring)."""
     def u(half: float, *shape: int) -> torch.Tensor:
         return (2 * torch.rand(*shape, generator=g) - 1) * half
 
     angle, zoom = u(math.radians(rotate_deg), n), 1 + u(scale, n)
     c, s = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = c, -s, s, c
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = c, -s * aspect, s / aspect, c
     theta[:, :, 2] = u(shift, n, 2)
     return theta
 
 
 def deform(x: torch.Tensor, src: Splits, g: torch.Generator) -> torch.Tensor:
     """``src``-normalised images, each through its own random similarity in raw pixels (zero fill)."""
-    m, s = src.mean.view(1, -1, 1, 1), src.std.view(1, -1, 1, 1)
-    return (affine(x * s + m, random_similarity(len(x), g).to(x.device)) - m) / s
+    m, s = src.mean.view(1, -1, 1, 1).to(x.device), src.std.view(1, -1, 1, 1).to(x.device)
+    theta = random_similarity(len(x), g, aspect=x.shape[2] / x.shape[3]).to(x.device)
+    return (affine(x * s + m, theta) - m) / s
 
 
 def exemplar_pretrain(model_spec: str, src: Splits, *, lr: float, batch: int, weight_decay: float, seed: int,
@@ -81,15 +90,17 @@ def exemplar_pretrain(model_spec: str, src: Splits, *, lr: float, batch: int, we
                       model_kw: dict[str, Any] | None = None, device: torch.device | str = "cpu",
                       quiet: bool = False) -> ExemplarRun:
     """Train ``model_spec`` from scratch on ``src``'s training images as exemplars plus their labels."""
+    if steps < MIN_STEPS:
+        raise ArchstatError(f"exemplar pre-training needs at least {MIN_STEPS} steps, got {steps}")
     x, y = (t.to(device) for t in src.train.tensors)
     n = len(x)
     model = build_model(model_spec, src.num_classes, src.input_shape[0], seed=seed, model_kw=model_kw, device=device)
     own = model.get_submodule(classifier_name(model))
     exemplars = nn.Linear(own.in_features, n).to(device)
-    taken: dict[str, torch.Tensor] = {}
-    hook = own.register_forward_pre_hook(lambda _m, args: taken.__setitem__("features", args[0]))
+    taken: list[torch.Tensor] = []  # the classifier's input, once per forward (checked)
+    hook = own.register_forward_pre_hook(lambda _m, args: taken.append(args[0]))
     params = list(model.parameters()) + list(exemplars.parameters())
-    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)  # OneCycleLR cycles it
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=WARMUP_SHARE)
     g = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on any device
     order = torch.empty(0, dtype=torch.long)
@@ -101,8 +112,12 @@ def exemplar_pretrain(model_spec: str, src: Splits, *, lr: float, batch: int, we
                 if len(order) < batch:
                     order = torch.cat([order, torch.randperm(n, generator=g)])
                 idx, order = order[:batch].to(device), order[batch:]
-                logits = model(deform(x[idx], src, g))
-                inst = exemplars(taken["features"])
+                taken.clear()
+                logits = split_outputs(model(deform(x[idx], src, g)))[0]  # auxiliary heads: not trained here
+                if len(taken) != 1:
+                    raise ArchstatError(f"exemplar pre-training reads the input of {model_spec}'s classifier "
+                                        f"{classifier_name(model)!r}, which one forward called {len(taken)} times")
+                inst = exemplars(taken[0])
                 loss = F.cross_entropy(inst, idx) + source_weight * F.cross_entropy(logits, y[idx])
                 if not torch.isfinite(loss):
                     raise ArchstatError(f"exemplar pre-training diverged at step {step} (loss {float(loss)}); "
@@ -119,6 +134,6 @@ def exemplar_pretrain(model_spec: str, src: Splits, *, lr: float, batch: int, we
     model.eval()
     with torch.no_grad():
         vx, vy = (t.to(device) for t in src.val.tensors)
-        val = float((model(vx).argmax(1) == vy).float().mean()) if len(vx) else float("nan")
+        val = float((split_outputs(model(vx))[0].argmax(1) == vy).float().mean()) if len(vx) else float("nan")
     return ExemplarRun(model, {"steps": steps, "exemplars": n, "exemplar_train_acc": hits / max(seen, 1),
                                "source_val_acc": val})

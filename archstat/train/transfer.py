@@ -46,7 +46,7 @@ from torch.utils.data import TensorDataset
 
 from archstat.errors import ArchstatError
 from archstat.train.data import Splits
-from archstat.train.exemplar import EXEMPLAR_STEPS, exemplar_pretrain
+from archstat.train.exemplar import EXEMPLAR_STEPS, MIN_STEPS, exemplar_pretrain
 from archstat.train.loop import Run, TrainConfig, train
 from archstat.train.probe import classifier_name, fit_probe, linear_probe, pixels
 from archstat.train.setup import load_data
@@ -54,10 +54,23 @@ from archstat.train.tta import views_from_augment
 
 FINE_TUNE_CLIP = 5.0
 METHODS = ("linear_frozen", "linear_penultimate", "linear_pixels", "fine_tune", "scratch")
-# the stem, layer1 and layer2 of a ResNet, each pooled 4x4, on the exemplar network: chosen on the target's
-# validation split (docs/measured.md; on the classic network the stem and layer1 pooled 8x8 read best)
+# (stages read, grid side): each stage map average-pooled onto a grid x grid grid.  Chosen on the target's
+# validation split (docs/measured.md): on the exemplar network the stem, layer1 and layer2 of a ResNet pooled
+# 4x4; on the classic network (--transfer-exemplar-steps 0, the probe before the exemplars) the stem and
+# layer1 pooled 8x8
 PROBE_STAGES: int | None = 3
-PROBE_GRID = 4  # each stage map average-pooled onto a PROBE_GRID x PROBE_GRID grid
+PROBE_GRID = 4
+CLASSIC_PROBE_STAGES, CLASSIC_PROBE_GRID = 2, 8
+
+
+@dataclasses.dataclass
+class FrozenSource:
+    """What the frozen-feature probe reads: a network, its stages and grid, and how it was trained."""
+
+    model: nn.Module
+    stages: int | None
+    grid: int
+    summary: dict[str, Any]
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
@@ -146,26 +159,28 @@ def verdict(cell: dict[str, Any]) -> str:
     return f"transfer does not help here: scratch is {-gain:.1f} points ahead of {name}"
 
 
-def frozen_source(base: TrainConfig, pre: Run, steps: int, log: Callable[[str], None]) -> nn.Module:
+def frozen_source(base: TrainConfig, pre: Run, steps: int, log: Callable[[str], None]) -> FrozenSource:
     """The network the frozen-feature probe reads: exemplar pre-trained on ``pre``'s source splits for
-    ``steps`` batches (:mod:`archstat.train.exemplar`), or with ``steps`` 0 the classic ``pre.model``."""
+    ``steps`` batches (:mod:`archstat.train.exemplar`), or with ``steps`` 0 the classic ``pre.model``
+    read as the probe read it before the exemplars."""
     if steps == 0:
-        return pre.model
+        return FrozenSource(pre.model, CLASSIC_PROBE_STAGES, CLASSIC_PROBE_GRID, {"network": "classic"})
     run = exemplar_pretrain(base.model, pre.splits, lr=base.lr, batch=base.batch, weight_decay=base.weight_decay,
                             seed=base.seed, steps=steps, model_kw=base.model_kw, quiet=base.quiet,
                             device=next(pre.model.parameters()).device)
     log(f"  exemplar pre-training, {steps} steps over its {run.summary['exemplars']} training images: exemplar "
         f"accuracy {100 * run.summary['exemplar_train_acc']:.2f}% (last quarter), source validation "
         f"{100 * run.summary['source_val_acc']:.2f}%")
-    return run.model
+    return FrozenSource(run.model, PROBE_STAGES, PROBE_GRID, {"network": "exemplar", **run.summary})
 
 
-def measure_cell(pre: Run, frozen_net: nn.Module, tgt: Splits, scratch: float, tcfg: TrainConfig,
+def measure_cell(pre: Run, frozen_net: FrozenSource, tgt: Splits, scratch: float, tcfg: TrainConfig,
                  seed: int) -> dict[str, Any]:
     """One draw of one cell: the stage probe on ``frozen_net``, the penultimate probe and fine-tuning of the
     classic source network ``pre.model``, and scratch's figure."""
     view = in_source_norm(tgt, pre.splits)
-    frozen = probe(frozen_net, view, PROBE_STAGES, seed, tcfg.augment, source=pre.splits.train.tensors)
+    frozen = probe(frozen_net.model, view, frozen_net.stages, seed, tcfg.augment, grid=frozen_net.grid,
+                   source=pre.splits.train.tensors)
     head = probe(pre.model, view, 0, seed, tcfg.augment, grid=1)
     pix = fit_probe(pixels, view.train.tensors, {"test": view.test.tensors}, seed, normalised_views(tcfg.augment, view))
     return {"linear_frozen": frozen["test_acc"], "probe_C": frozen["C"], "probe_cv_acc": frozen["cv_acc"],
@@ -201,8 +216,8 @@ def transfer_table(base: TrainConfig, little: int = 5, target: Sequence[int] = (
         raise ArchstatError("--transfer uses digits 5-9 as the target; use --data digits")
     if draws < 1:
         raise ArchstatError(f"--transfer-draws must be >= 1, got {draws}")
-    if exemplar_steps < 0:
-        raise ArchstatError(f"--transfer-exemplar-steps must be >= 0, got {exemplar_steps}")
+    if exemplar_steps != 0 and exemplar_steps < MIN_STEPS:
+        raise ArchstatError(f"--transfer-exemplar-steps must be 0 or at least {MIN_STEPS}, got {exemplar_steps}")
     base = dataclasses.replace(base, resume=False)
     sub = (lambda name: f"{base.out}/{name}") if base.out else (lambda name: None)
     load = lambda seed, per_class: load_data("digits", base.input_shape, base.model, seed, list(target), per_class)  # noqa: E731
@@ -211,19 +226,20 @@ def transfer_table(base: TrainConfig, little: int = 5, target: Sequence[int] = (
     scratch = {k: [train(dataclasses.replace(target_config(base, t, target_iters), seed=base.seed + i), splits=t)
                    .summary["test_acc"] for i, t in enumerate(ts)] for k, ts in tgts.items()}
     cells: dict[str, dict[str, Any]] = {}
-    sources = {}
+    sources, frozen_nets = {}, {}
     for source in ("similar", "different"):
         pre = pretrain(base, source, shape, sub(f"pretrain_{source}"))
         sources[source] = pre.summary["test_acc"]
         log(f"  pre-trained on the {source} source: test acc {100 * pre.summary['test_acc']:.2f}% on its own task")
         frozen_net = frozen_source(base, pre, exemplar_steps, log)
+        frozen_nets[source] = frozen_net.summary
         for size, ts in tgts.items():
             cells[f"{size}/{source}"] = summarise_draws([
                 measure_cell(pre, frozen_net, t, scratch[size][i], target_config(base, t, target_iters), base.seed + i)
                 for i, t in enumerate(ts)])
     log(format_table(cells, len(tgts["much"][0].test), exemplar_steps))
     return {"target_classes": list(target), "target_test_images": len(tgts["much"][0].test),
-            "frozen_probe_exemplar_steps": exemplar_steps,
+            "frozen_probe_exemplar_steps": exemplar_steps, "frozen_probe_network": frozen_nets,
             "sources": {"similar": "digits 0-4", "different": "rotation of natural-image patches (sklearn photos)"},
             "source_test_acc": sources, "little_draws": draws, "cells": cells}
 
@@ -236,11 +252,12 @@ def _pct(v: float | None, sd: float = 0.0) -> str:
 
 def format_table(cells: dict[str, dict[str, Any]], n_test: int, exemplar_steps: int) -> str:
     """Markdown table; a cell over several draws prints mean ± sample std."""
-    stages = "all" if PROBE_STAGES is None else f"the first {PROBE_STAGES}"
+    n_stages, grid = (PROBE_STAGES, PROBE_GRID) if exemplar_steps else (CLASSIC_PROBE_STAGES, CLASSIC_PROBE_GRID)
+    stages = "all" if n_stages is None else f"the first {n_stages}"
     net = (f"a source network trained {exemplar_steps} steps on the source images as exemplars and their labels"
            if exemplar_steps else "the source network")
     lines = [f"transfer to digits 5-9 (test accuracy on {n_test} images; linear on frozen: {stages} stages of {net}, "
-             f"pooled {PROBE_GRID}x{PROBE_GRID}, + penultimate features, whitened with the source's within-class "
+             f"pooled {grid}x{grid}, + penultimate features, whitened with the source's within-class "
              "covariance, the labelled images in their training views, C by cross-validation on them only; the "
              "penultimate-only probe and fine-tuning use the source network trained on its labels alone, and are "
              "not whitened):",
