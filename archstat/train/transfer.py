@@ -159,19 +159,24 @@ def verdict(cell: dict[str, Any]) -> str:
     return f"transfer does not help here: scratch is {-gain:.1f} points ahead of {name}"
 
 
+def probe_layout(exemplar_steps: int) -> tuple[int | None, int]:
+    """(stages, grid) the frozen-feature probe reads: the exemplar network's, or with 0 steps the classic one's."""
+    return (PROBE_STAGES, PROBE_GRID) if exemplar_steps else (CLASSIC_PROBE_STAGES, CLASSIC_PROBE_GRID)
+
+
 def frozen_source(base: TrainConfig, pre: Run, steps: int, log: Callable[[str], None]) -> FrozenSource:
     """The network the frozen-feature probe reads: exemplar pre-trained on ``pre``'s source splits for
     ``steps`` batches (:mod:`archstat.train.exemplar`), or with ``steps`` 0 the classic ``pre.model``
     read as the probe read it before the exemplars."""
     if steps == 0:
-        return FrozenSource(pre.model, CLASSIC_PROBE_STAGES, CLASSIC_PROBE_GRID, {"network": "classic"})
+        return FrozenSource(pre.model, *probe_layout(0), {"network": "classic"})
     run = exemplar_pretrain(base.model, pre.splits, lr=base.lr, batch=base.batch, weight_decay=base.weight_decay,
                             seed=base.seed, steps=steps, model_kw=base.model_kw, quiet=base.quiet,
                             device=next(pre.model.parameters()).device)
     log(f"  exemplar pre-training, {steps} steps over its {run.summary['exemplars']} training images: exemplar "
         f"accuracy {100 * run.summary['exemplar_train_acc']:.2f}% (last quarter), source validation "
         f"{100 * run.summary['source_val_acc']:.2f}%")
-    return FrozenSource(run.model, PROBE_STAGES, PROBE_GRID, {"network": "exemplar", **run.summary})
+    return FrozenSource(run.model, *probe_layout(steps), {"network": "exemplar", **run.summary})
 
 
 def measure_cell(pre: Run, frozen_net: FrozenSource, tgt: Splits, scratch: float, tcfg: TrainConfig,
@@ -252,7 +257,7 @@ def _pct(v: float | None, sd: float = 0.0) -> str:
 
 def format_table(cells: dict[str, dict[str, Any]], n_test: int, exemplar_steps: int) -> str:
     """Markdown table; a cell over several draws prints mean ± sample std."""
-    n_stages, grid = (PROBE_STAGES, PROBE_GRID) if exemplar_steps else (CLASSIC_PROBE_STAGES, CLASSIC_PROBE_GRID)
+    n_stages, grid = probe_layout(exemplar_steps)
     stages = "all" if n_stages is None else f"the first {n_stages}"
     net = (f"a source network trained {exemplar_steps} steps on the source images as exemplars and their labels"
            if exemplar_steps else "the source network")
