@@ -16,8 +16,9 @@ The test split is never read.  The pixels themselves are probed the same way as 
 with scratch's recipe); ``--exemplar-steps N`` (0, or at least ``exemplar.MIN_STEPS``) probes instead a
 network exemplar pre-trained for ``N`` batches on the same source splits (:mod:`archstat.train.exemplar`,
 what ``--transfer``'s frozen-feature probe reads; of the ``--source-*`` options only ``--source-seed``
-then reaches the probed network, as its seed); ``--first-draw K`` starts the draws at seed ``K`` (fresh validation draws for a
-confirmation); ``--only`` probes the listed candidates instead of the whole list.  A candidate is
+then reaches the probed network, as its seed); ``--first-draw K`` starts the draws at seed ``K``
+(fresh validation draws for a confirmation); ``--only`` probes the listed candidates instead of the
+whole list.  A candidate is
 ``STAGES:GRID:VIEWS[:pix]``: ``STAGES`` a count or ``all``; ``VIEWS`` empty (each labelled image
 once), an ``--augment`` spec (its test-time views: ``crop=2`` gives the four 1-pixel shifts) or
 ``shifts=P`` (every whole-pixel shift within +-P, the 24 that ``crop=2`` draws from at P = 2);

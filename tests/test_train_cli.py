@@ -203,6 +203,7 @@ def test_evaluate_state_dict_of_another_architecture(tmp_path, capsys):
     (["train", "alexnet", "--input", "1x16x16"], "does not accept input"),
     (["train", TINY, "--diagnose", "/no/such.csv"], "no file"),
     (["train", TINY, "--device", "tpu"], "unknown --device"),
+    (["train", TINY, "--transfer", "--transfer-exemplar-steps", "10"], "0 or at least 20"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     assert main(argv + ["--quiet"]) == 2
