@@ -510,6 +510,21 @@ def test_a_linear_leaves_its_successor_what_its_bytes_moved_say():
     assert relu_small["t_after_s"] < 1e-6
 
 
+def test_a_conv_leaves_its_successor_what_its_bytes_moved_say():
+    """A conv's successor penalty is read against its bytes moved: a 1x1 conv that reads a wide map and writes
+    a narrow one evicts what it read, not only what it wrote (GoogLeNet's 480 -> 64 branch convs)."""
+    pts = law_points()
+    for b in (1e4, 1e5, 1e6, 1e7, 1e8):  # 8 KB out each, inputs from 10 kB to 100 MB
+        pts.append({"family": "conv", "flops": b, "bytes": b, "features": [math.log2(b), 1.0, 2.0, 3.0, 0.0, 3.0],
+                    "time_s": 5e-6 + b / 1e10, "after_s": b / 1e12, "out_bytes": 8192})
+    tm = TimeModel(pts)
+    wide, narrow = (nn.Sequential(nn.Conv2d(c, 4, 1), nn.ReLU()) for c in (512, 4))
+    relu = {c: tm.predict(pd.DataFrame(rows_of(m, (c, 16, 16), batch=2)), 2, 4).to_dict("records")[1]
+            for c, m in ((512, wide), (4, narrow))}
+    wide_bytes = work(rows_of(wide, (512, 16, 16), batch=2)[0], 2, 4)[1]
+    assert relu[512]["t_after_s"] >= tm.successor_s("conv", wide_bytes) > 5 * tm.successor_s("conv", 8192)
+
+
 def test_conv_rate_reads_work_and_intensity():
     """Convs alike in kernel, channels and pixels but not in work per byte: the rate follows the intensity."""
     from archstat.profiling.fit_curves import rate_features

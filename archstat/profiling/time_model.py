@@ -16,8 +16,10 @@ and often its input from DRAM (a ReLU over 16 KB: 2 us back to back, 45-75 us ri
 layer that streamed 411 MB).  Each benchmark measures it (``microbench.successor_penalty``: an
 in-place ``nn.ReLU`` module over the op's output right after the op, minus the same ReLU back to back;
 a module, as models call their ReLUs), and the model reads it per family against the size of the op's
-output (a linear's against its bytes moved: its output is small, its weights stream through the
-caches).  A family not called in the last ``COLD_GAP`` rows (a model's one global pool, its flatten,
+output (a linear's and a conv's against their bytes moved: a linear's output is small while its weights
+stream through the caches, and a 1x1 conv from 480 channels reads 4-8 times the bytes it writes: read
+against its output, GoogLeNet's ReLUs after such convs at batch 8 were priced 47 us where they took
+104, on a host where its ReLU family read a median -33%).  A family not called in the last ``COLD_GAP`` rows (a model's one global pool, its flatten,
 its first linear), or called right after a conv or a linear, pays at least its cold start instead:
 its smallest benchmark flushed minus the same back to back (``cold``: BatchNorm 29-31 us, ReLU 10,
 LRN 41 here).  An adaptive pool of 50 K elements
@@ -130,7 +132,9 @@ COLD_GAP = 10  # rows since a family's last call after which its code counts as 
 # multi-input families priced in part back to back when the op before wrote one operand (``fresh_operand_bytes``):
 # residual adds; concats were tried too and read worse (docs/measured.md)
 SPLIT_FAMILIES = ("elementwise",)
-SUCCESSOR_BY_BYTES = ("linear",)  # families whose successor penalty is read against bytes moved, not output bytes
+# families whose successor penalty is read against bytes moved, not output bytes: what they evict is all they
+# touched.  Convs from 04:42 UTC 2026-12-01 (docs/measured.md: a rule written before the run that judged it)
+SUCCESSOR_BY_BYTES = ("linear", "conv")
 LINEAR_MV = "linear (1 row)"  # the bandwidth curve of matrix-vector linears
 AFTER_NORM = " (after a BatchNorm)"  # suffix of the max pool curves measured on normalised inputs
 ONE_SAMPLE = " (1 sample)"  # suffix of the curve of a family that splits its work over the batch, at batch 1
