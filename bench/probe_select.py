@@ -56,10 +56,10 @@ import torch
 
 from archstat.train.loop import TrainConfig
 from archstat.train.data import Splits
-from archstat.train.exemplar import MIN_STEPS, exemplar_pretrain
+from archstat.train.exemplar import MIN_STEPS
 from archstat.train.probe import fit_probe, pixels, stage_features
 from archstat.train.setup import load_data
-from archstat.train.transfer import in_source_norm, normalised_views, pretrain
+from archstat.train.transfer import frozen_source, in_source_norm, normalised_views, pretrain
 from archstat.train.tta import shift
 from torch import nn
 
@@ -159,13 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"source: {args.source_epochs} epochs, --augment {args.source_augment}, seed {args.source_seed}, label "
           f"smoothing {args.source_label_smoothing:g}; digits 0-4 validation "
           f"{100 * pre.summary['final_val_acc']:.2f}%, {time.perf_counter() - t0:.0f} s", flush=True)
-    if args.exemplar_steps:
-        ex = exemplar_pretrain("resnet18", pre.splits, lr=base.lr, batch=base.batch, weight_decay=base.weight_decay,
-                               seed=args.source_seed, steps=args.exemplar_steps)
-        pre = dataclasses.replace(pre, model=ex.model)
-        print(f"probing an exemplar pre-trained network instead: {args.exemplar_steps} steps, exemplar accuracy "
-              f"{100 * ex.summary['exemplar_train_acc']:.2f}% (last quarter), source validation "
-              f"{100 * ex.summary['source_val_acc']:.2f}%, {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.exemplar_steps:  # the network --transfer's frozen-feature probe reads, from the same config
+        print("probing an exemplar pre-trained network instead:", flush=True)
+        pre = dataclasses.replace(pre, model=frozen_source(base, pre, args.exemplar_steps, print).model)
+        print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
     seeds = range(args.first_draw, args.first_draw + args.draws)
     tgts = [in_source_norm(load_data("digits", SHAPE, "resnet18", seed, [5, 6, 7, 8, 9], 5), pre.splits) for seed in seeds]
     print("| stages | grid | probe sees | validation accuracy (mean ± std over draws) | per draw |\n"

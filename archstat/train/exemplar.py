@@ -95,7 +95,8 @@ def exemplar_pretrain(model_spec: str, src: Splits, *, lr: float, batch: int, we
     x, y = (t.to(device) for t in src.train.tensors)
     n = len(x)
     model = build_model(model_spec, src.num_classes, src.input_shape[0], seed=seed, model_kw=model_kw, device=device)
-    own = model.get_submodule(classifier_name(model))
+    head_name = classifier_name(model)
+    own = model.get_submodule(head_name)
     exemplars = nn.Linear(own.in_features, n).to(device)
     taken: list[torch.Tensor] = []  # the classifier's input, once per forward (checked)
     hook = own.register_forward_pre_hook(lambda _m, args: taken.append(args[0]))
@@ -116,7 +117,7 @@ def exemplar_pretrain(model_spec: str, src: Splits, *, lr: float, batch: int, we
                 logits = split_outputs(model(deform(x[idx], src, g)))[0]  # auxiliary heads: not trained here
                 if len(taken) != 1:
                     raise ArchstatError(f"exemplar pre-training reads the input of {model_spec}'s classifier "
-                                        f"{classifier_name(model)!r}, which one forward called {len(taken)} times")
+                                        f"{head_name!r}, which one forward called {len(taken)} times")
                 inst = exemplars(taken[0])
                 loss = F.cross_entropy(inst, idx) + source_weight * F.cross_entropy(logits, y[idx])
                 if not torch.isfinite(loss):
