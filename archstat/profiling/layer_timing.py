@@ -19,7 +19,7 @@ The cost is that a node too small to keep the GPU busy is charged its launch lat
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.fx as fx
@@ -117,9 +117,21 @@ def instrument(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node]) -> tuple
 def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any,
                 device: torch.device, warmup: int, repeat: int, kwargs: Optional[dict] = None) -> list[list[float]]:
     """``repeat`` passes of per-node seconds, one list per pass, in the order of ``nodes``, on ``x``
-    (one tensor, or the positional inputs) and the keyword inputs ``kwargs``.
+    (one tensor, or the positional inputs) and the keyword inputs ``kwargs`` (``interleaved`` without
+    the whole-model calls)."""
+    return interleaved(model, graph, nodes, x, device, warmup, repeat, kwargs)[0]
 
-    The instrumented graph runs as generated Python code, not node by node through
+
+def interleaved(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any, device: torch.device,
+                warmup: int, repeat: int, kwargs: Optional[dict] = None,
+                whole: Optional[Callable[[], object]] = None) -> tuple[list[list[float]], list[float]]:
+    """``repeat`` instrumented passes (per-node seconds, in the order of ``nodes``), each right after a
+    timed call of ``whole`` (the uninstrumented model, if given): the passes and the whole-model seconds.
+
+    Why interleaved: the layer sum is judged against the whole model, and a shared machine's pace moves
+    by 10-20% over the seconds that separate two blocks of calls (the layer sum of the same model read
+    0.77-1.10 of a whole-model median taken just before); one after the other, both medians see the same
+    machine.  The instrumented graph runs as generated Python code, not node by node through
     ``fx.Interpreter``: what the timing adds per op call is one function call and one event record.
     """
     args, kwargs = ([x] if isinstance(x, torch.Tensor) else list(x)), dict(kwargs or {})
@@ -137,8 +149,19 @@ def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any,
             _ACTIVE.pop()
         return clock.intervals()
 
+    def whole_call() -> float:
+        clock = _Clock(device, 2)
+        clock.mark()
+        whole()  # type: ignore[misc]
+        clock.mark()
+        return clock.intervals()[0]
+
+    passes, whole_s = [], []
     with torch.inference_mode():
         for _ in range(max(warmup, 1)):
             one_pass()
-        passes = [one_pass() for _ in range(repeat)]
-    return [[p[i] for i in index] for p in passes]
+        for _ in range(repeat):
+            if whole is not None:
+                whole_s.append(whole_call())
+            passes.append(one_pass())
+    return [[p[i] for i in index] for p in passes], whole_s

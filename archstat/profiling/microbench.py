@@ -37,12 +37,13 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
+from archstat.profiling.host_pace import PACE, at_pace, between, read_pace
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 14  # 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 16  # every point carries the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -477,6 +478,7 @@ def chain_penalties(call: Callable[[], Any], stages: list[Callable[[torch.Tensor
     return penalties
 
 
+PACE_EVERY = 16  # benchmarks between two readings of the machine's pace (about 2 s of a pass on 2 CPU cores)
 PASSES = 2  # CPU: the grid is timed twice, one pass after the other; each point keeps the faster
 
 
@@ -518,17 +520,32 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
 def time_grid(cases: list, device: torch.device, dtype: torch.dtype, channels_last: bool, quick: bool,
               quiet: Optional[bool], itemsize: int, label: str) -> list[dict[str, Any]]:
     """One pass over the grid's ``cases``: the fresh-page cost, then one point per benchmark."""
+    pace = read_pace(device, dtype)  # the machine's pace, read every PACE_EVERY benchmarks (host_pace)
     page_cost = fresh_pages.measure(device) if not quick else 0.0  # seconds per byte
     points = [{"family": "fresh_pages", "flops": 0.0, "bytes": 1.0, "features": [],
                "signature": ["fresh_pages"], "time_s": page_cost}]
-    for mod, shape, batch in bar(cases, label, quiet):
+    block: list[dict[str, Any]] = points[:]  # the points since the last pace reading
+    for k, (mod, shape, batch) in enumerate(bar(cases, label, quiet)):
         point = time_case(mod, shape, batch, device, dtype, channels_last, itemsize)
         if point is not None:
             points.append(point)
+            block.append(point)
+        if (k + 1) % PACE_EVERY == 0 or k + 1 == len(cases):
+            pace = stamp(block, pace, read_pace(device, dtype))
+            block = []
     x = torch.randn(1, 4, 2, 2, device=device, dtype=dtype)
     for fam, fn in NO_KERNEL_CASES.items():
         points.append(no_kernel_point(fam, fn, x))
+    stamp(points[-len(NO_KERNEL_CASES):], pace, read_pace(device, dtype))
     return points
+
+
+def stamp(block: list[dict[str, Any]], before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Give each point of ``block`` the machine's pace while it was timed (``host_pace.PACE``: the geometric
+    mean of the readings before and after the block); returns ``after``, the next block's ``before``."""
+    for point in block:
+        point[PACE] = between(before, after)
+    return after
 
 
 NO_KERNEL_CASES: dict[str, Callable[[torch.Tensor], Any]] = {
@@ -556,9 +573,11 @@ def no_kernel_point(fam: str, fn: Callable[[torch.Tensor], Any], x: torch.Tensor
 def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One point per benchmark from several passes over the same grid: the least ``time_s``, ``hot_s``
     and ``EVICTED`` (other work only ever slows a benchmark down) and the mean ``after_s``,
-    ``AFTER_BN`` and ``AFTER_BN_RELU`` (differences of two timings, which a burst can move either way)."""
+    ``AFTER_BN`` and ``AFTER_BN_RELU`` (differences of two timings, which a burst can move either way).
+    Points that carry the machine's pace are first re-read at the first pass's pace (``at_pace``)."""
     out = []
     for same in zip(*runs):
+        same = tuple(at_pace(p, same[0].get(PACE)) for p in same)
         point = dict(min(same, key=lambda p: p["time_s"]))
         for key in ("hot_s", EVICTED):
             if all(key in p for p in same):

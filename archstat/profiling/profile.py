@@ -12,7 +12,8 @@
   can pass 100%: FLOPs are counted as 2 per MAC, and Winograd or FFT convolutions multiply less.
 * ``layers``: analyze()'s rows plus each op call's measured time (see ``layer_timing``), its share,
   hardware FLOPs, bytes moved and the roofline columns (see ``roofline``).
-* ``summary``: per-layer sum against whole-model time, roofline error statistics, training memory
+* ``summary``: per-layer sum against the whole-model time (measured between the instrumented passes),
+  roofline error statistics (the time model re-read at the machine's pace, ``host_pace``), training memory
   against the symbolic estimate.  ``context``: device, card, versions, date, the TF32 flags.
 
 The caller's model is never changed: conversion (device, dtype, memory format) and the training
@@ -38,7 +39,8 @@ from archstat.analyses.live_memory import inference_peak
 from archstat.profiling.calibrate import get_time_model
 from archstat.profiling.ceilings import Ceilings, defend, get_ceilings
 from archstat.profiling.fresh_pages import steady_heap
-from archstat.profiling.layer_timing import bytes_moved, time_layers, trace_records
+from archstat.profiling.host_pace import between, read_pace
+from archstat.profiling.layer_timing import bytes_moved, interleaved, trace_records
 from archstat.profiling.precision import check_precision, precision_flags
 from archstat.profiling.profile_inputs import make_inputs, profile_inputs
 from archstat.profiling.profile_train import train_memory_estimate, train_step_fn
@@ -167,10 +169,15 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
             runs[0]["peak_flops_per_s"] = ceil.peak(precision)
             runs[0]["peak_share"] = runs[0]["achieved_flops_per_s"] / ceil.peak(precision)
         if layers:
-            stages.next(f"timing every op call ({layer_repeat} instrumented passes)")
+            stages.next(f"timing every op call ({layer_repeat} instrumented passes, each after a whole-model call)")
+            args, kw = feed
+            # the machine's pace before and after (host_pace): the calibration is re-read at it
+            pace0 = read_pace(dev, dtype) if tmodel is not None else None
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
-                passes = time_layers(net, graph, nodes, feed[0], dev, warmup=1, repeat=layer_repeat,
-                                     kwargs=feed[1])
+                passes, whole_s = interleaved(net, graph, nodes, feed[0], dev, warmup=1, repeat=layer_repeat,
+                                              kwargs=feed[1], whole=lambda: net(*args, **kw))
+            if tmodel is not None:
+                tmodel = tmodel.at_pace(between(pace0, read_pace(dev, dtype)))
         feed = None  # free the inputs before the training step allocates its own
         summary: dict[str, Any] = {}
         if train:
@@ -180,7 +187,7 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     stages.close()
     frame = _layer_frame(df, records, wbytes, passes)
     if passes:
-        frame = _summarize(frame, passes, runs[0]["median_s"], ceil, precision, batch, dtype.itemsize, tmodel,
+        frame = _summarize(frame, passes, stats(whole_s)["median"], ceil, precision, batch, dtype.itemsize, tmodel,
                            summary)
     if ceil is not None:
         context["ceilings"] = {"device_name": ceil.device_name, "matmul_flops_per_s": ceil.matmul,
@@ -192,10 +199,11 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
 
 def _summarize(frame: pd.DataFrame, passes: list[list[float]], whole: float, ceil: Optional[Ceilings],
                precision: str, batch: int, itemsize: int, tmodel: Any, summary: dict) -> pd.DataFrame:
-    """Per-layer times against the whole-model median, and the roofline where there are ceilings."""
+    """Per-layer times against ``whole``, the median of the whole-model calls made between the
+    instrumented passes (``layer_timing.interleaved``), and the roofline where there are ceilings."""
     totals = [sum(p) for p in passes]
     # sum of the per-row medians (what the table shows) and the median of whole passes (less
-    # sensitive to one-off stalls): both against the whole-model median
+    # sensitive to one-off stalls): both against the whole-model median of the same stretch of time
     summary.update({"layer_sum_s": float(frame["time_s"].sum()), "layer_pass_median_s": stats(totals)["median"],
                     "whole_model_s": whole, "layer_sum_ratio": float(frame["time_s"].sum()) / whole,
                     "layer_pass_ratio": stats(totals)["median"] / whole})

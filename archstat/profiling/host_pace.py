@@ -1,0 +1,82 @@
+"""How fast the machine runs right now: three fixed probes, read at calibration and at measurement.
+
+A shared machine does not keep one speed.  On the 2-core hosts we measure on, the same synthetic grid
+timed in passes minutes apart moved by a median 1.0-1.5x per family, nearly the same factor for
+every family in a pass (convs 1.43x, ReLUs 1.28x, copies 1.17x in one pass against a run 10 minutes
+later), and the predicted layer sum followed it: 1.05-1.29 of the whole model on one run, 0.78-1.0 on
+another, with the same model and a calm measurement.  A calibration taken days ago, under another
+load, is off by the same factor for every layer.
+
+So both sides read the same three probes (``PROBES``: a matmul, a copy that streams from DRAM, a
+call too small to do any work), each the median of ``PROBE_REPEAT`` calls back to back, and the
+calibration is re-read at the measurement's pace: every calibration time ``t`` becomes
+
+    t * g(now) / g(then),    g(p) = (prod_k p_k) ** (1 / len(PROBES))
+
+(``pace_factor``), the geometric mean of the three probes' ratios: one factor for every term of
+every family, as the host's drift is close to one factor, and no parameter fitted to any model.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Callable, Optional
+
+import torch
+
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED
+from archstat.profiling.timing import time_calls
+
+TIME_KEYS = ("time_s", "hot_s", EVICTED, "after_s", AFTER_BN, AFTER_BN_RELU)  # a calibration point's timings (s)
+PACE = "pace"  # the key of a calibration point's probe readings (seconds per probe)
+PROBE_REPEAT = 9
+MATMUL_N = 384  # 113 MFLOP: about 1-2 ms on 2 cores, compute-bound
+COPY_BYTES = 16 * 2 ** 20  # larger than the last-level caches of the hosts we calibrate on: DRAM-bound
+TINY = 1024  # elements: a call that does no work, the dispatch floor
+
+
+def probes(device: torch.device, dtype: torch.dtype) -> dict[str, Callable[[], object]]:
+    """The three probe calls, on operands built once."""
+    a = torch.randn(MATMUL_N, MATMUL_N, device=device, dtype=dtype)
+    src = torch.empty(COPY_BYTES // 4, device=device, dtype=torch.float32).uniform_()
+    dst = torch.empty_like(src)
+    tiny = torch.randn(TINY, device=device, dtype=dtype)
+    return {"matmul": lambda: a @ a, "copy": lambda: dst.copy_(src), "dispatch": lambda: torch.relu(tiny)}
+
+
+def read_pace(device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """Seconds of each probe now: the median of ``PROBE_REPEAT`` calls after one warm-up."""
+    with torch.inference_mode():
+        return {name: statistics.median(time_calls(call, device, warmup=1, repeat=PROBE_REPEAT))
+                for name, call in probes(device, dtype).items()}
+
+
+def pace_level(pace: dict[str, float]) -> float:
+    """``g(p)``: the geometric mean of the probe times (seconds); NaN without readings."""
+    values = [v for v in pace.values() if v and v > 0 and math.isfinite(v)]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else math.nan
+
+
+def pace_factor(now: Optional[dict[str, float]], then: Optional[dict[str, float]]) -> float:
+    """``g(now) / g(then)`` over the probes both readings have: how much slower the machine runs now than
+    when ``then`` was read (1.0 where either reading is missing)."""
+    if not now or not then:
+        return 1.0
+    common = sorted(set(now) & set(then))
+    ratio = pace_level({k: now[k] for k in common}) / pace_level({k: then[k] for k in common}) if common else math.nan
+    return ratio if math.isfinite(ratio) and ratio > 0 else 1.0
+
+
+def between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The pace between two readings: per probe the geometric mean of the two."""
+    return {k: math.sqrt(before[k] * after[k]) for k in before if k in after and before[k] > 0 and after[k] > 0}
+
+
+def at_pace(point: dict[str, Any], pace: Optional[dict[str, float]]) -> dict[str, Any]:
+    """A calibration ``point`` with its timings (``TIME_KEYS``) re-read at the machine's ``pace``: each
+    multiplied by ``pace_factor(pace, point[PACE])``, and ``PACE`` set to ``pace``; the point as it is
+    where either reading is missing (a calibration from before the probes, or no reading now)."""
+    if not pace or not point.get(PACE):
+        return point
+    scale = pace_factor(pace, point[PACE])
+    return {**point, **{k: point[k] * scale for k in TIME_KEYS if k in point}, PACE: dict(pace)}
