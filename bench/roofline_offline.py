@@ -1,6 +1,6 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
-    python bench/roofline_offline.py DUMP [DUMP ...] [--no-pace] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
+    python bench/roofline_offline.py DUMP [DUMP ...] [--pace] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
         [--no-evicted] [--families] [--rounds K] [--drop-grid-part PART]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
@@ -9,8 +9,8 @@ is fitted again on that run's calibration, without the grid points equal to one 
 the bench does), and every row predicted again.  Prints the bench's columns per model and, per folder,
 how many rows meet each of issue 13's four targets and the mean of the medians
 (``roofline_accuracy.targets_line``), so that a change to the model can be judged on several runs'
-measurements without measuring again (and without a slow minute of the host deciding it).  ``--no-pace`` fits the calibration as measured, not re-read at the
-pace of the run's fastest round (``host_pace``; runs from before the probes have no pace).  ``--no-warm`` switches the
+measurements without measuring again (and without a slow minute of the host deciding it).  ``--pace`` re-reads the calibration at the pace of the run's fastest
+round (``host_pace``; tried on 2026-12-01 and not adopted; runs from before the probes have no pace).  ``--no-warm`` switches the
 operands-in-private-caches rule off (``private_cache_bytes`` = 0; every rule that needs the back-to-back
 fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_weights``), ``--no-weights``
 ``t_weights`` alone (the copy family's back-to-back times dropped: a copy row's warm price goes too), ``--no-after-bn`` the BatchNorm-after-a-conv
@@ -67,10 +67,10 @@ def first_passes(cal: dict, passes: int) -> dict:
 
 
 def repredict(frame: pd.DataFrame, cal: dict, batch: int, itemsize: int = 4, rounds: Optional[int] = None,
-              use_pace: bool = True) -> dict:
-    """The bench's summary of one stored frame, predicted again from the calibration ``cal``, re-read at the
-    pace of the fastest of its (first ``rounds``) rounds (``use_pace``; frames dumped before the pace
-    probes have none, and are predicted as measured)."""
+              use_pace: bool = False) -> dict:
+    """The bench's summary of one stored frame, predicted again from the calibration ``cal``; with
+    ``use_pace``, re-read at the pace of the fastest of its (first ``rounds``) rounds (``host_pace``;
+    frames dumped before the pace probes have none, and are predicted as measured)."""
     rows = frame.drop(columns=[c for c in [*MODEL_COLUMNS, "error"] if c in frame.columns])
     paces = list(frame.attrs.get(PACE_ROUNDS) or [])[:rounds]
     tm, _ = held_out_model(cal, layer_signatures(rows, batch), fastest(paces) if use_pace else None)
@@ -98,8 +98,8 @@ def main() -> None:
     ap.add_argument("--no-evicted", action="store_true", help="price convs from their back-to-back benchmarks, not "
                     "from those timed with the private caches refilled (the calibration's EVICTED times dropped; "
                     "the BatchNorm and ReLU probes after convs stay as measured)")
-    ap.add_argument("--no-pace", action="store_true", help="the calibration as measured, not re-read at the pace "
-                    "the model was measured at (host_pace)")
+    ap.add_argument("--pace", action="store_true", help="the calibration re-read at the pace the model was measured "
+                    "at (host_pace: every timing times g(now) / g(then)); tried and not adopted (docs/measured.md)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
     ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
                     "does not record one (runs before the rule existed)")
@@ -138,7 +138,7 @@ def main() -> None:
                 except SystemExit as exc:  # a row the run's deadline left short of rounds: said, skipped
                     print(f"  {name:14s} b{batch:<3s} skipped: {exc}")
                     continue
-            r = repredict(frame, cal, int(batch), rounds=a.rounds, use_pace=not a.no_pace)
+            r = repredict(frame, cal, int(batch), rounds=a.rounds, use_pace=a.pace)
             rows.append({**r, "model": name, "batch": int(batch)})
             line = (f"  {name:14s} b{batch:<3s} median |err| {r['median_abs_error']:.1%}  naive / calibrated "
                     f"{r['naive_median_abs_error'] / r['median_abs_error']:.1f}x  Spearman {r['spearman']:.3f}  "

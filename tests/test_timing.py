@@ -103,6 +103,21 @@ def test_layer_clock_one_sync_per_pass_and_intervals_per_row(fake):
     assert fake.log.count("record") == 5 * (len(records) + 1)
 
 
+def test_interleaved_times_a_whole_model_call_right_before_each_pass(fake):
+    """The whole-model calls the layer sum is judged against run between the instrumented passes, each
+    bracketed by two events and read after a sync, with the device's time."""
+    model = Small().eval()
+    graph, records, nodes, _ = trace_records(analyze_rows(model, (3, 8, 8), batch=2))
+    fake.tick = 1e-3
+    whole = lambda: fake.enqueue(0.0)  # noqa: E731 - logs "call"
+    passes, whole_s = layer_timing.interleaved(model, graph, nodes, torch.randn(2, 3, 8, 8), torch.device("cpu"),
+                                               warmup=1, repeat=3, whole=whole)
+    assert len(passes) == 3 and whole_s == pytest.approx([1e-3] * 3)
+    timed = fake.log[fake.log.index("sync") + 1:]  # after the warm-up pass
+    one_pass = ["record"] * (len(records) + 1) + ["sync"]
+    assert timed == (["record", "call", "record", "sync"] + one_pass) * 3
+
+
 def test_host_event_matches_cuda_event_interface():
     a, b = HostEvent(), HostEvent()
     with pytest.raises(RuntimeError, match="never recorded"):

@@ -1,20 +1,29 @@
 """How fast the machine runs right now: three fixed probes, read at calibration and at measurement.
 
 A shared machine does not keep one speed.  On the 2-core hosts we measure on, the same synthetic grid
-timed in passes minutes apart moved by a median 1.0-1.5x per family, nearly the same factor for
-every family in a pass (convs 1.43x, ReLUs 1.28x, copies 1.17x in one pass against a run 10 minutes
-later), and the predicted layer sum followed it: 1.05-1.29 of the whole model on one run, 0.78-1.0 on
-another, with the same model and a calm measurement.  A calibration taken days ago, under another
-load, is off by the same factor for every layer.
+timed in runs minutes apart moved by a median 1.0-1.5x per family, often close to one factor for
+every family (convs 1.43x, ReLUs 1.28x, copies 1.17x in one pass against a run 10 minutes later),
+and the predicted layer sum followed it: 1.05-1.29 of the whole model on one run, 0.78-1.0 on
+another.  A calibration taken days ago, under another load, could be off by one factor for every layer.
 
 So both sides read the same three probes (``PROBES``: a matmul, a copy that streams from DRAM, a
-call too small to do any work), each the median of ``PROBE_REPEAT`` calls back to back, and the
-calibration is re-read at the measurement's pace: every calibration time ``t`` becomes
+call too small to do any work), each the median of ``PROBE_REPEAT`` calls back to back: every
+calibration point records the pace around it (``PACE``), every profile the pace while its layers were
+timed (``context["host_pace"]``).  ``TimeModel.at_pace`` re-reads a calibration at another pace: every
+calibration time ``t`` becomes
 
     t * g(now) / g(then),    g(p) = (prod_k p_k) ** (1 / len(PROBES))
 
-(``pace_factor``), the geometric mean of the three probes' ratios: one factor for every term of
-every family, as the host's drift is close to one factor, and no parameter fitted to any model.
+(``pace_factor``), one factor for every term of every family, no parameter fitted to any model.
+
+Tried, and not applied by default (docs/measured.md): on the first benchmark run that read the
+probes (05:12 UTC 2026-12-01) the calibration re-read at the measurement's pace, its passes combined
+at one pace, met 33 of 40 targets, mean of the ten medians 18.7%, against 35 of 40 and 17.1% as
+measured.  The probes explain little of a point's change between two passes (correlation 0.42 in log
+time; convs against the matmul probe 0.65, memory-bound families near 0 or below): most of a
+shared host's drift here is per benchmark, not one factor, and the dispatch probe alone moved 2x.
+The readings stay recorded, so that another use of them can be judged offline
+(``bench/roofline_offline.py --pace``).
 """
 from __future__ import annotations
 

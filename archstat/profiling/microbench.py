@@ -37,13 +37,13 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
-from archstat.profiling.host_pace import PACE, at_pace, between, read_pace
+from archstat.profiling.host_pace import PACE, between, read_pace
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 16  # every point carries the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 16  # every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -574,10 +574,10 @@ def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One point per benchmark from several passes over the same grid: the least ``time_s``, ``hot_s``
     and ``EVICTED`` (other work only ever slows a benchmark down) and the mean ``after_s``,
     ``AFTER_BN`` and ``AFTER_BN_RELU`` (differences of two timings, which a burst can move either way).
-    Points that carry the machine's pace are first re-read at the first pass's pace (``at_pace``)."""
+    A point keeps the machine's pace (``host_pace.PACE``) of the pass whose ``time_s`` it kept; the passes
+    are compared as measured (re-read at one pace first, the benchmark read worse: docs/measured.md)."""
     out = []
     for same in zip(*runs):
-        same = tuple(at_pace(p, same[0].get(PACE)) for p in same)
         point = dict(min(same, key=lambda p: p["time_s"]))
         for key in ("hot_s", EVICTED):
             if all(key in p for p in same):

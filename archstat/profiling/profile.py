@@ -13,8 +13,9 @@
 * ``layers``: analyze()'s rows plus each op call's measured time (see ``layer_timing``), its share,
   hardware FLOPs, bytes moved and the roofline columns (see ``roofline``).
 * ``summary``: per-layer sum against the whole-model time (measured between the instrumented passes),
-  roofline error statistics (the time model re-read at the machine's pace, ``host_pace``), training memory
-  against the symbolic estimate.  ``context``: device, card, versions, date, the TF32 flags.
+  roofline error statistics, training memory
+  against the symbolic estimate.  ``context``: device, card, versions, date, the TF32 flags, the machine's
+  pace while the layers were timed (``host_pace``, probe seconds; with a time model).
 
 The caller's model is never changed: conversion (device, dtype, memory format) and the training
 step work on copies.  An out-of-memory batch is a one-line ArchstatError naming the batch.
@@ -171,13 +172,14 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
         if layers:
             stages.next(f"timing every op call ({layer_repeat} instrumented passes, each after a whole-model call)")
             args, kw = feed
-            # the machine's pace before and after (host_pace): the calibration is re-read at it
+            # the machine's pace before and after (host_pace), recorded beside the calibration's, not applied:
+            # re-reading the calibration at it read worse on the benchmark (docs/measured.md)
             pace0 = read_pace(dev, dtype) if tmodel is not None else None
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes, whole_s = interleaved(net, graph, nodes, feed[0], dev, warmup=1, repeat=layer_repeat,
                                               kwargs=feed[1], whole=lambda: net(*args, **kw))
-            if tmodel is not None:
-                tmodel = tmodel.at_pace(between(pace0, read_pace(dev, dtype)))
+            if pace0 is not None:
+                context["host_pace"] = between(pace0, read_pace(dev, dtype))
         feed = None  # free the inputs before the training step allocates its own
         summary: dict[str, Any] = {}
         if train:

@@ -117,7 +117,7 @@ def to_text(p: Any, top: int = 0) -> str:
                      f"allocation-, {r.get('weights_bound', 0)} cold-weights-bound); predicted layer sum "
                      f"{_num(r.get('predicted_sum_s'), 1e3, 3)} ms"
                      + (f" ({r['without_formula']} op(s) without a formula have no prediction and are left out)"
-                        if r.get("without_formula") else "") + pace_text(c))
+                        if r.get("without_formula") else ""))
     check = c.get("ceiling_check") or {}
     if check.get("message"):
         lines.append(f"ceiling check: {check['message']}"
@@ -156,15 +156,3 @@ def _grid(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
     fmt = lambda cells: "  ".join(str(x).ljust(w) if i < left or i == last and left > 1 else str(x).rjust(w)  # noqa: E731
                                   for i, (x, w) in enumerate(zip(cells, widths))).rstrip()
     return [fmt(head)] + [fmt(r) for r in rows]
-
-
-def pace_text(context: dict) -> str:
-    """``; calibration re-read at this run's pace: the machine ran 1.12x slower than while calibrated``, or
-    nothing (no time model, or a calibration from before the pace probes)."""
-    pace = ((context.get("ceilings") or {}).get("time_model") or {}).get("pace") or {}
-    if not pace.get("now") or pace.get("factor") in (None, 1.0):
-        return ""
-    f = pace["factor"]
-    return (f"; calibration re-read at this run's pace (host_pace probes): the machine ran "
-            f"{f if f >= 1 else 1 / f:.2f}x {'slower' if f >= 1 else 'faster'} than while it was calibrated")
-
