@@ -19,11 +19,11 @@ calibration time ``t`` becomes
 Tried, and not applied by default (docs/measured.md): on the first benchmark run that read the
 probes (05:12 UTC 2026-12-01) the calibration re-read at the measurement's pace, its passes combined
 at one pace, met 33 of 40 targets, mean of the ten medians 18.7%, against 35 of 40 and 17.1% as
-measured.  The probes explain little of a point's change between two passes (correlation 0.42 in log
-time; convs against the matmul probe 0.65, memory-bound families near 0 or below): most of a
-shared host's drift here is per benchmark, not one factor, and the dispatch probe alone moved 2x.
-The readings stay recorded, so that another use of them can be judged offline
-(``bench/roofline_offline.py --pace``).
+measured; on the next run, out of sample, 29 of 40 and 17.9% against 38 and 13.2%.  The probes
+explain little of a point's change between two passes (correlation 0.42 in log time; convs against
+the matmul probe 0.65, memory-bound families near 0 or below): most of a shared host's drift here
+is per benchmark, not one factor, and the dispatch probe alone moved 2x.  The readings stay
+recorded, so that another use of them can be judged offline (``bench/roofline_offline.py --pace``).
 """
 from __future__ import annotations
 
