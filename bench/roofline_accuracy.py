@@ -47,7 +47,7 @@ TARGETS = ("targets (idle CPU): layer sum within 10% of the whole model; median 
 TARGET_NAMES = ("median", "2x naive", "Spearman", "layer sum")
 ROUND_PREFIX, WHOLE_ROUND_PREFIX = "time_s_round", "whole_model_s_round"  # a dumped frame's per-round columns
 # rounds on a CPU: over six runs of 2026-12-01 re-read with their first round only, the mean of the ten medians
-# went 24.0 -> 16.8% and the targets met 186 -> 207 of 240 with the second; a third from 05:23 UTC (docs/measured.md)
+# went 24.0 -> 16.8% and the targets met 186 -> 207 of 240 with the second; a third from the 05:22 UTC run on (docs/measured.md)
 CPU_ROUNDS = 3
 PACE_ROUNDS = "pace_rounds"  # a dumped frame's attrs key: each round's pace (``host_pace``), in round order
 
@@ -133,20 +133,13 @@ def profile_pace(p: Any) -> Optional[dict[str, float]]:
     return p.context.get("host_pace")
 
 
-def fastest(paces: list[Optional[dict[str, float]]]) -> Optional[dict[str, float]]:
-    """The pace of the fastest of several rounds (``host_pace.pace_level``): each layer keeps its fastest
-    round, so the calibration is re-read at the fastest round's pace."""
-    from archstat.profiling.host_pace import pace_level
-
-    known = [p for p in paces if p]
-    return min(known, key=pace_level) if known else None
 
 
 def faster_of(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, precision: str, batch: int,
               dump: Optional[pathlib.Path] = None, name: str = "") -> dict[str, Any]:
     """The table's row from one or more rounds of the same model: each layer's time the least of the
     rounds' per-layer medians, the whole model the least of their medians (the calibration keeps the
-    faster of its two passes in the same way: on a shared machine a slow phase of a minute moved every
+    fastest of its passes, one per round, in the same way: on a shared machine a slow phase of a minute moved every
     layer of a batch-1 model by 20% between two runs of the whole benchmark, calibration unchanged)."""
     from archstat.profiling.roofline import roofline, roofline_summary
 
@@ -315,7 +308,7 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
 def calibration_text(cal: dict[str, Any], spread: bool) -> str:
     """The table's line on the calibration: how many benchmarks, when, how."""
     st = cal.get("state") or {}
-    how = (f"one pass before each round of measurements ({len(cal['passes'])} so far; each point the faster)"
+    how = (f"one pass before each round of measurements ({len(cal['passes'])} so far; each point the fastest)"
            if spread else f"measured {st.get('date')}")
     # loads are 1-minute averages: the one after a pass counts the benchmark's own threads
     return (f"{len(cal['points'])} synthetic micro-benchmarks (seed {cal.get('seed')}), {how}, load at the start "

@@ -36,10 +36,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 
-from roofline_accuracy import (PACE_ROUNDS, ROUND_PREFIX, WHOLE_ROUND_PREFIX, fastest, held_out_model,  # noqa: E402
+from roofline_accuracy import (PACE_ROUNDS, ROUND_PREFIX, WHOLE_ROUND_PREFIX, held_out_model,  # noqa: E402
                                layer_signatures, targets_line)
 
 from archstat.commands._common import positive_int  # noqa: E402
+from archstat.profiling.host_pace import pace_level  # noqa: E402
 from archstat.profiling.microbench import combine  # noqa: E402
 
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
@@ -64,6 +65,13 @@ def first_passes(cal: dict, passes: int) -> dict:
     if len(cal.get("passes") or []) < passes:
         raise SystemExit(f"error: this calibration kept {len(cal.get('passes') or [])} passes, not {passes}")
     return {**cal, "points": combine(cal["passes"][:passes])}
+
+
+def fastest(paces: list[Optional[dict[str, float]]]) -> Optional[dict[str, float]]:
+    """The pace of the fastest of several rounds (``host_pace.pace_level``): each layer keeps its fastest
+    round, so ``--pace`` re-reads the calibration at the fastest round's pace."""
+    known = [p for p in paces if p]
+    return min(known, key=pace_level) if known else None
 
 
 def repredict(frame: pd.DataFrame, cal: dict, batch: int, itemsize: int = 4, rounds: Optional[int] = None,

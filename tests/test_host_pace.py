@@ -78,10 +78,12 @@ def test_a_machine_twice_as_slow_is_predicted_twice_the_time():
     tm = TimeModel(paced_points(), {"private_cache_bytes": 2 ** 21})
     rows = priced_net()
     base = tm.predict(rows, 4, 4)["predicted_s"]
-    assert tm.at_pace(CALM).pace_factor == 1.0 and tm.at_pace(SLOW).pace_factor == pytest.approx(2.0)
-    assert list(tm.at_pace(SLOW).predict(rows, 4, 4)["predicted_s"]) == pytest.approx(list(2 * base))
-    assert list(tm.at_pace(CALM).predict(rows, 4, 4)["predicted_s"]) == pytest.approx(list(base))
-    assert tm.at_pace(SLOW).describe()["pace"] == {"now": SLOW, "factor": pytest.approx(2.0)}
+    slow, calm = (TimeModel(paced_points(), {"private_cache_bytes": 2 ** 21}, pace) for pace in (SLOW, CALM))
+    assert calm.pace_scale == 1.0 and slow.pace_scale == pytest.approx(2.0)
+    assert list(slow.predict(rows, 4, 4)["predicted_s"]) == pytest.approx(list(2 * base))
+    assert list(calm.predict(rows, 4, 4)["predicted_s"]) == pytest.approx(list(base))
+    assert slow.describe()["applied_pace"] == {"pace": SLOW, "median_scale": pytest.approx(2.0)}
+    assert "applied_pace" not in tm.describe()  # as measured: nothing claimed
 
 
 def test_profile_records_the_pace_of_its_layers_and_prices_them_as_calibrated(monkeypatch):

@@ -6,7 +6,6 @@ repeats, one thread (a busy 2-core CI box otherwise stalls torch's thread pool).
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
 
@@ -82,6 +81,27 @@ def test_profile_rows_are_analyze_rows_with_times():
     assert p.summary["layer_sum_ratio"] == pytest.approx(p.summary["layer_sum_s"] / p.summary["whole_model_s"])
     assert p.context["cudnn_allow_tf32"] is False and p.context["precision"] == "fp32"
     assert p.context["device"] == "cpu" and "torch" in p.context and "date" in p.context
+
+
+def test_the_layer_sum_is_judged_against_the_whole_model_calls_between_the_passes(monkeypatch):
+    """summary["whole_model_s"] is the median of the whole-model calls made between the instrumented
+    passes (layer_timing.interleaved), not the forward row's median of calls timed before them."""
+    import archstat.profiling.profile as profile_module
+
+    real = profile_module.interleaved
+    calls = []
+
+    def fake_interleaved(*args, **kwargs):
+        calls.append(kwargs.get("whole"))
+        passes, whole_s = real(*args, **kwargs)
+        assert len(whole_s) == len(passes) == 3
+        return passes, [1.0, 3.0, 2.0]
+
+    monkeypatch.setattr(profile_module, "interleaved", fake_interleaved)
+    p = profile(Tiny(), batch=2, warmup=1, repeat=3, layer_repeat=3, ceilings=fake_ceilings(), time_model=False)
+    assert callable(calls[0])  # the whole model is timed between the passes
+    assert p.summary["whole_model_s"] == 2.0 != p.runs.set_index("phase").loc["forward", "median_s"]
+    assert p.summary["layer_sum_ratio"] == pytest.approx(p.layers["time_s"].sum() / 2.0)
 
 
 def test_bytes_moved_and_hardware_flops_per_row():

@@ -16,7 +16,7 @@ from torch import nn
 import archstat.profiling.layer_timing as layer_timing
 import archstat.profiling.timing as timing
 from archstat.engine.analyze import analyze_rows
-from archstat.profiling.layer_timing import time_layers, trace_records
+from archstat.profiling.layer_timing import interleaved, trace_records
 from archstat.profiling.timing import HostEvent, time_calls
 
 
@@ -96,7 +96,8 @@ def test_layer_clock_one_sync_per_pass_and_intervals_per_row(fake):
     model = Small().eval()
     graph, records, nodes, _ = trace_records(analyze_rows(model, (3, 8, 8), batch=2))
     fake.tick = 1e-3  # every op call takes 1 ms of device time
-    passes = time_layers(model, graph, nodes, torch.randn(2, 3, 8, 8), torch.device("cpu"), warmup=2, repeat=3)
+    passes, whole = interleaved(model, graph, nodes, torch.randn(2, 3, 8, 8), torch.device("cpu"), warmup=2, repeat=3)
+    assert whole == []  # no whole-model call asked for
     assert len(passes) == 3 and all(len(p) == len(records) for p in passes)
     assert all(t == pytest.approx(1e-3) for p in passes for t in p)
     assert fake.log.count("sync") == 2 + 3  # one per pass (warm-up included), none between op calls
@@ -109,10 +110,11 @@ def test_interleaved_times_a_whole_model_call_right_before_each_pass(fake):
     model = Small().eval()
     graph, records, nodes, _ = trace_records(analyze_rows(model, (3, 8, 8), batch=2))
     fake.tick = 1e-3
-    whole = lambda: fake.enqueue(0.0)  # noqa: E731 - logs "call"
-    passes, whole_s = layer_timing.interleaved(model, graph, nodes, torch.randn(2, 3, 8, 8), torch.device("cpu"),
-                                               warmup=1, repeat=3, whole=whole)
-    assert len(passes) == 3 and whole_s == pytest.approx([1e-3] * 3)
+    whole = lambda: fake.enqueue(2e-3)  # noqa: E731 - 2 ms of device work, logged as "call"
+    passes, whole_s = interleaved(model, graph, nodes, torch.randn(2, 3, 8, 8), torch.device("cpu"),
+                                  warmup=1, repeat=3, whole=whole)
+    assert len(passes) == 3 and whole_s == pytest.approx([3e-3] * 3)  # its work and the end event's tick
+    assert fake.log[0] == "call"  # the whole model is warmed up with the passes
     timed = fake.log[fake.log.index("sync") + 1:]  # after the warm-up pass
     one_pass = ["record"] * (len(records) + 1) + ["sync"]
     assert timed == (["record", "call", "record", "sync"] + one_pass) * 3

@@ -8,9 +8,9 @@ another.  A calibration taken days ago, under another load, could be off by one 
 
 So both sides read the same three probes (``PROBES``: a matmul, a copy that streams from DRAM, a
 call too small to do any work), each the median of ``PROBE_REPEAT`` calls back to back: every
-calibration point records the pace around it (``PACE``), every profile the pace while its layers were
-timed (``context["host_pace"]``).  ``TimeModel.at_pace`` re-reads a calibration at another pace: every
-calibration time ``t`` becomes
+calibration point records the pace around it (``PACE``), every profile with a time model the pace
+while its layers were timed (``context["host_pace"]``).  ``TimeModel(points, state, pace)`` re-reads a
+calibration at another pace: every calibration time ``t`` becomes
 
     t * g(now) / g(then),    g(p) = (prod_k p_k) ** (1 / len(PROBES))
 
@@ -39,6 +39,8 @@ from archstat.profiling.timing import time_calls
 TIME_KEYS = ("time_s", "hot_s", EVICTED, "after_s", AFTER_BN, AFTER_BN_RELU)  # a calibration point's timings (s)
 PACE = "pace"  # the key of a calibration point's probe readings (seconds per probe)
 PROBE_REPEAT = 9
+# sized for a CPU host; on a GPU the three are launch-bound (a 2 x 16 MiB copy fits an H100's L2), a reading
+# of its launch path only
 MATMUL_N = 384  # 113 MFLOP: about 1-2 ms on 2 cores, compute-bound
 COPY_BYTES = 16 * 2 ** 20  # larger than the last-level caches of the hosts we calibrate on: DRAM-bound
 TINY = 1024  # elements: a call that does no work, the dispatch floor

@@ -114,14 +114,6 @@ def instrument(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node]) -> tuple
     return gm, order
 
 
-def time_layers(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any,
-                device: torch.device, warmup: int, repeat: int, kwargs: Optional[dict] = None) -> list[list[float]]:
-    """``repeat`` passes of per-node seconds, one list per pass, in the order of ``nodes``, on ``x``
-    (one tensor, or the positional inputs) and the keyword inputs ``kwargs`` (``interleaved`` without
-    the whole-model calls)."""
-    return interleaved(model, graph, nodes, x, device, warmup, repeat, kwargs)[0]
-
-
 def interleaved(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any, device: torch.device,
                 warmup: int, repeat: int, kwargs: Optional[dict] = None,
                 whole: Optional[Callable[[], object]] = None) -> tuple[list[list[float]], list[float]]:
@@ -130,7 +122,7 @@ def interleaved(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any,
 
     Why interleaved: the layer sum is judged against the whole model, and a shared machine's pace moves
     by 10-20% over the seconds that separate two blocks of calls (the layer sum of the same model read
-    0.77-1.10 of a whole-model median taken just before); one after the other, both medians see the same
+    0.77-1.11 of a whole-model median taken just before); one after the other, both medians see the same
     machine.  The instrumented graph runs as generated Python code, not node by node through
     ``fx.Interpreter``: what the timing adds per op call is one function call and one event record.
     """
@@ -159,6 +151,8 @@ def interleaved(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any,
     passes, whole_s = [], []
     with torch.inference_mode():
         for _ in range(max(warmup, 1)):
+            if whole is not None:
+                whole()
             one_pass()
         for _ in range(repeat):
             if whole is not None:

@@ -122,7 +122,8 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
 
     ``ceilings``: True measures (or loads from cache) the device ceilings and adds the roofline;
     a :class:`Ceilings` is used as given; False skips both.  ``quick`` shrinks the calibration
-    (tests, dry runs).  ``time_budget_s`` caps each timed loop (the repeat count is cut to fit).
+    (tests, dry runs).  ``time_budget_s`` caps the whole-model and training-step loops (the repeat count is
+    cut to fit); the ``layer_repeat`` instrumented passes, each after one more whole-model call, are not cut.
     ``time_model``: True calibrates (or loads) the per-family time model for per-layer runs with
     ceilings; a ``TimeModel`` is used as given; False predicts with the naive roofline only.
     ``refresh_ceilings`` measures the ceilings and the time model again; ``quiet`` silences the
@@ -171,13 +172,12 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
             runs[0]["peak_share"] = runs[0]["achieved_flops_per_s"] / ceil.peak(precision)
         if layers:
             stages.next(f"timing every op call ({layer_repeat} instrumented passes, each after a whole-model call)")
-            args, kw = feed
             # the machine's pace before and after (host_pace), recorded beside the calibration's, not applied:
             # re-reading the calibration at it read worse on the benchmark (docs/measured.md)
             pace0 = read_pace(dev, dtype) if tmodel is not None else None
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes, whole_s = interleaved(net, graph, nodes, feed[0], dev, warmup=1, repeat=layer_repeat,
-                                              kwargs=feed[1], whole=lambda: net(*args, **kw))
+                                              kwargs=feed[1], whole=lambda: net(*feed[0], **feed[1]))
             if pace0 is not None:
                 context["host_pace"] = between(pace0, read_pace(dev, dtype))
         feed = None  # free the inputs before the training step allocates its own

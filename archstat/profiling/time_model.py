@@ -122,9 +122,8 @@ import pandas as pd
 
 from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwidth_curve, rate_features,
                                            successor_curves, successor_features, successor_neighbours)
-from archstat.profiling import host_pace
 from archstat.profiling.fresh_pages import is_fresh
-from archstat.profiling.host_pace import PACE, pace_factor
+from archstat.profiling.host_pace import PACE, at_pace, pace_factor
 from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
                                             batch_of, calibrated, family, features, global_pool, nearest_window,
                                             output_bytes, window_of, work)
@@ -152,12 +151,12 @@ class TimeModel:
     def __init__(self, points: list[dict[str, Any]], state: Optional[dict] = None,
                  pace: Optional[dict[str, float]] = None) -> None:
         self.state = state or {}
-        # the calibration as measured, and re-read at the machine's pace now (``host_pace``: every timing
-        # times g(now) / g(then); points from before the probes, or no reading now, as measured)
-        self.points, self.pace = points, pace
+        # with ``pace``, the calibration re-read at that pace of the machine (``host_pace``: every timing times
+        # g(pace) / g(then); points from before the probes as measured); tried, not applied by default
+        self.pace = pace
         factors = [pace_factor(pace, p[PACE]) for p in points if pace and p.get(PACE)]
-        self.pace_factor = float(np.median(factors)) if factors else 1.0
-        points = [host_pace.at_pace(p, pace) for p in points] if pace else points
+        self.pace_scale = float(np.median(factors)) if factors else 1.0  # the median over the points
+        points = [at_pace(p, pace) for p in points] if pace else points
         by: dict[str, list[dict]] = {}
         self.page_cost = next((p["time_s"] for p in points if p["family"] == "fresh_pages"), 0.0)
         for p in points:
@@ -201,10 +200,6 @@ class TimeModel:
         self.after_bn_relu_curve = successor_curves(by, AFTER_BN_RELU, "bytes")
         # the same two probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
         self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in (AFTER_BN, AFTER_BN_RELU)}
-
-    def at_pace(self, pace: Optional[dict[str, float]]) -> "TimeModel":
-        """The same calibration fitted again, re-read at the machine's ``pace`` (``host_pace.read_pace``)."""
-        return TimeModel(self.points, self.state, pace)
 
     def fit_compute(self, f: str, ps: list[dict[str, Any]]) -> None:
         """A compute family's rate fit (``RateFit`` over the benchmarks well above the family's floor), and
@@ -330,8 +325,8 @@ class TimeModel:
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
                 "evicted_timings": self.evicted,  # families priced from ``microbench.as_in_a_pass``
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
-                # the machine's pace now (probe seconds) and how much slower than during the calibration
-                "pace": {"now": self.pace, "factor": self.pace_factor},
+                # only where the calibration was re-read at a pace (offline: roofline_offline.py --pace)
+                **({"applied_pace": {"pace": self.pace, "median_scale": self.pace_scale}} if self.pace else {}),
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
     def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0,
