@@ -14,8 +14,8 @@ layers (a random draw can; those are left out of that model's fit, so every pred
 sample).  Machine, torch, threads, load (1-minute average before and
 after each model) and date head the table.  On a CPU every model is measured in three rounds, minutes
 apart, each after a pass over the calibration grid, and each layer and each calibration point keeps the
-fastest (``--rounds``, ``CPU_ROUNDS``).  The whole-model time is the median of the calls ``profile`` makes between its
-instrumented passes.  The machine's pace (``archstat.profiling.host_pace``: three fixed probes, read
+fastest (``--rounds``, ``CPU_ROUNDS``).  The whole-model time is the median of the calls ``profile``
+makes between its instrumented passes.  The machine's pace (``archstat.profiling.host_pace``: three fixed probes, read
 through the grid and around every measurement) is dumped beside the frames, not applied: the
 calibration re-read at it read worse (``roofline_offline.py --pace``).  Targets (issue 13) are printed
 next to it, not asserted.
@@ -46,8 +46,8 @@ TARGETS = ("targets (idle CPU): layer sum within 10% of the whole model; median 
            "(<= 30% at batch 1 and for mobilenet_dw); calibrated >= 2x better than naive; Spearman >= 0.95")
 TARGET_NAMES = ("median", "2x naive", "Spearman", "layer sum")
 ROUND_PREFIX, WHOLE_ROUND_PREFIX = "time_s_round", "whole_model_s_round"  # a dumped frame's per-round columns
-# rounds on a CPU: over six runs of 2026-12-01 re-read with their first round only, the mean of the ten medians
-# went 24.0 -> 16.8% and the targets met 186 -> 207 of 240 with the second; a third from the 05:22 UTC run on (docs/measured.md)
+# rounds on a CPU: six runs of 2026-12-01 re-read with their first round only met 186 of 240 targets (the mean
+# of their ten-median means 24.0%), with both 207 (16.8%); a third from the 05:22 UTC run on (docs/measured.md)
 CPU_ROUNDS = 3
 PACE_ROUNDS = "pace_rounds"  # a dumped frame's attrs key: each round's pace (``host_pace``), in round order
 
@@ -133,14 +133,13 @@ def profile_pace(p: Any) -> Optional[dict[str, float]]:
     return p.context.get("host_pace")
 
 
-
-
 def faster_of(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, precision: str, batch: int,
               dump: Optional[pathlib.Path] = None, name: str = "") -> dict[str, Any]:
     """The table's row from one or more rounds of the same model: each layer's time the least of the
     rounds' per-layer medians, the whole model the least of their medians (the calibration keeps the
-    fastest of its passes, one per round, in the same way: on a shared machine a slow phase of a minute moved every
-    layer of a batch-1 model by 20% between two runs of the whole benchmark, calibration unchanged)."""
+    fastest of its passes, one per round, in the same way: on a shared machine a slow phase of a minute
+    moved every layer of a batch-1 model by 20% between two runs of the whole benchmark, calibration
+    unchanged)."""
     from archstat.profiling.roofline import roofline, roofline_summary
 
     profiles = [r["profile"] for r in rounds]

@@ -9,8 +9,9 @@ is fitted again on that run's calibration, without the grid points equal to one 
 the bench does), and every row predicted again.  Prints the bench's columns per model and, per folder,
 how many rows meet each of issue 13's four targets and the mean of the medians
 (``roofline_accuracy.targets_line``), so that a change to the model can be judged on several runs'
-measurements without measuring again (and without a slow minute of the host deciding it).  ``--pace`` re-reads the calibration at the pace of the run's fastest
-round (``host_pace``; tried on 2026-12-01 and not adopted; runs from before the probes have no pace).  ``--no-warm`` switches the
+measurements without measuring again (and without a slow minute of the host deciding it).  ``--pace``
+re-reads the calibration at the pace of the run's fastest round (``host_pace``; tried on 2026-12-01 and
+not adopted; runs from before the probes have no pace).  ``--no-warm`` switches the
 operands-in-private-caches rule off (``private_cache_bytes`` = 0; every rule that needs the back-to-back
 fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_weights``), ``--no-weights``
 ``t_weights`` alone (the copy family's back-to-back times dropped: a copy row's warm price goes too), ``--no-after-bn`` the BatchNorm-after-a-conv

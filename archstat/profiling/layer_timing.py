@@ -117,8 +117,11 @@ def instrument(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node]) -> tuple
 def interleaved(model: nn.Module, graph: fx.Graph, nodes: list[fx.Node], x: Any, device: torch.device,
                 warmup: int, repeat: int, kwargs: Optional[dict] = None,
                 whole: Optional[Callable[[], object]] = None) -> tuple[list[list[float]], list[float]]:
-    """``repeat`` instrumented passes (per-node seconds, in the order of ``nodes``), each right after a
-    timed call of ``whole`` (the uninstrumented model, if given): the passes and the whole-model seconds.
+    """``repeat`` instrumented passes (per-node seconds, in the order of ``nodes``) on ``x`` (one tensor, or
+    the positional inputs) and the keyword inputs ``kwargs``, each right after a timed call of ``whole``
+    (the uninstrumented model, if given; warmed up with the passes): the passes and the whole-model
+    seconds.  Each whole-model call, as each pass, starts on an empty device queue and ends with a sync:
+    on a GPU both are single-call latencies, a little above the back-to-back median of ``time_calls``.
 
     Why interleaved: the layer sum is judged against the whole model, and a shared machine's pace moves
     by 10-20% over the seconds that separate two blocks of calls (the layer sum of the same model read

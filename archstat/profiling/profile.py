@@ -13,9 +13,9 @@
 * ``layers``: analyze()'s rows plus each op call's measured time (see ``layer_timing``), its share,
   hardware FLOPs, bytes moved and the roofline columns (see ``roofline``).
 * ``summary``: per-layer sum against the whole-model time (measured between the instrumented passes),
-  roofline error statistics, training memory
-  against the symbolic estimate.  ``context``: device, card, versions, date, the TF32 flags, the machine's
-  pace while the layers were timed (``host_pace``, probe seconds; with a time model).
+  roofline error statistics, training memory against the symbolic estimate.  ``context``: device, card,
+  versions, date, the TF32 flags, the machine's pace while the layers were timed (``host_pace``, probe
+  seconds; with a time model).
 
 The caller's model is never changed: conversion (device, dtype, memory format) and the training
 step work on copies.  An out-of-memory batch is a one-line ArchstatError naming the batch.
