@@ -200,6 +200,30 @@ def test_mha_cross_time_major_view_saved():
     assert df.attrs["agree"], df.attrs["mismatches"]
 
 
+def test_mha_time_major_view_after_a_relu_saved():
+    """Found by this generator (fixed): not batch_first, self-attention on q = x.transpose(0, 1) where x
+    is a ReLU's output, in training: saved bytes archstat 272 vs autograd 336 (N=2, L=2, E=4).  The
+    packed in-projection reshapes the transposed view to (L*N, E), a copy, and keeps the copy; archstat
+    had it keep its input, the storage the ReLU keeps too, so the two were counted once."""
+    import torch
+
+    from _random_seq_nets import MHA
+
+    class ReluThenMha(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj, self.relu = torch.nn.Linear(4, 4), torch.nn.ReLU()  # the ReLU keeps its output
+            self.mha = MHA(4, 1, batch_first=False, need_weights=False, cross=False, attn_mask=None,
+                           padding=False, dropout=0.0, average=True)
+
+        def forward(self, x):
+            return self.mha(self.relu(self.proj(x)))
+
+    for mode in ("train", "eval"):
+        df = validate(ReluThenMha(), (2, 4), batch=2, mode=mode)
+        assert df.attrs["agree"], (mode, df.attrs["mismatches"])
+
+
 def test_einsum_result_layout():
     """Found by this generator (fixed: the result keeps the bmm's layout, permuted back):
     ``einsum("bld,lm->bmd", x, w).contiguous()`` in training,

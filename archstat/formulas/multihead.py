@@ -201,14 +201,16 @@ class _Memory:
         return holders[0], holders[1], holders[2]
 
     def _copied(self, k: int) -> bool:
-        """Is input ``k`` copied by its in-projection?  batch_first inputs are transposed to (L, B, E),
-        which the linear copies to (L*B, E) unless a view exists (L = 1 or B = 1)."""
-        if not self.bf:
-            return False
+        """Is input ``k`` copied by its in-projection?  The linear reshapes its (L, B, E) operand to
+        (L*B, E), a copy unless that is a view.  batch_first inputs are transposed to (L, B, E) first (a
+        view exists only for L = 1 or B = 1); a time-major input is copied when it is itself such a view,
+        ``x.transpose(0, 1)`` of a batch-first tensor (its linear then keeps the copy, not the input: a
+        ReLU's output before it was counted once for both, 64 bytes short at N = L = 2, E = 4)."""
         x = self.a[("query", "key", "value")[k]]
-        shape, st = x.shape, x.stride
-        return view_strides((shape[1], shape[0], *shape[2:]), (st[1], st[0], *st[2:]),
-                            (shape[0] * shape[1], *shape[2:])) is None
+        shape, st = tuple(x.shape), tuple(x.stride)
+        if self.bf:
+            shape, st = (shape[1], shape[0], *shape[2:]), (st[1], st[0], *st[2:])
+        return view_strides(shape, st, (shape[0] * shape[1], *shape[2:])) is None
 
     def _in_features(self, k: int) -> int:
         return (self.e, self.m.kdim, self.m.vdim)[k] if not self.m._qkv_same_embed_dim else self.e
