@@ -56,7 +56,8 @@ import torch
 
 from archstat.train.loop import TrainConfig
 from archstat.train.data import Splits
-from archstat.train.exemplar import MIN_STEPS
+from archstat.errors import ArchstatError
+from archstat.train.exemplar import check_steps
 from archstat.train.probe import fit_probe, pixels, stage_features
 from archstat.train.setup import load_data
 from archstat.train.transfer import frozen_source, in_source_norm, normalised_views, pretrain
@@ -146,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exemplar-steps", type=int, default=0, help="probe an exemplar pre-trained network (0: the classic one)")
     p.add_argument("--first-draw", type=int, default=0, help="seed of the first draw")
     args = p.parse_args(argv)
-    if args.exemplar_steps and args.exemplar_steps < MIN_STEPS:
-        p.error(f"--exemplar-steps must be 0 or at least {MIN_STEPS}, got {args.exemplar_steps}")
+    try:
+        check_steps(args.exemplar_steps, "--exemplar-steps")
+    except ArchstatError as exc:
+        p.error(str(exc))
     cands = [(st, (g,), aug, frozenset()) for st, g, aug in CANDIDATES] if not args.only else [
         parse_candidate(c, p) for c in args.only.split(",")]
     torch.set_num_threads(args.threads)

@@ -85,6 +85,13 @@ def deform(x: torch.Tensor, src: Splits, g: torch.Generator) -> torch.Tensor:
     return (affine(x * s + m, theta) - m) / s
 
 
+def check_steps(steps: int, option: str) -> None:
+    """An exemplar step count as an option takes it: 0 (no exemplar network) or at least ``MIN_STEPS``;
+    else a one-line ArchstatError naming ``option``."""
+    if steps != 0 and steps < MIN_STEPS:
+        raise ArchstatError(f"{option} must be 0 or at least {MIN_STEPS}, got {steps}")
+
+
 def exemplar_pretrain(model_spec: str, src: Splits, *, lr: float, batch: int, weight_decay: float, seed: int,
                       steps: int = EXEMPLAR_STEPS, source_weight: float = SOURCE_WEIGHT,
                       model_kw: dict[str, Any] | None = None, device: torch.device | str = "cpu",

@@ -46,7 +46,7 @@ from torch.utils.data import TensorDataset
 
 from archstat.errors import ArchstatError
 from archstat.train.data import Splits
-from archstat.train.exemplar import EXEMPLAR_STEPS, MIN_STEPS, exemplar_pretrain
+from archstat.train.exemplar import EXEMPLAR_STEPS, check_steps, exemplar_pretrain
 from archstat.train.loop import Run, TrainConfig, train
 from archstat.train.probe import classifier_name, fit_probe, linear_probe, pixels
 from archstat.train.setup import load_data
@@ -221,8 +221,7 @@ def transfer_table(base: TrainConfig, little: int = 5, target: Sequence[int] = (
         raise ArchstatError("--transfer uses digits 5-9 as the target; use --data digits")
     if draws < 1:
         raise ArchstatError(f"--transfer-draws must be >= 1, got {draws}")
-    if exemplar_steps != 0 and exemplar_steps < MIN_STEPS:
-        raise ArchstatError(f"--transfer-exemplar-steps must be 0 or at least {MIN_STEPS}, got {exemplar_steps}")
+    check_steps(exemplar_steps, "--transfer-exemplar-steps")
     base = dataclasses.replace(base, resume=False)
     sub = (lambda name: f"{base.out}/{name}") if base.out else (lambda name: None)
     load = lambda seed, per_class: load_data("digits", base.input_shape, base.model, seed, list(target), per_class)  # noqa: E731
