@@ -1,7 +1,7 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
     python bench/roofline_offline.py DUMP [DUMP ...] [--pace] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
-        [--no-evicted] [--families] [--rounds K] [--drop-grid-part PART]
+        [--no-evicted] [--flushed FAMILY] [--no-after-relu] [--families] [--rounds K] [--drop-grid-part PART]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -18,7 +18,9 @@ fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_we
 rule (the calibration's ``AFTER_BN`` probes dropped, and with them the ReLU-after-it rule), ``--no-after-bn-relu``
 the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--no-evicted`` prices convs from their
 back-to-back benchmarks (``EVICTED`` dropped; a GRID_VERSION 10 calibration's BatchNorm and ReLU probes after
-convs stay as measured, from the pass state), ``--private-cache-bytes N`` supplies the
+convs stay as measured, from the pass state), ``--flushed concat`` prices concats from their flushed benchmarks
+(their ``EVICTED`` dropped: GRID_VERSION 17), ``--no-after-relu`` drops the probe of a ReLU right after a conv
+(``AFTER_RELU``, GRID_VERSION 17: such a ReLU priced as before it), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family; ``--rounds K`` judges the run as if it had measured only its first ``K`` rounds, after its first
 ``K`` calibration passes (each layer, the whole model and each point the faster of those);
@@ -44,7 +46,7 @@ from archstat.commands._common import positive_int  # noqa: E402
 from archstat.profiling.host_pace import pace_level  # noqa: E402
 from archstat.profiling.microbench import combine  # noqa: E402
 
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_RELU, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
 from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
 
@@ -107,6 +109,11 @@ def main() -> None:
     ap.add_argument("--no-evicted", action="store_true", help="price convs from their back-to-back benchmarks, not "
                     "from those timed with the private caches refilled (the calibration's EVICTED times dropped; "
                     "the BatchNorm and ReLU probes after convs stay as measured)")
+    ap.add_argument("--flushed", action="append", default=[], metavar="FAMILY",
+                    help="price FAMILY (concat) from its flushed benchmarks, not from those timed as in a pass "
+                         "(its points' EVICTED dropped)")
+    ap.add_argument("--no-after-relu", action="store_true", help="drop the probes of a ReLU right after a conv "
+                    "(such a ReLU priced with the conv's back-to-back successor penalty and its cold start)")
     ap.add_argument("--pace", action="store_true", help="the calibration re-read at the pace the model was measured "
                     "at (host_pace: every timing times g(now) / g(then)); tried and not adopted (docs/measured.md)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
@@ -131,8 +138,9 @@ def main() -> None:
         if a.no_warm:
             cal["state"]["private_cache_bytes"] = 0
         dropped = (({AFTER_BN, AFTER_BN_RELU} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
-                   | ({EVICTED} if a.no_evicted else set()))
-        cal["points"] = [{k: v for k, v in p.items() if k not in dropped} for p in cal["points"]]
+                   | ({EVICTED} if a.no_evicted else set()) | ({AFTER_RELU} if a.no_after_relu else set()))
+        cal["points"] = [{k: v for k, v in p.items() if k not in dropped
+                          and not (k == EVICTED and p["family"] in a.flushed)} for p in cal["points"]]
         if a.no_weights:  # t_weights reads the copy family's back-to-back fit (so would a copy row's warm price)
             cal["points"] = [{k: v for k, v in p.items() if not (k == "hot_s" and p["family"] == "copy")}
                              for p in cal["points"]]

@@ -157,27 +157,30 @@ def test_the_quick_cpu_grid_records_every_probe_the_model_reads():
     its BatchNorm/ReLU probes, every flushed family its back-to-back time and successor penalty, and the
     model fitted on it reads the pass-state times for both conv families and prices a small net."""
     from archstat.profiling.microbench import run_grid
-    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL
+    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL
 
-    from archstat.profiling.microbench import evict_private_caches, flush_caches
+    from archstat.profiling.microbench import IN_A_PASS, evict_private_caches, flush_caches
 
     pts = run_grid(torch.device("cpu"), torch.float32, False, quick=True, quiet=True)
     evict_private_caches()  # their buffers, first made in the grid's inference mode, stay writable outside it
     flush_caches()
     convs = [p for p in pts if p["family"] in ("conv", "conv_dw")]
-    assert convs and all({EVICTED, AFTER_BN, AFTER_BN_RELU} <= set(p) and p[EVICTED] > 0 for p in convs)
+    assert convs and all({EVICTED, AFTER_BN, AFTER_BN_RELU, AFTER_RELU} <= set(p) and p[EVICTED] > 0 for p in convs)
     memory = [p for p in pts if p["family"] in MEMORY_FAMILIES]
-    assert memory and all({"hot_s", "after_s"} <= set(p) and EVICTED not in p for p in memory)
+    assert memory and all({"hot_s", "after_s"} <= set(p) and (EVICTED in p) == (p["family"] in IN_A_PASS) for p in memory)
+    assert any(p["family"] == "concat" and p[EVICTED] > 0 for p in memory)
     # a view and an identity module, back to back and flushed (their cold starts)
     no_kernel = {p["family"]: p for p in pts if p["family"] in NO_KERNEL}
     assert sorted(no_kernel) == ["dispatch", "identity"]
     assert all(p["hot_s"] > 0 and p["time_s"] > 0 for p in no_kernel.values())
     tm = TimeModel(pts, {"private_cache_bytes": 2 ** 21})
-    assert tm.describe()["evicted_timings"] == ["conv", "conv_dw"]
+    assert tm.describe()["evicted_timings"] == sorted(["conv", "conv_dw", *IN_A_PASS])
+    assert tm.describe()["relu_after"] == ["conv", "conv_dw"]
     net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
-                        nn.Conv2d(8, 16, 1))
+                        nn.Conv2d(8, 16, 1), nn.ReLU(inplace=True))
     pred = tm.predict(pd.DataFrame(rows_of(net, (8, 12, 12), batch=2)), 2, 4)
-    assert list(pred["family"]) == ["conv_dw", "batch_norm", "activation", "conv"]
+    assert list(pred["family"]) == ["conv_dw", "batch_norm", "activation", "conv", "activation"]
+    assert "such a conv was measured to leave a ReLU" in pred["roof"].iloc[-1] or "from cold caches" in pred["roof"].iloc[-1]
     assert bool((pred["predicted_s"] > 0).all()) and bool(pred["predicted_s"].notna().all())
 
 
@@ -724,6 +727,66 @@ def test_a_relu_after_such_a_batch_norm_pays_what_the_conv_and_the_batch_norm_le
     old = TimeModel([{k: v for k, v in p.items() if k != AFTER_BN_RELU} for p in pts], {"private_cache_bytes": 1})
     assert old.describe()["relu_after_batch_norm_after"] == []
     assert "its BatchNorm were measured" not in old.predict(rows, 1, 4).to_dict("records")[3]["roof"]
+
+
+def test_a_relu_right_after_a_conv_pays_what_such_convs_leave_a_relu():
+    """conv, (view), ReLU: the ReLU is priced back to back plus what the conv benchmarks' ``AFTER_RELU`` (from a
+    pass's cache state) say such a conv leaves it, with no cold start on top; a ReLU after another op keeps
+    its old terms, and without the probe measured (a calibration before GRID_VERSION 17) the rule is off:
+    the conv's back-to-back successor penalty and at least the ReLU's cold start."""
+    from archstat.profiling.op_families import AFTER_RELU
+
+    pts = law_points()
+    for p, b in zip([p for p in pts if p["family"] == "conv"], (1e3, 1e5, 1e7, 1e9, 1e11)):
+        p["bytes"], p[AFTER_RELU], p["after_s"], p["out_bytes"] = b, 1.5e-6, 1e-6, 1e3
+    for p in pts:
+        if p["family"] == "activation":
+            p["hot_s"] = 1e-6 + p["bytes"] / 4e9  # cold start: 2 - 1 us
+    pts += [{"family": "batch_norm", "flops": 0.0, "bytes": b, "features": [], "time_s": 30e-6 + b / 1e9,
+             "hot_s": 10e-6 + b / 4e9} for b in (8.0, 1e4, 1e6, 1e8)]
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Identity(), nn.ReLU(), nn.BatchNorm2d(4), nn.ReLU())
+    rows = pd.DataFrame(rows_of(net, (4, 8, 8), batch=1))
+    records = rows.to_dict("records")
+    tm = TimeModel(pts, {"private_cache_bytes": 1})
+    assert tm.describe()["relu_after"] == ["conv"]
+    conv, view, relu, bn, relu2 = tm.predict(rows, 1, 4).to_dict("records")
+    expect = tm.conv_leaves_s("conv", AFTER_RELU, work(records[0], 1, 4)[1], output_bytes(records[0], 1, 4))
+    assert expect == pytest.approx(1.5e-6)  # every probe read 1.5 us (below the cap: the flushed law, 4 us)
+    nb = work(records[2], 1, 4)[1]
+    assert relu["t_after_s"] == pytest.approx(expect) and "such a conv was measured to leave a ReLU" in relu["roof"]
+    assert relu["predicted_s"] == pytest.approx(tm.warm.hot_floor["activation"] + nb / 4e9 + expect, rel=1e-3)
+    assert "such a conv was measured to leave a ReLU" not in relu2["roof"]  # after a BatchNorm
+    old = TimeModel([{k: v for k, v in p.items() if k != AFTER_RELU} for p in pts], {"private_cache_bytes": 1})
+    assert old.describe()["relu_after"] == []
+    relu_old = old.predict(rows, 1, 4).to_dict("records")[2]
+    assert "such a conv was measured" not in relu_old["roof"]
+    assert relu_old["t_after_s"] == pytest.approx(max(old.cold["activation"], 1e-6))
+    assert relu_old["bandwidth_bytes_per_s"] == pytest.approx(1e9, rel=1e-2)  # the flushed law
+
+
+def test_a_concat_is_priced_from_its_benchmarks_timed_as_in_a_pass():
+    """A calibration point with ``EVICTED`` (concats from GRID_VERSION 17: the private caches refilled, the
+    last-level cache kept, as a concat's branches are) is read at that time, not its flushed one."""
+    from archstat.profiling.op_families import EVICTED
+
+    concat = [{"family": "concat", "flops": 0.0, "bytes": b, "features": [], "time_s": 4e-6 + b / 1e9,
+               EVICTED: 2e-6 + b / 2e9} for b in (8.0, 1e4, 1e6, 1e8)]
+    tm, flushed = TimeModel(law_points() + concat), TimeModel(law_points() + [
+        {k: v for k, v in p.items() if k != EVICTED} for p in concat])
+    assert tm.describe()["evicted_timings"] == ["concat"] and flushed.describe()["evicted_timings"] == []
+    net = Branches()
+    rows = pd.DataFrame(rows_of(net, (4, 8, 8), batch=1))
+    cat = rows.index[[r["op"] == "cat" or "cat" in str(r.get("name")) for r in rows.to_dict("records")]][-1]
+    nb = work(rows.loc[cat].to_dict(), 1, 4)[1]
+    assert tm.predict(rows, 1, 4).loc[cat, "t_memory_s"] == pytest.approx(nb / 2e9, rel=1e-2)
+    assert flushed.predict(rows, 1, 4).loc[cat, "t_memory_s"] == pytest.approx(nb / 1e9, rel=1e-2)
+
+
+class Branches(nn.Module):
+    """Two ReLU branches, concatenated."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.relu(x), torch.relu(x + 1)], 1)
 
 
 def test_chain_penalties_time_each_stage_on_the_output_of_the_one_before():

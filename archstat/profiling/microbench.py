@@ -38,12 +38,12 @@ from torch import nn
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
 from archstat.profiling.host_pace import PACE, between, read_pace
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 16  # every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 17  # concats also timed as in a pass, convs probed by a ReLU from the pass state (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -257,6 +257,11 @@ def pool_input(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
 
 
 _BUFFERS: dict[str, torch.Tensor] = {}  # the flush's and the eviction's buffers, allocated once each
+# memory families also timed as a pass calls them (``as_in_a_pass``), which the time model reads instead of
+# flushed: a concat's branches were all written within its block, and sit in the last-level cache.  GoogLeNet's
+# and Inception-v3's concats of 0.8-24 MB moved 11-25 GB/s in a pass where the flushed benchmarks said 8-15
+# (priced +19..+82% in every run of 2026-12-01); timed out of L2 only, 13-21 GB/s
+IN_A_PASS = ("concat",)
 PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
 
 
@@ -394,6 +399,11 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=in_a_pass))["median"]
                 # and what it leaves the BatchNorm and the ReLU after most convs, from the same state
                 point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], in_a_pass)
+                # and a ReLU right after it (GoogLeNet's, VGG's), from the same state
+                point[AFTER_RELU] = chain_penalties(call, [relu_probe], in_a_pass)[0]
+            elif fam in IN_A_PASS:
+                # operands a block wrote (a concat's branches): out of L2, in the last-level cache
+                point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=as_in_a_pass(produce)))["median"]
             point["out_bytes"] = output_bytes(row, batch, itemsize)
     return point
 
@@ -573,7 +583,8 @@ def no_kernel_point(fam: str, fn: Callable[[torch.Tensor], Any], x: torch.Tensor
 def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One point per benchmark from several passes over the same grid: the least ``time_s``, ``hot_s``
     and ``EVICTED`` (other work only ever slows a benchmark down) and the mean ``after_s``,
-    ``AFTER_BN`` and ``AFTER_BN_RELU`` (differences of two timings, which a burst can move either way).
+    ``AFTER_BN``, ``AFTER_BN_RELU`` and ``AFTER_RELU`` (differences of two timings, which a burst can move
+    either way).
     A point keeps the machine's pace (``host_pace.PACE``) of the pass whose ``time_s`` it kept; the passes
     are compared as measured (re-read at one pace first, the benchmark read worse: docs/measured.md)."""
     out = []
@@ -582,7 +593,7 @@ def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         for key in ("hot_s", EVICTED):
             if all(key in p for p in same):
                 point[key] = min(p[key] for p in same)
-        for key in ("after_s", AFTER_BN, AFTER_BN_RELU):
+        for key in ("after_s", AFTER_BN, AFTER_BN_RELU, AFTER_RELU):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
         out.append(point)

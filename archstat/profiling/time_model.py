@@ -124,7 +124,7 @@ from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwi
                                            successor_curves, successor_features, successor_neighbours)
 from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.host_pace import PACE, at_pace, pace_factor
-from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
+from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, AFTER_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
                                             batch_of, calibrated, family, features, global_pool, nearest_window,
                                             output_bytes, window_of, work)
 from archstat.profiling.pass_state import fresh_operand_bytes, in_private_caches, model_input_bytes, normalized_sources
@@ -198,8 +198,10 @@ class TimeModel:
         self.after_bn_curve = successor_curves(by, AFTER_BN, "bytes")
         # and what it leaves the ReLU after that BatchNorm (the same chain, ``microbench.chain_penalties``)
         self.after_bn_relu_curve = successor_curves(by, AFTER_BN_RELU, "bytes")
-        # the same two probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
-        self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in (AFTER_BN, AFTER_BN_RELU)}
+        # what it leaves a ReLU right after it, from a pass's cache state (``microbench.as_in_a_pass``)
+        self.after_relu_curve = successor_curves(by, AFTER_RELU, "bytes")
+        # the same probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
+        self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in (AFTER_BN, AFTER_BN_RELU, AFTER_RELU)}
 
     def fit_compute(self, f: str, ps: list[dict[str, Any]]) -> None:
         """A compute family's rate fit (``RateFit`` over the benchmarks well above the family's floor), and
@@ -258,9 +260,10 @@ class TimeModel:
         The output's size is what sets it: a conv whose output fits the caches leaves 2-30 us behind,
         one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration.
         ``size``: the op's output bytes (a ``SUCCESSOR_BY_BYTES`` family's bytes moved); with
-        ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) or ``AFTER_BN_RELU`` (what it leaves the ReLU
-        after that BatchNorm) its bytes moved."""
-        curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve}.get(probe, self.after_curve)
+        ``probe=AFTER_BN`` (what a conv leaves a BatchNorm), ``AFTER_BN_RELU`` (what it leaves the ReLU
+        after that BatchNorm) or ``AFTER_RELU`` (what it leaves a ReLU right after it) its bytes moved."""
+        curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve,
+                  AFTER_RELU: self.after_relu_curve}.get(probe, self.after_curve)
         if fam not in curves or not size:
             return 0.0
         lb, ys = curves[fam]
@@ -268,7 +271,8 @@ class TimeModel:
 
     def conv_leaves_s(self, fam: str, probe: str, nbytes: float, out_bytes: float) -> float:
         """What an op of ``fam`` (a conv) that moved ``nbytes`` and wrote ``out_bytes`` leaves the BatchNorm
-        after it (``probe=AFTER_BN``) or the ReLU after that BatchNorm (``AFTER_BN_RELU``): the geometric mean
+        after it (``probe=AFTER_BN``), the ReLU after that BatchNorm (``AFTER_BN_RELU``) or a ReLU right
+        after it (``AFTER_RELU``): the geometric mean
         of two reads of the calibration's probes,
 
             sqrt(curve(B) * near(O, B - O)),
@@ -322,6 +326,7 @@ class TimeModel:
                 # the families whose probe is also read from the nearest benchmarks (``conv_leaves_s``)
                 "batch_norm_after_neighbours": sorted(self.after_conv_near[AFTER_BN]) if self.warm is not None else [],
                 "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
+                "relu_after": sorted(self.after_relu_curve) if self.warm is not None else [],
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
                 "evicted_timings": self.evicted,  # families priced from ``microbench.as_in_a_pass``
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
@@ -372,7 +377,9 @@ class TimeModel:
                 "_successor_bn_s": (self.conv_leaves_s(fam, AFTER_BN, nbytes, out_bytes)
                                     if fam in self.after_bn_curve else None),
                 "_successor_bn_relu_s": (self.conv_leaves_s(fam, AFTER_BN_RELU, nbytes, out_bytes)
-                                         if fam in self.after_bn_relu_curve else None)}
+                                         if fam in self.after_bn_relu_curve else None),
+                "_successor_relu_s": (self.conv_leaves_s(fam, AFTER_RELU, nbytes, out_bytes)
+                                      if fam in self.after_relu_curve else None)}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
@@ -394,10 +401,13 @@ class TimeModel:
             # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
             # leave it (the same chain, ``conv_leaves_s(.., AFTER_BN_RELU)``)
             relu_after_bn = fam == "activation" and left.after_bn_relu is not None and has_warm
-            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn)
+            # a ReLU right after a conv: back to back plus what such a conv was measured to leave a ReLU, from
+            # a pass's cache state (``conv_leaves_s(.., AFTER_RELU)``)
+            relu_after_conv = fam == "activation" and not relu_after_bn and left.after_relu is not None and has_warm
+            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn, relu_after_conv)
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
-            warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and has_warm
+            warm_row = bn_after_conv or relu_after_bn or relu_after_conv or (warm[i] and bool(row.get("alloc")) and has_warm
                                                           and fam not in COMPUTE_FAMILIES and not is_fresh(out_b))
             # a residual add: the operand the op before just wrote, and the output, in the private caches; the
             # shortcut from further back (``fresh_operand_bytes``)
@@ -409,7 +419,7 @@ class TimeModel:
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, row_after, norm, warm_bytes,
                                                               model_input[i])
             capped = False
-            if bn_after_conv or relu_after_bn:  # never dearer than the op from cold caches: its flushed law
+            if bn_after_conv or relu_after_bn or relu_after_conv:  # never dearer than the op from cold caches
                 cold = self.predict_row(row, batch, itemsize, self.cold.get(fam, 0.0), norm)
                 capped = cold["predicted_s"] < p["predicted_s"]
                 p = cold if capped else p
@@ -418,9 +428,11 @@ class TimeModel:
                 " (from cold caches: what the conv before leaves would cost more)" if capped else
                 " (back to back, plus what such a conv was measured to leave a BatchNorm after it)" if bn_after_conv else
                 " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
+                " (back to back, plus what such a conv was measured to leave a ReLU)" if relu_after_conv else
                 f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
-            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"))
+            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"),
+                       p.pop("_successor_relu_s"))
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
 
@@ -431,19 +443,21 @@ class Leftovers:
 
     ``after``: what the op before leaves any op (its family's ``successor_s``); ``after_bn``: what it
     leaves a BatchNorm (convs: ``AFTER_BN``); ``after_bn_relu``: what a conv and its BatchNorm leave the
-    ReLU after them (``AFTER_BN_RELU``, set for the row after a BatchNorm that followed a conv).  Views and
-    identity modules launch no kernel: they pass all of it on."""
+    ReLU after them (``AFTER_BN_RELU``, set for the row after a BatchNorm that followed a conv);
+    ``after_relu``: what it leaves a ReLU right after it (convs: ``AFTER_RELU``).  Views and identity
+    modules launch no kernel: they pass all of it on."""
 
     cold: dict[str, float]  # each family's cold start (``TimeModel.cold``)
     after: float = 0.0
     after_bn: Optional[float] = None
     bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
     after_bn_relu: Optional[float] = None
+    after_relu: Optional[float] = None
     last: dict[str, int] = field(default_factory=dict)  # the row that last called each family
     last_compute: int = -1  # the last conv or linear row
     previous: str = ""  # the family of the last row that launched a kernel
 
-    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool) -> float:
+    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool, relu_after_conv: bool = False) -> float:
         """Seconds row ``i`` (of family ``fam``) pays for what came before it, and note its call.
 
         Its code is cold when its family was called long ago (``COLD_GAP`` rows) or right after a conv or
@@ -457,6 +471,8 @@ class Leftovers:
             paid = self.after_bn or 0.0
         elif relu_after_bn:
             paid = self.after_bn_relu or 0.0
+        elif relu_after_conv:
+            paid = self.after_relu or 0.0
         elif fam in NO_KERNEL:  # no data to fetch: only its code, and what the op before left passes on
             paid = cold if cold_code else 0.0
         else:
@@ -467,11 +483,12 @@ class Leftovers:
         return paid
 
     def leave(self, fam: str, bn_after_conv: bool, successor: Optional[float], successor_bn: Optional[float],
-              successor_bn_relu: Optional[float]) -> None:
+              successor_bn_relu: Optional[float], successor_relu: Optional[float] = None) -> None:
         """What row of family ``fam`` leaves the next one (``TimeModel.predict_row``'s successor terms)."""
         if fam not in NO_KERNEL:  # a view passes the state on
             self.after_bn_relu = self.bn_relu_next if bn_after_conv else None
             self.after, self.after_bn, self.bn_relu_next = successor or 0.0, successor_bn, successor_bn_relu
+            self.after_relu = successor_relu
 
 
 def _share(value: float, ceiling: float) -> str:
