@@ -260,7 +260,7 @@ _BUFFERS: dict[str, torch.Tensor] = {}  # the flush's and the eviction's buffers
 # memory families also timed as a pass calls them (``as_in_a_pass``), which the time model reads instead of
 # flushed: a concat's branches were all written within its block, and sit in the last-level cache.  GoogLeNet's
 # and Inception-v3's concats of 0.8-24 MB moved 11-25 GB/s in a pass where the flushed benchmarks said 8-15
-# (priced +19..+82% in every run of 2026-12-01); timed out of L2 only, 13-21 GB/s
+# (priced +19..+82% in every run of 2026-12-01); timed with only the private caches refilled, 11-21 GB/s
 IN_A_PASS = ("concat",)
 PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
 

@@ -41,6 +41,11 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   read back to back its layer sum was 0.75-0.92 of the whole model in six runs of seven.  Flushed
   from every cache, the benchmark models' convs read 30-40% too slow.  On two runs the mean of the
   ten medians went 16.1 -> 15.3% and 14.2 -> 13.4% (``bench/roofline_offline.py --no-evicted``).
+  Concats too (``microbench.IN_A_PASS``; GRID_VERSION 17): a concat's branches were all written within
+  its block and sit in the last-level cache.  Flushed, GoogLeNet's and Inception-v3's concats were priced
+  +19..+82% (a median per run, every run of 2026-12-01); on the run that judged it (07:20 UTC) the mean of
+  the ten medians went 18.1 -> 17.9% (``bench/roofline_offline.py --flushed concat``), though its concats
+  then read -2..-43%: the truth lies between the two states.
 * ``BW_f(B)``: the bandwidth the family reaches at that size, ``B_i / (t_i - floor_f)`` on its
   benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in
   ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Pools have a
@@ -91,6 +96,14 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   24 back to back.  Listed in ``describe()`` as ``relu_after_batch_norm_after``.  The probe is an in-place
   ReLU; another activation in that place is priced the same way (its own back-to-back law, the
   ReLU's penalty).
+* A ReLU right after a conv (views between pass it on): likewise back to back plus what such a conv was
+  measured to leave an in-place ReLU right after it, from a pass's cache state (``microbench``'s
+  ``AFTER_RELU`` probe; ``conv_leaves_s(.., AFTER_RELU)``), capped the same way.  Charged the ReLU
+  family's flushed cold start instead (25-33 us on the host of 2026-12-01), GoogLeNet's ReLUs at batch 1
+  were priced +24..+89% (a median per run) where they paid 9-20 us over back to back; the conv's
+  back-to-back successor probe alone (5-8 us) had read mixed on eight runs.  On the run that judged the
+  rule (07:20 UTC) the mean of the ten medians went 19.3 -> 17.9% (googlenet at batch 1 29.7 -> 17.5%;
+  ``bench/roofline_offline.py --no-after-relu``).  Listed in ``describe()`` as ``relu_after``.
 * A residual add (``SPLIT_FAMILIES``; CPU): when the op just before wrote one of its operands, that
   operand has the output's shape and fits the private caches, that operand's read and the output's
   write are priced at the back-to-back bandwidth and the other operand's read (the shortcut, written
@@ -407,8 +420,9 @@ class TimeModel:
             row_after = left.charge(fam, i, bn_after_conv, relu_after_bn, relu_after_conv)
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
-            warm_row = bn_after_conv or relu_after_bn or relu_after_conv or (warm[i] and bool(row.get("alloc")) and has_warm
-                                                          and fam not in COMPUTE_FAMILIES and not is_fresh(out_b))
+            priced_after_conv = bn_after_conv or relu_after_bn or relu_after_conv
+            warm_row = priced_after_conv or (warm[i] and bool(row.get("alloc")) and has_warm
+                                             and fam not in COMPUTE_FAMILIES and not is_fresh(out_b))
             # a residual add: the operand the op before just wrote, and the output, in the private caches; the
             # shortcut from further back (``fresh_operand_bytes``)
             # (operands of the output's shape only: a broadcast operand, e.g. a squeeze-excitation scale, says
@@ -419,7 +433,7 @@ class TimeModel:
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, row_after, norm, warm_bytes,
                                                               model_input[i])
             capped = False
-            if bn_after_conv or relu_after_bn or relu_after_conv:  # never dearer than the op from cold caches
+            if priced_after_conv:  # never dearer than the op from cold caches: its flushed law
                 cold = self.predict_row(row, batch, itemsize, self.cold.get(fam, 0.0), norm)
                 capped = cold["predicted_s"] < p["predicted_s"]
                 p = cold if capped else p
