@@ -14,7 +14,7 @@ layers (a random draw can; those are left out of that model's fit, so every pred
 sample).  Machine, torch, threads, load (1-minute average before and
 after each model) and date head the table.  On a CPU every model is measured in four rounds, minutes
 apart, each after a pass over the calibration grid, and each layer and each calibration point keeps the
-fastest (``--rounds``, ``CPU_ROUNDS``).  The whole-model time is the median of the calls ``profile``
+median of the rounds (``--rounds``, ``CPU_ROUNDS``; ``--fastest``: the fastest, as before 2026-12-01 08:10 UTC).  The whole-model time is the median of the calls ``profile``
 makes between its instrumented passes.  The machine's pace (``archstat.profiling.host_pace``: three fixed probes, read
 through the grid and around every measurement) is dumped beside the frames, not applied: the
 calibration re-read at it read worse (``roofline_offline.py --pace``).  Targets (issue 13) are printed
@@ -50,6 +50,12 @@ ROUND_PREFIX, WHOLE_ROUND_PREFIX = "time_s_round", "whole_model_s_round"  # a du
 # of their ten-median means 24.0%), with both 207 (16.8%); a third from the 05:22 UTC run on, a fourth from the
 # 05:58 UTC run on, each kept by a rule written before the run that judged it (docs/measured.md)
 CPU_ROUNDS = 4
+# the rounds and the passes read by their medians, not their fastest (``--fastest``): on this host the pace
+# drifts for minutes, and a layer's fastest round can come from a stretch no calibration pass saw (the 07:34
+# UTC run: whole models 0.62-1.24x between rounds, the calibration 0.97-1.00x; 25 of 40 targets read fastest,
+# 31 by medians).  Six stored runs (05:12-07:34 UTC) re-read both ways: 200 -> 211 of 240 targets, the mean of
+# their ten-median means 17.5 -> 16.6%; kept by the rule of commit "bench: rounds read by their medians"
+FASTEST = False
 PACE_ROUNDS = "pace_rounds"  # a dumped frame's attrs key: each round's pace (``host_pace``), in round order
 
 
@@ -134,21 +140,24 @@ def profile_pace(p: Any) -> Optional[dict[str, float]]:
     return p.context.get("host_pace")
 
 
-def faster_of(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, precision: str, batch: int,
-              dump: Optional[pathlib.Path] = None, name: str = "") -> dict[str, Any]:
-    """The table's row from one or more rounds of the same model: each layer's time the least of the
-    rounds' per-layer medians, the whole model the least of their medians (the calibration keeps the
-    fastest of its passes, one per round, in the same way: on a shared machine a slow phase of a minute
-    moved every layer of a batch-1 model by 20% between two runs of the whole benchmark, calibration
-    unchanged)."""
+def across(values: pd.DataFrame, fastest: bool) -> pd.Series:
+    """Per row, the rounds' (columns') median, or their least with ``fastest``."""
+    return values.min(axis=1) if fastest else values.median(axis=1)
+
+
+def combined_rounds(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any, precision: str, batch: int,
+                    dump: Optional[pathlib.Path] = None, name: str = "", fastest: bool = FASTEST) -> dict[str, Any]:
+    """The table's row from one or more rounds of the same model: each layer's time the median of the
+    rounds' per-layer medians, the whole model the median of their medians, as the calibration reads
+    its passes, one per round (``fastest``: the least of each; ``FASTEST`` says why not)."""
     from archstat.profiling.roofline import roofline, roofline_summary
 
     profiles = [r["profile"] for r in rounds]
     paces = [profile_pace(p) for p in profiles]  # dumped for offline judging (roofline_offline.py --pace)
     tm, overlap = held_out_model(cal, rounds[0]["signatures"])  # the calibration as it stands now
     frame = profiles[0].layers.copy()
-    frame["time_s"] = pd.concat([p.layers["time_s"] for p in profiles], axis=1).min(axis=1)
-    whole = min(p.summary["whole_model_s"] for p in profiles)
+    frame["time_s"] = across(pd.concat([p.layers["time_s"] for p in profiles], axis=1), fastest)
+    whole = float(across(pd.DataFrame([[p.summary["whole_model_s"] for p in profiles]]), fastest).iloc[0])
     itemsize = torch.empty((), dtype=getattr(torch, profiles[0].context["dtype"])).element_size()
     frame = roofline(frame, ceil, precision, batch, itemsize, tm)
     r = roofline_summary(frame)
@@ -199,7 +208,8 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
              f"- command: `{header['command']}`",
              f"- calibration: {header['calibration']}",
              f"- measurement: every model {header.get('rounds', 1)} round(s), one after the other; each layer's time "
-             "(and the whole model's) the least of the rounds' medians", "- " + TARGETS, "",
+             f"(and the whole model's) the {'least' if header.get('fastest') else 'median'} of the rounds' medians",
+             "- " + TARGETS, "",
              "| model | batch | layers >= 20us | median abs err (calibrated) | median abs err (naive) | naive / "
              "calibrated | Spearman | predicted sum / whole | measured sum / whole | whole model ms | "
              "calib. configs = model layers (left out) | load before -> after | layer noise (round 1 vs 2) |",
@@ -226,10 +236,11 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
 
 def job_row(job: tuple[str, int], done: dict, failed: dict, cal: dict[str, Any], ceil: Any, precision: str,
             dump: Optional[pathlib.Path] = None) -> dict:
-    """The table's row of one (model, batch): the faster of its rounds, or why it has none."""
+    """The table's row of one (model, batch): its rounds combined (``combined_rounds``, read as the
+    calibration's passes: ``cal["fastest"]``), or why it has none."""
     name, batch = job
     if done.get(job):
-        return faster_of(done[job], cal, ceil, precision, batch, dump, name)
+        return combined_rounds(done[job], cal, ceil, precision, batch, dump, name, cal.get("fastest", FASTEST))
     return {"model": name, "batch": batch, "error": failed[job]}
 
 
@@ -237,9 +248,10 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
         channels_last: bool = False, small: bool = False, quick: bool = False, repeat: int = 5,
         layer_repeat: int = 5, out: Optional[pathlib.Path] = None, command: str = "",
         deadline_s: Optional[float] = None, dump: Optional[pathlib.Path] = None,
-        rounds: int = 1) -> tuple[list[dict], str]:
+        rounds: int = 1, fastest: bool = FASTEST) -> tuple[list[dict], str]:
     """Calibrate (or load the cached calibration), then profile every model and batch ``rounds`` times
-    over; the rows (each the faster of its rounds, ``faster_of``) and the Markdown.
+    over; the rows (each its rounds' median, or their fastest with ``fastest``: ``combined_rounds``) and
+    the Markdown.
 
     ``deadline_s``: seconds after which the remaining models are listed as skipped (the GPU run's budget).
     """
@@ -250,14 +262,14 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
     header = {"device": device.type, "machine": device_name(device), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "precision": precision, "channels_last": channels_last,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "load_start": os.getloadavg()[0], "command": command, "rounds": rounds}
+              "load_start": os.getloadavg()[0], "command": command, "rounds": rounds, "fastest": fastest}
     ceil = get_ceilings(device, (precision,), quick=quick)
     # on a CPU with several rounds, one calibration pass runs before each round of measurements (each
     # point the faster of the passes so far): a slow minute of the shared host then slows one pass and
     # one round, not the whole calibration (a calibration slowed 1.4x on its memory-bound families
     # against the one 20 minutes before priced every batch norm 50% too slow)
     spread = rounds > 1 and device.type == "cpu" and not quick
-    cal: dict[str, Any] = {"passes": []}
+    cal: dict[str, Any] = {"passes": [], "fastest": fastest}
     if not spread:
         _, entry = get_time_model(device, precision, channels_last, quick=quick)
         cal.update(points=entry["points"], state=entry.get("state"), seed=entry.get("seed"))
@@ -271,7 +283,7 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
         if spread:
             with precision_flags(precision):
                 cal["passes"].append(run_grid(device, PRECISIONS[precision], channels_last, passes=1))
-            cal.update(points=combine(cal["passes"]), state=finish_state(dict(state0)), seed=SEED)
+            cal.update(points=combine(cal["passes"], fastest), state=finish_state(dict(state0)), seed=SEED)
         header["calibration"] = calibration_text(cal, spread)
         for name, batch in jobs:
             if (name, batch) in failed:
@@ -308,7 +320,8 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
 def calibration_text(cal: dict[str, Any], spread: bool) -> str:
     """The table's line on the calibration: how many benchmarks, when, how."""
     st = cal.get("state") or {}
-    how = (f"one pass before each round of measurements ({len(cal['passes'])} so far; each point the fastest)"
+    how = (f"one pass before each round of measurements ({len(cal['passes'])} so far; each point the "
+           f"{'fastest' if cal.get('fastest') else 'median'})"
            if spread else f"measured {st.get('date')}")
     # loads are 1-minute averages: the one after a pass counts the benchmark's own threads
     return (f"{len(cal['points'])} synthetic micro-benchmarks (seed {cal.get('seed')}), {how}, load at the start "
@@ -328,8 +341,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--dump", type=pathlib.Path, default=None,
                     help="folder for each profile's per-layer frame (pickle) and the calibration points (JSON)")
     ap.add_argument("--rounds", type=int, default=None,
-                    help="times every model is measured, one round after the other; each layer keeps the fastest "
+                    help="times every model is measured, one round after the other; each layer keeps the median "
                          "(default 4 on a CPU, as the calibration's passes; 1 on a GPU and in dry runs)")
+    ap.add_argument("--fastest", action="store_true", help="each layer, the whole model and each calibration "
+                    "point the fastest of the rounds, not their median (the reading before 2026-12-01 08:10 UTC)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -337,7 +352,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                   [int(b) for b in args.batches.split(",")], args.precision, args.channels_last,
                   small=args.dry_run, quick=args.dry_run, repeat=3 if args.dry_run else 5,
                   layer_repeat=2 if args.dry_run else 5, out=args.out, command="python " + " ".join(sys.argv),
-                  dump=args.dump, rounds=args.rounds or (1 if args.dry_run or args.device != "cpu" else CPU_ROUNDS))
+                  dump=args.dump, rounds=args.rounds or (1 if args.dry_run or args.device != "cpu" else CPU_ROUNDS),
+                  fastest=args.fastest)
     print(text)
     return 0
 

@@ -1,7 +1,7 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
     python bench/roofline_offline.py DUMP [DUMP ...] [--pace] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
-        [--no-evicted] [--flushed FAMILY] [--no-after-relu] [--families] [--rounds K] [--drop-grid-part PART]
+        [--no-evicted] [--flushed FAMILY] [--no-after-relu] [--families] [--rounds K] [--fastest] [--drop-grid-part PART]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -23,7 +23,10 @@ convs stay as measured, from the pass state), ``--flushed concat`` prices concat
 (``AFTER_RELU``, GRID_VERSION 17: such a ReLU priced as before it), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family; ``--rounds K`` judges the run as if it had measured only its first ``K`` rounds, after its first
-``K`` calibration passes (each layer, the whole model and each point the faster of those);
+``K`` calibration passes; each layer, the whole model and each point is the median of the rounds and
+passes read (all of them without ``--rounds``), as the bench reads them, or their fastest with
+``--fastest`` (the bench before 2026-12-01 08:10 UTC; runs dumped before the per-round columns are read as
+stored, their fastest);
 ``--drop-grid-part pointwise`` leaves out the benchmarks a reverted grid (GRID_VERSION 15) added to the
 three runs that measured it.  The frames are the bench's own pickles: load only folders you wrote.
 """
@@ -39,7 +42,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 
-from roofline_accuracy import (PACE_ROUNDS, ROUND_PREFIX, WHOLE_ROUND_PREFIX, held_out_model,  # noqa: E402
+from roofline_accuracy import (PACE_ROUNDS, ROUND_PREFIX, WHOLE_ROUND_PREFIX, across, held_out_model,  # noqa: E402
                                layer_signatures, targets_line)
 
 from archstat.commands._common import positive_int  # noqa: E402
@@ -51,23 +54,30 @@ from archstat.profiling.roofline import relative_error, roofline_summary  # noqa
 from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
 
 
-def first_rounds(frame: pd.DataFrame, rounds: int) -> pd.DataFrame:
+def round_count(frame: pd.DataFrame) -> int:
+    """How many rounds a dumped frame kept per-round columns of (0: dumped before them)."""
+    return sum(1 for c in frame.columns if str(c).startswith(ROUND_PREFIX))
+
+
+def first_rounds(frame: pd.DataFrame, rounds: int, fastest: bool = False) -> pd.DataFrame:
     """The frame as a run of ``rounds`` rounds would have measured it: each layer's time, and the whole
-    model's, the least of the first ``rounds`` rounds' (the columns ``faster_of`` dumps)."""
+    model's, the median of the first ``rounds`` rounds' (the columns ``combined_rounds`` dumps), or their
+    least with ``fastest``."""
     cols = [f"{ROUND_PREFIX}{k + 1}" for k in range(rounds)]
     whole = [f"{WHOLE_ROUND_PREFIX}{k + 1}" for k in range(rounds)]
     missing = [c for c in cols + whole if c not in frame.columns]
     if missing:
         raise SystemExit(f"error: this frame has no {missing[0]} (dumped before per-round columns, or fewer rounds)")
-    return frame.assign(time_s=frame[cols].min(axis=1), whole_model_s=frame[whole].min(axis=1))
+    return frame.assign(time_s=across(frame[cols], fastest), whole_model_s=across(frame[whole], fastest))
 
 
-def first_passes(cal: dict, passes: int) -> dict:
-    """The calibration as a run of ``passes`` rounds would have had it: each point the faster of the first
-    ``passes`` passes over the grid (``microbench.combine``, as the bench does)."""
+def first_passes(cal: dict, passes: int, fastest: bool = False) -> dict:
+    """The calibration as a run of ``passes`` rounds would have had it: each point the median of the first
+    ``passes`` passes over the grid, or their fastest with ``fastest`` (``microbench.combine``, as the
+    bench does)."""
     if len(cal.get("passes") or []) < passes:
         raise SystemExit(f"error: this calibration kept {len(cal.get('passes') or [])} passes, not {passes}")
-    return {**cal, "points": combine(cal["passes"][:passes])}
+    return {**cal, "points": combine(cal["passes"][:passes], fastest)}
 
 
 def fastest(paces: list[Optional[dict[str, float]]]) -> Optional[dict[str, float]]:
@@ -121,6 +131,9 @@ def main() -> None:
                     "does not record one (runs before the rule existed)")
     ap.add_argument("--rounds", type=positive_int, help="as if the run had measured only its first ROUNDS rounds, after as "
                     "many calibration passes (runs dumped with per-round columns)")
+    ap.add_argument("--fastest", action="store_true", help="each layer, the whole model and each calibration point "
+                    "the fastest of the rounds and passes read, not their median (the bench before 08:10 UTC on "
+                    "2026-12-01)")
     ap.add_argument("--drop-grid-part", action="append", default=[], metavar="PART",
                     help="leave out the calibration's benchmarks tagged grid_part=PART: the runs of 00:40-01:06 UTC "
                          "on 2026-12-01 were calibrated with 16 pointwise convs (GRID_VERSION 15, reverted); "
@@ -128,8 +141,8 @@ def main() -> None:
     a = ap.parse_args()
     for dump in map(pathlib.Path, a.dumps):
         cal = json.loads((dump / "calibration.json").read_text())
-        if a.rounds is not None:
-            cal = first_passes(cal, a.rounds)
+        if a.rounds is not None or cal.get("passes"):  # every pass without --rounds
+            cal = first_passes(cal, a.rounds or len(cal["passes"]), a.fastest)
         if a.drop_grid_part:
             cal["points"] = [p for p in cal["points"] if p.get("grid_part") not in a.drop_grid_part]
         cal["state"] = dict(cal.get("state") or {})
@@ -149,9 +162,9 @@ def main() -> None:
         for path in sorted(dump.glob("*_b*.pkl")):
             name, batch = path.stem.rsplit("_b", 1)
             frame = pd.read_pickle(path)
-            if a.rounds is not None:
+            if a.rounds is not None or round_count(frame):  # every round without --rounds
                 try:
-                    frame = first_rounds(frame, a.rounds)
+                    frame = first_rounds(frame, a.rounds or round_count(frame), a.fastest)
                 except SystemExit as exc:  # a row the run's deadline left short of rounds: said, skipped
                     print(f"  {name:14s} b{batch:<3s} skipped: {exc}")
                     continue

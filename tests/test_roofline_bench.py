@@ -41,9 +41,10 @@ def test_offline_reprediction_reproduces_the_bench(tmp_path, monkeypatch):
 
 
 def test_offline_first_rounds_rebuild_a_shorter_run_from_the_dumped_rounds(tmp_path, monkeypatch):
-    """A dumped frame keeps each round's layer times and whole-model time; ``--rounds K`` takes the least
-    of the first ``K`` (all of them give the frame's own times back) and of the first ``K`` calibration
-    passes, and refuses a frame or a calibration that kept fewer."""
+    """A dumped frame keeps each round's layer times and whole-model time; ``--rounds K`` takes the median
+    of the first ``K`` (all of them give the frame's own times back: the bench reads its rounds so), or
+    their least with ``fastest``, and likewise of the first ``K`` calibration passes, and refuses a frame
+    or a calibration that kept fewer."""
     import torch
 
     monkeypatch.syspath_prepend(str(BENCH_DIR))
@@ -55,8 +56,10 @@ def test_offline_first_rounds_rebuild_a_shorter_run_from_the_dumped_rounds(tmp_p
     r1, r2 = frame[bench.ROUND_PREFIX + "1"], frame[bench.ROUND_PREFIX + "2"]
     assert (r1 != r2).any()  # two timings of the same layers, not one copied
     both = offline.first_rounds(frame, 2)
-    assert both["time_s"].tolist() == frame["time_s"].tolist() == [min(a, b) for a, b in zip(r1, r2)]
-    assert both["whole_model_s"].iloc[0] == frame["whole_model_s"].iloc[0]
+    assert both["time_s"].tolist() == pytest.approx(frame["time_s"].tolist())
+    assert both["time_s"].tolist() == pytest.approx([(a + b) / 2 for a, b in zip(r1, r2)])  # the median of two
+    assert both["whole_model_s"].iloc[0] == pytest.approx(frame["whole_model_s"].iloc[0])
+    assert offline.first_rounds(frame, 2, fastest=True)["time_s"].tolist() == [min(a, b) for a, b in zip(r1, r2)]
     one = offline.first_rounds(frame, 1)
     assert one["time_s"].tolist() == r1.tolist()
     assert one["whole_model_s"].iloc[0] == frame[bench.WHOLE_ROUND_PREFIX + "1"].iloc[0]
@@ -67,7 +70,8 @@ def test_offline_first_rounds_rebuild_a_shorter_run_from_the_dumped_rounds(tmp_p
     slow = {**fast, "time_s": 2.0, "hot_s": 0.25}
     cal = {"points": [], "passes": [[slow], [fast]]}
     assert offline.first_passes(cal, 1)["points"] == [slow]
-    assert offline.first_passes(cal, 2)["points"] == [{**fast, "hot_s": 0.25}]  # each time the least of the two
+    assert offline.first_passes(cal, 2, fastest=True)["points"] == [{**fast, "hot_s": 0.25}]  # each the least of its own
+    assert offline.first_passes(cal, 2)["points"] == [{**fast, "time_s": 1.5, "hot_s": 0.375}]  # each the median
     with pytest.raises(SystemExit, match="2 passes, not 3"):
         offline.first_passes(cal, 3)
 

@@ -362,6 +362,13 @@ def test_passes_combine_to_the_faster_time_and_the_mean_successor_penalty():
     assert conv == {"family": "conv", "time_s": 1.5, "after_s": 2.0, "after_bn_s": 6.0, "after_bn_relu_s": 1.5,
                     "evicted_s": 2.1, "signature": ["a"]}  # each the least of its own, not the faster pass's
     assert relu == {"family": "relu", "time_s": 1.0, "hot_s": 0.4, "after_s": 1.0, "signature": ["b"]}
+    # by medians (the roofline bench's reading): each time the median of its own over three passes, the other
+    # keys (the pace) from the pass nearest the median time
+    c = [{**a[0], "time_s": 9.0, "evicted_s": 2.0, "pace": {"matmul": 3.0}}, {**a[1], "time_s": 1.1, "hot_s": 0.6}]
+    conv, relu = combine([[{**a[0], "pace": {"matmul": 1.0}}, a[1]], [{**b[0], "pace": {"matmul": 2.0}}, b[1]], c],
+                         fastest=False)
+    assert conv["time_s"] == 2.0 and conv["evicted_s"] == 2.1 and conv["pace"] == {"matmul": 1.0}
+    assert relu["time_s"] == 1.1 and relu["hot_s"] == 0.5 and relu["after_s"] == pytest.approx(2 / 3)  # still the mean
 
 
 def test_adaptive_pools_onto_a_grid_take_the_curve_of_their_window():

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import time
 from typing import Any, Callable, Optional
 
@@ -580,19 +581,24 @@ def no_kernel_point(fam: str, fn: Callable[[torch.Tensor], Any], x: torch.Tensor
     return point
 
 
-def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict[str, Any]]:
     """One point per benchmark from several passes over the same grid: the least ``time_s``, ``hot_s``
-    and ``EVICTED`` (other work only ever slows a benchmark down) and the mean ``after_s``,
-    ``AFTER_BN``, ``AFTER_BN_RELU`` and ``AFTER_RELU`` (differences of two timings, which a burst can move
-    either way).
-    A point keeps the machine's pace (``host_pace.PACE``) of the pass whose ``time_s`` it kept; the passes
-    are compared as measured (re-read at one pace first, the benchmark read worse: docs/measured.md)."""
+    and ``EVICTED`` (other work only ever slows a benchmark down), or with ``fastest=False`` their
+    medians (a host whose pace drifts for minutes: ``bench/roofline_accuracy.py`` reads its rounds so),
+    and the mean ``after_s``, ``AFTER_BN``, ``AFTER_BN_RELU`` and ``AFTER_RELU`` (differences of two
+    timings, which a burst can move either way).
+    A point keeps the machine's pace (``host_pace.PACE``) of the pass whose ``time_s`` it kept (the one
+    nearest the median); the passes are compared as measured (re-read at one pace first, the benchmark
+    read worse: docs/measured.md)."""
+    pick = min if fastest else statistics.median
     out = []
     for same in zip(*runs):
-        point = dict(min(same, key=lambda p: p["time_s"]))
+        kept = pick(p["time_s"] for p in same)
+        point = dict(min(same, key=lambda p: abs(p["time_s"] - kept)))
+        point["time_s"] = kept
         for key in ("hot_s", EVICTED):
             if all(key in p for p in same):
-                point[key] = min(p[key] for p in same)
+                point[key] = pick(p[key] for p in same)
         for key in ("after_s", AFTER_BN, AFTER_BN_RELU, AFTER_RELU):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
