@@ -14,7 +14,7 @@ layers (a random draw can; those are left out of that model's fit, so every pred
 sample).  Machine, torch, threads, load (1-minute average before and
 after each model) and date head the table.  On a CPU every model is measured in four rounds, minutes
 apart, each after a pass over the calibration grid, and each layer and each calibration point keeps the
-median of the rounds (``--rounds``, ``CPU_ROUNDS``; ``--fastest``: the fastest, as before 2026-12-01 08:10 UTC).  The whole-model time is the median of the calls ``profile``
+median of the rounds (``--rounds``, ``CPU_ROUNDS``; ``--fastest``: the fastest, as before 2026-12-01 07:55 UTC).  The whole-model time is the median of the calls ``profile``
 makes between its instrumented passes.  The machine's pace (``archstat.profiling.host_pace``: three fixed probes, read
 through the grid and around every measurement) is dumped beside the frames, not applied: the
 calibration re-read at it read worse (``roofline_offline.py --pace``).  Targets (issue 13) are printed
@@ -344,7 +344,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="times every model is measured, one round after the other; each layer keeps the median "
                          "(default 4 on a CPU, as the calibration's passes; 1 on a GPU and in dry runs)")
     ap.add_argument("--fastest", action="store_true", help="each layer, the whole model and each calibration "
-                    "point the fastest of the rounds, not their median (the reading before 2026-12-01 08:10 UTC)")
+                    "point the fastest of the rounds, not their median (the reading before 2026-12-01 07:55 UTC)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

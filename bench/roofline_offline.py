@@ -25,7 +25,7 @@ L2 size to runs calibrated before the rule recorded it; ``--families`` adds the 
 family; ``--rounds K`` judges the run as if it had measured only its first ``K`` rounds, after its first
 ``K`` calibration passes; each layer, the whole model and each point is the median of the rounds and
 passes read (all of them without ``--rounds``), as the bench reads them, or their fastest with
-``--fastest`` (the bench before 2026-12-01 08:10 UTC; runs dumped before the per-round columns are read as
+``--fastest`` (the bench before 2026-12-01 07:55 UTC; runs dumped before the per-round columns are read as
 stored, their fastest);
 ``--drop-grid-part pointwise`` leaves out the benchmarks a reverted grid (GRID_VERSION 15) added to the
 three runs that measured it.  The frames are the bench's own pickles: load only folders you wrote.
@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=positive_int, help="as if the run had measured only its first ROUNDS rounds, after as "
                     "many calibration passes (runs dumped with per-round columns)")
     ap.add_argument("--fastest", action="store_true", help="each layer, the whole model and each calibration point "
-                    "the fastest of the rounds and passes read, not their median (the bench before 08:10 UTC on "
+                    "the fastest of the rounds and passes read, not their median (the bench before 07:55 UTC on "
                     "2026-12-01)")
     ap.add_argument("--drop-grid-part", action="append", default=[], metavar="PART",
                     help="leave out the calibration's benchmarks tagged grid_part=PART: the runs of 00:40-01:06 UTC "
