@@ -96,14 +96,16 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   24 back to back.  Listed in ``describe()`` as ``relu_after_batch_norm_after``.  The probe is an in-place
   ReLU; another activation in that place is priced the same way (its own back-to-back law, the
   ReLU's penalty).
-* A ReLU right after a conv (views between pass it on): likewise back to back plus what such a conv was
+* A ReLU right after a conv (views between pass it on): its flushed law plus what such a conv was
   measured to leave an in-place ReLU right after it, from a pass's cache state (``microbench``'s
-  ``AFTER_RELU`` probe; ``conv_leaves_s(.., AFTER_RELU)``), capped the same way.  Charged the ReLU
-  family's flushed cold start instead (25-33 us on the host of 2026-12-01), GoogLeNet's ReLUs at batch 1
-  were priced +24..+89% (a median per run) where they paid 9-20 us over back to back; the conv's
-  back-to-back successor probe alone (5-8 us) had read mixed on eight runs.  On the run that judged the
-  rule (07:20 UTC) the mean of the ten medians went 19.3 -> 17.9% (googlenet at batch 1 29.7 -> 17.5%;
-  ``bench/roofline_offline.py --no-after-relu``).  Listed in ``describe()`` as ``relu_after``.
+  ``AFTER_RELU`` probe; ``conv_leaves_s(.., AFTER_RELU)``) or back to back (the conv's ``successor_s``),
+  the larger, and no cold start on top: the pass-state probe measures the ReLU's code coming back after
+  a conv.  Charged at least the ReLU family's flushed cold start instead (25-50 us on the host of
+  2026-12-01), GoogLeNet's ReLUs at batch 1 were priced +24..+89% (a median per run) where they paid
+  9-20 us over back to back; the conv's back-to-back successor probe alone (5-8 us) had read mixed on
+  eight runs, and the back-to-back law with the pass-state probe (kept for one run) priced VGG-16's
+  large ReLUs 20-45% too fast.  Listed in ``describe()`` as ``relu_after``; ``bench/roofline_offline.py
+  --no-after-relu`` prices such a ReLU as before it.
 * A residual add (``SPLIT_FAMILIES``; CPU): when the op just before wrote one of its operands, that
   operand has the output's shape and fits the private caches, that operand's read and the output's
   write are priced at the back-to-back bandwidth and the other operand's read (the shortcut, written
@@ -339,7 +341,7 @@ class TimeModel:
                 # the families whose probe is also read from the nearest benchmarks (``conv_leaves_s``)
                 "batch_norm_after_neighbours": sorted(self.after_conv_near[AFTER_BN]) if self.warm is not None else [],
                 "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
-                "relu_after": sorted(self.after_relu_curve) if self.warm is not None else [],
+                "relu_after": sorted(self.after_relu_curve),  # a ReLU right after such a conv (its own rule)
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
                 "evicted_timings": self.evicted,  # families priced from ``microbench.as_in_a_pass``
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
@@ -414,13 +416,14 @@ class TimeModel:
             # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
             # leave it (the same chain, ``conv_leaves_s(.., AFTER_BN_RELU)``)
             relu_after_bn = fam == "activation" and left.after_bn_relu is not None and has_warm
-            # a ReLU right after a conv: back to back plus what such a conv was measured to leave a ReLU, from
-            # a pass's cache state (``conv_leaves_s(.., AFTER_RELU)``)
-            relu_after_conv = fam == "activation" and not relu_after_bn and left.after_relu is not None and has_warm
+            # a ReLU right after a conv: its flushed law plus what such a conv was measured to leave a ReLU, from
+            # a pass's cache state (``conv_leaves_s(.., AFTER_RELU)``) or back to back (``successor_s``), the
+            # larger; no cold start on top
+            relu_after_conv = fam == "activation" and not relu_after_bn and left.after_relu is not None
             row_after = left.charge(fam, i, bn_after_conv, relu_after_bn, relu_after_conv)
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
-            priced_after_conv = bn_after_conv or relu_after_bn or relu_after_conv
+            priced_after_conv = bn_after_conv or relu_after_bn
             warm_row = priced_after_conv or (warm[i] and bool(row.get("alloc")) and has_warm
                                              and fam not in COMPUTE_FAMILIES and not is_fresh(out_b))
             # a residual add: the operand the op before just wrote, and the output, in the private caches; the
@@ -442,7 +445,7 @@ class TimeModel:
                 " (from cold caches: what the conv before leaves would cost more)" if capped else
                 " (back to back, plus what such a conv was measured to leave a BatchNorm after it)" if bn_after_conv else
                 " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
-                " (back to back, plus what such a conv was measured to leave a ReLU)" if relu_after_conv else
+                " (plus what such a conv was measured to leave a ReLU)" if relu_after_conv else
                 f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
             left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"),
@@ -485,8 +488,8 @@ class Leftovers:
             paid = self.after_bn or 0.0
         elif relu_after_bn:
             paid = self.after_bn_relu or 0.0
-        elif relu_after_conv:
-            paid = self.after_relu or 0.0
+        elif relu_after_conv:  # the pass-state probe measures the ReLU's cold code after a conv itself
+            paid = max(self.after_relu or 0.0, self.after)
         elif fam in NO_KERNEL:  # no data to fetch: only its code, and what the op before left passes on
             paid = cold if cold_code else 0.0
         else:
