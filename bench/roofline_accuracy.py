@@ -28,6 +28,7 @@ import json
 import math
 import os
 import pathlib
+import statistics
 import sys
 import time
 from typing import Any, Optional
@@ -157,7 +158,7 @@ def combined_rounds(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any
     tm, overlap = held_out_model(cal, rounds[0]["signatures"])  # the calibration as it stands now
     frame = profiles[0].layers.copy()
     frame["time_s"] = across(pd.concat([p.layers["time_s"] for p in profiles], axis=1), fastest)
-    whole = float(across(pd.DataFrame([[p.summary["whole_model_s"] for p in profiles]]), fastest).iloc[0])
+    whole = (min if fastest else statistics.median)(p.summary["whole_model_s"] for p in profiles)
     itemsize = torch.empty((), dtype=getattr(torch, profiles[0].context["dtype"])).element_size()
     frame = roofline(frame, ceil, precision, batch, itemsize, tm)
     r = roofline_summary(frame)
@@ -265,7 +266,7 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
               "load_start": os.getloadavg()[0], "command": command, "rounds": rounds, "fastest": fastest}
     ceil = get_ceilings(device, (precision,), quick=quick)
     # on a CPU with several rounds, one calibration pass runs before each round of measurements (each
-    # point the faster of the passes so far): a slow minute of the shared host then slows one pass and
+    # point the median of the passes so far): a slow minute of the shared host then slows one pass and
     # one round, not the whole calibration (a calibration slowed 1.4x on its memory-bound families
     # against the one 20 minutes before priced every batch norm 50% too slow)
     spread = rounds > 1 and device.type == "cpu" and not quick

@@ -1,7 +1,7 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
     python bench/roofline_offline.py DUMP [DUMP ...] [--pace] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
-        [--no-evicted] [--flushed FAMILY] [--no-after-relu] [--families] [--rounds K] [--fastest] [--drop-grid-part PART]
+        [--no-evicted] [--flushed FAMILY] [--families] [--rounds K] [--fastest] [--drop-grid-part PART]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -10,23 +10,23 @@ the bench does), and every row predicted again.  Prints the bench's columns per 
 how many rows meet each of issue 13's four targets and the mean of the medians
 (``roofline_accuracy.targets_line``), so that a change to the model can be judged on several runs'
 measurements without measuring again (and without a slow minute of the host deciding it).  ``--pace``
-re-reads the calibration at the pace of the run's fastest round (``host_pace``; tried on 2026-12-01 and
-not adopted; runs from before the probes have no pace).  ``--no-warm`` switches the
+re-reads the calibration at the pace of the run's fastest round (``host_pace``; tried on 2026-12-01 with
+the rounds read by their fastest, and not adopted; runs from before the probes have no pace).  ``--no-warm`` switches the
 operands-in-private-caches rule off (``private_cache_bytes`` = 0; every rule that needs the back-to-back
 fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_weights``), ``--no-weights``
 ``t_weights`` alone (the copy family's back-to-back times dropped: a copy row's warm price goes too), ``--no-after-bn`` the BatchNorm-after-a-conv
 rule (the calibration's ``AFTER_BN`` probes dropped, and with them the ReLU-after-it rule), ``--no-after-bn-relu``
 the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--no-evicted`` prices convs from their
-back-to-back benchmarks (``EVICTED`` dropped; a GRID_VERSION 10 calibration's BatchNorm and ReLU probes after
-convs stay as measured, from the pass state), ``--flushed concat`` prices concats from their flushed benchmarks
-(their ``EVICTED`` dropped: GRID_VERSION 17), ``--no-after-relu`` drops the probe of a ReLU right after a conv
-(``AFTER_RELU``, GRID_VERSION 17: such a ReLU priced as before it), ``--private-cache-bytes N`` supplies the
+back-to-back benchmarks and concats from their flushed ones (every ``EVICTED`` dropped; a GRID_VERSION 10
+calibration's BatchNorm and ReLU probes after convs stay as measured, from the pass state), ``--flushed concat`` prices concats from their flushed benchmarks
+(their ``EVICTED`` dropped: GRID_VERSION 17), ``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family; ``--rounds K`` judges the run as if it had measured only its first ``K`` rounds, after its first
 ``K`` calibration passes; each layer, the whole model and each point is the median of the rounds and
 passes read (all of them without ``--rounds``), as the bench reads them, or their fastest with
-``--fastest`` (the bench before 2026-12-01 07:55 UTC; runs dumped before the per-round columns are read as
-stored, their fastest);
+``--fastest`` (the bench before 2026-12-01 07:55 UTC: figures of the runs before it were read so).  Runs
+dumped before the per-round columns are read as stored (their fastest), calibration and frames alike;
+each folder's line says which reading it got;
 ``--drop-grid-part pointwise`` leaves out the benchmarks a reverted grid (GRID_VERSION 15) added to the
 three runs that measured it.  The frames are the bench's own pickles: load only folders you wrote.
 """
@@ -47,9 +47,9 @@ from roofline_accuracy import (PACE_ROUNDS, ROUND_PREFIX, WHOLE_ROUND_PREFIX, ac
 
 from archstat.commands._common import positive_int  # noqa: E402
 from archstat.profiling.host_pace import pace_level  # noqa: E402
-from archstat.profiling.microbench import combine  # noqa: E402
+from archstat.profiling.microbench import IN_A_PASS, combine  # noqa: E402
 
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_RELU, EVICTED  # noqa: E402
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
 from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
 
@@ -80,9 +80,9 @@ def first_passes(cal: dict, passes: int, fastest: bool = False) -> dict:
     return {**cal, "points": combine(cal["passes"][:passes], fastest)}
 
 
-def fastest(paces: list[Optional[dict[str, float]]]) -> Optional[dict[str, float]]:
-    """The pace of the fastest of several rounds (``host_pace.pace_level``): each layer keeps its fastest
-    round, so ``--pace`` re-reads the calibration at the fastest round's pace."""
+def fastest_pace(paces: list[Optional[dict[str, float]]]) -> Optional[dict[str, float]]:
+    """The pace of the fastest of several rounds (``host_pace.pace_level``), at which ``--pace`` re-reads
+    the calibration (tried when each layer kept its fastest round)."""
     known = [p for p in paces if p]
     return min(known, key=pace_level) if known else None
 
@@ -94,7 +94,7 @@ def repredict(frame: pd.DataFrame, cal: dict, batch: int, itemsize: int = 4, rou
     frames dumped before the pace probes have none, and are predicted as measured)."""
     rows = frame.drop(columns=[c for c in [*MODEL_COLUMNS, "error"] if c in frame.columns])
     paces = list(frame.attrs.get(PACE_ROUNDS) or [])[:rounds]
-    tm, _ = held_out_model(cal, layer_signatures(rows, batch), fastest(paces) if use_pace else None)
+    tm, _ = held_out_model(cal, layer_signatures(rows, batch), fastest_pace(paces) if use_pace else None)
     pred = tm.predict(rows, batch, itemsize)
     out = rows.join(pred)
     out["error"] = [relative_error(p, m) for p, m in zip(out["predicted_s"], out["time_s"])]
@@ -119,11 +119,9 @@ def main() -> None:
     ap.add_argument("--no-evicted", action="store_true", help="price convs from their back-to-back benchmarks, not "
                     "from those timed with the private caches refilled (the calibration's EVICTED times dropped; "
                     "the BatchNorm and ReLU probes after convs stay as measured)")
-    ap.add_argument("--flushed", action="append", default=[], metavar="FAMILY",
+    ap.add_argument("--flushed", action="append", default=[], choices=IN_A_PASS,
                     help="price FAMILY (concat) from its flushed benchmarks, not from those timed as in a pass "
                          "(its points' EVICTED dropped)")
-    ap.add_argument("--no-after-relu", action="store_true", help="drop the probes of a ReLU right after a conv "
-                    "(such a ReLU priced with the conv's back-to-back successor penalty and its cold start)")
     ap.add_argument("--pace", action="store_true", help="the calibration re-read at the pace the model was measured "
                     "at (host_pace: every timing times g(now) / g(then)); tried and not adopted (docs/measured.md)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
@@ -141,7 +139,10 @@ def main() -> None:
     a = ap.parse_args()
     for dump in map(pathlib.Path, a.dumps):
         cal = json.loads((dump / "calibration.json").read_text())
-        if a.rounds is not None or cal.get("passes"):  # every pass without --rounds
+        frames = {path: pd.read_pickle(path) for path in sorted(dump.glob("*_b*.pkl"))}
+        # re-combined only where the frames kept their rounds too: one reading for both sides
+        per_round = a.rounds is not None or any(round_count(f) for f in frames.values())
+        if per_round and (a.rounds is not None or cal.get("passes")):  # a cached calibration has no passes
             cal = first_passes(cal, a.rounds or len(cal["passes"]), a.fastest)
         if a.drop_grid_part:
             cal["points"] = [p for p in cal["points"] if p.get("grid_part") not in a.drop_grid_part]
@@ -151,18 +152,19 @@ def main() -> None:
         if a.no_warm:
             cal["state"]["private_cache_bytes"] = 0
         dropped = (({AFTER_BN, AFTER_BN_RELU} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
-                   | ({EVICTED} if a.no_evicted else set()) | ({AFTER_RELU} if a.no_after_relu else set()))
+                   | ({EVICTED} if a.no_evicted else set()))
         cal["points"] = [{k: v for k, v in p.items() if k not in dropped
                           and not (k == EVICTED and p["family"] in a.flushed)} for p in cal["points"]]
         if a.no_weights:  # t_weights reads the copy family's back-to-back fit (so would a copy row's warm price)
             cal["points"] = [{k: v for k, v in p.items() if not (k == "hot_s" and p["family"] == "copy")}
                              for p in cal["points"]]
         rows = []
-        print(f"{dump}:")
-        for path in sorted(dump.glob("*_b*.pkl")):
+        reading = ("the fastest" if a.fastest else "the median") + " of the rounds and passes" if per_round else \
+            "as stored (the fastest of the rounds and passes: dumped before per-round columns)"
+        print(f"{dump}: {reading}")
+        for path, frame in frames.items():
             name, batch = path.stem.rsplit("_b", 1)
-            frame = pd.read_pickle(path)
-            if a.rounds is not None or round_count(frame):  # every round without --rounds
+            if per_round:  # every round without --rounds
                 try:
                     frame = first_rounds(frame, a.rounds or round_count(frame), a.fastest)
                 except SystemExit as exc:  # a row the run's deadline left short of rounds: said, skipped

@@ -76,6 +76,38 @@ def test_offline_first_rounds_rebuild_a_shorter_run_from_the_dumped_rounds(tmp_p
         offline.first_passes(cal, 3)
 
 
+def test_offline_main_says_which_reading_each_folder_got(tmp_path, monkeypatch, capsys):
+    """``roofline_offline.py DUMP``: a folder whose frames kept their rounds is re-read by the medians (or
+    by the fastest with ``--fastest``), one dumped before the per-round columns as stored; the line under
+    each folder says which, and the targets line follows.  ``--flushed`` takes only a family timed as in a
+    pass."""
+    import sys
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    bench = load_bench("roofline_accuracy")
+    offline = load_bench("roofline_offline")
+    new, old = tmp_path / "new", tmp_path / "old"
+    bench.run(torch.device("cpu"), ["mobilenet_dw"], [2], small=True, quick=True, repeat=2, layer_repeat=2,
+              dump=new, rounds=2)
+    old.mkdir()
+    (old / "calibration.json").write_text((new / "calibration.json").read_text())
+    frame = pd.read_pickle(new / "mobilenet_dw_b2.pkl")
+    frame.drop(columns=[c for c in frame.columns if str(c).startswith(bench.ROUND_PREFIX)]).to_pickle(
+        old / "mobilenet_dw_b2.pkl")
+    for extra, reading in (([], "the median of the rounds and passes"), (["--fastest"], "the fastest of the rounds")):
+        monkeypatch.setattr(sys, "argv", ["roofline_offline.py", str(new), str(old), *extra])
+        offline.main()
+        out = capsys.readouterr().out
+        assert f"{new}: {reading}" in out and f"{old}: as stored" in out
+        assert out.count("targets met: median") == 2
+    monkeypatch.setattr(sys, "argv", ["roofline_offline.py", str(new), "--flushed", "cat"])
+    with pytest.raises(SystemExit):
+        offline.main()
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_targets_are_counted_per_row_with_the_looser_bar_at_batch_one_and_for_the_depthwise_net():
     """``targets_met``: 20% at batch 8 (30% at batch 1 and for mobilenet_dw), 2x the naive median,
     Spearman 0.95, layer sum within 10%; ``targets_line`` counts them and skips failed rows."""

@@ -8,8 +8,9 @@ model's layers (``signature``).  Each module is described by ``analyze()`` like 
 ``op_families.work``/``features``, and timed with ``flushed_times`` on the CPU (caches emptied, then
 the input the previous op would have written re-written) or ``timing.time_calls`` (convs, and every
 family on a GPU); each point is the *median* call, as a model's per-layer times are medians of passes.
-On the CPU convs are timed a second way too, as a pass calls them (``as_in_a_pass``: input re-written,
-the private caches refilled, the last-level cache kept), and the time model reads that one.
+On the CPU convs and concats (``IN_A_PASS``) are timed a second way too, as a pass calls them
+(``as_in_a_pass``: input re-written, the private caches refilled, the last-level cache kept), and the
+time model reads that one.
 
 Grid (``quick`` shrinks every count and size, for tests): 112 convolutions (kernel 1x1 and 3x3 for
 three quarters of them, then 5x5, 7x7, 1x7, 7x1, 11x11; 3 input channels for a tenth, stems; output
@@ -22,8 +23,9 @@ family's per-call floor (max pools twice: on inputs with and without a BatchNorm
 LRN every other size at batch 8; 16 adaptive pools onto a 6x6 or 7x7 grid besides,
 ``adaptive_head_cases``), and the two families that launch no kernel, a view and a Dropout in eval,
 back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also measures what it
-leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also a BatchNorm and the ReLU
-after it, ``chain_penalties``).  Timed in two passes (each point the faster): about 93 s on 2 CPU cores.
+leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also, from the pass state, a
+BatchNorm and the ReLU after it, and a ReLU alone, ``chain_penalties``).  One pass took about 2 minutes
+on 2 CPU cores on 2026-12-01 (GRID_VERSION 17); ``combine`` merges several.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 17  # concats also timed as in a pass, convs probed by a ReLU from the pass state (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 17  # concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -400,7 +402,8 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=in_a_pass))["median"]
                 # and what it leaves the BatchNorm and the ReLU after most convs, from the same state
                 point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], in_a_pass)
-                # and a ReLU right after it (GoogLeNet's, VGG's), from the same state
+                # and a ReLU right after it (GoogLeNet's, VGG's), from the same state: recorded, not read by the
+                # time model (two rules from it were tried and dropped, docs/measured.md), for offline judging
                 point[AFTER_RELU] = chain_penalties(call, [relu_probe], in_a_pass)[0]
             elif fam in IN_A_PASS:
                 # operands a block wrote (a concat's branches): out of L2, in the last-level cache
@@ -587,9 +590,9 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
     medians (a host whose pace drifts for minutes: ``bench/roofline_accuracy.py`` reads its rounds so),
     and the mean ``after_s``, ``AFTER_BN``, ``AFTER_BN_RELU`` and ``AFTER_RELU`` (differences of two
     timings, which a burst can move either way).
-    A point keeps the machine's pace (``host_pace.PACE``) of the pass whose ``time_s`` it kept (the one
-    nearest the median); the passes are compared as measured (re-read at one pace first, the benchmark
-    read worse: docs/measured.md)."""
+    A point keeps the machine's pace (``host_pace.PACE``) and its other keys from the pass whose
+    ``time_s`` it kept, or the one nearest the median (of two equally near, the earlier pass); the passes
+    are compared as measured (re-read at one pace first, the benchmark read worse: docs/measured.md)."""
     pick = min if fastest else statistics.median
     out = []
     for same in zip(*runs):

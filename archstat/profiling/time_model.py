@@ -22,8 +22,8 @@ against its output, GoogLeNet's ReLUs after such convs at batch 8 were priced 47
 104, on a host where its ReLU family read a median -33%).  A family not called in the last ``COLD_GAP`` rows (a model's one global pool, its flatten,
 its first linear), or called right after a conv or a linear, pays at least its cold start instead:
 its smallest benchmark flushed minus the same back to back (``cold``: BatchNorm 29-31 us, ReLU 10,
-LRN 41 here).  An adaptive pool of 50 K elements
-took 12 us back to back and 94 us at the end of MobileNet at batch 1; a BatchNorm of 1.6 MB after a
+LRN 41 on the first machine; for a family read as in a pass, concats, its smallest benchmark so).
+An adaptive pool of 50 K elements took 12 us back to back and 94 us at the end of MobileNet at batch 1; a BatchNorm of 1.6 MB after a
 conv 55-64 us where its warm floor and bandwidth say 42, close to its flushed 70: the ReLU that
 measures ``successor_s`` is the smallest kernel there is, and misses the larger code of the others.
 
@@ -41,11 +41,12 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   read back to back its layer sum was 0.75-0.92 of the whole model in six runs of seven.  Flushed
   from every cache, the benchmark models' convs read 30-40% too slow.  On two runs the mean of the
   ten medians went 16.1 -> 15.3% and 14.2 -> 13.4% (``bench/roofline_offline.py --no-evicted``).
-  Concats too (``microbench.IN_A_PASS``; GRID_VERSION 17): a concat's branches were all written within
-  its block and sit in the last-level cache.  Flushed, GoogLeNet's and Inception-v3's concats were priced
-  +19..+82% (a median per run, every run of 2026-12-01); on the run that judged it (07:20 UTC) the mean of
-  the ten medians went 18.1 -> 17.9% (``bench/roofline_offline.py --flushed concat``), though its concats
-  then read -2..-43%: the truth lies between the two states.
+  Concats too (``microbench.IN_A_PASS``; GRID_VERSION 17), their floor and cold start included: a
+  concat's branches were all written within its block and sit in the last-level cache.  Flushed,
+  GoogLeNet's and Inception-v3's concats were priced +19..+82% (a median per run, every run of
+  2026-12-01 before it); on the run that judged it (07:20 UTC) the mean of the ten medians went 18.1 ->
+  17.9% (``bench/roofline_offline.py --flushed concat``), though its concats then read -2..-43%: the
+  truth lies between the two states.
 * ``BW_f(B)``: the bandwidth the family reaches at that size, ``B_i / (t_i - floor_f)`` on its
   benchmarks (``t_i - floor_f`` made non-decreasing in ``B_i``), interpolated linearly in
   ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Pools have a
@@ -95,17 +96,11 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   were -43% (a median): a conv 192 -> 64 over 8 x 35x35 left the ReLU two ops on 39 us where it took
   24 back to back.  Listed in ``describe()`` as ``relu_after_batch_norm_after``.  The probe is an in-place
   ReLU; another activation in that place is priced the same way (its own back-to-back law, the
-  ReLU's penalty).
-* A ReLU right after a conv (views between pass it on): its flushed law plus what such a conv was
-  measured to leave an in-place ReLU right after it, from a pass's cache state (``microbench``'s
-  ``AFTER_RELU`` probe; ``conv_leaves_s(.., AFTER_RELU)``) or back to back (the conv's ``successor_s``),
-  the larger, and no cold start on top: the pass-state probe measures the ReLU's code coming back after
-  a conv.  Charged at least the ReLU family's flushed cold start instead (25-50 us on the host of
-  2026-12-01), GoogLeNet's ReLUs at batch 1 were priced +24..+89% (a median per run) where they paid
-  9-20 us over back to back; the conv's back-to-back successor probe alone (5-8 us) had read mixed on
-  eight runs, and the back-to-back law with the pass-state probe (kept for one run) priced VGG-16's
-  large ReLUs 20-45% too fast.  Listed in ``describe()`` as ``relu_after``; ``bench/roofline_offline.py
-  --no-after-relu`` prices such a ReLU as before it.
+  ReLU's penalty).  A ReLU right after a conv (no BatchNorm between: GoogLeNet, VGG) keeps the general
+  rule above (the conv's successor penalty, at least the ReLU's cold start).  Two rules read from the
+  calibration's ``AFTER_RELU`` probe (what a conv leaves a ReLU right after it, from the pass state)
+  were tried on 2026-12-01 and dropped, each by a rule written before the run that judged it
+  (docs/measured.md); the probe stays recorded for the next idea.
 * A residual add (``SPLIT_FAMILIES``; CPU): when the op just before wrote one of its operands, that
   operand has the output's shape and fits the private caches, that operand's read and the output's
   write are priced at the back-to-back bandwidth and the other operand's read (the shortcut, written
@@ -139,7 +134,7 @@ from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwi
                                            successor_curves, successor_features, successor_neighbours)
 from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.host_pace import PACE, at_pace, pace_factor
-from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, AFTER_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
+from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
                                             batch_of, calibrated, family, features, global_pool, nearest_window,
                                             output_bytes, window_of, work)
 from archstat.profiling.pass_state import fresh_operand_bytes, in_private_caches, model_input_bytes, normalized_sources
@@ -176,7 +171,8 @@ class TimeModel:
         self.page_cost = next((p["time_s"] for p in points if p["family"] == "fresh_pages"), 0.0)
         for p in points:
             if p["family"] != "fresh_pages":
-                # a conv timed as a pass calls it (``microbench.as_in_a_pass``), where the calibration did
+                # a conv or a concat timed as a pass calls it (``microbench.as_in_a_pass``), where the
+                # calibration did: its floor and its cold start (``cold`` below) are read from those times too
                 by.setdefault(p["family"], []).append({**p, "time_s": p[EVICTED]} if EVICTED in p else p)
         self.floor = {f: min(p["time_s"] for p in ps) for f, ps in by.items()}
         self.evicted = sorted({p["family"] for p in points if EVICTED in p})  # families read so
@@ -213,10 +209,8 @@ class TimeModel:
         self.after_bn_curve = successor_curves(by, AFTER_BN, "bytes")
         # and what it leaves the ReLU after that BatchNorm (the same chain, ``microbench.chain_penalties``)
         self.after_bn_relu_curve = successor_curves(by, AFTER_BN_RELU, "bytes")
-        # what it leaves a ReLU right after it, from a pass's cache state (``microbench.as_in_a_pass``)
-        self.after_relu_curve = successor_curves(by, AFTER_RELU, "bytes")
-        # the same probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
-        self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in (AFTER_BN, AFTER_BN_RELU, AFTER_RELU)}
+        # the same two probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
+        self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in (AFTER_BN, AFTER_BN_RELU)}
 
     def fit_compute(self, f: str, ps: list[dict[str, Any]]) -> None:
         """A compute family's rate fit (``RateFit`` over the benchmarks well above the family's floor), and
@@ -275,10 +269,9 @@ class TimeModel:
         The output's size is what sets it: a conv whose output fits the caches leaves 2-30 us behind,
         one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration.
         ``size``: the op's output bytes (a ``SUCCESSOR_BY_BYTES`` family's bytes moved); with
-        ``probe=AFTER_BN`` (what a conv leaves a BatchNorm), ``AFTER_BN_RELU`` (what it leaves the ReLU
-        after that BatchNorm) or ``AFTER_RELU`` (what it leaves a ReLU right after it) its bytes moved."""
-        curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve,
-                  AFTER_RELU: self.after_relu_curve}.get(probe, self.after_curve)
+        ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) or ``AFTER_BN_RELU`` (what it leaves the ReLU
+        after that BatchNorm) its bytes moved."""
+        curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve}.get(probe, self.after_curve)
         if fam not in curves or not size:
             return 0.0
         lb, ys = curves[fam]
@@ -286,8 +279,7 @@ class TimeModel:
 
     def conv_leaves_s(self, fam: str, probe: str, nbytes: float, out_bytes: float) -> float:
         """What an op of ``fam`` (a conv) that moved ``nbytes`` and wrote ``out_bytes`` leaves the BatchNorm
-        after it (``probe=AFTER_BN``), the ReLU after that BatchNorm (``AFTER_BN_RELU``) or a ReLU right
-        after it (``AFTER_RELU``): the geometric mean
+        after it (``probe=AFTER_BN``) or the ReLU after that BatchNorm (``AFTER_BN_RELU``): the geometric mean
         of two reads of the calibration's probes,
 
             sqrt(curve(B) * near(O, B - O)),
@@ -341,7 +333,6 @@ class TimeModel:
                 # the families whose probe is also read from the nearest benchmarks (``conv_leaves_s``)
                 "batch_norm_after_neighbours": sorted(self.after_conv_near[AFTER_BN]) if self.warm is not None else [],
                 "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
-                "relu_after": sorted(self.after_relu_curve),  # a ReLU right after such a conv (its own rule)
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
                 "evicted_timings": self.evicted,  # families priced from ``microbench.as_in_a_pass``
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
@@ -392,9 +383,7 @@ class TimeModel:
                 "_successor_bn_s": (self.conv_leaves_s(fam, AFTER_BN, nbytes, out_bytes)
                                     if fam in self.after_bn_curve else None),
                 "_successor_bn_relu_s": (self.conv_leaves_s(fam, AFTER_BN_RELU, nbytes, out_bytes)
-                                         if fam in self.after_bn_relu_curve else None),
-                "_successor_relu_s": (self.conv_leaves_s(fam, AFTER_RELU, nbytes, out_bytes)
-                                      if fam in self.after_relu_curve else None)}
+                                         if fam in self.after_bn_relu_curve else None)}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
@@ -416,16 +405,11 @@ class TimeModel:
             # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
             # leave it (the same chain, ``conv_leaves_s(.., AFTER_BN_RELU)``)
             relu_after_bn = fam == "activation" and left.after_bn_relu is not None and has_warm
-            # a ReLU right after a conv: its flushed law plus what such a conv was measured to leave a ReLU, from
-            # a pass's cache state (``conv_leaves_s(.., AFTER_RELU)``) or back to back (``successor_s``), the
-            # larger; no cold start on top
-            relu_after_conv = fam == "activation" and not relu_after_bn and left.after_relu is not None
-            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn, relu_after_conv)
+            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn)
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
-            priced_after_conv = bn_after_conv or relu_after_bn
-            warm_row = priced_after_conv or (warm[i] and bool(row.get("alloc")) and has_warm
-                                             and fam not in COMPUTE_FAMILIES and not is_fresh(out_b))
+            warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and has_warm
+                                                          and fam not in COMPUTE_FAMILIES and not is_fresh(out_b))
             # a residual add: the operand the op before just wrote, and the output, in the private caches; the
             # shortcut from further back (``fresh_operand_bytes``)
             # (operands of the output's shape only: a broadcast operand, e.g. a squeeze-excitation scale, says
@@ -436,7 +420,7 @@ class TimeModel:
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, row_after, norm, warm_bytes,
                                                               model_input[i])
             capped = False
-            if priced_after_conv:  # never dearer than the op from cold caches: its flushed law
+            if bn_after_conv or relu_after_bn:  # never dearer than the op from cold caches: its flushed law
                 cold = self.predict_row(row, batch, itemsize, self.cold.get(fam, 0.0), norm)
                 capped = cold["predicted_s"] < p["predicted_s"]
                 p = cold if capped else p
@@ -445,11 +429,9 @@ class TimeModel:
                 " (from cold caches: what the conv before leaves would cost more)" if capped else
                 " (back to back, plus what such a conv was measured to leave a BatchNorm after it)" if bn_after_conv else
                 " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
-                " (plus what such a conv was measured to leave a ReLU)" if relu_after_conv else
                 f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
-            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"),
-                       p.pop("_successor_relu_s"))
+            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"))
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
 
@@ -460,21 +442,19 @@ class Leftovers:
 
     ``after``: what the op before leaves any op (its family's ``successor_s``); ``after_bn``: what it
     leaves a BatchNorm (convs: ``AFTER_BN``); ``after_bn_relu``: what a conv and its BatchNorm leave the
-    ReLU after them (``AFTER_BN_RELU``, set for the row after a BatchNorm that followed a conv);
-    ``after_relu``: what it leaves a ReLU right after it (convs: ``AFTER_RELU``).  Views and identity
-    modules launch no kernel: they pass all of it on."""
+    ReLU after them (``AFTER_BN_RELU``, set for the row after a BatchNorm that followed a conv).  Views and
+    identity modules launch no kernel: they pass all of it on."""
 
     cold: dict[str, float]  # each family's cold start (``TimeModel.cold``)
     after: float = 0.0
     after_bn: Optional[float] = None
     bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
     after_bn_relu: Optional[float] = None
-    after_relu: Optional[float] = None
     last: dict[str, int] = field(default_factory=dict)  # the row that last called each family
     last_compute: int = -1  # the last conv or linear row
     previous: str = ""  # the family of the last row that launched a kernel
 
-    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool, relu_after_conv: bool = False) -> float:
+    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool) -> float:
         """Seconds row ``i`` (of family ``fam``) pays for what came before it, and note its call.
 
         Its code is cold when its family was called long ago (``COLD_GAP`` rows) or right after a conv or
@@ -488,8 +468,6 @@ class Leftovers:
             paid = self.after_bn or 0.0
         elif relu_after_bn:
             paid = self.after_bn_relu or 0.0
-        elif relu_after_conv:  # the pass-state probe measures the ReLU's cold code after a conv itself
-            paid = max(self.after_relu or 0.0, self.after)
         elif fam in NO_KERNEL:  # no data to fetch: only its code, and what the op before left passes on
             paid = cold if cold_code else 0.0
         else:
@@ -500,12 +478,11 @@ class Leftovers:
         return paid
 
     def leave(self, fam: str, bn_after_conv: bool, successor: Optional[float], successor_bn: Optional[float],
-              successor_bn_relu: Optional[float], successor_relu: Optional[float] = None) -> None:
+              successor_bn_relu: Optional[float]) -> None:
         """What row of family ``fam`` leaves the next one (``TimeModel.predict_row``'s successor terms)."""
         if fam not in NO_KERNEL:  # a view passes the state on
             self.after_bn_relu = self.bn_relu_next if bn_after_conv else None
             self.after, self.after_bn, self.bn_relu_next = successor or 0.0, successor_bn, successor_bn_relu
-            self.after_relu = successor_relu
 
 
 def _share(value: float, ceiling: float) -> str:
