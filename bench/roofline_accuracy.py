@@ -14,8 +14,9 @@ layers (a random draw can; those are left out of that model's fit, so every pred
 sample).  Machine, torch, threads, load (1-minute average before and
 after each model) and date head the table.  On a CPU every model is measured in four rounds, minutes
 apart, each after a pass over the calibration grid, and each layer and each calibration point keeps the
-median of the rounds (``--rounds``, ``CPU_ROUNDS``; ``--fastest``: the fastest, as before 2026-12-01 07:55 UTC).  The whole-model time is the median of the calls ``profile``
-makes between its instrumented passes.  The machine's pace (``archstat.profiling.host_pace``: three fixed probes, read
+median of the rounds (``--rounds``, ``CPU_ROUNDS``; ``--fastest``: the fastest, as before 2026-12-01
+07:55 UTC).  The whole-model time is the median of the calls ``profile`` makes between its
+instrumented passes.  The machine's pace (``archstat.profiling.host_pace``: three fixed probes, read
 through the grid and around every measurement) is dumped beside the frames, not applied: the
 calibration re-read at it read worse (``roofline_offline.py --pace``).  Targets (issue 13) are printed
 next to it, not asserted.

@@ -18,8 +18,9 @@ fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_we
 rule (the calibration's ``AFTER_BN`` probes dropped, and with them the ReLU-after-it rule), ``--no-after-bn-relu``
 the ReLU-after-such-a-BatchNorm rule alone (``AFTER_BN_RELU`` dropped), ``--no-evicted`` prices convs from their
 back-to-back benchmarks and concats from their flushed ones (every ``EVICTED`` dropped; a GRID_VERSION 10
-calibration's BatchNorm and ReLU probes after convs stay as measured, from the pass state), ``--flushed concat`` prices concats from their flushed benchmarks
-(their ``EVICTED`` dropped: GRID_VERSION 17), ``--private-cache-bytes N`` supplies the
+calibration's BatchNorm and ReLU probes after convs stay as measured, from the pass state), ``--flushed
+concat`` prices concats from their flushed benchmarks (their ``EVICTED`` dropped: GRID_VERSION 17),
+``--private-cache-bytes N`` supplies the
 L2 size to runs calibrated before the rule recorded it; ``--families`` adds the median signed error per
 family; ``--rounds K`` judges the run as if it had measured only its first ``K`` rounds, after its first
 ``K`` calibration passes; each layer, the whole model and each point is the median of the rounds and
