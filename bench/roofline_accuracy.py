@@ -29,7 +29,6 @@ import json
 import math
 import os
 import pathlib
-import statistics
 import sys
 import time
 from typing import Any, Optional
@@ -40,7 +39,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from archstat.profiling.cache import finish_state, machine_state  # noqa: E402
-from archstat.profiling.microbench import SEED, combine, run_grid  # noqa: E402
+from archstat.profiling.microbench import SEED, combine, reading, run_grid  # noqa: E402
 from archstat.profiling.precision import PRECISIONS, precision_flags  # noqa: E402
 
 MODELS = ["resnet50", "vgg16", "googlenet", "inception_v3", "mobilenet_dw"]
@@ -159,7 +158,7 @@ def combined_rounds(rounds: list[dict[str, Any]], cal: dict[str, Any], ceil: Any
     tm, overlap = held_out_model(cal, rounds[0]["signatures"])  # the calibration as it stands now
     frame = profiles[0].layers.copy()
     frame["time_s"] = across(pd.concat([p.layers["time_s"] for p in profiles], axis=1), fastest)
-    whole = (min if fastest else statistics.median)(p.summary["whole_model_s"] for p in profiles)
+    whole = reading(fastest)(p.summary["whole_model_s"] for p in profiles)
     itemsize = torch.empty((), dtype=getattr(torch, profiles[0].context["dtype"])).element_size()
     frame = roofline(frame, ceil, precision, batch, itemsize, tm)
     r = roofline_summary(frame)
@@ -237,12 +236,12 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
 
 
 def job_row(job: tuple[str, int], done: dict, failed: dict, cal: dict[str, Any], ceil: Any, precision: str,
-            dump: Optional[pathlib.Path] = None) -> dict:
+            dump: Optional[pathlib.Path] = None, fastest: bool = FASTEST) -> dict:
     """The table's row of one (model, batch): its rounds combined (``combined_rounds``, read as the
-    calibration's passes: ``cal["fastest"]``), or why it has none."""
+    calibration's passes), or why it has none."""
     name, batch = job
     if done.get(job):
-        return combined_rounds(done[job], cal, ceil, precision, batch, dump, name, cal.get("fastest", FASTEST))
+        return combined_rounds(done[job], cal, ceil, precision, batch, dump, name, fastest)
     return {"model": name, "batch": batch, "error": failed[job]}
 
 
@@ -271,7 +270,7 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
     # one round, not the whole calibration (a calibration slowed 1.4x on its memory-bound families
     # against the one 20 minutes before priced every batch norm 50% too slow)
     spread = rounds > 1 and device.type == "cpu" and not quick
-    cal: dict[str, Any] = {"passes": [], "fastest": fastest}
+    cal: dict[str, Any] = {"passes": []}
     if not spread:
         _, entry = get_time_model(device, precision, channels_last, quick=quick)
         cal.update(points=entry["points"], state=entry.get("state"), seed=entry.get("seed"))
@@ -286,21 +285,21 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
             with precision_flags(precision):
                 cal["passes"].append(run_grid(device, PRECISIONS[precision], channels_last, passes=1))
             cal.update(points=combine(cal["passes"], fastest), state=finish_state(dict(state0)), seed=SEED)
-        header["calibration"] = calibration_text(cal, spread)
+        header["calibration"] = calibration_text(cal, spread, fastest)
         for name, batch in jobs:
             if (name, batch) in failed:
                 continue
             if deadline_s is not None and time.monotonic() - t0 > deadline_s:
                 if not done.get((name, batch)):
                     failed[(name, batch)] = "skipped: deadline reached"
-                    so_far[(name, batch)] = job_row((name, batch), done, failed, cal, ceil, precision)
+                    so_far[(name, batch)] = job_row((name, batch), done, failed, cal, ceil, precision, fastest=fastest)
                 continue
             try:
                 done.setdefault((name, batch), []).append(
                     measure(name, batch, device, precision, channels_last, cal, ceil, small, repeat, layer_repeat))
             except Exception as exc:  # noqa: BLE001 - one failing model never stops the table
                 failed[(name, batch)] = f"{type(exc).__name__}: {str(exc)[:120]}"
-            so_far[(name, batch)] = last = job_row((name, batch), done, failed, cal, ceil, precision)
+            so_far[(name, batch)] = last = job_row((name, batch), done, failed, cal, ceil, precision, fastest=fastest)
             rows = [so_far[j] for j in jobs if j in so_far]
             print(f"round {k + 1}/{rounds} {name} b{batch}: " + (last.get("error") or
                   f"median |err| {fmt(last['median_abs_error'], True)} (naive "
@@ -310,7 +309,7 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(markdown(rows, header))
     # every row again with the final calibration (a spread one grew by a pass since a row's first round)
-    rows = [job_row(j, done, failed, cal, ceil, precision, dump) for j in jobs if done.get(j) or j in failed]
+    rows = [job_row(j, done, failed, cal, ceil, precision, dump, fastest) for j in jobs if done.get(j) or j in failed]
     if dump is not None:  # the calibration beside the frames, so that a model change can be judged offline;
         # with each pass's own points, so that how far one pass moves a benchmark can be read too
         dump.mkdir(parents=True, exist_ok=True)
@@ -319,11 +318,11 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
     return rows, markdown(rows, header)
 
 
-def calibration_text(cal: dict[str, Any], spread: bool) -> str:
+def calibration_text(cal: dict[str, Any], spread: bool, fastest: bool = FASTEST) -> str:
     """The table's line on the calibration: how many benchmarks, when, how."""
     st = cal.get("state") or {}
     how = (f"one pass before each round of measurements ({len(cal['passes'])} so far; each point the "
-           f"{'fastest' if cal.get('fastest') else 'median'})"
+           f"{'fastest' if fastest else 'median'})"
            if spread else f"measured {st.get('date')}")
     # loads are 1-minute averages: the one after a pass counts the benchmark's own threads
     return (f"{len(cal['points'])} synthetic micro-benchmarks (seed {cal.get('seed')}), {how}, load at the start "

@@ -33,7 +33,7 @@ import math
 import random
 import statistics
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
@@ -584,6 +584,12 @@ def no_kernel_point(fam: str, fn: Callable[[torch.Tensor], Any], x: torch.Tensor
     return point
 
 
+def reading(fastest: bool) -> Callable[[Iterable[float]], float]:
+    """The statistic several passes (or rounds) of one timing are read by: their least with ``fastest``
+    (other work only ever slows a call down), else their median (``combine``)."""
+    return min if fastest else statistics.median
+
+
 def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict[str, Any]]:
     """One point per benchmark from several passes over the same grid: the least ``time_s``, ``hot_s``
     and ``EVICTED`` (other work only ever slows a benchmark down), or with ``fastest=False`` their
@@ -593,7 +599,7 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
     A point keeps the machine's pace (``host_pace.PACE``) and its other keys from the pass whose
     ``time_s`` it kept, or the one nearest the median (of two equally near, the earlier pass); the passes
     are compared as measured (re-read at one pace first, the benchmark read worse: docs/measured.md)."""
-    pick = min if fastest else statistics.median
+    pick = reading(fastest)
     out = []
     for same in zip(*runs):
         kept = pick(p["time_s"] for p in same)
