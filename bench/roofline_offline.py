@@ -29,7 +29,8 @@ passes read (all of them without ``--rounds``), as the bench reads them, or thei
 dumped before the per-round columns are read as stored (their fastest), calibration and frames alike;
 each folder's line says which reading it got;
 ``--drop-grid-part pointwise`` leaves out the benchmarks a reverted grid (GRID_VERSION 15) added to the
-three runs that measured it.  The frames are the bench's own pickles: load only folders you wrote.
+three runs that measured it; ``global_head`` and ``global_plane`` (GRID_VERSION 18) the global pools
+over a CNN head's planes and the random draw's other global pools, each judged without the other.  The frames are the bench's own pickles: load only folders you wrote.
 """
 from __future__ import annotations
 
@@ -136,7 +137,8 @@ def main() -> None:
     ap.add_argument("--drop-grid-part", action="append", default=[], metavar="PART",
                     help="leave out the calibration's benchmarks tagged grid_part=PART: the runs of 00:40-01:06 UTC "
                          "on 2026-12-01 were calibrated with 16 pointwise convs (GRID_VERSION 15, reverted); "
-                         "--drop-grid-part pointwise fits them as the grid is now")
+                         "--drop-grid-part pointwise fits them as the grid is now; GRID_VERSION 18 tags its global "
+                         "pools global_head (a CNN head's planes) and global_plane (the random draw's)")
     a = ap.parse_args()
     for dump in map(pathlib.Path, a.dumps):
         cal = json.loads((dump / "calibration.json").read_text())

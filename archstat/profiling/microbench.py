@@ -21,10 +21,10 @@ and 32 more where that draw is sparse and the fit worst (stems and 1x1 channel r
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
 LRN every other size at batch 8; 16 adaptive pools onto a 6x6 or 7x7 grid besides,
-``adaptive_head_cases``), and the two families that launch no kernel, a view and a Dropout in eval,
+``adaptive_head_cases``, and 16 global pools as a CNN's head calls them, ``global_head_cases``), and the two families that launch no kernel, a view and a Dropout in eval,
 back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also measures what it
 leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also, from the pass state, a
-BatchNorm and the ReLU after it, and a ReLU alone, ``chain_penalties``).  One pass took about 2 minutes
+BatchNorm and the ReLU after it, ``chain_penalties``).  One pass took about 2 minutes
 on 2 CPU cores on 2026-12-01 (GRID_VERSION 17); ``combine`` merges several.
 """
 from __future__ import annotations
@@ -41,12 +41,13 @@ from torch import nn
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
 from archstat.profiling.host_pace import PACE, between, read_pace
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
-GRID_VERSION = 17  # concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_PART = "grid_part"  # a benchmark's tag when it belongs to a part of the grid judged apart (``global_head``)
+GRID_VERSION = 18  # global pools over a CNN head's planes, and the random draw's other global pools tagged apart; the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -210,6 +211,9 @@ def memory_cases(rng: random.Random, fam: str, n: int, quick: bool, big: int = 1
             mod = nn.AvgPool2d(3, 2, 1)
         if fam == "adaptive_pool" and side >= 7 and rng.random() < 0.4:  # a 7x7 head (VGG) besides global pooling
             mod = nn.AdaptiveAvgPool2d(7)
+        elif fam == "adaptive_pool" and i > 0:  # global pooling over this draw's planes (the smallest, the
+            # family's floor, kept): judged against global_head_cases' (GRID_PART, roofline_offline.py)
+            setattr(mod, GRID_PART, "global_plane")
         batch = 1
         if fam == "lrn" and i % 2 and c >= 32:  # torch's LRN splits its work over the batch: one thread
             # at batch 1 (13.7 ns per element here), both at batch 8 (7.5): every other size at batch 8
@@ -234,6 +238,28 @@ def adaptive_head_cases(n: int, quick: bool, big: int = 1) -> list[tuple[nn.Modu
         window, out = 1 + i % 4, rng.choice([6, 7])
         c = _ch(rng, 16, 1024 if not quick else 64)
         cases.append((nn.AdaptiveAvgPool2d(out), (c, out * window, out * window), rng.choice([1, 8]) * big))
+    return cases
+
+
+def global_head_cases(n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module, tuple, int]]:
+    """``n`` global average pools as a CNN's head calls them: planes of 7x7, 8x8, 10x10 or 14x14 (the
+    last feature map of a 224-299 pixel input), 256-2048 channels, batch 1-16 (quick: 16-64 channels on
+    4x4-7x7).  Drawn from a stream of their own (the rest of the grid stays as it was) and tagged
+    ``GRID_PART`` ``global_head``.
+
+    Why: the random draw's global pools (``memory_cases``) make a few large planes from few channels
+    (16 x 519x519) or many planes of 2x2, so their curve said 30-64 GB/s at 3 MB, where a head's
+    thousands of 7x7 planes, each summed apart, run at 5-34 GB/s (2048x7x7 at batch 8: 95 us back to
+    back, 642 flushed; 32x56x56, the same bytes, 183 and 347; a throw-away script): every benchmark
+    model's global pool read -35% to -60% in every run of 2026-12-01 and -14% to -58% on 2026-12-02."""
+    rng = random.Random(SEED + 4)
+    cases = []
+    for _ in range(n):
+        side = rng.choice([7, 8, 10, 14] if not quick else [4, 7])
+        c = _ch(rng, 256, 2048) if not quick else _ch(rng, 16, 64)
+        mod = nn.AdaptiveAvgPool2d(1)
+        setattr(mod, GRID_PART, "global_head")
+        cases.append((mod, (c, side, side), rng.choice([1, 2, 4, 8, 16]) * big))
     return cases
 
 
@@ -390,6 +416,8 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                  "time_s": stats(times)["median"], "signature": list(signature(row, batch))}
         if normalized:
             point[NORMALIZED] = True
+        if getattr(mod[0], GRID_PART, None):
+            point[GRID_PART] = getattr(mod[0], GRID_PART)
         if device.type == "cpu":
             if flushed:  # the same call with code and data warm: the family's warm floor (smallest case), its
                 # cold start, and the back-to-back curves of ops whose operands sit in the private caches
@@ -402,9 +430,6 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=in_a_pass))["median"]
                 # and what it leaves the BatchNorm and the ReLU after most convs, from the same state
                 point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], in_a_pass)
-                # and a ReLU right after it (GoogLeNet's, VGG's), from the same state: recorded, not read by the
-                # time model (two rules from it were tried and dropped, docs/measured.md), for offline judging
-                point[AFTER_RELU] = chain_penalties(call, [relu_probe], in_a_pass)[0]
             elif fam in IN_A_PASS:
                 # operands a block wrote (a concat's branches): out of L2, in the last-level cache
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=as_in_a_pass(produce)))["median"]
@@ -519,6 +544,7 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
         setattr(mod, NORMALIZED, True)
         cases.append((mod, shape, batch))
     cases += adaptive_head_cases(4 if quick else 16, quick, big)
+    cases += global_head_cases(4 if quick else 16, quick, big)
     itemsize = torch.empty((), dtype=dtype).element_size()
     runs: list[list[dict[str, Any]]] = []
     # one pass on a GPU: a lent card runs nothing else, and its time is budgeted (bench/gpu_run.sh)
@@ -594,7 +620,7 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
     """One point per benchmark from several passes over the same grid: the least ``time_s``, ``hot_s``
     and ``EVICTED`` (other work only ever slows a benchmark down), or with ``fastest=False`` their
     medians (a host whose pace drifts for minutes: ``bench/roofline_accuracy.py`` reads its rounds so),
-    and the mean ``after_s``, ``AFTER_BN``, ``AFTER_BN_RELU`` and ``AFTER_RELU`` (differences of two
+    and the mean ``after_s``, ``AFTER_BN`` and ``AFTER_BN_RELU`` (differences of two
     timings, which a burst can move either way).
     A point keeps the machine's pace (``host_pace.PACE``) and its other keys from the pass whose
     ``time_s`` it kept, or the one nearest the median (of two equally near, the earlier pass); the passes
@@ -608,7 +634,7 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
         for key in ("hot_s", EVICTED):
             if all(key in p for p in same):
                 point[key] = pick(p[key] for p in same)
-        for key in ("after_s", AFTER_BN, AFTER_BN_RELU, AFTER_RELU):
+        for key in ("after_s", AFTER_BN, AFTER_BN_RELU):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
         out.append(point)

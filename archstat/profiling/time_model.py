@@ -97,10 +97,10 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   24 back to back.  Listed in ``describe()`` as ``relu_after_batch_norm_after``.  The probe is an in-place
   ReLU; another activation in that place is priced the same way (its own back-to-back law, the
   ReLU's penalty).  A ReLU right after a conv (no BatchNorm between: GoogLeNet, VGG) keeps the general
-  rule above (the conv's successor penalty, at least the ReLU's cold start).  Two rules read from the
-  calibration's ``AFTER_RELU`` probe (what a conv leaves a ReLU right after it, from the pass state)
-  were tried on 2026-12-01 and dropped, each by a rule written before the run that judged it
-  (docs/measured.md); the probe stays recorded for the next idea.
+  rule above (the conv's successor penalty, at least the ReLU's cold start).  Two rules read from a
+  probe of what a conv leaves a ReLU right after it, from the pass state, were tried on 2026-12-01 and
+  dropped, each by a rule written before the run that judged it (docs/measured.md); the probe went
+  with them (GRID_VERSION 18).
 * A residual add (``SPLIT_FAMILIES``; CPU): when the op just before wrote one of its operands, that
   operand has the output's shape and fits the private caches, that operand's read and the output's
   write are priced at the back-to-back bandwidth and the other operand's read (the shortcut, written
