@@ -72,6 +72,22 @@ def test_the_formula_by_hand():
     assert flat["predicted_s"] == 1.5e-6 and flat["bound"] == "overhead"
 
 
+def test_depthwise_benchmarks_all_at_their_floor_fall_back_to_the_copy_curve():
+    """A quick grid on a busy host can leave no depthwise benchmark above 1.5x the family's floor: the
+    model then prices depthwise convs from the copy curve instead of an empty curve of its own (the
+    GPU script's dry run failed so, 'array of sample points is empty', under two parallel test workers)."""
+    pts = law_points() + [{"family": "conv_dw", "flops": f, "bytes": 1e3, "features": [0.0, 3.0, 4.0, 0.0, 4.0],
+                           "time_s": 4e-6} for f in (1e3, 1e4, 1e5)]  # each within 1.5x of the floor
+    tm = TimeModel(pts)
+    assert "conv_dw" not in tm.bw
+    rows = pd.DataFrame(rows_of(nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)), (16, 8, 8)))
+    (dw,) = tm.predict(rows, 1, 4).to_dict("records")
+    _, nbytes = work(rows.iloc[0].to_dict(), 1, 4)
+    assert dw["family"] == "conv_dw" and dw["roof"].startswith("copy bandwidth")
+    assert dw["bandwidth_bytes_per_s"] == pytest.approx(tm.bw["copy"](nbytes))
+    assert dw["predicted_s"] == pytest.approx(dw["floor_s"] + nbytes / tm.bw["copy"](nbytes))
+
+
 def test_rate_fit_and_curve_interpolate_in_log_space():
     import numpy as np
 

@@ -53,7 +53,8 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   curve per window and stride (``window_of``: a pool that downsamples fetches more distinct bytes
   per window read) and, for max pools, per input kind (after a BatchNorm or not: their branches
   depend on the data, ``microbench.pool_input``); adaptive pools one for global pooling (a vectorised
-  sum per plane) and one per window for pooling onto a grid (window bounds per output: VGG-16's
+  sum per plane, benchmarked over a CNN head's planes, ``microbench.global_head_cases``: thousands
+  of 7x7 planes run at a fraction of the bandwidth of a few large ones) and one per window for pooling onto a grid (window bounds per output: VGG-16's
   7x7 -> 7x7 head, 3.8 ns per output, was -88% priced from global pools); LRN one at batch 1 and one
   above (it splits its work over the batch).  Conv families use the ``copy`` family's curve
   (depthwise convs their own); linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
@@ -227,8 +228,9 @@ class TimeModel:
             if packed or gemv:
                 self.bw[f] = bandwidth_curve(packed or gemv, "time_s", fl)
             ok = [p for p in ok if p["features"][0] >= 4] or ok
-        if f == "conv_dw":  # memory-bound: its own bandwidth, not the copy's (oneDNN reorders to a
-            # blocked layout and back: MobileNet's 64x112x112 stride-2 one at batch 8 moved 9 GB/s)
+        if f == "conv_dw" and ok:  # memory-bound: its own bandwidth, not the copy's (oneDNN reorders to a
+            # blocked layout and back: MobileNet's 64x112x112 stride-2 one at batch 8 moved 9 GB/s); none
+            # when no benchmark rose above the floor (a quick grid on a busy host): the copy curve then
             self.bw[f] = bandwidth_curve([p for p in ok if p["bytes"] > 0], "time_s", fl)
         if len(ok) >= 3:
             xs = np.array([rate_features(f, p["features"], p["flops"], p["bytes"]) for p in ok], dtype=float)
