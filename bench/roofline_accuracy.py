@@ -206,7 +206,7 @@ def markdown(rows: list[dict], header: dict[str, Any]) -> str:
              f"- machine: {header['machine']}", f"- torch {header['torch']}, {header['threads']} threads, "
              f"{header['precision']}, {'channels-last' if header['channels_last'] else 'contiguous'}",
              f"- date: {header['date']}; load (1-min) at start {header['load_start']:.2f}",
-             *([f"- ceilings at the start: {header['ceilings']}"] if header.get("ceilings") else []),
+             *([f"- ceilings used: {header['ceilings']}"] if header.get("ceilings") else []),
              f"- command: `{header['command']}`",
              f"- calibration: {header['calibration']}",
              f"- measurement: every model {header.get('rounds', 1)} round(s), one after the other; each layer's time "
@@ -268,8 +268,9 @@ def run(device: torch.device, models: list[str], batches: list[int], precision: 
     ceil = get_ceilings(device, (precision,), quick=quick)
     # the host's other tenants show in its memory bandwidth, not in this guest's load: the copy ceiling read
     # 16.1, 13.0 and 12.6 GB/s at the start of three runs of 2026-12-02 (00:32-01:14 UTC), the matmul 159-165
+    # (a cached entry the ceilings trust can be older than the run: its date says so)
     header["ceilings"] = (f"{precision} matmul {ceil.peak(precision) / 1e9:.0f} GFLOP/s, copy {ceil.copy_bw / 1e9:.1f} GB/s "
-                          f"(measured {(ceil.state or {}).get('date', 'now')})")
+                          f"(measured {(ceil.state or {}).get('date', 'at an unrecorded date')})")
     # on a CPU with several rounds, one calibration pass runs before each round of measurements (each
     # point the median of the passes so far): a slow minute of the shared host then slows one pass and
     # one round, not the whole calibration (a calibration slowed 1.4x on its memory-bound families

@@ -30,7 +30,9 @@ dumped before the per-round columns are read as stored (their fastest), calibrat
 each folder's line says which reading it got;
 ``--drop-grid-part pointwise`` leaves out the benchmarks a reverted grid (GRID_VERSION 15) added to the
 three runs that measured it; ``global_head`` and ``global_plane`` (GRID_VERSION 18) the global pools
-over a CNN head's planes and the random draw's other global pools, each judged without the other.  The frames are the bench's own pickles: load only folders you wrote.
+over a CNN head's planes and the random draw's other global pools, each judged without the other (on
+a GRID_VERSION 18 dump only: from 19 on the grid has no ``global_plane`` part, and dropping the heads
+leaves global pooling the family's floor and the pools onto a grid).  The frames are the bench's own pickles: load only folders you wrote.
 """
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   of 7x7 planes run at a fraction of the bandwidth of a few large ones) and one per window for pooling onto a grid (window bounds per output: VGG-16's
   7x7 -> 7x7 head, 3.8 ns per output, was -88% priced from global pools); LRN one at batch 1 and one
   above (it splits its work over the batch).  Conv families use the ``copy`` family's curve
-  (depthwise convs their own); linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
+  (depthwise convs their own, or the copy's where none of their benchmarks rose above the floor); linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
   fitted on M >= 16).
 * Operands in the private caches (CPU): a memory-bound row that allocates its output (below 32 MiB)
   and whose operands were all touched within the L2 caches' worth of traffic (``in_private_caches``;
@@ -228,10 +228,11 @@ class TimeModel:
             if packed or gemv:
                 self.bw[f] = bandwidth_curve(packed or gemv, "time_s", fl)
             ok = [p for p in ok if p["features"][0] >= 4] or ok
-        if f == "conv_dw" and ok:  # memory-bound: its own bandwidth, not the copy's (oneDNN reorders to a
-            # blocked layout and back: MobileNet's 64x112x112 stride-2 one at batch 8 moved 9 GB/s); none
-            # when no benchmark rose above the floor (a quick grid on a busy host): the copy curve then
-            self.bw[f] = bandwidth_curve([p for p in ok if p["bytes"] > 0], "time_s", fl)
+        moving = [p for p in ok if p["bytes"] > 0] if f == "conv_dw" else []
+        if moving:  # depthwise convs are memory-bound: their own bandwidth, not the copy's (oneDNN reorders to a
+            # blocked layout and back: MobileNet's 64x112x112 stride-2 one at batch 8 moved 9 GB/s); where no
+            # benchmark rose above 1.5x the floor (a quick grid on a busy host), none: they take the copy curve
+            self.bw[f] = bandwidth_curve(moving, "time_s", fl)
         if len(ok) >= 3:
             xs = np.array([rate_features(f, p["features"], p["flops"], p["bytes"]) for p in ok], dtype=float)
             ys = np.array([math.log2(p["flops"] / (p["time_s"] - fl)) for p in ok])
