@@ -2,6 +2,7 @@
 
     python bench/roofline_offline.py DUMP [DUMP ...] [--pace] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
         [--no-evicted] [--flushed FAMILY] [--families] [--rounds K] [--fastest] [--drop-grid-part PART]
+        [--calibration-from DUMP2]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
 model and batch, and ``calibration.json``).  Each frame's measured times stay as they were; the time model
@@ -10,8 +11,12 @@ the bench does), and every row predicted again.  Prints the bench's columns per 
 how many rows meet each of issue 13's four targets and the mean of the medians
 (``roofline_accuracy.targets_line``), so that a change to the model can be judged on several runs'
 measurements without measuring again (and without a slow minute of the host deciding it).  ``--pace``
-re-reads the calibration at the pace of the run's fastest round (``host_pace``; tried on 2026-12-01 with
-the rounds read by their fastest, and not adopted; runs from before the probes have no pace).  ``--no-warm`` switches the
+re-reads the calibration at the pace the run's rounds were read at (per probe the median of the
+rounds' readings; with ``--fastest`` the fastest round's: ``rounds_pace``, ``host_pace``): within a run
+tried on 2026-12-01 and not adopted; across runs (``--calibration-from DUMP2``: each frame predicted from
+another run's calibration, as ``profile``'s cache hands one over from another hour of the host) it is
+what ``profile`` does with the calibration it loads (docs/measured.md; runs from before the probes have
+no pace).  ``--no-warm`` switches the
 operands-in-private-caches rule off (``private_cache_bytes`` = 0; every rule that needs the back-to-back
 fit goes with it: the BatchNorm and ReLU after a conv, the residual adds, ``t_weights``), ``--no-weights``
 ``t_weights`` alone (the copy family's back-to-back times dropped: a copy row's warm price goes too), ``--no-after-bn`` the BatchNorm-after-a-conv
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import statistics
 import sys
 from typing import Optional
 
@@ -84,21 +90,26 @@ def first_passes(cal: dict, passes: int, fastest: bool = False) -> dict:
     return {**cal, "points": combine(cal["passes"][:passes], fastest)}
 
 
-def fastest_pace(paces: list[Optional[dict[str, float]]]) -> Optional[dict[str, float]]:
-    """The pace of the fastest of several rounds (``host_pace.pace_level``), at which ``--pace`` re-reads
-    the calibration (tried when each layer kept its fastest round)."""
+def rounds_pace(paces: list[Optional[dict[str, float]]], fastest: bool = False) -> Optional[dict[str, float]]:
+    """The pace the rounds' layers were read at, at which ``--pace`` re-reads the calibration: per probe
+    the median of the rounds' readings, as the layers are read, or with ``fastest`` the pace of the fastest
+    round (``host_pace.pace_level``; tried when each layer kept its fastest round)."""
     known = [p for p in paces if p]
-    return min(known, key=pace_level) if known else None
+    if not known:
+        return None
+    if fastest:
+        return min(known, key=pace_level)
+    return {k: statistics.median(p[k] for p in known) for k in known[0] if all(k in p for p in known)}
 
 
 def repredict(frame: pd.DataFrame, cal: dict, batch: int, itemsize: int = 4, rounds: Optional[int] = None,
-              use_pace: bool = False) -> dict:
+              use_pace: bool = False, fastest: bool = False) -> dict:
     """The bench's summary of one stored frame, predicted again from the calibration ``cal``; with
-    ``use_pace``, re-read at the pace of the fastest of its (first ``rounds``) rounds (``host_pace``;
+    ``use_pace``, re-read at the pace of its (first ``rounds``) rounds (``rounds_pace``, ``host_pace``;
     frames dumped before the pace probes have none, and are predicted as measured)."""
     rows = frame.drop(columns=[c for c in [*MODEL_COLUMNS, "error"] if c in frame.columns])
     paces = list(frame.attrs.get(PACE_ROUNDS) or [])[:rounds]
-    tm, _ = held_out_model(cal, layer_signatures(rows, batch), fastest_pace(paces) if use_pace else None)
+    tm, _ = held_out_model(cal, layer_signatures(rows, batch), rounds_pace(paces, fastest) if use_pace else None)
     pred = tm.predict(rows, batch, itemsize)
     out = rows.join(pred)
     out["error"] = [relative_error(p, m) for p, m in zip(out["predicted_s"], out["time_s"])]
@@ -141,9 +152,12 @@ def main() -> None:
                          "on 2026-12-01 were calibrated with 16 pointwise convs (GRID_VERSION 15, reverted); "
                          "--drop-grid-part pointwise fits them as the grid is now; GRID_VERSION 18 tags its global "
                          "pools global_head (a CNN head's planes) and global_plane (the random draw's)")
+    ap.add_argument("--calibration-from", type=pathlib.Path, metavar="DUMP2",
+                    help="predict each DUMP's frames from DUMP2's calibration (another run's: a calibration from "
+                         "another hour of the host, as profile's cache hands it; with --pace re-read at DUMP's pace)")
     a = ap.parse_args()
     for dump in map(pathlib.Path, a.dumps):
-        cal = json.loads((dump / "calibration.json").read_text())
+        cal = json.loads(((a.calibration_from or dump) / "calibration.json").read_text())
         frames = {path: pd.read_pickle(path) for path in sorted(dump.glob("*_b*.pkl"))}
         # re-combined only where the frames kept their rounds too: one reading for both sides
         per_round = a.rounds is not None or any(round_count(f) for f in frames.values())
@@ -175,7 +189,7 @@ def main() -> None:
                 except SystemExit as exc:  # a row the run's deadline left short of rounds: said, skipped
                     print(f"  {name:14s} b{batch:<3s} skipped: {exc}")
                     continue
-            r = repredict(frame, cal, int(batch), rounds=a.rounds, use_pace=a.pace)
+            r = repredict(frame, cal, int(batch), rounds=a.rounds, use_pace=a.pace, fastest=a.fastest)
             rows.append({**r, "model": name, "batch": int(batch)})
             line = (f"  {name:14s} b{batch:<3s} median |err| {r['median_abs_error']:.1%}  naive / calibrated "
                     f"{r['naive_median_abs_error'] / r['median_abs_error']:.1f}x  Spearman {r['spearman']:.3f}  "

@@ -88,8 +88,8 @@ def test_a_machine_twice_as_slow_is_predicted_twice_the_time():
 
 def test_profile_records_the_pace_of_its_layers_and_prices_them_as_calibrated(monkeypatch):
     """profile reads the pace before and after its instrumented passes and records it (the geometric mean
-    of the two readings); the calibration is applied as measured (re-reading it at the pace was tried and
-    read worse, host_pace)."""
+    of the two readings); a time model passed in is applied as built (the bench's, calibrated in the same
+    minutes as its measurements, read worse re-read at the pace: host_pace)."""
     readings = iter([{k: v * 1.5 for k, v in SLOW.items()}, {k: v / 1.5 for k, v in SLOW.items()}])
     monkeypatch.setattr(profile_module, "read_pace", lambda dev, dtype: next(readings))
     tm = TimeModel(paced_points(), {"private_cache_bytes": 2 ** 21})
@@ -101,6 +101,24 @@ def test_profile_records_the_pace_of_its_layers_and_prices_them_as_calibrated(mo
     without = profile(net, (16, 32, 32), batch=4, warmup=1, repeat=2, layer_repeat=1, quiet=True,
                       ceilings=Ceilings("d", matmul={"fp32": 1e12}, copy_bw=1e12), time_model=False)
     assert "host_pace" not in without.context  # no time model: no probes
+
+
+def test_profile_rereads_the_calibration_it_loads_at_the_pace_of_its_layers(monkeypatch):
+    """With ``time_model=True`` (what the CLI does) a CPU profile re-reads the calibration it loaded at the
+    pace its layers ran at: calibrated at ``CALM``, timed at ``SLOW`` (twice as slow on every probe), every
+    row is predicted twice the time, and the JSON's time model says by how much."""
+    readings = iter([SLOW, SLOW])
+    monkeypatch.setattr(profile_module, "read_pace", lambda dev, dtype: next(readings))
+    tm = TimeModel(paced_points(), {"private_cache_bytes": 2 ** 21})
+    monkeypatch.setattr(profile_module, "get_time_model", lambda *a, **k: (tm, {"points": paced_points()}))
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten())
+    p = profile(net, (16, 32, 32), batch=4, warmup=1, repeat=2, layer_repeat=1, quiet=True,
+                ceilings=Ceilings("d", matmul={"fp32": 1e12}, copy_bw=1e12), time_model=True)
+    calm = tm.predict(priced_net(), 4, 4)["predicted_s"]
+    assert list(p.layers["predicted_s"]) == pytest.approx(list(2 * calm))
+    applied = p.context["ceilings"]["time_model"]["applied_pace"]
+    assert applied["pace"] == pytest.approx(SLOW) and applied["median_scale"] == pytest.approx(2.0)
+    assert tm.reread(None) is tm and "applied_pace" not in tm.describe()  # no reading: as measured
 
 
 def test_the_grid_stamps_each_point_with_the_pace_around_its_block(monkeypatch):

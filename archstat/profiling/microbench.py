@@ -20,11 +20,11 @@ and 32 more where that draw is sparse and the fit worst (stems and 1x1 channel r
 32 depthwise convolutions (3x3, 5x5), 36 linears (M = 1..64 rows, a third of them 1), and per memory family 20 sizes
 from a few hundred bytes to 32 MB (in-place activations ~100 MB), the smallest of which gives the
 family's per-call floor (max pools twice: on inputs with and without a BatchNorm before, ``pool_input``;
-LRN every other size at batch 8; adaptive pools keep of their 20 draws the smallest, a global pool,
-and those onto a 7x7 grid, 5 in all, with 16 onto a 6x6 or 7x7 grid besides, ``adaptive_head_cases``,
-and 16 global pools as a CNN's head calls them, ``global_head_cases``), and the two families that launch no kernel, a view and a Dropout in eval,
-back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also measures what it
-leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also, from the pass state, a
+LRN every other size at batch 8; adaptive pools keep of their 20 draws the smallest, a global pool, and
+those onto a 7x7 grid, 5 in all, with 16 onto a 6x6 or 7x7 grid besides, ``adaptive_head_cases``, and 16
+global pools as a CNN's head calls them, ``global_head_cases``), and the two families that launch no kernel,
+a view and a Dropout in eval, back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also
+measures what it leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also, from the pass state, a
 BatchNorm and the ReLU after it, ``chain_penalties``).  One pass took about 2 minutes
 on 2 CPU cores on 2026-12-01 (GRID_VERSION 17); ``combine`` merges several.
 """
@@ -249,9 +249,9 @@ def global_head_cases(n: int, quick: bool, big: int = 1) -> list[tuple[nn.Module
     last feature map of a 224-299 pixel input), channels drawn log-uniformly in 256-2048, batch from
     {1, 2, 4, 8, 16} (quick: 16-64 channels on 4x4-7x7).  The seeded draw of 16 gives 288-1136 channels
     at batch 2-16, 0.2-25 MB: global pooling's per-plane cost, read at sizes from a batch-1 head of
-    MobileNet to a batch-16 one of ResNet-50.  Drawn from a stream of their own (the rest of the grid stays as it was) and tagged
-    ``GRID_PART`` ``global_head``; the random draw's global pools left the grid for them (GRID_VERSION
-    19), the smallest apart, which gives the family its floor and cold start.
+    MobileNet to a batch-16 one of ResNet-50.  Drawn from a stream of their own (the rest of the grid stays
+    as it was) and tagged ``GRID_PART`` ``global_head``; the random draw's global pools left the grid for
+    them (GRID_VERSION 19), the smallest apart, which gives the family its floor and cold start.
 
     Why: the random draw's global pools (``memory_cases``) make a few large planes from few channels
     (16 x 519x519) or many planes of 2x2, so their curve said 30-64 GB/s at 3 MB, where a head's

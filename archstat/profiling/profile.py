@@ -15,7 +15,8 @@
 * ``summary``: per-layer sum against the whole-model time (measured between the instrumented passes),
   roofline error statistics, training memory against the symbolic estimate.  ``context``: device, card,
   versions, date, the TF32 flags, the machine's pace while the layers were timed (``host_pace``, probe
-  seconds; with a time model).
+  seconds; with a time model; on a CPU the calibration ``profile`` loads is re-read at it,
+  ``TimeModel.reread``, and ``context["ceilings"]["time_model"]["applied_pace"]`` says by how much).
 
 The caller's model is never changed: conversion (device, dtype, memory format) and the training
 step work on copies.  An out-of-memory batch is a one-line ArchstatError naming the batch.
@@ -125,7 +126,8 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     (tests, dry runs).  ``time_budget_s`` caps the whole-model and training-step loops (the repeat count is
     cut to fit); the ``layer_repeat`` instrumented passes, each after one more whole-model call, are not cut.
     ``time_model``: True calibrates (or loads) the per-family time model for per-layer runs with
-    ceilings; a ``TimeModel`` is used as given; False predicts with the naive roofline only.
+    ceilings, and on a CPU re-reads it at the machine's pace while the layers ran (``host_pace``); a
+    ``TimeModel`` is used as given; False predicts with the naive roofline only.
     ``refresh_ceilings`` measures the ceilings and the time model again; ``quiet`` silences the
     progress bar (None: shown when stderr is a terminal).
 
@@ -172,14 +174,19 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
             runs[0]["peak_share"] = runs[0]["achieved_flops_per_s"] / ceil.peak(precision)
         if layers:
             stages.next(f"timing every op call ({layer_repeat} instrumented passes, each after a whole-model call)")
-            # the machine's pace before and after (host_pace), recorded beside the calibration's, not applied:
-            # re-reading the calibration at it read worse on the benchmark (docs/measured.md)
+            # the machine's pace before and after (host_pace); on a CPU the calibration profile loaded itself
+            # (cached, often from another hour of a shared host) is re-read at it: predicting one run's layers
+            # from another run's calibration, the mean of the ten medians of bench/roofline_accuracy.py fell
+            # from 28.8% to 20.3% over six such pairs (docs/measured.md); a model passed in is used as built
+            # (the bench's, calibrated in the same minutes as its measurements, read worse re-read so)
             pace0 = read_pace(dev, dtype) if tmodel is not None else None
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes, whole_s = interleaved(net, graph, nodes, feed[0], dev, warmup=1, repeat=layer_repeat,
                                               kwargs=feed[1], whole=lambda: net(*feed[0], **feed[1]))
             if pace0 is not None:
                 context["host_pace"] = between(pace0, read_pace(dev, dtype))
+                if time_model is True and dev.type == "cpu":
+                    tmodel = tmodel.reread(context["host_pace"])
         feed = None  # free the inputs before the training step allocates its own
         summary: dict[str, Any] = {}
         if train:

@@ -52,13 +52,14 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   ``(log B, log BW)`` and constant beyond the ends (cache sizes show up as steps).  Pools have a
   curve per window and stride (``window_of``: a pool that downsamples fetches more distinct bytes
   per window read) and, for max pools, per input kind (after a BatchNorm or not: their branches
-  depend on the data, ``microbench.pool_input``); adaptive pools one for global pooling (a vectorised
-  sum per plane, benchmarked over a CNN head's planes, ``microbench.global_head_cases``: thousands
-  of 7x7 planes run at a fraction of the bandwidth of a few large ones) and one per window for pooling onto a grid (window bounds per output: VGG-16's
-  7x7 -> 7x7 head, 3.8 ns per output, was -88% priced from global pools); LRN one at batch 1 and one
-  above (it splits its work over the batch).  Conv families use the ``copy`` family's curve
-  (depthwise convs their own, or the copy's where none of their benchmarks rose above the floor); linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is
-  fitted on M >= 16).
+  depend on the data, ``microbench.pool_input``); adaptive pools one for global pooling (a vectorised sum
+  per plane, benchmarked over a CNN head's planes, ``microbench.global_head_cases``: thousands of 7x7 planes
+  run at a fraction of the bandwidth of a few large ones) and one per window for pooling onto a grid (window
+  bounds per output: VGG-16's 7x7 -> 7x7 head, 3.8 ns per output, was -88% priced from global pools); LRN
+  one at batch 1 and one above (it splits its work over the batch).  Conv families use the ``copy`` family's
+  curve (depthwise convs their own, or the copy's where none of their benchmarks rose above the floor);
+  linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is fitted
+  on M >= 16).
 * Operands in the private caches (CPU): a memory-bound row that allocates its output (below 32 MiB)
   and whose operands were all touched within the L2 caches' worth of traffic (``in_private_caches``;
   the size from the calibration's state, ``cpu_caches``) is priced by the same model fitted on the
@@ -162,8 +163,10 @@ class TimeModel:
     def __init__(self, points: list[dict[str, Any]], state: Optional[dict] = None,
                  pace: Optional[dict[str, float]] = None) -> None:
         self.state = state or {}
+        self.measured_points = points  # as measured, for ``reread``
         # with ``pace``, the calibration re-read at that pace of the machine (``host_pace``: every timing times
-        # g(pace) / g(then); points from before the probes as measured); tried, not applied by default
+        # g(pace) / g(then); points from before the probes as measured): what ``profile`` does with a
+        # calibration it loads itself (``reread``); a model passed in is used as it was built
         self.pace = pace
         factors = [pace_factor(pace, p[PACE]) for p in points if pace and p.get(PACE)]
         self.pace_scale = float(np.median(factors)) if factors else 1.0  # the median over the points
@@ -327,6 +330,11 @@ class TimeModel:
         b = 2.0 * weight_bytes
         return max(0.0, b / self.bw["copy"](b) - b / self.warm.bw["copy"](b))
 
+    def reread(self, pace: Optional[dict[str, float]]) -> "TimeModel":
+        """The same calibration, as measured, re-read at the machine's ``pace`` (``host_pace``); itself
+        without a reading."""
+        return TimeModel(self.measured_points, self.state, pace) if pace else self
+
     def describe(self) -> dict[str, Any]:
         """What the JSON records about the calibration: points per family, floors, when measured."""
         return {"points": self.n_points, "floor_s": self.floor, "warm_floor_s": self.hot_floor,
@@ -339,7 +347,8 @@ class TimeModel:
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
                 "evicted_timings": self.evicted,  # families priced from ``microbench.as_in_a_pass``
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
-                # only where the calibration was re-read at a pace (offline: roofline_offline.py --pace)
+                # only where the calibration was re-read at a pace (``reread``: profile on a CPU, with the
+                # calibration it loaded; offline: roofline_offline.py --pace)
                 **({"applied_pace": {"pace": self.pace, "median_scale": self.pace_scale}} if self.pace else {}),
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
