@@ -118,6 +118,9 @@ def test_profile_rereads_the_calibration_it_loads_at_the_pace_of_its_layers(monk
     assert list(p.layers["predicted_s"]) == pytest.approx(list(2 * calm))
     applied = p.context["ceilings"]["time_model"]["applied_pace"]
     assert applied["pace"] == pytest.approx(SLOW) and applied["median_scale"] == pytest.approx(2.0)
+    from archstat.profiling.profile_format import to_text
+
+    assert "every calibration time x2.00" in to_text(p)  # the text report says it too
     assert tm.reread(None) is tm and "applied_pace" not in tm.describe()  # no reading: as measured
 
 

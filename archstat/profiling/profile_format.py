@@ -73,6 +73,18 @@ def ceilings_line(ceil: dict) -> str:
             f"copy {_num(ceil.get('copy_bytes_per_s'), 1e-9, 1)} GB/s (read + write)")
 
 
+def calibration_lines(tm: dict) -> list[str]:
+    """The time model's calibration in one line: when it was measured and, where ``profile`` re-read it at
+    the machine's pace (``TimeModel.reread``), by what factor (none without a time model)."""
+    if not tm:
+        return []
+    applied = tm.get("applied_pace") or {}
+    pace = (f"; re-read at the machine's pace while the layers ran: every calibration time x"
+            f"{applied['median_scale']:.2f} (median over the benchmarks)" if applied else "")
+    return [f"time model: calibrated {(tm.get('measured') or {}).get('date', 'at an unrecorded date')} on synthetic "
+            f"micro-benchmarks{pace}"]
+
+
 def to_text(p: Any, top: int = 0) -> str:
     c, lines = p.context, []
     lines.append(f"{c.get('model')} on {c.get('device_name')} | torch {c.get('torch')}"
@@ -124,6 +136,7 @@ def to_text(p: Any, top: int = 0) -> str:
                      + ("; measured again" if check.get("remeasured") else "") + ("" if check.get("exceeded") else " (now below)"))
     if "ceilings" in c:
         lines.append(ceilings_line(c["ceilings"]))
+        lines += calibration_lines((c["ceilings"] or {}).get("time_model") or {})
     tm = p.summary.get("train_memory")
     if tm:
         est = tm.get("estimate_bytes")
