@@ -17,8 +17,10 @@ apart, each after a pass over the calibration grid, and each layer and each cali
 median of the rounds (``--rounds``, ``CPU_ROUNDS``; ``--fastest``: the fastest, as before 2026-12-01
 07:55 UTC).  The whole-model time is the median of the calls ``profile`` makes between its
 instrumented passes.  The machine's pace (``archstat.profiling.host_pace``: three fixed probes, read
-through the grid and around every measurement) is dumped beside the frames, not applied: the
-calibration re-read at it read worse (``roofline_offline.py --pace``).  Targets (issue 13) are printed
+through the grid and around every measurement) is dumped beside the frames, not applied here: this
+calibration is measured in the same minutes as the models, and re-read at the pace it read worse
+(``roofline_offline.py --pace``); ``profile`` re-reads a calibration from its cache at it, which
+``roofline_offline.py --calibration-from`` judges.  Targets (issue 13) are printed
 next to it, not asserted.
 """
 from __future__ import annotations

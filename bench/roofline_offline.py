@@ -138,7 +138,9 @@ def main() -> None:
                     help="price FAMILY (concat) from its flushed benchmarks, not from those timed as in a pass "
                          "(its points' EVICTED dropped)")
     ap.add_argument("--pace", action="store_true", help="the calibration re-read at the pace the model was measured "
-                    "at (host_pace: every timing times g(now) / g(then)); tried and not adopted (docs/measured.md)")
+                    "at (host_pace: every timing times g(now) / g(then); the rounds' median pace, the fastest round's "
+                    "with --fastest): within a run not adopted; with --calibration-from what profile does with a "
+                    "cached calibration (docs/measured.md)")
     ap.add_argument("--families", action="store_true", help="the median signed error per family as well")
     ap.add_argument("--private-cache-bytes", type=int, help="the L2 size to assume where the run's calibration "
                     "does not record one (runs before the rule existed)")

@@ -104,16 +104,23 @@ def test_profile_records_the_pace_of_its_layers_and_prices_them_as_calibrated(mo
 
 
 def test_profile_rereads_the_calibration_it_loads_at_the_pace_of_its_layers(monkeypatch):
-    """With ``time_model=True`` (what the CLI does) a CPU profile re-reads the calibration it loaded at the
-    pace its layers ran at: calibrated at ``CALM``, timed at ``SLOW`` (twice as slow on every probe), every
-    row is predicted twice the time, and the JSON's time model says by how much."""
-    readings = iter([SLOW, SLOW])
-    monkeypatch.setattr(profile_module, "read_pace", lambda dev, dtype: next(readings))
+    """With ``time_model=True`` (what the CLI does) a CPU profile re-reads a calibration it loaded from the
+    cache at the pace its layers ran at: calibrated at ``CALM``, timed at ``SLOW`` (twice as slow on every
+    probe), every row is predicted twice the time, and the JSON's time model says by how much.  One it has
+    just measured (``MEASURED_NOW``) is used as measured."""
+    from archstat.profiling.calibrate import MEASURED_NOW
+
+    monkeypatch.setattr(profile_module, "read_pace", lambda dev, dtype: SLOW)
     tm = TimeModel(paced_points(), {"private_cache_bytes": 2 ** 21})
-    monkeypatch.setattr(profile_module, "get_time_model", lambda *a, **k: (tm, {"points": paced_points()}))
+    entry: dict = {"points": paced_points()}  # as read from the cache
+    monkeypatch.setattr(profile_module, "get_time_model", lambda *a, **k: (tm, entry))
     net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten())
-    p = profile(net, (16, 32, 32), batch=4, warmup=1, repeat=2, layer_repeat=1, quiet=True,
-                ceilings=Ceilings("d", matmul={"fp32": 1e12}, copy_bw=1e12), time_model=True)
+
+    def run() -> object:
+        return profile(net, (16, 32, 32), batch=4, warmup=1, repeat=2, layer_repeat=1, quiet=True,
+                       ceilings=Ceilings("d", matmul={"fp32": 1e12}, copy_bw=1e12), time_model=True)
+
+    p = run()
     calm = tm.predict(priced_net(), 4, 4)["predicted_s"]
     assert list(p.layers["predicted_s"]) == pytest.approx(list(2 * calm))
     applied = p.context["ceilings"]["time_model"]["applied_pace"]
@@ -121,6 +128,13 @@ def test_profile_rereads_the_calibration_it_loads_at_the_pace_of_its_layers(monk
     from archstat.profiling.profile_format import to_text
 
     assert "every calibration time x2.00" in to_text(p)  # the text report says it too
+    entry[MEASURED_NOW] = True  # measured by this call: calibrated in the same minutes, not re-read
+    fresh = run()
+    assert list(fresh.layers["predicted_s"]) == pytest.approx(list(calm))
+    assert "applied_pace" not in fresh.context["ceilings"]["time_model"]
+    assert tm.reread(SLOW).reread(SLOW).pace_scale == pytest.approx(2.0)  # from the points as measured: no compounding
+    unstamped = TimeModel([{k: v for k, v in q.items() if k != PACE} for q in paced_points()])
+    assert "applied_pace" not in unstamped.reread(SLOW).describe()  # nothing to re-read, nothing claimed
     assert tm.reread(None) is tm and "applied_pace" not in tm.describe()  # no reading: as measured
 
 

@@ -124,3 +124,15 @@ def test_targets_are_counted_per_row_with_the_looser_bar_at_batch_one_and_for_th
             {"model": "googlenet", "batch": 8, "error": "out of memory"}]
     assert bench.targets_line(rows) == ("targets met: median 1/2, 2x naive 1/2, Spearman 1/2, layer sum 1/2; "
                                         "mean of the medians 17.5%")
+
+
+def test_offline_pace_is_the_rounds_median_per_probe_or_the_fastest_rounds(monkeypatch):
+    """``rounds_pace``: per probe the median of the rounds that have a reading (rounds without one and probes
+    some round lacks are left out); with ``fastest`` the reading of the fastest round."""
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    offline = load_bench("roofline_offline")
+    paces = [{"matmul": 1.0, "copy": 4.0, "dispatch": 1.0}, None, {"matmul": 3.0, "copy": 2.0},
+             {"matmul": 2.0, "copy": 9.0}]
+    assert offline.rounds_pace(paces) == {"matmul": 2.0, "copy": 4.0}
+    assert offline.rounds_pace(paces, fastest=True) == paces[0]  # the least geometric mean: 1.59 (2.45, 4.24)
+    assert offline.rounds_pace([None, {}]) is None and offline.rounds_pace([]) is None

@@ -36,10 +36,15 @@ def cached_entries(device: torch.device) -> dict[str, dict]:
     return {k: v for k, v in read_entries(cache_path()).items() if k.startswith(name) and isinstance(v, dict)}
 
 
+MEASURED_NOW = "measured_now"  # an entry key get_time_model adds to a calibration it has just measured
+
+
 def get_time_model(device: torch.device, precision: str = "fp32", channels_last: bool = False, *,
                    quick: bool = False, refresh: bool = False, use_cache: bool = True,
                    quiet: Optional[bool] = None) -> tuple[TimeModel, dict[str, Any]]:
-    """The fitted time model and its cache entry (``points``, ``state``), measuring when needed."""
+    """The fitted time model and its cache entry (``points``, ``state``), measuring when needed; an entry
+    measured by this call carries ``MEASURED_NOW`` (not written to the cache): ``profile`` re-reads only a
+    calibration from another time at the machine's pace (``TimeModel.reread``)."""
     path, key = cache_path(), entry_key(device, precision, channels_last, quick)
     entry = read_entries(path).get(key) if use_cache and not refresh else None
     valid = isinstance(entry, dict) and isinstance(entry.get("points"), list) and entry["points"]
@@ -51,4 +56,5 @@ def get_time_model(device: torch.device, precision: str = "fp32", channels_last:
                  "channels_last": channels_last, "seed": SEED, "device_name": device_name(device)}
         if use_cache:
             write_entry(path, key, entry)
+        entry = {**entry, MEASURED_NOW: True}
     return TimeModel(entry["points"], entry.get("state")), entry

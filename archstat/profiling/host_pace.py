@@ -16,7 +16,7 @@ calibration at another pace: every calibration time ``t`` becomes
 
 (``pace_factor``), one factor for every term of every family, no parameter fitted to any model.
 
-Tried, and not applied by default (docs/measured.md): on the first benchmark run that read the
+Within a run tried, and not applied (docs/measured.md): on the first benchmark run that read the
 probes (05:12 UTC 2026-12-01) the calibration re-read at the measurement's pace, its passes combined
 at one pace, met 33 of 40 targets, mean of the ten medians 18.7%, against 35 of 40 and 17.1% as
 measured; on the next run, out of sample, 29 of 40 and 17.9% against 38 and 13.2%.  The probes
@@ -25,14 +25,15 @@ the matmul probe 0.65, memory-bound families near 0 or below): most of a shared 
 is per benchmark, not one factor, and the dispatch probe alone moved 2x.
 
 Applied where the calibration comes from another hour of the host (2026-12-02): ``profile`` re-reads
-the calibration it loads itself (the cache's) at the pace of its layers, on a CPU (``TimeModel.reread``).
+a calibration it loads from the cache at the pace of its layers, on a CPU (``TimeModel.reread``).
 Between runs the host's other tenants move whole families together, and the probes follow: from the
 00:32 to the 01:14 UTC run the copy probe read 1.8 -> 3.5 ms and the matmul 0.64 -> 0.82 while the
 grid's flushed memory benchmarks slowed 1.5-1.7x and its convs 1.28x.  Each run's frames predicted from
 another run's calibration (``bench/roofline_offline.py DUMP --calibration-from DUMP2 [--pace]``, the six
 ordered pairs of the day's three runs): the mean of the ten medians 28.8% as measured, 20.3% re-read
 (29.3 -> 21.6, 46.8 -> 20.1, 16.5 -> 16.6, 18.3 -> 18.8, 24.1 -> 24.4, 37.8 -> 20.2%), 142 -> 177 of 240
-targets: a large gain where the host had moved, a few tenths lost where it had not.  Within one run
+targets: a large gain where the host had moved; where it had not, 0.1-0.5 point and 2-4 targets of
+40 lost per pair.  Within one run
 (the bench's model, calibrated in the same minutes) it still reads worse (14.6 -> 14.9, 17.6 -> 18.8,
 19.8 -> 22.2% on the same three), so a model passed to ``profile`` is used as built.
 """

@@ -15,7 +15,7 @@
 * ``summary``: per-layer sum against the whole-model time (measured between the instrumented passes),
   roofline error statistics, training memory against the symbolic estimate.  ``context``: device, card,
   versions, date, the TF32 flags, the machine's pace while the layers were timed (``host_pace``, probe
-  seconds; with a time model; on a CPU the calibration ``profile`` loads is re-read at it,
+  seconds; with a time model; on a CPU a calibration ``profile`` loads from its cache is re-read at it,
   ``TimeModel.reread``, and ``context["ceilings"]["time_model"]["applied_pace"]`` says by how much).
 
 The caller's model is never changed: conversion (device, dtype, memory format) and the training
@@ -38,7 +38,7 @@ from archstat.engine.rows import Rows
 from archstat.engine.conventions import counter
 from archstat.errors import ArchstatError
 from archstat.analyses.live_memory import inference_peak
-from archstat.profiling.calibrate import get_time_model
+from archstat.profiling.calibrate import MEASURED_NOW, get_time_model
 from archstat.profiling.ceilings import Ceilings, defend, get_ceilings
 from archstat.profiling.fresh_pages import steady_heap
 from archstat.profiling.host_pace import between, read_pace
@@ -126,8 +126,8 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     (tests, dry runs).  ``time_budget_s`` caps the whole-model and training-step loops (the repeat count is
     cut to fit); the ``layer_repeat`` instrumented passes, each after one more whole-model call, are not cut.
     ``time_model``: True calibrates (or loads) the per-family time model for per-layer runs with
-    ceilings, and on a CPU re-reads it at the machine's pace while the layers ran (``host_pace``); a
-    ``TimeModel`` is used as given; False predicts with the naive roofline only.
+    ceilings, and on a CPU re-reads a calibration loaded from the cache at the machine's pace while the
+    layers ran (``host_pace``); a ``TimeModel`` is used as given; False predicts with the naive roofline only.
     ``refresh_ceilings`` measures the ceilings and the time model again; ``quiet`` silences the
     progress bar (None: shown when stderr is a terminal).
 
@@ -146,8 +146,8 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
     memory = free_memory(dev)
     if memory is not None:
         check_fits(df, batch, *memory)
-    ceil, tmodel = _ceilings_and_model(ceilings, time_model if layers else False, dev, precision, channels_last,
-                                       quick, refresh_ceilings, quiet)
+    ceil, tmodel, cached_model = _ceilings_and_model(ceilings, time_model if layers else False, dev, precision,
+                                                     channels_last, quick, refresh_ceilings, quiet)
     stages = Stages(2 + int(layers) + int(train), quiet)
     flops = float(sum(int(counter("hardware")(r.cost, r.inputs)[0]) for r in records if r.supported))
     context = {**environment(dev), "precision": precision, "dtype": str(dtype).replace("torch.", ""),
@@ -174,18 +174,18 @@ def profile(model: nn.Module, input_shape: Optional[Sequence[int]] = None, *, ba
             runs[0]["peak_share"] = runs[0]["achieved_flops_per_s"] / ceil.peak(precision)
         if layers:
             stages.next(f"timing every op call ({layer_repeat} instrumented passes, each after a whole-model call)")
-            # the machine's pace before and after (host_pace); on a CPU the calibration profile loaded itself
-            # (cached, often from another hour of a shared host) is re-read at it: predicting one run's layers
+            # the machine's pace before and after (host_pace); on a CPU a calibration profile loaded from its
+            # cache (measured at another hour of a shared host) is re-read at it: predicting one run's layers
             # from another run's calibration, the mean of the ten medians of bench/roofline_accuracy.py fell
-            # from 28.8% to 20.3% over six such pairs (docs/measured.md); a model passed in is used as built
-            # (the bench's, calibrated in the same minutes as its measurements, read worse re-read so)
+            # from 28.8% to 20.3% over six such pairs (docs/measured.md); one measured just now, or passed in
+            # (the bench's), is used as built: calibrated in the same minutes, it read worse re-read so
             pace0 = read_pace(dev, dtype) if tmodel is not None else None
             with oom_guard(batch, dev, "per-layer pass"), training_mode(net, False):
                 passes, whole_s = interleaved(net, graph, nodes, feed[0], dev, warmup=1, repeat=layer_repeat,
                                               kwargs=feed[1], whole=lambda: net(*feed[0], **feed[1]))
             if pace0 is not None:
                 context["host_pace"] = between(pace0, read_pace(dev, dtype))
-                if time_model is True and dev.type == "cpu":
+                if cached_model and dev.type == "cpu":
                     tmodel = tmodel.reread(context["host_pace"])
         feed = None  # free the inputs before the training step allocates its own
         summary: dict[str, Any] = {}
@@ -260,14 +260,17 @@ def check_counts(warmup: object, repeat: object, layer_repeat: object) -> None:
 
 def _ceilings_and_model(ceilings: Ceilings | bool, time_model: Any, dev: torch.device, precision: str,
                         channels_last: bool, quick: bool, refresh: bool, quiet: Optional[bool]) -> tuple:
-    """The ceilings and the calibrated time model, each measured, cached or given (or None)."""
+    """The ceilings and the calibrated time model, each measured, cached or given (or None), and whether the
+    model is a calibration from the cache (measured at another time: ``profile`` re-reads it at the pace)."""
     if ceilings is False:
-        return None, None
+        return None, None, False
     ceil = ceilings if isinstance(ceilings, Ceilings) else get_ceilings(dev, (precision,), quick=quick,
                                                                         refresh=refresh, quiet=quiet)
+    cached = False
     if time_model is True:
-        time_model = get_time_model(dev, precision, channels_last, quick=quick, refresh=refresh, quiet=quiet)[0]
-    return ceil, time_model or None
+        time_model, entry = get_time_model(dev, precision, channels_last, quick=quick, refresh=refresh, quiet=quiet)
+        cached = not entry.get(MEASURED_NOW)
+    return ceil, time_model or None, cached
 
 
 def check_fits(df: pd.DataFrame, batch: int, free: int, total: int) -> None:
