@@ -33,10 +33,10 @@ another run's calibration (``bench/roofline_offline.py DUMP --calibration-from D
 ordered pairs of the day's three runs): the mean of the ten medians 28.8% as measured, 20.3% re-read
 (29.3 -> 21.6, 46.8 -> 20.1, 16.5 -> 16.6, 18.3 -> 18.8, 24.1 -> 24.4, 37.8 -> 20.2%), 142 -> 177 of 240
 targets: a large gain where the host had moved; where it had not, 0.1-0.5 point and 2-4 targets of
-40 lost per pair.  Within one run
-(the bench's model, calibrated in the same minutes) it still reads worse (14.6 -> 14.9, 17.6 -> 18.8,
-19.8 -> 22.2% on the same three), so a model passed to ``profile`` is used as built.  Checked out of
-sample on the six pairs with the day's fourth run (02:19 UTC): 21.35% as measured, 18.2% re-read.
+40 lost per pair.  Within one run (the bench's model, calibrated in the same minutes) it still reads
+worse (14.6 -> 14.9, 17.6 -> 18.8, 19.8 -> 22.2% on the same three), so a model passed to ``profile``,
+or one it has just measured, is used as built.  Checked out of sample on the six pairs with the day's
+fourth run (02:19 UTC): 21.35% as measured, 18.2% re-read.
 """
 from __future__ import annotations
 

@@ -23,9 +23,9 @@ family's per-call floor (max pools twice: on inputs with and without a BatchNorm
 LRN every other size at batch 8; adaptive pools keep of their 20 draws the smallest, a global pool, and
 those onto a 7x7 grid, 5 in all, with 16 onto a 6x6 or 7x7 grid besides, ``adaptive_head_cases``, and 16
 global pools as a CNN's head calls them, ``global_head_cases``), and the two families that launch no kernel,
-a view and a Dropout in eval, back to back and flushed (``no_kernel_point``).  On the CPU each benchmark also
-measures what it leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also, from the pass state, a
-BatchNorm and the ReLU after it, ``chain_penalties``).  One pass took about 2 minutes
+a view and a Dropout in eval, back to back and flushed (``no_kernel_point``).  On the CPU each benchmark
+also measures what it leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also,
+from the pass state, a BatchNorm and the ReLU after it, ``chain_penalties``).  One pass took about 2 minutes
 on 2 CPU cores on 2026-12-01 (GRID_VERSION 17); ``combine`` merges several.
 """
 from __future__ import annotations

@@ -166,7 +166,7 @@ class TimeModel:
         self.measured_points = points  # as measured, for ``reread``
         # with ``pace``, the calibration re-read at that pace of the machine (``host_pace``: every timing times
         # g(pace) / g(then); points from before the probes as measured): what ``profile`` does with a
-        # calibration it loads itself (``reread``); a model passed in is used as it was built
+        # calibration it loads from its cache (``reread``); a model passed in is used as it was built
         factors = [pace_factor(pace, p[PACE]) for p in points if pace and p.get(PACE)]
         self.pace = pace if factors else None  # nothing re-read, nothing claimed (points without readings)
         self.pace_scale = float(np.median(factors)) if factors else 1.0  # the median over the points
