@@ -57,7 +57,7 @@ from roofline_accuracy import (PACE_ROUNDS, ROUND_PREFIX, WHOLE_ROUND_PREFIX, ac
 
 from archstat.commands._common import positive_int  # noqa: E402
 from archstat.profiling.host_pace import pace_level  # noqa: E402
-from archstat.profiling.microbench import IN_A_PASS, combine  # noqa: E402
+from archstat.profiling.microbench import GRID_PART, IN_A_PASS, combine  # noqa: E402
 
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
@@ -166,7 +166,7 @@ def main() -> None:
         if per_round and (a.rounds is not None or cal.get("passes")):  # a cached calibration has no passes
             cal = first_passes(cal, a.rounds or len(cal["passes"]), a.fastest)
         if a.drop_grid_part:
-            cal["points"] = [p for p in cal["points"] if p.get("grid_part") not in a.drop_grid_part]
+            cal["points"] = [p for p in cal["points"] if p.get(GRID_PART) not in a.drop_grid_part]
         cal["state"] = dict(cal.get("state") or {})
         if a.private_cache_bytes and not cal["state"].get("private_cache_bytes"):
             cal["state"]["private_cache_bytes"] = a.private_cache_bytes
