@@ -23,7 +23,7 @@ import torch
 
 from archstat.errors import ArchstatError
 from archstat.files import write_text
-from archstat.profiling.cpu_caches import private_cache_bytes
+from archstat.profiling.cpu_caches import last_level_cache_bytes, private_cache_bytes
 
 BUSY_LOAD_PER_CPU = 0.3  # 1-minute load average per CPU above which a measurement counts as taken under load
 
@@ -56,7 +56,8 @@ def machine_state() -> dict[str, Any]:
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "load_before": load,
             "cpu_count": os.cpu_count(), "busy": is_busy(load),
-            "private_cache_bytes": private_cache_bytes(torch.get_num_threads())}
+            "private_cache_bytes": private_cache_bytes(torch.get_num_threads()),
+            "last_level_cache_bytes": last_level_cache_bytes()}
 
 
 def own_load(threads: int, seconds: float) -> float:
