@@ -1,4 +1,4 @@
-"""The CPU's caches read from a sysfs tree, and the calibration's flush sized from the last-level cache."""
+"""The CPU's caches read from a sysfs tree."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,6 @@ import pathlib
 import pytest
 
 from archstat.profiling.cpu_caches import last_level_cache_bytes, parse_size, private_cache_bytes
-from archstat.profiling.microbench import FLUSH_MAX_BYTES, FLUSH_MIN_BYTES, flush_bytes
 
 
 def write_cache(root: pathlib.Path, cpu: int, index: int, level: int, kind: str, size: str, shared: str) -> None:
@@ -46,10 +45,3 @@ def test_a_host_without_sysfs_caches_reads_zero(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert private_cache_bytes(2, tmp_path) == 0 and last_level_cache_bytes(tmp_path) == 0
 
-
-def test_the_flush_writes_twice_the_last_level_cache_within_its_bounds():
-    assert flush_bytes(32 * 2 ** 20) == 64 * 2 ** 20  # the first hosts' 32 MiB L3
-    assert flush_bytes(480 * 2 ** 20) == 960 * 2 ** 20  # a 480 MiB one: 64 MiB left most of it in place
-    assert flush_bytes(0) == FLUSH_MIN_BYTES  # sysfs silent
-    assert flush_bytes(8 * 2 ** 20) == FLUSH_MIN_BYTES
-    assert flush_bytes(2 ** 31) == FLUSH_MAX_BYTES

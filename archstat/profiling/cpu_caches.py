@@ -3,8 +3,9 @@ large the last-level cache is.
 
 The time model prices an op whose operands were all touched within the private bytes of traffic from
 its back-to-back benchmark (``TimeModel``): on a host shared with other machines the last-level cache
-is shared with them too, the per-core L2 is not.  The calibration empties the caches by writing a
-buffer sized from the last-level cache (``microbench.flush_bytes``).
+is shared with them too, the per-core L2 is not.  Every cache entry records the last-level cache's size
+(``cache.machine_state``): the calibration's 64 MiB flush (``microbench.flush_caches``) empties a 32 MiB
+L3 and not a 480 MiB one, and a calibration from such a host reads its "flushed" benchmarks from the L3.
 """
 from __future__ import annotations
 

@@ -30,7 +30,6 @@ on 2 CPU cores on 2026-12-01 (GRID_VERSION 17); ``combine`` merges several.
 """
 from __future__ import annotations
 
-import functools
 import math
 import random
 import statistics
@@ -42,7 +41,6 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
-from archstat.profiling.cpu_caches import last_level_cache_bytes
 from archstat.profiling.host_pace import PACE, between, read_pace
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
@@ -50,7 +48,7 @@ from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
 GRID_PART = "grid_part"  # a benchmark's tag when it belongs to a part of the grid judged apart (``global_head``)
-GRID_VERSION = 20  # the flush sized from the last-level cache (20); global pools over a CNN head's planes in place of the random draw's (19; 18 measured both, tagged apart); the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 19  # global pools over a CNN head's planes in place of the random draw's (19; 18 measured both, tagged apart); the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -307,9 +305,8 @@ PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adapt
 
 
 def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callable[[], Any]] = None) -> list[float]:
-    """Seconds per call, the CPU caches emptied before each (``flush_caches``: twice the last-level cache
-    written in between), then ``produce()`` (untimed) writing the operand that, in a model, the previous
-    op has just written.
+    """Seconds per call, the CPU caches emptied before each (a 64 MiB buffer written in between), then
+    ``produce()`` (untimed) writing the operand that, in a model, the previous op has just written.
 
     A loop that repeats one op on one tensor keeps everything in cache; in a forward pass the weights
     and the older operands are cold (a residual add's shortcut, a concat's branches), while the input
@@ -377,7 +374,7 @@ def write_buffer(name: str, nbytes: int) -> None:
     inside ``time_case``'s inference mode is an inference tensor, which PyTorch refuses to update
     in place outside it."""
     with torch.inference_mode():
-        if name not in _BUFFERS or _BUFFERS[name].numel() != nbytes // 4:
+        if name not in _BUFFERS:
             _BUFFERS[name] = torch.empty(nbytes // 4, dtype=torch.float32)
         _BUFFERS[name].fill_(1.0)
 
@@ -457,27 +454,16 @@ def batch_norm_probe(out: torch.Tensor) -> Callable[[torch.Tensor], Any]:
     return nn.BatchNorm2d(out.shape[1]).eval().to(device=out.device, dtype=out.dtype)
 
 
-FLUSH_MIN_BYTES = 64 * 2 ** 20  # where sysfs does not say: twice the 32 MiB last-level cache of the first hosts
-FLUSH_MAX_BYTES = 2 ** 30  # each flush writes it: at ~25 GB/s, 43 ms
-
-
-@functools.lru_cache(maxsize=None)  # sysfs is read once per process: a flush runs before every flushed call
-def flush_bytes(llc_bytes: Optional[int] = None) -> int:
-    """Bytes ``flush_caches`` writes: twice the last-level cache (``cpu_caches``; ``llc_bytes`` when
-    given), at least ``FLUSH_MIN_BYTES`` and at most ``FLUSH_MAX_BYTES``.
-
-    Why from the cache: a fixed 64 MiB flushed the 32 MiB L3 of the hosts the model was built on, and
-    not the 480 MiB of a later one, where a linear layer's 8 MB of weights "flushed" by 64 MiB came back
-    in 590 us against 932 after 1 GiB (a 64 MB one 5.1 ms against 7.2).  Those benchmarks priced the
-    models' classifiers -37..-56%, whose weights a pass of the model streams from DRAM, and the ReLUs
-    over VGG-16's 205 MB maps -30% (the largest activation benchmarks, ~100 MB, sat in the L3)."""
-    llc = last_level_cache_bytes() if llc_bytes is None else llc_bytes
-    return int(min(max(2 * llc, FLUSH_MIN_BYTES), FLUSH_MAX_BYTES))
-
-
 def flush_caches() -> None:
-    """Empty the CPU caches: write a ``flush_bytes()`` buffer (see ``flushed_times``)."""
-    write_buffer("flush", flush_bytes())
+    """Empty the CPU caches: write a 64 MiB buffer (twice the last-level cache of the machines the model
+    was built on; see ``flushed_times``).
+
+    Fixed, not sized from the host's cache: on a host with a 480 MiB L3 it leaves a benchmark's data in
+    the L3 (an 8 MB linear came back in 590 us, 932 after a 1 GiB flush), and a flush of twice the L3
+    (GRID_VERSION 20, tried on 2026-12-02) priced the classifiers and VGG-16's large ReLUs right but every
+    cold start and residual shortcut, which a pass finds in such an L3, too slow: over two paired runs
+    each the mean of the ten medians read 15.65% against 14.2% with 64 MiB (docs/measured.md)."""
+    write_buffer("flush", 64 * 2 ** 20)
 
 
 def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5,
