@@ -462,7 +462,7 @@ def flush_caches() -> None:
     the L3 (an 8 MB linear came back in 590 us, 932 after a 1 GiB flush), and a flush of twice the L3
     (GRID_VERSION 20, tried on 2026-12-02) priced the classifiers and VGG-16's large ReLUs right but every
     cold start and residual shortcut, which a pass finds in such an L3, too slow: over two paired runs
-    each the mean of the ten medians read 15.65% against 14.2% with 64 MiB (docs/measured.md)."""
+    each the mean of the ten medians read 15.65% against 13.6% with 64 MiB (docs/measured.md)."""
     write_buffer("flush", 64 * 2 ** 20)
 
 
