@@ -1,12 +1,16 @@
-"""The CPU's caches read from a sysfs tree."""
+"""The CPU's caches read from a sysfs tree, and the calibration's flushes sized from them."""
 from __future__ import annotations
 
 import os
 import pathlib
 
 import pytest
+import torch
+from torch import nn
 
+from archstat.profiling import microbench
 from archstat.profiling.cpu_caches import last_level_cache_bytes, parse_size, private_cache_bytes
+from archstat.profiling.microbench import DRAM_FLUSH_MAX_BYTES, FLUSH_BYTES, dram_flush_bytes, time_case
 
 
 def write_cache(root: pathlib.Path, cpu: int, index: int, level: int, kind: str, size: str, shared: str) -> None:
@@ -45,3 +49,25 @@ def test_a_host_without_sysfs_caches_reads_zero(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert private_cache_bytes(2, tmp_path) == 0 and last_level_cache_bytes(tmp_path) == 0
 
+
+
+def test_the_dram_flush_writes_twice_the_last_level_cache_within_its_bounds():
+    assert dram_flush_bytes(32 * 2 ** 20) == FLUSH_BYTES == 64 * 2 ** 20  # the first hosts' L3: as before
+    assert dram_flush_bytes(480 * 2 ** 20) == 960 * 2 ** 20  # 64 MiB left most of such an L3 in place
+    assert dram_flush_bytes(0) == FLUSH_BYTES  # sysfs silent
+    assert dram_flush_bytes(2 ** 31) == DRAM_FLUSH_MAX_BYTES
+
+
+@pytest.mark.parametrize("module, shape, dram", [(nn.Linear(64, 32), (64,), True), (nn.ReLU(), (4, 8, 8), False),
+                                                 (nn.BatchNorm2d(4), (4, 8, 8), False)])
+def test_only_the_linears_are_timed_after_a_flush_to_dram(monkeypatch, module, shape, dram):
+    """A linear's weights come from DRAM in a pass (read once a pass); every other family's flush keeps
+    the 64 MiB that leaves a large L3 holding what a pass would leave there."""
+    written: list[tuple[str, int]] = []
+    monkeypatch.setattr(microbench, "write_buffer", lambda name, nbytes: written.append((name, nbytes)))
+    monkeypatch.setattr(microbench, "last_level_cache_bytes", lambda: 480 * 2 ** 20)
+    point = time_case(module, shape, 2, torch.device("cpu"), torch.float32, False, 4)
+    assert point is not None and point["time_s"] > 0
+    flushes = [w for w in written if w[0] in ("flush", "dram_flush")]
+    assert len(flushes) >= 7  # one before each timed call
+    assert set(flushes) == ({("dram_flush", 960 * 2 ** 20)} if dram else {("flush", FLUSH_BYTES)})

@@ -41,6 +41,7 @@ from torch import nn
 
 from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
+from archstat.profiling.cpu_caches import last_level_cache_bytes
 from archstat.profiling.host_pace import PACE, between, read_pace
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
@@ -48,7 +49,7 @@ from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
 GRID_PART = "grid_part"  # a benchmark's tag when it belongs to a part of the grid judged apart (``global_head``)
-GRID_VERSION = 19  # global pools over a CNN head's planes in place of the random draw's (19; 18 measured both, tagged apart); the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 21  # linears timed after a flush of twice the last-level cache (21; 20 flushed so for every family, tried and left); global pools over a CNN head's planes in place of the random draw's (19; 18 measured both, tagged apart); the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -295,7 +296,7 @@ def pool_input(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         return torch.relu(x + 3.0 * offset)
 
 
-_BUFFERS: dict[str, torch.Tensor] = {}  # the flush's and the eviction's buffers, allocated once each
+_BUFFERS: dict[str, torch.Tensor] = {}  # the flushes' and the eviction's buffers, allocated once each
 # memory families also timed as a pass calls them (``as_in_a_pass``), which the time model reads instead of
 # flushed: a concat's branches were all written within its block, and sit in the last-level cache.  GoogLeNet's
 # and Inception-v3's concats of 0.8-24 MB moved 11-25 GB/s in a pass where the flushed benchmarks said 8-15
@@ -304,9 +305,11 @@ IN_A_PASS = ("concat",)
 PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
 
 
-def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callable[[], Any]] = None) -> list[float]:
-    """Seconds per call, the CPU caches emptied before each (a 64 MiB buffer written in between), then
-    ``produce()`` (untimed) writing the operand that, in a model, the previous op has just written.
+def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callable[[], Any]] = None,
+                  flush: Optional[Callable[[], None]] = None) -> list[float]:
+    """Seconds per call, the CPU caches emptied before each (``flush``, by default ``flush_caches``: a
+    64 MiB buffer written in between), then ``produce()`` (untimed) writing the operand that, in a
+    model, the previous op has just written.
 
     A loop that repeats one op on one tensor keeps everything in cache; in a forward pass the weights
     and the older operands are cold (a residual add's shortcut, a concat's branches), while the input
@@ -315,7 +318,7 @@ def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callab
     classifier reads them cold at 12-17 GB/s (predicted 2-3x too fast); flushing everything, in-place
     ReLUs were predicted 15-100% too slow at batch 1 (e.g. resnet50: +93%).
     """
-    return prepared_times(call, repeat, clear_then(flush_caches, produce))
+    return prepared_times(call, repeat, clear_then(flush or flush_caches, produce))
 
 
 def prepared_times(call: Callable[[], Any], repeat: int, prepare: Callable[[], Any]) -> list[float]:
@@ -417,7 +420,7 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
         flops, nbytes = work(row, batch, itemsize)
         flushed = device.type == "cpu" and fam not in ("conv", "conv_dw")
         if flushed:
-            times = flushed_times(call, repeat=7, produce=produce)
+            times = flushed_times(call, repeat=7, produce=produce, flush=flush_to_dram if fam == "linear" else None)
         else:  # convs: back to back (their weights are small next to their work; flushed, they were
             # predicted 30-40% too slow), as on a GPU, whose caches are small next to its layers; on the
             # CPU the model reads their pass-state time below (EVICTED) instead
@@ -454,16 +457,42 @@ def batch_norm_probe(out: torch.Tensor) -> Callable[[torch.Tensor], Any]:
     return nn.BatchNorm2d(out.shape[1]).eval().to(device=out.device, dtype=out.dtype)
 
 
+FLUSH_BYTES = 64 * 2 ** 20  # twice the 32 MiB last-level cache of the hosts the model was built on
+DRAM_FLUSH_MAX_BYTES = 2 ** 30  # each such flush writes it: at ~25 GB/s, 43 ms
+
+
 def flush_caches() -> None:
-    """Empty the CPU caches: write a 64 MiB buffer (twice the last-level cache of the machines the model
+    """Empty the CPU caches: write ``FLUSH_BYTES`` (twice the last-level cache of the machines the model
     was built on; see ``flushed_times``).
 
-    Fixed, not sized from the host's cache: on a host with a 480 MiB L3 it leaves a benchmark's data in
-    the L3 (an 8 MB linear came back in 590 us, 932 after a 1 GiB flush), and a flush of twice the L3
-    (GRID_VERSION 20, tried on 2026-12-02) priced the classifiers and VGG-16's large ReLUs right but every
-    cold start and residual shortcut, which a pass finds in such an L3, too slow: over two paired runs
-    each the mean of the ten medians read 15.65% against 13.6% with 64 MiB (docs/measured.md)."""
-    write_buffer("flush", 64 * 2 ** 20)
+    Fixed, not sized from the host's cache, for every family but the linears (``flush_to_dram``): on a
+    host with a 480 MiB L3 it leaves a benchmark's data in the L3, as a pass leaves an op's code and
+    its recent operands; a flush of twice the L3 for every family (GRID_VERSION 20, tried on
+    2026-12-02) priced the classifiers and VGG-16's large ReLUs right but every cold start and residual
+    shortcut too slow: over two paired runs each the mean of the ten medians read 15.65% against 13.6%
+    with 64 MiB (docs/measured.md)."""
+    write_buffer("flush", FLUSH_BYTES)
+
+
+def dram_flush_bytes(llc_bytes: Optional[int] = None) -> int:
+    """Bytes ``flush_to_dram`` writes: twice the last-level cache (``cpu_caches``; ``llc_bytes`` when
+    given), at least ``FLUSH_BYTES`` and at most ``DRAM_FLUSH_MAX_BYTES``."""
+    llc = last_level_cache_bytes() if llc_bytes is None else llc_bytes
+    return int(min(max(2 * llc, FLUSH_BYTES), DRAM_FLUSH_MAX_BYTES))
+
+
+def flush_to_dram() -> None:
+    """Empty every CPU cache, the last level too, whatever its size: write ``dram_flush_bytes()``.
+
+    The linears' flush (GRID_VERSION 21).  A linear reads its weights once per forward pass, and a
+    pass streams hundreds of MB to GB through the caches between two reads, so in a model they come
+    from DRAM; ``flush_caches``' 64 MiB does not empty a 480 MiB L3 (an 8 MB linear came back in 590
+    us after it, 855 after 256 MiB, 932 after 1 GiB), and priced so every model's classifier read -18%
+    to -59% on such a host.  The other families keep ``flush_caches``: their operands and code sit in
+    such an L3 in a pass, and a flush of twice the L3 for every family (GRID_VERSION 20) priced their
+    cold starts and residual shortcuts too slow (docs/measured.md).  On a host whose L3 is 32 MiB or
+    less both flushes write 64 MiB."""
+    write_buffer("dram_flush", dram_flush_bytes())
 
 
 def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5,
