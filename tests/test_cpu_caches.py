@@ -50,7 +50,6 @@ def test_a_host_without_sysfs_caches_reads_zero(tmp_path, monkeypatch):
     assert private_cache_bytes(2, tmp_path) == 0 and last_level_cache_bytes(tmp_path) == 0
 
 
-
 def test_the_dram_flush_writes_twice_the_last_level_cache_within_its_bounds():
     assert dram_flush_bytes(32 * 2 ** 20) == FLUSH_BYTES == 64 * 2 ** 20  # the first hosts' L3: as before
     assert dram_flush_bytes(480 * 2 ** 20) == 960 * 2 ** 20  # 64 MiB left most of such an L3 in place

@@ -3,9 +3,10 @@ large the last-level cache is.
 
 The time model prices an op whose operands were all touched within the private bytes of traffic from
 its back-to-back benchmark (``TimeModel``): on a host shared with other machines the last-level cache
-is shared with them too, the per-core L2 is not.  Every cache entry records the last-level cache's size
-(``cache.machine_state``): the calibration's 64 MiB flush (``microbench.flush_caches``) empties a 32 MiB
-L3 and not a 480 MiB one, and a calibration from such a host reads its "flushed" benchmarks from the L3.
+is shared with them too, the per-core L2 is not.  The calibration flushes the linears' benchmarks
+with twice the last-level cache (``microbench.flush_to_dram``: a pass reads their weights from DRAM), the
+other families' with 64 MiB, which leaves a 480 MiB L3 holding their data as a pass would; every cache
+entry records the last-level cache's size (``cache.machine_state``).
 """
 from __future__ import annotations
 
