@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from archstat.profiling import microbench
-from archstat.profiling.cpu_caches import last_level_cache_bytes, parse_size, private_cache_bytes
+from archstat.profiling.cpu_caches import data_caches, last_level_cache_bytes, parse_size, private_cache_bytes
 from archstat.profiling.microbench import DRAM_FLUSH_MAX_BYTES, FLUSH_BYTES, dram_flush_bytes, time_case
 
 
@@ -42,7 +42,17 @@ def test_private_caches_sum_the_distinct_l2s_of_the_cores_in_use(two_core_host):
 
 
 def test_the_last_level_cache_is_the_highest_level_counted_once(two_core_host):
-    assert last_level_cache_bytes(two_core_host) == 480 * 2 ** 20  # shared by both CPUs, listed once
+    caches = data_caches(two_core_host)  # the instruction caches left out, the shared L3 listed once
+    assert caches == {(1, "0"): 48 << 10, (1, "1"): 48 << 10, (2, "0"): 2 << 20, (2, "1"): 2 << 20, (3, "0-1"): 480 << 20}
+    assert last_level_cache_bytes(two_core_host) == 480 * 2 ** 20
+
+
+def test_an_l2_shared_by_two_hyperthreads_counts_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for cpu in (0, 1):
+        write_cache(tmp_path, cpu, 0, 2, "Unified", "2048K", "0-1")
+        write_cache(tmp_path, cpu, 1, 3, "Unified", "32768K", "0-1")
+    assert private_cache_bytes(2, tmp_path) == 2 ** 21 and last_level_cache_bytes(tmp_path) == 32 * 2 ** 20
 
 
 def test_a_host_without_sysfs_caches_reads_zero(tmp_path, monkeypatch):
@@ -70,3 +80,14 @@ def test_only_the_linears_are_timed_after_a_flush_to_dram(monkeypatch, module, s
     flushes = [w for w in written if w[0] in ("flush", "dram_flush")]
     assert len(flushes) >= 7  # one before each timed call
     assert set(flushes) == ({("dram_flush", 960 * 2 ** 20)} if dram else {("flush", FLUSH_BYTES)})
+
+
+def test_the_calibration_cache_key_names_the_cpu_caches(monkeypatch):
+    """Guests reporting the same processor came with different caches; a calibration from one is not the other's."""
+    from archstat.profiling import calibrate
+
+    keys = []
+    for llc in (32 << 20, 480 << 20):
+        monkeypatch.setattr(calibrate, "last_level_cache_bytes", lambda llc=llc: llc)
+        keys.append(calibrate.entry_key(torch.device("cpu"), "fp32", False))
+    assert keys[0] != keys[1] and keys[0].endswith("L3 32768 KiB") and keys[1].endswith("L3 491520 KiB")

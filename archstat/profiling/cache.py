@@ -1,7 +1,8 @@
 """The measurement cache: one JSON file per kind under ``$ARCHSTAT_CACHE_DIR`` (default ``~/.cache/archstat``).
 
 Every entry carries the state of the machine while it was measured (:func:`machine_state`): UTC date,
-torch version, torch's thread count and the 1-minute load average before and after the measurement.
+torch version, torch's thread count, the 1-minute load average before and after the measurement, and the
+CPU's private and last-level cache sizes (``cpu_caches``).
 An entry is **busy** when that load was at least ``BUSY_LOAD_PER_CPU * cpu_count`` (0.6 on 2 cores):
 its numbers are kept, marked, and measured again by the first run that finds the machine idle.
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import torch
 
 from archstat.profiling.cache import cache_dir, finish_state, machine_state, read_entries, stale, write_entry
+from archstat.profiling.cpu_caches import last_level_cache_bytes, private_cache_bytes
 from archstat.profiling.microbench import GRID_VERSION, SEED, run_grid
 from archstat.profiling.precision import PRECISIONS, precision_flags
 from archstat.profiling.time_model import TimeModel
@@ -25,8 +26,13 @@ def cache_path():  # noqa: ANN201 - a pathlib.Path
 
 
 def entry_key(device: torch.device, precision: str, channels_last: bool, quick: bool = False) -> str:
+    """The calibration's cache key.  On the CPU it names the cache sizes too: guests that report the same
+    processor name came with 1 MiB of L2 per core and a 32 MiB L3, or 2 MiB and 480 MiB, and the grid's
+    flushes and the model's private-cache rule depend on both (``cpu_caches``)."""
+    caches = (f" | L2 {private_cache_bytes(torch.get_num_threads()) >> 10} KiB, L3 {last_level_cache_bytes() >> 10} KiB"
+              if device.type == "cpu" else "")
     return (f"{device_name(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads | {precision} | "
-            f"{'channels_last' if channels_last else 'contiguous'} | seed {SEED} | grid {GRID_VERSION}"
+            f"{'channels_last' if channels_last else 'contiguous'} | seed {SEED} | grid {GRID_VERSION}{caches}"
             f"{' | quick' if quick else ''}")
 
 

@@ -307,9 +307,9 @@ PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adapt
 
 def flushed_times(call: Callable[[], Any], repeat: int, produce: Optional[Callable[[], Any]] = None,
                   flush: Optional[Callable[[], None]] = None) -> list[float]:
-    """Seconds per call, the CPU caches emptied before each (``flush``, by default ``flush_caches``: a
-    64 MiB buffer written in between), then ``produce()`` (untimed) writing the operand that, in a
-    model, the previous op has just written.
+    """Seconds per call, a flush before each (``flush``, by default ``flush_caches``: a 64 MiB buffer
+    written in between; ``flush_to_dram`` for the linears), then ``produce()`` (untimed) writing the
+    operand that, in a model, the previous op has just written.
 
     A loop that repeats one op on one tensor keeps everything in cache; in a forward pass the weights
     and the older operands are cold (a residual add's shortcut, a concat's branches), while the input
@@ -377,7 +377,7 @@ def write_buffer(name: str, nbytes: int) -> None:
     inside ``time_case``'s inference mode is an inference tensor, which PyTorch refuses to update
     in place outside it."""
     with torch.inference_mode():
-        if name not in _BUFFERS:
+        if name not in _BUFFERS or _BUFFERS[name].numel() != nbytes // 4:
             _BUFFERS[name] = torch.empty(nbytes // 4, dtype=torch.float32)
         _BUFFERS[name].fill_(1.0)
 
@@ -458,12 +458,12 @@ def batch_norm_probe(out: torch.Tensor) -> Callable[[torch.Tensor], Any]:
 
 
 FLUSH_BYTES = 64 * 2 ** 20  # twice the 32 MiB last-level cache of the hosts the model was built on
-DRAM_FLUSH_MAX_BYTES = 2 ** 30  # each such flush writes it: at ~25 GB/s, 43 ms
+DRAM_FLUSH_MAX_BYTES = 2 ** 30  # the most a flush to DRAM writes: at ~25 GB/s, 43 ms per flush
 
 
 def flush_caches() -> None:
-    """Empty the CPU caches: write ``FLUSH_BYTES`` (twice the last-level cache of the machines the model
-    was built on; see ``flushed_times``).
+    """Write ``FLUSH_BYTES``, which empties the private caches and an L3 of 32 MiB or less (the hosts the
+    model was built on; see ``flushed_times``).
 
     Fixed, not sized from the host's cache, for every family but the linears (``flush_to_dram``): on a
     host with a 480 MiB L3 it leaves a benchmark's data in the L3, as a pass leaves an op's code and
@@ -482,7 +482,7 @@ def dram_flush_bytes(llc_bytes: Optional[int] = None) -> int:
 
 
 def flush_to_dram() -> None:
-    """Empty every CPU cache, the last level too, whatever its size: write ``dram_flush_bytes()``.
+    """Empty every CPU cache, the last level too up to a 512 MiB L3: write ``dram_flush_bytes()``.
 
     The linears' flush (GRID_VERSION 21).  A linear reads its weights once per forward pass, and a
     pass streams hundreds of MB to GB through the caches between two reads, so in a model they come
@@ -491,7 +491,9 @@ def flush_to_dram() -> None:
     to -59% on such a host.  The other families keep ``flush_caches``: their operands and code sit in
     such an L3 in a pass, and a flush of twice the L3 for every family (GRID_VERSION 20) priced their
     cold starts and residual shortcuts too slow (docs/measured.md).  On a host whose L3 is 32 MiB or
-    less both flushes write 64 MiB."""
+    less both flushes write 64 MiB.  A matmul of two activations is a linear too (``op_families``), and
+    is priced from these benchmarks: CNNs have few, and their operands are larger than a linear's
+    weights.  The buffer (up to 1 GiB) is dropped at the end of ``run_grid``."""
     write_buffer("dram_flush", dram_flush_bytes())
 
 
@@ -599,6 +601,7 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
             runs.append(time_grid(cases, device, dtype, channels_last, quick, quiet, itemsize,
                                   label=f"calibrating the time model on {len(cases)} synthetic ops"
                                   + (f", pass {k + 1}/{passes}" if passes > 1 else "")))
+    _BUFFERS.pop("dram_flush", None)  # up to 1 GiB: not held through the profile that follows
     return combine(runs)
 
 

@@ -59,8 +59,8 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   one at batch 1 and one above (it splits its work over the batch).  Conv families use the ``copy`` family's
   curve (depthwise convs their own, or the copy's where none of their benchmarks rose above the floor);
   linear its own, from the benchmarks with M <= 4 rows, which stream their weights (its rate is fitted
-  on M >= 16); a linear's benchmarks are flushed to DRAM whatever the L3 (``microbench.flush_to_dram``:
-  a pass reads its weights once, hundreds of MB to GB after the last time).
+  on M >= 16); a linear's benchmarks are flushed to DRAM, L3 included up to 512 MiB
+  (``microbench.flush_to_dram``: a pass reads its weights once, hundreds of MB to GB after the last time).
 * Operands in the private caches (CPU): a memory-bound row that allocates its output (below 32 MiB)
   and whose operands were all touched within the L2 caches' worth of traffic (``in_private_caches``;
   the size from the calibration's state, ``cpu_caches``) is priced by the same model fitted on the
