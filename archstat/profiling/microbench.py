@@ -296,7 +296,7 @@ def pool_input(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         return torch.relu(x + 3.0 * offset)
 
 
-_BUFFERS: dict[str, torch.Tensor] = {}  # the flushes' and the eviction's buffers, allocated once each
+_BUFFERS: dict[str, torch.Tensor] = {}  # the flushes' and the eviction's buffers, allocated once each (again if resized)
 # memory families also timed as a pass calls them (``as_in_a_pass``), which the time model reads instead of
 # flushed: a concat's branches were all written within its block, and sit in the last-level cache.  GoogLeNet's
 # and Inception-v3's concats of 0.8-24 MB moved 11-25 GB/s in a pass where the flushed benchmarks said 8-15
@@ -492,8 +492,8 @@ def flush_to_dram() -> None:
     such an L3 in a pass, and a flush of twice the L3 for every family (GRID_VERSION 20) priced their
     cold starts and residual shortcuts too slow (docs/measured.md).  On a host whose L3 is 32 MiB or
     less both flushes write 64 MiB.  A matmul of two activations is a linear too (``op_families``), and
-    is priced from these benchmarks: CNNs have few, and their operands are larger than a linear's
-    weights.  The buffer (up to 1 GiB) is dropped at the end of ``run_grid``."""
+    is priced from these benchmarks, though recent ops wrote its operands: CNNs have few, attention
+    blocks many, and those may read slow.  The buffer (up to 1 GiB) is dropped at the end of ``run_grid``."""
     write_buffer("dram_flush", dram_flush_bytes())
 
 
