@@ -91,3 +91,13 @@ def test_the_calibration_cache_key_names_the_cpu_caches(monkeypatch):
         monkeypatch.setattr(calibrate, "last_level_cache_bytes", lambda llc=llc: llc)
         keys.append(calibrate.entry_key(torch.device("cpu"), "fp32", False))
     assert keys[0] != keys[1] and keys[0].endswith("L3 32768 KiB") and keys[1].endswith("L3 491520 KiB")
+
+
+def test_the_profile_report_names_the_caches_its_calibration_ran_on():
+    from archstat.profiling.profile_format import calibration_lines
+
+    state = {"date": "2026-12-02T05:31:00+00:00", "private_cache_bytes": 4 << 20, "last_level_cache_bytes": 480 << 20}
+    line, = calibration_lines({"measured": state})
+    assert "calibrated 2026-12-02T05:31:00+00:00" in line and "L2 4 MiB private, L3 480 MiB" in line
+    older, = calibration_lines({"measured": {"date": "2026-12-01T00:00:00+00:00", "private_cache_bytes": 2 << 20}})
+    assert "CPU caches" not in older  # a calibration from before the L3 was recorded claims nothing

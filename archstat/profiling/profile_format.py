@@ -74,15 +74,20 @@ def ceilings_line(ceil: dict) -> str:
 
 
 def calibration_lines(tm: dict) -> list[str]:
-    """The time model's calibration in one line: when it was measured and, where ``profile`` re-read it at
-    the machine's pace (``TimeModel.reread``), by what factor (none without a time model)."""
+    """The time model's calibration in one line: when it was measured, on what CPU caches (where its state
+    recorded them: the grid's flushes and the private-cache rule depend on them, ``cpu_caches``) and, where
+    ``profile`` re-read it at the machine's pace (``TimeModel.reread``), by what factor (none without a
+    time model)."""
     if not tm:
         return []
+    measured = tm.get("measured") or {}
+    l2, l3 = measured.get("private_cache_bytes"), measured.get("last_level_cache_bytes")
+    caches = f" (CPU caches: L2 {l2 / 2 ** 20:g} MiB private, L3 {l3 / 2 ** 20:g} MiB)" if l2 and l3 else ""
     applied = tm.get("applied_pace") or {}
     pace = (f"; re-read at the machine's pace while the layers ran: every calibration time x"
             f"{applied['median_scale']:.2f} (median over the benchmarks)" if applied else "")
-    return [f"time model: calibrated {(tm.get('measured') or {}).get('date', 'at an unrecorded date')} on synthetic "
-            f"micro-benchmarks{pace}"]
+    return [f"time model: calibrated {measured.get('date', 'at an unrecorded date')} on synthetic "
+            f"micro-benchmarks{caches}{pace}"]
 
 
 def to_text(p: Any, top: int = 0) -> str:
