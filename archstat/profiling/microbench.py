@@ -296,12 +296,13 @@ def pool_input(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         return torch.relu(x + 3.0 * offset)
 
 
-_BUFFERS: dict[str, torch.Tensor] = {}  # the flushes' and the eviction's buffers, allocated once each (again if resized)
+_BUFFERS: dict[str, torch.Tensor] = {}  # the flushes' and the eviction's buffers, allocated once each
 # memory families also timed as a pass calls them (``as_in_a_pass``), which the time model reads instead of
 # flushed: a concat's branches were all written within its block, and sit in the last-level cache.  GoogLeNet's
 # and Inception-v3's concats of 0.8-24 MB moved 11-25 GB/s in a pass where the flushed benchmarks said 8-15
 # (priced +19..+82% in every run of 2026-12-01); timed with only the private caches refilled, 11-21 GB/s
 IN_A_PASS = ("concat",)
+TO_DRAM = ("linear",)  # families flushed from every cache, the L3 too (``flush_to_dram``): their weights, read once a pass
 PRODUCED = ("linear", "activation", "batch_norm", "pool_max", "pool_avg", "adaptive_pool", "lrn", "elementwise")
 
 
@@ -377,7 +378,7 @@ def write_buffer(name: str, nbytes: int) -> None:
     inside ``time_case``'s inference mode is an inference tensor, which PyTorch refuses to update
     in place outside it."""
     with torch.inference_mode():
-        if name not in _BUFFERS or _BUFFERS[name].numel() != nbytes // 4:
+        if name not in _BUFFERS:
             _BUFFERS[name] = torch.empty(nbytes // 4, dtype=torch.float32)
         _BUFFERS[name].fill_(1.0)
 
@@ -420,7 +421,7 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
         flops, nbytes = work(row, batch, itemsize)
         flushed = device.type == "cpu" and fam not in ("conv", "conv_dw")
         if flushed:
-            times = flushed_times(call, repeat=7, produce=produce, flush=flush_to_dram if fam == "linear" else None)
+            times = flushed_times(call, repeat=7, produce=produce, flush=flush_to_dram if fam in TO_DRAM else None)
         else:  # convs: back to back (their weights are small next to their work; flushed, they were
             # predicted 30-40% too slow), as on a GPU, whose caches are small next to its layers; on the
             # CPU the model reads their pass-state time below (EVICTED) instead
@@ -493,8 +494,10 @@ def flush_to_dram() -> None:
     cold starts and residual shortcuts too slow (docs/measured.md).  On a host whose L3 is 32 MiB or
     less both flushes write 64 MiB.  A matmul of two activations is a linear too (``op_families``), and
     is priced from these benchmarks, though recent ops wrote its operands: CNNs have few, attention
-    blocks many, and those may read slow.  The buffer (up to 1 GiB) is dropped at the end of ``run_grid``."""
-    write_buffer("dram_flush", dram_flush_bytes())
+    blocks many, and those may read slow.  The buffer (up to 1 GiB) is sized once, when it is made (sysfs
+    read once, not before each flush), and dropped at the end of ``run_grid``."""
+    held = _BUFFERS.get("dram_flush")
+    write_buffer("dram_flush", held.numel() * 4 if held is not None else dram_flush_bytes())
 
 
 def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5,
