@@ -10,7 +10,9 @@ from torch import nn
 
 from archstat.profiling import microbench
 from archstat.profiling.cpu_caches import data_caches, last_level_cache_bytes, parse_size, private_cache_bytes
-from archstat.profiling.microbench import DRAM_FLUSH_MAX_BYTES, FLUSH_BYTES, dram_flush_bytes, time_case
+from archstat.profiling.microbench import (COLD_LEVEL_BYTES, COLD_LEVEL_REPEAT, DRAM_FLUSH_MAX_BYTES, FLUSH_BYTES,
+                                         dram_flush_bytes, time_case)
+from archstat.profiling.op_families import COLD_LEVELS
 
 
 def write_cache(root: pathlib.Path, cpu: int, index: int, level: int, kind: str, size: str, shared: str) -> None:
@@ -77,9 +79,13 @@ def test_only_the_linears_are_timed_after_a_flush_to_dram(monkeypatch, module, s
     monkeypatch.setattr(microbench, "last_level_cache_bytes", lambda: 480 * 2 ** 20)
     point = time_case(module, shape, 2, torch.device("cpu"), torch.float32, False, 4)
     assert point is not None and point["time_s"] > 0
-    flushes = [w for w in written if w[0] in ("flush", "dram_flush")]
-    assert len(flushes) >= 7  # one before each timed call
-    assert set(flushes) == ({("dram_flush", 960 * 2 ** 20)} if dram else {("flush", FLUSH_BYTES)})
+    flushes = [w for w in written if w[0] in ("flush", "dram_flush", "cold_level")]
+    assert set(flushes[:7]) == ({("dram_flush", 960 * 2 ** 20)} if dram else {("flush", FLUSH_BYTES)})  # one a call
+    # then the small benchmarks of the other families at the cold levels, 256 MiB and to DRAM (a linear's
+    # own flush is already to DRAM)
+    assert flushes[7:] == ([] if dram else [("cold_level", COLD_LEVEL_BYTES)] * COLD_LEVEL_REPEAT
+                           + [("dram_flush", 960 * 2 ** 20)] * COLD_LEVEL_REPEAT)
+    assert (COLD_LEVELS in point) == (not dram)
 
 
 def test_the_calibration_cache_key_names_the_cpu_caches(monkeypatch):

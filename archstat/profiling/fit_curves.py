@@ -4,13 +4,16 @@
 calibration benchmarks in standardised log2-feature space.  ``Curve``: a memory family's bandwidth
 against bytes moved, piecewise linear in log-log.  ``successor_curves``: what an op leaves the op after
 it, against its size, made non-decreasing (``monotone``) over a running median; ``successor_neighbours``:
-the same probes read from the nearest benchmarks in (output bytes, other bytes moved).
+the same probes read from the nearest benchmarks in (output bytes, other bytes moved); ``cold_curves``: a
+family's cold start against the traffic since its last call.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+from archstat.profiling.op_families import COLD_LEVELS
 
 K_NEAREST = 4
 KERNEL_WEIGHT = 3.0
@@ -102,6 +105,25 @@ def successor_curves(by: dict[str, list[dict]], key: str, axis: str) -> dict[str
         ok = sorted((p for p in ps if key in p and p.get(axis)), key=lambda p: p[axis])
         if ok:
             curves[f] = (np.log([p[axis] for p in ok]), np.array(monotone(list(running_median([p[key] for p in ok])))))
+    return curves
+
+
+def cold_curves(by: dict[str, list[dict]], cold: dict[str, float], hot_floor: dict[str, float],
+                base_bytes: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per family with ``COLD_LEVELS`` on some benchmark, ``(log flush bytes, cold start)``: at
+    ``base_bytes`` (the grid's own flush) its cold start ``cold[f]``, at each larger flush ``L`` the least
+    time of its benchmarks timed after ``L`` less its warm floor, ``min_i t_i(L) - hot_floor[f]`` (as the
+    floor is the least flushed time), made non-decreasing (``monotone``: more traffic never leaves a
+    family's code warmer)."""
+    curves = {}
+    for f, ps in by.items():
+        levels = [p[COLD_LEVELS] for p in ps if COLD_LEVELS in p]
+        if f not in cold or f not in hot_floor or not levels:
+            continue
+        sizes = sorted({n for lv in levels for n, _ in lv if n > base_bytes})
+        least = [min(t for lv in levels for n, t in lv if n == size) for size in sizes]
+        ys = [cold[f]] + [max(0.0, t - hot_floor[f]) for t in least]
+        curves[f] = (np.log([base_bytes, *sizes]), np.array(monotone(ys)))
     return curves
 
 

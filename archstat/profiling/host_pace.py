@@ -46,7 +46,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COLD_LEVELS, EVICTED
 from archstat.profiling.timing import time_calls
 
 TIME_KEYS = ("time_s", "hot_s", EVICTED, "after_s", AFTER_BN, AFTER_BN_RELU)  # a calibration point's timings (s)
@@ -97,10 +97,11 @@ def between(before: dict[str, float], after: dict[str, float]) -> dict[str, floa
 
 
 def at_pace(point: dict[str, Any], pace: Optional[dict[str, float]]) -> dict[str, Any]:
-    """A calibration ``point`` with its timings (``TIME_KEYS``) re-read at the machine's ``pace``: each
+    """A calibration ``point`` with its timings (``TIME_KEYS``, and each of its ``COLD_LEVELS``) re-read at the machine's ``pace``: each
     multiplied by ``pace_factor(pace, point[PACE])``, and ``PACE`` set to ``pace``; the point as it is
     where either reading is missing (a calibration from before the probes, or no reading now)."""
     if not pace or not point.get(PACE):
         return point
     scale = pace_factor(pace, point[PACE])
-    return {**point, **{k: point[k] * scale for k in TIME_KEYS if k in point}, PACE: dict(pace)}
+    levels = {COLD_LEVELS: [[n, t * scale] for n, t in point[COLD_LEVELS]]} if COLD_LEVELS in point else {}
+    return {**point, **{k: point[k] * scale for k in TIME_KEYS if k in point}, **levels, PACE: dict(pace)}

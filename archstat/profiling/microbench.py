@@ -23,7 +23,9 @@ family's per-call floor (max pools twice: on inputs with and without a BatchNorm
 LRN every other size at batch 8; adaptive pools keep of their 20 draws the smallest, a global pool, and
 those onto a 7x7 grid, 5 in all, with 16 onto a 6x6 or 7x7 grid besides, ``adaptive_head_cases``, and 16
 global pools as a CNN's head calls them, ``global_head_cases``), and the two families that launch no kernel,
-a view and a Dropout in eval, back to back and flushed (``no_kernel_point``).  On the CPU each benchmark
+a view and a Dropout in eval, back to back and flushed (``no_kernel_point``).  The memory benchmarks of
+64 KiB or less, which set each family's floor, are also timed after flushes of 256 MiB and to DRAM
+(``cold_level_times``): a family's cold start against the traffic since its last call.  On the CPU each benchmark
 also measures what it leaves the op after it (``successor_penalty``: an ``nn.ReLU``; after convs also,
 from the pass state, a BatchNorm and the ReLU after it, ``chain_penalties``).  One pass took about 2 minutes
 on 2 CPU cores on 2026-12-01 (GRID_VERSION 17); ``combine`` merges several.
@@ -43,13 +45,13 @@ from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
 from archstat.profiling.cpu_caches import last_level_cache_bytes
 from archstat.profiling.host_pace import PACE, between, read_pace
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COLD_LEVELS, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
 GRID_PART = "grid_part"  # a benchmark's tag when it belongs to a part of the grid judged apart (``global_head``)
-GRID_VERSION = 21  # linears timed after a flush of twice the last-level cache (21; 20 flushed so for every family, tried and left); global pools over a CNN head's planes in place of the random draw's (19; 18 measured both, tagged apart); the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 22  # the small memory benchmarks also timed after flushes of 256 MiB and to DRAM, their cold start against the traffic since a call (22); linears timed after a flush of twice the last-level cache (21; 20 flushed so for every family, tried and left); global pools over a CNN head's planes in place of the random draw's (19; 18 measured both, tagged apart); the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -391,10 +393,11 @@ def signature(row: dict, batch: int) -> tuple:
 
 
 def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dtype: torch.dtype,
-              channels_last: bool, itemsize: int) -> Optional[dict[str, Any]]:
+              channels_last: bool, itemsize: int, quick: bool = False) -> Optional[dict[str, Any]]:
     """Price one benchmark with ``analyze()`` and time it; None if ``analyze`` finds no row of its own.
 
-    The module is wrapped in a Sequential, so that a torch.nn layer is a leaf call as in a model."""
+    The module is wrapped in a Sequential, so that a torch.nn layer is a leaf call as in a model.
+    ``quick`` (the tests' grid): the cold levels timed once each instead of ``COLD_LEVEL_REPEAT`` times."""
     mod = nn.Sequential(mod).eval()
     rows = [r for r in analyze(mod, shape, batch=batch, dtype=dtype).to_dict("records")
             if family(r) not in NO_KERNEL and r.get("supported")]
@@ -447,6 +450,10 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
             elif fam in IN_A_PASS:
                 # operands a block wrote (a concat's branches): out of L2, in the last-level cache
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=as_in_a_pass(produce)))["median"]
+            if flushed and fam not in TO_DRAM and nbytes <= COLD_LEVEL_CASE_BYTES:
+                # the small benchmarks, which set the family's floor, after larger flushes too: its cold start
+                # after a model's pass worth of other traffic (``cold_level_times``)
+                point[COLD_LEVELS] = cold_level_times(call, produce, 1 if quick else COLD_LEVEL_REPEAT)
             point["out_bytes"] = output_bytes(row, batch, itemsize)
     return point
 
@@ -498,6 +505,38 @@ def flush_to_dram() -> None:
     read once, not before each flush), and dropped at the end of ``run_grid``."""
     held = _BUFFERS.get("dram_flush")
     write_buffer("dram_flush", held.numel() * 4 if held is not None else dram_flush_bytes())
+
+
+COLD_LEVEL_BYTES = 256 * 2 ** 20  # the flush between ``FLUSH_BYTES`` and a flush to DRAM (``cold_levels``)
+COLD_LEVEL_CASE_BYTES = 64 * 2 ** 10  # the memory benchmarks timed at the cold levels: the smallest, the floor's
+COLD_LEVEL_REPEAT = 5
+
+
+def cold_levels() -> list[int]:
+    """The flush sizes ``cold_level_times`` times after: ``COLD_LEVEL_BYTES`` and ``dram_flush_bytes()``,
+    those above ``FLUSH_BYTES`` (on a host with an L3 of 32 MiB or less the flush to DRAM is the base one)."""
+    return sorted({n for n in (COLD_LEVEL_BYTES, dram_flush_bytes()) if n > FLUSH_BYTES})
+
+
+def cold_level_times(call: Callable[[], Any], produce: Optional[Callable[[], Any]],
+                     repeat: int = COLD_LEVEL_REPEAT) -> list[list[float]]:
+    """``[[flush bytes, seconds], ...]``: the call (a small memory benchmark) timed after each flush of
+    ``cold_levels()`` (the largest one ``flush_to_dram``), ``produce()`` writing its input in between, the
+    median of ``repeat`` calls per level.
+
+    Why: a family's cold start (its code, PyTorch's dispatch state for it) grows with the traffic since its
+    last call well past ``flush_caches``' 64 MiB on a host with a large L3.  Over a 7x7 plane of 1024
+    channels at batch 1 (2026-12-02, 480 MiB L3), after flushes of 64, 128, 256, 512 and 1024 MiB: a global
+    average pool took 55, 97, 122, 128 and 146 us (13 back to back), a BatchNorm 53, 97, 124, 136 and 165
+    (19), an in-place ReLU 20, 35, 45, 57 and 57 (5).  A model's global pool runs once a pass, a whole
+    pass of traffic (114-2566 MB for the benchmark models) after its last call: priced at the 64 MiB
+    level it read -67% to -76% in every model of a run of that day (the time model's ``cold_at``)."""
+    dram = dram_flush_bytes()
+    out = []
+    for nbytes in cold_levels():
+        flush = flush_to_dram if nbytes == dram else (lambda n=nbytes: write_buffer("cold_level", n))
+        out.append([float(nbytes), stats(flushed_times(call, repeat, produce, flush))["median"]])
+    return out
 
 
 def successor_penalty(call: Callable[[], Any], prepare: Optional[Callable[[], Any]] = None, repeat: int = 5,
@@ -604,7 +643,8 @@ def run_grid(device: torch.device, dtype: torch.dtype, channels_last: bool, quic
             runs.append(time_grid(cases, device, dtype, channels_last, quick, quiet, itemsize,
                                   label=f"calibrating the time model on {len(cases)} synthetic ops"
                                   + (f", pass {k + 1}/{passes}" if passes > 1 else "")))
-    _BUFFERS.pop("dram_flush", None)  # up to 1 GiB: not held through the profile that follows
+    for name in ("dram_flush", "cold_level"):  # up to 1 GiB each: not held through the profile that follows
+        _BUFFERS.pop(name, None)
     return combine(runs)
 
 
@@ -617,7 +657,7 @@ def time_grid(cases: list, device: torch.device, dtype: torch.dtype, channels_la
                "signature": ["fresh_pages"], "time_s": page_cost}]
     block: list[dict[str, Any]] = points[:]  # the points since the last pace reading
     for k, (mod, shape, batch) in enumerate(bar(cases, label, quiet)):
-        point = time_case(mod, shape, batch, device, dtype, channels_last, itemsize)
+        point = time_case(mod, shape, batch, device, dtype, channels_last, itemsize, quick)
         if point is not None:
             points.append(point)
             block.append(point)
@@ -672,7 +712,7 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
     and ``EVICTED`` (other work only ever slows a benchmark down), or with ``fastest=False`` their
     medians (a host whose pace drifts for minutes: ``bench/roofline_accuracy.py`` reads its rounds so),
     and the mean ``after_s``, ``AFTER_BN`` and ``AFTER_BN_RELU`` (differences of two
-    timings, which a burst can move either way).
+    timings, which a burst can move either way); ``COLD_LEVELS`` per flush size as ``time_s``.
     A point keeps the machine's pace (``host_pace.PACE``) and its other keys from the pass whose
     ``time_s`` it kept, or the one nearest the median (of two equally near, the earlier pass); the passes
     are compared as measured (re-read at one pace first, the benchmark read worse: docs/measured.md)."""
@@ -688,5 +728,8 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
         for key in ("after_s", AFTER_BN, AFTER_BN_RELU):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
+        if all(COLD_LEVELS in p for p in same):  # per flush size, as ``time_s``
+            point[COLD_LEVELS] = [[level[0], pick(p[COLD_LEVELS][k][1] for p in same)]
+                                  for k, level in enumerate(same[0][COLD_LEVELS])]
         out.append(point)
     return out

@@ -1,8 +1,8 @@
 """Where a row's operands are in a forward pass: who wrote them, how much traffic since, and whether they
 came out of a BatchNorm.  Rows are ``analyze()``'s, in execution order; ``sources`` holds the positions
 of the rows that produced a row's inputs (-1: the model's input).  The time model reads these to price
-an op back to back (operands in the private caches), a residual add's just-written operand, and a max
-pool over normalised data.
+an op back to back (operands in the private caches), a residual add's just-written operand, a max
+pool over normalised data, and how much traffic separates two calls of a family.
 """
 from __future__ import annotations
 
@@ -69,6 +69,26 @@ def model_input_bytes(records: list[dict], batch: int, itemsize: int) -> list[fl
         shapes = row.get("in_shapes") or []
         out.append(float(sum(numel(shapes[k]) for k, w in enumerate(ws) if w == -1 and k < len(shapes)))
                    * batch * itemsize)
+    return out
+
+
+def family_reuse_bytes(records: list[dict], batch: int, itemsize: int) -> list[float]:
+    """Per row (execution order): the bytes the rows between it and the last call of its family moved
+    (``work``), counting back into the pass before for a family's first call in a pass: a pass follows a
+    pass (a profile's timed passes, a server's requests), so a family called once a pass finds the
+    whole pass's traffic, less its own, between two of its calls.
+
+    The time model reads it as how far the family's code has gone down the cache hierarchy
+    (``TimeModel.cold_at``)."""
+    moved = [work(r, batch, itemsize)[1] for r in records]
+    total, ends, last = float(sum(moved)), np.cumsum(moved), {}
+    for i, row in enumerate(records):  # each family's last call: where the pass before left it
+        last[family(row)] = float(ends[i]) - total
+    out = []
+    for i, row in enumerate(records):
+        fam, start = family(row), float(ends[i]) - moved[i]
+        out.append(start - last[fam])
+        last[fam] = float(ends[i])
     return out
 
 

@@ -128,19 +128,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
 
-from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwidth_curve, rate_features,
+from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwidth_curve, cold_curves, rate_features,
                                            successor_curves, successor_features, successor_neighbours)
 from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.host_pace import PACE, at_pace, pace_factor
 from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
                                             batch_of, calibrated, family, features, global_pool, nearest_window,
                                             output_bytes, window_of, work)
-from archstat.profiling.pass_state import fresh_operand_bytes, in_private_caches, model_input_bytes, normalized_sources
+from archstat.profiling.microbench import FLUSH_BYTES
+from archstat.profiling.pass_state import (family_reuse_bytes, fresh_operand_bytes, in_private_caches, model_input_bytes,
+                                           normalized_sources)
 
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
 # multi-input families priced in part back to back when the op before wrote one operand (``fresh_operand_bytes``):
@@ -196,6 +198,9 @@ class TimeModel:
         # a family called again after a while finds its code and dispatch state gone from the caches: the
         # cold start of its smallest flushed benchmark over its warm time
         self.cold = {f: max(0.0, self.floor[f] - self.hot_floor[f]) for f in self.hot_floor}
+        # and against the traffic since the family's last call, where its small benchmarks were also timed after
+        # flushes larger than the grid's own (``cold_at``)
+        self.cold_curve = cold_curves(by, self.cold, self.hot_floor, FLUSH_BYTES)
         # ops that find their operands in the private caches: the same families timed back to back
         self.private_bytes = float(self.state.get("private_cache_bytes") or 0)
         hot_points = [{**p, "time_s": p["hot_s"]} for p in points if "hot_s" in p]
@@ -314,6 +319,25 @@ class TimeModel:
             return along
         return math.sqrt(max(along, PROBE_FLOOR_S) * near(successor_features(out_bytes, nbytes)))
 
+    def cold_at(self, fam: str, distance: float) -> float:
+        """A family's cold start when the pass moved ``distance`` bytes since its last call
+        (``pass_state.family_reuse_bytes``): ``cold[f]`` up to ``FLUSH_BYTES`` (the flush its floor was
+        timed after), above it interpolated in ``log distance`` over ``cold_curve[f]`` (the cold start
+        after flushes of ``FLUSH_BYTES``, 256 MiB and twice the last-level cache, ``microbench.cold_levels``),
+        constant beyond the largest; ``cold[f]`` (0 for a family never timed flushed) without those
+        levels (a GPU calibration, one from before GRID_VERSION 22, the families that launch no kernel).
+
+        Why: the code of a family called once a pass goes past the last-level cache between two calls.
+        A model's global pool, priced with the cold start at 64 MiB, read -67% to -76% in every model
+        of a run on a host with a 480 MiB L3 (2026-12-02 17:17 UTC; inception_v3 at batch 1: 158 us
+        measured, 40 predicted, of which a cold start of 26), where after a flush of 1 GiB such a pool
+        took 146 us.  The model's traffic stands in for a flush's bytes: both displace the caches, though
+        a pass re-reads some of its bytes."""
+        if fam not in self.cold_curve or distance <= FLUSH_BYTES:
+            return self.cold.get(fam, 0.0)
+        lb, ys = self.cold_curve[fam]
+        return float(np.interp(math.log(distance), lb, ys))
+
     def cold_weights_s(self, fam: str, weight_bytes: float) -> float:
         """What a conv's weights add in a forward pass over its benchmark:
         ``2W / BW_copy(2W)`` flushed minus the same back to back (``W`` the weight bytes).
@@ -346,6 +370,8 @@ class TimeModel:
                 "batch_norm_after_neighbours": sorted(self.after_conv_near[AFTER_BN]) if self.warm is not None else [],
                 "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
+                # the families whose cold start follows the traffic since their last call (``cold_at``)
+                "cold_levels": sorted(self.cold_curve),
                 "evicted_timings": self.evicted,  # families priced from ``microbench.as_in_a_pass``
                 "fresh_page_s_per_byte": self.page_cost, "measured": self.state,
                 # only where the calibration was re-read at a pace (``reread``: profile on a CPU, with the
@@ -407,7 +433,8 @@ class TimeModel:
         warm = in_private_caches(records, batch, itemsize, self.private_bytes) if self.warm else [False] * len(records)
         fresh = fresh_operand_bytes(records, batch, itemsize)
         model_input = model_input_bytes(records, batch, itemsize)
-        left = Leftovers(self.cold)  # rows are in execution order: each pays what the op before it left behind
+        reuse = family_reuse_bytes(records, batch, itemsize)
+        left = Leftovers(self.cold_at)  # rows are in execution order: each pays what the op before it left behind
         for i, (row, norm) in enumerate(zip(records, normalized)):
             fam, out_b = family(row), output_bytes(row, batch, itemsize)
             has_warm = self.warm is not None and fam in self.warm.hot_floor  # the back-to-back fit covers the family
@@ -418,7 +445,7 @@ class TimeModel:
             # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
             # leave it (the same chain, ``conv_leaves_s(.., AFTER_BN_RELU)``)
             relu_after_bn = fam == "activation" and left.after_bn_relu is not None and has_warm
-            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn)
+            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn, reuse[i])
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
             warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and has_warm
@@ -434,7 +461,7 @@ class TimeModel:
                                                               model_input[i])
             capped = False
             if bn_after_conv or relu_after_bn:  # never dearer than the op from cold caches: its flushed law
-                cold = self.predict_row(row, batch, itemsize, self.cold.get(fam, 0.0), norm)
+                cold = self.predict_row(row, batch, itemsize, self.cold_at(fam, reuse[i]), norm)
                 capped = cold["predicted_s"] < p["predicted_s"]
                 p = cold if capped else p
             p["roof"] = why(p, peak, copy_bw) + (
@@ -458,7 +485,7 @@ class Leftovers:
     ReLU after them (``AFTER_BN_RELU``, set for the row after a BatchNorm that followed a conv).  Views and
     identity modules launch no kernel: they pass all of it on."""
 
-    cold: dict[str, float]  # each family's cold start (``TimeModel.cold``)
+    cold_at: Callable[[str, float], float]  # a family's cold start after so many bytes of traffic (``TimeModel.cold_at``)
     after: float = 0.0
     after_bn: Optional[float] = None
     bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
@@ -467,16 +494,17 @@ class Leftovers:
     last_compute: int = -1  # the last conv or linear row
     previous: str = ""  # the family of the last row that launched a kernel
 
-    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool) -> float:
+    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool, distance: float = 0.0) -> float:
         """Seconds row ``i`` (of family ``fam``) pays for what came before it, and note its call.
 
         Its code is cold when its family was called long ago (``COLD_GAP`` rows) or right after a conv or
         a linear (oneDNN's kernels and their operands fill the caches): it pays at least its family's cold
-        start; of a run of views and identities after a conv only the first of each family is cold."""
+        start, after ``distance`` bytes of traffic since the family's last call (``TimeModel.cold_at``);
+        of a run of views and identities after a conv only the first of each family is cold."""
         after_compute = (self.previous in COMPUTE_FAMILIES
                          and (fam not in NO_KERNEL or self.last.get(fam, -1) < self.last_compute))
         cold_code = fam not in self.last or i - self.last[fam] > COLD_GAP or after_compute
-        cold = self.cold.get(fam, 0.0)
+        cold = self.cold_at(fam, distance)
         if bn_after_conv:
             paid = self.after_bn or 0.0
         elif relu_after_bn:
