@@ -43,6 +43,10 @@ def test_at_pace_scales_every_timing_and_nothing_else():
                        "after_bn_relu_s": 0.6})
     assert (slow["flops"], slow["bytes"], slow["out_bytes"], slow[PACE]) == (1e6, 1e3, 64, SLOW)
     assert at_pace({"family": "conv", "time_s": 1.0}, SLOW) == {"family": "conv", "time_s": 1.0}  # no reading then
+    # a small memory benchmark's times after the larger flushes too, not their flush sizes
+    levels = at_pace({"family": "activation", "time_s": 1.0, "cold_levels": [[256.0, 3.0], [1024.0, 5.0]], PACE: CALM},
+                     SLOW)["cold_levels"]
+    assert levels == [[256.0, pytest.approx(6.0)], [1024.0, pytest.approx(10.0)]]
 
 
 def test_passes_are_compared_as_measured_and_keep_the_pace_of_the_kept_time():

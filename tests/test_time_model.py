@@ -213,8 +213,17 @@ def test_the_quick_cpu_grid_records_every_probe_the_model_reads():
     no_kernel = {p["family"]: p for p in pts if p["family"] in NO_KERNEL}
     assert sorted(no_kernel) == ["dispatch", "identity"]
     assert all(p["hot_s"] > 0 and p["time_s"] > 0 for p in no_kernel.values())
+    # the small benchmarks of the families flushed to 64 MiB, also after the larger flushes (``cold_level_times``)
+    from archstat.profiling.microbench import COLD_LEVEL_CASE_BYTES, TO_DRAM, cold_levels
+    from archstat.profiling.op_families import COLD_LEVELS
+
+    leveled = [p for p in memory if COLD_LEVELS in p]
+    assert leveled and all(p["bytes"] <= COLD_LEVEL_CASE_BYTES and p["family"] not in TO_DRAM for p in leveled)
+    assert all([n for n, _ in p[COLD_LEVELS]] == cold_levels() and all(t > 0 for _, t in p[COLD_LEVELS])
+               for p in leveled)
     tm = TimeModel(pts, {"private_cache_bytes": 2 ** 21})
     assert tm.describe()["evicted_timings"] == sorted(["conv", "conv_dw", *IN_A_PASS])
+    assert set(tm.describe()["cold_levels"]) == {p["family"] for p in leveled}
     net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
                         nn.Conv2d(8, 16, 1))
     pred = tm.predict(pd.DataFrame(rows_of(net, (8, 12, 12), batch=2)), 2, 4)
@@ -511,6 +520,42 @@ def test_a_family_called_after_a_long_gap_or_a_conv_pays_its_cold_start():
     fcs = nn.Sequential(nn.Linear(16, 16), nn.Flatten(), nn.Linear(16, 16))
     linears = tm.predict(pd.DataFrame(rows_of(fcs, (16,), batch=2)), 2, 4).query("family == 'linear'")
     assert list(linears.t_after_s) == pytest.approx([tm.cold["linear"]] * 2) and tm.cold["linear"] == pytest.approx(25e-6)
+
+
+def test_a_cold_start_follows_the_traffic_since_the_family_last_ran():
+    """``cold_at``: the cold start of the grid's 64 MiB flush up to ``FLUSH_BYTES``, above it interpolated in
+    log bytes over the small benchmarks' times after larger flushes less the warm floor (made
+    non-decreasing), constant beyond the largest; a row pays it at the bytes the pass moved since its
+    family's last call, counted back into the pass before for a first call (``family_reuse_bytes``)."""
+    from archstat.profiling.microbench import FLUSH_BYTES, combine
+    from archstat.profiling.op_families import COLD_LEVELS
+    from archstat.profiling.pass_state import family_reuse_bytes
+
+    mib = 2 ** 20
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "activation":
+            p["hot_s"] = p["time_s"] - 1e-6 if p["bytes"] == 8.0 else p["time_s"]
+            if p["bytes"] == 8.0:  # 5 us of cold start after 256 MiB, 3 after 1 GiB (noise): 4 and 4
+                p[COLD_LEVELS] = [[256.0 * mib, p["hot_s"] + 5e-6], [1024.0 * mib, p["hot_s"] + 3e-6]]
+    tm = TimeModel(pts)
+    assert tm.cold["activation"] == pytest.approx(1e-6) and tm.describe()["cold_levels"] == ["activation"]
+    assert [tm.cold_at("activation", d) for d in (mib, FLUSH_BYTES, 128 * mib, 256 * mib, 4096 * mib)] == \
+        pytest.approx([1e-6, 1e-6, 2.5e-6, 4e-6, 4e-6])  # 128 MiB: halfway in log bytes from 64 to 256
+    assert tm.cold_at("dispatch", 4096 * mib) == tm.cold.get("dispatch", 0.0)  # no levels: as at 64 MiB
+    # a ReLU, a 1x1 conv over 64 MiB planes, a ReLU: the second ReLU finds the conv's traffic since the first
+    net = nn.Sequential(nn.ReLU(), nn.Conv2d(64, 64, 1), nn.ReLU())
+    recs = rows_of(net, (64, 512, 512), batch=1)
+    moved = [work(r, 1, 4)[1] for r in recs]
+    # the first ReLU right after the last one of the pass before; the conv a whole pass less itself after its last
+    assert family_reuse_bytes(recs, 1, 4) == pytest.approx([0.0, moved[0] + moved[2], moved[1]])
+    relu2 = tm.predict(pd.DataFrame(recs), 1, 4).iloc[2]
+    assert moved[1] > FLUSH_BYTES and relu2["t_after_s"] == pytest.approx(tm.cold_at("activation", moved[1]))
+    assert relu2["t_after_s"] > tm.cold["activation"]
+    # passes combined per flush size, as time_s
+    one = {"family": "activation", "time_s": 1.0, "signature": ["a"], COLD_LEVELS: [[1.0, 3.0], [2.0, 5.0]]}
+    two = {**one, COLD_LEVELS: [[1.0, 4.0], [2.0, 2.0]]}
+    assert combine([[one], [two]])[0][COLD_LEVELS] == [[1.0, 3.0], [2.0, 2.0]]
 
 
 def test_views_and_identity_modules_pay_only_their_cold_start_and_pass_the_successor_on():

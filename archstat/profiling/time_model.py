@@ -22,7 +22,10 @@ against its output, GoogLeNet's ReLUs after such convs at batch 8 were priced 47
 104, on a host where its ReLU family read a median -33%).  A family not called in the last ``COLD_GAP`` rows (a model's one global pool, its flatten,
 its first linear), or called right after a conv or a linear, pays at least its cold start instead:
 its smallest benchmark flushed minus the same back to back (``cold``: BatchNorm 29-31 us, ReLU 10,
-LRN 41 on the first machine; for a family read as in a pass, concats, its smallest benchmark so).
+LRN 41 on the first machine; for a family read as in a pass, concats, its smallest benchmark so), at the
+traffic the pass moved since the family's last call (``cold_at``: above the grid's 64 MiB flush,
+interpolated over the same benchmark timed after flushes of 256 MiB and to DRAM; a global pool, called
+once a pass, took 146 us after 1 GiB where 64 MiB left it 55).
 An adaptive pool of 50 K elements took 12 us back to back and 94 us at the end of MobileNet at batch 1; a BatchNorm of 1.6 MB after a
 conv 55-64 us where its warm floor and bandwidth say 42, close to its flushed 70: the ReLU that
 measures ``successor_s`` is the smallest kernel there is, and misses the larger code of the others.
