@@ -1,7 +1,7 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
     python bench/roofline_offline.py DUMP [DUMP ...] [--pace] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
-        [--no-evicted] [--no-cold-levels] [--no-far] [--flushed FAMILY] [--families] [--rounds K] [--fastest] [--drop-grid-part PART]
+        [--no-evicted] [--no-cold-levels] [--flushed FAMILY] [--families] [--rounds K] [--fastest] [--drop-grid-part PART]
         [--calibration-from DUMP2]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
@@ -61,7 +61,6 @@ from archstat.profiling.microbench import GRID_PART, IN_A_PASS, combine  # noqa:
 
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COLD_LEVELS, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
-from archstat.profiling import time_model  # noqa: E402
 from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
 
 
@@ -140,8 +139,6 @@ def main() -> None:
                          "(its points' EVICTED dropped)")
     ap.add_argument("--no-cold-levels", action="store_true", help="drop the small memory benchmarks' times after "
                     "flushes of 256 MiB and to DRAM (GRID_VERSION 22): every cold start as at the grid's 64 MiB flush")
-    ap.add_argument("--no-far", action="store_true", help="price concats from their pass-state benchmarks alone, "
-                    "whatever the traffic since their operands were written (time_model.far_share read as 0)")
     ap.add_argument("--pace", action="store_true", help="the calibration re-read at the pace the model was measured "
                     "at (host_pace: every timing times g(now) / g(then); the rounds' median pace, the fastest round's "
                     "with --fastest): within a run not adopted; with --calibration-from what profile does with a "
@@ -163,8 +160,6 @@ def main() -> None:
                     help="predict each DUMP's frames from DUMP2's calibration (another run's: a calibration from "
                          "another hour of the host, as profile's cache hands it; with --pace re-read at DUMP's pace)")
     a = ap.parse_args()
-    if a.no_far:  # the model reads the module's function at predict time
-        time_model.far_share = lambda operands: 0.0
     for dump in map(pathlib.Path, a.dumps):
         cal = json.loads(((a.calibration_from or dump) / "calibration.json").read_text())
         frames = {path: pd.read_pickle(path) for path in sorted(dump.glob("*_b*.pkl"))}

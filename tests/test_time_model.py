@@ -835,30 +835,6 @@ def test_a_concat_is_priced_from_its_benchmarks_timed_as_in_a_pass():
     nb = work(rows.loc[cat].to_dict(), 1, 4)[1]
     assert tm.predict(rows, 1, 4).loc[cat, "t_memory_s"] == pytest.approx(nb / 2e9, rel=1e-2)
     assert flushed.predict(rows, 1, 4).loc[cat, "t_memory_s"] == pytest.approx(nb / 1e9, rel=1e-2)
-    # over 64 MiB planes the first branch was written 256 MiB of traffic before the concat (an add and a ReLU),
-    # the second just before: half its bytes far, ``t = t_pass + 0.5 (t_flushed - t_pass)``
-    rows = pd.DataFrame(rows_of(net, (64, 512, 512), batch=1))
-    nb = work(rows.loc[cat].to_dict(), 1, 4)[1]
-    far = tm.predict(rows, 1, 4).loc[cat]
-    assert far["t_memory_s"] == pytest.approx(0.75 * nb / 1e9, rel=1e-2) and "50% of the way" in far["roof"]
-
-
-def test_far_share_weighs_each_operand_by_its_bytes_between_the_pass_state_and_the_flush():
-    """``w(d)`` is 0 up to the pass-state benchmark's ``EVICT_BYTES`` of other traffic, 1 from the flush's
-    ``FLUSH_BYTES`` on, linear in log bytes between; the model's input (``inf``) is far."""
-    from archstat.profiling.microbench import EVICT_BYTES, FLUSH_BYTES
-    from archstat.profiling.pass_state import operand_distances
-    from archstat.profiling.time_model import far_share
-
-    mid = math.sqrt(EVICT_BYTES * FLUSH_BYTES)
-    assert [far_share([(1.0, d)]) for d in (0.0, EVICT_BYTES, mid, FLUSH_BYTES, 1e12, math.inf)] == \
-        pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0, 1.0])
-    assert far_share([(1.0, 0.0), (3.0, FLUSH_BYTES)]) == pytest.approx(0.75) and far_share([]) == 0.0
-    recs = rows_of(Branches(), (4, 8, 8), batch=1)
-    dist = operand_distances(recs, 1, 4)
-    assert dist[0] == [(4 * 4 * 8 * 8, math.inf)]  # the first ReLU reads the model's input
-    moved = [work(r, 1, 4)[1] for r in recs]
-    assert dist[-1] == [(1024.0, pytest.approx(sum(moved[1:-1]))), (1024.0, 0.0)]  # the branches, by their writers
 
 
 class Branches(nn.Module):

@@ -6,7 +6,6 @@ pool over normalised data, and how much traffic separates two calls of a family.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
@@ -70,20 +69,6 @@ def model_input_bytes(records: list[dict], batch: int, itemsize: int) -> list[fl
         shapes = row.get("in_shapes") or []
         out.append(float(sum(numel(shapes[k]) for k, w in enumerate(ws) if w == -1 and k < len(shapes)))
                    * batch * itemsize)
-    return out
-
-
-def operand_distances(records: list[dict], batch: int, itemsize: int) -> list[list[tuple[float, float]]]:
-    """Per row (execution order), ``(bytes, traffic)`` for each of its operands that a row or the model's
-    input wrote: its bytes (from ``in_shapes``, in ``sources`` order) and the bytes the rows between its
-    writer and this row moved (``work``; a view's operand is its source's); the model's input, written a
-    pass before, ``inf``."""
-    moved = np.cumsum([0.0] + [work(r, batch, itemsize)[1] for r in records])
-    out = []
-    for i, (row, ws) in enumerate(zip(records, operand_writers(records))):
-        shapes = row.get("in_shapes") or []
-        out.append([(float(numel(shapes[k]) * batch * itemsize), float(moved[i] - moved[w + 1]) if w >= 0 else math.inf)
-                    for k, w in enumerate(ws) if w is not None and k < len(shapes)])
     return out
 
 

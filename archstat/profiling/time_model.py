@@ -143,9 +143,9 @@ from archstat.profiling.host_pace import PACE, at_pace, pace_factor
 from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
                                             batch_of, calibrated, family, features, global_pool, nearest_window,
                                             output_bytes, window_of, work)
-from archstat.profiling.microbench import EVICT_BYTES, FLUSH_BYTES
+from archstat.profiling.microbench import FLUSH_BYTES
 from archstat.profiling.pass_state import (family_reuse_bytes, fresh_operand_bytes, in_private_caches, model_input_bytes,
-                                           normalized_sources, operand_distances)
+                                           normalized_sources)
 
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
 # multi-input families priced in part back to back when the op before wrote one operand (``fresh_operand_bytes``):
@@ -194,15 +194,6 @@ class TimeModel:
             elif f not in NO_KERNEL:
                 self.fit_memory(f, ps)
         self.n_points = {f: len(ps) for f, ps in by.items()}
-        # the memory families read from their pass-state times (concats) fitted on their flushed ones too: an
-        # operand written further back than the pass-state benchmark's other traffic lies between (``far_share``)
-        self.flushed_bw: dict[str, Curve] = {}
-        for f in self.evicted:
-            flushed = [p for p in points if p["family"] == f]
-            fl = min(p["time_s"] for p in flushed)
-            ok = [p for p in flushed if p["bytes"] > 0 and p["time_s"] > 1.05 * fl]
-            if f not in COMPUTE_FAMILIES and ok:
-                self.flushed_bw[f] = bandwidth_curve(ok, "time_s", fl)
         # per-call floors with code and data warm: a flushed benchmark's first call pays a cold start
         # (30-60 us on CPU) that a model's op pays only after a large op (the successor term below)
         self.hot_floor = {f: min(p["hot_s"] for p in ps if "hot_s" in p) for f, ps in by.items()
@@ -392,16 +383,13 @@ class TimeModel:
                 "source": "synthetic micro-benchmarks (archstat.profiling.microbench), none from the model"}
 
     def predict_row(self, row: dict, batch: int, itemsize: int, after_s: float = 0.0,
-                    normalized_input: bool = False, warm_bytes: float = 0.0, input_bytes: float = 0.0,
-                    far: float = 0.0) -> dict[str, Any]:
+                    normalized_input: bool = False, warm_bytes: float = 0.0, input_bytes: float = 0.0) -> dict[str, Any]:
         """One row's prediction; ``after_s`` is what the op before it costs it (``successor_s``), or its
         family's cold start (for a view or an identity module, its cold start alone: ``predict``);
         ``normalized_input``: its input went through a BatchNorm (``normalized_sources``); ``warm_bytes``:
         the part of its bytes moved that sits in the private caches, priced at the back-to-back
         bandwidth (``B_w / BW_warm(B) + (B - B_w) / BW(B)``; the ``bandwidth`` column is then ``B / t_memory``);
-        ``input_bytes``: the bytes it reads of the model's input (``model_input_bytes``), cold as its weights;
-        ``far``: for a family read from its pass-state times, how far its operands lie towards its flushed
-        state (``far_share``): ``t_memory = t_pass + far * (B / BW_flushed(B) - t_pass)``."""
+        ``input_bytes``: the bytes it reads of the model's input (``model_input_bytes``), cold as its weights."""
         fam = family(row)
         flops, nbytes = work(row, batch, itemsize)
         fam_bw = fam if fam in self.bw else ("copy" if fam in COMPUTE_FAMILIES else "elementwise")
@@ -422,9 +410,6 @@ class TimeModel:
         t_m = nbytes / bw if nbytes and bw == bw else 0.0
         if warm_bytes and t_m and self.warm is not None and fam_bw in self.warm.bw:
             t_m = warm_bytes / self.warm.bw[fam_bw](nbytes) + (nbytes - warm_bytes) / bw
-            bw = nbytes / t_m
-        if far and t_m and fam_bw in self.flushed_bw:
-            t_m += far * (nbytes / self.flushed_bw[fam_bw](nbytes) - t_m)
             bw = nbytes / t_m
         out_bytes = output_bytes(row, batch, itemsize)
         t_f = out_bytes * self.page_cost if row.get("alloc") and is_fresh(out_bytes) else 0.0
@@ -452,7 +437,6 @@ class TimeModel:
         fresh = fresh_operand_bytes(records, batch, itemsize)
         model_input = model_input_bytes(records, batch, itemsize)
         reuse = family_reuse_bytes(records, batch, itemsize)
-        distances = operand_distances(records, batch, itemsize) if self.flushed_bw else [[]] * len(records)
         left = Leftovers(self.cold_at)  # rows are in execution order: each pays what the op before it left behind
         for i, (row, norm) in enumerate(zip(records, normalized)):
             fam, out_b = family(row), output_bytes(row, batch, itemsize)
@@ -476,9 +460,8 @@ class TimeModel:
             split = (not warm_row and fam in SPLIT_FAMILIES and self.warm is not None and fam in self.warm.bw
                      and fam in self.bw and 0 < fresh[i] <= self.private_bytes and fresh[i] == out_b)
             warm_bytes = fresh[i] + out_b if split else 0.0
-            far = far_share(distances[i]) if fam in self.flushed_bw and not warm_row else 0.0
             p = (self.warm if warm_row else self).predict_row(row, batch, itemsize, row_after, norm, warm_bytes,
-                                                              model_input[i], far)
+                                                              model_input[i])
             capped = False
             if bn_after_conv or relu_after_bn:  # never dearer than the op from cold caches: its flushed law
                 cold = self.predict_row(row, batch, itemsize, self.cold_at(fam, reuse[i]), norm)
@@ -486,7 +469,6 @@ class TimeModel:
                 p = cold if capped else p
             p["roof"] = why(p, peak, copy_bw) + (
                 " (the operand just written and the output back to back, the others flushed)" if split else
-                f" ({far:.0%} of the way from as in a pass to flushed: operands written further back)" if far else
                 " (from cold caches: what the conv before leaves would cost more)" if capped else
                 " (back to back, plus what such a conv was measured to leave a BatchNorm after it)" if bn_after_conv else
                 " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
@@ -495,27 +477,6 @@ class TimeModel:
             left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"))
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
-
-
-def far_share(operands: list[tuple[float, float]]) -> float:
-    """How far a row's operands lie from the pass state its family's benchmarks were timed in (their input
-    written, then ``EVICT_BYTES`` of other data: ``microbench.as_in_a_pass``) towards the flushed state
-    (``FLUSH_BYTES`` of other data): per operand ``(bytes b_k, traffic d_k since it was written)``
-    (``pass_state.operand_distances``),
-
-        far = sum_k b_k w(d_k) / sum_k b_k,   w(d) = clip(log(d / EVICT_BYTES) / log(FLUSH_BYTES / EVICT_BYTES), 0, 1),
-
-    0 without operands.
-
-    Why: a concat's branches were written within its block, but a block at batch 8 moves tens of MB.
-    Priced from the pass state alone, GoogLeNet's concats at batch 8 read -49% on both runs of 2026-12-02
-    17:17 and 17:32 UTC (measured 17-27 GB/s, the pass-state benchmarks 36-47 and the flushed ones
-    22-25 at those sizes), Inception-v3's -28% and -34%."""
-    total = sum(b for b, _ in operands)
-    if not total:
-        return 0.0
-    span = math.log(FLUSH_BYTES / EVICT_BYTES)
-    return sum(b * min(1.0, max(0.0, math.log(max(d, 1.0) / EVICT_BYTES) / span)) for b, d in operands) / total
 
 
 @dataclass
