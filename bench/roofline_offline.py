@@ -1,7 +1,7 @@
 """Re-predict the per-layer frames a roofline run stored, with the time model as the code has it now.
 
     python bench/roofline_offline.py DUMP [DUMP ...] [--pace] [--no-warm] [--no-after-bn] [--no-after-bn-relu] [--no-weights]
-        [--no-evicted] [--no-cold-levels] [--flushed FAMILY] [--families] [--rounds K] [--fastest] [--drop-grid-part PART]
+        [--no-evicted] [--no-cold-levels] [--no-bn-warm-code] [--flushed FAMILY] [--families] [--rounds K] [--fastest] [--drop-grid-part PART]
         [--calibration-from DUMP2]
 
 ``DUMP``: a folder that ``bench/roofline_accuracy.py --dump DUMP`` wrote (one ``MODEL_bBATCH.pkl`` frame per
@@ -59,7 +59,7 @@ from archstat.commands._common import positive_int  # noqa: E402
 from archstat.profiling.host_pace import pace_level  # noqa: E402
 from archstat.profiling.microbench import GRID_PART, IN_A_PASS, combine  # noqa: E402
 
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COLD_LEVELS, EVICTED  # noqa: E402
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COLD_LEVELS, EVICTED  # noqa: E402
 from archstat.profiling.roofline import relative_error, roofline_summary  # noqa: E402
 from archstat.profiling.time_model import MODEL_COLUMNS  # noqa: E402
 
@@ -137,6 +137,8 @@ def main() -> None:
     ap.add_argument("--flushed", action="append", default=[], choices=IN_A_PASS,
                     help="price FAMILY (concat) from its flushed benchmarks, not from those timed as in a pass "
                          "(its points' EVICTED dropped)")
+    ap.add_argument("--no-bn-warm-code", action="store_true", help="drop the BatchNorm probes after convs timed with "
+                    "the BatchNorm's code warm (GRID_VERSION 23): every BatchNorm after a conv priced from the pass state")
     ap.add_argument("--no-cold-levels", action="store_true", help="drop the small memory benchmarks' times after "
                     "flushes of 256 MiB and to DRAM (GRID_VERSION 22): every cold start as at the grid's 64 MiB flush")
     ap.add_argument("--pace", action="store_true", help="the calibration re-read at the pace the model was measured "
@@ -175,7 +177,8 @@ def main() -> None:
         if a.no_warm:
             cal["state"]["private_cache_bytes"] = 0
         dropped = (({AFTER_BN, AFTER_BN_RELU} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
-                   | ({EVICTED} if a.no_evicted else set()) | ({COLD_LEVELS} if a.no_cold_levels else set()))
+                   | ({EVICTED} if a.no_evicted else set()) | ({COLD_LEVELS} if a.no_cold_levels else set())
+                   | ({AFTER_BN_WARM} if a.no_bn_warm_code else set()))
         cal["points"] = [{k: v for k, v in p.items() if k not in dropped
                           and not (k == EVICTED and p["family"] in a.flushed)} for p in cal["points"]]
         if a.no_weights:  # t_weights reads the copy family's back-to-back fit (so would a copy row's warm price)

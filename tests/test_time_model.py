@@ -189,7 +189,7 @@ def test_the_quick_cpu_grid_records_every_probe_the_model_reads():
     its BatchNorm/ReLU probes, every flushed family its back-to-back time and successor penalty, and the
     model fitted on it reads the pass-state times for both conv families and prices a small net."""
     from archstat.profiling.microbench import run_grid
-    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, EVICTED, MEMORY_FAMILIES, NO_KERNEL
+    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, EVICTED, MEMORY_FAMILIES, NO_KERNEL
 
     from archstat.profiling.microbench import IN_A_PASS, evict_private_caches, flush_caches
 
@@ -197,7 +197,7 @@ def test_the_quick_cpu_grid_records_every_probe_the_model_reads():
     evict_private_caches()  # their buffers, first made in the grid's inference mode, stay writable outside it
     flush_caches()
     convs = [p for p in pts if p["family"] in ("conv", "conv_dw")]
-    assert convs and all({EVICTED, AFTER_BN, AFTER_BN_RELU} <= set(p) and p[EVICTED] > 0 for p in convs)
+    assert convs and all({EVICTED, AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM} <= set(p) and p[EVICTED] > 0 for p in convs)
     memory = [p for p in pts if p["family"] in MEMORY_FAMILIES]
     assert memory and all({"hot_s", "after_s"} <= set(p) and (EVICTED in p) == (p["family"] in IN_A_PASS) for p in memory)
     assert any(p["family"] == "concat" and p[EVICTED] > 0 for p in memory)
@@ -705,6 +705,36 @@ def test_a_batch_norm_right_after_a_conv_pays_what_such_convs_leave_a_batch_norm
     assert bn_old["t_after_s"] >= old.cold["batch_norm"] == pytest.approx(20e-6 + 6e-9)  # 30 us + 8 B at 1 GB/s, less 10 us + 8 B at 4 GB/s
 
 
+def test_a_batch_norm_whose_code_is_warm_pays_the_warm_probe():
+    """``bn_code_evicted``: 0 within the private caches' worth of traffic since the family last ran, 1 from
+    the pass state's ``EVICT_BYTES`` on, linear in log bytes between; a BatchNorm right after a conv pays
+    ``warm + share * (pass state - warm)`` of what such convs leave it; without the warm probe, the
+    pass-state one as before."""
+    from archstat.profiling.op_families import AFTER_BN, AFTER_BN_WARM
+    from archstat.profiling.time_model import bn_code_evicted
+
+    mib = 2 ** 20
+    assert [bn_code_evicted(d, 4 * mib) for d in (mib, 4 * mib, math.sqrt(32) * mib, 8 * mib, 1e12)] == \
+        pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+    assert bn_code_evicted(mib, 0.0) == 1.0  # no private size known: the pass-state probe
+    pts = law_points()
+    for p in pts:
+        if p["family"] == "conv":
+            p[AFTER_BN], p[AFTER_BN_WARM], p["out_bytes"] = 20e-6, 5e-6, 1e3
+        if p["family"] == "activation":
+            p["hot_s"] = 1e-6 + p["bytes"] / 4e9
+    pts += [{"family": "batch_norm", "flops": 0.0, "bytes": b, "features": [], "time_s": 30e-6 + b / 1e9,
+             "hot_s": 10e-6 + b / 4e9} for b in (8.0, 1e4, 1e6, 1e8)]
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4))
+    rows = pd.DataFrame(rows_of(net, (4, 8, 8), batch=1))
+    tm = TimeModel(pts, {"private_cache_bytes": 4 * mib})  # a few KB between the two: both warm
+    assert tm.describe()["batch_norm_after_warm_code"] == ["conv"]
+    bns = tm.predict(rows, 1, 4).query("family == 'batch_norm'")
+    assert list(bns.t_after_s) == pytest.approx([5e-6, 5e-6])
+    old = TimeModel([{k: v for k, v in p.items() if k != AFTER_BN_WARM} for p in pts], {"private_cache_bytes": 4 * mib})
+    assert list(old.predict(rows, 1, 4).query("family == 'batch_norm'").t_after_s) == pytest.approx([20e-6, 20e-6])
+
+
 def test_what_a_conv_leaves_reads_where_its_bytes_were():
     """``conv_leaves_s`` = sqrt(curve(B) * near(O, B - O)): the curve over bytes moved cannot tell two convs
     of equal bytes apart, the nearest benchmarks in (log2 output bytes, log2 other bytes) can; a probe
@@ -864,6 +894,19 @@ def test_chain_penalties_time_each_stage_on_the_output_of_the_one_before():
     assert len(built) == 2 and torch.equal(built[0], x + 1) and torch.equal(built[1], torch.relu((x + 1) * 2))
     assert len(seen) >= 3 and all(torch.equal(t, torch.relu((x + 1) * 2)) for t in seen)
     assert chain_penalties(lambda: 3, [double, relu_probe]) == [0.0, 0.0]
+    # ``warm``: the stages run once on a spare before each timed call of the op
+    for warm, expect in ((False, ["op", "stage", "op", "stage", "op", "stage"]),
+                         (True, ["op", "stage", "stage", "op", "stage", "stage", "op", "stage"])):
+        log: list[str] = []
+
+        def op() -> torch.Tensor:
+            log.append("op")
+            return x + 1
+
+        def logged(first: torch.Tensor):
+            return lambda t: log.append("stage") or t
+        chain_penalties(op, [logged], repeat=2, warm=warm)
+        assert log[:len(expect)] == expect
 
 
 def test_convs_are_priced_from_their_evicted_timings_where_the_calibration_has_them():

@@ -46,10 +46,10 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COLD_LEVELS, EVICTED
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COLD_LEVELS, EVICTED
 from archstat.profiling.timing import time_calls
 
-TIME_KEYS = ("time_s", "hot_s", EVICTED, "after_s", AFTER_BN, AFTER_BN_RELU)  # a calibration point's timings (s)
+TIME_KEYS = ("time_s", "hot_s", EVICTED, "after_s", AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM)  # a calibration point's timings (s)
 PACE = "pace"  # the key of a calibration point's probe readings (seconds per probe)
 PROBE_REPEAT = 9
 # sized for a CPU host; on a GPU the three are launch-bound (a 2 x 16 MiB copy fits an H100's L2), a reading

@@ -45,13 +45,13 @@ from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
 from archstat.profiling.cpu_caches import last_level_cache_bytes
 from archstat.profiling.host_pace import PACE, between, read_pace
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, COLD_LEVELS, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COLD_LEVELS, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 
 SEED = 20240613
 GRID_PART = "grid_part"  # a benchmark's tag when it belongs to a part of the grid judged apart (``global_head``)
-GRID_VERSION = 22  # the small memory benchmarks also timed after flushes of 256 MiB and to DRAM, their cold start against the traffic since a call (22); linears timed after a flush of twice the last-level cache (21; 20 flushed so for every family, tried and left); global pools over a CNN head's planes in place of the random draw's (19; 18 measured both, tagged apart); the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
+GRID_VERSION = 23  # the BatchNorm probe after convs also with its code warm (23); the small memory benchmarks also timed after flushes of 256 MiB and to DRAM, their cold start against the traffic since a call (22); linears timed after a flush of twice the last-level cache (21; 20 flushed so for every family, tried and left); global pools over a CNN head's planes in place of the random draw's (19; 18 measured both, tagged apart); the ReLU probe after convs dropped (18); concats also timed as in a pass, convs probed by a ReLU from the pass state (recorded) (17); every point records the machine's pace while timed (16; 15 was a grid tried and reverted); 32 convs where the random draw is sparse, stems and channel reductions (14; 13 was a probe tried and not kept); adaptive pools onto a grid, windows 1x1-4x4 (12); the successor probes call an nn.ReLU module, views and identity modules timed flushed too (11); convs also timed with the private caches refilled (9), their BatchNorm and ReLU probes from that state (10); a BatchNorm successor probe after convs (6; built before the timing, 7; and the ReLU after it, 8); part of the cache key: measured under fresh_pages.steady_heap (5); LRN at batch 1 and 8, max pools over ReLU-network-like inputs
 KERNELS = [((1, 1), 0.38), ((3, 3), 0.38), ((5, 5), 0.05), ((7, 7), 0.05), ((1, 7), 0.05), ((7, 1), 0.05),
            ((11, 11), 0.04)]  # 1x1 and 3x3 dominate CNNs' layers and their time: most of the grid goes there
 MAX_PLANE = 4e6  # output elements per image: 64 channels at 224x224 is 3.2e6; CNNs trade channels for resolution
@@ -447,6 +447,8 @@ def time_case(mod: nn.Module, shape: tuple, batch: int, device: torch.device, dt
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=in_a_pass))["median"]
                 # and what it leaves the BatchNorm and the ReLU after most convs, from the same state
                 point[AFTER_BN], point[AFTER_BN_RELU] = chain_penalties(call, [batch_norm_probe, relu_probe], in_a_pass)
+                # and with the BatchNorm's code warm (it ran one conv ago, as in a network of conv-BN-ReLU blocks)
+                point[AFTER_BN_WARM] = chain_penalties(call, [batch_norm_probe], in_a_pass, warm=True)[0]
             elif fam in IN_A_PASS:
                 # operands a block wrote (a concat's branches): out of L2, in the last-level cache
                 point[EVICTED] = stats(prepared_times(call, repeat=7, prepare=as_in_a_pass(produce)))["median"]
@@ -568,7 +570,7 @@ def relu_probe(out: torch.Tensor) -> Callable[[torch.Tensor], Any]:
 
 
 def chain_penalties(call: Callable[[], Any], stages: list[Callable[[torch.Tensor], Callable[[torch.Tensor], Any]]],
-                    prepare: Optional[Callable[[], Any]] = None, repeat: int = 5) -> list[float]:
+                    prepare: Optional[Callable[[], Any]] = None, repeat: int = 5, warm: bool = False) -> list[float]:
     """``successor_penalty`` for a chain of probes: stage ``k`` runs on stage ``k-1``'s output (stage 0
     on the op's), and each is timed right after the one before, minus itself back to back on the same
     input.  One penalty per stage, ``max(0, median(after) - median(hot))``; ``[0.0] * len(stages)``
@@ -579,10 +581,15 @@ def chain_penalties(call: Callable[[], Any], stages: list[Callable[[torch.Tensor
     Why a chain: after a conv, the BatchNorm is not the only op that pays.  A conv 192 -> 64 (1x1) over
     8 x 35x35 left the BatchNorm after it 173 us (77-103 back to back) and the in-place ReLU after that
     39 us (24 back to back): what a conv leaves fades over more than one op, and the ReLU's share is
-    not what a BatchNorm benchmark (no conv before it) leaves its ReLU."""
+    not what a BatchNorm benchmark (no conv before it) leaves its ReLU.
+
+    ``warm``: after ``prepare()``, the stages run once on a spare tensor shaped like the op's output
+    before the op is called: their code warm, as in a network whose convs each carry a BatchNorm, where
+    the last BatchNorm ran one conv ago (``TimeModel.conv_leaves_s``, ``AFTER_BN_WARM``)."""
     out = call()
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         return [0.0] * len(stages)
+    spare = out.clone() if warm else None
     runs = []
     for make in stages:  # built here: nothing between the op and the timed stages below
         runs.append(make(out))
@@ -591,6 +598,10 @@ def chain_penalties(call: Callable[[], Any], stages: list[Callable[[torch.Tensor
     for _ in range(repeat):
         if prepare is not None:
             prepare()
+        if spare is not None:
+            warmed = spare
+            for run in runs:
+                warmed = run(warmed)
         out = call()
         for k, run in enumerate(runs):
             t0 = time.perf_counter()
@@ -711,7 +722,7 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
     """One point per benchmark from several passes over the same grid: the least ``time_s``, ``hot_s``
     and ``EVICTED`` (other work only ever slows a benchmark down), or with ``fastest=False`` their
     medians (a host whose pace drifts for minutes: ``bench/roofline_accuracy.py`` reads its rounds so),
-    and the mean ``after_s``, ``AFTER_BN`` and ``AFTER_BN_RELU`` (differences of two
+    and the mean ``after_s``, ``AFTER_BN``, ``AFTER_BN_RELU`` and ``AFTER_BN_WARM`` (differences of two
     timings, which a burst can move either way); ``COLD_LEVELS`` per flush size as ``time_s``.
     A point keeps the machine's pace (``host_pace.PACE``) and its other keys from the pass whose
     ``time_s`` it kept, or the one nearest the median (of two equally near, the earlier pass); the passes
@@ -725,7 +736,7 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
         for key in ("hot_s", EVICTED):
             if all(key in p for p in same):
                 point[key] = pick(p[key] for p in same)
-        for key in ("after_s", AFTER_BN, AFTER_BN_RELU):
+        for key in ("after_s", AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
         if all(COLD_LEVELS in p for p in same):  # per flush size, as ``time_s``

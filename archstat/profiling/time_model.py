@@ -94,7 +94,9 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   smallest kernel there is, understates it for the BatchNorm's larger code.  The rule needs the
   back-to-back fit, so it is off with the private-caches rule (a calibration without
   ``private_cache_bytes``) and on a GPU, whose calibrations measure neither; ``describe()`` lists the
-  families it applies after (``batch_norm_after``).
+  families it applies after (``batch_norm_after``).  Where the BatchNorm family ran within the private caches' worth of traffic before (one conv ago in a
+  network of conv-BN-ReLU blocks), its code is warm: the penalty moves towards the same probe timed with
+  the BatchNorm called just before the conv (``AFTER_BN_WARM``), by ``bn_code_evicted`` (GRID_VERSION 23).
 * A ReLU right after such a BatchNorm: likewise back to back plus what the conv and its BatchNorm were
   measured to leave a ReLU after them (the same chain, timed in one go: ``microbench.chain_penalties``;
   ``conv_leaves_s(.., AFTER_BN_RELU)``, read as the BatchNorm's).  Priced with the BatchNorm's own
@@ -140,10 +142,10 @@ from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwi
                                            successor_curves, successor_features, successor_neighbours)
 from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.host_pace import PACE, at_pace, pace_factor
-from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
+from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
                                             batch_of, calibrated, family, features, global_pool, nearest_window,
                                             output_bytes, window_of, work)
-from archstat.profiling.microbench import FLUSH_BYTES
+from archstat.profiling.microbench import EVICT_BYTES, FLUSH_BYTES
 from archstat.profiling.pass_state import (family_reuse_bytes, fresh_operand_bytes, in_private_caches, model_input_bytes,
                                            normalized_sources)
 
@@ -222,8 +224,10 @@ class TimeModel:
         self.after_bn_curve = successor_curves(by, AFTER_BN, "bytes")
         # and what it leaves the ReLU after that BatchNorm (the same chain, ``microbench.chain_penalties``)
         self.after_bn_relu_curve = successor_curves(by, AFTER_BN_RELU, "bytes")
+        # and what it leaves a BatchNorm whose code is warm (it ran one conv ago): ``bn_code_evicted``
+        self.after_bn_warm_curve = successor_curves(by, AFTER_BN_WARM, "bytes")
         # the same two probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
-        self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in (AFTER_BN, AFTER_BN_RELU)}
+        self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM)}
 
     def fit_compute(self, f: str, ps: list[dict[str, Any]]) -> None:
         """A compute family's rate fit (``RateFit`` over the benchmarks well above the family's floor), and
@@ -286,7 +290,8 @@ class TimeModel:
         ``size``: the op's output bytes (a ``SUCCESSOR_BY_BYTES`` family's bytes moved); with
         ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) or ``AFTER_BN_RELU`` (what it leaves the ReLU
         after that BatchNorm) its bytes moved."""
-        curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve}.get(probe, self.after_curve)
+        curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve,
+                  AFTER_BN_WARM: self.after_bn_warm_curve}.get(probe, self.after_curve)
         if fam not in curves or not size:
             return 0.0
         lb, ys = curves[fam]
@@ -372,6 +377,8 @@ class TimeModel:
                 # the families whose probe is also read from the nearest benchmarks (``conv_leaves_s``)
                 "batch_norm_after_neighbours": sorted(self.after_conv_near[AFTER_BN]) if self.warm is not None else [],
                 "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
+                # the families whose BatchNorm probe was also measured with the BatchNorm's code warm
+                "batch_norm_after_warm_code": sorted(self.after_bn_warm_curve) if self.warm is not None else [],
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
                 # the families whose cold start follows the traffic since their last call (``cold_at``)
                 "cold_levels": sorted(self.cold_curve),
@@ -425,7 +432,9 @@ class TimeModel:
                 "_successor_bn_s": (self.conv_leaves_s(fam, AFTER_BN, nbytes, out_bytes)
                                     if fam in self.after_bn_curve else None),
                 "_successor_bn_relu_s": (self.conv_leaves_s(fam, AFTER_BN_RELU, nbytes, out_bytes)
-                                         if fam in self.after_bn_relu_curve else None)}
+                                         if fam in self.after_bn_relu_curve else None),
+                "_successor_bn_warm_s": (self.conv_leaves_s(fam, AFTER_BN_WARM, nbytes, out_bytes)
+                                         if fam in self.after_bn_warm_curve else None)}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
@@ -448,7 +457,8 @@ class TimeModel:
             # a ReLU after such a BatchNorm: back to back plus what the conv and the BatchNorm were measured to
             # leave it (the same chain, ``conv_leaves_s(.., AFTER_BN_RELU)``)
             relu_after_bn = fam == "activation" and left.after_bn_relu is not None and has_warm
-            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn, reuse[i])
+            row_after = left.charge(fam, i, bn_after_conv, relu_after_bn, reuse[i],
+                                    bn_code_evicted(reuse[i], self.private_bytes))
             # the warm path is for memory-bound ops: a linear's weights (not among its sources) are cold in a
             # pass, and an output of 32 MiB or more comes back as fresh pages whatever the caches hold
             warm_row = bn_after_conv or relu_after_bn or (warm[i] and bool(row.get("alloc")) and has_warm
@@ -474,9 +484,28 @@ class TimeModel:
                 " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
                 f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
-            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"))
+            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"),
+                       p.pop("_successor_bn_warm_s"))
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
+
+
+def bn_code_evicted(distance: float, private_bytes: float) -> float:
+    """How far a BatchNorm's own code and state have left the private caches since its family last ran,
+    ``distance`` bytes of traffic before (``pass_state.family_reuse_bytes``): 0 within ``private_bytes``
+    (the private L2s, ``cpu_caches``), 1 from ``EVICT_BYTES`` on (the pass state the conv probes are
+    timed from: ``microbench.as_in_a_pass``), linear in ``log distance`` between; 1 without a size.
+
+    Why: the BatchNorm probe after a conv is timed from the pass state, whose 8 MiB of other data push the
+    BatchNorm's code out of L2; in a network of conv-BN-ReLU blocks the last BatchNorm ran one conv ago.
+    Inception-v3's batch norms after convs at batch 1 read a median +15% to +21% on the runs of 17:32-18:03
+    UTC 2026-12-02, 10-13 us too slow where their family had run within 4 MiB of traffic (their ranks
+    cost its Spearman most of its gap to 0.95) and right where it had not."""
+    if not private_bytes or distance >= EVICT_BYTES:
+        return 1.0
+    if distance <= private_bytes:
+        return 0.0
+    return math.log(distance / private_bytes) / math.log(EVICT_BYTES / private_bytes)
 
 
 @dataclass
@@ -491,24 +520,31 @@ class Leftovers:
     cold_at: Callable[[str, float], float]  # a family's cold start after so many bytes of traffic (``TimeModel.cold_at``)
     after: float = 0.0
     after_bn: Optional[float] = None
+    after_bn_warm: Optional[float] = None  # what the op before (a conv) leaves a BatchNorm whose code is warm
     bn_relu_next: Optional[float] = None  # what the op before (a conv) leaves a ReLU after its BatchNorm
     after_bn_relu: Optional[float] = None
     last: dict[str, int] = field(default_factory=dict)  # the row that last called each family
     last_compute: int = -1  # the last conv or linear row
     previous: str = ""  # the family of the last row that launched a kernel
 
-    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool, distance: float = 0.0) -> float:
+    def charge(self, fam: str, i: int, bn_after_conv: bool, relu_after_bn: bool, distance: float = 0.0,
+               code_evicted: float = 1.0) -> float:
         """Seconds row ``i`` (of family ``fam``) pays for what came before it, and note its call.
 
         Its code is cold when its family was called long ago (``COLD_GAP`` rows) or right after a conv or
         a linear (oneDNN's kernels and their operands fill the caches): it pays at least its family's cold
         start, after ``distance`` bytes of traffic since the family's last call (``TimeModel.cold_at``);
-        of a run of views and identities after a conv only the first of each family is cold."""
+        of a run of views and identities after a conv only the first of each family is cold.  A BatchNorm
+        right after a conv pays what such a conv leaves it, between the probe with its code warm and the
+        one from the pass state by ``code_evicted`` (``bn_code_evicted``; the latter alone without the
+        former)."""
         after_compute = (self.previous in COMPUTE_FAMILIES
                          and (fam not in NO_KERNEL or self.last.get(fam, -1) < self.last_compute))
         cold_code = fam not in self.last or i - self.last[fam] > COLD_GAP or after_compute
         cold = self.cold_at(fam, distance)
-        if bn_after_conv:
+        if bn_after_conv and self.after_bn_warm is not None and self.after_bn is not None:
+            paid = self.after_bn_warm + code_evicted * (self.after_bn - self.after_bn_warm)
+        elif bn_after_conv:
             paid = self.after_bn or 0.0
         elif relu_after_bn:
             paid = self.after_bn_relu or 0.0
@@ -522,11 +558,12 @@ class Leftovers:
         return paid
 
     def leave(self, fam: str, bn_after_conv: bool, successor: Optional[float], successor_bn: Optional[float],
-              successor_bn_relu: Optional[float]) -> None:
+              successor_bn_relu: Optional[float], successor_bn_warm: Optional[float] = None) -> None:
         """What row of family ``fam`` leaves the next one (``TimeModel.predict_row``'s successor terms)."""
         if fam not in NO_KERNEL:  # a view passes the state on
             self.after_bn_relu = self.bn_relu_next if bn_after_conv else None
             self.after, self.after_bn, self.bn_relu_next = successor or 0.0, successor_bn, successor_bn_relu
+            self.after_bn_warm = successor_bn_warm
 
 
 def _share(value: float, ceiling: float) -> str:
