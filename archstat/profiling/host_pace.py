@@ -49,7 +49,8 @@ import torch
 from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COLD_LEVELS, EVICTED
 from archstat.profiling.timing import time_calls
 
-TIME_KEYS = ("time_s", "hot_s", EVICTED, "after_s", AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM)  # a calibration point's timings (s)
+# a calibration point's timings (s)
+TIME_KEYS = ("time_s", "hot_s", EVICTED, "after_s", AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM)
 PACE = "pace"  # the key of a calibration point's probe readings (seconds per probe)
 PROBE_REPEAT = 9
 # sized for a CPU host; on a GPU the three are launch-bound (a 2 x 16 MiB copy fits an H100's L2), a reading
@@ -97,9 +98,10 @@ def between(before: dict[str, float], after: dict[str, float]) -> dict[str, floa
 
 
 def at_pace(point: dict[str, Any], pace: Optional[dict[str, float]]) -> dict[str, Any]:
-    """A calibration ``point`` with its timings (``TIME_KEYS``, and each of its ``COLD_LEVELS``) re-read at the machine's ``pace``: each
-    multiplied by ``pace_factor(pace, point[PACE])``, and ``PACE`` set to ``pace``; the point as it is
-    where either reading is missing (a calibration from before the probes, or no reading now)."""
+    """A calibration ``point`` with its timings (``TIME_KEYS``, and each of its ``COLD_LEVELS``) re-read at
+    the machine's ``pace``: each multiplied by ``pace_factor(pace, point[PACE])``, and ``PACE`` set to
+    ``pace``; the point as it is where either reading is missing (a calibration from before the probes, or
+    no reading now)."""
     if not pace or not point.get(PACE):
         return point
     scale = pace_factor(pace, point[PACE])

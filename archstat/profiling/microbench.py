@@ -45,7 +45,8 @@ from archstat.engine.analyze import analyze
 from archstat.profiling import fresh_pages
 from archstat.profiling.cpu_caches import last_level_cache_bytes
 from archstat.profiling.host_pace import PACE, between, read_pace
-from archstat.profiling.op_families import AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COLD_LEVELS, EVICTED, MEMORY_FAMILIES, NO_KERNEL, NORMALIZED, family, features, output_bytes, work
+from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COLD_LEVELS, EVICTED, MEMORY_FAMILIES,
+                                            NO_KERNEL, NORMALIZED, family, features, output_bytes, work)
 from archstat.progress import bar
 from archstat.profiling.timing import stats, time_calls
 

@@ -34,9 +34,9 @@ MEMORY_FAMILIES = ("activation", "elementwise", "batch_norm", "pool_max", "pool_
 NORMALIZED = "normalized"  # a max pool benchmark's input went through a BatchNorm (microbench.pool_input)
 AFTER_BN = "after_bn_s"  # a conv benchmark's successor penalty with a BatchNorm probe (microbench.batch_norm_probe)
 AFTER_BN_RELU = "after_bn_relu_s"  # and the in-place ReLU's after that BatchNorm (microbench.chain_penalties)
-AFTER_BN_WARM = "after_bn_warm_s"  # the BatchNorm probe with its own code warm: called one conv before (microbench.chain_penalties)
+AFTER_BN_WARM = "after_bn_warm_s"  # that probe with the BatchNorm's code warm (microbench.chain_penalties, warm)
 EVICTED = "evicted_s"  # a conv or concat benchmark timed as a pass calls it: the private caches refilled (microbench.as_in_a_pass)
-COLD_LEVELS = "cold_levels"  # a small memory benchmark timed after larger flushes: [[bytes, s], ...] (microbench.cold_level_times)
+COLD_LEVELS = "cold_levels"  # after larger flushes: [[bytes, s], ...] (microbench.cold_level_times)
 KIND_FAMILY = {"activation": "activation", "elementwise": "elementwise", "batch_norm": "batch_norm",
                "adaptive_pool": "adaptive_pool", "concat": "concat", "copy": "copy", "lrn": "lrn",
                "linear": "linear", "matmul": "linear", "view": "dispatch", "identity": "identity",

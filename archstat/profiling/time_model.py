@@ -94,9 +94,10 @@ measures ``successor_s`` is the smallest kernel there is, and misses the larger 
   smallest kernel there is, understates it for the BatchNorm's larger code.  The rule needs the
   back-to-back fit, so it is off with the private-caches rule (a calibration without
   ``private_cache_bytes``) and on a GPU, whose calibrations measure neither; ``describe()`` lists the
-  families it applies after (``batch_norm_after``).  Where the BatchNorm family ran within the private caches' worth of traffic before (one conv ago in a
-  network of conv-BN-ReLU blocks), its code is warm: the penalty moves towards the same probe timed with
-  the BatchNorm called just before the conv (``AFTER_BN_WARM``), by ``bn_code_evicted`` (GRID_VERSION 23).
+  families it applies after (``batch_norm_after``).  Where the BatchNorm family ran within the private
+  caches' worth of traffic before (one conv ago in a network of conv-BN-ReLU blocks), its code is warm:
+  the penalty moves towards the same probe timed with the BatchNorm called just before the conv
+  (``AFTER_BN_WARM``), by ``bn_code_evicted`` (GRID_VERSION 23).
 * A ReLU right after such a BatchNorm: likewise back to back plus what the conv and its BatchNorm were
   measured to leave a ReLU after them (the same chain, timed in one go: ``microbench.chain_penalties``;
   ``conv_leaves_s(.., AFTER_BN_RELU)``, read as the BatchNorm's).  Priced with the BatchNorm's own
@@ -142,9 +143,9 @@ from archstat.profiling.fit_curves import (PROBE_FLOOR_S, Curve, RateFit, bandwi
                                            successor_curves, successor_features, successor_neighbours)
 from archstat.profiling.fresh_pages import is_fresh
 from archstat.profiling.host_pace import PACE, at_pace, pace_factor
-from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COMPUTE_FAMILIES, EVICTED, NO_KERNEL, NORMALIZED,
-                                            batch_of, calibrated, family, features, global_pool, nearest_window,
-                                            output_bytes, window_of, work)
+from archstat.profiling.op_families import (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM, COMPUTE_FAMILIES, EVICTED, NO_KERNEL,
+                                            NORMALIZED, batch_of, calibrated, family, features, global_pool,
+                                            nearest_window, output_bytes, window_of, work)
 from archstat.profiling.microbench import EVICT_BYTES, FLUSH_BYTES
 from archstat.profiling.pass_state import (family_reuse_bytes, fresh_operand_bytes, in_private_caches, model_input_bytes,
                                            normalized_sources)
@@ -227,7 +228,8 @@ class TimeModel:
         # and what it leaves a BatchNorm whose code is warm (it ran one conv ago): ``bn_code_evicted``
         self.after_bn_warm_curve = successor_curves(by, AFTER_BN_WARM, "bytes")
         # the same two probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
-        self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM)}
+        self.after_conv_near = {probe: successor_neighbours(by, probe)
+                                for probe in (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM)}
 
     def fit_compute(self, f: str, ps: list[dict[str, Any]]) -> None:
         """A compute family's rate fit (``RateFit`` over the benchmarks well above the family's floor), and
