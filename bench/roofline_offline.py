@@ -176,7 +176,7 @@ def main() -> None:
             cal["state"]["private_cache_bytes"] = a.private_cache_bytes
         if a.no_warm:
             cal["state"]["private_cache_bytes"] = 0
-        dropped = (({AFTER_BN, AFTER_BN_RELU} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
+        dropped = (({AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM} if a.no_after_bn else set()) | ({AFTER_BN_RELU} if a.no_after_bn_relu else set())
                    | ({EVICTED} if a.no_evicted else set()) | ({COLD_LEVELS} if a.no_cold_levels else set())
                    | ({AFTER_BN_WARM} if a.no_bn_warm_code else set()))
         cal["points"] = [{k: v for k, v in p.items() if k not in dropped

@@ -538,11 +538,16 @@ def test_a_cold_start_follows_the_traffic_since_the_family_last_ran():
             p["hot_s"] = p["time_s"] - 1e-6 if p["bytes"] == 8.0 else p["time_s"]
             if p["bytes"] == 8.0:  # 5 us of cold start after 256 MiB, 3 after 1 GiB (noise): 4 and 4
                 p[COLD_LEVELS] = [[256.0 * mib, p["hot_s"] + 5e-6], [1024.0 * mib, p["hot_s"] + 3e-6]]
+        if p["family"] == "dispatch":  # a cold start (0.5 us), no levels
+            p["hot_s"] = 1e-6
     tm = TimeModel(pts)
     assert tm.cold["activation"] == pytest.approx(1e-6) and tm.describe()["cold_levels"] == ["activation"]
     assert [tm.cold_at("activation", d) for d in (mib, FLUSH_BYTES, 128 * mib, 256 * mib, 4096 * mib)] == \
         pytest.approx([1e-6, 1e-6, 2.5e-6, 4e-6, 4e-6])  # 128 MiB: halfway in log bytes from 64 to 256
-    assert tm.cold_at("dispatch", 4096 * mib) == tm.cold.get("dispatch", 0.0)  # no levels: as at 64 MiB
+    assert tm.cold_at("dispatch", 4096 * mib) == pytest.approx(0.5e-6)  # no levels: as at 64 MiB
+    # a level read below the base (noise) never pulls the curve under it
+    low = [{**p, COLD_LEVELS: [[256.0 * mib, p["hot_s"] + 0.2e-6]]} if COLD_LEVELS in p else p for p in pts]
+    assert TimeModel(low).cold_at("activation", 256 * mib) == pytest.approx(1e-6)
     # a ReLU, a 1x1 conv over 64 MiB planes, a ReLU: the second ReLU finds the conv's traffic since the first
     net = nn.Sequential(nn.ReLU(), nn.Conv2d(64, 64, 1), nn.ReLU())
     recs = rows_of(net, (64, 512, 512), batch=1)
@@ -556,6 +561,9 @@ def test_a_cold_start_follows_the_traffic_since_the_family_last_ran():
     one = {"family": "activation", "time_s": 1.0, "signature": ["a"], COLD_LEVELS: [[1.0, 3.0], [2.0, 5.0]]}
     two = {**one, COLD_LEVELS: [[1.0, 4.0], [2.0, 2.0]]}
     assert combine([[one], [two]])[0][COLD_LEVELS] == [[1.0, 3.0], [2.0, 2.0]]
+    # by flush size, not position; a size not every pass timed is left out
+    three = {**one, COLD_LEVELS: [[2.0, 1.0]]}
+    assert combine([[one], [three]])[0][COLD_LEVELS] == [[2.0, 1.0]]
 
 
 def test_views_and_identity_modules_pay_only_their_cold_start_and_pass_the_successor_on():
@@ -711,6 +719,7 @@ def test_a_batch_norm_whose_code_is_warm_pays_the_warm_probe():
     ``warm + share * (pass state - warm)`` of what such convs leave it; without the warm probe, the
     pass-state one as before."""
     from archstat.profiling.op_families import AFTER_BN, AFTER_BN_WARM
+    from archstat.profiling.pass_state import family_reuse_bytes
     from archstat.profiling.time_model import bn_code_evicted
 
     mib = 2 ** 20
@@ -731,6 +740,12 @@ def test_a_batch_norm_whose_code_is_warm_pays_the_warm_probe():
     assert tm.describe()["batch_norm_after_warm_code"] == ["conv"]
     bns = tm.predict(rows, 1, 4).query("family == 'batch_norm'")
     assert list(bns.t_after_s) == pytest.approx([5e-6, 5e-6])
+    # between: with private caches of a tenth of the traffic since the last BatchNorm, part of the way
+    gap = family_reuse_bytes(rows.to_dict("records"), 1, 4)[4]  # the second BatchNorm's
+    share = bn_code_evicted(gap, gap / 10)
+    mid = TimeModel(pts, {"private_cache_bytes": gap / 10}).predict(rows, 1, 4).iloc[4]
+    assert 0 < share < 1 and mid["t_after_s"] == pytest.approx(5e-6 + share * 15e-6)
+    assert bn_code_evicted(12 * mib, 16 * mib) == 0.0  # private caches larger than the pass state's 8 MiB
     old = TimeModel([{k: v for k, v in p.items() if k != AFTER_BN_WARM} for p in pts], {"private_cache_bytes": 4 * mib})
     assert list(old.predict(rows, 1, 4).query("family == 'batch_norm'").t_after_s) == pytest.approx([20e-6, 20e-6])
 

@@ -113,8 +113,9 @@ def cold_curves(by: dict[str, list[dict]], cold: dict[str, float], hot_floor: di
     """Per family with ``COLD_LEVELS`` on some benchmark, ``(log flush bytes, cold start)``: at
     ``base_bytes`` (the grid's own flush) its cold start ``cold[f]``, at each larger flush ``L`` the least
     time of its benchmarks timed after ``L`` less its warm floor, ``min_i t_i(L) - hot_floor[f]`` (as the
-    floor is the least flushed time), made non-decreasing (``monotone``: more traffic never leaves a
-    family's code warmer)."""
+    floor is the least flushed time), at least ``cold[f]`` and made non-decreasing (``monotone``: more
+    traffic never leaves a family's code warmer; a level that read below the base, noise where the flush
+    to DRAM is no deeper than the grid's own, would otherwise pull the curve under ``cold[f]``)."""
     curves = {}
     for f, ps in by.items():
         levels = [p[COLD_LEVELS] for p in ps if COLD_LEVELS in p]
@@ -122,7 +123,7 @@ def cold_curves(by: dict[str, list[dict]], cold: dict[str, float], hot_floor: di
             continue
         sizes = sorted({n for lv in levels for n, _ in lv if n > base_bytes})
         least = [min(t for lv in levels for n, t in lv if n == size) for size in sizes]
-        ys = [cold[f]] + [max(0.0, t - hot_floor[f]) for t in least]
+        ys = [cold[f]] + [max(cold[f], t - hot_floor[f]) for t in least]
         curves[f] = (np.log([base_bytes, *sizes]), np.array(monotone(ys)))
     return curves
 

@@ -524,8 +524,8 @@ def cold_levels() -> list[int]:
 def cold_level_times(call: Callable[[], Any], produce: Optional[Callable[[], Any]],
                      repeat: int = COLD_LEVEL_REPEAT) -> list[list[float]]:
     """``[[flush bytes, seconds], ...]``: the call (a small memory benchmark) timed after each flush of
-    ``cold_levels()`` (the largest one ``flush_to_dram``), ``produce()`` writing its input in between, the
-    median of ``repeat`` calls per level.
+    ``cold_levels()`` (the one of ``dram_flush_bytes()`` by ``flush_to_dram``), ``produce()`` writing its
+    input in between, the median of ``repeat`` calls per level.
 
     Why: a family's cold start (its code, PyTorch's dispatch state for it) grows with the traffic since its
     last call well past ``flush_caches``' 64 MiB on a host with a large L3.  Over a 7x7 plane of 1024
@@ -740,8 +740,9 @@ def combine(runs: list[list[dict[str, Any]]], fastest: bool = True) -> list[dict
         for key in ("after_s", AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM):
             if all(key in p for p in same):
                 point[key] = sum(p[key] for p in same) / len(same)
-        if all(COLD_LEVELS in p for p in same):  # per flush size, as ``time_s``
-            point[COLD_LEVELS] = [[level[0], pick(p[COLD_LEVELS][k][1] for p in same)]
-                                  for k, level in enumerate(same[0][COLD_LEVELS])]
+        if all(COLD_LEVELS in p for p in same):  # per flush size (those every pass timed), as ``time_s``
+            by_size = [dict((n, t) for n, t in p[COLD_LEVELS]) for p in same]
+            point[COLD_LEVELS] = [[n, pick(levels[n] for levels in by_size)] for n, _ in same[0][COLD_LEVELS]
+                                  if all(n in levels for levels in by_size)]
         out.append(point)
     return out

@@ -333,7 +333,8 @@ class TimeModel:
         """A family's cold start when the pass moved ``distance`` bytes since its last call
         (``pass_state.family_reuse_bytes``): ``cold[f]`` up to ``FLUSH_BYTES`` (the flush its floor was
         timed after), above it interpolated in ``log distance`` over ``cold_curve[f]`` (the cold start
-        after flushes of ``FLUSH_BYTES``, 256 MiB and twice the last-level cache, ``microbench.cold_levels``),
+        after flushes of ``FLUSH_BYTES``, 256 MiB and ``microbench.dram_flush_bytes()``, twice the last-level
+        cache within 64 MiB..1 GiB: ``microbench.cold_levels``),
         constant beyond the largest; ``cold[f]`` (0 for a family never timed flushed) without those
         levels (a GPU calibration, one from before GRID_VERSION 22, the families that launch no kernel).
 
@@ -496,17 +497,20 @@ def bn_code_evicted(distance: float, private_bytes: float) -> float:
     """How far a BatchNorm's own code and state have left the private caches since its family last ran,
     ``distance`` bytes of traffic before (``pass_state.family_reuse_bytes``): 0 within ``private_bytes``
     (the private L2s, ``cpu_caches``), 1 from ``EVICT_BYTES`` on (the pass state the conv probes are
-    timed from: ``microbench.as_in_a_pass``), linear in ``log distance`` between; 1 without a size.
+    timed from: ``microbench.as_in_a_pass``), linear in ``log distance`` between; 1 without a size.  Where
+    the private caches exceed ``EVICT_BYTES`` (five or more cores of 2 MiB), 0 up to their size, 1 above.
 
     Why: the BatchNorm probe after a conv is timed from the pass state, whose 8 MiB of other data push the
     BatchNorm's code out of L2; in a network of conv-BN-ReLU blocks the last BatchNorm ran one conv ago.
     Inception-v3's batch norms after convs at batch 1 read a median +15% to +21% on the runs of 17:32-18:03
     UTC 2026-12-02, 10-13 us too slow where their family had run within 4 MiB of traffic (their ranks
     cost its Spearman most of its gap to 0.95) and right where it had not."""
-    if not private_bytes or distance >= EVICT_BYTES:
+    if not private_bytes:
         return 1.0
-    if distance <= private_bytes:
+    if distance <= private_bytes:  # first: on many cores the private L2s together exceed ``EVICT_BYTES``
         return 0.0
+    if distance >= EVICT_BYTES:
+        return 1.0
     return math.log(distance / private_bytes) / math.log(EVICT_BYTES / private_bytes)
 
 
