@@ -515,10 +515,12 @@ COLD_LEVEL_CASE_BYTES = 64 * 2 ** 10  # the memory benchmarks timed at the cold 
 COLD_LEVEL_REPEAT = 5
 
 
-def cold_levels() -> list[int]:
-    """The flush sizes ``cold_level_times`` times after: ``COLD_LEVEL_BYTES`` and ``dram_flush_bytes()``,
-    those above ``FLUSH_BYTES`` (on a host with an L3 of 32 MiB or less the flush to DRAM is the base one)."""
-    return sorted({n for n in (COLD_LEVEL_BYTES, dram_flush_bytes()) if n > FLUSH_BYTES})
+def cold_levels(dram_bytes: Optional[int] = None) -> list[int]:
+    """The flush sizes ``cold_level_times`` times after: ``COLD_LEVEL_BYTES`` and ``dram_flush_bytes()``
+    (``dram_bytes`` when given), those above ``FLUSH_BYTES`` (on a host with an L3 of 32 MiB or less the
+    flush to DRAM is the base one)."""
+    dram = dram_flush_bytes() if dram_bytes is None else dram_bytes
+    return sorted({n for n in (COLD_LEVEL_BYTES, dram) if n > FLUSH_BYTES})
 
 
 def cold_level_times(call: Callable[[], Any], produce: Optional[Callable[[], Any]],
@@ -534,9 +536,9 @@ def cold_level_times(call: Callable[[], Any], produce: Optional[Callable[[], Any
     (19), an in-place ReLU 20, 35, 45, 57 and 57 (5).  A model's global pool runs once a pass, a whole
     pass of traffic (114-2566 MB for the benchmark models) after its last call: priced at the 64 MiB
     level it read -67% to -76% in every model of a run of that day (the time model's ``cold_at``)."""
-    dram = dram_flush_bytes()
+    dram = dram_flush_bytes()  # sysfs read once
     out = []
-    for nbytes in cold_levels():
+    for nbytes in cold_levels(dram):
         flush = flush_to_dram if nbytes == dram else (lambda n=nbytes: write_buffer("cold_level", n))
         out.append([float(nbytes), stats(flushed_times(call, repeat, produce, flush))["median"]])
     return out

@@ -150,6 +150,7 @@ from archstat.profiling.microbench import EVICT_BYTES, FLUSH_BYTES
 from archstat.profiling.pass_state import (family_reuse_bytes, fresh_operand_bytes, in_private_caches, model_input_bytes,
                                            normalized_sources)
 
+CONV_PROBES = (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM)  # what a conv benchmark was measured to leave the ops after it
 COLD_GAP = 10  # rows since a family's last call after which its code counts as cold (the cold start)
 # multi-input families priced in part back to back when the op before wrote one operand (``fresh_operand_bytes``):
 # residual adds; concats were tried too and read worse (docs/measured.md)
@@ -219,17 +220,14 @@ class TimeModel:
         # a linear's output is small and its weights stream through the caches: what it leaves follows its
         # bytes moved (VGG-16's first classifier layer writes 16-131 KB and streams 411 MB)
         self.after_curve.update(successor_curves({f: by[f] for f in SUCCESSOR_BY_BYTES if f in by}, "after_s", "bytes"))
-        # what a conv leaves a BatchNorm after it, measured so, against the conv's bytes moved (its
-        # weights and input displace the caches too: a 1x1 conv writing 1.5 MB and moving 96 MB left a
-        # ReLU 60 us, a 3x3 one writing 0.9 MB and moving 1.1 MB 4 us)
-        self.after_bn_curve = successor_curves(by, AFTER_BN, "bytes")
-        # and what it leaves the ReLU after that BatchNorm (the same chain, ``microbench.chain_penalties``)
-        self.after_bn_relu_curve = successor_curves(by, AFTER_BN_RELU, "bytes")
-        # and what it leaves a BatchNorm whose code is warm (it ran one conv ago): ``bn_code_evicted``
-        self.after_bn_warm_curve = successor_curves(by, AFTER_BN_WARM, "bytes")
-        # the same two probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
-        self.after_conv_near = {probe: successor_neighbours(by, probe)
-                                for probe in (AFTER_BN, AFTER_BN_RELU, AFTER_BN_WARM)}
+        # what a conv leaves a BatchNorm after it (``AFTER_BN``), the ReLU after that BatchNorm (``AFTER_BN_RELU``:
+        # the same chain, ``microbench.chain_penalties``) and a BatchNorm whose code is warm (``AFTER_BN_WARM``: it
+        # ran one conv ago, ``bn_code_evicted``), measured so, against the conv's bytes moved (its weights and
+        # input displace the caches too: a 1x1 conv writing 1.5 MB and moving 96 MB left a ReLU 60 us, a 3x3 one
+        # writing 0.9 MB and moving 1.1 MB 4 us)
+        self.conv_probe_curves = {probe: successor_curves(by, probe, "bytes") for probe in CONV_PROBES}
+        # the same probes read from the nearest benchmarks in (output bytes, other bytes): ``conv_leaves_s``
+        self.after_conv_near = {probe: successor_neighbours(by, probe) for probe in CONV_PROBES}
 
     def fit_compute(self, f: str, ps: list[dict[str, Any]]) -> None:
         """A compute family's rate fit (``RateFit`` over the benchmarks well above the family's floor), and
@@ -290,10 +288,9 @@ class TimeModel:
         The output's size is what sets it: a conv whose output fits the caches leaves 2-30 us behind,
         one writing 9-30 MB 100-560 us (the next op reads it back from DRAM); 0 without a calibration.
         ``size``: the op's output bytes (a ``SUCCESSOR_BY_BYTES`` family's bytes moved); with
-        ``probe=AFTER_BN`` (what a conv leaves a BatchNorm) or ``AFTER_BN_RELU`` (what it leaves the ReLU
-        after that BatchNorm) its bytes moved."""
-        curves = {AFTER_BN: self.after_bn_curve, AFTER_BN_RELU: self.after_bn_relu_curve,
-                  AFTER_BN_WARM: self.after_bn_warm_curve}.get(probe, self.after_curve)
+        ``probe`` one of ``CONV_PROBES`` (what a conv leaves a BatchNorm, the ReLU after that BatchNorm, a
+        BatchNorm with its code warm) its bytes moved."""
+        curves = self.conv_probe_curves.get(probe, self.after_curve)
         if fam not in curves or not size:
             return 0.0
         lb, ys = curves[fam]
@@ -376,12 +373,14 @@ class TimeModel:
         return {"points": self.n_points, "floor_s": self.floor, "warm_floor_s": self.hot_floor,
                 "private_cache_bytes": self.private_bytes if self.warm is not None else None,
                 # the families whose BatchNorm successor was measured; the rule also needs the warm fit
-                "batch_norm_after": sorted(self.after_bn_curve) if self.warm is not None else [],
+                "batch_norm_after": sorted(self.conv_probe_curves[AFTER_BN]) if self.warm is not None else [],
                 # the families whose probe is also read from the nearest benchmarks (``conv_leaves_s``)
                 "batch_norm_after_neighbours": sorted(self.after_conv_near[AFTER_BN]) if self.warm is not None else [],
-                "relu_after_batch_norm_after": sorted(self.after_bn_relu_curve) if self.warm is not None else [],
+                "relu_after_batch_norm_after": (sorted(self.conv_probe_curves[AFTER_BN_RELU])
+                                                if self.warm is not None else []),
                 # the families whose BatchNorm probe was also measured with the BatchNorm's code warm
-                "batch_norm_after_warm_code": sorted(self.after_bn_warm_curve) if self.warm is not None else [],
+                "batch_norm_after_warm_code": (sorted(self.conv_probe_curves[AFTER_BN_WARM])
+                                               if self.warm is not None else []),
                 "cold_weights": self.weights_fit,  # t_weights on (``cold_weights_s``)
                 # the families whose cold start follows the traffic since their last call (``cold_at``)
                 "cold_levels": sorted(self.cold_curve),
@@ -432,12 +431,9 @@ class TimeModel:
                 "calibrated": calibrated(row), "_bw_family": fam_bw,
                 "_successor_s": (self.successor_s(fam, nbytes if fam in SUCCESSOR_BY_BYTES else out_bytes)
                                  if fam not in NO_KERNEL else None),
-                "_successor_bn_s": (self.conv_leaves_s(fam, AFTER_BN, nbytes, out_bytes)
-                                    if fam in self.after_bn_curve else None),
-                "_successor_bn_relu_s": (self.conv_leaves_s(fam, AFTER_BN_RELU, nbytes, out_bytes)
-                                         if fam in self.after_bn_relu_curve else None),
-                "_successor_bn_warm_s": (self.conv_leaves_s(fam, AFTER_BN_WARM, nbytes, out_bytes)
-                                         if fam in self.after_bn_warm_curve else None)}
+                # per probe of ``CONV_PROBES``, what this op (a conv) leaves the ops after it; None where unmeasured
+                "_conv_leaves": {probe: (self.conv_leaves_s(fam, probe, nbytes, out_bytes)
+                                         if fam in self.conv_probe_curves[probe] else None) for probe in CONV_PROBES}}
 
     def predict(self, rows: pd.DataFrame, batch: int, itemsize: int, peak: float = math.nan,
                 copy_bw: float = math.nan) -> pd.DataFrame:
@@ -487,8 +483,7 @@ class TimeModel:
                 " (back to back, plus what a conv and its BatchNorm were measured to leave a ReLU)" if relu_after_bn else
                 f" (back to back: its operands in the {self.private_bytes / 2 ** 20:.0f} MiB of private caches)" if warm_row else "")
             p.pop("_bw_family")
-            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_successor_bn_s"), p.pop("_successor_bn_relu_s"),
-                       p.pop("_successor_bn_warm_s"))
+            left.leave(fam, bn_after_conv, p.pop("_successor_s"), p.pop("_conv_leaves"))
             out.append(p)
         return pd.DataFrame(out, columns=MODEL_COLUMNS, index=rows.index)
 
@@ -563,13 +558,15 @@ class Leftovers:
         self.previous = self.previous if fam in NO_KERNEL else fam
         return paid
 
-    def leave(self, fam: str, bn_after_conv: bool, successor: Optional[float], successor_bn: Optional[float],
-              successor_bn_relu: Optional[float], successor_bn_warm: Optional[float] = None) -> None:
-        """What row of family ``fam`` leaves the next one (``TimeModel.predict_row``'s successor terms)."""
+    def leave(self, fam: str, bn_after_conv: bool, successor: Optional[float],
+              conv_leaves: dict[str, Optional[float]]) -> None:
+        """What row of family ``fam`` leaves the next one (``TimeModel.predict_row``'s successor terms:
+        ``successor_s``, and per probe of ``CONV_PROBES`` what a conv leaves)."""
         if fam not in NO_KERNEL:  # a view passes the state on
             self.after_bn_relu = self.bn_relu_next if bn_after_conv else None
-            self.after, self.after_bn, self.bn_relu_next = successor or 0.0, successor_bn, successor_bn_relu
-            self.after_bn_warm = successor_bn_warm
+            self.after, self.after_bn, self.bn_relu_next = (successor or 0.0, conv_leaves.get(AFTER_BN),
+                                                            conv_leaves.get(AFTER_BN_RELU))
+            self.after_bn_warm = conv_leaves.get(AFTER_BN_WARM)
 
 
 def _share(value: float, ceiling: float) -> str:
